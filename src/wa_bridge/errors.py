@@ -1,0 +1,102 @@
+"""The exception tree of wa-bridge.
+
+::
+
+    WaBridgeError
+    ├── ConfigError               bad settings or mapping file: fail at startup, CLI exit 2
+    ├── RetryableError            has retry_after_s: float | None
+    │   ├── CrmUnavailable        timeout, connect error, 5xx
+    │   ├── CrmRateLimited        429 (+ Retry-After)
+    │   ├── BusUnavailable        Kafka unreachable or not acknowledging in time
+    │   └── StoreUnavailable      database connection lost
+    └── PermanentError            never retried → dead letter, with the reason
+        ├── InvalidEvent          cannot parse, normalize or map
+        ├── UnknownRoute          an event for a phone_number_id this deployment does not serve
+        ├── MappingOutputInvalid  fails a type, catalog or required-field check
+        └── CrmRejected           4xx validation or auth (status_code, crm_error)
+
+The worker decides an event's fate by error class alone. Errors carry ids, never personal
+data, and their message says what to do next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BusUnavailable",
+    "ConfigError",
+    "CrmRateLimited",
+    "CrmRejected",
+    "CrmUnavailable",
+    "InvalidEvent",
+    "MappingOutputInvalid",
+    "PermanentError",
+    "RetryableError",
+    "StoreUnavailable",
+    "UnknownRoute",
+    "WaBridgeError",
+]
+
+
+class WaBridgeError(Exception):
+    """Base class of every error wa-bridge raises on purpose."""
+
+
+class ConfigError(WaBridgeError, ValueError):
+    """A setting or a mapping file is wrong; raised at start-up (CLI exit code 2)."""
+
+
+class RetryableError(WaBridgeError):
+    """A failure that may pass if the same work is tried again later."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class CrmUnavailable(RetryableError):
+    """The CRM timed out, refused the connection or answered 5xx."""
+
+
+class CrmRateLimited(RetryableError):
+    """The CRM answered 429 (or its own rate-limit equivalent); honour retry_after_s."""
+
+
+class BusUnavailable(RetryableError):
+    """Kafka is unreachable or did not acknowledge within the deadline."""
+
+
+class StoreUnavailable(RetryableError):
+    """The state database is unreachable or lost its connection."""
+
+
+class PermanentError(WaBridgeError):
+    """A failure that will not pass by retrying; the event is dead-lettered with the reason."""
+
+
+class InvalidEvent(PermanentError):
+    """The event cannot be parsed, normalized or mapped."""
+
+
+class UnknownRoute(PermanentError):
+    """The event is for a phone_number_id this deployment does not serve."""
+
+
+class MappingOutputInvalid(PermanentError):
+    """Mapped output fails a type, catalog, length or required-field check.
+
+    ``location`` is ``file:line`` of the mapping rule that produced the value.
+    """
+
+    def __init__(self, message: str, *, location: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.location = location
+        self.field = field
+
+
+class CrmRejected(PermanentError):
+    """The CRM refused the request (4xx validation or auth); ``crm_error`` is its message."""
+
+    def __init__(self, message: str, *, status_code: int, crm_error: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.crm_error = crm_error

@@ -1,0 +1,171 @@
+"""Canonical events: the contract between the receiver half and the worker half.
+
+A canonical event is a CloudEvents 1.0 event in structured JSON mode. The attributes are
+the standard ones plus two extensions:
+
+- ``recvtime``: when wa-bridge received the webhook (for lag). ``time`` is always Meta's
+  event time (for order and SLAs); never show ``recvtime`` as the message time.
+- ``wabaid``: the WhatsApp Business Account id (``entry[].id``), the scope of a BSUID.
+
+``data`` is a JSON object whose shape is fixed per ``type`` by ``schemas/<type>.json``.
+Every event's data carries ``contact`` (see :class:`Contact`) when the item names a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, cast, get_args
+
+import orjson
+
+__all__ = [
+    "EVENT_TYPES",
+    "SPECVERSION",
+    "CanonicalEvent",
+    "Contact",
+    "EventType",
+    "JsonObject",
+]
+
+SPECVERSION: Final = "1.0"
+
+EventType = Literal[
+    "whatsapp.message.received",
+    "whatsapp.message.status",
+    "whatsapp.message.echo",
+    "whatsapp.template.status",
+    "whatsapp.template.quality",
+    "whatsapp.template.category",
+    "whatsapp.phone_number.quality",
+    "whatsapp.account.update",
+    "whatsapp.user.preferences",
+    "whatsapp.user.id_update",
+    "whatsapp.error",
+    "whatsapp.unknown",
+    "inbox.conversation.assigned",
+    "inbox.conversation.tagged",
+    "inbox.conversation.resolved",
+    "inbox.conversation.converted",
+    "inbox.conversation.csat",
+]
+EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
+
+# JSON data as it travels inside an event; the schemas in schemas/ give it its shape.
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Who an event is about, as far as the webhook tells.
+
+    ``key`` is the best identifier known at receipt: the E.164 phone when there is one,
+    else ``bsuid:<user_id>``. ``wa_id`` (or ``user_id``) is the address to reply to,
+    exactly as Meta sent it: never normalize it. Identity across events is resolved in the
+    worker, not here.
+    """
+
+    key: str | None
+    phone_e164: str | None = None
+    wa_id: str | None = None
+    user_id: str | None = None
+    parent_user_id: str | None = None
+    username: str | None = None
+    profile_name: str | None = None
+    country: str | None = None
+
+    def to_dict(self) -> JsonObject:
+        return {
+            "key": self.key,
+            "phone_e164": self.phone_e164,
+            "wa_id": self.wa_id,
+            "user_id": self.user_id,
+            "parent_user_id": self.parent_user_id,
+            "username": self.username,
+            "profile_name": self.profile_name,
+            "country": self.country,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Contact:
+        return cls(
+            key=raw.get("key"),
+            phone_e164=raw.get("phone_e164"),
+            wa_id=raw.get("wa_id"),
+            user_id=raw.get("user_id"),
+            parent_user_id=raw.get("parent_user_id"),
+            username=raw.get("username"),
+            profile_name=raw.get("profile_name"),
+            country=raw.get("country"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalEvent:
+    """One CloudEvents 1.0 event. ``id`` is deterministic: the idempotency key downstream."""
+
+    id: str
+    type: EventType
+    source: str
+    time: str
+    data: JsonObject = field(repr=False)
+    subject: str | None = field(default=None, repr=False)
+    recvtime: str | None = None
+    wabaid: str | None = None
+    specversion: str = SPECVERSION
+    datacontenttype: str = "application/json"
+
+    @property
+    def contact_key(self) -> str | None:
+        """The Kafka key: the contact key known at receipt (``subject``)."""
+        return self.subject
+
+    def to_dict(self) -> JsonObject:
+        out: JsonObject = {
+            "specversion": self.specversion,
+            "id": self.id,
+            "type": self.type,
+            "source": self.source,
+            "time": self.time,
+            "datacontenttype": self.datacontenttype,
+        }
+        if self.subject is not None:
+            out["subject"] = self.subject
+        if self.recvtime is not None:
+            out["recvtime"] = self.recvtime
+        if self.wabaid is not None:
+            out["wabaid"] = self.wabaid
+        out["data"] = self.data
+        return out
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> CanonicalEvent:
+        """Build an event from its structured-JSON form; raises KeyError/TypeError if bad."""
+        event_type = raw["type"]
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}")
+        data = raw.get("data")
+        if not isinstance(data, dict):
+            raise TypeError("event data must be a JSON object")
+        return cls(
+            id=str(raw["id"]),
+            type=cast(EventType, event_type),
+            source=str(raw["source"]),
+            time=str(raw["time"]),
+            data=data,
+            subject=raw.get("subject"),
+            recvtime=raw.get("recvtime"),
+            wabaid=raw.get("wabaid"),
+            specversion=str(raw.get("specversion", SPECVERSION)),
+            datacontenttype=str(raw.get("datacontenttype", "application/json")),
+        )
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> CanonicalEvent:
+        raw = orjson.loads(payload)
+        if not isinstance(raw, dict):
+            raise TypeError("a canonical event is a JSON object")
+        return cls.from_dict(raw)
