@@ -39,8 +39,6 @@ def _register() -> None:
         module.register(app)
 
 
-
-
 @app.command()
 def version() -> None:
     """Print the wa-bridge version."""
