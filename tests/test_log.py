@@ -1,0 +1,55 @@
+"""Logging never carries personal data."""
+
+from __future__ import annotations
+
+import pytest
+import structlog
+
+from wa_bridge.log import configure_logging, get_logger, hash_key, redact
+
+PHONE = "+5215512345678"
+TEXT = "mi pedido no llegó"
+
+
+def test_redact_drops_denied_keys_at_any_depth() -> None:
+    out = redact(
+        {
+            "event_id": "wa:messages:wamid.X",
+            "contact": {"phone_e164": PHONE, "profile_name": "Ana", "country": "MX"},
+            "items": [{"text": TEXT}],
+            "contact_key": PHONE,
+        }
+    )
+    flat = repr(out)
+    assert PHONE not in flat
+    assert TEXT not in flat
+    assert "Ana" not in flat
+    assert out["event_id"] == "wa:messages:wamid.X"
+    assert out["contact"]["country"] == "MX"
+    assert out["contact_key"] == hash_key(PHONE)
+
+
+def test_hash_key_is_stable_and_short() -> None:
+    assert hash_key(PHONE) == hash_key(PHONE)
+    assert hash_key(PHONE) != hash_key("+525512345679")
+    assert len(hash_key(PHONE)) == 14
+
+
+def test_long_values_are_truncated() -> None:
+    out = redact({"detail": "x" * 1000})
+    assert len(out["detail"]) < 250
+
+
+def test_configured_logger_output_has_no_pii(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(fmt="json", level="INFO")
+    try:
+        get_logger("test").info(
+            "event_published", contact_key=PHONE, wa_id="5215512345678", text=TEXT, offset=3
+        )
+        err = capsys.readouterr().err
+    finally:
+        structlog.reset_defaults()
+    assert "event_published" in err
+    assert '"offset": 3' in err
+    assert "5512345678" not in err
+    assert TEXT not in err
