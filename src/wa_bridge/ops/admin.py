@@ -1,0 +1,171 @@
+"""The admin API: dead letters for the ops engineer, behind role tokens, every call audited.
+
+Mounted by the receiver's FastAPI app under ``/admin`` when a state database and admin
+tokens are configured. Replay goes through the worker's normal path (mapping → connector)
+via the :class:`Replayer` seam, so a fixed mapping or a CRM that is back applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Annotated, Literal, Protocol
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel
+
+from wa_bridge.ops.auth import Principal, Role, TokenBook
+from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, Store
+
+__all__ = ["ReplayOutcome", "Replayer", "build_admin_router"]
+
+
+class ReplayOutcome(BaseModel):
+    id: int
+    result: Literal["replayed", "failed", "would_replay", "not_found", "not_open"]
+    error: str | None = None
+
+
+class Replayer(Protocol):
+    """Replays dead letters through the worker pipeline (implemented in wa_bridge.worker)."""
+
+    async def replay(
+        self, ids: Sequence[int], *, dry_run: bool, actor: str
+    ) -> list[ReplayOutcome]: ...
+
+
+class DeadLetterSummary(BaseModel):
+    id: int
+    event_id: str
+    event_type: str
+    error_class: str
+    error_message: str
+    crm_error: str | None
+    attempts: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+    status: DeadLetterStatus
+
+
+class DeadLetterDetail(DeadLetterSummary):
+    errors: list[str]
+    event: str  # the canonical event JSON as consumed
+
+
+def _summary(letter: DeadLetter) -> DeadLetterSummary:
+    return DeadLetterSummary(
+        id=letter.id,
+        event_id=letter.event_id,
+        event_type=letter.event_type,
+        error_class=letter.error_class,
+        error_message=letter.error_message,
+        crm_error=letter.crm_error,
+        attempts=letter.attempts,
+        first_failed_at=letter.first_failed_at,
+        last_failed_at=letter.last_failed_at,
+        status=letter.status,
+    )
+
+
+def _require(tokens: TokenBook, role: Role) -> Callable[[Request], Awaitable[Principal]]:
+    """A FastAPI dependency: the caller's principal, if its bearer token has ``role``."""
+
+    async def dependency(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        principal = tokens.lookup(token) if scheme.lower() == "bearer" and token else None
+        if principal is None:
+            raise HTTPException(
+                status_code=401,
+                detail="a bearer token from WA_BRIDGE_ADMIN_TOKENS is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not principal.may(role):
+            raise HTTPException(status_code=403, detail=f"this action needs the {role} role")
+        return principal
+
+    return dependency
+
+
+def build_admin_router(
+    *,
+    tokens: TokenBook,
+    get_store: Callable[[], Store],
+    get_replayer: Callable[[], Replayer | None],
+) -> APIRouter:
+    """Routes under /admin. Each handler needs a bearer token of at least the given role."""
+    router = APIRouter(prefix="/admin", tags=["admin"])
+
+    viewer = Annotated[Principal, Depends(_require(tokens, "viewer"))]
+    operator = Annotated[Principal, Depends(_require(tokens, "operator"))]
+
+    async def audit(who: Principal, action: str, target: str, detail: str = "") -> None:
+        await get_store().record_audit(
+            actor=who.actor, role=who.role, action=action, target=target, detail=detail
+        )
+
+    @router.get("/dead-letters", response_model=list[DeadLetterSummary])
+    async def list_dead_letters(
+        who: viewer,
+        status: DeadLetterStatus | None = "open",
+        error_class: str | None = None,
+        event_type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[DeadLetterSummary]:
+        flt = DeadLetterFilter(
+            status=status,
+            error_class=error_class,
+            event_type=event_type,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        letters = await get_store().list_dead_letters(flt)
+        await audit(who, "dlq.list", "dead_letters", f"{len(letters)} listed")
+        return [_summary(letter) for letter in letters]
+
+    @router.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail)
+    async def show_dead_letter(dead_letter_id: int, who: viewer) -> DeadLetterDetail:
+        letter = await get_store().get_dead_letter(dead_letter_id)
+        if letter is None:
+            raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")
+        await audit(who, "dlq.show", f"dead_letter:{dead_letter_id}")
+        return DeadLetterDetail(
+            **_summary(letter).model_dump(),
+            errors=list(letter.errors),
+            event=letter.payload.decode("utf-8", errors="replace"),
+        )
+
+    @router.post("/dead-letters/{dead_letter_id}/replay", response_model=ReplayOutcome)
+    async def replay_dead_letter(
+        dead_letter_id: int, who: operator, dry_run: bool = False
+    ) -> ReplayOutcome:
+        replayer = get_replayer()
+        if replayer is None:
+            raise HTTPException(status_code=503, detail="replay needs the worker pipeline")
+        [outcome] = await replayer.replay([dead_letter_id], dry_run=dry_run, actor=who.actor)
+        await audit(
+            who,
+            "dlq.replay" + (".dry_run" if dry_run else ""),
+            f"dead_letter:{dead_letter_id}",
+            outcome.result,
+        )
+        if outcome.result == "not_found":
+            raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")
+        return outcome
+
+    @router.post("/dead-letters/{dead_letter_id}/discard", response_model=DeadLetterSummary)
+    async def discard_dead_letter(dead_letter_id: int, who: operator) -> DeadLetterSummary:
+        store = get_store()
+        letter = await store.get_dead_letter(dead_letter_id)
+        if letter is None:
+            raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")
+        await store.set_dead_letter_status(dead_letter_id, "discarded", note=f"by {who.actor}")
+        await audit(who, "dlq.discard", f"dead_letter:{dead_letter_id}")
+        updated = await store.get_dead_letter(dead_letter_id)
+        assert updated is not None  # just read it; deletes are not an API operation
+        return _summary(updated)
+
+    return router

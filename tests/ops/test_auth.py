@@ -1,0 +1,42 @@
+"""Admin tokens: role:token entries, constant-time lookup, bad config refused."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from wa_bridge.errors import ConfigError
+from wa_bridge.ops.auth import TokenBook
+
+OPERATOR = "operator-token-0123456789"
+VIEWER = "viewer-token-0123456789ab"
+
+
+def book() -> TokenBook:
+    return TokenBook([SecretStr(f"operator:{OPERATOR}"), SecretStr(f"viewer:{VIEWER}")])
+
+
+def test_lookup_finds_role() -> None:
+    op = book().lookup(OPERATOR)
+    assert op is not None and op.role == "operator"
+    viewer = book().lookup(VIEWER)
+    assert viewer is not None and viewer.role == "viewer"
+
+
+def test_roles_are_ordered() -> None:
+    op, viewer = book().lookup(OPERATOR), book().lookup(VIEWER)
+    assert op is not None and viewer is not None
+    assert op.may("viewer") and op.may("operator")
+    assert viewer.may("viewer") and not viewer.may("operator")
+
+
+def test_unknown_token_is_none_and_actor_hides_token() -> None:
+    assert book().lookup("nope") is None
+    op = book().lookup(OPERATOR)
+    assert op is not None and OPERATOR not in op.actor
+
+
+@pytest.mark.parametrize("entry", ["operator", "root:0123456789abcdefgh", "viewer:short"])
+def test_bad_entries_are_config_errors(entry: str) -> None:
+    with pytest.raises(ConfigError, match="WA_BRIDGE_ADMIN_TOKENS"):
+        TokenBook([SecretStr(entry)])
