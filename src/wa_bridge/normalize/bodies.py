@@ -1,0 +1,169 @@
+"""Type-specific parts of a message (inbound or echo) → the ``data`` keys of its event.
+
+Lenient by design: a missing or odd type-specific object is skipped (the whole message is
+kept in ``data.raw`` anyway), never an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from wa_bridge.normalize.meta import as_str
+from wa_bridge.normalize.phones import to_e164
+
+__all__ = ["MEDIA_TYPES", "context_of", "errors_of", "message_body"]
+
+MEDIA_TYPES: Final = frozenset({"image", "video", "audio", "document", "sticker"})
+_MEDIA_KEYS: Final = (
+    "id",
+    "mime_type",
+    "sha256",
+    "caption",
+    "filename",
+    "url",
+    "voice",
+    "animated",
+)
+_LOCATION_KEYS: Final = ("latitude", "longitude", "name", "address", "url")
+_REFERRAL_KEYS: Final = (
+    "ctwa_clid",
+    "source_url",
+    "source_id",
+    "source_type",
+    "headline",
+    "body",
+    "media_type",
+    "image_url",
+    "video_url",
+    "thumbnail_url",
+    "welcome_message",
+)
+_PASSTHROUGH_TYPES: Final = frozenset({"order", "unsupported", "unknown", "edit", "revoke"})
+_SYSTEM_KEYS: Final = ("type", "body", "wa_id", "user_id", "parent_user_id", "customer")
+Json = dict[str, Any]
+
+
+def _pick(obj: Json, keys: tuple[str, ...]) -> Json:
+    return {k: obj[k] for k in keys if k in obj}
+
+
+def errors_of(raw: object) -> list[Json]:
+    """Meta error objects → ``[{code, title, message, details, href}]`` (non-objects skipped)."""
+    if not isinstance(raw, list):
+        return []
+    out: list[Json] = []
+    for err in raw:
+        if not isinstance(err, dict):
+            continue
+        error_data = err.get("error_data")
+        details = error_data.get("details") if isinstance(error_data, dict) else None
+        out.append(
+            {
+                "code": err.get("code"),
+                "title": err.get("title"),
+                "message": err.get("message"),
+                "details": details,
+                "href": err.get("href"),
+            }
+        )
+    return out
+
+
+def context_of(raw: object) -> Json | None:
+    """``context`` → ``{from, id, forwarded, frequently_forwarded, referred_product}``."""
+    if not isinstance(raw, dict):
+        return None
+    return {
+        "from": raw.get("from"),
+        "id": raw.get("id"),
+        "forwarded": raw.get("forwarded") is True,
+        "frequently_forwarded": raw.get("frequently_forwarded") is True,
+        "referred_product": raw.get("referred_product"),
+    }
+
+
+def _interactive(obj: Json) -> Json:
+    kind = obj.get("type")
+    out: Json = {"type": kind}
+    reply = obj.get(kind) if isinstance(kind, str) else None
+    if not isinstance(reply, dict):
+        return out
+    if kind in ("button_reply", "list_reply"):
+        out.update(_pick(reply, ("id", "title", "description")))
+    elif kind == "nfm_reply":
+        out.update(_pick(reply, ("name", "body")))
+        response = reply.get("response_json")
+        out["response"] = _decode_json(response)
+    else:
+        out["reply"] = reply
+    return out
+
+
+def _decode_json(text: object) -> object:
+    if not isinstance(text, str):
+        return text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text  # keep what Meta sent rather than lose it
+
+
+def _reaction(obj: Json) -> Json:
+    emoji = obj.get("emoji")
+    return {"message_id": obj.get("message_id"), "emoji": emoji or None, "removed": not emoji}
+
+
+def _system(obj: Json) -> Json:
+    out = _pick(obj, _SYSTEM_KEYS)
+    if obj.get("type") == "user_changed_number":
+        new_wa_id = as_str(obj.get("wa_id"))
+        out["new_phone_e164"] = to_e164(new_wa_id) if new_wa_id else None
+    return out
+
+
+def _typed_body(kind: str, obj: Json) -> Json:
+    if kind == "text":
+        return {"text": {"body": obj.get("body")}}
+    if kind in MEDIA_TYPES:
+        return {"media": {"type": kind, **_pick(obj, _MEDIA_KEYS)}}
+    if kind == "location":
+        return {"location": _pick(obj, _LOCATION_KEYS)}
+    if kind == "interactive":
+        return {"interactive": _interactive(obj)}
+    if kind == "button":
+        return {"button": {"payload": obj.get("payload"), "text": obj.get("text")}}
+    if kind == "reaction":
+        return {"reaction": _reaction(obj)}
+    if kind == "system":
+        return {"system": _system(obj)}
+    if kind in _PASSTHROUGH_TYPES:
+        return {kind: obj}
+    return {"content": obj}  # a type Meta added later: kept whole, under a fixed key
+
+
+def message_body(msg: Json, kind: str | None) -> Json:
+    """The type-specific keys of a message's event data (may be empty)."""
+    out: Json = {}
+    if kind == "contacts":
+        cards = msg.get("contacts")
+        if isinstance(cards, list):
+            out["shared_contacts"] = cards
+    elif kind is not None:
+        obj = msg.get(kind)
+        if isinstance(obj, dict):
+            out.update(_typed_body(kind, obj))
+    context = context_of(msg.get("context"))
+    if context is not None:
+        out["context"] = context
+    referral = msg.get("referral")
+    if isinstance(referral, dict):
+        out["referral"] = _pick(referral, _REFERRAL_KEYS)
+    errors = errors_of(msg.get("errors"))
+    if errors:
+        out["errors"] = errors
+    identity = msg.get("identity")
+    if isinstance(identity, dict):
+        out["identity"] = identity
+    return out

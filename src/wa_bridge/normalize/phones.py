@@ -1,0 +1,67 @@
+"""WhatsApp ids and phone strings → E.164, with the LATAM quirks handled in one place.
+
+Decisions (tested per country in ``tests/normalize/test_phones.py``):
+
+- Input is international: a ``wa_id`` has no ``+``; a ``+``, spaces, dashes and brackets
+  are ignored ("+52 1 55 2345 6789" from a shared contact card works too).
+- **MX**: WhatsApp ids keep the old mobile ``1`` (``521`` + 10 digits). Since 2019 the
+  E.164 form has no ``1``, so ``521XXXXXXXXXX`` → ``+52XXXXXXXXXX``; both forms give one key.
+- **AR**: mobile ids carry the ``9`` (``549`` + 10 digits) and so does the E.164 form of an
+  Argentine mobile, so it is kept. ``54`` + 10 digits without the ``9`` is a fixed line as
+  far as the numbering plan says; it stays as parsed (a different key). We never guess
+  that a ``9`` is missing: adding one could merge two different people.
+- **BR**: a 12-digit legacy id (no mobile ninth digit) and a 13-digit id are different
+  WhatsApp ids; we never add or remove the ninth digit, so they stay different keys.
+  Legacy ids fail phonenumbers' "valid" check but pass its "possible" (length) check,
+  which is the check used here.
+- Anything phonenumbers cannot place in a country, or of impossible length, gives ``None``.
+  These functions never raise and are cached (they sit on the receiver's hot path).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import phonenumbers
+
+__all__ = ["country_of", "to_e164"]
+
+_KEEP = frozenset("0123456789")
+_MAX_INPUT_CHARS = 40
+
+
+@lru_cache(maxsize=65536)
+def to_e164(raw: str) -> str | None:
+    """The E.164 form (``+<digits>``) of a wa_id or phone string, or None if it is not one."""
+    if not isinstance(raw, str) or len(raw) > _MAX_INPUT_CHARS:
+        return None
+    digits = "".join(ch for ch in raw if ch in _KEEP)
+    if len(digits) < 7 or len(digits) > 15:
+        return None
+    if len(digits) == 13 and digits.startswith("521"):
+        digits = "52" + digits[3:]  # MX: drop the pre-2019 mobile '1'
+    try:
+        parsed = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    region = phonenumbers.region_code_for_number(parsed)
+    if region is None or region == "ZZ":
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@lru_cache(maxsize=65536)
+def country_of(e164: str) -> str | None:
+    """ISO 3166-1 alpha-2 region of an E.164 number ("MX"), or None if unknown."""
+    if not isinstance(e164, str) or not e164.startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(parsed)
+    if region is None or region == "ZZ":
+        return None
+    return str(region)

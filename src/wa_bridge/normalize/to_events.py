@@ -1,0 +1,186 @@
+"""Meta webhook body → canonical events, one per item, in payload order.
+
+Routing is on ``changes[].field`` first, then on the lists inside ``value``. Anything inside
+a well-formed envelope that is not modelled here becomes ``whatsapp.unknown`` with the raw
+object: never dropped, never an error. Ids are deterministic (see ``_id``), so a Meta retry
+of the same webhook yields the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Final
+
+from wa_bridge.events import CanonicalEvent, EventType
+from wa_bridge.normalize._account import ACCOUNT_HANDLERS
+from wa_bridge.normalize._context import ChangeContext, Json, ts, unknown_event
+from wa_bridge.normalize.bodies import errors_of, message_body
+from wa_bridge.normalize.meta import as_str, epoch_of, iter_changes, rfc3339
+
+__all__ = ["STATUSES", "normalize_webhook"]
+
+STATUSES: Final = frozenset({"sent", "delivered", "read", "played", "failed", "deleted", "warning"})
+_MESSAGES_VALUE_KEYS: Final = frozenset(
+    {"messaging_product", "metadata", "contacts", "messages", "statuses", "errors"}
+)
+_ECHOES_VALUE_KEYS: Final = frozenset(
+    {"messaging_product", "metadata", "contacts", "message_echoes"}
+)
+
+
+def _message(ctx: ChangeContext, msg: object, *, echo: bool) -> CanonicalEvent:
+    if not isinstance(msg, dict):
+        return unknown_event(ctx, msg)
+    wamid = as_str(msg.get("id"))
+    kind = as_str(msg.get("type"))
+    if echo:
+        who = (msg.get("to"), msg.get("to_user_id"), msg.get("to_parent_user_id"))
+    else:
+        who = (msg.get("from"), msg.get("from_user_id"), msg.get("from_parent_user_id"))
+    contact = ctx.contact(as_str(who[0]), as_str(who[1]), as_str(who[2]))
+    epoch = epoch_of(msg.get("timestamp"))
+    data = ctx.base(contact)
+    data["message_id"] = wamid
+    data["message_type"] = kind
+    data["direction"] = "outbound" if echo else "inbound"
+    data["timestamp"] = ts(epoch)
+    group_id = as_str(msg.get("group_id"))
+    if group_id is not None:
+        data["group_id"] = group_id
+    data.update(message_body(msg, kind))
+    data["raw"] = msg
+    prefix = "echo" if echo else ctx.change.field
+    event_id = f"wa:{prefix}:{wamid}" if wamid else ctx.hashed_id(prefix, msg)
+    kind_out: EventType = "whatsapp.message.echo" if echo else "whatsapp.message.received"
+    return ctx.event(kind_out, event_id, epoch, contact, data)
+
+
+def _conversation(raw: object) -> Json | None:
+    if not isinstance(raw, dict):
+        return None
+    origin = raw.get("origin")
+    return {
+        "id": raw.get("id"),
+        "origin": origin.get("type") if isinstance(origin, dict) else None,
+        "expiration": ts(epoch_of(raw.get("expiration_timestamp"))),
+    }
+
+
+def _status_who(st: Json) -> tuple[object, object, object, str | None]:
+    """(wa_id, user_id, parent_user_id, group participant or None) of a status' recipient."""
+    participant = st.get("recipient_participant_id") or st.get("recipient_participant_user_id")
+    if st.get("recipient_type") == "group" or participant:
+        return (
+            st.get("recipient_participant_id"),
+            st.get("recipient_participant_user_id"),
+            st.get("recipient_participant_parent_user_id"),
+            str(participant) if participant else "",
+        )
+    parent = st.get("recipient_parent_user_id") or st.get("parent_recipient_user_id")
+    return st.get("recipient_id"), st.get("recipient_user_id"), parent, None
+
+
+def _status(ctx: ChangeContext, st: object) -> CanonicalEvent:
+    if not isinstance(st, dict) or st.get("status") not in STATUSES:
+        return unknown_event(ctx, st)
+    wamid, status = as_str(st.get("id")), str(st["status"])
+    wa_id, user_id, parent, participant = _status_who(st)
+    contact = ctx.contact(as_str(wa_id), as_str(user_id), as_str(parent))
+    epoch = epoch_of(st.get("timestamp"))
+    data = ctx.base(contact)
+    data.update(message_id=wamid, status=status, timestamp=ts(epoch))
+    data["recipient_type"] = as_str(st.get("recipient_type")) or "individual"
+    if participant is not None:
+        data["group_id"] = as_str(st.get("recipient_id"))
+    conversation = _conversation(st.get("conversation"))
+    if conversation is not None:
+        data["conversation"] = conversation
+        data["conversation_id"] = conversation["id"]
+    for key in ("pricing", "biz_opaque_callback_data"):
+        if key in st:
+            data[key] = st[key]
+    errors = errors_of(st.get("errors"))
+    if errors:
+        data["errors"] = errors
+    data["raw"] = st
+    if wamid is None:
+        event_id = ctx.hashed_id("status", st)
+    elif participant is None:
+        event_id = f"wa:status:{wamid}:{status}"
+    else:  # a group status per participant; the participant id is hashed, not shown
+        digest = hashlib.sha256(participant.encode()).hexdigest()[:16]
+        event_id = f"wa:status:{wamid}:{status}:p{digest}"
+    return ctx.event("whatsapp.message.status", event_id, epoch, contact, data)
+
+
+def _value_error(ctx: ChangeContext, err: object) -> CanonicalEvent:
+    if not isinstance(err, dict):
+        return unknown_event(ctx, err)
+    data = ctx.base(None)
+    data.update(errors_of([err])[0])
+    data["field"] = ctx.change.field
+    data["raw"] = err
+    return ctx.event("whatsapp.error", ctx.hashed_id("error", err), None, None, data)
+
+
+def _list_items(
+    ctx: ChangeContext,
+    out: list[CanonicalEvent],
+    key: str,
+    each: Callable[[ChangeContext, object], CanonicalEvent],
+) -> bool:
+    """Append one event per item of ``value[key]``; False if the key holds no list."""
+    items = ctx.change.value.get(key)
+    if not isinstance(items, list):
+        return False
+    out.extend(each(ctx, item) for item in items)
+    return True
+
+
+def _messages_change(ctx: ChangeContext, out: list[CanonicalEvent]) -> None:
+    value = ctx.change.value
+    modelled = _list_items(ctx, out, "messages", lambda c, m: _message(c, m, echo=False))
+    modelled = _list_items(ctx, out, "statuses", _status) or modelled
+    modelled = _list_items(ctx, out, "errors", _value_error) or modelled
+    odd = any(
+        k not in _MESSAGES_VALUE_KEYS or not isinstance(value[k], list)
+        for k in value
+        if k not in ("messaging_product", "metadata")
+    )
+    if odd or not modelled:
+        out.append(unknown_event(ctx, value))
+
+
+def _echoes_change(ctx: ChangeContext, out: list[CanonicalEvent]) -> None:
+    value = ctx.change.value
+    modelled = _list_items(ctx, out, "message_echoes", lambda c, m: _message(c, m, echo=True))
+    if not modelled or any(k not in _ECHOES_VALUE_KEYS for k in value):
+        out.append(unknown_event(ctx, value))
+
+
+_HANDLERS: Final[dict[str, Callable[[ChangeContext, list[CanonicalEvent]], None]]] = {
+    "messages": _messages_change,
+    "smb_message_echoes": _echoes_change,
+    **ACCOUNT_HANDLERS,
+}
+
+
+def normalize_webhook(payload: object, *, received_at: datetime) -> list[CanonicalEvent]:
+    """Canonical events of one webhook body (as ``orjson.loads`` gave it), in payload order.
+
+    Raises :class:`~wa_bridge.normalize.meta.NotAWebhook` (an ``InvalidEvent``) when the
+    envelope is not a WhatsApp Business Account webhook; the message says what is wrong.
+    Pure: no I/O. ``received_at`` becomes every event's ``recvtime``.
+    """
+    recvtime = rfc3339(received_at)
+    out: list[CanonicalEvent] = []
+    for change in iter_changes(payload):
+        ctx = ChangeContext(change, recvtime)
+        handler = _HANDLERS.get(change.field)
+        if handler is None:
+            out.append(unknown_event(ctx, change.value))
+        else:
+            handler(ctx, out)
+    return out
