@@ -1,0 +1,198 @@
+"""The three targets of the receiver benchmark: start, check once, load, check after."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench._server import ServerProc, pinned, run_server, uvicorn_cmd
+
+if TYPE_CHECKING:
+    from bench.receiver import Outcome, Run
+
+__all__ = ["NAMES", "bare", "pywa", "wa_bridge"]
+
+HOST = "127.0.0.1"
+PYWA_PATH = "/webhook"
+NAMES = {
+    "a": "bare ASGI, 200",
+    "b": "wa-bridge receiver (verify+normalize+Kafka)",
+    "c": "pywa FastAPI route (verify+parse)",
+}
+
+
+def _free_port() -> int:
+    from wa_bridge.bus.embedded import free_port
+
+    return free_port(HOST)
+
+
+def _expect(out: Outcome, what: str, status: int, expected: range) -> None:
+    if status not in expected:
+        raise RuntimeError(
+            f"{what}: got HTTP {status}, expected {expected.start}–{expected.stop - 1}"
+        )
+    out.checks.append(f"{what} → {status}")
+
+
+def _serve(
+    run: Run, out: Outcome, cmd: list[str], port: int, env: dict[str, str]
+) -> contextlib.AbstractContextManager[ServerProc]:
+    log = run.workdir / f"{out.key}-server.log"
+    return run_server(cmd, host=HOST, port=port, env=env, cpus=run.args.server_cpus, log_path=log)
+
+
+def bare(run: Run, out: Outcome) -> None:
+    port = _free_port()
+    cmd = uvicorn_cmd("bench.apps.bare:app", host=HOST, port=port)
+    log = run.workdir / "a-server.log"
+    with run_server(
+        cmd, host=HOST, port=port, env={}, cpus=run.args.server_cpus, log_path=log
+    ) as s:
+        _expect(out, "signed POST", run.post(s.base_url + "/").status_code, range(200, 201))
+        out.result = run.load(s, "/", out)
+
+
+def pywa(run: Run, out: Outcome) -> None:
+    port = _free_port()
+    cmd = uvicorn_cmd("bench.apps.pywa_app:app", host=HOST, port=port)
+    env = {
+        "BENCH_APP_SECRET": run.secret,
+        "BENCH_VERIFY_TOKEN": run.verify_token,
+        "BENCH_WEBHOOK_PATH": PYWA_PATH,
+    }
+    log = run.workdir / "c-server.log"
+    with run_server(
+        cmd, host=HOST, port=port, env=env, cpus=run.args.server_cpus, log_path=log
+    ) as s:
+        url = s.base_url + PYWA_PATH
+        _expect(out, "signed POST", run.post(url).status_code, range(200, 201))
+        bad = run.post(url, signature="sha256=" + "0" * 64).status_code
+        _expect(out, "wrongly signed POST", bad, range(400, 500))
+        before = _pywa_handled(s.base_url, at_least=1)
+        out.checks.append("handler ran for the signed POST (update parsed)")
+        # wrk's warm-up also posts; count parses from just before the measured run.
+        result = run.load(s, PYWA_PATH, out)
+        out.result = result
+        handled = _pywa_handled(s.base_url, at_least=before + result.ok)
+        parsed = handled - before
+        if parsed < result.ok:
+            out.problems.append(f"only {parsed} updates parsed for {result.ok} 200s")
+        else:
+            out.checks.append(f"{parsed} updates parsed ≥ {result.ok} 200s (incl. warm-up)")
+
+
+def _pywa_handled(base_url: str, *, at_least: int, wait_s: float = 5.0) -> int:
+    """pywa parses in a background task after answering: give it a moment to catch up."""
+    import httpx
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        count = int(httpx.get(base_url + "/bench/handled", timeout=5.0).text)
+        if count >= at_least or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
+
+
+def receiver_missing() -> str | None:
+    """Why (b) cannot run yet, or None when ``wa-bridge receiver`` exists."""
+    if importlib.util.find_spec("wa_bridge.cli.receiver") is None:
+        return (
+            "wa-bridge receiver is not built yet (no wa_bridge.cli.receiver module; "
+            "src/wa_bridge/receiver/ is being written) — no figure, not faked"
+        )
+    if not Path(sys.executable).with_name("wa-bridge").exists():
+        return "the wa-bridge console script is not installed in this venv (pip install -e .)"
+    return None
+
+
+def wa_bridge(run: Run, out: Outcome) -> None:
+    from bench import _kafka
+    from wa_bridge.bus.embedded import EmbeddedBroker
+
+    reason = receiver_missing()
+    if reason is not None:
+        out.skipped = reason
+        return
+    args = run.args
+    topic = f"bench.wa.events.{uuid.uuid4().hex[:8]}"
+    broker = EmbeddedBroker(host=HOST, log_path=run.workdir / "tansu.log")
+    with pinned(args.client_cpus):  # Tansu shares the load generator's CPUs
+        broker.start()
+    try:
+        _kafka.create_topic(broker.bootstrap, topic, partitions=12)
+        port = _free_port()
+        cmd = [str(Path(sys.executable).with_name("wa-bridge")), "receiver"]
+        cmd += ["--host", HOST, "--port", str(port)]
+        env = {
+            "WA_BRIDGE_APP_SECRETS": run.secret,
+            "WA_BRIDGE_VERIFY_TOKEN": run.verify_token,
+            "WA_BRIDGE_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "WA_BRIDGE_KAFKA_TOPIC": topic,
+            "WA_BRIDGE_KAFKA_ENABLE_IDEMPOTENCE": "false",
+        }
+        log = run.workdir / "b-server.log"
+        with run_server(
+            cmd, host=HOST, port=port, env=env, cpus=args.server_cpus, log_path=log
+        ) as s:
+            _run_receiver(run, out, s, broker.bootstrap, topic)
+    finally:
+        broker.stop()
+
+
+def _run_receiver(run: Run, out: Outcome, s: ServerProc, bootstrap: str, topic: str) -> None:
+    from bench import _kafka
+
+    path = run.args.receiver_path
+    url = s.base_url + path
+    _expect(out, "signed POST", run.post(url).status_code, range(200, 201))
+    bad = run.post(url, signature="sha256=" + "0" * 64).status_code
+    _expect(out, "wrongly signed POST", bad, range(400, 500))
+    first = _kafka.total_end_offset(bootstrap, topic)
+    if first < 1:
+        raise RuntimeError("the signed POST got 200 but no record reached the topic")
+    out.checks.append(f"signed POST published {first} record(s)")
+    result = run.load(s, path, out)
+    out.result = result
+    records = _kafka.total_end_offset(bootstrap, topic) - first
+    if records < result.ok:
+        out.problems.append(f"only {records} records on the topic for {result.ok} 200s")
+    else:
+        out.checks.append(f"{records} records on the topic ≥ {result.ok} 200s (incl. warm-up)")
+    if run.args.profile:
+        _profile(run, out, s)
+
+
+def _profile(run: Run, out: Outcome, s: ServerProc) -> None:
+    from bench import _pyspy
+    from bench._wrk import run_wrk
+
+    args = run.args
+    raw = run.workdir / "b-profile.txt"
+    spy = _pyspy.start_record(s.pid, out=raw, duration_s=args.duration)
+    time.sleep(0.5)  # let py-spy attach
+    run_wrk(
+        url=s.base_url,
+        lua=run.workdir / f"{out.key}.lua",
+        connections=args.connections,
+        threads=args.threads,
+        duration_s=args.duration,
+        cpus=args.client_cpus,
+    )
+    _, err = spy.communicate(timeout=args.duration + 30)
+    if spy.returncode != 0 or not raw.exists():
+        out.problems.append(f"py-spy failed: {err.decode(errors='replace')[-300:]}")
+        return
+    spots = _pyspy.summarize(raw)
+    print(f"\n(b) py-spy profile under load: {spots.samples} samples, raw stacks in {raw}")
+    print("  self time (leaf frames):")
+    for frame, n in spots.self_top:
+        print(f"    {100 * n / spots.samples:5.1f}%  {frame}")
+    print("  inclusive time:")
+    for frame, n in spots.inclusive_top:
+        print(f"    {100 * n / spots.samples:5.1f}%  {frame}")

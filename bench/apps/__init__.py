@@ -1,0 +1,1 @@
+"""Comparison apps the receiver benchmark runs under uvicorn (one process each)."""

@@ -1,0 +1,209 @@
+"""Receiver benchmark: bare ASGI (a) vs wa-bridge's receiver (b) vs pywa's FastAPI route (c).
+
+One command, one run on this machine::
+
+    .venv/bin/python -m bench.receiver            # 10 s per target, wrk -t1 -c64
+    .venv/bin/python -m bench.receiver --duration 5 --targets a,c --profile
+
+Each server runs alone in its own process (one uvicorn worker, uvloop + httptools, access
+log off) pinned to ``--server-cpus``; wrk (and the Tansu broker for (b)) run pinned to
+``--client-cpus``. All targets get the same signed ~700-byte text webhook. Prints req/s,
+p50/p99 latency and non-2xx per target, then the ratios b/a and b/c against their targets.
+Not a test: it prints figures. Needs wrk (``apt-get install -y wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench._server import ServerProc
+from bench._wrk import WrkResult, require_wrk, run_wrk, write_lua
+
+HERE = Path(__file__).resolve().parent
+BODY_PATH = HERE / "data" / "text_webhook.json"
+RESULTS = HERE / "results"
+HOST = "127.0.0.1"
+TARGET_B_OVER_A = 0.30
+TARGET_B_OVER_C = 3.0
+
+
+@dataclass
+class Outcome:
+    key: str
+    name: str
+    result: WrkResult | None = None
+    skipped: str | None = None
+    checks: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Run:
+    args: argparse.Namespace
+    body: bytes
+    secret: str
+    verify_token: str
+    workdir: Path
+
+    def signature(self, body: bytes | None = None) -> str:
+        digest = hmac.new(self.secret.encode(), body or self.body, hashlib.sha256)
+        return "sha256=" + digest.hexdigest()
+
+    def post(self, url: str, *, signature: str | None = None) -> httpx.Response:
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": signature or self.signature(),
+        }
+        return httpx.post(url, content=self.body, headers=headers, timeout=10.0)
+
+    def load(self, server: ServerProc, path: str, out: Outcome) -> WrkResult:
+        """Warm up, then the measured wrk run; flags errors on ``out``."""
+        a = self.args
+        lua = write_lua(
+            self.workdir / f"{out.key}.lua",
+            body_path=BODY_PATH,
+            path=path,
+            signature=self.signature(),
+        )
+        common = dict(url=server.base_url, lua=lua, connections=a.connections)
+        if a.warmup > 0:
+            run_wrk(**common, threads=a.threads, duration_s=a.warmup, cpus=a.client_cpus)
+        result = run_wrk(**common, threads=a.threads, duration_s=a.duration, cpus=a.client_cpus)
+        if result.non2xx:
+            out.problems.append(f"{result.non2xx} non-2xx responses")
+        if result.socket_errors:
+            out.problems.append(f"{result.socket_errors} socket errors/timeouts")
+        return result
+
+
+def _cpus(text: str) -> set[int] | None:
+    return {int(c) for c in text.split(",") if c.strip()} or None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.receiver", description=__doc__.split("\n")[0])
+    p.add_argument("--targets", default="a,b,c", help="comma-separated subset of a,b,c")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per target")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    p.add_argument("--server-cpus", type=_cpus, default="0", help="CPUs for the server")
+    p.add_argument("--client-cpus", type=_cpus, default="1", help="CPUs for wrk and Tansu")
+    p.add_argument("--receiver-path", default="/webhook", help="wa-bridge webhook path")
+    p.add_argument("--profile", action="store_true", help="profile (b) with py-spy afterwards")
+    p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
+    return p.parse_args(argv)
+
+
+def _print_table(outcomes: list[Outcome]) -> None:
+    print()
+    print(f"{'target':<44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for o in outcomes:
+        label = f"({o.key}) {o.name}"
+        if o.result is None:
+            print(f"{label:<44} {'—':>9}  not measured: {o.skipped}")
+            continue
+        r = o.result
+        print(f"{label:<44} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.non2xx:>8}")
+    for o in outcomes:
+        for check in o.checks:
+            print(f"  ({o.key}) ok: {check}")
+        for problem in o.problems:
+            print(f"  ({o.key}) FLAGGED: {problem}")
+
+
+def _ratio(num: Outcome, den: Outcome, target: float) -> dict[str, object]:
+    label = f"{num.key}/{den.key}"
+    if num.result is None or den.result is None or not den.result.rps:
+        print(f"{label}: n/a (target ≥ {target:g})")
+        return {"ratio": None, "target": target, "met": None}
+    value = num.result.rps / den.result.rps
+    trusted = not num.problems and not den.problems
+    verdict = "MET" if value >= target else "NOT MET"
+    note = "" if trusted else "  (a run was flagged: do not trust this figure)"
+    print(f"{label}: {value:.2f}× (target ≥ {target:g}×) {verdict}{note}")
+    return {"ratio": round(value, 3), "target": target, "met": value >= target, "trusted": trusted}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench import _targets  # imported late: keeps --help fast
+
+    args = parse_args(argv)
+    require_wrk()
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    workdir = RESULTS / f"receiver-{stamp}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    run = Run(
+        args=args,
+        body=BODY_PATH.read_bytes(),
+        secret=secrets.token_hex(16),
+        verify_token=secrets.token_hex(8),
+        workdir=workdir,
+    )
+    wanted = {t.strip() for t in args.targets.split(",")}
+    print(
+        f"body {len(run.body)} B; wrk -t{args.threads} -c{args.connections} "
+        f"{args.duration:g} s (+{args.warmup:g} s warm-up); server CPUs {args.server_cpus}, "
+        f"client CPUs {args.client_cpus}; logs in {workdir}"
+    )
+    runners = {"a": _targets.bare, "b": _targets.wa_bridge, "c": _targets.pywa}
+    by_key: dict[str, Outcome] = {}
+    for key in ("a", "b", "c"):
+        out = Outcome(key, _targets.NAMES[key])
+        by_key[key] = out
+        if key not in wanted:
+            out.skipped = "not selected (--targets)"
+            continue
+        started = time.monotonic()
+        print(f"[{key}] {out.name} …", flush=True)
+        try:
+            runners[key](run, out)
+        except Exception as exc:  # report and go on with the other targets
+            out.result = None
+            out.skipped = out.skipped or f"failed: {exc}"
+        print(f"[{key}] done in {time.monotonic() - started:.0f} s", flush=True)
+
+    outcomes = [by_key[k] for k in ("a", "b", "c")]
+    _print_table(outcomes)
+    print()
+    ratios = {
+        "b/a": _ratio(by_key["b"], by_key["a"], TARGET_B_OVER_A),
+        "b/c": _ratio(by_key["b"], by_key["c"], TARGET_B_OVER_C),
+    }
+    if not args.no_save:
+        report = {
+            "when": stamp,
+            "argv": sys.argv[1:],
+            "body_bytes": len(run.body),
+            "targets": {
+                o.key: {
+                    "name": o.name,
+                    "result": asdict(o.result) | {"rps": o.result.rps} if o.result else None,
+                    "skipped": o.skipped,
+                    "checks": o.checks,
+                    "problems": o.problems,
+                }
+                for o in outcomes
+            },
+            "ratios": ratios,
+        }
+        path = RESULTS / f"receiver-{stamp}.json"
+        path.write_text(json.dumps(report, indent=2, default=str))
+        print(f"\nsaved {path.relative_to(HERE.parent)}")
+    flagged = any(o.problems for o in outcomes)
+    return 1 if flagged else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
