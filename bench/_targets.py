@@ -111,6 +111,14 @@ def receiver_missing() -> str | None:
     return None
 
 
+def _receiver_path() -> str:
+    try:
+        from wa_bridge.receiver.webhook import WEBHOOK_PATH
+    except ImportError:
+        return "/webhooks/whatsapp"
+    return str(WEBHOOK_PATH)
+
+
 def wa_bridge(run: Run, out: Outcome) -> None:
     from bench import _kafka
     from wa_bridge.bus.embedded import EmbeddedBroker
@@ -148,9 +156,9 @@ def wa_bridge(run: Run, out: Outcome) -> None:
 def _run_receiver(run: Run, out: Outcome, s: ServerProc, bootstrap: str, topic: str) -> None:
     from bench import _kafka
 
-    path = run.args.receiver_path
+    path = run.args.receiver_path or _receiver_path()
     url = s.base_url + path
-    _expect(out, "signed POST", run.post(url).status_code, range(200, 201))
+    _expect(out, "signed POST", _post_when_ready(run, url), range(200, 201))
     bad = run.post(url, signature="sha256=" + "0" * 64).status_code
     _expect(out, "wrongly signed POST", bad, range(400, 500))
     first = _kafka.total_end_offset(bootstrap, topic)
@@ -166,6 +174,16 @@ def _run_receiver(run: Run, out: Outcome, s: ServerProc, bootstrap: str, topic: 
         out.checks.append(f"{records} records on the topic ≥ {result.ok} 200s (incl. warm-up)")
     if run.args.profile:
         _profile(run, out, s)
+
+
+def _post_when_ready(run: Run, url: str, timeout_s: float = 20.0) -> int:
+    """The receiver answers 503 until its producer has connected: wait for that."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = run.post(url).status_code
+        if status != 503 or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
 
 
 def _profile(run: Run, out: Outcome, s: ServerProc) -> None:

@@ -100,7 +100,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
     p.add_argument("--server-cpus", type=_cpus, default="0", help="CPUs for the server")
     p.add_argument("--client-cpus", type=_cpus, default="1", help="CPUs for wrk and Tansu")
-    p.add_argument("--receiver-path", default="/webhook", help="wa-bridge webhook path")
+    p.add_argument(
+        "--receiver-path", default=None, help="wa-bridge webhook path (default: WEBHOOK_PATH)"
+    )
     p.add_argument("--profile", action="store_true", help="profile (b) with py-spy afterwards")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
     return p.parse_args(argv)
