@@ -31,9 +31,9 @@ _ECHOES_VALUE_KEYS: Final = frozenset(
 
 
 def _message(ctx: ChangeContext, msg: object, *, echo: bool) -> CanonicalEvent:
-    if not isinstance(msg, dict):
+    wamid = as_str(msg.get("id")) if isinstance(msg, dict) else None
+    if not isinstance(msg, dict) or wamid is None:
         return unknown_event(ctx, msg)
-    wamid = as_str(msg.get("id"))
     kind = as_str(msg.get("type"))
     if echo:
         who = (msg.get("to"), msg.get("to_user_id"), msg.get("to_parent_user_id"))
@@ -52,7 +52,7 @@ def _message(ctx: ChangeContext, msg: object, *, echo: bool) -> CanonicalEvent:
     data.update(message_body(msg, kind))
     data["raw"] = msg
     prefix = "echo" if echo else ctx.change.field
-    event_id = f"wa:{prefix}:{wamid}" if wamid else ctx.hashed_id(prefix, msg)
+    event_id = f"wa:{prefix}:{wamid}"
     kind_out: EventType = "whatsapp.message.echo" if echo else "whatsapp.message.received"
     return ctx.event(kind_out, event_id, epoch, contact, data)
 
@@ -83,9 +83,10 @@ def _status_who(st: Json) -> tuple[object, object, object, str | None]:
 
 
 def _status(ctx: ChangeContext, st: object) -> CanonicalEvent:
-    if not isinstance(st, dict) or st.get("status") not in STATUSES:
+    wamid = as_str(st.get("id")) if isinstance(st, dict) else None
+    if not isinstance(st, dict) or wamid is None or st.get("status") not in STATUSES:
         return unknown_event(ctx, st)
-    wamid, status = as_str(st.get("id")), str(st["status"])
+    status = str(st["status"])
     wa_id, user_id, parent, participant = _status_who(st)
     contact = ctx.contact(as_str(wa_id), as_str(user_id), as_str(parent))
     epoch = epoch_of(st.get("timestamp"))
@@ -105,9 +106,7 @@ def _status(ctx: ChangeContext, st: object) -> CanonicalEvent:
     if errors:
         data["errors"] = errors
     data["raw"] = st
-    if wamid is None:
-        event_id = ctx.hashed_id("status", st)
-    elif participant is None:
+    if participant is None:
         event_id = f"wa:status:{wamid}:{status}"
     else:  # a group status per participant; the participant id is hashed, not shown
         digest = hashlib.sha256(participant.encode()).hexdigest()[:16]
