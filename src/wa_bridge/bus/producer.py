@@ -1,0 +1,247 @@
+"""Publishing canonical events to Kafka: the ``EventPublisher`` seam and its Kafka version.
+
+``KafkaPublisher`` shares one aiokafka producer between all concurrent requests: each
+request sends its records (getting one future per record) and waits for all of them, so
+records of concurrent requests travel in the same batches. There is no flush per request.
+
+The publisher never blocks start-up: :meth:`KafkaPublisher.keep_connected` connects in the
+background, probes the broker with a cheap metadata request, and (re)creates the topic
+when the broker lost it (the embedded broker keeps everything in memory). While the broker
+is unreachable :meth:`publish_many` raises ``BusUnavailable`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from wa_bridge.bus.admin import ensure_topics
+from wa_bridge.bus.headers import event_headers, record_key
+from wa_bridge.errors import BusUnavailable
+from wa_bridge.events import CanonicalEvent
+from wa_bridge.log import get_logger
+from wa_bridge.settings import Settings
+
+__all__ = ["RETRY_AFTER_S", "EventPublisher", "KafkaPublisher"]
+
+# What we tell Meta (Retry-After) and callers (retry_after_s) when the bus is down.
+RETRY_AFTER_S: Final = 5.0
+# The broker must have answered a metadata request this recently to count as ready.
+_READY_WINDOW_PROBES: Final = 3
+_CONNECT_BACKOFF_MAX_S: Final = 5.0
+
+log = get_logger("bus.producer")
+
+
+class EventPublisher(Protocol):
+    """Where the receiver sends canonical events."""
+
+    @property
+    def is_ready(self) -> bool:
+        """True when a publish is expected to succeed now (cheap; no I/O)."""
+        ...
+
+    async def start(self) -> None:
+        """Connect once; raise BusUnavailable when the broker cannot be reached."""
+        ...
+
+    async def keep_connected(self) -> None:
+        """Connect, watch and repair the connection until cancelled; never raises otherwise."""
+        ...
+
+    async def publish_many(self, events: Sequence[CanonicalEvent]) -> None:
+        """Return once every event is acknowledged; raise BusUnavailable otherwise.
+
+        After BusUnavailable some events may still be written later: the caller must have
+        its sender retry (at-least-once; the worker deduplicates by event id).
+        """
+        ...
+
+    async def stop(self) -> None:
+        """Send what is buffered (bounded by the publish timeout) and disconnect."""
+        ...
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    # A record we stopped waiting for may fail later: read its exception so asyncio does
+    # not report it as never retrieved.
+    if not fut.cancelled():
+        fut.exception()
+
+
+@dataclass
+class KafkaPublisher:
+    """An :class:`EventPublisher` on one shared ``AIOKafkaProducer`` (acks=all)."""
+
+    bootstrap: str
+    topic: str
+    partitions: int = 12
+    replication_factor: int = 1
+    enable_idempotence: bool = True
+    linger_ms: int = 2
+    publish_timeout_s: float = 5.0
+    probe_interval_s: float = 1.0
+    _producer: AIOKafkaProducer | None = field(default=None, init=False, repr=False)
+    _healthy: bool = field(default=False, init=False)
+    _last_ok_at: float = field(default=float("-inf"), init=False)
+    _connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KafkaPublisher:
+        return cls(
+            bootstrap=settings.kafka_bootstrap,
+            topic=settings.kafka_topic,
+            partitions=settings.kafka_partitions,
+            replication_factor=settings.kafka_replication_factor,
+            enable_idempotence=settings.kafka_enable_idempotence,
+            linger_ms=settings.kafka_linger_ms,
+            publish_timeout_s=settings.publish_timeout_s,
+        )
+
+    @property
+    def is_connected(self) -> bool:
+        return self._producer is not None
+
+    @property
+    def is_ready(self) -> bool:
+        window_s = self.probe_interval_s * _READY_WINDOW_PROBES + self.publish_timeout_s
+        recent = time.monotonic() - self._last_ok_at <= window_s
+        return self._producer is not None and self._healthy and recent
+
+    async def start(self) -> None:
+        async with self._connect_lock:
+            if self._producer is not None:
+                return
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                enable_idempotence=self.enable_idempotence,
+                linger_ms=self.linger_ms,
+                compression_type=None,
+                request_timeout_ms=max(1000, int(self.publish_timeout_s * 1000)),
+            )
+            try:
+                async with asyncio.timeout(self.publish_timeout_s):
+                    await producer.start()
+                await self._ensure_topic()
+            except (KafkaError, OSError, TimeoutError, BusUnavailable) as exc:
+                await producer.stop()
+                raise BusUnavailable(
+                    f"cannot connect to Kafka at {self.bootstrap}: {type(exc).__name__}",
+                    retry_after_s=RETRY_AFTER_S,
+                ) from exc
+            self._producer = producer
+            self._mark_ok()
+            log.info("bus_connected", topic=self.topic)
+
+    async def keep_connected(self) -> None:
+        backoff_s = self.probe_interval_s
+        while True:
+            if self._producer is None:
+                try:
+                    await self.start()
+                    backoff_s = self.probe_interval_s
+                except BusUnavailable as exc:
+                    log.warning("bus_connect_failed", error=str(exc), retry_in_s=backoff_s)
+                    await asyncio.sleep(backoff_s)
+                    backoff_s = min(backoff_s * 2, _CONNECT_BACKOFF_MAX_S)
+                    continue
+            await self.probe()
+            await asyncio.sleep(self.probe_interval_s)
+
+    async def probe(self) -> bool:
+        """Ask the broker for its metadata; recreate the topic if it is gone. True if healthy."""
+        producer = self._producer
+        if producer is None:
+            return False
+        was_healthy = self._healthy
+        try:
+            async with asyncio.timeout(max(self.probe_interval_s, 1.0)):
+                cluster = await producer.client.fetch_all_metadata()
+                if cluster.partitions_for_topic(self.topic) is None:
+                    log.warning("bus_topic_missing", topic=self.topic)
+                    await self._ensure_topic()
+        except (KafkaError, OSError, TimeoutError, BusUnavailable) as exc:
+            if was_healthy:
+                log.warning("bus_unhealthy", error=type(exc).__name__)
+            self._healthy = False
+            return False
+        if not was_healthy:
+            log.info("bus_recovered", topic=self.topic)
+        self._mark_ok()
+        return True
+
+    async def publish_many(self, events: Sequence[CanonicalEvent]) -> None:
+        producer = self._producer
+        if producer is None or not self._healthy:
+            raise BusUnavailable("Kafka is not reachable", retry_after_s=RETRY_AFTER_S)
+        if not events:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout_s
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            async with asyncio.timeout_at(deadline):
+                for event in events:
+                    fut = await producer.send(
+                        self.topic,
+                        value=event.to_json(),
+                        key=record_key(event),
+                        headers=event_headers(event),
+                    )
+                    futures.append(fut)
+            _, pending = await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
+        except (KafkaError, TimeoutError) as exc:
+            self._abandon(futures)
+            raise self._failed(exc) from exc
+        if pending:
+            self._abandon(futures)
+            raise self._failed(TimeoutError())
+        for fut in futures:
+            error = fut.exception()
+            if error is not None:
+                raise self._failed(error) from error
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        self._healthy = False
+        if producer is None:
+            return
+        try:
+            async with asyncio.timeout(self.publish_timeout_s):
+                await producer.stop()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("bus_stop_incomplete", error=type(exc).__name__)
+
+    async def _ensure_topic(self) -> None:
+        await ensure_topics(
+            self.bootstrap,
+            [self.topic],
+            self.partitions,
+            replication_factor=self.replication_factor,
+            timeout_s=self.publish_timeout_s,
+        )
+
+    def _mark_ok(self) -> None:
+        self._healthy = True
+        self._last_ok_at = time.monotonic()
+
+    def _abandon(self, futures: list[asyncio.Future[Any]]) -> None:
+        for fut in futures:
+            fut.add_done_callback(_retrieve)
+
+    def _failed(self, exc: BaseException) -> BusUnavailable:
+        # Until the next successful probe, answer "unavailable" at once instead of
+        # queueing more records behind a broker that does not acknowledge. A non-retriable
+        # error about one record (too large, say) says nothing about the broker.
+        if isinstance(exc, TimeoutError | KafkaConnectionError) or getattr(exc, "retriable", False):
+            self._healthy = False
+        reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        log.warning("bus_publish_failed", error=reason)
+        return BusUnavailable(f"Kafka did not acknowledge: {reason}", retry_after_s=RETRY_AFTER_S)

@@ -1,0 +1,57 @@
+"""``wa-bridge receiver``: serve the webhook receiver with uvicorn (one worker)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.errors import ConfigError
+from wa_bridge.log import configure_logging
+from wa_bridge.receiver import ReceiverApp, create_app
+from wa_bridge.settings import Settings
+
+__all__ = ["build_receiver", "register", "uvicorn_config"]
+
+
+def uvicorn_config(app: ReceiverApp, *, host: str, port: int, log_level: str) -> uvicorn.Config:
+    """The uvicorn settings of the receiver: uvloop, httptools, one worker, no access log."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        access_log=False,
+        lifespan="on",
+        log_level=log_level.lower(),
+        log_config=None,
+        server_header=False,
+    )
+
+
+def build_receiver(settings: Settings) -> ReceiverApp:
+    """``create_app`` with a configuration error turned into exit code 2."""
+    try:
+        return create_app(settings)
+    except ConfigError as exc:
+        typer.echo(f"wa-bridge: configuration error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+def receiver(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8080,
+) -> None:
+    """Run the webhook receiver (needs WA_BRIDGE_APP_SECRETS and a Kafka broker)."""
+    settings = settings_or_exit()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    app = build_receiver(settings)
+    uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=settings.log_level)).run()
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="receiver")(receiver)
