@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     crm_base_url: str | None = None
     crm_token: SecretStr | None = None
     crm_timeout_s: float = Field(default=10.0, gt=0)
+    hubspot_api_style: Literal["v3", "2026-03"] = Field(
+        default="v3", description="HubSpot paths: /crm/v3/objects/ or /crm/objects/2026-03/."
+    )
+    hubspot_note_object: Literal["communications", "notes"] = "communications"
     mappings_path: str = "mappings/sql.yaml"
 
     # --- worker ---------------------------------------------------------------------

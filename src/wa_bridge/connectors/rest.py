@@ -1,0 +1,150 @@
+"""The generic REST CRM connector: our own published contract, ``contracts/rest-crm.openapi.yaml``.
+
+Every write is an idempotent PUT by natural key (``/contacts/{contact_key}``,
+``/cases/{case_key}``, ``/notes/{message_id or idempotency key}``, ``/outcomes/{key}``,
+``/consents/{key}``); :meth:`RestConnector.apply` sends up to ``max_batch`` operations per
+``POST /batch`` and raises on the first failed one with the CRM's own message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.resources import files
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+
+from wa_bridge.connectors.base import CrmResult
+from wa_bridge.connectors.http import json_value, rest_error_text, send
+from wa_bridge.errors import (
+    CrmRateLimited,
+    CrmRejected,
+    CrmUnavailable,
+    MappingOutputInvalid,
+    WaBridgeError,
+)
+from wa_bridge.operations import CrmOperation, OperationKind
+
+__all__ = ["CONTRACT_FILE", "RestConnector", "contract_text"]
+
+CONTRACT_FILE: Final = "rest-crm.openapi.yaml"
+_COLLECTIONS: Final[dict[OperationKind, str]] = {
+    "upsert_contact": "contacts",
+    "upsert_case": "cases",
+    "add_note": "notes",
+    "record_outcome": "outcomes",
+    "set_consent": "consents",
+}
+
+
+def contract_text() -> str:
+    """The published OpenAPI document (package data), for CRM vendors and contract tests."""
+    return files("wa_bridge.connectors").joinpath("contracts", CONTRACT_FILE).read_text("utf-8")
+
+
+def _require(value: str | None, what: str, op: CrmOperation) -> str:
+    if not value:
+        raise MappingOutputInvalid(
+            f"{op.kind} of event {op.event_id} has no {what}; the worker must resolve it",
+            location=op.source,
+        )
+    return value
+
+
+def operation_key(op: CrmOperation) -> str:
+    """The natural key the operation's record is stored under."""
+    if op.kind == "upsert_contact":
+        return _require(op.contact_key, "contact_key", op)
+    if op.kind == "upsert_case":
+        return _require(op.case_key, "case_key", op)
+    if op.kind == "add_note":
+        message_id = op.fields.get("message_id")
+        return str(message_id) if message_id else op.idempotency_key
+    return op.idempotency_key
+
+
+def operation_body(op: CrmOperation) -> dict[str, Any]:
+    """The PUT body of the operation, as the contract's schemas say."""
+    body: dict[str, Any] = {"fields": {k: json_value(v) for k, v in op.fields.items()}}
+    if op.kind != "upsert_contact":
+        body["contact_key"] = _require(op.contact_key, "contact_key", op)
+    if op.kind in ("add_note", "record_outcome"):
+        body["case_key"] = op.case_key
+    return body
+
+
+class RestConnector:
+    """A :class:`~wa_bridge.connectors.base.CrmConnector` for the generic REST CRM.
+
+    Owns ``client`` (closed by :meth:`aclose`). Raises only :mod:`wa_bridge.errors`.
+    """
+
+    name = "rest"
+    max_batch = 100
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def _put(self, op: CrmOperation) -> CrmResult:
+        path = f"/{_COLLECTIONS[op.kind]}/{quote(operation_key(op), safe='')}"
+        response = await send(
+            self._client, "PUT", path, vendor="rest", action=op.kind, json=operation_body(op)
+        )
+        data = response.json()
+        return CrmResult(crm_id=str(data["id"]), created=bool(data.get("created", False)))
+
+    async def upsert_contact(self, op: CrmOperation) -> CrmResult:
+        return await self._put(op)
+
+    async def upsert_case(self, op: CrmOperation) -> CrmResult:
+        return await self._put(op)
+
+    async def add_note(self, op: CrmOperation) -> CrmResult:
+        return await self._put(op)
+
+    async def record_outcome(self, op: CrmOperation) -> CrmResult:
+        return await self._put(op)
+
+    async def set_consent(self, op: CrmOperation) -> CrmResult:
+        return await self._put(op)
+
+    async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
+        """Apply ``ops`` in order, ``max_batch`` per ``POST /batch``; raise on the first failure."""
+        results: list[CrmResult] = []
+        for start in range(0, len(ops), self.max_batch):
+            results.extend(await self._batch(ops[start : start + self.max_batch]))
+        return results
+
+    async def _batch(self, ops: Sequence[CrmOperation]) -> list[CrmResult]:
+        payload = {
+            "operations": [
+                {"op": op.kind, "key": operation_key(op), "body": operation_body(op)} for op in ops
+            ]
+        }
+        response = await send(
+            self._client, "POST", "/batch", vendor="rest", action="apply", json=payload
+        )
+        items = response.json().get("results", [])
+        results: list[CrmResult] = []
+        for op, item in zip(ops, items, strict=False):
+            status = int(item.get("status", 0))
+            if not 200 <= status < 300:
+                raise _item_error(op, status, item.get("error") or {})
+            results.append(CrmResult(crm_id=str(item["id"]), created=bool(item.get("created"))))
+        if len(results) != len(ops):
+            raise CrmUnavailable(f"rest: /batch answered {len(items)} results for {len(ops)} ops")
+        return results
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _item_error(op: CrmOperation, status: int, error: dict[str, Any]) -> WaBridgeError:
+    """A failed batch item, classified like a whole answer with that status."""
+    where = f"rest: {op.kind} of event {op.event_id} got item status {status}"
+    if status == 429:
+        return CrmRateLimited(f"{where} (rate limited)")
+    if status >= 500 or status in (408, 425):
+        return CrmUnavailable(f"{where}; the CRM is failing")
+    return CrmRejected(f"{where} (rejected)", status_code=status, crm_error=rest_error_text(error))
