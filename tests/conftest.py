@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from wa_bridge.bus.embedded import EmbeddedBroker
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from wa_bridge.store import SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -47,3 +53,90 @@ def shared_fixtures() -> Path:
     if not SHARED_FIXTURES.is_dir():
         pytest.skip("../shared/fixtures is absent")
     return SHARED_FIXTURES
+
+
+# --- PostgreSQL and the state store (tests/store, connectors/test_sql_connector) ----------
+
+DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}search_path={schema}"
+
+
+@pytest.fixture(scope="session")
+async def pg_session() -> AsyncIterator[tuple[str, AsyncEngine]]:
+    """A fresh schema for this session (tables created), its URL and an engine on it.
+
+    The URL carries ``?search_path=<schema>`` (understood by ``wa_bridge.store``). When
+    PostgreSQL is unreachable: fail under CI, else skip with the reason.
+    """
+    from sqlalchemy import text
+
+    from wa_bridge.store import create_engine, open_store
+
+    base = os.environ.get("WA_BRIDGE_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:
+        await admin.dispose()
+        reason = f"PostgreSQL unreachable at {base}: {type(exc).__name__}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    url = _with_search_path(base, schema)
+    store = await open_store(url, create=True)
+    await store.aclose()
+    engine = create_engine(url)
+    try:
+        yield url, engine
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def pg_url(pg_session: tuple[str, AsyncEngine]) -> str:
+    """The session schema's URL, with every table emptied before the test."""
+    from sqlalchemy import text
+
+    from wa_bridge.store.tables import metadata
+
+    url, engine = pg_session
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+    return url
+
+
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same store test on PostgreSQL (emptied session schema) and SQLite (fresh file)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture
+async def store_factory() -> AsyncIterator[Callable[..., Awaitable[SqlStore]]]:
+    """``await store_factory(url, **open_store_kwargs)``: a store, closed after the test.
+
+    SQLite stores get their tables created; PostgreSQL ones use the session schema.
+    """
+    from wa_bridge.store import open_store
+
+    opened: list[SqlStore] = []
+
+    async def make(url: str, **kwargs: Any) -> SqlStore:
+        store = await open_store(url, create=url.startswith("sqlite"), **kwargs)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.aclose()

@@ -1,0 +1,131 @@
+"""Engines and the error boundary: every database failure leaves here as a wa-bridge error.
+
+URLs are SQLAlchemy async URLs (``postgresql+asyncpg://…``, ``sqlite+aiosqlite:///…``).
+A PostgreSQL URL may carry ``?search_path=<schema>``: it is taken off the URL and sent as
+a server setting, so tests (and deployments sharing a database) can use a schema of their
+own through a plain URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from wa_bridge.errors import ConfigError, StoreUnavailable
+
+__all__ = [
+    "DEFAULT_SQLITE_NAME",
+    "create_engine",
+    "default_database_url",
+    "resolve_database_url",
+    "store_errors",
+]
+
+DEFAULT_SQLITE_NAME: Final = "wa-bridge.db"
+
+
+def default_database_url(data_dir: Path) -> str:
+    """The embedded default: a SQLite file in the ``wa-bridge dev`` data directory."""
+    return f"sqlite+aiosqlite:///{data_dir / DEFAULT_SQLITE_NAME}"
+
+
+def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
+    """``settings.database_url`` when set, else the embedded SQLite file under ``data_dir``."""
+    return database_url or default_database_url(data_dir)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _split_search_path(url: URL) -> tuple[URL, str | None]:
+    search_path = url.query.get("search_path")
+    if search_path is None:
+        return url, None
+    if isinstance(search_path, tuple):
+        search_path = search_path[-1]
+    return url.difference_update_query(["search_path"]), search_path
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``url`` with reconnects (pool_pre_ping) and sane SQLite pragmas.
+
+    Raises ConfigError for a URL that is not an async PostgreSQL or SQLite URL.
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError as err:
+        raise ConfigError(f"WA_BRIDGE_DATABASE_URL: not a database URL ({err})") from err
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        parsed, search_path = _split_search_path(parsed)
+        connect_args: dict[str, Any] = {"timeout": 10}
+        if search_path:
+            connect_args["server_settings"] = {"search_path": search_path}
+        return create_async_engine(
+            parsed,
+            pool_pre_ping=True,
+            json_serializer=_json_dumps,
+            connect_args=connect_args,
+            **kwargs,
+        )
+    if backend == "sqlite":
+        engine = create_async_engine(
+            parsed, pool_pre_ping=True, json_serializer=_json_dumps, **kwargs
+        )
+        _sqlite_pragmas(engine)
+        return engine
+    raise ConfigError(
+        f"WA_BRIDGE_DATABASE_URL: unsupported database {backend!r}; "
+        "use postgresql+asyncpg://… or sqlite+aiosqlite:///…"
+    )
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    # pysqlite's own transaction handling starts transactions late (at the first write);
+    # we emit BEGIN ourselves so a batch's reads and writes share one transaction.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def is_connection_error(err: BaseException) -> bool:
+    """True when ``err`` means the database is unreachable or the connection was lost."""
+    if isinstance(err, OSError | TimeoutError):
+        return True
+    if isinstance(err, exc.DBAPIError) and err.connection_invalidated:
+        return True
+    return isinstance(err, exc.OperationalError | exc.InterfaceError | exc.DisconnectionError)
+
+
+@contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """Turn connection failures into StoreUnavailable (chained); other errors pass through."""
+    try:
+        yield
+    except exc.SQLAlchemyError as err:
+        if is_connection_error(err):
+            raise StoreUnavailable(
+                f"state database unavailable during {what}; retry later ({type(err).__name__})"
+            ) from err
+        raise
+    except (OSError, TimeoutError) as err:
+        raise StoreUnavailable(
+            f"state database unreachable during {what}; retry later ({type(err).__name__})"
+        ) from err

@@ -1,0 +1,177 @@
+"""The Store on SQLAlchemy 2 async Core: PostgreSQL (asyncpg) and SQLite (aiosqlite), one code.
+
+Every public method translates connection failures into ``StoreUnavailable`` (see
+``wa_bridge.store.db.store_errors``); nothing is committed before the transaction context
+exits cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from wa_bridge.events import Contact
+from wa_bridge.store import audit, cases, dead_letters, ledger, statuses
+from wa_bridge.store.api import (
+    DeadLetter,
+    DeadLetterFilter,
+    DeadLetterStatus,
+    IdentityChange,
+    LedgerOutcome,
+    NewDeadLetter,
+)
+from wa_bridge.store.consent import ConsentRecord, record_consents
+from wa_bridge.store.db import create_engine, store_errors
+from wa_bridge.store.identity_map import IdentityGraph, all_keys, change_keys
+from wa_bridge.store.tables import metadata
+
+__all__ = ["Clock", "SqlStore", "SqlStoreTx", "open_store", "utc_now"]
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlStoreTx:
+    """One open transaction on one connection (implements ``StoreTx``).
+
+    ``connection`` is exposed so the built-in SQL CRM can write in the same transaction
+    (``SqlCrmConnector.apply_in``): ledger and CRM rows then commit together.
+    """
+
+    def __init__(self, conn: AsyncConnection, clock: Clock) -> None:
+        self.connection = conn
+        self._clock = clock
+
+    async def claim_events(self, event_ids: Sequence[str]) -> set[str]:
+        with store_errors("claim_events"):
+            return await ledger.claim_events(self.connection, event_ids, self._clock())
+
+    async def set_outcomes(self, outcomes: Sequence[tuple[str, LedgerOutcome]]) -> None:
+        with store_errors("set_outcomes"):
+            await ledger.set_outcomes(self.connection, outcomes, self._clock())
+
+    async def resolve_contacts(self, items: Sequence[tuple[str, Contact]]) -> list[str | None]:
+        with store_errors("resolve_contacts"):
+            graph = IdentityGraph(self.connection, self._clock())
+            await graph.load(all_keys(items))
+            out = [graph.resolve(business, contact) for business, contact in items]
+            await graph.flush()
+            return out
+
+    async def apply_identity_changes(self, changes: Sequence[IdentityChange]) -> list[str | None]:
+        with store_errors("apply_identity_changes"):
+            graph = IdentityGraph(self.connection, self._clock())
+            await graph.load(change_keys(changes))
+            out: list[str | None] = [graph.change(ch) for ch in changes]
+            await graph.flush()
+            return out
+
+    async def open_cases(self, items: Sequence[tuple[str, str, datetime]]) -> list[str]:
+        with store_errors("open_cases"):
+            return await cases.open_cases(self.connection, items)
+
+    async def close_cases(self, case_keys: Sequence[str], at: datetime) -> None:
+        with store_errors("close_cases"):
+            await cases.close_cases(self.connection, case_keys, at)
+
+    async def advance_statuses(self, items: Sequence[tuple[str, str, datetime]]) -> list[bool]:
+        with store_errors("advance_statuses"):
+            return await statuses.advance_statuses(self.connection, items)
+
+    async def add_dead_letters(self, letters: Sequence[NewDeadLetter]) -> list[int]:
+        with store_errors("add_dead_letters"):
+            return await dead_letters.add_dead_letters(self.connection, letters)
+
+    async def record_consents(self, records: Sequence[ConsentRecord]) -> None:
+        """Not in the StoreTx protocol: the consent ledger for opt-in/opt-out events."""
+        with store_errors("record_consents"):
+            await record_consents(self.connection, records)
+
+
+class SqlStore:
+    """The state database (implements ``Store``). Create with :func:`open_store`."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self._clock = clock
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlStoreTx]:
+        with store_errors("transaction"):
+            async with self.engine.begin() as conn:
+                yield SqlStoreTx(conn, self._clock)
+
+    async def list_dead_letters(self, flt: DeadLetterFilter) -> list[DeadLetter]:
+        with store_errors("list_dead_letters"):
+            async with self.engine.connect() as conn:
+                return await dead_letters.list_dead_letters(conn, flt)
+
+    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None:
+        with store_errors("get_dead_letter"):
+            async with self.engine.connect() as conn:
+                return await dead_letters.get_dead_letter(conn, dead_letter_id)
+
+    async def set_dead_letter_status(
+        self, dead_letter_id: int, status: DeadLetterStatus, *, note: str | None = None
+    ) -> None:
+        with store_errors("set_dead_letter_status"):
+            async with self.engine.begin() as conn:
+                await dead_letters.set_dead_letter_status(conn, dead_letter_id, status, note)
+
+    async def record_audit(
+        self, *, actor: str, role: str, action: str, target: str, detail: str
+    ) -> None:
+        with store_errors("record_audit"):
+            async with self.engine.begin() as conn:
+                await audit.record_audit(
+                    conn,
+                    at=self._clock(),
+                    actor=actor,
+                    role=role,
+                    action=action,
+                    target=target,
+                    detail=detail,
+                )
+
+    async def purge_ledger(self, older_than: datetime) -> int:
+        """Delete ledger ids first seen before ``older_than`` (the retention job)."""
+        with store_errors("purge_ledger"):
+            async with self.engine.begin() as conn:
+                return await ledger.purge_ledger(conn, older_than)
+
+    async def purge_dead_letters(self, older_than: datetime) -> int:
+        """Delete closed (replayed / discarded) dead letters last failed before ``older_than``."""
+        with store_errors("purge_dead_letters"):
+            async with self.engine.begin() as conn:
+                return await dead_letters.purge_dead_letters(conn, older_than)
+
+    async def create_all(self) -> None:
+        """Create the tables that are missing (SQLite dev and tests; production migrates)."""
+        with store_errors("create_all"):
+            async with self.engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
+async def open_store(url: str, *, create: bool = False, clock: Clock = utc_now) -> SqlStore:
+    """Open the state database at ``url``; with ``create``, create missing tables first.
+
+    Raises ConfigError for an unsupported URL and StoreUnavailable when ``create`` cannot
+    reach the database. Close with ``await store.aclose()``.
+    """
+    store = SqlStore(create_engine(url), clock=clock)
+    if create:
+        try:
+            await store.create_all()
+        except BaseException:
+            await store.aclose()
+            raise
+    return store

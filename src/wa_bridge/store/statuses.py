@@ -1,0 +1,64 @@
+"""Message statuses only move forward: sent < delivered < read < played; failed is terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wa_bridge.store._chunks import chunks
+from wa_bridge.store._upsert import insert_for
+from wa_bridge.store.tables import message_statuses
+
+__all__ = ["STATUS_RANKS", "advance_statuses"]
+
+STATUS_RANKS: Final = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 5}
+TERMINAL_RANK: Final = STATUS_RANKS["failed"]
+
+
+async def advance_statuses(
+    conn: AsyncConnection, items: Sequence[tuple[str, str, datetime]]
+) -> list[bool]:
+    """True for each (message id, status, time) that moves its message forward.
+
+    An unknown status never moves anything (rank 0). One SELECT, one multi-row upsert.
+    """
+    m = message_statuses.c
+    ids = sorted({mid for mid, _, _ in items})
+    ranks: dict[str, int] = {}
+    for part in chunks(ids):
+        rows = await conn.execute(select(m.message_id, m.rank).where(m.message_id.in_(part)))
+        ranks.update({mid: rank for mid, rank in rows})
+    changed: dict[str, dict[str, object]] = {}
+    out: list[bool] = []
+    for message_id, status, at in items:
+        rank = STATUS_RANKS.get(status, 0)
+        current = ranks.get(message_id, 0)
+        moves = rank > current and current != TERMINAL_RANK
+        if moves:
+            ranks[message_id] = rank
+            changed[message_id] = {
+                "message_id": message_id,
+                "status": status,
+                "rank": rank,
+                "updated_at": at,
+            }
+        out.append(moves)
+    if changed:
+        stmt = insert_for(conn, message_statuses)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["message_id"],
+            set_={
+                "status": stmt.excluded.status,
+                "rank": stmt.excluded.rank,
+                "updated_at": stmt.excluded.updated_at,
+            },
+            # a concurrent writer may have moved further: never go back
+            where=message_statuses.c.rank < stmt.excluded.rank,
+        )
+        for batch in chunks(list(changed.values()), 2000):
+            await conn.execute(stmt, list(batch))
+    return out

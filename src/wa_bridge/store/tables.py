@@ -1,0 +1,311 @@
+"""The state schema as SQLAlchemy Core tables; Alembic migration 0001 creates exactly these.
+
+The same tables serve PostgreSQL (asyncpg) and SQLite (aiosqlite). Times are stored in UTC
+(``UtcDateTime``), JSON is ``jsonb`` on PostgreSQL. The ``crm_*`` tables are the built-in
+SQL CRM (``wa_bridge.connectors.sql``): columns for the shared field vocabulary, anything
+else in ``attributes``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = [
+    "JsonType",
+    "UtcDateTime",
+    "audit_log",
+    "cases",
+    "consents",
+    "contacts",
+    "crm_cases",
+    "crm_consents",
+    "crm_contacts",
+    "crm_notes",
+    "crm_outcomes",
+    "dead_letters",
+    "identities",
+    "identity_events",
+    "message_statuses",
+    "metadata",
+    "processed_events",
+]
+
+NAMING: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime in, an aware UTC datetime out, on both PostgreSQL and SQLite.
+
+    SQLite keeps no zone, so values are stored as naive UTC there; a naive value given to
+    us is taken as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+KEY = 64  # ids we mint or Meta's ids (wamid ~ 60 chars)
+SHORT = 32
+
+# --- worker state -------------------------------------------------------------------
+
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("outcome", String(SHORT)),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "first_seen_at"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("contact_id", String(KEY), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# One row per (identifier, contact) ever linked; at most one current link per identifier.
+identities = Table(
+    "identities",
+    metadata,
+    Column("business", String(KEY), nullable=False),  # "" for phones (global)
+    Column("kind", String(16), nullable=False),  # phone | bsuid | parent_bsuid
+    Column("value", String(200), nullable=False),
+    Column("contact_id", String(KEY), nullable=False),
+    Column("is_current", Boolean, nullable=False),
+    Column("linked_at", UtcDateTime, nullable=False),
+    Column("replaced_at", UtcDateTime),
+    PrimaryKeyConstraint("business", "kind", "value", "contact_id"),
+    Index(None, "contact_id"),
+    Index(None, "value"),
+    Index(
+        "uq_identities_current",
+        "business",
+        "kind",
+        "value",
+        unique=True,
+        postgresql_where=text("is_current"),
+        sqlite_where=text("is_current"),
+    ),
+)
+
+identity_events = Table(
+    "identity_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("contact_id", String(KEY), nullable=False),
+    Column("decision", String(SHORT), nullable=False),
+    Column("kinds", String(100), nullable=False),
+    Column("detail", String(200)),  # hashed identifiers only, never raw numbers
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "contact_id"),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("case_key", String(KEY), primary_key=True),
+    Column("contact_id", String(KEY), nullable=False),
+    Column("business_number", String(KEY), nullable=False),
+    Column("status", String(16), nullable=False),  # open | resolved
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("closed_at", UtcDateTime),
+    Index(None, "contact_id"),
+    Index(
+        "uq_cases_open",
+        "contact_id",
+        "business_number",
+        unique=True,
+        postgresql_where=text("status = 'open'"),
+        sqlite_where=text("status = 'open'"),
+    ),
+)
+
+message_statuses = Table(
+    "message_statuses",
+    metadata,
+    Column("message_id", String(200), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("error", Text),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("event_type", String(100), nullable=False),
+    Column("contact_key", String(200)),
+    Column("payload", LargeBinary, nullable=False),
+    Column("error_class", String(100), nullable=False),
+    Column("error_message", Text, nullable=False),
+    Column("crm_error", Text),
+    Column("errors", JsonType, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_failed_at", UtcDateTime, nullable=False),
+    Column("last_failed_at", UtcDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # open | replayed | discarded
+    Column("note", Text),
+    Column("topic", String(255)),
+    Column("partition", Integer),
+    Column("offset", BigInteger),
+    Index(None, "status", "last_failed_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("role", String(SHORT), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("contact_id", String(KEY), nullable=False),
+    Column("channel", String(SHORT), nullable=False),
+    Column("purpose", String(SHORT), nullable=False),
+    Column("status", String(16), nullable=False),  # opt_in | opt_out
+    Column("evidence", Text),
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "contact_id"),
+)
+
+# --- the built-in SQL CRM -------------------------------------------------------------
+
+crm_contacts = Table(
+    "crm_contacts",
+    metadata,
+    Column("contact_key", String(KEY), primary_key=True),
+    Column("phone_e164", String(SHORT)),
+    Column("wa_id", String(SHORT)),
+    Column("bsuid", String(200)),
+    Column("parent_bsuid", String(200)),
+    Column("username", String(100)),
+    Column("name", String(200)),
+    Column("country", String(8)),
+    Column("email", String(320)),
+    Column("attributes", JsonType),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+crm_cases = Table(
+    "crm_cases",
+    metadata,
+    Column("case_key", String(KEY), primary_key=True),
+    Column("contact_key", String(KEY)),
+    Column("status", String(16)),
+    Column("channel", String(SHORT)),
+    Column("subject", String(500)),
+    Column("agent", String(200)),
+    Column("reason", String(500)),
+    Column("tags", JsonType),
+    Column("ctwa_clid", String(200)),
+    Column("source_url", String(2000)),
+    Column("ad_id", String(100)),
+    Column("utm_source", String(200)),
+    Column("utm_medium", String(200)),
+    Column("utm_campaign", String(200)),
+    Column("opened_at", UtcDateTime),
+    Column("attributes", JsonType),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "contact_key"),
+)
+
+crm_notes = Table(
+    "crm_notes",
+    metadata,
+    Column("note_key", String(200), primary_key=True),
+    Column("case_key", String(KEY)),
+    Column("contact_key", String(KEY)),
+    Column("direction", String(16)),
+    Column("message_type", String(SHORT)),
+    Column("body", Text),
+    Column("media_id", String(200)),
+    Column("status", String(16)),
+    Column("status_error", Text),
+    Column("occurred_at", UtcDateTime),
+    Column("attributes", JsonType),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "contact_key", "occurred_at"),
+)
+
+crm_outcomes = Table(
+    "crm_outcomes",
+    metadata,
+    Column("outcome_key", String(200), primary_key=True),
+    Column("case_key", String(KEY)),
+    Column("contact_key", String(KEY)),
+    Column("outcome", String(100)),
+    Column("value", Numeric(18, 4)),
+    Column("reason", String(500)),
+    Column("csat", Integer),
+    Column("occurred_at", UtcDateTime),
+    Column("attributes", JsonType),
+)
+
+crm_consents = Table(
+    "crm_consents",
+    metadata,
+    Column("consent_key", String(200), primary_key=True),
+    Column("contact_key", String(KEY)),
+    Column("channel", String(SHORT)),
+    Column("purpose", String(SHORT)),
+    Column("status", String(16)),
+    Column("evidence", Text),
+    Column("occurred_at", UtcDateTime),
+    Column("attributes", JsonType),
+)
