@@ -34,30 +34,46 @@ def start_record(
 
 @dataclass(frozen=True)
 class HotSpots:
+    """Sample counts: by leaf frame (self), by our own frames (inclusive), by package."""
+
     samples: int
     self_top: list[tuple[str, int]]
-    inclusive_top: list[tuple[str, int]]
+    ours_inclusive_top: list[tuple[str, int]]
+    by_package: list[tuple[str, int]]
 
 
 def _frame_key(frame: str) -> str:
-    # "create_app.<locals>.handle (wa_bridge/receiver/app.py:42)" -> drop the line number
-    frame = _LINE_NO.sub(")", frame.strip())
-    return frame.replace(str(Path(sys.prefix)), "<venv>")
+    # "WebhookEndpoint._post (wa_bridge/receiver/webhook.py:42)" -> drop the line number
+    return _LINE_NO.sub(")", frame.strip())
 
 
-def summarize(raw_path: Path, *, top: int = 15) -> HotSpots:
-    """Self time (leaf frames) and inclusive time per function, by sample count."""
+def _package(frame: str) -> str:
+    # "... (aiokafka/producer/producer.py)" -> "aiokafka"; "<frozen runpy>" stays as is
+    inside = frame[frame.rfind("(") + 1 : -1] if frame.endswith(")") else frame
+    return inside.split("/", 1)[0] if "/" in inside else inside
+
+
+def summarize(raw_path: Path, *, own_prefix: str = "wa_bridge/", top: int = 15) -> HotSpots:
+    """Aggregate py-spy's raw (collapsed) stacks: ``frame;frame;... count`` per line."""
     self_counts: Counter[str] = Counter()
-    incl_counts: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     samples = 0
     for line in raw_path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
+        if not stack.strip() or not count_text.isdigit():
             continue
         count = int(count_text)
         frames = [_frame_key(f) for f in stack.split(";")]
         samples += count
         self_counts[frames[-1]] += count
+        packages[_package(frames[-1])] += count
         for frame in set(frames):
-            incl_counts[frame] += count
-    return HotSpots(samples, self_counts.most_common(top), incl_counts.most_common(top))
+            if own_prefix in frame:
+                ours[frame] += count
+    return HotSpots(
+        samples,
+        self_counts.most_common(top),
+        ours.most_common(top),
+        packages.most_common(top),
+    )

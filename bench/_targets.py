@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import shlex
 import sys
 import time
 import uuid
@@ -55,7 +56,8 @@ def bare(run: Run, out: Outcome) -> None:
         cmd, host=HOST, port=port, env={}, cpus=run.args.server_cpus, log_path=log
     ) as s:
         _expect(out, "signed POST", run.post(s.base_url + "/").status_code, range(200, 201))
-        out.result = run.load(s, "/", out)
+        run.warm_up(s, "/", out)
+        out.result = run.measure(s, "/", out)
 
 
 def pywa(run: Run, out: Outcome) -> None:
@@ -74,29 +76,33 @@ def pywa(run: Run, out: Outcome) -> None:
         _expect(out, "signed POST", run.post(url).status_code, range(200, 201))
         bad = run.post(url, signature="sha256=" + "0" * 64).status_code
         _expect(out, "wrongly signed POST", bad, range(400, 500))
-        before = _pywa_handled(s.base_url, at_least=1)
+        _pywa_settled(s.base_url, at_least=1)
         out.checks.append("handler ran for the signed POST (update parsed)")
-        # wrk's warm-up also posts; count parses from just before the measured run.
-        result = run.load(s, PYWA_PATH, out)
-        out.result = result
-        handled = _pywa_handled(s.base_url, at_least=before + result.ok)
-        parsed = handled - before
+        run.warm_up(s, PYWA_PATH, out)
+        before = _pywa_settled(s.base_url, at_least=1)
+        result = out.result = run.measure(s, PYWA_PATH, out)
+        parsed = _pywa_settled(s.base_url, at_least=before + result.ok) - before
         if parsed < result.ok:
             out.problems.append(f"only {parsed} updates parsed for {result.ok} 200s")
         else:
-            out.checks.append(f"{parsed} updates parsed ≥ {result.ok} 200s (incl. warm-up)")
+            out.checks.append(f"{parsed} updates parsed ≥ {result.ok} 200s in the measured run")
 
 
-def _pywa_handled(base_url: str, *, at_least: int, wait_s: float = 5.0) -> int:
-    """pywa parses in a background task after answering: give it a moment to catch up."""
+def _pywa_settled(base_url: str, *, at_least: int, wait_s: float = 10.0) -> int:
+    """pywa's handler count once its background parses have caught up (or the wait ends).
+
+    pywa answers first and parses in a background task, so the count lags the 200s.
+    """
     import httpx
 
     deadline = time.monotonic() + wait_s
+    last = -1
     while True:
         count = int(httpx.get(base_url + "/bench/handled", timeout=5.0).text)
-        if count >= at_least or time.monotonic() > deadline:
+        if (count >= at_least and count == last) or time.monotonic() > deadline:
             return count
-        time.sleep(0.1)
+        last = count
+        time.sleep(0.2)
 
 
 def receiver_missing() -> str | None:
@@ -111,6 +117,13 @@ def receiver_missing() -> str | None:
     return None
 
 
+def _receiver_cmd(template: str | None, port: int) -> list[str]:
+    if template:
+        return shlex.split(template.format(host=HOST, port=port))
+    exe = str(Path(sys.executable).with_name("wa-bridge"))
+    return [exe, "receiver", "--host", HOST, "--port", str(port)]
+
+
 def _receiver_path() -> str:
     try:
         from wa_bridge.receiver.webhook import WEBHOOK_PATH
@@ -123,7 +136,7 @@ def wa_bridge(run: Run, out: Outcome) -> None:
     from bench import _kafka
     from wa_bridge.bus.embedded import EmbeddedBroker
 
-    reason = receiver_missing()
+    reason = None if run.args.receiver_cmd else receiver_missing()
     if reason is not None:
         out.skipped = reason
         return
@@ -135,8 +148,7 @@ def wa_bridge(run: Run, out: Outcome) -> None:
     try:
         _kafka.create_topic(broker.bootstrap, topic, partitions=12)
         port = _free_port()
-        cmd = [str(Path(sys.executable).with_name("wa-bridge")), "receiver"]
-        cmd += ["--host", HOST, "--port", str(port)]
+        cmd = _receiver_cmd(run.args.receiver_cmd, port)
         env = {
             "WA_BRIDGE_APP_SECRETS": run.secret,
             "WA_BRIDGE_VERIFY_TOKEN": run.verify_token,
@@ -161,17 +173,18 @@ def _run_receiver(run: Run, out: Outcome, s: ServerProc, bootstrap: str, topic: 
     _expect(out, "signed POST", _post_when_ready(run, url), range(200, 201))
     bad = run.post(url, signature="sha256=" + "0" * 64).status_code
     _expect(out, "wrongly signed POST", bad, range(400, 500))
-    first = _kafka.total_end_offset(bootstrap, topic)
-    if first < 1:
+    if _kafka.total_end_offset(bootstrap, topic) < 1:
         raise RuntimeError("the signed POST got 200 but no record reached the topic")
-    out.checks.append(f"signed POST published {first} record(s)")
-    result = run.load(s, path, out)
-    out.result = result
-    records = _kafka.total_end_offset(bootstrap, topic) - first
+    out.checks.append("signed POST published its record")
+    run.warm_up(s, path, out)
+    time.sleep(0.5)  # let the warm-up's last in-flight requests publish
+    before = _kafka.total_end_offset(bootstrap, topic)
+    result = out.result = run.measure(s, path, out)
+    records = _kafka.total_end_offset(bootstrap, topic) - before
     if records < result.ok:
         out.problems.append(f"only {records} records on the topic for {result.ok} 200s")
     else:
-        out.checks.append(f"{records} records on the topic ≥ {result.ok} 200s (incl. warm-up)")
+        out.checks.append(f"{records} records on the topic ≥ {result.ok} 200s in the measured run")
     if run.args.profile:
         _profile(run, out, s)
 
@@ -208,9 +221,11 @@ def _profile(run: Run, out: Outcome, s: ServerProc) -> None:
         return
     spots = _pyspy.summarize(raw)
     print(f"\n(b) py-spy profile under load: {spots.samples} samples, raw stacks in {raw}")
-    print("  self time (leaf frames):")
-    for frame, n in spots.self_top:
-        print(f"    {100 * n / spots.samples:5.1f}%  {frame}")
-    print("  inclusive time:")
-    for frame, n in spots.inclusive_top:
-        print(f"    {100 * n / spots.samples:5.1f}%  {frame}")
+    for title, rows in (
+        ("self time by function (leaf frame)", spots.self_top),
+        ("self time by package", spots.by_package),
+        ("inclusive time of wa_bridge functions", spots.ours_inclusive_top),
+    ):
+        print(f"  {title}:")
+        for frame, n in rows:
+            print(f"    {100 * n / max(1, spots.samples):5.1f}%  {frame}")

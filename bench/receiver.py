@@ -67,24 +67,35 @@ class Run:
         }
         return httpx.post(url, content=self.body, headers=headers, timeout=10.0)
 
-    def load(self, server: ServerProc, path: str, out: Outcome) -> WrkResult:
-        """Warm up, then the measured wrk run; flags errors on ``out``."""
-        a = self.args
+    def warm_up(self, server: ServerProc, path: str, out: Outcome) -> None:
+        """Unmeasured load first (JIT-free Python still warms caches, pools, batches)."""
+        if self.args.warmup > 0:
+            self._wrk(server, path, out, self.args.warmup)
+
+    def measure(self, server: ServerProc, path: str, out: Outcome) -> WrkResult:
+        """The measured wrk run; flags non-2xx answers and socket errors on ``out``."""
+        result = self._wrk(server, path, out, self.args.duration)
+        if result.non2xx:
+            out.problems.append(f"{result.non2xx} non-2xx responses")
+        if result.socket_errors:
+            out.problems.append(f"{result.socket_errors} socket errors/timeouts")
+        return result
+
+    def _wrk(self, server: ServerProc, path: str, out: Outcome, duration_s: float) -> WrkResult:
         lua = write_lua(
             self.workdir / f"{out.key}.lua",
             body_path=BODY_PATH,
             path=path,
             signature=self.signature(),
         )
-        common = dict(url=server.base_url, lua=lua, connections=a.connections)
-        if a.warmup > 0:
-            run_wrk(**common, threads=a.threads, duration_s=a.warmup, cpus=a.client_cpus)
-        result = run_wrk(**common, threads=a.threads, duration_s=a.duration, cpus=a.client_cpus)
-        if result.non2xx:
-            out.problems.append(f"{result.non2xx} non-2xx responses")
-        if result.socket_errors:
-            out.problems.append(f"{result.socket_errors} socket errors/timeouts")
-        return result
+        return run_wrk(
+            url=server.base_url,
+            lua=lua,
+            connections=self.args.connections,
+            threads=self.args.threads,
+            duration_s=duration_s,
+            cpus=self.args.client_cpus,
+        )
 
 
 def _cpus(text: str) -> set[int] | None:
@@ -103,6 +114,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--receiver-path", default=None, help="wa-bridge webhook path (default: WEBHOOK_PATH)"
     )
+    p.add_argument(
+        "--receiver-cmd",
+        default=None,
+        help="command for (b) instead of `wa-bridge receiver` ({host}, {port} filled in)",
+    )
     p.add_argument("--profile", action="store_true", help="profile (b) with py-spy afterwards")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
     return p.parse_args(argv)
@@ -110,14 +126,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _print_table(outcomes: list[Outcome]) -> None:
     print()
-    print(f"{'target':<44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    head = ("req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "non-2xx")
+    print(f"{'target':<46}" + "".join(f"{h:>9}" for h in head))
     for o in outcomes:
         label = f"({o.key}) {o.name}"
         if o.result is None:
-            print(f"{label:<44} {'—':>9}  not measured: {o.skipped}")
+            print(f"{label:<46} not measured: {o.skipped}")
             continue
         r = o.result
-        print(f"{label:<44} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.non2xx:>8}")
+        cells = (f"{r.rps:.0f}", *(f"{v:.2f}" for v in (r.p50_ms, r.p90_ms, r.p99_ms)))
+        cells += (f"{r.max_ms:.0f}", str(r.non2xx))
+        print(f"{label:<46}" + "".join(f"{c:>9}" for c in cells))
     for o in outcomes:
         for check in o.checks:
             print(f"  ({o.key}) ok: {check}")
