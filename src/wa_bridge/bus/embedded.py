@@ -76,21 +76,26 @@ class EmbeddedBroker:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn")
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(
-            [
-                tansu_binary(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=out,
-            stderr=out,
-            env=env,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [
+                    tansu_binary(),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=out,
+                stderr=out,
+                env=env,
+            )
+        finally:
+            # The child has its own copy of the descriptor; ours would leak (ResourceWarning).
+            if not isinstance(out, int):
+                out.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _port_open(self.host, self.port):
             if self._proc.poll() is not None:
