@@ -1,0 +1,128 @@
+"""Check a mapping file's structure against ``schemas/mapping.schema.json``.
+
+Each jsonschema error is turned into a :class:`MappingIssue` at the YAML position of the
+offending key or value, with a message a developer can act on (unknown keys get a
+"did you mean" and the list of keys allowed there).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any, cast
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from wa_bridge.mapping._yaml import YamlFile
+from wa_bridge.mapping.issues import MappingIssue
+
+__all__ = ["SCHEMA_PATH", "check_structure", "key_path", "suggest"]
+
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "mapping.schema.json"
+_MAX_SHOWN = 60
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return Draft202012Validator(schema)
+
+
+def key_path(keys: tuple[str | int, ...] | list[str | int]) -> str:
+    """``events/whatsapp.message.received/0/fields/name``: the key path shown to users."""
+    return "/".join(str(k) for k in keys) or "(top level)"
+
+
+def suggest(word: str, choices: list[str]) -> str:
+    """`` (did you mean 'x'?)`` when a close match exists, else ``""``."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    return "mapping"
+
+
+def _allowed_keys(schema: dict[str, Any]) -> list[str]:
+    return [*schema.get("properties", {})]
+
+
+def _unknown_keys(err: ValidationError, file: YamlFile) -> Iterator[MappingIssue]:
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    allowed = _allowed_keys(schema)
+    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    instance = err.instance if isinstance(err.instance, dict) else {}
+    for key in instance:
+        if key in allowed or any(p.search(key) for p in patterns):
+            continue
+        keys = [*err.absolute_path, key]
+        hint = suggest(key, allowed)
+        expected = f"; expected one of: {', '.join(allowed)}" if allowed else ""
+        if patterns and not allowed:
+            expected = "; names use letters, digits and _"
+        loc = file.loc(keys, at="key")
+        yield MappingIssue.at(loc, key_path(keys), f"unknown key {key!r}{hint}{expected}")
+
+
+def _message(err: ValidationError) -> str:
+    v, inst = err.validator, err.instance
+    if v == "enum":
+        choices = [str(x) for x in cast(list[Any], err.validator_value)]
+        allowed = ", ".join(choices)
+        hint = suggest(str(inst), choices)
+        return f"expected one of: {allowed}; got {_short(inst)}{hint}"
+    if v == "type":
+        want = err.validator_value
+        want_text = " or ".join(want) if isinstance(want, list) else str(want)
+        return f"expected {want_text}, got {_json_type(inst)} {_short(inst)}"
+    if v == "const":
+        return f"expected {_short(err.validator_value)}, got {_short(inst)}"
+    if v == "required":
+        return err.message.replace("is a required property", "is required here")
+    if v in {"minProperties", "maxProperties"} and isinstance(inst, dict):
+        return f"expected exactly one key here, got {len(inst)}: {', '.join(inst)}"
+    return err.message if len(err.message) <= 200 else err.message[:199] + "…"
+
+
+def _flatten(err: ValidationError) -> ValidationError:
+    # oneOf/anyOf errors say "not valid under any of the given schemas"; the branch whose
+    # type matches the value says what is actually wrong.
+    while err.validator in {"oneOf", "anyOf"} and err.context:
+        best = best_match(err.context)
+        if best is None:
+            break
+        err = best
+    return err
+
+
+def check_structure(file: YamlFile) -> list[MappingIssue]:
+    """Every structural problem of one file, in file order."""
+    issues: list[MappingIssue] = []
+    for raw in _validator().iter_errors(file.data):
+        err = _flatten(raw)
+        if err.validator == "additionalProperties":
+            issues.extend(_unknown_keys(err, file))
+            continue
+        keys = list(err.absolute_path)
+        issues.append(MappingIssue.at(file.loc(keys), key_path(keys), _message(err)))
+    return issues

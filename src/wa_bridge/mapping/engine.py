@@ -1,0 +1,294 @@
+"""The compiled mapping: canonical event → validated CRM operations.
+
+Everything that can be decided once is decided at load: paths are compiled, catalogs
+resolved, defaults checked against their type, and each field becomes a (getter, check)
+pair. :meth:`CompiledMapping.apply` only walks those closures.
+
+Output is validated before it leaves: a value that fails its type, catalog, length or
+``required`` check makes ``apply`` raise :class:`MappingOutputInvalid` naming the mapping
+file and line, the operation and field, and the offending value (truncated, with phone
+numbers masked to their last 4 digits). No operation of that event is returned, so the
+CRM never sees a half-filled event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, cast
+
+from wa_bridge.errors import MappingOutputInvalid
+from wa_bridge.events import CanonicalEvent
+from wa_bridge.mapping.catalogs import MISSING, Catalog
+from wa_bridge.mapping.expressions import (
+    Condition,
+    ExpressionFailed,
+    Getter,
+    compile_condition,
+    compile_source,
+)
+from wa_bridge.mapping.fieldtypes import BadValue, Coercer, make_coercer
+from wa_bridge.mapping.issues import MappingErrors, MappingIssue
+from wa_bridge.mapping.spec import FieldSpec, MappingSpec, RuleSpec, load_spec
+from wa_bridge.operations import CrmOperation, FieldValue, OperationKind
+
+__all__ = ["CompiledMapping", "compile_spec", "load_mapping", "mask"]
+
+_MAX_SHOWN: Final = 40
+_DIGIT_RUN = re.compile(r"\d[\d\s().-]{5,}\d")
+_LENGTH_TYPES: Final = frozenset({"string", "email", "enum", "phone"})
+
+
+def mask(value: Any) -> str:
+    """A short, safe rendering of an offending value for error messages and dead letters."""
+    text = repr(value)
+    if len(text) > 4 * _MAX_SHOWN:
+        text = text[: 4 * _MAX_SHOWN]
+
+    def hide(match: re.Match[str]) -> str:
+        run = match.group(0)
+        digits = sum(ch.isdigit() for ch in run)
+        if digits < 7:
+            return run
+        keep, out = 4, []
+        for ch in reversed(run):
+            if ch.isdigit():
+                out.append(ch if keep > 0 else "*")
+                keep -= 1
+            else:
+                out.append(ch)
+        return "".join(reversed(out))
+
+    text = _DIGIT_RUN.sub(hide, text)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    location: str
+    getter: Getter
+    check: Coercer
+    catalog: Catalog | None
+    is_list: bool
+    required: bool
+    default: FieldValue
+    when: Condition | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    kind: OperationKind | None  # None: op "none"
+    source: str
+    when: Condition | None
+    fields: tuple[_Field, ...]
+
+
+class _Problem(Exception):
+    def __init__(self, field: _Field, kind: str, reason: str) -> None:
+        super().__init__(f"{field.location}: {kind}.{field.name}: {reason}")
+        self.field = field
+
+
+class CompiledMapping:
+    """A mapping ready to apply; build it with :func:`load_mapping`."""
+
+    def __init__(self, path: str, connector: str, rules: Mapping[str, tuple[_Rule, ...]]) -> None:
+        self.path = path
+        self.connector = connector
+        self._rules = dict(rules)
+
+    def __repr__(self) -> str:
+        return f"CompiledMapping(path={self.path!r}, connector={self.connector!r})"
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        """Event types with at least one rule (``none`` counts: it is an explicit no-op)."""
+        return frozenset(self._rules)
+
+    def apply(self, event: CanonicalEvent) -> list[CrmOperation]:
+        """The operations for ``event``, in file order; [] when its type has no rule.
+
+        Raises MappingOutputInvalid (and nothing else) when any emitted value is invalid.
+        Pure and thread-safe: no I/O, no state.
+        """
+        rules = self._rules.get(event.type)
+        if not rules:
+            return []
+        root = {
+            "id": event.id,
+            "type": event.type,
+            "source": event.source,
+            "time": event.time,
+            "subject": event.subject,
+            "recvtime": event.recvtime,
+            "wabaid": event.wabaid,
+            "data": event.data,
+        }
+        ops: list[CrmOperation] = []
+        problems: list[_Problem] = []
+        for rule in rules:
+            try:
+                if rule.when is not None and not rule.when(root):
+                    continue
+            except ExpressionFailed as exc:
+                raise MappingOutputInvalid(
+                    f"{rule.source}: when: {exc}", location=rule.source
+                ) from exc
+            fields: dict[str, FieldValue] = {}
+            for f in rule.fields:
+                try:
+                    value = _evaluate(f, rule, root)
+                except _Problem as exc:
+                    problems.append(exc)
+                    continue
+                if value is not None:
+                    fields[f.name] = value
+            if rule.kind is not None:
+                ops.append(
+                    CrmOperation(
+                        kind=rule.kind,
+                        fields=fields,
+                        event_id=event.id,
+                        index=len(ops),
+                        contact_key=event.subject,
+                        source=rule.source,
+                    )
+                )
+        if problems:
+            first = problems[0]
+            message = "; ".join(str(p) for p in problems)
+            raise MappingOutputInvalid(
+                message, location=first.field.location, field=first.field.name
+            )
+        return ops
+
+
+def _evaluate(f: _Field, rule: _Rule, root: Mapping[str, Any]) -> FieldValue:
+    kind = rule.kind or "none"
+    try:
+        if f.when is not None and not f.when(root):
+            return None
+        raw = f.getter(root)
+    except ExpressionFailed as exc:
+        raise _Problem(f, kind, str(exc)) from exc
+    if raw is None or raw == "" or raw == []:
+        if f.default is None and f.required:
+            raise _Problem(f, kind, "required, but the source gave no value")
+        return f.default
+    if f.is_list:
+        items = raw if isinstance(raw, list) else [raw]
+        return tuple(cast(Any, _check(f, kind, item)) for item in items if item is not None)
+    return _check(f, kind, raw)
+
+
+def _check(f: _Field, kind: str, raw: Any) -> FieldValue:
+    value = raw
+    if f.catalog is not None:
+        value = f.catalog.translate(raw)
+        if value is MISSING:
+            reason = f"{mask(raw)} is not in {f.catalog.describe()}"
+            raise _Problem(f, kind, reason)
+        if value is None:
+            return None
+    if isinstance(value, dict | list):
+        raise _Problem(f, kind, f"expected a single value, got {mask(value)}")
+    try:
+        return f.check(value)
+    except BadValue as exc:
+        raise _Problem(f, kind, f"{exc}; got {mask(value)}") from exc
+
+
+def _compile_field(
+    spec: FieldSpec, catalogs: Mapping[str, Catalog], issues: list[Any]
+) -> _Field | None:
+    data, node = spec.data, spec.node
+    before = len(issues)
+    getter = compile_source(data, node, catalogs, issues)
+    type_name = data.get("type", "string")
+    if type_name == "enum" and "values" not in data and "catalog" not in data:
+        issues.append(node.issue("type 'enum' needs 'values' (or a 'catalog')", "type"))
+    if "values" in data and type_name != "enum":
+        issues.append(node.issue("'values' only goes with type 'enum'", "values", at="key"))
+    for opt in ("max_length", "min_length"):
+        if opt in data and type_name not in _LENGTH_TYPES:
+            issues.append(
+                node.issue(f"{opt!r} does not apply to type {type_name!r}", opt, at="key")
+            )
+    catalog = None
+    if "catalog" in data:
+        catalog = catalogs.get(data["catalog"])
+        if catalog is None:
+            known = ", ".join(catalogs) or "none defined"
+            issues.append(
+                node.issue(f"unknown catalog {data['catalog']!r}; known: {known}", "catalog")
+            )
+    values = data.get("values")
+    if type_name == "enum" and values is None and catalog is not None:
+        values = sorted(set(catalog.values.values()) | ({catalog.default} - {None}))
+    check = make_coercer(
+        type_name,
+        max_length=data.get("max_length"),
+        min_length=data.get("min_length"),
+        values=values,
+    )
+    default: FieldValue = None
+    if data.get("default") is not None:
+        try:
+            default = check(data["default"])
+        except BadValue as exc:
+            issues.append(node.issue(f"default does not fit type {type_name!r}: {exc}", "default"))
+    when = None
+    if "when" in data:
+        when = compile_condition(
+            data["when"], type(node)(node.file, (*node.keys, "when")), catalogs, issues
+        )
+    if getter is None or len(issues) > before:
+        return None
+    return _Field(
+        name=spec.name,
+        location=node.loc(at="key").short,
+        getter=getter,
+        check=check,
+        catalog=catalog,
+        is_list=bool(data.get("list", False)),
+        required=bool(data.get("required", False)),
+        default=default,
+        when=when,
+    )
+
+
+def _compile_rule(spec: RuleSpec, catalogs: Mapping[str, Catalog], issues: list[Any]) -> _Rule:
+    when = None
+    if spec.when is not None:
+        node = type(spec.node)(spec.node.file, (*spec.node.keys, "when"))
+        when = compile_condition(spec.when, node, catalogs, issues)
+    fields = tuple(f for f in (_compile_field(s, catalogs, issues) for s in spec.fields) if f)
+    kind = None if spec.kind == "none" else cast(OperationKind, spec.kind)
+    return _Rule(kind, spec.node.loc().short, when, fields)
+
+
+def compile_spec(spec: MappingSpec) -> CompiledMapping:
+    """Compile a loaded spec; raise MappingErrors listing every expression/type problem."""
+    issues: list[MappingIssue] = []
+    catalogs = {
+        name: Catalog(c.name, c.values, c.default, c.has_default)
+        for name, c in spec.catalogs.items()
+    }
+    rules = {
+        event_type: tuple(_compile_rule(r, catalogs, cast(list[Any], issues)) for r in specs)
+        for event_type, specs in spec.rules.items()
+    }
+    if issues:
+        raise MappingErrors(issues)
+    return CompiledMapping(spec.path, spec.connector, rules)
+
+
+def load_mapping(path: str | Path) -> CompiledMapping:
+    """Load, check and compile a mapping file (and its includes) once, at start-up.
+
+    Raises MappingErrors (a ConfigError) listing every problem with file:line:column.
+    """
+    return compile_spec(load_spec(path))

@@ -1,0 +1,176 @@
+"""Field types: check and convert a mapped value to what the CRM field holds.
+
+Each type is a function ``value → FieldValue`` built once per field (with its options:
+``max_length``, ``min_length``, ``values``); it raises :class:`BadValue` with the reason
+(never the value: the engine adds a masked, truncated copy of it to the message).
+
+- ``string``: text (numbers are accepted as their text), ``min_length``/``max_length``.
+- ``int``: an integer, or integer text; ``decimal``: a finite number or numeric text.
+- ``bool``: true/false, or the texts true/false/yes/no/1/0.
+- ``datetime``: RFC 3339 text with an offset, or epoch seconds → an aware datetime.
+- ``enum``: one of ``values``.
+- ``phone``: any phone or wa_id text → E.164 (``+5215512345678`` → ``+525512345678``).
+- ``email``: one ``@``, a dotted domain, no spaces; the domain is lower-cased.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from wa_bridge.mapping.expressions import parse_time
+from wa_bridge.normalize.phones import to_e164
+from wa_bridge.operations import FieldValue
+
+__all__ = ["TYPE_NAMES", "BadValue", "Coercer", "make_coercer"]
+
+Coercer = Callable[[Any], FieldValue]
+TYPE_NAMES: Final = ("string", "int", "decimal", "bool", "datetime", "enum", "phone", "email")
+
+_INT_TEXT = re.compile(r"^[+-]?\d{1,30}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0"})
+
+
+class BadValue(Exception):
+    """A value does not fit its field's type; the message says what was expected."""
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise BadValue(f"expected text, got {_kind(value)}")
+    return str(value)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise BadValue("expected an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INT_TEXT.match(value.strip()):
+        return int(value)
+    if isinstance(value, float | Decimal) and value == value and value % 1 == 0:
+        return int(value)
+    raise BadValue(f"expected an integer, got {_kind(value)}")
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise BadValue("expected a decimal number, got a boolean")
+    try:
+        if isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, int | float):
+            number = Decimal(str(value))
+        elif isinstance(value, str) and len(value) <= 64:
+            number = Decimal(value.strip())
+        else:
+            raise BadValue(f"expected a decimal number, got {_kind(value)}")
+    except InvalidOperation as exc:
+        raise BadValue("expected a decimal number") from exc
+    if not number.is_finite():
+        raise BadValue("expected a finite decimal number")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str | int):
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise BadValue("expected a boolean (true/false)")
+
+
+def _datetime(value: Any) -> FieldValue:
+    moment = parse_time(value)
+    if moment is None:
+        raise BadValue("expected an RFC 3339 time with offset or epoch seconds")
+    return moment
+
+
+def _phone(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    e164 = to_e164(value) if isinstance(value, str) else None
+    if e164 is None:
+        raise BadValue("expected a phone number (E.164 or a wa_id)")
+    return e164
+
+
+def _email(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.match(value.strip()):
+        raise BadValue("expected an email address")
+    local, _, domain = value.strip().rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, str):
+        return "text"
+    return "a number"
+
+
+_BASE: Final[dict[str, Coercer]] = {
+    "string": _string,
+    "int": _int,
+    "decimal": _decimal,
+    "bool": _bool,
+    "datetime": _datetime,
+    "enum": _string,
+    "phone": _phone,
+    "email": _email,
+}
+
+
+def make_coercer(
+    type_name: str,
+    *,
+    max_length: int | None = None,
+    min_length: int | None = None,
+    values: Sequence[Any] | None = None,
+) -> Coercer:
+    """The check for one field; options not given cost nothing per value."""
+    base = _BASE[type_name]
+    if type_name == "enum" and values is not None:
+        allowed = frozenset(str(v) if not isinstance(v, bool) else str(v).lower() for v in values)
+        shown = ", ".join(sorted(allowed))
+
+        def enum(value: Any) -> FieldValue:
+            text = _string(value)
+            if text not in allowed:
+                raise BadValue(f"expected one of: {shown}")
+            return text
+
+        return enum
+    if max_length is None and min_length is None:
+        return base
+    hi = max_length if max_length is not None else 1 << 30
+    lo = min_length or 0
+
+    def sized(value: Any) -> FieldValue:
+        out = base(value)
+        size = len(out) if isinstance(out, str) else 0
+        if size > hi:
+            raise BadValue(f"longer than max_length {hi} ({size} characters)")
+        if size < lo:
+            raise BadValue(f"shorter than min_length {lo} ({size} characters)")
+        return out
+
+    return sized
