@@ -1,0 +1,82 @@
+"""Contract-server fixtures, reusable by other test packages.
+
+Other tests (the worker's fault tests) import them into their own conftest::
+
+    from connectors.conftest import crm_server, rest_crm_server, hubspot_server  # noqa: F401
+
+``crm_server`` is the REST CRM server, reset before each test; at teardown it fails the
+test if the connector sent any request that broke the contract. Build a connector on it
+with :func:`connector_for`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from connectors.servers import ContractServer, HubSpotServer, RestCrmServer
+from wa_bridge.connectors import CrmConnector, build_connector
+from wa_bridge.settings import Settings
+
+FAST_TIMEOUT_S = 0.3  # a scripted delay_s above this is a timeout
+
+
+def connector_for(
+    server: ContractServer,
+    *,
+    timeout_s: float = FAST_TIMEOUT_S,
+    token: str | None = None,
+    **settings: object,
+) -> CrmConnector:
+    """A real connector (through ``build_connector``) pointed at ``server``."""
+    config = Settings(
+        connector=server.vendor,  # type: ignore[arg-type]
+        crm_base_url=server.url,
+        crm_token=token or server.token,  # type: ignore[arg-type]
+        crm_timeout_s=timeout_s,
+        **settings,  # type: ignore[arg-type]
+    )
+    return build_connector(config)
+
+
+@pytest.fixture(scope="session")
+def rest_crm_session() -> Iterator[RestCrmServer]:
+    server = RestCrmServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def hubspot_session() -> Iterator[HubSpotServer]:
+    server = HubSpotServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def rest_crm_server(rest_crm_session: RestCrmServer) -> Iterator[RestCrmServer]:
+    """The REST CRM contract server, empty; fails the test on a contract violation."""
+    rest_crm_session.reset()
+    yield rest_crm_session
+    rest_crm_session.assert_contract_kept()
+
+
+@pytest.fixture
+def hubspot_server(hubspot_session: HubSpotServer) -> Iterator[HubSpotServer]:
+    """The HubSpot contract server, empty; fails the test on a contract violation."""
+    hubspot_session.reset()
+    yield hubspot_session
+    hubspot_session.assert_contract_kept()
+
+
+@pytest.fixture
+def crm_server(rest_crm_server: RestCrmServer) -> RestCrmServer:
+    """The default CRM for fault tests: the REST CRM contract server."""
+    return rest_crm_server
