@@ -1,0 +1,278 @@
+"""The consume loop: fetch, apply per partition, route failures, commit finished offsets.
+
+Each round fetches what is ready (``getmany``), applies every partition's records
+concurrently (one partition's records in offset order), then commits for each partition
+the offset after its last finished record. A record is finished when it took effect in
+the CRM (or was a duplicate/stale), was published to a retry topic, or was
+dead-lettered; nothing else is ever committed past.
+
+Retry-topic records wait in memory until due (their partition paused meanwhile, so other
+partitions keep flowing). The round holds a lock; a rebalance waits for the round to end
+(its offsets committed) before giving partitions up, and SIGTERM stops fetching and lets
+the round finish within ``shutdown_grace_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from wa_bridge.bus.consumer import Delivery
+from wa_bridge.bus.topics import retry_topic
+from wa_bridge.log import get_logger
+from wa_bridge.settings import Settings
+from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
+from wa_bridge.worker.partition import PartitionProcessor, Tally
+
+__all__ = ["Worker", "WorkerStats"]
+
+log = get_logger("worker")
+
+IDLE_POLL_MS: Final = 500
+BURST_POLL_MS: Final = 100
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counts since start (one event per counted outcome)."""
+
+    delivered: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    rounds: int = 0
+    commits: int = 0
+
+    def add(self, tally: Tally) -> None:
+        self.delivered += tally.delivered
+        self.duplicates += tally.duplicates
+        self.stale += tally.stale
+        self.retried += tally.retried
+        self.dead_lettered += tally.dead_lettered
+
+
+@dataclass
+class _RetryBuffer:
+    records: list[Delivery] = field(default_factory=list)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.worker.on_revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
+
+
+class Worker:
+    """Consumes ``settings.kafka_topic`` and its retry topics in the consumer group.
+
+    Build it with an unstarted consumer subscribed with :meth:`listener`; ``run(stop)``
+    runs until ``stop`` is set, ``run_until_idle()`` until caught up (tests, burst mode).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        consumer: Any,
+        processor: PartitionProcessor,
+        dead_letterer: DeadLetterer,
+        guard: DlqGuard | None = None,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.processor = processor
+        self.dead_letterer = dead_letterer
+        self.guard = guard or DlqGuard()
+        self.clock_ms = clock_ms
+        self.stats = WorkerStats()
+        self.main_topic = settings.kafka_topic
+        self.retry_topics = [
+            retry_topic(self.main_topic, n) for n in range(1, len(settings.retry_delays_s) + 1)
+        ]
+        self._buffers: dict[TopicPartition, _RetryBuffer] = {}
+        self._lock = asyncio.Lock()
+        self._stopping = False
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.main_topic, *self.retry_topics]
+
+    def listener(self) -> ConsumerRebalanceListener:
+        return _Listener(self)
+
+    # --- running ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; then finish the round in flight (bounded)."""
+        stop_wait = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                fetched = await self._fetch()
+                work = asyncio.ensure_future(self._round(fetched))
+                await asyncio.wait({work, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():
+                    await self._drain(work)
+                if not work.cancelled():
+                    work.result()  # re-raise DlqLimitExceeded and bugs
+        finally:
+            stop_wait.cancel()
+        log.info("worker_stopped", **self._stats_fields())
+
+    async def _drain(self, work: asyncio.Future[None]) -> None:
+        self._stopping = True
+        grace = self.settings.shutdown_grace_s
+        try:
+            await asyncio.wait_for(asyncio.shield(work), timeout=grace)
+        except TimeoutError:
+            log.warning("worker_drain_timed_out", grace_s=grace)
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+
+    async def run_until_idle(self, *, timeout_s: float = 60.0) -> WorkerStats:
+        """Burst mode: consume until every assigned partition is caught up and no retry
+        record is waiting; returns the stats. Raises TimeoutError after ``timeout_s``."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                fetched = await self._fetch(poll_ms=BURST_POLL_MS)
+                await self._round(fetched)
+                if not fetched and await self._is_caught_up():
+                    return self.stats
+
+    async def _is_caught_up(self) -> bool:
+        assigned = list(self.consumer.assignment())
+        if not assigned or any(buf.records for buf in self._buffers.values()):
+            return False
+        ends = await self.consumer.end_offsets(assigned)
+        for tp in assigned:
+            if await self.consumer.position(tp) < ends[tp]:
+                return False
+        return True
+
+    # --- one round --------------------------------------------------------------------
+
+    async def _fetch(self, poll_ms: int = IDLE_POLL_MS) -> Any:
+        timeout_ms = min(poll_ms, self._ms_until_next_due())
+        try:
+            return await self.consumer.getmany(timeout_ms=timeout_ms)
+        except KafkaError as exc:
+            log.warning("fetch_failed", error=type(exc).__name__)
+            await asyncio.sleep(0.5)
+            return {}
+
+    def _ms_until_next_due(self) -> int:
+        now = self.clock_ms()
+        dues = [buf.records[0].due_ms for buf in self._buffers.values() if buf.records]
+        if not dues:
+            return IDLE_POLL_MS
+        return max(0, min(dues) - now)
+
+    async def _round(self, fetched: Any) -> None:
+        async with self._lock:
+            main: dict[TopicPartition, list[Delivery]] = {}
+            for tp, records in fetched.items():
+                deliveries = [Delivery.of(r) for r in records]
+                if tp.topic == self.main_topic:
+                    main[tp] = deliveries
+                else:
+                    self._buffer(tp, deliveries)
+            due = self._take_due()
+            if not main and not due:
+                return
+            commits = await self._process(main, due)
+            await self._commit(commits)
+            self._resume_drained()
+            self.stats.rounds += 1
+        self.guard.check()
+
+    def _buffer(self, tp: TopicPartition, deliveries: list[Delivery]) -> None:
+        buf = self._buffers.setdefault(tp, _RetryBuffer())
+        buf.records.extend(deliveries)
+        for d in deliveries:
+            self.processor.note_in_retry(d)
+        if buf.records:
+            self.consumer.pause(tp)
+
+    def _take_due(self) -> dict[TopicPartition, list[Delivery]]:
+        now = self.clock_ms()
+        due: dict[TopicPartition, list[Delivery]] = {}
+        for tp, buf in self._buffers.items():
+            n = 0
+            while not self._stopping and n < len(buf.records) and buf.records[n].due_ms <= now:
+                n += 1
+            if n:
+                due[tp], buf.records = buf.records[:n], buf.records[n:]
+        return due
+
+    def _resume_drained(self) -> None:
+        for tp, buf in self._buffers.items():
+            if not buf.records and tp in self.consumer.assignment():
+                self.consumer.resume(tp)
+
+    async def _process(
+        self,
+        main: dict[TopicPartition, list[Delivery]],
+        due: dict[TopicPartition, list[Delivery]],
+    ) -> dict[TopicPartition, int]:
+        commits: dict[TopicPartition, int] = {}
+
+        async def one(tp: TopicPartition, deliveries: Sequence[Delivery], retry: bool) -> None:
+            tally = await self.processor.process(deliveries, is_retry=retry)
+            self.stats.add(tally)
+            for _ in range(tally.dead_lettered):
+                self.guard.record(True)
+            for _ in range(tally.delivered + tally.duplicates + tally.stale):
+                self.guard.record(False)
+            commits[tp] = deliveries[-1].offset + 1
+
+        async with asyncio.TaskGroup() as group:
+            for tp, deliveries in main.items():
+                group.create_task(one(tp, deliveries, False))
+            for tp, deliveries in due.items():
+                group.create_task(one(tp, deliveries, True))
+        return commits
+
+    async def _commit(self, commits: dict[TopicPartition, int]) -> None:
+        if not commits:
+            return
+        try:
+            await self.consumer.commit(commits)
+            self.stats.commits += 1
+        except (CommitFailedError, KafkaError) as exc:
+            # The group moved on; the new owner re-reads these records and the ledger
+            # skips what took effect. Nothing is lost.
+            log.warning("offset_commit_failed", error=type(exc).__name__)
+
+    # --- rebalance --------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Wait for the round in flight (it commits what it finished), then forget the
+        partitions: their buffered retry records are re-read by the next owner."""
+        async with self._lock:
+            for tp in revoked:
+                self._buffers.pop(tp, None)
+            for partition in {tp.partition for tp in revoked if tp.topic == self.main_topic}:
+                self.processor.parking.drop_partition(partition)
+        log.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
+
+    def _stats_fields(self) -> dict[str, int]:
+        s = self.stats
+        return {
+            "delivered": s.delivered,
+            "duplicates": s.duplicates,
+            "stale": s.stale,
+            "retried": s.retried,
+            "dead_lettered": s.dead_lettered,
+        }

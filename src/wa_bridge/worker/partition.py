@@ -1,0 +1,326 @@
+"""One partition's records: apply them in order, route each failure by its class.
+
+Main-topic records are applied as one batch (one store transaction). When the batch
+fails, its events are applied one by one so only the bad one is retried or
+dead-lettered. Retry-topic records come one at a time, in order, once due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+
+from wa_bridge.bus.consumer import Delivery, retry_headers
+from wa_bridge.bus.topics import retry_topic
+from wa_bridge.errors import InvalidEvent, PermanentError, RetryableError
+from wa_bridge.events import CanonicalEvent
+from wa_bridge.log import get_logger
+from wa_bridge.settings import Settings
+from wa_bridge.worker.dlq import DeadLetterer, Failure, RecordProducer
+from wa_bridge.worker.pipeline import BatchResult, Pipeline, check_route
+from wa_bridge.worker.retry import (
+    UNEXPECTED_ERROR,
+    ParkingLot,
+    error_class_of,
+    fate_of,
+    is_infrastructure,
+    retry_in_place,
+)
+
+__all__ = ["PartitionProcessor", "Tally"]
+
+log = get_logger("worker")
+
+INFRA_BACKOFF_MAX_S: Final = 5.0
+
+
+@dataclass(slots=True)
+class Tally:
+    delivered: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    delivery: Delivery
+    event: CanonicalEvent | None
+    error: BaseException | None = None
+
+    @property
+    def event_id(self) -> str:
+        return self.event.id if self.event else f"offset:{self.delivery.offset}"
+
+    @property
+    def event_type(self) -> str:
+        return self.event.type if self.event else "unknown"
+
+
+def _parse(delivery: Delivery, phone_number_ids: frozenset[str]) -> _Item:
+    try:
+        event = CanonicalEvent.from_json(delivery.value)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        error = InvalidEvent(
+            f"record {delivery.topic}/{delivery.partition}@{delivery.offset} is not a "
+            f"canonical event ({type(exc).__name__}); fix the producer"
+        )
+        return _Item(delivery, None, error)
+    try:
+        check_route(event, phone_number_ids)
+    except PermanentError as exc:
+        return _Item(delivery, event, exc)
+    return _Item(delivery, event)
+
+
+class PartitionProcessor:
+    """Applies records of one partition at a time; shared by all partitions (stateless
+    apart from the parking lot, which is keyed by partition)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pipeline: Pipeline,
+        dead_letterer: DeadLetterer,
+        producer: RecordProducer,
+        parking: ParkingLot | None = None,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.pipeline = pipeline
+        self.dead_letterer = dead_letterer
+        self.producer = producer
+        self.parking = parking or ParkingLot()
+        self.clock_ms = clock_ms
+        self.base_topic = settings.kafka_topic
+        self.delays_s = list(settings.retry_delays_s)
+        self.attempts = settings.retry_in_place_attempts
+        self.phone_number_ids = frozenset(settings.phone_number_ids)
+
+    def note_in_retry(self, delivery: Delivery) -> None:
+        """A fetched retry record parks its contact (rebuilds the lot after a restart)."""
+        if delivery.key is None:
+            return
+        try:
+            event_id = str(orjson.loads(delivery.value)["id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        self.parking.park(delivery.partition, delivery.key, event_id, max(1, delivery.attempt))
+
+    async def process(self, deliveries: Sequence[Delivery], *, is_retry: bool) -> Tally:
+        tally = Tally()
+        items = [_parse(d, self.phone_number_ids) for d in deliveries]
+        if is_retry:
+            for item in items:
+                await self._one(item, tally, level=max(1, item.delivery.attempt))
+            return tally
+        candidates: list[_Item] = []
+        for item in items:
+            if item.error is not None:
+                await self._dead_letter(item, item.error, tally, attempts=1)
+            elif self._parked_level(item):
+                await self._park_behind(item, tally)
+            else:
+                candidates.append(item)
+        if candidates:
+            await self._batch(candidates, tally)
+        return tally
+
+    # --- main-topic batch -------------------------------------------------------------
+
+    async def _batch(self, items: list[_Item], tally: Tally) -> None:
+        events = [i.event for i in items if i.event is not None]
+        started = time.perf_counter()
+        try:
+            result = await self._apply(events, attempts=self.attempts)
+        except Exception as exc:
+            log.info(
+                "batch_failed_isolating",
+                partition=items[0].delivery.partition,
+                size=len(items),
+                error_class=error_class_of(exc),
+            )
+            budget = 1 if isinstance(exc, RetryableError) else self.attempts
+            for item in items:
+                await self._one(item, tally, level=0, attempts=budget)
+            return
+        self._delivered(items, result, tally, started)
+
+    # --- one event --------------------------------------------------------------------
+
+    async def _one(self, item: _Item, tally: Tally, *, level: int, attempts: int = 0) -> None:
+        if item.error is not None or item.event is None:
+            await self._dead_letter(item, item.error or InvalidEvent("empty"), tally, attempts=1)
+            return
+        ahead = self._parked_level(item)
+        if ahead > level:
+            await self._park_behind(item, tally)
+            return
+        started = time.perf_counter()
+        try:
+            result = await self._apply([item.event], attempts=attempts or self.attempts)
+        except Exception as exc:
+            await self._fail(item, exc, tally, level=level)
+            return
+        self._release(item)
+        self._delivered([item], result, tally, started)
+
+    async def _apply(self, events: list[CanonicalEvent], *, attempts: int) -> BatchResult:
+        """Pipeline with the in-place budget; waits out infrastructure outages."""
+        wait_s = 0.1
+        while True:
+            try:
+                return await retry_in_place(
+                    lambda: self.pipeline.apply(events),
+                    attempts=attempts,
+                    on_retry=_log_in_place_retry,
+                )
+            except Exception as exc:
+                if not is_infrastructure(exc):
+                    raise
+                log.warning("store_unavailable_waiting", error_class=type(exc).__name__)
+                await asyncio.sleep(wait_s)
+                wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
+
+    async def _fail(self, item: _Item, exc: BaseException, tally: Tally, *, level: int) -> None:
+        if error_class_of(exc) == UNEXPECTED_ERROR:
+            log.error(
+                "event_failed_unexpectedly",
+                event_id=item.event_id,
+                event_type=item.event_type,
+                exc_info=exc,
+            )
+        fate = fate_of(exc, attempt=level, max_attempt=len(self.delays_s))
+        if fate.action == "retry":
+            await self._to_retry(item, level + 1, tally, error_class=fate.error_class)
+        else:
+            self._release(item)
+            await self._dead_letter(item, exc, tally, attempts=level + 1)
+
+    # --- routing ----------------------------------------------------------------------
+
+    def _parked_level(self, item: _Item) -> int:
+        key = item.delivery.key
+        if key is None:
+            return 0
+        return self.parking.level_ahead(item.delivery.partition, key, item.event_id)
+
+    async def _park_behind(self, item: _Item, tally: Tally) -> None:
+        level = max(1, self._parked_level(item))
+        await self._to_retry(item, level, tally, error_class="ParkedBehind")
+
+    async def _to_retry(self, item: _Item, level: int, tally: Tally, *, error_class: str) -> None:
+        d = item.delivery
+        due_ms = self.clock_ms() + int(self.delays_s[level - 1] * 1000)
+        await self._publish(
+            retry_topic(self.base_topic, level),
+            d,
+            retry_headers(d, attempt=level, due_ms=due_ms),
+        )
+        if d.key is not None:
+            self.parking.park(d.partition, d.key, item.event_id, level)
+        tally.retried += 1
+        log.info(
+            "event_retried",
+            event_id=item.event_id,
+            event_type=item.event_type,
+            partition=d.partition,
+            offset=d.offset,
+            attempt=level,
+            error_class=error_class,
+        )
+
+    async def _publish(self, topic: str, d: Delivery, headers: list[tuple[str, bytes]]) -> None:
+        wait_s = 0.1
+        while True:
+            try:
+                await self.producer.send_and_wait(
+                    topic,
+                    value=d.value,
+                    key=d.key.encode() if d.key is not None else None,
+                    partition=d.partition,
+                    headers=headers,
+                )
+                return
+            except Exception as exc:  # the bus is down: wait, nothing is committed yet
+                log.warning("retry_publish_failed", topic=topic, error_class=type(exc).__name__)
+                await asyncio.sleep(wait_s)
+                wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
+
+    async def _dead_letter(
+        self, item: _Item, exc: BaseException, tally: Tally, *, attempts: int
+    ) -> None:
+        d = item.delivery
+        topic, partition, offset = d.origin()
+        failure = Failure.of(
+            exc,
+            error_class=error_class_of(exc),
+            event_id=item.event_id,
+            event_type=item.event_type,
+            key=d.key,
+            payload=d.value,
+            attempts=attempts,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )
+        wait_s = 0.1
+        while True:
+            try:
+                await self.dead_letterer.write([failure])
+                break
+            except Exception as write_exc:
+                log.warning("dead_letter_write_failed", error_class=type(write_exc).__name__)
+                await asyncio.sleep(wait_s)
+                wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
+        tally.dead_lettered += 1
+        log.info(
+            "event_dead_lettered",
+            event_id=item.event_id,
+            event_type=item.event_type,
+            partition=d.partition,
+            offset=d.offset,
+            attempt=attempts,
+            error_class=failure.error_class,
+        )
+
+    def _release(self, item: _Item) -> None:
+        if item.delivery.key is not None:
+            self.parking.release(item.delivery.partition, item.delivery.key, item.event_id)
+
+    def _delivered(
+        self, items: Sequence[_Item], result: BatchResult, tally: Tally, started: float
+    ) -> None:
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        seen: set[str] = set()
+        for item in items:
+            outcome = result.outcomes.get(item.event_id, "applied")
+            if item.event_id in seen:
+                outcome = "noop"  # the same event twice in one batch
+            seen.add(item.event_id)
+            if outcome == "noop":
+                tally.duplicates += 1
+            elif outcome == "stale":
+                tally.stale += 1
+            else:
+                tally.delivered += 1
+            log.info(
+                "event_delivered",
+                event_id=item.event_id,
+                event_type=item.event_type,
+                partition=item.delivery.partition,
+                offset=item.delivery.offset,
+                attempt=item.delivery.attempt,
+                outcome=outcome,
+                duration_ms=duration_ms,
+            )
+
+
+def _log_in_place_retry(error: BaseException, attempt: int) -> None:
+    log.info("retrying_in_place", error_class=error_class_of(error), attempt=attempt)

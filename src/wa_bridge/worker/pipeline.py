@@ -1,0 +1,202 @@
+"""The steps that make a batch of canonical events take effect in the CRM.
+
+One call, one store transaction: ledger claim → identity changes → contact resolution →
+mapping → case and status bookkeeping → connector → outcomes. For the SQL CRM the
+connector writes inside the same transaction (atomic with the ledger: exactly once); for
+an HTTP CRM the connector is called before the transaction commits, and its idempotent
+upserts make a crash between the two harmless.
+
+Any exception leaves nothing committed; the caller decides what to do by its class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from wa_bridge.connectors.base import CrmConnector, CrmResult
+from wa_bridge.errors import UnknownRoute
+from wa_bridge.events import CanonicalEvent, Contact
+from wa_bridge.operations import CrmOperation
+from wa_bridge.store.api import LedgerOutcome, Store, StoreTx
+from wa_bridge.worker import facts
+
+__all__ = ["BatchResult", "EventMapper", "Pipeline", "TxConnector", "check_route"]
+
+
+class EventMapper(Protocol):
+    """A compiled mapping: one event → its CRM operations (raises PermanentError)."""
+
+    def apply(self, event: CanonicalEvent) -> list[CrmOperation]: ...
+
+
+@runtime_checkable
+class TxConnector(Protocol):
+    """A connector that writes inside the worker's store transaction (the SQL CRM)."""
+
+    async def apply_in(self, tx: StoreTx, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]: ...
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Ledger outcome per event id of the batch (duplicates are ``noop``)."""
+
+    outcomes: dict[str, LedgerOutcome] = field(default_factory=dict)
+    operations: int = 0
+
+
+def check_route(event: CanonicalEvent, phone_number_ids: frozenset[str]) -> None:
+    """Raise UnknownRoute when the deployment serves a fixed set of numbers and not this one."""
+    if not phone_number_ids:
+        return
+    pnid = facts.phone_number_id_of(event)
+    if pnid is not None and pnid not in phone_number_ids:
+        raise UnknownRoute(
+            f"event {event.id} is for phone_number_id {pnid}, which this deployment does not "
+            "serve: add it to WA_BRIDGE_PHONE_NUMBER_IDS or fix the webhook subscription"
+        )
+
+
+class Pipeline:
+    """Applies batches of events; stateless between calls, so safe to share."""
+
+    def __init__(
+        self,
+        store: Store,
+        mapper: EventMapper,
+        connector: CrmConnector | TxConnector,
+    ) -> None:
+        self.store = store
+        self.mapper = mapper
+        self.connector = connector
+
+    async def apply(
+        self, events: Sequence[CanonicalEvent], *, use_ledger: bool = True
+    ) -> BatchResult:
+        """Apply ``events`` (in order) in one transaction; return each one's outcome.
+
+        With ``use_ledger`` false (replay) every event is applied even if the ledger knows
+        it; its outcome is then recorded as ``replayed``. Raises whatever a step raised;
+        nothing is committed then.
+        """
+        result = BatchResult()
+        async with self.store.transaction() as tx:
+            todo = await self._claim(tx, events, use_ledger, result)
+            ops = await self._operations(tx, todo, result)
+            if ops:
+                await self._write(tx, ops)
+            result.operations = len(ops)
+            fresh: LedgerOutcome = "applied" if use_ledger else "replayed"
+            for event in todo:
+                result.outcomes.setdefault(event.id, fresh)
+            claimed = [(event.id, result.outcomes[event.id]) for event in todo]
+            if claimed:
+                await tx.set_outcomes(claimed)
+        return result
+
+    async def _claim(
+        self,
+        tx: StoreTx,
+        events: Sequence[CanonicalEvent],
+        use_ledger: bool,
+        result: BatchResult,
+    ) -> list[CanonicalEvent]:
+        unique: dict[str, CanonicalEvent] = {}
+        for event in events:
+            unique.setdefault(event.id, event)  # the same webhook twice in one batch: once
+        if not use_ledger:
+            return list(unique.values())
+        new_ids = await tx.claim_events(list(unique))
+        todo = []
+        for event_id, event in unique.items():
+            if event_id in new_ids:
+                todo.append(event)
+            else:
+                result.outcomes[event_id] = "noop"
+        return todo
+
+    async def _operations(
+        self, tx: StoreTx, events: list[CanonicalEvent], result: BatchResult
+    ) -> list[CrmOperation]:
+        if not events:
+            return []
+        changes = [(e, c) for e in events if (c := facts.identity_change_of(e)) is not None]
+        if changes:
+            await tx.apply_identity_changes([c for _, c in changes])
+        contact_ids = await self._resolve(tx, events)
+        mapped = [self.mapper.apply(event) for event in events]
+        stale = await self._stale_statuses(tx, events)
+        case_keys = await self._cases(tx, events, contact_ids)
+        ops: list[CrmOperation] = []
+        for event, event_ops in zip(events, mapped, strict=True):
+            if event.id in stale:
+                result.outcomes[event.id] = "stale"
+                continue
+            contact_id = contact_ids.get(event.id)
+            case_key = case_keys.get(event.id)
+            for op in event_ops:
+                ops.append(
+                    dataclasses.replace(
+                        op,
+                        contact_key=contact_id or op.contact_key,
+                        case_key=op.case_key or case_key,
+                    )
+                )
+            if not event_ops:
+                result.outcomes[event.id] = "noop"
+        return ops
+
+    async def _resolve(self, tx: StoreTx, events: list[CanonicalEvent]) -> dict[str, str]:
+        items: list[tuple[str, Contact]] = []
+        owners: list[str] = []
+        for event in events:
+            contact = facts.contact_of(event)
+            if contact is not None:
+                items.append((facts.business_of(event), contact))
+                owners.append(event.id)
+        if not items:
+            return {}
+        resolved = await tx.resolve_contacts(items)
+        return {eid: cid for eid, cid in zip(owners, resolved, strict=True) if cid is not None}
+
+    async def _stale_statuses(self, tx: StoreTx, events: list[CanonicalEvent]) -> set[str]:
+        statuses = [(e.id, s) for e in events if (s := facts.status_of(e)) is not None]
+        if not statuses:
+            return set()
+        moved = await tx.advance_statuses([(s.message_id, s.status, s.at) for _, s in statuses])
+        return {eid for (eid, _), forward in zip(statuses, moved, strict=True) if not forward}
+
+    async def _cases(
+        self, tx: StoreTx, events: list[CanonicalEvent], contact_ids: dict[str, str]
+    ) -> dict[str, str]:
+        wanted: list[tuple[str, str, datetime]] = []
+        owners: list[CanonicalEvent] = []
+        for event in events:
+            contact_id = contact_ids.get(event.id)
+            is_case_event = event.type in facts.INBOUND_TYPES or event.type.startswith(
+                "inbox.conversation."
+            )
+            if contact_id is not None and is_case_event:
+                wanted.append(
+                    (contact_id, facts.business_number_of(event), facts.event_time(event))
+                )
+                owners.append(event)
+        if not wanted:
+            return {}
+        keys = await tx.open_cases(wanted)
+        out = {event.id: key for event, key in zip(owners, keys, strict=True)}
+        for event in owners:
+            if event.type == "inbox.conversation.resolved":
+                await tx.close_cases([out[event.id]], facts.event_time(event))
+        return out
+
+    async def _write(self, tx: StoreTx, ops: list[CrmOperation]) -> None:
+        if isinstance(self.connector, TxConnector):
+            await self.connector.apply_in(tx, ops)
+            return
+        size = max(1, self.connector.max_batch)
+        for start in range(0, len(ops), size):
+            await self.connector.apply(ops[start : start + size])

@@ -1,0 +1,155 @@
+"""Retries: in place (tenacity, backoff + jitter, Retry-After), then delayed retry topics.
+
+The fate of a failure is decided by its class alone:
+
+- ``RetryableError``: back off in place up to ``retry_in_place_attempts``; then the event
+  goes to ``<topic>.retry.<n>`` (due after ``retry_delays_s[n-1]``), and after the last
+  retry topic to the DLQ.
+- ``PermanentError``: no retry, DLQ now.
+- anything else is a bug in our code: it gets the same small in-place budget, then is
+  dead-lettered as ``UnexpectedError`` (never a crash loop on a poison event).
+
+Park behind (ordering while an event is in retry): see :class:`ParkingLot`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from wa_bridge.errors import BusUnavailable, PermanentError, RetryableError, StoreUnavailable
+
+__all__ = [
+    "UNEXPECTED_ERROR",
+    "Fate",
+    "ParkingLot",
+    "error_class_of",
+    "fate_of",
+    "is_infrastructure",
+    "retry_in_place",
+]
+
+T = TypeVar("T")
+UNEXPECTED_ERROR: Final = "UnexpectedError"
+BACKOFF_BASE_S: Final = 0.05
+BACKOFF_MAX_S: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """What happens to an event whose processing failed with ``error``."""
+
+    action: str  # "retry" (next retry topic) or "dead_letter"
+    error_class: str
+
+
+def error_class_of(error: BaseException) -> str:
+    """Our error classes keep their name; everything else is an UnexpectedError."""
+    if isinstance(error, PermanentError | RetryableError):
+        return type(error).__name__
+    return UNEXPECTED_ERROR
+
+
+def is_infrastructure(error: BaseException) -> bool:
+    """Our own state or bus is down: retry the whole batch, never route events for it."""
+    return isinstance(error, StoreUnavailable | BusUnavailable)
+
+
+def fate_of(error: BaseException, *, attempt: int, max_attempt: int) -> Fate:
+    """Decide by class: retryable → next retry topic while one is left, else DLQ."""
+    cls = error_class_of(error)
+    if isinstance(error, RetryableError) and attempt < max_attempt:
+        return Fate("retry", cls)
+    return Fate("dead_letter", cls)
+
+
+def _is_retried_in_place(error: BaseException) -> bool:
+    return not isinstance(error, PermanentError) and not is_infrastructure(error)
+
+
+def _wait_s(state: RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome else None
+    after = getattr(error, "retry_after_s", None)
+    if isinstance(after, int | float) and after >= 0:
+        return float(after)
+    backoff = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (state.attempt_number - 1))
+    jitter = 0.5 + random.random() / 2  # spreads retries of many workers apart
+    return float(backoff * jitter)
+
+
+async def retry_in_place(
+    call: Callable[[], Awaitable[T]],
+    *,
+    attempts: int,
+    on_retry: Callable[[BaseException, int], None] | None = None,
+    max_wait_s: float = 30.0,
+) -> T:
+    """Run ``call`` up to ``attempts`` times while it fails with a non-permanent error.
+
+    Waits with exponential backoff and jitter, or the error's ``retry_after_s`` (capped at
+    ``max_wait_s``). Permanent and infrastructure errors are raised at once; the last
+    error is re-raised when the budget is spent.
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None:
+            error = state.outcome.exception()
+            if error is not None:
+                on_retry(error, state.attempt_number)
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=lambda state: min(max_wait_s, _wait_s(state)),
+        retry=retry_if_exception(_is_retried_in_place),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    result: T = await retrying(call)
+    return result
+
+
+@dataclass
+class ParkingLot:
+    """Which contacts have events in the retry path, per partition (park behind).
+
+    While an event of contact K sits in a retry topic, K's later events must not overtake
+    it: the worker routes them to the retry path too, behind it. Retry topics have the
+    same partition count as the main topic and records keep their key, so K's records sit
+    in partition p of every topic, and the group's range assignment gives all of them to
+    one worker. The state lives in that worker's memory: ``{partition: {key: {event_id:
+    retry level}}}``. It is rebuilt, after a restart or a rebalance, from the retry
+    records the worker fetches again (each fetched retry record parks its key); until
+    those are fetched, a later main-topic event could overtake them (documented in the
+    README's design notes). Nothing is ever lost or applied twice either way.
+    """
+
+    _parked: dict[int, dict[str, dict[str, int]]] = field(default_factory=dict)
+
+    def park(self, partition: int, key: str, event_id: str, level: int) -> None:
+        self._parked.setdefault(partition, {}).setdefault(key, {})[event_id] = level
+
+    def release(self, partition: int, key: str, event_id: str) -> None:
+        keys = self._parked.get(partition)
+        if keys is None or key not in keys:
+            return
+        keys[key].pop(event_id, None)
+        if not keys[key]:
+            del keys[key]
+
+    def level_ahead(self, partition: int, key: str, event_id: str) -> int:
+        """Highest retry level of K's *other* parked events (0: nothing parked ahead)."""
+        events = self._parked.get(partition, {}).get(key, {})
+        return max((lvl for eid, lvl in events.items() if eid != event_id), default=0)
+
+    def is_parked(self, partition: int, key: str) -> bool:
+        return bool(self._parked.get(partition, {}).get(key))
+
+    def drop_partition(self, partition: int) -> None:
+        self._parked.pop(partition, None)
+
+    def count(self) -> int:
+        return sum(len(v) for keys in self._parked.values() for v in keys.values())

@@ -1,0 +1,138 @@
+"""``run_worker``: build the worker's parts in one AsyncExitStack and run until stopped.
+
+Start order: store → mapping → connector → producer → topics → consumer. Stop order is
+the reverse: the consumer leaves the group after its last commit, the producer flushes,
+the connector and the store close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from wa_bridge.bus.admin import ensure_topics
+from wa_bridge.bus.consumer import build_consumer, build_producer
+from wa_bridge.bus.topics import dlq_topic, retry_topic
+from wa_bridge.connectors.base import CrmConnector
+from wa_bridge.errors import ConfigError
+from wa_bridge.log import get_logger
+from wa_bridge.settings import Settings
+from wa_bridge.store.api import Store
+from wa_bridge.worker.dlq import DeadLetterer, DlqGuard, DlqLimitExceeded
+from wa_bridge.worker.loop import Worker
+from wa_bridge.worker.partition import PartitionProcessor
+from wa_bridge.worker.pipeline import EventMapper, Pipeline
+
+__all__ = ["open_worker", "run_worker", "worker_topics"]
+
+log = get_logger("worker")
+
+
+def worker_topics(settings: Settings) -> list[str]:
+    """The main topic, its retry topics and its DLQ."""
+    base = settings.kafka_topic
+    retries = [retry_topic(base, n) for n in range(1, len(settings.retry_delays_s) + 1)]
+    return [base, *retries, dlq_topic(base)]
+
+
+async def _open_store(settings: Settings) -> Store:
+    from pathlib import Path
+
+    from wa_bridge.store import open_store, resolve_database_url
+
+    url = resolve_database_url(settings.database_url, Path(".wa-bridge"))
+    return await open_store(url, create=url.startswith("sqlite"))
+
+
+def _load_mapping(settings: Settings) -> EventMapper:
+    from wa_bridge.mapping import load_mapping
+
+    mapper: EventMapper = load_mapping(settings.mappings_path)
+    return mapper
+
+
+def _build_connector(settings: Settings, store: Store) -> CrmConnector:
+    from wa_bridge.connectors import build_connector
+
+    return build_connector(settings, engine=getattr(store, "engine", None))
+
+
+@contextlib.asynccontextmanager
+async def open_worker(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    mapper: EventMapper | None = None,
+    connector: CrmConnector | None = None,
+    guard: DlqGuard | None = None,
+    consumer_options: dict[str, Any] | None = None,
+) -> AsyncIterator[Worker]:
+    """A started worker (in the group, subscribed); everything closed on exit.
+
+    Parts not given are built from ``settings``; parts given stay the caller's to close.
+    """
+    if not settings.retry_delays_s:
+        raise ConfigError("WA_BRIDGE_RETRY_DELAYS_S needs at least one delay")
+    async with contextlib.AsyncExitStack() as stack:
+        if store is None:
+            store = await _open_store(settings)
+            stack.push_async_callback(store.aclose)
+        if mapper is None:
+            mapper = _load_mapping(settings)
+        if connector is None:
+            connector = _build_connector(settings, store)
+            stack.push_async_callback(connector.aclose)
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            worker_topics(settings),
+            settings.kafka_partitions,
+            replication_factor=settings.kafka_replication_factor,
+        )
+        producer = build_producer(settings)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        dead_letterer = DeadLetterer(producer, store, base_topic=settings.kafka_topic)
+        processor = PartitionProcessor(
+            settings,
+            pipeline=Pipeline(store, mapper, connector),
+            dead_letterer=dead_letterer,
+            producer=producer,
+        )
+        worker = Worker(
+            settings,
+            consumer=None,
+            processor=processor,
+            dead_letterer=dead_letterer,
+            guard=guard,
+        )
+        consumer = build_consumer(
+            settings, worker.topics, worker.listener(), **(consumer_options or {})
+        )
+        worker.consumer = consumer
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+        yield worker
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    consumer_options: dict[str, Any] | None = None,
+) -> None:
+    """Run the worker until ``stop`` is set (SIGTERM, Ctrl-C, or the dev command).
+
+    On stop: no more fetching; the round in flight finishes within
+    ``settings.shutdown_grace_s``; finished offsets are committed; the producer flushes;
+    the database closes. Raises DlqLimitExceeded (after logging CRITICAL) when most
+    recent events were dead-lettered.
+    """
+    async with open_worker(settings, consumer_options=consumer_options) as worker:
+        log.info("worker_started", group=settings.consumer_group, topics=worker.topics)
+        try:
+            await worker.run(stop)
+        except DlqLimitExceeded as exc:
+            log.critical("dlq_limit_exceeded", reason=str(exc))
+            raise
