@@ -1,0 +1,167 @@
+"""The error-mapping boundary: every httpx exception and CRM status lands in our tree."""
+
+from __future__ import annotations
+
+import email.utils
+
+import httpx
+import pytest
+
+from wa_bridge.connectors.http import (
+    EXCEPTION_MAP,
+    build_client,
+    crm_error,
+    parse_retry_after,
+)
+from wa_bridge.errors import (
+    ConfigError,
+    CrmRateLimited,
+    CrmRejected,
+    CrmUnavailable,
+    PermanentError,
+    RetryableError,
+)
+
+REQUEST = httpx.Request("POST", "http://crm.test/x")
+
+
+def _all_subclasses(cls: type) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        found |= {sub, *_all_subclasses(sub)}
+    return found
+
+
+def _status(
+    status: int, *, json: object = None, headers: dict[str, str] | None = None
+) -> httpx.HTTPStatusError:
+    response = httpx.Response(status, json=json, headers=headers, request=REQUEST)
+    return httpx.HTTPStatusError("status", request=REQUEST, response=response)
+
+
+def test_every_httpx_exception_is_mapped() -> None:
+    httpx_classes = {
+        c for c in _all_subclasses(httpx.HTTPError) if c.__module__.startswith("httpx")
+    }
+    unmapped = sorted(
+        c.__name__ for c in httpx_classes | {httpx.HTTPError} if c not in EXCEPTION_MAP
+    )
+    assert not unmapped, f"httpx exceptions nobody mapped: {unmapped}"
+
+
+@pytest.mark.parametrize("cls", sorted(EXCEPTION_MAP, key=lambda c: c.__name__))
+def test_each_mapped_exception_becomes_its_class(cls: type[httpx.HTTPError]) -> None:
+    if cls is httpx.HTTPStatusError:
+        exc: httpx.HTTPError = _status(400)
+    elif issubclass(cls, httpx.RequestError):
+        exc = cls("boom", request=REQUEST)
+    else:
+        exc = cls("boom")
+    error = crm_error(exc, vendor="rest", action="upsert_contact")
+    assert type(error) is EXCEPTION_MAP[cls]
+
+
+def test_timeouts_and_network_errors_are_retryable() -> None:
+    for cls in (httpx.ReadTimeout, httpx.ConnectError, httpx.RemoteProtocolError):
+        error = crm_error(cls("x", request=REQUEST), vendor="hubspot", action="a")
+        assert isinstance(error, CrmUnavailable) and isinstance(error, RetryableError)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (400, CrmRejected),
+        (401, CrmRejected),
+        (403, CrmRejected),
+        (404, CrmRejected),
+        (409, CrmRejected),
+        (408, CrmUnavailable),
+        (429, CrmRateLimited),
+        (500, CrmUnavailable),
+        (502, CrmUnavailable),
+        (503, CrmUnavailable),
+    ],
+)
+def test_status_codes(status: int, expected: type[Exception]) -> None:
+    for vendor in ("rest", "hubspot", "salesforce"):
+        error = crm_error(_status(status), vendor=vendor, action="a")  # type: ignore[arg-type]
+        assert type(error) is expected
+
+
+def test_retry_after_seconds_and_http_date() -> None:
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    now = 1_800_000_000.0
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(date, now=now) == pytest.approx(30.0)
+    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+
+
+def test_429_uses_retry_after_then_hubspot_interval() -> None:
+    with_header = crm_error(_status(429, headers={"Retry-After": "3"}), vendor="rest", action="a")
+    assert isinstance(with_header, CrmRateLimited) and with_header.retry_after_s == 3.0
+    interval = {"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
+    hubspot = crm_error(_status(429, headers=interval), vendor="hubspot", action="a")
+    assert isinstance(hubspot, CrmRateLimited) and hubspot.retry_after_s == 10.0
+    plain = crm_error(_status(429, headers=interval), vendor="rest", action="a")
+    assert isinstance(plain, CrmRateLimited) and plain.retry_after_s is None
+
+
+def test_salesforce_request_limit_exceeded_is_a_rate_limit() -> None:
+    body = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    error = crm_error(_status(403, json=body), vendor="salesforce", action="a")
+    assert isinstance(error, CrmRateLimited)
+    other = [{"message": "no access", "errorCode": "INSUFFICIENT_ACCESS"}]
+    refused = crm_error(_status(403, json=other), vendor="salesforce", action="a")
+    assert isinstance(refused, CrmRejected) and isinstance(refused, PermanentError)
+    assert refused.crm_error == "INSUFFICIENT_ACCESS: no access"
+
+
+def test_crm_messages_are_extracted_per_vendor() -> None:
+    hubspot = {
+        "status": "error",
+        "message": "Property values were not valid",
+        "correlationId": "x",
+        "category": "VALIDATION_ERROR",
+        "errors": [{"message": "bad phone", "in": "phone"}],
+    }
+    error = crm_error(_status(400, json=hubspot), vendor="hubspot", action="a")
+    assert isinstance(error, CrmRejected)
+    assert error.crm_error == (
+        "VALIDATION_ERROR: Property values were not valid; bad phone (in phone)"
+    )
+    salesforce = [{"message": "No such column", "errorCode": "INVALID_FIELD", "fields": ["Foo__c"]}]
+    error = crm_error(_status(400, json=salesforce), vendor="salesforce", action="a")
+    assert isinstance(error, CrmRejected)
+    assert error.crm_error == "INVALID_FIELD: No such column [Foo__c]"
+    rest = {"error": {"code": "validation_error", "message": "too long", "field": "name"}}
+    error = crm_error(_status(422, json=rest), vendor="rest", action="a")
+    assert isinstance(error, CrmRejected) and error.status_code == 422
+    assert error.crm_error == "validation_error: too long (field name)"
+    text = httpx.Response(400, text="plain failure", request=REQUEST)
+    error = crm_error(
+        httpx.HTTPStatusError("s", request=REQUEST, response=text), vendor="rest", action="a"
+    )
+    assert isinstance(error, CrmRejected) and error.crm_error == "plain failure"
+
+
+def test_error_messages_carry_no_token() -> None:
+    error = crm_error(_status(401, json={"message": "nope"}), vendor="hubspot", action="a")
+    assert "Bearer" not in str(error)
+
+
+async def test_client_sets_all_four_timeouts_and_bearer() -> None:
+    client = build_client("http://crm.test", token="t0k", timeout_s=2.5, vendor="rest")
+    try:
+        t = client.timeout
+        assert (t.connect, t.read, t.write, t.pool) == (2.5, 2.5, 2.5, 2.5)
+        assert client.headers["Authorization"] == "Bearer t0k"
+    finally:
+        await client.aclose()
+
+
+def test_bad_base_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        build_client("ftp://crm.test", token=None, timeout_s=1, vendor="rest")
