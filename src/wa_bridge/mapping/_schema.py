@@ -104,25 +104,66 @@ def _message(err: ValidationError) -> str:
     return err.message if len(err.message) <= 200 else err.message[:199] + "…"
 
 
-def _flatten(err: ValidationError) -> ValidationError:
-    # oneOf/anyOf errors say "not valid under any of the given schemas"; the branch whose
-    # type matches the value says what is actually wrong.
-    while err.validator in {"oneOf", "anyOf"} and err.context:
+_TYPE_CHECKS: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "number": (int, float),
+    "integer": (int,),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def _branch_fits(branch: Any, instance: Any) -> bool:
+    if not isinstance(branch, dict):
+        return False
+    if "const" in branch:
+        return bool(branch["const"] == instance)
+    kinds = branch.get("type")
+    if kinds is None:
+        return False
+    names = kinds if isinstance(kinds, list) else [kinds]
+    return any(isinstance(instance, _TYPE_CHECKS.get(n, ())) for n in names)
+
+
+def _flatten(err: ValidationError) -> list[ValidationError]:
+    # oneOf errors say "not valid under any of the given schemas"; our oneOfs are told apart
+    # by type, so the branch whose type fits the value says what is actually wrong.
+    if err.validator not in {"oneOf", "anyOf"} or not err.context:
+        return [err]
+    branches = err.validator_value if isinstance(err.validator_value, list) else []
+    fitting = [i for i, b in enumerate(branches) if _branch_fits(b, err.instance)]
+    if len(fitting) != 1:
         best = best_match(err.context)
-        if best is None:
-            break
-        err = best
-    return err
+        return [err] if best is None else _flatten(best)
+    chosen = [
+        e for e in err.context if e.relative_schema_path and e.relative_schema_path[0] == fitting[0]
+    ]
+    return [leaf for e in chosen for leaf in _flatten(e)] or [err]
+
+
+def _expected(err: ValidationError) -> str:
+    branches = err.validator_value if isinstance(err.validator_value, list) else []
+    kinds = []
+    for b in branches:
+        if isinstance(b, dict) and "const" in b:
+            kinds.append(json.dumps(b["const"]))
+        elif isinstance(b, dict) and "type" in b:
+            t = b["type"]
+            kinds.extend(t if isinstance(t, list) else [t])
+    return f"expected {' or '.join(kinds)}, got {_json_type(err.instance)} {_short(err.instance)}"
 
 
 def check_structure(file: YamlFile) -> list[MappingIssue]:
     """Every structural problem of one file, in file order."""
     issues: list[MappingIssue] = []
     for raw in _validator().iter_errors(file.data):
-        err = _flatten(raw)
-        if err.validator == "additionalProperties":
-            issues.extend(_unknown_keys(err, file))
-            continue
-        keys = list(err.absolute_path)
-        issues.append(MappingIssue.at(file.loc(keys), key_path(keys), _message(err)))
+        for err in _flatten(raw):
+            if err.validator == "additionalProperties":
+                issues.extend(_unknown_keys(err, file))
+                continue
+            keys = list(err.absolute_path)
+            text = _expected(err) if err.validator in {"oneOf", "anyOf"} else _message(err)
+            issues.append(MappingIssue.at(file.loc(keys), key_path(keys), text))
     return issues

@@ -17,9 +17,15 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from wa_bridge.mapping.issues import Loc, MappingErrors, MappingIssue
 
-__all__ = ["PathKey", "YamlFile", "load_yaml_file", "to_plain"]
+__all__ = ["PathKey", "YamlFile", "load_yaml_file", "render_time", "to_plain"]
 
 PathKey = str | int
+
+
+def render_time(moment: datetime) -> str:
+    """RFC 3339, with ``Z`` for UTC: how times print in tests, dry-runs and YAML data."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def to_plain(node: Any) -> Any:
@@ -36,7 +42,7 @@ def to_plain(node: Any) -> Any:
         return float(node)
     if isinstance(node, datetime):
         moment = node if node.tzinfo is not None else node.replace(tzinfo=UTC)
-        return moment.isoformat()
+        return render_time(moment)
     if isinstance(node, date):
         return node.isoformat()
     return str(node)

@@ -272,7 +272,7 @@ def _compile_rule(spec: RuleSpec, catalogs: Mapping[str, Catalog], issues: list[
 
 def compile_spec(spec: MappingSpec) -> CompiledMapping:
     """Compile a loaded spec; raise MappingErrors listing every expression/type problem."""
-    issues: list[MappingIssue] = []
+    issues: list[MappingIssue] = list(spec.issues)
     catalogs = {
         name: Catalog(c.name, c.values, c.default, c.has_default)
         for name, c in spec.catalogs.items()

@@ -145,7 +145,7 @@ def _compile_path(expr: str, node: Node, ctx: _Ctx) -> Getter | None:
     try:
         return _path_getter(expr)
     except JMESPathError as exc:
-        reason = str(exc).splitlines()[0].strip() if str(exc) else type(exc).__name__
+        reason = str(exc).splitlines()[0].strip().rstrip(":") if str(exc) else type(exc).__name__
         ctx.issues.append(node.issue(f"bad path {expr!r}: {reason}"))
         return None
 

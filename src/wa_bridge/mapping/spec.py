@@ -10,6 +10,7 @@ raised together as :class:`MappingErrors`. The result holds no compiled code yet
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -72,6 +73,7 @@ class MappingSpec:
     connector: str
     catalogs: dict[str, CatalogSpec]
     rules: dict[str, tuple[RuleSpec, ...]]
+    issues: tuple[MappingIssue, ...] = ()  # found while expanding; compile adds its own
 
 
 class _Loader:
@@ -173,11 +175,15 @@ def _get(node: Node) -> Any:
 
 
 def _display(parent: str, name: str) -> str:
-    return str(Path(parent).parent / name)
+    return os.path.normpath(Path(parent).parent / name)
 
 
 def load_spec(path: str | Path) -> MappingSpec:
-    """Load and check ``path`` and its includes; raise MappingErrors listing every problem."""
+    """Load and check ``path`` and its includes; raise MappingErrors on structural problems.
+
+    Problems found after the structure is known good (unknown fragments) travel in
+    ``MappingSpec.issues`` so that compiling can report them together with its own.
+    """
     loader = _Loader()
     main = loader.load(Path(path), str(path), is_main=True)
     if main is None or loader.issues:
@@ -195,6 +201,5 @@ def load_spec(path: str | Path) -> MappingSpec:
                 loader.issues.append(node.issue("op 'none' takes no fields", "fields", at="key"))
             built.append(RuleSpec(rule["op"], rule.get("when"), tuple(fields), node))
         rules[event_type] = tuple(built)
-    if loader.issues:
-        raise MappingErrors(loader.issues)
-    return MappingSpec(str(path), main.data["connector"], loader.catalogs, rules)
+    issues = tuple(loader.issues)
+    return MappingSpec(str(path), main.data["connector"], loader.catalogs, rules, issues)
