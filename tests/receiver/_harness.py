@@ -6,13 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from wa_bridge.bus.producer import KafkaPublisher
+from wa_bridge.normalize import normalize_webhook
 from wa_bridge.receiver import WEBHOOK_PATH, ReceiverApp, create_app, sign
 from wa_bridge.settings import Settings
 
@@ -49,6 +52,12 @@ class Receiver:
                 if self.publisher.is_ready:
                     return
                 await asyncio.sleep(0.05)
+
+
+def event_ids(body: bytes) -> list[str]:
+    """The ids of the events ``body`` normalizes to (ids are deterministic)."""
+    events = normalize_webhook(orjson.loads(body), received_at=datetime.now(UTC))
+    return [e.id for e in events]
 
 
 def receiver_settings(bootstrap: str, topic: str, **overrides: Any) -> Settings:

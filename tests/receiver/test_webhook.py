@@ -12,7 +12,7 @@ from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.normalize import normalize_webhook
 from wa_bridge.receiver import WEBHOOK_PATH
 
-from ._harness import OLD_SECRET, VERIFY_TOKEN, Receiver, read_records, running_receiver
+from ._harness import OLD_SECRET, VERIFY_TOKEN, Receiver, event_ids, read_records, running_receiver
 from ._samples import dumps, text_messages, two_contacts
 
 pytestmark = pytest.mark.kafka
@@ -24,11 +24,6 @@ async def receiver(
 ) -> AsyncIterator[Receiver]:
     async with running_receiver(broker.bootstrap, topic_factory("recv"), max_body_bytes=4096) as r:
         yield r
-
-
-def expected_ids(body: bytes) -> list[str]:
-    events = normalize_webhook(orjson.loads(body), received_at=datetime.now(UTC))
-    return [e.id for e in events]
 
 
 async def test_handshake_echoes_the_challenge(receiver: Receiver) -> None:
@@ -97,7 +92,7 @@ async def test_bad_or_missing_signature_is_401_and_nothing_is_published(
     good = dumps(text_messages("5215599990002", 1, tag="good"))
     assert (await receiver.post(good)).status_code == 200
     records = await read_records(receiver.bootstrap, receiver.topic, at_least=1)
-    assert [orjson.loads(r.value)["id"] for r in records] == expected_ids(good)
+    assert [orjson.loads(r.value)["id"] for r in records] == event_ids(good)
 
 
 async def test_a_rotated_secret_still_verifies(receiver: Receiver) -> None:
@@ -213,7 +208,7 @@ async def test_events_for_unknown_phone_numbers_are_still_published(
         response = await r.post(body)
         assert response.status_code == 200
         records = await read_records(r.bootstrap, topic, at_least=1)
-        assert [orjson.loads(x.value)["id"] for x in records] == expected_ids(body)
+        assert [orjson.loads(x.value)["id"] for x in records] == event_ids(body)
 
 
 async def test_health_and_readiness(receiver: Receiver) -> None:
