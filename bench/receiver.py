@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import sys
 import time
@@ -36,6 +37,7 @@ RESULTS = HERE / "results"
 HOST = "127.0.0.1"
 TARGET_B_OVER_A = 0.30
 TARGET_B_OVER_C = 3.0
+BUSY_LOAD = 1.0  # our own previous run leaves up to ~1 (one busy core) in the 1-min average
 
 
 @dataclass
@@ -107,6 +109,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", default="a,b,c", help="comma-separated subset of a,b,c")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of load per target")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first")
+    p.add_argument("--rounds", type=int, default=1, help="repeat a,b,c; report medians")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
     p.add_argument("--server-cpus", type=_cpus, default="0", help="CPUs for the server")
@@ -157,6 +160,18 @@ def _ratio(num: Outcome, den: Outcome, target: float) -> dict[str, object]:
     return {"ratio": round(value, 3), "target": target, "met": value >= target, "trusted": trusted}
 
 
+def _median_round(outs: list[Outcome]) -> Outcome:
+    """The round with the median req/s; problems of every round are kept."""
+    measured = sorted((o for o in outs if o.result), key=lambda o: o.result.rps if o.result else 0)
+    chosen = measured[len(measured) // 2] if measured else outs[-1]
+    if len(outs) > 1:
+        chosen.problems = [f"round {i}: {p}" for i, o in enumerate(outs, 1) for p in o.problems]
+        all_rps = ", ".join(f"{o.result.rps:.0f}" for o in outs if o.result)
+        if all_rps:
+            chosen.checks.append(f"req/s per round: {all_rps} (median shown)")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench import _targets  # imported late: keeps --help fast
 
@@ -179,21 +194,27 @@ def main(argv: list[str] | None = None) -> int:
         f"client CPUs {args.client_cpus}; logs in {workdir}"
     )
     runners = {"a": _targets.bare, "b": _targets.wa_bridge, "c": _targets.pywa}
-    by_key: dict[str, Outcome] = {}
-    for key in ("a", "b", "c"):
-        out = Outcome(key, _targets.NAMES[key])
-        by_key[key] = out
-        if key not in wanted:
-            out.skipped = "not selected (--targets)"
-            continue
-        started = time.monotonic()
-        print(f"[{key}] {out.name} …", flush=True)
-        try:
-            runners[key](run, out)
-        except Exception as exc:  # report and go on with the other targets
-            out.result = None
-            out.skipped = out.skipped or f"failed: {exc}"
-        print(f"[{key}] done in {time.monotonic() - started:.0f} s", flush=True)
+    rounds: dict[str, list[Outcome]] = {k: [] for k in ("a", "b", "c")}
+    max_load = 0.0
+    for n in range(1, args.rounds + 1):
+        for key in ("a", "b", "c"):
+            out = Outcome(key, _targets.NAMES[key])
+            rounds[key].append(out)
+            if key not in wanted:
+                out.skipped = "not selected (--targets)"
+                continue
+            started = time.monotonic()
+            load_1m = os.getloadavg()[0]
+            max_load = max(max_load, load_1m)
+            print(f"[{key}] round {n}: {out.name} (load avg {load_1m:.2f}) …", flush=True)
+            try:
+                runners[key](run, out)
+            except Exception as exc:  # report and go on with the other targets
+                out.result = None
+                out.skipped = out.skipped or f"failed: {exc}"
+            rps = f"{out.result.rps:.0f} req/s" if out.result else out.skipped
+            print(f"[{key}] {rps} ({time.monotonic() - started:.0f} s)", flush=True)
+    by_key = {key: _median_round(outs) for key, outs in rounds.items()}
 
     outcomes = [by_key[k] for k in ("a", "b", "c")]
     _print_table(outcomes)
@@ -202,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         "b/a": _ratio(by_key["b"], by_key["a"], TARGET_B_OVER_A),
         "b/c": _ratio(by_key["b"], by_key["c"], TARGET_B_OVER_C),
     }
+    if max_load > BUSY_LOAD:
+        print(
+            f"NOTE: 1-min load average reached {max_load:.2f} before a run: other processes "
+            "shared these CPUs, so figures are low and noisy; rerun on a quiet machine "
+            "or use --rounds 3."
+        )
     if not args.no_save:
         report = {
             "when": stamp,
@@ -218,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 for o in outcomes
             },
             "ratios": ratios,
+            "max_load_avg_1m": max_load,
         }
         path = RESULTS / f"receiver-{stamp}.json"
         path.write_text(json.dumps(report, indent=2, default=str))
