@@ -1,0 +1,152 @@
+"""KafkaPublisher and ensure_topics against the session Tansu broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from wa_bridge.bus.admin import ensure_topics
+from wa_bridge.bus.embedded import EmbeddedBroker, free_port
+from wa_bridge.bus.producer import KafkaPublisher
+from wa_bridge.errors import BusUnavailable
+from wa_bridge.events import CanonicalEvent
+
+pytestmark = pytest.mark.kafka
+
+
+def make_events(n: int, subject: str | None = "+5215512345678") -> list[CanonicalEvent]:
+    return [
+        CanonicalEvent(
+            id=f"evt-{subject}-{i}",
+            type="whatsapp.message.received",
+            source="waba/1029384756",
+            time="2026-06-10T12:00:00Z",
+            data={"n": i},
+            subject=subject,
+        )
+        for i in range(n)
+    ]
+
+
+async def partition_count(bootstrap: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return len(described["partitions"])
+
+
+async def read_all(bootstrap: str, topic: str, count: int) -> list[CanonicalEvent]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    out: list[tuple[int, int, CanonicalEvent]] = []
+    try:
+        async with asyncio.timeout(20):
+            while len(out) < count:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    out += [
+                        (r.partition, r.offset, CanonicalEvent.from_json(r.value)) for r in records
+                    ]
+    finally:
+        await consumer.stop()
+    return [event for _, _, event in sorted(out, key=lambda t: (t[0], t[1]))]
+
+
+async def test_ensure_topics_is_idempotent(
+    broker: EmbeddedBroker, topic_factory: Callable[[str], str]
+) -> None:
+    topic = topic_factory("admin")
+    assert await ensure_topics(broker.bootstrap, [topic], 4) == [topic]
+    assert await ensure_topics(broker.bootstrap, [topic, topic], 4) == []
+    assert await partition_count(broker.bootstrap, topic) == 4
+
+
+async def test_ensure_topics_without_a_broker_is_bus_unavailable() -> None:
+    with pytest.raises(BusUnavailable):
+        await ensure_topics(f"127.0.0.1:{free_port()}", ["x"], 1, timeout_s=1.0)
+
+
+async def test_start_creates_the_topic_and_publishes_in_order(
+    broker: EmbeddedBroker, topic_factory: Callable[[str], str]
+) -> None:
+    topic = topic_factory("pub")
+    publisher = KafkaPublisher(broker.bootstrap, topic, partitions=5, enable_idempotence=False)
+    await publisher.start()
+    try:
+        assert publisher.is_ready
+        assert await partition_count(broker.bootstrap, topic) == 5
+        events = make_events(30)
+        # Concurrent requests share the producer; each waits only for its own records.
+        await asyncio.gather(*(publisher.publish_many(events[i : i + 10]) for i in (0, 10, 20)))
+        await publisher.publish_many([])
+    finally:
+        await publisher.stop()
+    got = await read_all(broker.bootstrap, topic, 30)
+    assert sorted(e.id for e in got) == sorted(e.id for e in events)
+    # One key → one partition → the order of each request is kept.
+    for start in (0, 10, 20):
+        ids = [e.id for e in got if e.id in {x.id for x in events[start : start + 10]}]
+        assert ids == [e.id for e in events[start : start + 10]]
+
+
+async def test_publish_before_connect_is_bus_unavailable() -> None:
+    publisher = KafkaPublisher(f"127.0.0.1:{free_port()}", "never", enable_idempotence=False)
+    assert not publisher.is_ready
+    with pytest.raises(BusUnavailable) as info:
+        await publisher.publish_many(make_events(1))
+    assert info.value.retry_after_s
+
+
+async def test_start_without_a_broker_fails_fast_and_keep_connected_recovers(
+    topic_factory: Callable[[str], str],
+) -> None:
+    port = free_port()
+    topic = topic_factory("late")
+    publisher = KafkaPublisher(
+        f"127.0.0.1:{port}",
+        topic,
+        partitions=2,
+        enable_idempotence=False,
+        publish_timeout_s=2.0,
+        probe_interval_s=0.1,
+    )
+    with pytest.raises(BusUnavailable):
+        await publisher.start()
+    broker = EmbeddedBroker(port=port)
+    async with asyncio.TaskGroup() as tasks:
+        keeper = tasks.create_task(publisher.keep_connected())
+        try:
+            await asyncio.sleep(0.3)
+            assert not publisher.is_ready
+            await broker.astart()
+            async with asyncio.timeout(20):
+                while True:  # polled: readiness has no event to wait on
+                    if publisher.is_ready:
+                        break
+                    await asyncio.sleep(0.05)
+            await publisher.publish_many(make_events(3, subject=None))
+        finally:
+            keeper.cancel()
+            await publisher.stop()
+            await broker.astop()
+    assert keeper.cancelled()
+
+
+def test_headers_and_key() -> None:
+    from wa_bridge.bus.headers import event_headers, record_key
+
+    (event,) = make_events(1)
+    assert record_key(event) == b"+5215512345678"
+    assert dict(event_headers(event))["ce_type"] == b"whatsapp.message.received"
+    (anonymous,) = make_events(1, subject=None)
+    assert record_key(anonymous) == b"waba/1029384756"
+    assert orjson.loads(anonymous.to_json())["id"] == anonymous.id
