@@ -1,0 +1,89 @@
+"""phones.to_e164 / country_of: one table per country, plus hypothesis invariants."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wa_bridge.normalize.identity import contact_key
+from wa_bridge.normalize.phones import country_of, to_e164
+
+CASES = [
+    # (country, wa_id or phone as received, E.164 expected, ISO country)
+    ("MX", "5215550001234", "+525550001234", "MX"),  # WhatsApp id keeps the old mobile '1'
+    ("MX", "525550001234", "+525550001234", "MX"),  # same person, post-2019 form
+    ("MX", "+52 1 55 5000 1234", "+525550001234", "MX"),  # shared contact card format
+    ("MX", "5213350004321", "+523350004321", "MX"),  # Guadalajara mobile
+    ("AR", "5491150007788", "+5491150007788", "AR"),  # mobile: E.164 keeps the 9
+    ("AR", "541150007788", "+541150007788", "AR"),  # no 9: fixed line, stays as parsed
+    ("BR", "5511950001234", "+5511950001234", "BR"),  # 13 digits, mobile ninth digit
+    ("BR", "551150001234", "+551150001234", "BR"),  # 12-digit legacy id: kept, not "fixed"
+    ("CO", "573005550123", "+573005550123", "CO"),
+    ("CL", "56950001234", "+56950001234", "CL"),
+    ("US", "16505551234", "+16505551234", "US"),
+    ("ES", "34612345678", "+34612345678", "ES"),
+]
+
+
+@pytest.mark.parametrize(("country", "raw", "e164", "iso"), CASES)
+def test_to_e164_per_country(country: str, raw: str, e164: str, iso: str) -> None:
+    assert to_e164(raw) == e164, country
+    assert country_of(e164) == iso
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "abc", "12", "+", "0000000", "999123456789", "55" + "9" * 30, "Y2FwaV9ncm91cDpURVNU"],
+)
+def test_garbage_gives_none(raw: str) -> None:
+    assert to_e164(raw) is None
+
+
+def test_non_string_gives_none() -> None:
+    assert to_e164(5215550001234) is None  # type: ignore[arg-type]  # callers may pass JSON
+    assert country_of("525550001234") is None  # not E.164 (no '+')
+
+
+def test_br_legacy_and_ninth_digit_ids_stay_different_keys() -> None:
+    assert to_e164("551150001234") != to_e164("5511950001234")
+
+
+def test_mx_both_forms_one_contact_key() -> None:
+    assert contact_key(to_e164("5215550001234"), None) == contact_key(to_e164("525550001234"), None)
+
+
+def test_contact_key_prefers_phone_then_bsuid() -> None:
+    assert contact_key("+525550001234", "MX.1") == "+525550001234"
+    assert contact_key(None, "MX.1") == "bsuid:MX.1"
+    assert contact_key(None, None) is None
+
+
+def test_normalizer_is_cached() -> None:
+    assert to_e164.cache_info().maxsize is not None
+    to_e164("573005550123")
+    hits = to_e164.cache_info().hits
+    to_e164("573005550123")
+    assert to_e164.cache_info().hits == hits + 1
+
+
+@given(st.text(alphabet="+0123456789 -()", max_size=20))
+def test_idempotent(raw: str) -> None:
+    once = to_e164(raw)
+    if once is not None:
+        assert to_e164(once) == once
+        assert once.startswith("+") and once[1:].isdigit()
+
+
+@given(st.text(max_size=30))
+def test_never_raises_on_any_text(raw: str) -> None:
+    result = to_e164(raw)
+    assert result is None or result.startswith("+")
+
+
+@given(st.integers(min_value=2_000_000_000, max_value=9_999_999_999))
+def test_mx_521_and_52_forms_map_to_one_key(national: int) -> None:
+    legacy, modern = to_e164(f"521{national}"), to_e164(f"52{national}")
+    assert legacy == modern
+    if modern is not None:
+        assert country_of(modern) == "MX"
