@@ -43,7 +43,7 @@ def _string(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise BadValue(f"expected text, got {_kind(value)}")
+        raise BadValue("expected text")
     return str(value)
 
 
@@ -56,7 +56,7 @@ def _int(value: Any) -> int:
         return int(value)
     if isinstance(value, float | Decimal) and value == value and value % 1 == 0:
         return int(value)
-    raise BadValue(f"expected an integer, got {_kind(value)}")
+    raise BadValue("expected an integer")
 
 
 def _decimal(value: Any) -> Decimal:
@@ -70,7 +70,7 @@ def _decimal(value: Any) -> Decimal:
         elif isinstance(value, str) and len(value) <= 64:
             number = Decimal(value.strip())
         else:
-            raise BadValue(f"expected a decimal number, got {_kind(value)}")
+            raise BadValue("expected a decimal number")
     except InvalidOperation as exc:
         raise BadValue("expected a decimal number") from exc
     if not number.is_finite():
@@ -111,20 +111,6 @@ def _email(value: Any) -> str:
         raise BadValue("expected an email address")
     local, _, domain = value.strip().rpartition("@")
     return f"{local}@{domain.lower()}"
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, str):
-        return "text"
-    return "a number"
 
 
 _BASE: Final[dict[str, Coercer]] = {
