@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 
+from bench._cpu import CpuSnapshot, Shares
 from bench._server import ServerProc
 from bench._wrk import WrkResult, require_wrk, run_wrk, write_lua
 
@@ -37,6 +38,7 @@ RESULTS = HERE / "results"
 HOST = "127.0.0.1"
 TARGET_B_OVER_A = 0.30
 TARGET_B_OVER_C = 3.0
+OTHERS_MAX = 0.10  # flag a run when others took more than this share of the server CPUs
 BUSY_LOAD = 1.0  # our own previous run leaves up to ~1 (one busy core) in the 1-min average
 
 
@@ -48,6 +50,7 @@ class Outcome:
     skipped: str | None = None
     checks: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    cpu: Shares | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,19 @@ class Run:
 
     def measure(self, server: ServerProc, path: str, out: Outcome) -> WrkResult:
         """The measured wrk run; flags non-2xx answers and socket errors on ``out``."""
+        everything = set(os.sched_getaffinity(0))
+        server_cpus = self.args.server_cpus or everything
+        client_cpus = self.args.client_cpus or everything
+        before = CpuSnapshot.take(server_cpus, client_cpus, server.pid)
         result = self._wrk(server, path, out, self.args.duration)
+        after = CpuSnapshot.take(server_cpus, client_cpus, server.pid)
+        out.cpu = before.shares_until(after, len(server_cpus), len(client_cpus))
+        out.checks.append(out.cpu.describe())
+        worst = max(out.cpu.server_others, out.cpu.client_others)
+        if server_cpus & client_cpus:
+            out.checks.append("server and client share CPUs: 'others' figures are not exact")
+        elif worst > OTHERS_MAX:
+            out.problems.append(f"other processes took {worst:.0%} of a CPU set: figure too low")
         if result.non2xx:
             out.problems.append(f"{result.non2xx} non-2xx responses")
         if result.socket_errors:
@@ -241,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                     "skipped": o.skipped,
                     "checks": o.checks,
                     "problems": o.problems,
+                    "cpu_shares": asdict(o.cpu) if o.cpu else None,
                 }
                 for o in outcomes
             },
