@@ -108,7 +108,11 @@ async def retry_in_place(
         before_sleep=before_sleep,
         reraise=True,
     )
-    result: T = await retrying(call)
+
+    async def attempt() -> T:  # a coroutine function, so tenacity awaits each try
+        return await call()
+
+    result: T = await retrying(attempt)
     return result
 
 
