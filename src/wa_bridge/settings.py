@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     # --- state and CRM --------------------------------------------------------------
     database_url: str | None = None
-    connector: Literal["sql", "rest", "hubspot"] = "sql"
+    connector: Literal["sql", "rest", "hubspot", "salesforce"] = "sql"
     crm_base_url: str | None = None
     crm_token: SecretStr | None = None
     crm_timeout_s: float = Field(default=10.0, gt=0)
@@ -66,6 +66,7 @@ class Settings(BaseSettings):
         default="v3", description="HubSpot paths: /crm/v3/objects/ or /crm/objects/2026-03/."
     )
     hubspot_note_object: Literal["communications", "notes"] = "communications"
+    salesforce_api_version: str = Field(default="v61.0", pattern=r"^v\d+\.\d$")
     mappings_path: str = "mappings/sql.yaml"
 
     # --- worker ---------------------------------------------------------------------

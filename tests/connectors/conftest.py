@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.servers import ContractServer, HubSpotServer, RestCrmServer
+from connectors.servers import ContractServer, HubSpotServer, RestCrmServer, SalesforceServer
 from wa_bridge.connectors import CrmConnector, build_connector
 from wa_bridge.settings import Settings
 
@@ -58,6 +58,24 @@ def hubspot_session() -> Iterator[HubSpotServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def salesforce_session() -> Iterator[SalesforceServer]:
+    server = SalesforceServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def salesforce_server(salesforce_session: SalesforceServer) -> Iterator[SalesforceServer]:
+    """The Salesforce contract server, empty; fails the test on a contract violation."""
+    salesforce_session.reset()
+    yield salesforce_session
+    salesforce_session.assert_contract_kept()
 
 
 @pytest.fixture

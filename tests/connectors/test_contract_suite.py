@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from connectors.conftest import connector_for
-from connectors.servers import ContractServer, HubSpotServer, RestCrmServer
+from connectors.servers import ContractServer, HubSpotServer, RestCrmServer, SalesforceServer
 from wa_bridge.connectors import CrmConnector
 from wa_bridge.errors import CrmRateLimited, CrmRejected, CrmUnavailable
 from wa_bridge.operations import CrmOperation, FieldValue
@@ -79,20 +79,39 @@ def _hubspot(server: HubSpotServer, connector: CrmConnector) -> Crm:
     )
 
 
-@pytest.fixture(params=["rest", "hubspot"])
-async def crm(
-    request: pytest.FixtureRequest,
-    rest_crm_server: RestCrmServer,
-    hubspot_server: HubSpotServer,
-) -> AsyncIterator[Crm]:
-    server: ContractServer = rest_crm_server if request.param == "rest" else hubspot_server
+def _salesforce(server: SalesforceServer, connector: CrmConnector) -> Crm:
+    def note(key: str) -> dict[str, Any] | None:
+        record = server.collection("Task").get(key)
+        if record is None:
+            return None
+        return {"body": record.get("Description"), "status": record.get("WA_Message_Status__c")}
+
+    return Crm(
+        server,
+        connector,
+        contacts=lambda: list(server.collection("Contact").values()),
+        cases=lambda: list(server.collection("Case").values()),
+        note=note,
+        contact_fields=lambda key: dict(server.collection("Contact")[key]),
+    )
+
+
+@pytest.fixture(params=["rest", "hubspot", "salesforce"])
+async def crm(request: pytest.FixtureRequest) -> AsyncIterator[Crm]:
+    server: ContractServer = request.getfixturevalue(
+        {"rest": "rest_crm_server", "hubspot": "hubspot_server"}.get(
+            request.param, "salesforce_server"
+        )
+    )
     connector = connector_for(server)
     try:
         if isinstance(server, RestCrmServer):
             yield _rest(server, connector)
-        else:
-            assert isinstance(server, HubSpotServer)
+        elif isinstance(server, HubSpotServer):
             yield _hubspot(server, connector)
+        else:
+            assert isinstance(server, SalesforceServer)
+            yield _salesforce(server, connector)
     finally:
         await connector.aclose()
 
@@ -172,7 +191,7 @@ async def test_outcome_and_consent_are_stored(crm: Crm) -> None:
     assert (await crm.connector.record_outcome(outcome)).crm_id
     assert (await crm.connector.set_consent(consent)).crm_id
     stored = repr(crm.server.records)
-    assert "12.50" in stored and "opt_out" in stored
+    assert "12.5" in stored and "opt_out" in stored
 
 
 async def test_apply_mixed_batch_in_order(crm: Crm) -> None:
@@ -192,10 +211,13 @@ async def test_apply_mixed_batch_in_order(crm: Crm) -> None:
 
 # --- faults ---------------------------------------------------------------------------
 async def test_429_is_rate_limited_with_retry_after(crm: Crm) -> None:
-    crm.server.script(status=429, retry_after_s=7)
+    if crm.server.vendor == "salesforce":  # its rate limit is 403 REQUEST_LIMIT_EXCEEDED
+        crm.server.script(status=403)
+    else:
+        crm.server.script(status=429, retry_after_s=7)
     with pytest.raises(CrmRateLimited) as caught:
         await crm.connector.upsert_contact(contact_op())
-    assert caught.value.retry_after_s == 7
+    assert caught.value.retry_after_s == (None if crm.server.vendor == "salesforce" else 7)
     assert crm.contacts() == []
 
 
@@ -222,9 +244,11 @@ async def test_timeout_is_unavailable_and_retry_writes_once(crm: Crm) -> None:
 
 
 async def test_400_is_rejected_with_the_crm_message(crm: Crm) -> None:
-    body = (
+    body: Any = (
         {"error": {"code": "validation_error", "message": "phone is malformed", "field": "phone"}}
         if crm.server.vendor == "rest"
+        else [{"message": "phone is malformed", "errorCode": "INVALID_FIELD", "fields": ["Phone"]}]
+        if crm.server.vendor == "salesforce"
         else {
             "status": "error",
             "message": "Property values were not valid",

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from connectors.conftest import connector_for
-from connectors.servers import HubSpotServer, RestCrmServer
+from connectors.servers import HubSpotServer, RestCrmServer, SalesforceServer
 from connectors.test_contract_suite import CONTACT, T0, case_op, contact_op, message_op, op
 from wa_bridge.connectors.hubspot import property_value
 from wa_bridge.errors import ConfigError, CrmRejected, MappingOutputInvalid
@@ -164,3 +164,33 @@ def test_build_connector_needs_a_base_url() -> None:
 
     with pytest.raises(ConfigError, match="WA_BRIDGE_CRM_BASE_URL"):
         build_connector(Settings(connector="hubspot"))
+
+
+async def test_salesforce_200_with_failed_record_is_rejected(
+    salesforce_server: SalesforceServer,
+) -> None:
+    # Salesforce answers 200 even when a record failed: a consent for an unknown contact
+    # creates a Contact without LastName.
+    connector = connector_for(salesforce_server)
+    consent = op("set_consent", channel="whatsapp", purpose="marketing", status="opt_in")
+    try:
+        with pytest.raises(CrmRejected) as caught:
+            await connector.set_consent(consent)
+    finally:
+        await connector.aclose()
+    assert caught.value.crm_error == (
+        "REQUIRED_FIELD_MISSING: Required fields are missing: [LastName] [LastName]"
+    )
+    assert salesforce_server.collection("Contact") == {}
+
+
+async def test_salesforce_links_by_external_id(salesforce_server: SalesforceServer) -> None:
+    connector = connector_for(salesforce_server, salesforce_api_version="v62.0")
+    try:
+        await connector.apply([contact_op(), case_op(), message_op()])
+    finally:
+        await connector.aclose()
+    task = next(iter(salesforce_server.collection("Task").values()))
+    assert task["Who"]["WA_Contact_Key__c"] == CONTACT
+    assert task["What"]["WA_Case_Key__c"] == "case-0001"
+    assert all(r.path.startswith("/services/data/v62.0/") for r in salesforce_server.requests)

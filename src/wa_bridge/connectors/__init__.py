@@ -42,6 +42,12 @@ def build_connector(settings: Settings, *, engine: AsyncEngine | None = None) ->
         from wa_bridge.connectors.rest import RestConnector
 
         return RestConnector(client)
+    if settings.connector == "salesforce":
+        from wa_bridge.connectors.salesforce import SalesforceConnector, SalesforceOptions
+
+        return SalesforceConnector(
+            client, SalesforceOptions(api_version=settings.salesforce_api_version)
+        )
     from wa_bridge.connectors.hubspot import HubSpotConnector, HubSpotOptions
 
     options = HubSpotOptions(

@@ -3,6 +3,7 @@
 from connectors.servers.base import ContractServer, Fault, RecordedRequest, Reply
 from connectors.servers.hubspot import HubSpotServer
 from connectors.servers.rest_crm import RestCrmServer
+from connectors.servers.salesforce import SalesforceServer
 
 __all__ = [
     "ContractServer",
@@ -11,4 +12,5 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "RestCrmServer",
+    "SalesforceServer",
 ]

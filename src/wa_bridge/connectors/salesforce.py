@@ -1,0 +1,255 @@
+"""The Salesforce connector: sObject Collections upserts by external-id fields.
+
+- contacts: ``PATCH /composite/sobjects/Contact/WA_Contact_Key__c`` (≤ 200 records per
+  call, one sObject type per call, ``allOrNone: false``); consent fields on Contact.
+- cases: Case upserted by ``WA_Case_Key__c``, linked to its contact by the contact's
+  external id (``"Contact": {"WA_Contact_Key__c": …}``), so no id lookup is needed;
+  outcomes are Case fields (Contact fields when the operation names no case).
+- notes: Task upserted by ``WA_Note_Key__c`` (the wamid, else the idempotency key), with
+  ``Who``/``What`` relationships by external id; a status update keeps the Description.
+
+Salesforce answers 200 even when records failed: each item's ``success`` is checked and
+the earliest failed operation raises CrmRejected with Salesforce's message. Custom fields
+are ``WA_<Name>__c``; they must exist in the org as the setup guide lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import httpx
+
+from wa_bridge.connectors.base import CrmResult
+from wa_bridge.connectors.http import send
+from wa_bridge.errors import CrmRejected, CrmUnavailable, MappingOutputInvalid
+from wa_bridge.operations import CrmOperation, FieldValue
+
+__all__ = ["SalesforceConnector", "SalesforceOptions", "custom_field"]
+
+CONTACT_FIELDS: Final[Mapping[str, str]] = {
+    "phone_e164": "MobilePhone",
+    "email": "Email",
+    "name": "LastName",
+}
+CASE_FIELDS: Final[Mapping[str, str]] = {"subject": "Subject", "reason": "Reason"}
+
+
+@dataclass(frozen=True, slots=True)
+class SalesforceOptions:
+    api_version: str = "v61.0"
+    case_statuses: Mapping[str, str] = field(
+        default_factory=lambda: {"open": "New", "pending": "Working", "resolved": "Closed"}
+    )
+    default_last_name: str = "WhatsApp contact"
+
+
+def custom_field(name: str) -> str:
+    """``bsuid`` → ``WA_Bsuid__c``; ``ctwa_clid`` → ``WA_Ctwa_Clid__c``."""
+    return "WA_" + "_".join(part.capitalize() for part in name.split("_") if part) + "__c"
+
+
+def _value(value: FieldValue) -> Any:
+    if isinstance(value, tuple):
+        return ";".join("" if v is None else str(_value(v)) for v in value)  # multi-picklist
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, Decimal):
+        return float(value)  # Salesforce number fields take JSON numbers
+    return value
+
+
+@dataclass
+class _Record:
+    key: str
+    fields: dict[str, Any]
+    op_indexes: list[int]
+
+
+# sObject type → (external-id field, record key → record), in write order.
+_Plan = dict[str, dict[str, _Record]]
+EXTERNAL_IDS: Final[Mapping[str, str]] = {
+    "Contact": "WA_Contact_Key__c",
+    "Case": "WA_Case_Key__c",
+    "Task": "WA_Note_Key__c",
+}
+
+
+class SalesforceConnector:
+    """A :class:`~wa_bridge.connectors.base.CrmConnector` for Salesforce (REST API)."""
+
+    name = "salesforce"
+    max_batch = 200
+
+    def __init__(self, client: httpx.AsyncClient, options: SalesforceOptions | None = None) -> None:
+        self._client = client
+        self.options = options or SalesforceOptions()
+        self._base = f"/services/data/{self.options.api_version}"
+
+    async def upsert_contact(self, op: CrmOperation) -> CrmResult:
+        return (await self.apply([op]))[0]
+
+    async def upsert_case(self, op: CrmOperation) -> CrmResult:
+        return (await self.apply([op]))[0]
+
+    async def add_note(self, op: CrmOperation) -> CrmResult:
+        return (await self.apply([op]))[0]
+
+    async def record_outcome(self, op: CrmOperation) -> CrmResult:
+        return (await self.apply([op]))[0]
+
+    async def set_consent(self, op: CrmOperation) -> CrmResult:
+        return (await self.apply([op]))[0]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
+        """Upsert Contacts, then Cases, then Tasks (merged per record, in order)."""
+        plan: _Plan = {"Contact": {}, "Case": {}, "Task": {}}
+        targets: dict[int, tuple[str, str]] = {}
+        for index, op in enumerate(ops):
+            sobject, key, fields = self._translate(op)
+            record = plan[sobject].setdefault(key, _Record(key, {}, []))
+            record.fields.update(fields)
+            record.op_indexes.append(index)
+            targets[index] = (sobject, key)
+        written: dict[tuple[str, str], CrmResult] = {}
+        for sobject, records in plan.items():
+            written.update(await self._upsert(sobject, list(records.values()), ops))
+        return [written[targets[i]] for i in range(len(ops))]
+
+    def _translate(self, op: CrmOperation) -> tuple[str, str, dict[str, Any]]:
+        contact_key = _required(op.contact_key, "contact_key", op)
+        fields = op.fields
+        if op.kind == "upsert_contact":
+            out = {CONTACT_FIELDS.get(k, custom_field(k)): _value(v) for k, v in fields.items()}
+            out.setdefault("LastName", self.options.default_last_name)
+            return "Contact", contact_key, out
+        if op.kind == "set_consent":
+            prefix = f"{fields.get('channel') or 'whatsapp'}_{fields.get('purpose') or 'marketing'}"
+            out = {custom_field(f"{prefix}_consent"): _value(fields.get("status"))}
+            for name in ("occurred_at", "evidence"):
+                if name in fields:
+                    out[custom_field(f"{prefix}_consent_{name}")] = _value(fields[name])
+            return "Contact", contact_key, out
+        if op.kind == "upsert_case":
+            return "Case", _required(op.case_key, "case_key", op), self._case_fields(op)
+        if op.kind == "record_outcome":
+            out = {
+                custom_field(f"outcome_{k}" if k != "outcome" else k): _value(v)
+                for k, v in fields.items()
+            }
+            if op.case_key:
+                return "Case", op.case_key, out
+            return "Contact", contact_key, out
+        key = str(fields.get("message_id") or op.idempotency_key)
+        return "Task", key, self._task_fields(op, contact_key)
+
+    def _case_fields(self, op: CrmOperation) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "Origin": "WhatsApp",
+            "Contact": {"WA_Contact_Key__c": op.contact_key},
+        }
+        for name, value in op.fields.items():
+            if name == "status":
+                status = self.options.case_statuses.get(str(value))
+                if status is None:
+                    raise MappingOutputInvalid(
+                        f"upsert_case of event {op.event_id}: no Salesforce Status for status",
+                        location=op.source,
+                        field="status",
+                    )
+                out["Status"] = status
+            else:
+                out[CASE_FIELDS.get(name, custom_field(name))] = _value(value)
+        return out
+
+    def _task_fields(self, op: CrmOperation, contact_key: str) -> dict[str, Any]:
+        fields = op.fields
+        is_status_only = "status" in fields and "body" not in fields and "direction" not in fields
+        out: dict[str, Any] = {
+            "Who": {"attributes": {"type": "Contact"}, "WA_Contact_Key__c": contact_key},
+        }
+        if op.case_key:
+            out["What"] = {"attributes": {"type": "Case"}, "WA_Case_Key__c": op.case_key}
+        if not is_status_only:
+            out.update(Subject="WhatsApp message", Status="Completed")
+        for name, value in fields.items():
+            if name == "body":
+                out["Description"] = _value(value)
+            elif name == "status":
+                out["WA_Message_Status__c"] = _value(value)
+            elif name == "occurred_at":
+                out["WA_Status_At__c" if is_status_only else "WA_Occurred_At__c"] = _value(value)
+            else:
+                out[custom_field(name)] = _value(value)
+        return out
+
+    async def _upsert(
+        self, sobject: str, records: list[_Record], ops: Sequence[CrmOperation]
+    ) -> dict[tuple[str, str], CrmResult]:
+        external_id = EXTERNAL_IDS[sobject]
+        out: dict[tuple[str, str], CrmResult] = {}
+        for start in range(0, len(records), self.max_batch):
+            chunk = records[start : start + self.max_batch]
+            body = {
+                "allOrNone": False,
+                "records": [
+                    {"attributes": {"type": sobject}, external_id: r.key, **r.fields} for r in chunk
+                ],
+            }
+            url = f"{self._base}/composite/sobjects/{sobject}/{external_id}"
+            response = await send(
+                self._client,
+                "PATCH",
+                url,
+                vendor="salesforce",
+                action=f"upsert {sobject}",
+                json=body,
+            )
+            items = response.json()
+            if not isinstance(items, list) or len(items) != len(chunk):
+                raise CrmUnavailable(f"salesforce: upsert {sobject} answered an unexpected body")
+            _raise_first_failure(sobject, chunk, items, ops)
+            for record, item in zip(chunk, items, strict=True):
+                out[(sobject, record.key)] = CrmResult(str(item["id"]), bool(item.get("created")))
+        return out
+
+
+def _raise_first_failure(
+    sobject: str, chunk: Sequence[_Record], items: Sequence[Any], ops: Sequence[CrmOperation]
+) -> None:
+    failed = [
+        (min(r.op_indexes), item)
+        for r, item in zip(chunk, items, strict=True)
+        if not item.get("success")
+    ]
+    if not failed:
+        return
+    index, item = min(failed, key=lambda f: f[0])
+    errors = item.get("errors") or []
+    text = "; ".join(
+        f"{e.get('statusCode') or e.get('errorCode')}: {e.get('message', '')}"
+        + (f" [{', '.join(e['fields'])}]" if e.get("fields") else "")
+        for e in errors
+        if isinstance(e, dict)
+    )
+    op = ops[index]
+    raise CrmRejected(
+        f"salesforce: {op.kind} of event {op.event_id} refused in upsert {sobject}",
+        status_code=400,
+        crm_error=text or "record failed without a message",
+    )
+
+
+def _required(value: str | None, what: str, op: CrmOperation) -> str:
+    if not value:
+        raise MappingOutputInvalid(
+            f"{op.kind} of event {op.event_id} has no {what}; the worker must resolve it",
+            location=op.source,
+        )
+    return value
