@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from wa_bridge.connectors.base import CrmConnector, CrmResult
@@ -23,10 +22,13 @@ def build_connector(settings: Settings, *, engine: AsyncEngine | None = None) ->
     ConfigError when a setting the connector needs is missing.
     """
     if settings.connector == "sql":
-        # Lazy: only the sql CRM needs the store's tables (and it is another module's work).
-        sql = importlib.import_module("wa_bridge.connectors.sql")
-        connector: CrmConnector = sql.build(settings, engine=engine)
-        return connector
+        # Lazy: only the sql CRM needs SQLAlchemy and the store's tables.
+        from wa_bridge.connectors.sql import SqlCrmConnector
+
+        target = engine if engine is not None else settings.database_url
+        if target is None:
+            raise ConfigError("WA_BRIDGE_DATABASE_URL is required for connector sql")
+        return SqlCrmConnector(target)
     from wa_bridge.connectors.http import build_client
 
     if not settings.crm_base_url:
