@@ -1,0 +1,230 @@
+"""``wa-bridge dev``: everything on one machine, in one process, nothing to install.
+
+Starts the embedded Kafka-protocol broker (Tansu, memory storage) on a free port, then the
+receiver and the worker in one event loop, with SQLite state under ``--data-dir``. An app
+secret and a verify token are generated on first use and kept in
+``<data-dir>/dev-secrets.env`` (this is a local tool: they are printed). Ctrl-C or SIGTERM
+stops the receiver and the worker cleanly, then the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shlex
+import signal
+from collections.abc import Callable, Coroutine, Generator
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+import uvicorn
+import uvloop
+
+from wa_bridge.bus.embedded import EmbeddedBroker
+from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli.receiver import build_receiver, uvicorn_config
+from wa_bridge.errors import ConfigError
+from wa_bridge.log import configure_logging, get_logger
+from wa_bridge.receiver import WEBHOOK_PATH
+from wa_bridge.settings import ENV_PREFIX, Settings
+
+__all__ = ["dev_settings", "load_dev_secrets", "register", "sample_webhook"]
+
+SECRETS_FILE = "dev-secrets.env"
+_SECRET_KEYS = (ENV_PREFIX + "APP_SECRETS", ENV_PREFIX + "VERIFY_TOKEN")
+
+log = get_logger("dev")
+
+
+def load_dev_secrets(data_dir: Path) -> dict[str, str]:
+    """The dev app secret and verify token: read from the secrets file, made if missing."""
+    path = data_dir / SECRETS_FILE
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() in _SECRET_KEYS:
+                values[key.strip()] = value.strip()
+    if all(values.get(key) for key in _SECRET_KEYS):
+        return values
+    values = {
+        _SECRET_KEYS[0]: values.get(_SECRET_KEYS[0]) or secrets.token_hex(16),
+        _SECRET_KEYS[1]: values.get(_SECRET_KEYS[1]) or secrets.token_urlsafe(12),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    path.chmod(0o600)
+    return values
+
+
+def dev_settings(base: Settings, *, bootstrap: str, data_dir: Path) -> Settings:
+    """``base`` (from the environment) completed for local use; env values still win."""
+    overrides: dict[str, object] = {
+        "kafka_bootstrap": bootstrap,
+        "kafka_enable_idempotence": False,  # Tansu's memory storage does not support it
+    }
+    if not base.app_secrets or not base.verify_token.get_secret_value():
+        stored = load_dev_secrets(data_dir)
+        if not base.app_secrets:
+            overrides["app_secrets"] = [stored[_SECRET_KEYS[0]]]
+        if not base.verify_token.get_secret_value():
+            overrides["verify_token"] = stored[_SECRET_KEYS[1]]
+    if base.database_url is None:
+        overrides["database_url"] = f"sqlite+aiosqlite:///{(data_dir / 'wa-bridge.db').resolve()}"
+    if ENV_PREFIX + "LOG_FORMAT" not in os.environ:
+        overrides["log_format"] = "console"
+    return settings_or_exit(**overrides)
+
+
+def sample_webhook() -> bytes:
+    """A small text-message webhook with invented data, for the printed curl command."""
+    return orjson.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "100000000000001",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": "15550000000",
+                                    "phone_number_id": "100000000000002",
+                                },
+                                "contacts": [
+                                    {"profile": {"name": "Dev"}, "wa_id": "5215500000000"}
+                                ],
+                                "messages": [
+                                    {
+                                        "from": "5215500000000",
+                                        "id": "wamid.DEV0000000000000000000000001",
+                                        "timestamp": "1781100000",
+                                        "type": "text",
+                                        "text": {"body": "hola"},
+                                    }
+                                ],
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def _banner(settings: Settings, url: str, data_dir: Path, *, with_worker: bool) -> str:
+    secret = settings.app_secrets[0].get_secret_value()
+    token = settings.verify_token.get_secret_value()
+    body = sample_webhook().decode()
+    q = shlex.quote
+    return "\n".join(
+        [
+            "wa-bridge dev: receiver" + (" + worker" if with_worker else "") + " running",
+            f"  webhook URL   {url}",
+            f"  verify token  {token}",
+            f"  app secret    {secret}   (kept in {data_dir / SECRETS_FILE})",
+            f"  kafka         {settings.kafka_bootstrap} (embedded, memory storage)",
+            f"  database      {settings.database_url}",
+            "",
+            "Send a signed test webhook:",
+            f"  BODY={q(body)}",
+            f"  SIG=$(printf '%s' \"$BODY\" | openssl dgst -sha256 -hmac {q(secret)} "
+            "| sed 's/^.* //')",
+            f"  curl -sS -X POST {q(url)} -H 'Content-Type: application/json' "
+            '-H "X-Hub-Signature-256: sha256=$SIG" --data-binary "$BODY"',
+            "",
+            "Ctrl-C to stop.",
+        ]
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``dev`` stops the receiver and the worker."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+WorkerRunner = Callable[..., Coroutine[Any, Any, None]]
+
+
+def _worker_runner() -> WorkerRunner | None:
+    try:
+        from wa_bridge.worker.runner import run_worker
+    except ImportError as exc:
+        log.warning("worker_unavailable", error=str(exc))
+        return None
+    return run_worker
+
+
+async def _guarded(name: str, coro: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``coro``; on return or failure ask everything else to stop. True if it failed."""
+    try:
+        await coro
+    except (Exception, SystemExit):  # uvicorn exits when it cannot bind
+        log.exception("component_failed", component_name=name)
+        return True
+    finally:
+        stop.set()
+    return False
+
+
+async def _serve(settings: Settings, server: _Server, runner: WorkerRunner | None) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with asyncio.TaskGroup() as tasks:
+        parts = [tasks.create_task(_guarded("receiver", server.serve(), stop))]
+        if runner is not None:
+            parts.append(tasks.create_task(_guarded("worker", runner(settings, stop=stop), stop)))
+        await stop.wait()
+        server.should_exit = True
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+    failed = any(part.result() for part in parts) or not server.started
+    return 1 if failed else 0
+
+
+def dev(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port of the receiver.")] = 8080,
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the dev secrets and the SQLite database live.")
+    ] = Path(".wa-bridge"),
+    worker: Annotated[bool, typer.Option(help="Run the worker beside the receiver.")] = True,
+) -> None:
+    """Run receiver + worker + an embedded Kafka broker locally (SQLite state)."""
+    base = settings_or_exit()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(log_path=data_dir / "tansu.log")
+    try:
+        broker.start()
+    except ConfigError as exc:
+        typer.echo(f"wa-bridge: cannot start the embedded broker: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    try:
+        settings = dev_settings(base, bootstrap=broker.bootstrap, data_dir=data_dir)
+        configure_logging(fmt=settings.log_format, level=settings.log_level)
+        app = build_receiver(settings)
+        server = _Server(uvicorn_config(app, host=host, port=port, log_level=settings.log_level))
+        runner = _worker_runner() if worker else None
+        url = f"http://{host}:{port}{WEBHOOK_PATH}"
+        typer.echo(_banner(settings, url, data_dir, with_worker=runner is not None))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop_runner:
+            code = loop_runner.run(_serve(settings, server, runner))
+    finally:
+        broker.stop()
+    typer.echo("wa-bridge dev: stopped")
+    raise typer.Exit(code=code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="dev")(dev)
