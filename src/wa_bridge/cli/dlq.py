@@ -1,0 +1,207 @@
+"""``wa-bridge dlq list|show|replay``: look at dead letters and send them through again."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, cast
+
+import orjson
+import typer
+
+from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.settings import Settings
+from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, Store
+
+__all__ = ["register"]
+
+dlq_app = typer.Typer(help="Dead letters: list, show, replay.", no_args_is_help=True)
+
+ErrorClass = Annotated[str | None, typer.Option("--error-class", help="e.g. CrmRejected")]
+EventType = Annotated[str | None, typer.Option("--event-type")]
+ContactOpt = Annotated[str | None, typer.Option("--contact", help="contact key")]
+Since = Annotated[str | None, typer.Option("--since", help="ISO time, inclusive")]
+Until = Annotated[str | None, typer.Option("--until", help="ISO time, exclusive")]
+Status = Annotated[str, typer.Option("--status", help="open, replayed, discarded or all")]
+Limit = Annotated[int, typer.Option("--limit")]
+
+
+def _time(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{name} must be an ISO time, got {text!r}") from exc
+
+
+def _filter(
+    error_class: str | None,
+    event_type: str | None,
+    contact: str | None,
+    since: str | None,
+    until: str | None,
+    status: str,
+    limit: int,
+) -> DeadLetterFilter:
+    if status not in ("open", "replayed", "discarded", "all"):
+        raise typer.BadParameter("--status must be open, replayed, discarded or all")
+    return DeadLetterFilter(
+        status=None if status == "all" else cast(DeadLetterStatus, status),
+        error_class=error_class,
+        event_type=event_type,
+        contact_key=contact,
+        since=_time(since, "--since"),
+        until=_time(until, "--until"),
+        limit=limit,
+    )
+
+
+@asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[Store]:
+    from wa_bridge.worker.runner import _open_store
+
+    store = await _open_store(settings)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+def _summary(d: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "contact_key": d.contact_key,
+        "error_class": d.error_class,
+        "error_message": d.error_message,
+        "attempts": d.attempts,
+        "status": d.status,
+        "first_failed_at": d.first_failed_at.isoformat(),
+        "last_failed_at": d.last_failed_at.isoformat(),
+    }
+
+
+@dlq_app.command("list")
+def list_(
+    error_class: ErrorClass = None,
+    event_type: EventType = None,
+    contact: ContactOpt = None,
+    since: Since = None,
+    until: Until = None,
+    status: Status = "open",
+    limit: Limit = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List dead letters, newest filters first applied by the store."""
+    settings = settings_or_exit()
+    flt = _filter(error_class, event_type, contact, since, until, status, limit)
+
+    async def run() -> list[DeadLetter]:
+        async with _store(settings) as store:
+            return await store.list_dead_letters(flt)
+
+    letters = asyncio.run(run())
+    if as_json:
+        for d in letters:
+            typer.echo(orjson.dumps(_summary(d)).decode())
+        return
+    for d in letters:
+        typer.echo(
+            f"{d.id:>6}  {d.status:<9} {d.error_class:<22} {d.event_type:<30} "
+            f"attempts={d.attempts} last={d.last_failed_at:%Y-%m-%dT%H:%M:%S}  {d.event_id}"
+        )
+    typer.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@dlq_app.command()
+def show(dead_letter_id: int) -> None:
+    """Show one dead letter: the event, the error, the CRM's message, attempts, history."""
+    settings = settings_or_exit()
+
+    async def run() -> DeadLetter | None:
+        async with _store(settings) as store:
+            return await store.get_dead_letter(dead_letter_id)
+
+    letter = asyncio.run(run())
+    if letter is None:
+        typer.echo(f"wa-bridge dlq: no dead letter {dead_letter_id}", err=True)
+        raise typer.Exit(code=1)
+    out = _summary(letter)
+    out["crm_error"] = letter.crm_error
+    out["history"] = list(letter.errors)
+    try:
+        out["event"] = orjson.loads(letter.payload)
+    except orjson.JSONDecodeError:
+        out["event"] = letter.payload.decode("utf-8", "replace")
+    typer.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+
+
+@dlq_app.command()
+def replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="dead letter ids")] = None,
+    use_filter: Annotated[
+        bool, typer.Option("--filter", help="replay what the filters select")
+    ] = False,
+    error_class: ErrorClass = None,
+    event_type: EventType = None,
+    contact: ContactOpt = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 1000,
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="who replays (default $USER)")
+    ] = None,
+) -> None:
+    """Send dead letters through the normal path again (mapping → connector); audited."""
+    if not ids and not use_filter:
+        raise typer.BadParameter("give dead letter ids or --filter")
+    settings = settings_or_exit()
+    who = actor or os.environ.get("USER") or getpass.getuser()
+    flt = _filter(error_class, event_type, contact, since, until, "open", limit)
+    results = asyncio.run(_replay(settings, ids or [], flt if use_filter else None, who, dry_run))
+    failed = 0
+    for r in results:
+        failed += r.status == "failed"
+        typer.echo(f"{r.dead_letter_id:>6}  {r.status:<12} {r.event_id}  {r.detail}".rstrip())
+    if failed:
+        raise typer.Exit(code=1)
+
+
+async def _replay(
+    settings: Settings,
+    ids: list[int],
+    flt: DeadLetterFilter | None,
+    actor: str,
+    dry_run: bool,
+) -> list[Any]:
+    from wa_bridge.worker.pipeline import Pipeline
+    from wa_bridge.worker.replay import replay_dead_letters
+    from wa_bridge.worker.runner import _build_connector, _load_mapping
+
+    async with _store(settings) as store:
+        letters = await store.list_dead_letters(flt) if flt is not None else []
+        for dead_letter_id in ids:
+            letter = await store.get_dead_letter(dead_letter_id)
+            if letter is None:
+                typer.echo(f"wa-bridge dlq: no dead letter {dead_letter_id}", err=True)
+                continue
+            letters.append(letter)
+        if dry_run:
+            return await replay_dead_letters(store, None, letters, actor=actor, dry_run=True)
+        connector = _build_connector(settings, store)
+        try:
+            pipeline = Pipeline(store, _load_mapping(settings), connector)
+            return await replay_dead_letters(store, pipeline, letters, actor=actor)
+        finally:
+            await connector.aclose()
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dlq_app, name="dlq")

@@ -1,0 +1,49 @@
+"""``wa-bridge worker``: consume canonical events and write them to the CRM until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import typer
+
+from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.errors import ConfigError, WaBridgeError
+from wa_bridge.log import configure_logging
+
+__all__ = ["register"]
+
+EXIT_DLQ_LIMIT = 3
+
+
+async def _main() -> None:
+    from wa_bridge.worker.runner import run_worker
+
+    settings = settings_or_exit()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(settings, stop=stop)
+
+
+def worker() -> None:
+    """Run a worker in the consumer group (stop with SIGTERM or Ctrl-C: it drains first)."""
+    from wa_bridge.worker.dlq import DlqLimitExceeded
+
+    try:
+        asyncio.run(_main())
+    except DlqLimitExceeded as exc:
+        typer.echo(f"wa-bridge worker: stopped: {exc}", err=True)
+        raise typer.Exit(code=EXIT_DLQ_LIMIT) from exc
+    except ConfigError as exc:
+        typer.echo(f"wa-bridge worker: configuration error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    except WaBridgeError as exc:
+        typer.echo(f"wa-bridge worker: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="worker")(worker)
