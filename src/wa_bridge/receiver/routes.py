@@ -86,7 +86,10 @@ def build_webhook_docs_router() -> APIRouter:
                 "description": "The handshake succeeded; the body is hub.challenge.",
                 "content": {"text/plain": {"schema": {"type": "string"}}},
             },
-            403: _error("Wrong hub.mode or hub.verify_token."),
+            403: {
+                "description": "Wrong hub.mode or hub.verify_token.",
+                "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+            },
         },
         openapi_extra={"parameters": _HANDSHAKE_PARAMS},
     )
@@ -102,6 +105,7 @@ def build_webhook_docs_router() -> APIRouter:
         ),
         response_model=PublishedBody,
         responses={
+            200: {"description": "Every event was acknowledged by Kafka; `events` counts them."},
             400: _error("Malformed JSON or not a WhatsApp Business Account webhook."),
             401: _error("X-Hub-Signature-256 is missing or does not match; nothing published."),
             405: _error("Method not allowed."),
