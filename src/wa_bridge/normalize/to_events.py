@@ -83,10 +83,11 @@ def _status_who(st: Json) -> tuple[object, object, object, str | None]:
 
 
 def _status(ctx: ChangeContext, st: object) -> CanonicalEvent:
-    wamid = as_str(st.get("id")) if isinstance(st, dict) else None
-    if not isinstance(st, dict) or wamid is None or st.get("status") not in STATUSES:
+    if not isinstance(st, dict):
         return unknown_event(ctx, st)
-    status = str(st["status"])
+    wamid, status = as_str(st.get("id")), as_str(st.get("status"))
+    if wamid is None or status not in STATUSES:
+        return unknown_event(ctx, st)
     wa_id, user_id, parent, participant = _status_who(st)
     contact = ctx.contact(as_str(wa_id), as_str(user_id), as_str(parent))
     epoch = epoch_of(st.get("timestamp"))
