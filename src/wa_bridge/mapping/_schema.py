@@ -35,7 +35,7 @@ def _validator() -> Draft202012Validator:
 
 def key_path(keys: tuple[str | int, ...] | list[str | int]) -> str:
     """``events/whatsapp.message.received/0/fields/name``: the key path shown to users."""
-    return "/".join(str(k) for k in keys) or "(top level)"
+    return "/".join(str(k) for k in keys)
 
 
 def suggest(word: str, choices: list[str]) -> str:

@@ -1,0 +1,110 @@
+"""``wa-bridge mappings validate|test|dry-run`` through the real Typer app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from wa_bridge.cli.main import app
+
+from .helpers import write
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"
+runner = CliRunner()
+
+GOOD = """
+version: 1
+connector: rest
+events:
+  inbox.conversation.csat:
+    - op: record_outcome
+      fields:
+        csat: {path: data.csat, type: int, required: true}
+"""
+
+
+def test_validate_ok_and_errors(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.yaml", GOOD)
+    result = runner.invoke(app, ["mappings", "validate", str(good)])
+    assert result.exit_code == 0, result.output
+    assert f"ok: {good} (rest, 1 event types)" in result.output
+    write(tmp_path, "bad.yaml", GOOD.replace("type: int", "type: integer"))
+    result = runner.invoke(app, ["mappings", "validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"{tmp_path}/bad.yaml:7:39: events/inbox.conversation.csat/0/fields/csat/type:" in (
+        result.output
+    )
+    assert f"ok: {good}" in result.output
+
+
+def test_test_command_passes_and_prints_a_diff(tmp_path: Path) -> None:
+    write(tmp_path, "m.yaml", GOOD)
+    case = """
+    mapping: ../m.yaml
+    cases:
+      - name: csat
+        event: {type: inbox.conversation.csat, data: {csat: "4"}}
+        expect:
+          - op: record_outcome
+            fields: {csat: %s}
+      - name: bad csat
+        event: {type: inbox.conversation.csat, data: {csat: "x"}}
+        expect_error: "record_outcome.csat: expected an integer"
+    """
+    write(tmp_path, "tests/m.yaml", case % "4")
+    result = runner.invoke(app, ["mappings", "test", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "2 passed, 0 failed" in result.output
+    write(tmp_path, "tests/m.yaml", case % "5")
+    result = runner.invoke(app, ["mappings", "test", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"FAIL {tmp_path}/tests/m.yaml:3 csat" in result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert '-"csat":5' in [line.replace(" ", "") for line in lines]
+    assert '+"csat":4' in [line.replace(" ", "") for line in lines]
+
+
+def test_dry_run_canonical_event(tmp_path: Path) -> None:
+    mapping = write(tmp_path, "m.yaml", GOOD)
+    ev = {
+        "id": "e1",
+        "type": "inbox.conversation.csat",
+        "source": "inbox",
+        "time": "2026-06-10T14:00:00Z",
+    }
+    good = write(tmp_path, "ev.json", json.dumps({**ev, "data": {"csat": 3}}))
+    result = runner.invoke(app, ["mappings", "dry-run", str(good), "-m", str(mapping)])
+    assert result.exit_code == 0, result.output
+    assert '"csat": 3' in result.output and f'"source": "{mapping}:5"' in result.output
+    bad = write(tmp_path, "bad.json", json.dumps({**ev, "data": {"csat": "great"}}))
+    result = runner.invoke(app, ["mappings", "dry-run", str(bad), "-m", str(mapping)])
+    assert result.exit_code == 1
+    assert f"INVALID (would be dead-lettered): {mapping}:7: record_outcome.csat:" in result.output
+
+
+def test_dry_run_raw_webhook_with_shipped_mapping() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "mappings",
+            "dry-run",
+            str(DATA / "webhook_text.json"),
+            "-m",
+            str(ROOT / "mappings/sql.yaml"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "(whatsapp.message.received)" in result.output
+    assert '"phone_e164": "+525512345678"' in result.output
+    assert '"body": "hola"' in result.output
+
+
+def test_dry_run_rejects_a_non_event(tmp_path: Path) -> None:
+    junk = write(tmp_path, "junk.json", '{"hello": 1}')
+    result = runner.invoke(
+        app, ["mappings", "dry-run", str(junk), "-m", str(ROOT / "mappings/sql.yaml")]
+    )
+    assert result.exit_code == 1
