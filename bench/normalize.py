@@ -1,0 +1,59 @@
+"""Hot-path cost of ``normalize_webhook``: prints µs per call (no assertions).
+
+    .venv/bin/python -m bench.normalize [--number 20000]
+
+Uses bench/data/text_webhook.json (a ~700-byte text webhook). Figures: normalize only
+(warm phone cache), orjson.loads + normalize, and normalize with the phone caches cleared
+before every call (a new contact each time, the worst case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import timeit
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from wa_bridge.normalize import normalize_webhook
+from wa_bridge.normalize.phones import country_of, to_e164
+
+BODY = Path(__file__).resolve().parent / "data" / "text_webhook.json"
+
+
+def _best_us(stmt: object, number: int) -> float:
+    runs = timeit.repeat(stmt, number=number, repeat=5)  # type: ignore[arg-type]
+    return min(runs) / number * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--number", type=int, default=20000)
+    args = parser.parse_args()
+    raw = BODY.read_bytes()
+    payload = orjson.loads(raw)
+    now = datetime.now(UTC)
+
+    def warm() -> None:
+        normalize_webhook(payload, received_at=now)
+
+    def with_parse() -> None:
+        normalize_webhook(orjson.loads(raw), received_at=now)
+
+    def cold() -> None:
+        to_e164.cache_clear()
+        country_of.cache_clear()
+        normalize_webhook(payload, received_at=now)
+
+    count = len(normalize_webhook(payload, received_at=now))
+    print(f"body: {BODY.name}, {len(raw)} bytes, {count} event(s)")
+    print(f"normalize (warm caches):     {_best_us(warm, args.number):6.1f} µs/call")
+    print(f"orjson.loads + normalize:    {_best_us(with_parse, args.number):6.1f} µs/call")
+    print(
+        f"normalize (phone cache cold): {_best_us(cold, max(args.number // 10, 100)):6.1f} µs/call"
+    )
+
+
+if __name__ == "__main__":
+    main()
