@@ -57,7 +57,7 @@ def batch() -> list[CrmOperation]:
 async def rows(store: SqlStore, table: Table) -> list[dict[str, Any]]:
     async with store.engine.connect() as conn:
         result = await conn.execute(select(table))
-        return [dict(r) for r in result.mappings()]
+        return [dict(r.items()) for r in result.mappings()]
 
 
 async def snapshot(store: SqlStore) -> dict[str, list[dict[str, Any]]]:

@@ -1,0 +1,106 @@
+"""``wa-bridge crm show``: the built-in SQL CRM's contacts with their cases and last notes.
+
+This is the operator looking at their own CRM, so it shows full data (it is not a log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from sqlalchemy import select
+
+from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.errors import WaBridgeError
+from wa_bridge.store import open_store, resolve_database_url
+from wa_bridge.store.tables import crm_cases, crm_contacts, crm_notes
+
+__all__ = ["load_crm_view", "register"]
+
+DATA_DIR = Path(".wa-bridge")
+crm_app = typer.Typer(help="The built-in SQL CRM.", no_args_is_help=True)
+
+
+async def load_crm_view(
+    url: str, *, contact_key: str | None = None, limit: int = 20, notes: int = 5
+) -> list[dict[str, Any]]:
+    """Contacts (newest first) with their cases and last ``notes`` notes, as plain dicts."""
+    store = await open_store(url, create=url.startswith("sqlite"))
+    try:
+        async with store.engine.connect() as conn:
+            stmt = select(crm_contacts).order_by(crm_contacts.c.updated_at.desc()).limit(limit)
+            if contact_key is not None:
+                stmt = stmt.where(crm_contacts.c.contact_key == contact_key)
+            out = [dict(r.items()) for r in (await conn.execute(stmt)).mappings()]
+            for contact in out:
+                key = contact["contact_key"]
+                cases = await conn.execute(
+                    select(crm_cases)
+                    .where(crm_cases.c.contact_key == key)
+                    .order_by(crm_cases.c.opened_at.desc())
+                )
+                contact["cases"] = [dict(r.items()) for r in cases.mappings()]
+                last = await conn.execute(
+                    select(crm_notes)
+                    .where(crm_notes.c.contact_key == key)
+                    .order_by(crm_notes.c.occurred_at.desc())
+                    .limit(notes)
+                )
+                contact["notes"] = [dict(r.items()) for r in last.mappings()]
+        return out
+    finally:
+        await store.aclose()
+
+
+def _text(contacts: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for c in contacts:
+        who = " ".join(str(v) for v in (c["name"], c["phone_e164"], c["bsuid"], c["country"]) if v)
+        lines.append(f"{c['contact_key']}  {who}")
+        for case in c["cases"]:
+            opened = case["opened_at"].isoformat() if case["opened_at"] else "-"
+            lines.append(
+                f"  case {case['case_key']}  {case['status'] or '-'}  opened {opened}"
+                f"  agent {case['agent'] or '-'}"
+            )
+        for note in c["notes"]:
+            at = note["occurred_at"].isoformat() if note["occurred_at"] else "-"
+            body = (note["body"] or "").replace("\n", " ")[:80]
+            lines.append(
+                f"    {at}  {note['direction'] or '-':8} {note['status'] or '-':9} "
+                f"{note['message_type'] or '-':8} {body}"
+            )
+    return "\n".join(lines) if lines else "no contacts"
+
+
+@crm_app.command("show")
+def show_cmd(
+    contact: str | None = typer.Option(None, "--contact", help="Only this contact key."),
+    limit: int = typer.Option(20, "--limit", min=1, help="At most this many contacts."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print contacts with their cases and last notes from the SQL CRM."""
+    configured = settings_or_exit().database_url
+    if configured is None:
+        DATA_DIR.mkdir(exist_ok=True)
+    url = resolve_database_url(configured, DATA_DIR)
+    try:
+        contacts = asyncio.run(load_crm_view(url, contact_key=contact, limit=limit))
+    except WaBridgeError as exc:
+        typer.echo(f"wa-bridge: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    if as_json:
+        typer.echo(
+            orjson.dumps(
+                contacts, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+            ).decode()
+        )
+    else:
+        typer.echo(_text(contacts))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(crm_app, name="crm")

@@ -1,0 +1,84 @@
+"""``wa-bridge db upgrade`` and ``wa-bridge crm show`` end to end on a SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from wa_bridge.cli.main import app
+from wa_bridge.connectors.sql import SqlCrmConnector
+from wa_bridge.operations import CrmOperation
+from wa_bridge.store import default_database_url, open_store, resolve_database_url
+
+T0 = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+
+
+async def _fill(url: str) -> None:
+    store = await open_store(url)
+    try:
+        ops = [
+            CrmOperation(
+                kind="upsert_contact",
+                fields={"phone_e164": "+5215512345678", "name": "Ana"},
+                event_id="e1",
+                contact_key="c_1",
+            ),
+            CrmOperation(
+                kind="upsert_case",
+                fields={"status": "open", "opened_at": T0},
+                event_id="e1",
+                index=1,
+                contact_key="c_1",
+                case_key="k_1",
+            ),
+            CrmOperation(
+                kind="add_note",
+                fields={"message_id": "wamid.1", "body": "hola", "occurred_at": T0},
+                event_id="e1",
+                index=2,
+                contact_key="c_1",
+                case_key="k_1",
+            ),
+        ]
+        await SqlCrmConnector(store).apply(ops)
+    finally:
+        await store.aclose()
+
+
+def test_db_upgrade_then_crm_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("WA_BRIDGE_DATABASE_URL", url)
+    runner = CliRunner()
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    asyncio.run(_fill(url))
+    shown = runner.invoke(app, ["crm", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert "c_1" in shown.output and "k_1" in shown.output and "hola" in shown.output
+    as_json = runner.invoke(app, ["crm", "show", "--json", "--contact", "c_1"])
+    assert as_json.exit_code == 0, (as_json.output, as_json.exception)
+    [contact] = orjson.loads(as_json.output)
+    assert contact["phone_e164"] == "+5215512345678"
+    assert [n["note_key"] for n in contact["notes"]] == ["wamid.1"]
+    none = runner.invoke(app, ["crm", "show", "--contact", "c_missing"])
+    assert none.output.strip() == "no contacts"
+
+
+def test_db_upgrade_without_url_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WA_BRIDGE_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 2
+    assert "WA_BRIDGE_DATABASE_URL" in result.output
+
+
+def test_default_database_url_resolution(tmp_path: Path) -> None:
+    assert default_database_url(tmp_path) == f"sqlite+aiosqlite:///{tmp_path}/wa-bridge.db"
+    assert resolve_database_url(None, tmp_path) == default_database_url(tmp_path)
+    assert (
+        resolve_database_url("postgresql+asyncpg://h/db", tmp_path) == "postgresql+asyncpg://h/db"
+    )

@@ -1,0 +1,82 @@
+"""Migration 0001 creates exactly the tables and columns of wa_bridge.store.tables."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from wa_bridge.store import create_engine
+from wa_bridge.store.migrate import upgrade
+from wa_bridge.store.tables import metadata
+
+EXPECTED = {t.name: {c.name for c in t.columns} for t in metadata.sorted_tables}
+
+
+def _schema(conn: Connection) -> dict[str, set[str]]:
+    insp = inspect(conn)
+    return {
+        name: {c["name"] for c in insp.get_columns(name)}
+        for name in insp.get_table_names()
+        if name != "alembic_version"
+    }
+
+
+def _indexes(conn: Connection) -> dict[str, Any]:
+    insp = inspect(conn)
+    return {
+        name: sorted((i["name"], bool(i["unique"])) for i in insp.get_indexes(name))
+        for name in EXPECTED
+    }
+
+
+@pytest.fixture
+async def fresh_pg_url(pg_session: tuple[str, Any]) -> AsyncIterator[str]:
+    base = os.environ.get(
+        "WA_BRIDGE_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    )
+    schema = f"m_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}search_path={schema}"
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.mark.postgres
+async def test_upgrade_head_on_fresh_postgres_schema_matches_metadata(
+    fresh_pg_url: str, pg_session: tuple[str, Any]
+) -> None:
+    await asyncio.to_thread(upgrade, fresh_pg_url)
+    engine = create_engine(fresh_pg_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_schema) == EXPECTED
+            migrated = await conn.run_sync(_indexes)
+    finally:
+        await engine.dispose()
+    _, session_engine = pg_session  # tables made by metadata.create_all
+    async with session_engine.connect() as conn:
+        assert await conn.run_sync(_indexes) == migrated
+    await asyncio.to_thread(upgrade, fresh_pg_url)  # a second upgrade is a no-op
+
+
+async def test_upgrade_head_on_sqlite(tmp_path: Any) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    await asyncio.to_thread(upgrade, url)
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_schema) == EXPECTED
+    finally:
+        await engine.dispose()
