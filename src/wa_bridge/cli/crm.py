@@ -6,6 +6,7 @@ This is the operator looking at their own CRM, so it shows full data (it is not 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ async def load_crm_view(
             stmt = select(crm_contacts).order_by(crm_contacts.c.updated_at.desc()).limit(limit)
             if contact_key is not None:
                 stmt = stmt.where(crm_contacts.c.contact_key == contact_key)
-            out = [dict(r.items()) for r in (await conn.execute(stmt)).mappings()]
+            out = [_plain(r) for r in (await conn.execute(stmt)).mappings()]
             for contact in out:
                 key = contact["contact_key"]
                 cases = await conn.execute(
@@ -42,17 +43,21 @@ async def load_crm_view(
                     .where(crm_cases.c.contact_key == key)
                     .order_by(crm_cases.c.opened_at.desc())
                 )
-                contact["cases"] = [dict(r.items()) for r in cases.mappings()]
+                contact["cases"] = [_plain(r) for r in cases.mappings()]
                 last = await conn.execute(
                     select(crm_notes)
                     .where(crm_notes.c.contact_key == key)
                     .order_by(crm_notes.c.occurred_at.desc())
                     .limit(notes)
                 )
-                contact["notes"] = [dict(r.items()) for r in last.mappings()]
+                contact["notes"] = [_plain(r) for r in last.mappings()]
         return out
     finally:
         await store.aclose()
+
+
+def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(k): v for k, v in row.items()}
 
 
 def _text(contacts: list[dict[str, Any]]) -> str:
