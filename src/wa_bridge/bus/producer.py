@@ -183,11 +183,9 @@ class KafkaPublisher:
             raise BusUnavailable("Kafka is not reachable", retry_after_s=RETRY_AFTER_S)
         if not events:
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.publish_timeout_s
         futures: list[asyncio.Future[Any]] = []
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout(self.publish_timeout_s):
                 for event in events:
                     fut = await producer.send(
                         self.topic,
@@ -196,17 +194,14 @@ class KafkaPublisher:
                         headers=event_headers(event),
                     )
                     futures.append(fut)
-            _, pending = await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
+                # Cancelling these on timeout is safe: aiokafka skips futures already done.
+                if len(futures) == 1:
+                    await futures[0]
+                else:
+                    await asyncio.gather(*futures)
         except (KafkaError, TimeoutError) as exc:
             self._abandon(futures)
             raise self._failed(exc) from exc
-        if pending:
-            self._abandon(futures)
-            raise self._failed(TimeoutError())
-        for fut in futures:
-            error = fut.exception()
-            if error is not None:
-                raise self._failed(error) from error
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
