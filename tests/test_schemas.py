@@ -31,16 +31,17 @@ def validator(event_type: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def assert_valid(payload: Any, where: str) -> int:
-    count = 0
+def assert_valid(payload: Any, where: str) -> list[str]:
+    """Validate every event of ``payload``; return their ids."""
+    ids = []
     for event in normalize_webhook(payload, received_at=RECEIVED_AT):
         doc = orjson.loads(event.to_json())
         errors = [
             f"{list(e.absolute_path)}: {e.message}" for e in validator(event.type).iter_errors(doc)
         ]
         assert not errors, f"{where}: {event.type} {errors}"
-        count += 1
-    return count
+        ids.append(event.id)
+    return ids
 
 
 def test_date_time_format_is_really_checked() -> None:
@@ -65,14 +66,18 @@ def test_one_schema_per_whatsapp_type(event_type: str) -> None:
 
 @pytest.mark.parametrize("path", sorted(OWN_SAMPLES.glob("*.json")), ids=lambda p: p.stem)
 def test_own_samples_validate(path: Path) -> None:
-    assert assert_valid(orjson.loads(path.read_bytes()), path.name) > 0
+    assert assert_valid(orjson.loads(path.read_bytes()), path.name)
 
 
 def test_shared_docs_fixtures_validate(shared_fixtures: Path) -> None:
     files = sorted((shared_fixtures / "meta" / "docs").glob("*.json"))
     assert files
+    ids: list[str] = []
     for path in files:
-        assert assert_valid(orjson.loads(path.read_bytes()), path.name) > 0
+        found = assert_valid(orjson.loads(path.read_bytes()), path.name)
+        assert found, path.name
+        ids += found
+    assert len(ids) == len(set(ids)), "two different items got one id"
 
 
 def test_shared_pywa_named_payloads_validate(shared_fixtures: Path) -> None:
@@ -83,7 +88,7 @@ def test_shared_pywa_named_payloads_validate(shared_fixtures: Path) -> None:
     for path in files:
         named = orjson.loads(path.read_bytes())
         for name, payload in named.items():  # template_components_update has a stray "all": kept
-            assert assert_valid(payload, f"{path.name}:{name}") > 0
+            assert assert_valid(payload, f"{path.name}:{name}")
 
 
 def _first_event(sample: str) -> dict[str, Any]:
