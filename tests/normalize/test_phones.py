@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wa_bridge.normalize.identity import contact_key
+from wa_bridge.normalize.identity import bsuid_country, contact_key
 from wa_bridge.normalize.phones import country_of, to_e164
 
 CASES = [
@@ -87,3 +87,11 @@ def test_mx_521_and_52_forms_map_to_one_key(national: int) -> None:
     assert legacy == modern
     if modern is not None:
         assert country_of(modern) == "MX"
+
+
+@pytest.mark.parametrize(
+    ("user_id", "iso"),
+    [("MX.1745503211829374650", "MX"), ("AR.ENT.3301", "AR"), ("<BSUID>", None), ("mx.1", None)],
+)
+def test_bsuid_country(user_id: str, iso: str | None) -> None:
+    assert bsuid_country(user_id) == iso

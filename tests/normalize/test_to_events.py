@@ -84,6 +84,7 @@ def test_bsuid_only_user_is_keyed_by_bsuid() -> None:
     assert contact["phone_e164"] is None and contact["wa_id"] is None
     assert contact["username"] == "sofi.arg"
     assert contact["parent_user_id"] == "AR.ENT.9000000000000000077"
+    assert contact["country"] == "AR"  # from the BSUID's country prefix
 
 
 def test_statuses_ids_times_and_failed_without_contacts() -> None:

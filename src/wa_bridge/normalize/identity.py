@@ -10,7 +10,7 @@ from __future__ import annotations
 from wa_bridge.events import Contact
 from wa_bridge.normalize.phones import country_of, to_e164
 
-__all__ = ["build_contact", "contact_key"]
+__all__ = ["bsuid_country", "build_contact", "contact_key"]
 
 
 def contact_key(phone_e164: str | None, user_id: str | None) -> str | None:
@@ -19,6 +19,14 @@ def contact_key(phone_e164: str | None, user_id: str | None) -> str | None:
         return phone_e164
     if user_id:
         return "bsuid:" + user_id
+    return None
+
+
+def bsuid_country(user_id: str) -> str | None:
+    """The ISO country a BSUID starts with (``"MX.1745…"`` → ``"MX"``), if it has one."""
+    prefix, dot, _ = user_id.partition(".")
+    if dot and len(prefix) == 2 and prefix.isascii() and prefix.isupper():
+        return prefix
     return None
 
 
@@ -34,6 +42,10 @@ def build_contact(
     if not wa_id and not user_id:
         return None
     phone = to_e164(wa_id) if wa_id else None
+    if phone is not None:
+        country = country_of(phone)
+    else:  # a username user without a shared phone: the BSUID names the country
+        country = bsuid_country(user_id) if user_id else None
     return Contact(
         key=contact_key(phone, user_id),
         phone_e164=phone,
@@ -42,5 +54,5 @@ def build_contact(
         parent_user_id=parent_user_id,
         username=username,
         profile_name=profile_name,
-        country=country_of(phone) if phone else None,
+        country=country,
     )
