@@ -98,3 +98,17 @@ events:
     mapping = mapping_of(tmp_path, body)
     got = fields_of(mapping, {}, wabaid="W1", subject="+525512345678")
     assert got == {"id": "ev-1", "wabaid": "W1", "subject": "+525512345678"}
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["data.tags[0]", "data.tags[-1]", "data.tags[5]", "data.contact[0]", "data.errors[0].code"],
+)
+def test_fast_paths_agree_with_jmespath(expr: str) -> None:
+    import jmespath
+
+    from wa_bridge.mapping.expressions import _path_getter
+
+    for data in ({"tags": ["a", "b"], "errors": [{"code": 7}]}, {"tags": "ab"}, {"errors": {}}, {}):
+        root = {"data": data}
+        assert _path_getter(expr)(root) == jmespath.search(expr, root)

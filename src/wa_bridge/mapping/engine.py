@@ -14,7 +14,7 @@ CRM never sees a half-filled event.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
@@ -76,6 +76,10 @@ class _Field:
     required: bool
     default: FieldValue
     when: Condition | None
+    fast_text: tuple[int, int] | None  # (min, max) length when plain text needs no more checks
+
+
+Runner = Callable[[Mapping[str, Any]], FieldValue]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,7 @@ class _Rule:
     source: str
     when: Condition | None
     fields: tuple[_Field, ...]
+    runners: tuple[tuple[str, Runner], ...]  # the fields as single closures (the hot path)
 
 
 class _Problem(Exception):
@@ -138,14 +143,13 @@ class CompiledMapping:
                     f"{rule.source}: when: {exc}", location=rule.source
                 ) from exc
             fields: dict[str, FieldValue] = {}
-            for f in rule.fields:
-                try:
-                    value = _evaluate(f, rule, root)
-                except _Problem as exc:
-                    problems.append(exc)
-                    continue
-                if value is not None:
-                    fields[f.name] = value
+            try:
+                for name, run in rule.runners:
+                    value = run(root)
+                    if value is not None:
+                        fields[name] = value
+            except _Problem:
+                problems.extend(_all_problems(rule, root))
             if rule.kind is not None:
                 ops.append(
                     CrmOperation(
@@ -166,22 +170,51 @@ class CompiledMapping:
         return ops
 
 
-def _evaluate(f: _Field, rule: _Rule, root: Mapping[str, Any]) -> FieldValue:
-    kind = rule.kind or "none"
+def _all_problems(rule: _Rule, root: Mapping[str, Any]) -> list[_Problem]:
+    """Every invalid field of a rule (the slow path, taken only when one failed)."""
+    problems = []
+    for _name, run in rule.runners:
+        try:
+            run(root)
+        except _Problem as exc:
+            problems.append(exc)
+    return problems
+
+
+def _runner(f: _Field, kind: str) -> Runner:
+    """One closure per field: when → source → default/required → checks."""
+    when, getter, default, required, is_list = f.when, f.getter, f.default, f.required, f.is_list
+    lo, hi = f.fast_text if f.fast_text is not None else (0, -1)
+
+    def run(root: Mapping[str, Any]) -> FieldValue:
+        try:
+            if when is not None and not when(root):
+                return None
+            raw = getter(root)
+        except ExpressionFailed as exc:
+            raise _Problem(f, kind, str(exc)) from exc
+        if raw is None or raw == "" or (type(raw) is list and not raw):
+            if default is None and required:
+                raise _Problem(f, kind, "required, but the source gave no value")
+            return default
+        if type(raw) is str and lo <= len(raw) <= hi:
+            return raw
+        if is_list:
+            items = raw if isinstance(raw, list) else [raw]
+            return tuple(cast(Any, _check(f, kind, item)) for item in items if item is not None)
+        return _check(f, kind, raw)
+
+    return run
+
+
+def _folded(f: _Field, kind: str, issues: list[Any], node: Any) -> Runner:
+    """A constant field is computed (and checked) once, at load."""
     try:
-        if f.when is not None and not f.when(root):
-            return None
-        raw = f.getter(root)
-    except ExpressionFailed as exc:
-        raise _Problem(f, kind, str(exc)) from exc
-    if raw is None or raw == "" or raw == []:
-        if f.default is None and f.required:
-            raise _Problem(f, kind, "required, but the source gave no value")
-        return f.default
-    if f.is_list:
-        items = raw if isinstance(raw, list) else [raw]
-        return tuple(cast(Any, _check(f, kind, item)) for item in items if item is not None)
-    return _check(f, kind, raw)
+        value = _runner(f, kind)({})
+    except _Problem as exc:
+        issues.append(node.issue(str(exc).split(": ", 1)[1], "const"))
+        value = None
+    return lambda _root: value
 
 
 def _check(f: _Field, kind: str, raw: Any) -> FieldValue:
@@ -257,7 +290,16 @@ def _compile_field(
         required=bool(data.get("required", False)),
         default=default,
         when=when,
+        fast_text=_fast_text(type_name, catalog, data),
     )
+
+
+def _fast_text(
+    type_name: str, catalog: Catalog | None, data: Mapping[str, Any]
+) -> tuple[int, int] | None:
+    if type_name != "string" or catalog is not None or data.get("list"):
+        return None
+    return (data.get("min_length") or 0, data.get("max_length") or (1 << 30))
 
 
 def _compile_rule(spec: RuleSpec, catalogs: Mapping[str, Catalog], issues: list[Any]) -> _Rule:
@@ -265,9 +307,21 @@ def _compile_rule(spec: RuleSpec, catalogs: Mapping[str, Catalog], issues: list[
     if spec.when is not None:
         node = type(spec.node)(spec.node.file, (*spec.node.keys, "when"))
         when = compile_condition(spec.when, node, catalogs, issues)
-    fields = tuple(f for f in (_compile_field(s, catalogs, issues) for s in spec.fields) if f)
     kind = None if spec.kind == "none" else cast(OperationKind, spec.kind)
-    return _Rule(kind, spec.node.loc().short, when, fields)
+    fields, runners = [], []
+    for field_spec in spec.fields:
+        f = _compile_field(field_spec, catalogs, issues)
+        if f is None:
+            continue
+        fields.append(f)
+        constant = "const" in field_spec.data and f.when is None
+        run = (
+            _folded(f, kind or "none", issues, field_spec.node)
+            if constant
+            else _runner(f, kind or "none")
+        )
+        runners.append((f.name, run))
+    return _Rule(kind, spec.node.loc().short, when, tuple(fields), tuple(runners))
 
 
 def compile_spec(spec: MappingSpec) -> CompiledMapping:

@@ -53,6 +53,8 @@ SOURCE_KEYS = (
 )
 _OPTION_OF = {"from": ("lookup", "query_param"), "format": ("format_date",), "sep": ("join",)}
 _SIMPLE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_INDEXED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[-?\d+\])*$")
+_STEP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\[-?\d+\]")
 _EPOCH = re.compile(r"^\d{9,11}(\.\d+)?$")
 
 
@@ -99,38 +101,10 @@ def truthy(value: Any) -> bool:
 
 def _path_getter(expr: str) -> Getter:
     if _SIMPLE_PATH.match(expr):
-        parts = expr.split(".")
-        if len(parts) == 1:
-            (a,) = parts
-            return lambda root: root.get(a)
-        if len(parts) == 2:
-            a, b = parts
-
-            def get2(root: Root) -> Any:
-                x = root.get(a)
-                return x.get(b) if isinstance(x, dict) else None
-
-            return get2
-        if len(parts) == 3:
-            a, b, c = parts
-
-            def get3(root: Root) -> Any:
-                x = root.get(a)
-                x = x.get(b) if isinstance(x, dict) else None
-                return x.get(c) if isinstance(x, dict) else None
-
-            return get3
-
-        def get_n(root: Root) -> Any:
-            x: Any = root
-            for part in parts:
-                if not isinstance(x, dict):
-                    return None
-                x = x.get(part)
-            return x
-
-        return get_n
-    compiled = jmespath.compile(expr)
+        return _dotted_getter(expr.split("."))
+    compiled = jmespath.compile(expr)  # also checks the syntax of the fast path below
+    if _INDEXED_PATH.match(expr):
+        return _indexed_getter(expr)
 
     def search(root: Root) -> Any:
         try:
@@ -139,6 +113,65 @@ def _path_getter(expr: str) -> Getter:
             raise ExpressionFailed(f"path {expr!r} failed: {type(exc).__name__}") from exc
 
     return search
+
+
+def _dotted_getter(parts: list[str]) -> Getter:
+    """``data.contact.wa_id`` as plain dict lookups (the common case, ~10x JMESPath's speed)."""
+    if len(parts) == 1:
+        (a,) = parts
+        return lambda root: root.get(a)
+    if len(parts) == 2:
+        a, b = parts
+
+        def get2(root: Root) -> Any:
+            x = root.get(a)
+            return x.get(b) if isinstance(x, dict) else None
+
+        return get2
+    if len(parts) == 3:
+        a, b, c = parts
+
+        def get3(root: Root) -> Any:
+            x = root.get(a)
+            x = x.get(b) if isinstance(x, dict) else None
+            return x.get(c) if isinstance(x, dict) else None
+
+        return get3
+
+    def get_n(root: Root) -> Any:
+        x: Any = root
+        for part in parts:
+            if not isinstance(x, dict):
+                return None
+            x = x.get(part)
+        return x
+
+    return get_n
+
+
+def _indexed_getter(expr: str) -> Getter:
+    """``data.errors[0].code`` without JMESPath: same result (null when anything is absent)."""
+    steps: list[str | int] = [
+        int(tok[1:-1]) if tok.startswith("[") else tok for tok in _STEP.findall(expr)
+    ]
+
+    def get(root: Root) -> Any:
+        x: Any = root
+        for step in steps:
+            if type(step) is int:
+                if not isinstance(x, list):
+                    return None
+                try:
+                    x = x[step]
+                except IndexError:
+                    return None
+            elif isinstance(x, dict):
+                x = x.get(step)
+            else:
+                return None
+        return x
+
+    return get
 
 
 def _compile_path(expr: str, node: Node, ctx: _Ctx) -> Getter | None:
