@@ -112,8 +112,9 @@ def dry_run(
     """Print the CRM operations an event would produce, and any validation errors."""
     if mapping is None:
         from wa_bridge.cli._common import settings_or_exit
+        from wa_bridge.resources import resolve_mappings_path
 
-        mapping = Path(settings_or_exit().mappings_path)
+        mapping = resolve_mappings_path(settings_or_exit().mappings_path)
     try:
         compiled = load_mapping(mapping)
     except MappingErrors as exc:

@@ -12,7 +12,6 @@ import json
 import re
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any, cast
 
 from jsonschema import Draft202012Validator
@@ -20,10 +19,11 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from wa_bridge.mapping._yaml import YamlFile
 from wa_bridge.mapping.issues import MappingIssue
+from wa_bridge.resources import data_path
 
 __all__ = ["SCHEMA_PATH", "check_structure", "key_path", "suggest"]
 
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "mapping.schema.json"
+SCHEMA_PATH = data_path("schemas/mapping.schema.json")
 _MAX_SHOWN = 60
 
 

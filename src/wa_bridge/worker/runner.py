@@ -48,8 +48,9 @@ async def _open_store(settings: Settings) -> Store:
 
 def _load_mapping(settings: Settings) -> EventMapper:
     from wa_bridge.mapping import load_mapping
+    from wa_bridge.resources import resolve_mappings_path
 
-    mapper: EventMapper = load_mapping(settings.mappings_path)
+    mapper: EventMapper = load_mapping(resolve_mappings_path(settings.mappings_path))
     return mapper
 
 
