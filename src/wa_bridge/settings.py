@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     )
     worker_batch_max: int = Field(default=2000, gt=0)
     shutdown_grace_s: float = Field(default=20.0, ge=0)
+    consumer_session_timeout_ms: int = Field(
+        default=10000,
+        ge=500,
+        description="Kafka group session timeout; a group join waits about this long on Tansu.",
+    )
     dedup_retention_days: int = Field(default=14, ge=8)
 
     # --- ops ------------------------------------------------------------------------

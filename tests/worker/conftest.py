@@ -160,3 +160,55 @@ async def publish(settings: Settings, events: Sequence[CanonicalEvent | bytes]) 
             )
     finally:
         await producer.stop()
+
+
+# --- the built-in SQL CRM (mappings/sql.yaml) on PostgreSQL ---------------------------
+
+WRITE_LOG_DDL = (
+    "CREATE TABLE IF NOT EXISTS crm_write_log "
+    "(id bigserial PRIMARY KEY, note_key text NOT NULL, op text NOT NULL)",
+    "CREATE OR REPLACE FUNCTION crm_log_note_write() RETURNS trigger AS $$ BEGIN "
+    "INSERT INTO crm_write_log (note_key, op) VALUES (NEW.note_key, TG_OP); RETURN NEW; "
+    "END $$ LANGUAGE plpgsql",
+    "DROP TRIGGER IF EXISTS crm_notes_write_log ON crm_notes",
+    "CREATE TRIGGER crm_notes_write_log AFTER INSERT OR UPDATE ON crm_notes "
+    "FOR EACH ROW EXECUTE FUNCTION crm_log_note_write()",
+    "TRUNCATE crm_write_log",
+)
+
+
+@pytest.fixture
+async def sql_crm_url(pg_url: str) -> str:
+    """The emptied session schema, plus a trigger that logs every committed crm_notes
+    write (``crm_write_log``): the count of CRM writes per note, for the exactly-once checks.
+    """
+    from sqlalchemy import text
+
+    from wa_bridge.store import create_engine
+
+    engine = create_engine(pg_url)
+    try:
+        async with engine.begin() as conn:
+            for statement in WRITE_LOG_DDL:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+    return pg_url
+
+
+@pytest.fixture
+def sql_settings_factory(
+    broker: EmbeddedBroker, topic_factory: Callable[[str], str], sql_crm_url: str
+) -> Callable[..., Settings]:
+    """Settings for the SQL CRM with mappings/sql.yaml; one topic and group per test."""
+    from .sqlcrm import sql_settings
+
+    topic = topic_factory("wa")
+    group = f"g-{uuid.uuid4().hex[:8]}"
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"consumer_group": group}
+        values.update(overrides)
+        return sql_settings(broker.bootstrap, topic, sql_crm_url, **values)
+
+    return make

@@ -103,16 +103,25 @@ def build_consumer(
 ) -> AIOKafkaConsumer:
     """An unstarted consumer in the group, subscribed to ``topics``; ``await .start()`` it.
 
-    ``options`` go to aiokafka (tests shorten ``session_timeout_ms``: a group join waits
-    for it on Tansu).
+    The session timeout is ``settings.consumer_session_timeout_ms`` (a group join waits
+    about that long on Tansu, so tests shorten it) with heartbeats at a fifth of it;
+    ``options`` go to aiokafka and win over both.
     """
+    session_ms = settings.consumer_session_timeout_ms
+    config: dict[str, Any] = {
+        "session_timeout_ms": session_ms,
+        "heartbeat_interval_ms": max(100, session_ms // 5),
+        # a rebalance waits for the round in flight: give it the shutdown grace and more
+        "rebalance_timeout_ms": max(session_ms, int(settings.shutdown_grace_s * 1000) + 5000),
+        **options,
+    }
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
-        **options,
+        **config,
     )
     consumer.subscribe(list(topics), listener=listener)
     return consumer
