@@ -41,3 +41,10 @@ def test_every_webhook_answer_is_documented() -> None:
     assert "X-Hub-Signature-256" in params
     paths = set(committed()["paths"])
     assert {"/healthz", "/readyz", "/metrics", WEBHOOK_PATH} <= paths
+    assert {
+        "/admin/dead-letters",
+        "/admin/dead-letters/{dead_letter_id}",
+        "/admin/dead-letters/{dead_letter_id}/replay",
+        "/admin/dead-letters/{dead_letter_id}/discard",
+    } <= paths
+    assert "HTTPBearer" in committed()["components"]["securitySchemes"]

@@ -34,9 +34,12 @@ def uvicorn_config(app: ReceiverApp, *, host: str, port: int, log_level: str) ->
 
 
 def build_receiver(settings: Settings) -> ReceiverApp:
-    """``create_app`` with a configuration error turned into exit code 2."""
+    """``create_app`` (with the admin API when admin tokens are set); bad config → exit 2."""
+    from wa_bridge.ops.backend import admin_api
+
     try:
-        return create_app(settings)
+        routers, closers = admin_api(settings)
+        return create_app(settings, routers=routers, closers=closers)
     except ConfigError as exc:
         typer.echo(f"wa-bridge: configuration error: {exc}", err=True)
         raise typer.Exit(code=2) from exc

@@ -1,17 +1,19 @@
 """The admin API: dead letters for the ops engineer, behind role tokens, every call audited.
 
+(No ``from __future__ import annotations`` here: FastAPI must evaluate the handlers'
+annotations, which name per-router dependency aliases.)
+
 Mounted by the receiver's FastAPI app under ``/admin`` when a state database and admin
 tokens are configured. Replay goes through the worker's normal path (mapping → connector)
 via the :class:`Replayer` seam, so a fixed mapping or a CRM that is back applies.
 """
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Literal, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from wa_bridge.ops.auth import Principal, Role, TokenBook
@@ -22,7 +24,7 @@ __all__ = ["ReplayOutcome", "Replayer", "build_admin_router"]
 
 class ReplayOutcome(BaseModel):
     id: int
-    result: Literal["replayed", "failed", "would_replay", "not_found", "not_open"]
+    result: Literal["replayed", "failed", "would_replay", "skipped", "not_found"]
     error: str | None = None
 
 
@@ -67,13 +69,17 @@ def _summary(letter: DeadLetter) -> DeadLetterSummary:
     )
 
 
-def _require(tokens: TokenBook, role: Role) -> Callable[[Request], Awaitable[Principal]]:
+_BEARER = HTTPBearer(auto_error=False, description="role:token from WA_BRIDGE_ADMIN_TOKENS")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+
+
+def _require(
+    tokens: TokenBook, role: Role
+) -> Callable[[HTTPAuthorizationCredentials | None], Awaitable[Principal]]:
     """A FastAPI dependency: the caller's principal, if its bearer token has ``role``."""
 
-    async def dependency(request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        principal = tokens.lookup(token) if scheme.lower() == "bearer" and token else None
+    async def dependency(credentials: Credentials) -> Principal:
+        principal = tokens.lookup(credentials.credentials) if credentials else None
         if principal is None:
             raise HTTPException(
                 status_code=401,
@@ -90,7 +96,7 @@ def _require(tokens: TokenBook, role: Role) -> Callable[[Request], Awaitable[Pri
 def build_admin_router(
     *,
     tokens: TokenBook,
-    get_store: Callable[[], Store],
+    get_store: Callable[[], Awaitable[Store]],
     get_replayer: Callable[[], Replayer | None],
 ) -> APIRouter:
     """Routes under /admin. Each handler needs a bearer token of at least the given role."""
@@ -100,7 +106,7 @@ def build_admin_router(
     operator = Annotated[Principal, Depends(_require(tokens, "operator"))]
 
     async def audit(who: Principal, action: str, target: str, detail: str = "") -> None:
-        await get_store().record_audit(
+        await (await get_store()).record_audit(
             actor=who.actor, role=who.role, action=action, target=target, detail=detail
         )
 
@@ -122,13 +128,13 @@ def build_admin_router(
             until=until,
             limit=limit,
         )
-        letters = await get_store().list_dead_letters(flt)
+        letters = await (await get_store()).list_dead_letters(flt)
         await audit(who, "dlq.list", "dead_letters", f"{len(letters)} listed")
         return [_summary(letter) for letter in letters]
 
     @router.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail)
     async def show_dead_letter(dead_letter_id: int, who: viewer) -> DeadLetterDetail:
-        letter = await get_store().get_dead_letter(dead_letter_id)
+        letter = await (await get_store()).get_dead_letter(dead_letter_id)
         if letter is None:
             raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")
         await audit(who, "dlq.show", f"dead_letter:{dead_letter_id}")
@@ -158,7 +164,7 @@ def build_admin_router(
 
     @router.post("/dead-letters/{dead_letter_id}/discard", response_model=DeadLetterSummary)
     async def discard_dead_letter(dead_letter_id: int, who: operator) -> DeadLetterSummary:
-        store = get_store()
+        store = await get_store()
         letter = await store.get_dead_letter(dead_letter_id)
         if letter is None:
             raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")

@@ -11,7 +11,7 @@ and answers 503, while the broker is down) and disconnects on shutdown.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -37,10 +37,18 @@ __all__ = ["ReceiverApp", "create_app"]
 class ReceiverApp:
     """The ASGI app ``create_app`` returns; ``lifespan()`` also works without a server."""
 
-    def __init__(self, *, api: FastAPI, webhook: WebhookEndpoint, publisher: EventPublisher):
+    def __init__(
+        self,
+        *,
+        api: FastAPI,
+        webhook: WebhookEndpoint,
+        publisher: EventPublisher,
+        closers: Sequence[Callable[[], Awaitable[None]]] = (),
+    ):
         self.api = api
         self.webhook = webhook
         self.publisher = publisher
+        self.closers = tuple(closers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:
@@ -59,6 +67,8 @@ class ReceiverApp:
                 keeper.cancel()
                 await asyncio.wait([keeper])
                 await self.publisher.stop()
+                for close in self.closers:
+                    await close()
 
 
 def create_app(
@@ -67,12 +77,13 @@ def create_app(
     publisher: EventPublisher | None = None,
     normalize: Normalizer | None = None,
     routers: Sequence[APIRouter] = (),
+    closers: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> ReceiverApp:
     """Build the receiver; raise ConfigError when no app secret is configured.
 
     ``publisher`` defaults to a :class:`KafkaPublisher` from ``settings``; ``normalize`` to
     :func:`wa_bridge.normalize.normalize_webhook`. ``routers`` (the admin API, say) are
-    added to the FastAPI part.
+    added to the FastAPI part; ``closers`` run at shutdown (the admin API's store).
     """
     secrets = [s.get_secret_value().encode() for s in settings.app_secrets]
     secrets = [s for s in secrets if s]
@@ -110,6 +121,6 @@ def create_app(
     api.include_router(build_health_router(lambda: bus.is_ready))
     for router in routers:
         api.include_router(router)
-    app = ReceiverApp(api=api, webhook=webhook, publisher=bus)
+    app = ReceiverApp(api=api, webhook=webhook, publisher=bus, closers=closers)
     holder.append(app)
     return app

@@ -20,8 +20,16 @@ __all__ = ["documented_app", "openapi_document", "openapi_yaml"]
 
 
 def documented_app() -> ReceiverApp:
-    """The receiver as a deployment serves it (placeholder secret; nothing is started)."""
-    return create_app(Settings(app_secrets=["placeholder-for-docs"]))
+    """The receiver as a deployment serves it, admin API included (placeholder secrets;
+    nothing is started or connected)."""
+    from wa_bridge.ops.backend import admin_api
+
+    settings = Settings(
+        app_secrets=["placeholder-for-docs"],  # validated to SecretStr
+        admin_tokens=["operator:placeholder-token-for-docs"],
+    )
+    routers, _closers = admin_api(settings)
+    return create_app(settings, routers=routers)
 
 
 def openapi_document(app: ReceiverApp | None = None) -> dict[str, Any]:
