@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.headers import event_headers, record_key
@@ -202,22 +203,27 @@ async def crm_state(database_url: str) -> CrmState:
 
 
 async def committed_offsets(settings: Settings) -> int:
-    """Sum over the main topic's partitions of the group's committed offsets."""
-    from aiokafka import TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
+    """Sum over the main topic's partitions of the group's committed offsets.
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+    Read with a consumer of the group that never joins it (aiokafka's admin client
+    cannot decode Tansu's OffsetFetch answer).
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(settings.consumer_group)
+        total = 0
+        for partition in range(settings.kafka_partitions):
+            offset = await consumer.committed(TopicPartition(settings.kafka_topic, partition))
+            total += offset or 0
+        return total
     finally:
-        await admin.close()
-    total = 0
-    for tp, meta in offsets.items():
-        assert isinstance(tp, TopicPartition)
-        if tp.topic == settings.kafka_topic and meta.offset > 0:
-            total += meta.offset
-    return total
+        await consumer.stop()
 
 
 async def note_writes(database_url: str) -> Counter[str]:
@@ -237,3 +243,9 @@ async def note_writes(database_url: str) -> Counter[str]:
 
 def status_events(message_n: int, contact: int, status: str, at_s: int) -> list[CanonicalEvent]:
     return normalize_webhook(status_body(message_n, contact, status, at_s), received_at=RECEIVED_AT)
+
+
+async def ledger_count(engine: AsyncEngine) -> int:
+    """Events the worker claimed in the ledger (committed transactions only)."""
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM processed_events"))).scalar_one())

@@ -166,7 +166,9 @@ class Worker:
     async def _fetch(self, poll_ms: int = IDLE_POLL_MS) -> Any:
         timeout_ms = min(poll_ms, self._ms_until_next_due())
         try:
-            return await self.consumer.getmany(timeout_ms=timeout_ms)
+            return await self.consumer.getmany(
+                timeout_ms=timeout_ms, max_records=self.settings.worker_batch_max
+            )
         except KafkaError as exc:
             log.warning("fetch_failed", error=type(exc).__name__)
             await asyncio.sleep(0.5)
