@@ -8,6 +8,14 @@ The publisher never blocks start-up: :meth:`KafkaPublisher.keep_connected` conne
 background, probes the broker with a cheap metadata request, and (re)creates the topic
 when the broker lost it (the embedded broker keeps everything in memory). While the broker
 is unreachable :meth:`publish_many` raises ``BusUnavailable`` at once.
+
+Throughput notes (measured with ``bench/receiver.py``): aiokafka keeps one produce request
+in flight per broker and, per partition, one open batch; a record that finds the open
+batch full waits until the sender takes it. With aiokafka's 16 KiB default a batch holds
+about 12 of our ~1.3 KB records, so one busy contact (one partition) got ~12 records per
+broker round trip, and the requests that lost the race for the next batch waited seconds
+(the 2 s p99). Batches of ``max_batch_bytes`` (256 KiB) hold everything that arrives
+during a round trip. Keys are hashed once each (:class:`_KeyPartitioner`).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any, Final, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.headers import event_headers, record_key
@@ -28,13 +37,18 @@ from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 
-__all__ = ["RETRY_AFTER_S", "EventPublisher", "KafkaPublisher"]
+__all__ = ["DEFAULT_MAX_BATCH_BYTES", "RETRY_AFTER_S", "EventPublisher", "KafkaPublisher"]
 
 # What we tell Meta (Retry-After) and callers (retry_after_s) when the bus is down.
 RETRY_AFTER_S: Final = 5.0
 # The broker must have answered a metadata request this recently to count as ready.
 _READY_WINDOW_PROBES: Final = 3
 _CONNECT_BACKOFF_MAX_S: Final = 5.0
+# Per-partition batch size: room for all records of a broker round trip at 10k+ req/s.
+# Kafka's default message.max.bytes (1 MiB) bounds a batch; stay well below it.
+DEFAULT_MAX_BATCH_BYTES: Final = 256 * 1024
+# The partitioner forgets its cache past this many keys (contacts seen recently).
+_PARTITION_CACHE_KEYS: Final = 100_000
 
 log = get_logger("bus.producer")
 
@@ -68,6 +82,35 @@ class EventPublisher(Protocol):
         ...
 
 
+class _KeyPartitioner:
+    """aiokafka's default partitioner, with each key's choice remembered.
+
+    The partition of a key is what the default (murmur2, the Java client's hash) gives
+    for the topic's current partition count, taken from the topic metadata aiokafka
+    passes in; it is recomputed when that count changes. Same key, same count, same
+    partition: one contact's events keep their order. murmur2 is pure Python, so hashing
+    each key once instead of once per record saves real time on the hot path.
+    """
+
+    def __init__(self, max_keys: int = _PARTITION_CACHE_KEYS) -> None:
+        self._default = DefaultPartitioner()
+        self._max_keys = max_keys
+        self._index: dict[bytes, tuple[int, int]] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(self._default(key, all_partitions, available))
+        count = len(all_partitions)
+        cached = self._index.get(key)
+        if cached is not None and cached[0] == count:
+            return all_partitions[cached[1]]
+        partition = int(self._default(key, all_partitions, available))
+        if len(self._index) >= self._max_keys:
+            self._index.clear()
+        self._index[key] = (count, all_partitions.index(partition))
+        return partition
+
+
 def _retrieve(fut: asyncio.Future[Any]) -> None:
     # A record we stopped waiting for may fail later: read its exception so asyncio does
     # not report it as never retrieved.
@@ -85,6 +128,7 @@ class KafkaPublisher:
     replication_factor: int = 1
     enable_idempotence: bool = True
     linger_ms: int = 2
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
     publish_timeout_s: float = 5.0
     probe_interval_s: float = 1.0
     _producer: AIOKafkaProducer | None = field(default=None, init=False, repr=False)
@@ -123,6 +167,8 @@ class KafkaPublisher:
                 acks="all",
                 enable_idempotence=self.enable_idempotence,
                 linger_ms=self.linger_ms,
+                max_batch_size=self.max_batch_bytes,
+                partitioner=_KeyPartitioner(),
                 compression_type=None,
                 request_timeout_ms=max(1000, int(self.publish_timeout_s * 1000)),
             )
