@@ -249,3 +249,24 @@ async def ledger_count(engine: AsyncEngine) -> int:
     """Events the worker claimed in the ledger (committed transactions only)."""
     async with engine.connect() as conn:
         return int((await conn.execute(text("SELECT count(*) FROM processed_events"))).scalar_one())
+
+
+async def note_order(engine: AsyncEngine) -> list[str]:
+    """crm_notes keys in the order their rows were first written (the write log)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT note_key FROM crm_write_log WHERE op = 'INSERT' ORDER BY id")
+        )
+        return [str(k) for k in rows.scalars()]
+
+
+def order_breaks(note_keys: Sequence[str]) -> list[str]:
+    """Notes written before an earlier-produced note of the same contact (want: none)."""
+    last: dict[str, int] = {}
+    breaks = []
+    for key in note_keys:
+        contact, n = key.removeprefix("wamid.T").split("N")
+        if int(n) < last.get(contact, -1):
+            breaks.append(key)
+        last[contact] = max(int(n), last.get(contact, -1))
+    return breaks
