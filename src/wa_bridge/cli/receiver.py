@@ -34,12 +34,17 @@ def uvicorn_config(app: ReceiverApp, *, host: str, port: int, log_level: str) ->
 
 
 def build_receiver(settings: Settings) -> ReceiverApp:
-    """``create_app`` (with the admin API when admin tokens are set); bad config → exit 2."""
+    """``create_app`` (with the admin API when admin tokens are set, and the inbox route);
+    bad config → exit 2."""
+    from wa_bridge.bus.producer import KafkaPublisher
     from wa_bridge.ops.backend import admin_api
+    from wa_bridge.receiver.inbox import inbox_api
 
     try:
         routers, closers = admin_api(settings)
-        return create_app(settings, routers=routers, closers=closers)
+        publisher = KafkaPublisher.from_settings(settings)  # shared by webhook and inbox
+        routers = [*routers, inbox_api(settings, publisher)]
+        return create_app(settings, publisher=publisher, routers=routers, closers=closers)
     except ConfigError as exc:
         typer.echo(f"wa-bridge: configuration error: {exc}", err=True)
         raise typer.Exit(code=2) from exc

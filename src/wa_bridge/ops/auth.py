@@ -1,6 +1,8 @@
 """Admin tokens with roles. Tokens come from settings.admin_tokens as ``role:token``.
 
-Roles are ordered: ``viewer`` may read, ``operator`` may also replay and discard.
+What each role may do is listed explicitly in ``GRANTS``: ``viewer`` may read,
+``operator`` may also replay and discard, and ``inbox`` (the agents' inbox, a machine)
+may only post inbox events: it implies no other role and no other role implies it.
 Comparison is constant time; a token is never logged, only the role and a short hash.
 """
 
@@ -16,10 +18,18 @@ from pydantic import SecretStr
 from wa_bridge.errors import ConfigError
 from wa_bridge.log import hash_key
 
-__all__ = ["ROLES", "Principal", "Role", "TokenBook"]
+__all__ = ["GRANTS", "ROLES", "Principal", "Role", "TokenBook"]
 
-Role = Literal["viewer", "operator"]
-ROLES: Final[dict[str, int]] = {"viewer": 1, "operator": 2}
+Role = Literal["inbox", "viewer", "operator"]
+# Rank, lowest first (for display and ordering only; access is decided by GRANTS).
+ROLES: Final[dict[str, int]] = {"inbox": 0, "viewer": 1, "operator": 2}
+# The roles a token of each role acts as. Kept explicit so that adding a role never
+# grants it anything by accident (inbox must not read dead letters, viewer must not post).
+GRANTS: Final[dict[Role, frozenset[Role]]] = {
+    "inbox": frozenset({"inbox"}),
+    "viewer": frozenset({"viewer"}),
+    "operator": frozenset({"viewer", "operator"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +40,7 @@ class Principal:
     actor: str
 
     def may(self, needed: Role) -> bool:
-        return ROLES[self.role] >= ROLES[needed]
+        return needed in GRANTS[self.role]
 
 
 class TokenBook:
@@ -42,8 +52,8 @@ class TokenBook:
             role, sep, token = entry.get_secret_value().partition(":")
             if not sep or role not in ROLES or len(token) < 16:
                 raise ConfigError(
-                    "WA_BRIDGE_ADMIN_TOKENS: each entry must be role:token with role viewer or "
-                    "operator and a token of at least 16 characters"
+                    "WA_BRIDGE_ADMIN_TOKENS: each entry must be role:token with role inbox, viewer "
+                    "or operator and a token of at least 16 characters"
                 )
             self._tokens.append((token.encode(), cast(Role, role)))
 

@@ -20,16 +20,20 @@ __all__ = ["documented_app", "openapi_document", "openapi_yaml"]
 
 
 def documented_app() -> ReceiverApp:
-    """The receiver as a deployment serves it, admin API included (placeholder secrets;
-    nothing is started or connected)."""
+    """The receiver as a deployment serves it, admin API and inbox route included
+    (placeholder secrets; nothing is started or connected)."""
+    from wa_bridge.bus.producer import KafkaPublisher
     from wa_bridge.ops.backend import admin_api
+    from wa_bridge.receiver.inbox import inbox_api
 
     settings = Settings(
         app_secrets=["placeholder-for-docs"],  # validated to SecretStr
         admin_tokens=["operator:placeholder-token-for-docs"],
     )
     routers, _closers = admin_api(settings)
-    return create_app(settings, routers=routers)
+    publisher = KafkaPublisher.from_settings(settings)
+    routers = [*routers, inbox_api(settings, publisher)]
+    return create_app(settings, publisher=publisher, routers=routers)
 
 
 def openapi_document(app: ReceiverApp | None = None) -> dict[str, Any]:

@@ -1,0 +1,272 @@
+"""An event posted by the agents' inbox → one canonical ``inbox.conversation.*`` event. Pure.
+
+The inbox posts outcome events (assigned, tagged, resolved, converted, CSAT) to
+``POST /inbox/events``. :class:`InboxEventIn` is the posted shape (it also documents the
+request body in the OpenAPI file); :func:`normalize_inbox_event` checks it, per type, and
+raises :class:`~wa_bridge.errors.InvalidEvent` with a reason the client can act on.
+
+Decisions:
+
+- ``id`` is the client's idempotency key: the canonical id is ``inbox:<id>``, so a post
+  repeated after a timeout takes effect once in the CRM (the worker's ledger).
+- ``type`` may be the full ``inbox.conversation.resolved`` or the short ``resolved``.
+- ``time`` must be RFC 3339 with an offset; it is stored in UTC (``...Z``).
+- The contact is keyed like a webhook contact (E.164 phone, else ``bsuid:<user_id>``);
+  ``phone`` may be in any international format and an MX ``521…`` gives the same key as
+  ``52…``. ``wa_id`` (the reply address) is kept exactly as sent.
+- ``value`` (a decimal as a string or a JSON number) travels as a plain decimal string,
+  so no float rounding reaches the CRM.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Final, cast
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    WithJsonSchema,
+)
+
+from wa_bridge.errors import InvalidEvent
+from wa_bridge.events import CanonicalEvent, Contact, EventType, JsonObject
+from wa_bridge.normalize.identity import bsuid_country, contact_key
+from wa_bridge.normalize.meta import rfc3339
+from wa_bridge.normalize.phones import country_of, to_e164
+
+__all__ = [
+    "INBOX_TYPE_PREFIX",
+    "SHORT_TYPES",
+    "InboxContactIn",
+    "InboxEventIn",
+    "normalize_inbox_event",
+]
+
+INBOX_TYPE_PREFIX: Final = "inbox.conversation."
+SHORT_TYPES: Final = ("assigned", "tagged", "resolved", "converted", "csat")
+_MAX_ID_CHARS: Final = 200
+_MAX_TEXT_CHARS: Final = 2000
+_MAX_TAGS: Final = 50
+_RFC3339: Final = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+_MAX_DECIMAL_CHARS: Final = 40
+
+
+def _decimal_text(value: object) -> str:
+    """A decimal posted as a string or JSON number → plain decimal text (``"1249.90"``)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("must be a decimal number, as a string or a number")
+    text = repr(value) if isinstance(value, float) else str(value).strip()
+    if len(text) > _MAX_DECIMAL_CHARS:
+        raise ValueError(f"must be at most {_MAX_DECIMAL_CHARS} characters")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("must be a decimal number such as 1249.90") from None
+    if not number.is_finite():
+        raise ValueError("must be a finite decimal number")
+    plain = format(number, "f")
+    if len(plain) > _MAX_DECIMAL_CHARS:  # "1e300" is short until written out
+        raise ValueError(f"must be at most {_MAX_DECIMAL_CHARS} digits long")
+    return plain
+
+
+Text = Annotated[str, Field(min_length=1, max_length=_MAX_TEXT_CHARS)]
+Ident = Annotated[str, Field(min_length=1, max_length=_MAX_ID_CHARS)]
+DecimalText = Annotated[
+    str,
+    BeforeValidator(_decimal_text),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}, {"type": "number"}]}
+    ),
+]
+
+
+class InboxContactIn(BaseModel):
+    """Who the conversation is with: at least one of ``phone``, ``wa_id``, ``user_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Annotated[str, Field(max_length=40, examples=["+52 55 1234 5678"])] | None = None
+    wa_id: Annotated[str, Field(max_length=40, examples=["5215512345678"])] | None = None
+    user_id: Annotated[str, Field(max_length=128, examples=["MX.1745503211829374650"])] | None = (
+        None
+    )
+
+
+class InboxEventIn(BaseModel):
+    """One event posted by the agents' inbox (``POST /inbox/events`` takes one or a list)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(
+        description="inbox.conversation.<x> or the short <x>: " + ", ".join(SHORT_TYPES),
+        examples=["inbox.conversation.resolved", "resolved"],
+    )
+    id: Ident = Field(description="Unique per event: the idempotency key (canonical inbox:<id>).")
+    time: str = Field(
+        description="When it happened in the inbox, RFC 3339 with an offset.",
+        examples=["2026-06-10T16:00:00Z"],
+    )
+    phone_number_id: Ident = Field(description="The business number (Meta phone_number_id).")
+    waba_id: Ident | None = Field(
+        default=None, description="WhatsApp Business Account id: the scope of a BSUID."
+    )
+    conversation_id: Ident | None = None
+    contact: InboxContactIn
+    agent: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        default=None, description="Required for assigned."
+    )
+    tags: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=50)]
+        | None
+    ) = Field(default=None, description="Required (non-empty) for tagged.")
+    outcome: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    value: DecimalText | None = Field(
+        default=None, description="A decimal, as a string or a number.", examples=["1249.90"]
+    )
+    reason: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    csat: Annotated[StrictInt, Field(ge=1, le=5)] | None = Field(
+        default=None, description="Satisfaction score 1-5; required for csat."
+    )
+    note: Text | None = None
+
+
+def normalize_inbox_event(raw: object, *, received_at: datetime) -> CanonicalEvent:
+    """Check one posted inbox event and build its canonical event.
+
+    Raises InvalidEvent (message: which field, what is wrong) for anything not accepted.
+    """
+    posted = _parse(raw)
+    event_type = _event_type(posted.type)
+    _check_per_type(event_type, posted)
+    contact = _contact(posted.contact)
+    data: JsonObject = {
+        "conversation_id": posted.conversation_id,
+        "phone_number_id": posted.phone_number_id,
+        "contact": contact.to_dict(),
+        "agent": posted.agent,
+        "tags": list(posted.tags) if posted.tags is not None else None,
+        "outcome": posted.outcome,
+        "value": posted.value,
+        "reason": posted.reason,
+        "csat": posted.csat,
+        "note": posted.note,
+    }
+    return CanonicalEvent(
+        id="inbox:" + posted.id,
+        type=event_type,
+        source="inbox:" + posted.phone_number_id,
+        time=_utc_time(posted.time),
+        data=data,
+        subject=contact.key,
+        recvtime=rfc3339(received_at),
+        wabaid=posted.waba_id,
+    )
+
+
+def _parse(raw: object) -> InboxEventIn:
+    if not isinstance(raw, dict):
+        raise InvalidEvent(f"an inbox event must be a JSON object, not {_json_kind(raw)}")
+    try:
+        return InboxEventIn.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(_reasons(exc)) from None
+
+
+def _reasons(exc: ValidationError) -> str:
+    """``field: message`` per error; the offending input is never echoed (it may be PII)."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(p) for p in err["loc"]) or "event"
+        if err["type"] == "missing":
+            message = "is required"
+        elif err["type"] == "extra_forbidden":
+            message = "is not a known field"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            message = message.replace("Input should be", "must be")
+            message = message.replace("String should have", "must have")
+            message = message.replace("List should have", "must have")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def _json_kind(raw: object) -> str:
+    if raw is None:
+        return "null"
+    if isinstance(raw, list):
+        return "an array"
+    if isinstance(raw, bool):
+        return "a boolean"
+    if isinstance(raw, str):
+        return "a string"
+    return "a number"
+
+
+def _event_type(posted: str) -> EventType:
+    short = posted.removeprefix(INBOX_TYPE_PREFIX)
+    if short not in SHORT_TYPES:
+        raise InvalidEvent(
+            "type: must be one of " + ", ".join(SHORT_TYPES) + " (or inbox.conversation.<that>)"
+        )
+    return cast(EventType, INBOX_TYPE_PREFIX + short)
+
+
+def _check_per_type(event_type: EventType, posted: InboxEventIn) -> None:
+    short = event_type.removeprefix(INBOX_TYPE_PREFIX)
+    if short == "assigned" and posted.agent is None:
+        raise InvalidEvent("agent: is required for assigned")
+    if short == "tagged" and not posted.tags:
+        raise InvalidEvent("tags: at least one tag is required for tagged")
+    if short == "csat" and posted.csat is None:
+        raise InvalidEvent("csat: a score from 1 to 5 is required for csat")
+
+
+def _contact(posted: InboxContactIn) -> Contact:
+    phone = _phone("contact.phone", posted.phone) if posted.phone else None
+    from_wa_id = _phone("contact.wa_id", posted.wa_id) if posted.wa_id else None
+    if phone and from_wa_id and phone != from_wa_id:
+        raise InvalidEvent("contact: phone and wa_id name two different numbers")
+    phone_e164 = phone or from_wa_id
+    user_id = posted.user_id or None
+    key = contact_key(phone_e164, user_id)
+    if key is None:
+        raise InvalidEvent("contact: needs at least one of phone, wa_id or user_id")
+    if phone_e164 is not None:
+        country = country_of(phone_e164)
+    else:
+        country = bsuid_country(user_id) if user_id else None
+    return Contact(
+        key=key,
+        phone_e164=phone_e164,
+        wa_id=posted.wa_id or None,
+        user_id=user_id,
+        country=country,
+    )
+
+
+def _phone(field: str, raw: str) -> str:
+    e164 = to_e164(raw)
+    if e164 is None:
+        raise InvalidEvent(f"{field}: is not an international phone number")
+    return e164
+
+
+def _utc_time(posted: str) -> str:
+    if not _RFC3339.match(posted):
+        raise InvalidEvent("time: must be RFC 3339 with an offset, e.g. 2026-06-10T16:00:00Z")
+    try:
+        moment = datetime.fromisoformat(posted.upper())
+    except ValueError:
+        raise InvalidEvent("time: is not a real date and time") from None
+    return rfc3339(moment)
