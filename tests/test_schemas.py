@@ -64,6 +64,14 @@ def test_one_schema_per_whatsapp_type(event_type: str) -> None:
     assert set(schema["required"]) >= {"specversion", "id", "type", "source", "time", "data"}
 
 
+@pytest.mark.parametrize("event_type", [t for t in EVENT_TYPES if t.startswith("inbox.")])
+def test_one_schema_per_inbox_type(event_type: str) -> None:
+    # events posted by the agents' inbox (normalize/inbox.py; tests/normalize/test_inbox.py)
+    schema = orjson.loads((SCHEMAS / f"{event_type}.json").read_bytes())
+    assert schema["properties"]["type"] == {"const": event_type}
+    assert set(schema["required"]) >= {"specversion", "id", "type", "source", "time", "data"}
+
+
 @pytest.mark.parametrize("path", sorted(OWN_SAMPLES.glob("*.json")), ids=lambda p: p.stem)
 def test_own_samples_validate(path: Path) -> None:
     assert assert_valid(orjson.loads(path.read_bytes()), path.name)
