@@ -193,6 +193,76 @@ async def test_a_bad_content_length_is_400(receiver: Receiver) -> None:
     assert sent[0]["status"] == 400
 
 
+async def _raw_post(
+    receiver: Receiver, messages: list[dict[str, object]], headers: list[tuple[bytes, bytes]]
+) -> list[dict[str, object]]:
+    """Drive the ASGI app directly with exactly these receive() messages."""
+    pending = list(messages)
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return pending.pop(0)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": WEBHOOK_PATH,
+        "query_string": b"",
+        "headers": headers,
+    }
+    await receiver.app(scope, receive, send)  # type: ignore[arg-type]
+    return sent
+
+
+async def test_413_for_one_message_over_the_cap_without_content_length(
+    receiver: Receiver,
+) -> None:
+    from wa_bridge.receiver import sign
+
+    body = b"{" + b" " * 5000 + b"}"  # over the 4096-byte cap, in a single receive()
+    sent = await _raw_post(
+        receiver,
+        [{"type": "http.request", "body": body, "more_body": False}],
+        [(b"x-hub-signature-256", sign(body, OLD_SECRET).encode())],
+    )
+    assert sent[0]["status"] == 413
+    assert orjson.loads(sent[1]["body"])["error"] == "body_too_large"  # type: ignore[arg-type]
+
+
+async def test_a_client_gone_mid_body_is_400_and_nothing_is_published(
+    receiver: Receiver,
+) -> None:
+    sent = await _raw_post(
+        receiver,
+        [
+            {"type": "http.request", "body": b'{"object":', "more_body": True},
+            {"type": "http.disconnect"},
+        ],
+        [(b"x-hub-signature-256", b"sha256=" + b"0" * 64)],
+    )
+    assert sent[0]["status"] == 400
+    assert orjson.loads(sent[1]["body"])["error"] == "client_disconnected"  # type: ignore[arg-type]
+
+
+async def test_the_200_answer_is_well_formed_for_each_count(receiver: Receiver) -> None:
+    from wa_bridge.receiver import sign
+
+    for count in (1, 2, 1):  # the second 1 comes from the per-count cache
+        body = dumps(text_messages("5215599990007", count, tag=f"answer{count}"))
+        sent = await _raw_post(
+            receiver,
+            [{"type": "http.request", "body": body, "more_body": False}],
+            [(b"x-hub-signature-256", sign(body, OLD_SECRET).encode())],
+        )
+        assert sent[0]["status"] == 200
+        answer: bytes = sent[1]["body"]  # type: ignore[assignment]
+        assert orjson.loads(answer) == {"events": count}
+        assert (b"content-length", str(len(answer)).encode()) in sent[0]["headers"]  # type: ignore[operator]
+
+
 async def test_other_methods_are_405(receiver: Receiver) -> None:
     response = await receiver.client.put(WEBHOOK_PATH, content=b"{}")
     assert response.status_code == 405

@@ -123,13 +123,16 @@ class WebhookEndpoint:
                 send, reject.status, {"error": reject.error, "detail": reject.detail}, extra=extra
             )
             return
-        self._outcomes.record(200, "published", events=count)
-        await _send_json(send, 200, {"events": count})
+        self._outcomes.published()
+        headers, body = _published_answer(count)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _accept(self, scope: Scope, receive: Receive) -> int:
         """Read, verify, parse, normalize, publish; return the number of events acknowledged."""
-        body = await self._read_body(scope, receive)
-        if not verify_signature(body, _header(scope, _SIGNATURE_HEADER), self._secrets):
+        signature, declared = _signature_and_length(scope)
+        body = await self._read_body(receive, declared)
+        if not verify_signature(body, signature, self._secrets):
             raise _Reject(
                 401, "bad_signature", "X-Hub-Signature-256 is missing or does not match the body"
             )
@@ -147,18 +150,23 @@ class WebhookEndpoint:
             raise _Reject(503, "bus_unavailable", str(exc)) from exc
         return len(events)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive, declared: bytes | None) -> bytes:
         cap = self._max_body_bytes
-        declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.strip().isdigit():
                 raise _Reject(400, "bad_content_length", "Content-Length is not a number")
             if int(declared) > cap:
                 raise _Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            # The common case: the whole body arrived in one message; no copy.
+            body: bytes = message.get("body", b"")
+            if len(body) > cap:
+                raise _Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+            return body
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
             if message["type"] == "http.disconnect":
                 raise _Reject(400, "client_disconnected", "the client went away mid-body")
             chunk: bytes = message.get("body", b"")
@@ -168,13 +176,37 @@ class WebhookEndpoint:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+            message = await receive()
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def _signature_and_length(scope: Scope) -> tuple[bytes | None, bytes | None]:
+    """The signature and Content-Length headers (first of each), in one pass."""
+    signature: bytes | None = None
+    length: bytes | None = None
     for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
+        if key == _SIGNATURE_HEADER:
+            if signature is None:
+                signature = bytes(value)
+        elif key == b"content-length" and length is None:
+            length = bytes(value)
+    return signature, length
+
+
+# The 200 answer depends only on the number of events: built once per count.
+_PUBLISHED_ANSWERS: dict[int, tuple[bytes, bytes]] = {}
+_PUBLISHED_ANSWERS_MAX: Final = 256
+
+
+def _published_answer(count: int) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    cached = _PUBLISHED_ANSWERS.get(count)
+    if cached is None:
+        body = orjson.dumps({"events": count})
+        cached = (str(len(body)).encode(), body)
+        if len(_PUBLISHED_ANSWERS) < _PUBLISHED_ANSWERS_MAX:
+            _PUBLISHED_ANSWERS[count] = cached
+    length, body = cached
+    # A fresh list each time: middleware may edit the headers of a message in place.
+    return [_JSON, (b"content-length", length)], body
 
 
 async def _send_json(
