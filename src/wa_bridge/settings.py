@@ -86,7 +86,10 @@ class Settings(BaseSettings):
     # --- ops ------------------------------------------------------------------------
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Admin API tokens as role:token, comma-separated (roles: viewer, operator).",
+        description=(
+            "Tokens as role:token, comma-separated. Roles: viewer, operator (admin API) and "
+            "inbox (may only POST /inbox/events)."
+        ),
     )
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -40,3 +40,14 @@ def test_unknown_token_is_none_and_actor_hides_token() -> None:
 def test_bad_entries_are_config_errors(entry: str) -> None:
     with pytest.raises(ConfigError, match="WA_BRIDGE_ADMIN_TOKENS"):
         TokenBook([SecretStr(entry)])
+
+
+def test_inbox_role_may_only_post_inbox_events() -> None:
+    inbox_token = "inbox-token-0123456789abc"
+    tokens = TokenBook([SecretStr(f"inbox:{inbox_token}"), SecretStr(f"operator:{OPERATOR}")])
+    inbox, op, viewer = tokens.lookup(inbox_token), tokens.lookup(OPERATOR), book().lookup(VIEWER)
+    assert inbox is not None and inbox.role == "inbox"
+    assert op is not None and viewer is not None
+    assert inbox.may("inbox")
+    assert not inbox.may("viewer") and not inbox.may("operator")
+    assert not op.may("inbox") and not viewer.may("inbox")

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import structlog
 from jsonschema import Draft202012Validator
 
 from wa_bridge.bus.embedded import EmbeddedBroker
@@ -224,6 +225,18 @@ async def test_too_large_is_413(inbox: Inbox) -> None:
     response = await inbox.post([{}] * (MAX_EVENTS_PER_REQUEST + 1))
     assert response.status_code == 413
     assert response.json()["error"] == "too_many_events"
+
+
+async def test_nothing_posted_reaches_the_logs(inbox: Inbox) -> None:
+    pii = ["5512345678", "Mariana", "agent-Lucia", "cliente molesto"]
+    good = inbox_event(agent="agent-Lucia", note="cliente molesto, Mariana")
+    bad = inbox_event(contact={"phone": "+52 55 1234 5678", "name": "Mariana"})
+    with structlog.testing.capture_logs() as logs:  # what our code logs, before redaction
+        assert (await inbox.post(good)).status_code == 202
+        assert (await inbox.post(bad)).status_code == 400
+    assert {entry["event"] for entry in logs} >= {"inbox_events_published", "inbox_rejected"}
+    logged = repr(logs)
+    assert not [word for word in pii if word in logged]
 
 
 async def test_bus_down_is_503_with_retry_after() -> None:
