@@ -307,3 +307,15 @@ async def test_resolved_records_the_outcome_and_closes_the_case(
     ]
     assert internal["status"] == "resolved" and internal["closed_at"] is not None
     assert internal["business_number"] == PNID
+
+
+def test_openapi_documents_every_inbox_answer_and_the_body() -> None:
+    from wa_bridge.receiver.openapi import openapi_document
+
+    post = openapi_document()["paths"][INBOX_PATH]["post"]
+    assert set(post["responses"]) == {"202", "400", "401", "403", "413", "503"}
+    assert "Retry-After" in post["responses"]["503"]["headers"]
+    one, many = post["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert set(one["required"]) == {"type", "id", "time", "phone_number_id", "contact"}
+    assert many["items"] == one
+    assert post["security"] == [{"InboxBearer": []}]
