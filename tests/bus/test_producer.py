@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -195,3 +198,32 @@ async def test_one_contact_flooding_one_partition_is_all_acknowledged_in_order(
     for start in range(0, 256, 4):  # each request's own order is kept on the one partition
         mine = {e.id for e in events[start : start + 4]}
         assert [e.id for e in got if e.id in mine] == [e.id for e in events[start : start + 4]]
+
+
+async def test_a_broker_that_stops_answering_is_bus_unavailable_within_the_timeout(
+    tmp_path: Path, topic_factory: Callable[[str], str]
+) -> None:
+    # Its own broker: it gets frozen (SIGSTOP), so the connection stays open and
+    # silent; only the publish deadline can end the wait.
+    own = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+    own.start()
+    topic = topic_factory("frozen")
+    publisher = KafkaPublisher(
+        own.bootstrap, topic, partitions=2, enable_idempotence=False, publish_timeout_s=1.0
+    )
+    try:
+        await publisher.start()
+        await publisher.publish_many(make_events(2))
+        pid = own._proc.pid  # type: ignore[union-attr]  # the broker this test started
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(BusUnavailable, match="timed out"):
+                await publisher.publish_many(make_events(3))
+            assert not publisher.is_ready
+            with pytest.raises(BusUnavailable):  # at once, until a probe succeeds
+                await publisher.publish_many(make_events(1))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    finally:
+        await publisher.stop()
+        own.stop()

@@ -15,7 +15,8 @@ batch full waits until the sender takes it. With aiokafka's 16 KiB default a bat
 about 12 of our ~1.3 KB records, so one busy contact (one partition) got ~12 records per
 broker round trip, and the requests that lost the race for the next batch waited seconds
 (the 2 s p99). Batches of ``max_batch_bytes`` (256 KiB) hold everything that arrives
-during a round trip. Keys are hashed once each (:class:`_KeyPartitioner`).
+during a round trip. Keys are hashed once each (:class:`_KeyPartitioner`), and one timer
+serves the acknowledgement deadlines of all requests (:mod:`wa_bridge.bus._deadlines`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
+from wa_bridge.bus._deadlines import AckDeadlines
 from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.headers import event_headers, record_key
 from wa_bridge.errors import BusUnavailable
@@ -135,6 +137,10 @@ class KafkaPublisher:
     _healthy: bool = field(default=False, init=False)
     _last_ok_at: float = field(default=float("-inf"), init=False)
     _connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _ack_deadlines: AckDeadlines = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._ack_deadlines = AckDeadlines(self.publish_timeout_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaPublisher:
@@ -231,20 +237,23 @@ class KafkaPublisher:
             return
         futures: list[asyncio.Future[Any]] = []
         try:
-            async with asyncio.timeout(self.publish_timeout_s):
-                for event in events:
-                    fut = await producer.send(
+            # Each send is bounded by aiokafka (request_timeout_ms = publish_timeout_s):
+            # it waits only for metadata or for room in a full batch.
+            for event in events:
+                futures.append(
+                    await producer.send(
                         self.topic,
                         value=event.to_json(),
                         key=record_key(event),
                         headers=event_headers(event),
                     )
-                    futures.append(fut)
-                # Cancelling these on timeout is safe: aiokafka skips futures already done.
-                if len(futures) == 1:
-                    await futures[0]
-                else:
-                    await asyncio.gather(*futures)
+                )
+            acked = futures[0] if len(futures) == 1 else asyncio.gather(*futures)
+            if not acked.done():
+                self._ack_deadlines.watch(acked)
+                await acked
+            else:
+                acked.result()
         except (KafkaError, TimeoutError) as exc:
             self._abandon(futures)
             raise self._failed(exc) from exc
