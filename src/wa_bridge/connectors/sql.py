@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import Table, case, cast, exc, func, literal, select
@@ -28,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from wa_bridge.connectors.base import CrmResult
 from wa_bridge.errors import CrmRejected, CrmUnavailable
 from wa_bridge.operations import CrmOperation, FieldValue, OperationKind
+from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.db import create_engine, is_connection_error
@@ -253,25 +255,12 @@ class SqlCrmConnector:
             key, row = _row(spec, op, now)
             keys.append(key)
             merged[key] = _merge(merged[key], row) if key in merged else row
-        table = spec.table
-        key_col = table.c[spec.key_column]
         try:
             async with conn.begin_nested():
-                existing: set[str] = set()
-                for part in chunks(list(merged)):
-                    existing.update(
-                        (await conn.execute(select(key_col).where(key_col.in_(part)))).scalars()
-                    )
-                stmt = insert_for(conn, table)
-                updates: dict[str, Any] = {
-                    name: func.coalesce(stmt.excluded[name], table.c[name])
-                    for name in next(iter(merged.values()))
-                    if name not in (spec.key_column, "created_at", "attributes")
-                }
-                updates["attributes"] = _merge_attributes(conn, table, stmt.excluded)
-                stmt = stmt.on_conflict_do_update(index_elements=[spec.key_column], set_=updates)
-                for part_rows in chunks(list(merged.values()), 1000):
-                    await conn.execute(stmt, list(part_rows))
+                if is_postgres(conn):
+                    existing = await _upsert_arrays(conn, spec, list(merged.values()))
+                else:
+                    existing = await _upsert_rows(conn, spec, list(merged.values()))
         except exc.SQLAlchemyError as err:
             raise _translate(err, f"{len(ops)} {kind} op(s) from event {ops[0].event_id}") from (
                 getattr(err, "orig", None) or err
@@ -286,6 +275,52 @@ class SqlCrmConnector:
     async def aclose(self) -> None:
         if self._owns_engine:
             await self._engine.dispose()
+
+
+def _update_columns(spec: _Spec, row: Row) -> list[str]:
+    """Columns an upsert may overwrite (when the new value is not null)."""
+    return [n for n in row if n not in (spec.key_column, "created_at", "attributes")]
+
+
+@lru_cache(maxsize=len(_SPECS))
+def _pg_conflict_sql(spec: _Spec, columns: tuple[str, ...]) -> str:
+    t = f'"{spec.table.name}"'
+    sets = [f'"{n}" = COALESCE(EXCLUDED."{n}", {t}."{n}")' for n in columns]
+    sets.append(
+        f"attributes = CASE WHEN EXCLUDED.attributes IS NULL THEN {t}.attributes "
+        f"ELSE COALESCE({t}.attributes, CAST('{{}}' AS jsonb)) || EXCLUDED.attributes END"
+    )
+    # xmax = 0 only on a freshly inserted row version: the row did not exist before
+    return (
+        f'ON CONFLICT ("{spec.key_column}") DO UPDATE SET {", ".join(sets)} '
+        f'RETURNING "{spec.key_column}", (xmax = 0)'
+    )
+
+
+async def _upsert_arrays(conn: AsyncConnection, spec: _Spec, rows: list[Row]) -> set[str]:
+    """PostgreSQL: one INSERT … ON CONFLICT from arrays; return the keys that existed."""
+    suffix = _pg_conflict_sql(spec, tuple(_update_columns(spec, rows[0])))
+    result = await insert_arrays(conn, spec.table, column_arrays(rows), suffix)
+    return {str(key) for key, inserted in result if not inserted}
+
+
+async def _upsert_rows(conn: AsyncConnection, spec: _Spec, rows: list[Row]) -> set[str]:
+    """Portable (SQLite): SELECT the existing keys, then a multi-row upsert."""
+    table = spec.table
+    key_col = table.c[spec.key_column]
+    existing: set[str] = set()
+    for part in chunks([row[spec.key_column] for row in rows]):
+        existing.update((await conn.execute(select(key_col).where(key_col.in_(part)))).scalars())
+    stmt = insert_for(conn, table)
+    updates: dict[str, Any] = {
+        name: func.coalesce(stmt.excluded[name], table.c[name])
+        for name in _update_columns(spec, rows[0])
+    }
+    updates["attributes"] = _merge_attributes(conn, table, stmt.excluded)
+    stmt = stmt.on_conflict_do_update(index_elements=[spec.key_column], set_=updates)
+    for part_rows in chunks(rows, 1000):
+        await conn.execute(stmt, list(part_rows))
+    return existing
 
 
 def _is_data_error(err: exc.SQLAlchemyError) -> bool:

@@ -22,11 +22,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import Table, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_bridge.events import Contact
 from wa_bridge.log import get_logger, hash_key
+from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres, members
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.api import IdentityChange
@@ -83,11 +84,9 @@ class IdentityGraph:
         values = sorted({k[2] for k in wanted})
         t = identities.c
         found_contacts: set[str] = set()
-        for part in chunks(values):
+        for clause in members(self._conn, t.value, values):
             rows = await self._conn.execute(
-                select(t.business, t.kind, t.value, t.contact_id).where(
-                    t.value.in_(part), t.is_current
-                )
+                select(t.business, t.kind, t.value, t.contact_id).where(clause, t.is_current)
             )
             for business, kind, value, contact_id in rows:
                 key = (business, kind, value)
@@ -95,10 +94,10 @@ class IdentityGraph:
                     self._db_current[key] = contact_id
                     found_contacts.add(contact_id)
         self._current.update(self._db_current)
-        for part in chunks(sorted(found_contacts)):
+        for clause in members(self._conn, t.contact_id, sorted(found_contacts)):
             rows = await self._conn.execute(
                 select(t.business, t.kind, t.value, t.contact_id).where(
-                    t.contact_id.in_(part), t.is_current, t.kind.in_(sorted(STRONG_KINDS))
+                    clause, t.is_current, t.kind.in_(sorted(STRONG_KINDS))
                 )
             )
             for business, kind, value, contact_id in rows:
@@ -145,8 +144,8 @@ class IdentityGraph:
         """Write the batch's decisions: contacts, demoted links, new links, audit rows."""
         conn, at = self._conn, self._at
         if self._new_contacts:
-            await conn.execute(
-                insert(contacts), [{"contact_id": c, "created_at": at} for c in self._new_contacts]
+            await self._insert(
+                contacts, [{"contact_id": c, "created_at": at} for c in self._new_contacts]
             )
         t = identities.c
         for key, db_cid in self._db_current.items():
@@ -177,18 +176,39 @@ class IdentityGraph:
             if self._db_current.get(key) != cid
         ]
         if rows:
-            stmt = insert_for(conn, identities)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["business", "kind", "value", "contact_id"],
-                set_={
-                    "is_current": stmt.excluded.is_current,
-                    "replaced_at": stmt.excluded.replaced_at,
-                },
-            )
-            for part in chunks(rows, 2000):
-                await conn.execute(stmt, list(part))
+            await self._upsert_links(rows)
         if self._audit:
-            await conn.execute(insert(identity_events), self._audit)
+            await self._insert(identity_events, self._audit)
+
+    async def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if is_postgres(self._conn):
+            await insert_arrays(self._conn, table, column_arrays(rows))
+        else:
+            await self._conn.execute(insert(table), rows)
+
+    async def _upsert_links(self, rows: list[dict[str, Any]]) -> None:
+        # Both paths write the rows in list order (the order links were touched), as the
+        # one-current-link index is checked row by row.
+        conn = self._conn
+        if is_postgres(conn):
+            await insert_arrays(
+                conn,
+                identities,
+                column_arrays(rows),
+                "ON CONFLICT (business, kind, value, contact_id) DO UPDATE SET "
+                "is_current = EXCLUDED.is_current, replaced_at = EXCLUDED.replaced_at",
+            )
+            return
+        stmt = insert_for(conn, identities)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["business", "kind", "value", "contact_id"],
+            set_={
+                "is_current": stmt.excluded.is_current,
+                "replaced_at": stmt.excluded.replaced_at,
+            },
+        )
+        for part in chunks(rows, 2000):
+            await conn.execute(stmt, list(part))
 
     # --- in-memory decisions ------------------------------------------------------------
 

@@ -47,14 +47,41 @@ class SqlStoreTx:
     def __init__(self, conn: AsyncConnection, clock: Clock) -> None:
         self.connection = conn
         self._clock = clock
+        # claimed here, ledger row still holding PROVISIONAL_OUTCOME unconfirmed
+        self._provisional: set[str] = set()
 
     async def claim_events(self, event_ids: Sequence[str]) -> set[str]:
         with store_errors("claim_events"):
-            return await ledger.claim_events(self.connection, event_ids, self._clock())
+            claimed = await ledger.claim_events(
+                self.connection, event_ids, self._clock(), ledger.PROVISIONAL_OUTCOME
+            )
+        self._provisional |= claimed
+        return claimed
 
     async def set_outcomes(self, outcomes: Sequence[tuple[str, LedgerOutcome]]) -> None:
+        """Record outcomes; an id claimed in this transaction whose outcome is the
+        provisional one written with its claim needs no write (the usual case)."""
+        final = dict(outcomes)
+        todo: list[tuple[str, LedgerOutcome | None]] = []
+        for event_id, outcome in final.items():
+            if event_id in self._provisional:
+                self._provisional.discard(event_id)
+                if outcome == ledger.PROVISIONAL_OUTCOME:
+                    continue
+            todo.append((event_id, outcome))
         with store_errors("set_outcomes"):
-            await ledger.set_outcomes(self.connection, outcomes, self._clock())
+            await ledger.set_outcomes(self.connection, todo, self._clock())
+
+    async def finish(self) -> None:
+        """Before commit: ids claimed but never given an outcome get none (NULL), as if the
+        claim had written none. Called by ``SqlStore.transaction``; not after an error."""
+        if self._provisional:
+            unconfirmed = sorted(self._provisional)
+            self._provisional.clear()
+            with store_errors("set_outcomes"):
+                await ledger.set_outcomes(
+                    self.connection, [(i, None) for i in unconfirmed], self._clock()
+                )
 
     async def resolve_contacts(self, items: Sequence[tuple[str, Contact]]) -> list[str | None]:
         with store_errors("resolve_contacts"):
@@ -105,7 +132,9 @@ class SqlStore:
     async def transaction(self) -> AsyncIterator[SqlStoreTx]:
         with store_errors("transaction"):
             async with self.engine.begin() as conn:
-                yield SqlStoreTx(conn, self._clock)
+                tx = SqlStoreTx(conn, self._clock)
+                yield tx
+                await tx.finish()
 
     async def list_dead_letters(self, flt: DeadLetterFilter) -> list[DeadLetter]:
         with store_errors("list_dead_letters"):

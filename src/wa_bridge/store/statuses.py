@@ -9,6 +9,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres, members
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.tables import message_statuses
@@ -29,8 +30,8 @@ async def advance_statuses(
     m = message_statuses.c
     ids = sorted({mid for mid, _, _ in items})
     ranks: dict[str, int] = {}
-    for part in chunks(ids):
-        rows = await conn.execute(select(m.message_id, m.rank).where(m.message_id.in_(part)))
+    for clause in members(conn, m.message_id, ids):
+        rows = await conn.execute(select(m.message_id, m.rank).where(clause))
         ranks.update({mid: rank for mid, rank in rows})
     changed: dict[str, dict[str, object]] = {}
     out: list[bool] = []
@@ -47,7 +48,16 @@ async def advance_statuses(
                 "updated_at": at,
             }
         out.append(moves)
-    if changed:
+    if changed and is_postgres(conn):
+        await insert_arrays(
+            conn,
+            message_statuses,
+            column_arrays(list(changed.values())),
+            "ON CONFLICT (message_id) DO UPDATE SET status = EXCLUDED.status, "
+            "rank = EXCLUDED.rank, updated_at = EXCLUDED.updated_at "
+            "WHERE message_statuses.rank < EXCLUDED.rank",  # never go back
+        )
+    elif changed:
         stmt = insert_for(conn, message_statuses)
         stmt = stmt.on_conflict_do_update(
             index_elements=["message_id"],

@@ -1,0 +1,157 @@
+"""Set-based statements for a whole batch: arrays on PostgreSQL, portable Core on SQLite.
+
+On PostgreSQL asyncpg sends a Python list as ONE array parameter, so a 2,000-row insert is
+``INSERT … SELECT … FROM unnest($1, $2, …)`` with one parameter per column, and a lookup is
+``col = ANY($1)``, instead of 2,000 bound rows (executemany) or an IN list of thousands of
+rendered parameters (SQLAlchemy renders those on every call; that was most of a batch's
+time). SQLite has no arrays: callers keep the Core statements there (``is_postgres``).
+
+Values go in as they are; only ``UtcDateTime`` (naive → UTC) and JSON (serialized with
+orjson, like the engines' ``json_serializer``) are converted here, as the column types would.
+Assignment casts still check each value (an over-long string fails with SQLSTATE 22001).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    Numeric,
+    Table,
+    TextClause,
+    TypeDecorator,
+    bindparam,
+    func,
+    select,
+    text,
+)
+from sqlalchemy import Text as TextType
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from wa_bridge.store._chunks import chunks
+
+__all__ = ["column_arrays", "insert_arrays", "is_postgres", "members"]
+
+
+def _quote(name: str) -> str:
+    # names come from our own Table metadata (lower case): quoting keeps "offset" and
+    # other reserved words safe
+    return f'"{name}"'
+
+
+def is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def members(
+    conn: AsyncConnection, column: ColumnElement[Any], values: Sequence[str]
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses that together cover ``column IN values``: run one query per clause.
+
+    PostgreSQL: one ``column IN (SELECT unnest(:values))`` (a single text[] parameter), a
+    semi-join the planner runs as a hash or index lookup. Not ``column = ANY(:values)``:
+    under a generic plan (asyncpg prepares statements; PostgreSQL switches plans after five
+    runs) that is a filter scanning the array once per row: 10k rows × 4k values took
+    ~0.7 s a batch in bench/store.py. SQLite: IN lists chunked under its parameter limit.
+    """
+    if not values:
+        return []
+    if conn.dialect.name == "postgresql":
+        array = bindparam(None, list(values), type_=postgresql.ARRAY(TextType()))
+        return [column.in_(select(func.unnest(array)))]
+    return [column.in_(part) for part in chunks(values)]
+
+
+def _base_type(column: Column[Any]) -> Any:
+    kind = column.type
+    return kind.impl if isinstance(kind, TypeDecorator) else kind
+
+
+def _array_type(column: Column[Any]) -> str:
+    """The element type the array parameter is sent as (assignment casts do the rest)."""
+    kind = _base_type(column)
+    if isinstance(kind, Boolean):
+        return "boolean"
+    if isinstance(kind, DateTime):
+        return "timestamptz"
+    if isinstance(kind, Integer):
+        return "bigint"
+    if isinstance(kind, Numeric):
+        return "numeric"
+    return "text"  # strings, and JSON sent as its text
+
+
+@lru_cache(maxsize=128)
+def _insert_sql(table: Table, columns: tuple[str, ...], suffix: str) -> TextClause:
+    params = ", ".join(
+        f"CAST(:a{i} AS {_array_type(table.c[name])}[])" for i, name in enumerate(columns)
+    )
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    picked = ", ".join(
+        f"CAST(u.c{i} AS jsonb)" if isinstance(_base_type(table.c[name]), JSON) else f"u.c{i}"
+        for i, name in enumerate(columns)
+    )
+    names = ", ".join(_quote(name) for name in columns)
+    return text(
+        f"INSERT INTO {_quote(table.name)} ({names}) SELECT {picked} "
+        f"FROM unnest({params}) AS u({aliases}) {suffix}"
+    )
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _converter(column: Column[Any]) -> Any:
+    kind = _base_type(column)
+    if isinstance(kind, JSON):
+        return _json_text
+    if isinstance(kind, DateTime):
+        return _utc
+    return None
+
+
+async def insert_arrays(
+    conn: AsyncConnection,
+    table: Table,
+    arrays: Mapping[str, Sequence[Any]],
+    suffix: str = "",
+) -> CursorResult[*tuple[Any, ...]]:
+    """PostgreSQL only: ``INSERT INTO table (cols) SELECT … FROM unnest(arrays) {suffix}``.
+
+    ``arrays`` maps column name → one value per row (all the same length); rows are
+    inserted in that order. ``suffix`` is raw SQL (``ON CONFLICT …``, ``RETURNING …``):
+    constants only, never data.
+    """
+    columns = tuple(arrays)
+    params: dict[str, list[Any]] = {}
+    for i, name in enumerate(columns):
+        convert = _converter(table.c[name])
+        values = arrays[name]
+        params[f"a{i}"] = list(values) if convert is None else [convert(v) for v in values]
+    return await conn.execute(_insert_sql(table, columns, suffix), params)
+
+
+def column_arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Rows (dicts with the same keys) → column name → values, for :func:`insert_arrays`."""
+    if not rows:
+        return {}
+    return {name: [row[name] for row in rows] for name in rows[0]}
