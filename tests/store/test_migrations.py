@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,12 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from wa_bridge.store import create_engine
-from wa_bridge.store.migrate import upgrade
+from wa_bridge.store.migrate import (
+    MIGRATIONS_DIR,
+    SOURCE_MIGRATIONS_DIR,
+    find_migrations_dir,
+    upgrade,
+)
 from wa_bridge.store.tables import metadata
 
 EXPECTED = {t.name: {c.name for c in t.columns} for t in metadata.sorted_tables}
@@ -74,6 +81,39 @@ async def test_upgrade_head_on_fresh_postgres_schema_matches_metadata(
 async def test_upgrade_head_on_sqlite(tmp_path: Any) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     await asyncio.to_thread(upgrade, url)
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_schema) == EXPECTED
+    finally:
+        await engine.dispose()
+
+
+def test_packaged_scripts_win_over_the_source_tree(tmp_path: Path) -> None:
+    packaged = tmp_path / "site-packages" / "wa_bridge" / "_migrations"
+    source = tmp_path / "repo" / "migrations"
+    source.mkdir(parents=True)
+    (source / "alembic.ini").write_text("[alembic]\n")
+    assert find_migrations_dir((packaged, source)) == source  # not installed: source tree
+    packaged.mkdir(parents=True)
+    (packaged / "alembic.ini").write_text("[alembic]\n")
+    assert find_migrations_dir((packaged, source)) == packaged
+    missing = tmp_path / "nowhere"
+    assert find_migrations_dir((missing,)) == missing  # upgrade() then names it
+
+
+def test_running_from_the_source_tree_finds_its_scripts() -> None:
+    assert (MIGRATIONS_DIR / "alembic.ini").is_file()
+    assert (SOURCE_MIGRATIONS_DIR / "versions").is_dir()
+
+
+async def test_upgrade_from_a_copied_scripts_dir_as_in_a_wheel(tmp_path: Path) -> None:
+    # the wheel carries migrations/ as wa_bridge/_migrations: the scripts must not depend
+    # on sitting next to the source tree
+    packaged = tmp_path / "wa_bridge" / "_migrations"
+    shutil.copytree(SOURCE_MIGRATIONS_DIR, packaged, ignore=shutil.ignore_patterns("__pycache__"))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
+    await asyncio.to_thread(upgrade, url, migrations_dir=packaged)
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
