@@ -323,4 +323,8 @@ class PartitionProcessor:
 
 
 def _log_in_place_retry(error: BaseException, attempt: int) -> None:
-    log.info("retrying_in_place", error_class=error_class_of(error), attempt=attempt)
+    error_class = error_class_of(error)
+    if error_class == UNEXPECTED_ERROR:  # a bug of ours: keep the traceback
+        log.warning("retrying_in_place", error_class=error_class, attempt=attempt, exc_info=error)
+    else:
+        log.info("retrying_in_place", error_class=error_class, attempt=attempt)

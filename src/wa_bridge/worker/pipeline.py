@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from wa_bridge.connectors.base import CrmConnector, CrmResult
-from wa_bridge.errors import UnknownRoute
+from wa_bridge.errors import InvalidEvent, UnknownRoute
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.operations import CrmOperation
 from wa_bridge.store.api import LedgerOutcome, Store, StoreTx
@@ -137,6 +137,7 @@ class Pipeline:
                 continue
             contact_id = contact_ids.get(event.id)
             case_key = case_keys.get(event.id)
+            _check_keys(event, event_ops, contact_id, case_key)
             for op in event_ops:
                 ops.append(
                     dataclasses.replace(
@@ -200,3 +201,21 @@ class Pipeline:
         size = max(1, self.connector.max_batch)
         for start in range(0, len(ops), size):
             await self.connector.apply(ops[start : start + size])
+
+
+def _check_keys(
+    event: CanonicalEvent, ops: Sequence[CrmOperation], contact_id: str | None, case_key: str | None
+) -> None:
+    """Refuse, with the reason, an event whose operations the CRM could not key."""
+    if not ops:
+        return
+    if contact_id is None and all(op.contact_key is None for op in ops):
+        raise InvalidEvent(
+            f"event {event.id} names no contact the CRM can key on (no valid phone number and "
+            "no BSUID), so its CRM operations cannot be applied"
+        )
+    if case_key is None and any(op.kind == "upsert_case" and op.case_key is None for op in ops):
+        raise InvalidEvent(
+            f"the mapping emits upsert_case for {event.type}, but no case is opened for this "
+            "event type (cases open on inbound messages, echoes and inbox events)"
+        )
