@@ -1,0 +1,315 @@
+"""Worker throughput: pre-loaded canonical events → one Worker → the SQL CRM on PostgreSQL.
+
+    .venv/bin/python bench/worker.py [--events 100000] [--contacts 5000] [--statuses 0.3]
+                                     [--partitions 12] [--batch 2000] [--log-level INFO]
+                                     [--url URL] [--skip-plain] [--skip-steps]
+
+Starts its own Tansu broker, builds the events with ``normalize_webhook`` from real webhook
+shapes (text messages; a share of them followed by a status about an earlier message of
+the same contact), produces them to a fresh topic, then runs ``Worker.run_until_idle()``
+with ``mappings/sql.yaml`` into the built-in SQL CRM tables, on a fresh PostgreSQL schema
+dropped at the end. The URL comes from ``--url``, ``WA_BRIDGE_TEST_DATABASE_URL`` or the
+local default.
+
+Two runs, each on its own schema, topic and group:
+1. plain: the worker as shipped; prints events/s (timed from the group join to idle).
+2. steps: the same with the store and connector subclassed to time each step of the
+   batch transaction (claim_events and set_outcomes are the ledger's cost).
+Worker logs (one INFO line per event, as in production) go to stderr; pass
+``--log-level WARNING`` to measure without them, or redirect stderr to /dev/null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+
+from wa_bridge.bus.admin import ensure_topics
+from wa_bridge.bus.embedded import EmbeddedBroker
+from wa_bridge.bus.headers import event_headers, record_key
+from wa_bridge.connectors.base import CrmResult
+from wa_bridge.connectors.sql import SqlCrmConnector
+from wa_bridge.log import configure_logging
+from wa_bridge.normalize import normalize_webhook
+from wa_bridge.operations import CrmOperation
+from wa_bridge.settings import Settings
+from wa_bridge.store import SqlStore, SqlStoreTx, create_engine, open_store
+from wa_bridge.worker.runner import open_worker, worker_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "tests" / "samples" / "meta"
+MAPPING = ROOT / "mappings" / "sql.yaml"
+DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+STEPS = ("claim", "identity", "resolve", "statuses", "cases", "crm", "outcomes", "commit")
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+# --- events --------------------------------------------------------------------------
+
+
+def _load(name: str) -> dict[str, Any]:
+    body: dict[str, Any] = orjson.loads((SAMPLES / name).read_bytes())
+    return body
+
+
+def build_records(events: int, contacts: int, status_share: float) -> tuple[list[Record], int]:
+    """``events`` records, all ids distinct: text messages, and every ``1/status_share``-th
+    event a status (sent, then delivered, then read) about an earlier message of the same
+    contact."""
+    text_body = _load("text_mx.json")
+    status_body = _load("statuses_br.json")
+    value = text_body["entry"][0]["changes"][0]["value"]
+    contact, message = value["contacts"][0], value["messages"][0]
+    contact.pop("parent_user_id", None)
+    message.pop("from_parent_user_id", None)
+    s_value = status_body["entry"][0]["changes"][0]["value"]
+    status = {k: v for k, v in s_value["statuses"][0].items() if k in ("id", "status")}
+    s_value["statuses"] = [status]
+    s_contact = s_value["contacts"][0]
+    received = datetime.now(UTC)
+    every = round(1 / status_share) if status_share > 0 else 0
+    records: list[Record] = []
+    pending: dict[int, list[tuple[str, int]]] = defaultdict(list)  # contact → (msg, step)
+    cycle = ("sent", "delivered", "read")
+    statuses = 0
+    for n in range(events):
+        who = n % contacts
+        wa_id = f"52155{who:08d}"
+        if every and n % every == every - 1 and pending[who]:
+            msg_id, step = pending[who].pop(0)
+            if step + 1 < len(cycle):
+                pending[who].append((msg_id, step + 1))
+            s_contact.update(wa_id=wa_id, user_id=f"MX.{who:019d}")
+            status.update(id=msg_id, status=cycle[step], timestamp=str(1781200000 + n))
+            status["recipient_id"] = wa_id
+            batch = normalize_webhook(status_body, received_at=received)
+            statuses += 1
+        else:
+            msg_id = f"wamid.B{who:06d}N{n:08d}"
+            contact.update(wa_id=wa_id, user_id=f"MX.{who:019d}")
+            message.update(id=msg_id, timestamp=str(1781200000 + n), text={"body": f"message {n}"})
+            message["from"] = wa_id
+            message["from_user_id"] = f"MX.{who:019d}"
+            batch = normalize_webhook(text_body, received_at=received)
+            pending[who].append((msg_id, 0))
+        records += [(record_key(e), e.to_json(), event_headers(e)) for e in batch]
+    return records, statuses
+
+
+async def preload(bootstrap: str, topic: str, records: Sequence[Record]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key, headers=headers)
+            for key, value, headers in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+# --- step timing (subclasses of the real store and connector) ------------------------
+
+
+class Steps:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - started
+
+
+class TimedTx(SqlStoreTx):
+    steps: Steps
+
+    async def claim_events(self, event_ids: Sequence[str]) -> set[str]:
+        with self.steps.timed("claim"):
+            return await super().claim_events(event_ids)
+
+    async def set_outcomes(self, outcomes: Sequence[tuple[str, Any]]) -> None:
+        with self.steps.timed("outcomes"):
+            await super().set_outcomes(outcomes)
+
+    async def resolve_contacts(self, items: Sequence[Any]) -> list[str | None]:
+        with self.steps.timed("resolve"):
+            return await super().resolve_contacts(items)
+
+    async def apply_identity_changes(self, changes: Sequence[Any]) -> list[str | None]:
+        with self.steps.timed("identity"):
+            return await super().apply_identity_changes(changes)
+
+    async def open_cases(self, items: Sequence[Any]) -> list[str]:
+        with self.steps.timed("cases"):
+            return await super().open_cases(items)
+
+    async def advance_statuses(self, items: Sequence[Any]) -> list[bool]:
+        with self.steps.timed("statuses"):
+            return await super().advance_statuses(items)
+
+
+class TimedStore(SqlStore):
+    steps: Steps
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlStoreTx]:  # type: ignore[override]
+        async with super().transaction() as tx:
+            timed = TimedTx(tx.connection, self._clock)
+            timed.steps = self.steps
+            yield timed
+            started = time.perf_counter()
+        self.steps.seconds["commit"] += time.perf_counter() - started
+
+
+class TimedConnector(SqlCrmConnector):
+    steps: Steps
+
+    async def apply_in(self, tx: Any, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
+        with self.steps.timed("crm"):
+            return await super().apply_in(tx, ops)
+
+
+# --- runs ----------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def fresh_schema(url: str) -> AsyncIterator[str]:
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}search_path={schema}"
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+async def one_run(
+    args: argparse.Namespace, broker: EmbeddedBroker, records: list[Record], *, timed: bool
+) -> tuple[float, float, Steps | None, Any]:
+    """Returns (events/s, seconds, steps, worker stats)."""
+    async with fresh_schema(args.url) as url:
+        settings = Settings(
+            kafka_bootstrap=broker.bootstrap,
+            kafka_topic=f"bench.{uuid.uuid4().hex[:8]}",
+            kafka_partitions=args.partitions,
+            kafka_enable_idempotence=False,
+            consumer_group=f"bench-{uuid.uuid4().hex[:8]}",
+            consumer_session_timeout_ms=1000,
+            database_url=url,
+            connector="sql",
+            mappings_path=str(MAPPING),
+            worker_batch_max=args.batch,
+        )
+        await ensure_topics(broker.bootstrap, worker_topics(settings), args.partitions)
+        await preload(broker.bootstrap, settings.kafka_topic, records)
+        steps: Steps | None = None
+        if timed:
+            steps = Steps()
+            store: SqlStore = TimedStore(create_engine(url))
+            await store.create_all()
+            store.steps = steps  # type: ignore[attr-defined]
+            connector = TimedConnector(store)
+            connector.steps = steps
+        else:
+            store = await open_store(url, create=True)
+            connector = SqlCrmConnector(store)
+        try:
+            async with open_worker(settings, store=store, connector=connector) as worker:
+                await _joined(worker)
+                started = time.perf_counter()
+                stats = await worker.run_until_idle(timeout_s=3600)
+                seconds = time.perf_counter() - started
+        finally:
+            await connector.aclose()
+            await store.aclose()
+        return len(records) / seconds, seconds, steps, stats
+
+
+async def _joined(worker: Any) -> None:
+    """Wait for the group join (not part of throughput): partitions assigned."""
+    async with asyncio.timeout(60):
+        while not worker.consumer.assignment():  # noqa: ASYNC110 - no event to wait on
+            await asyncio.sleep(0.01)
+
+
+def _report_steps(steps: Steps, seconds: float, events: int) -> None:
+    # Partitions are applied concurrently (one transaction each), so step times are summed
+    # over overlapping transactions: compare shares, not against the wall time.
+    total = sum(steps.seconds.values())
+    print("   step        seconds   µs/event   share of step time (summed over partitions)")
+    for name in STEPS:
+        s = steps.seconds.get(name, 0.0)
+        print(f"   {name:<10} {s:8.2f}  {s / events * 1e6:9.1f}   {s / total:6.1%}")
+    ledger = steps.seconds.get("claim", 0.0) + steps.seconds.get("outcomes", 0.0)
+    print(
+        f"   ledger (claim + outcomes): {ledger / events * 1e6:.1f} µs/event, {ledger / total:.1%}"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    configure_logging(level=args.log_level)
+    t0 = time.perf_counter()
+    records, statuses = build_records(args.events, args.contacts, args.statuses)
+    print(
+        f"built {len(records)} events ({statuses} statuses) over {args.contacts} contacts "
+        f"in {time.perf_counter() - t0:.1f} s; partitions={args.partitions} "
+        f"batch={args.batch} log_level={args.log_level}"
+    )
+    broker = EmbeddedBroker()
+    await broker.astart()
+    try:
+        if not args.skip_plain:
+            rate, seconds, _, stats = await one_run(args, broker, records, timed=False)
+            print(f"1. plain: {rate:,.0f} events/s ({seconds:.2f} s) {stats}")
+        if not args.skip_steps:
+            rate, seconds, steps, stats = await one_run(args, broker, records, timed=True)
+            print(f"2. steps timed: {rate:,.0f} events/s ({seconds:.2f} s) {stats}")
+            assert steps is not None
+            _report_steps(steps, seconds, len(records))
+    finally:
+        await broker.astop()
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--contacts", type=int, default=5_000)
+    parser.add_argument("--statuses", type=float, default=0.3, help="share of status events")
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=2000, help="worker_batch_max")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--skip-plain", action="store_true")
+    parser.add_argument("--skip-steps", action="store_true")
+    parser.add_argument("--url", default=os.environ.get("WA_BRIDGE_TEST_DATABASE_URL", DEFAULT_URL))
+    args = parser.parse_args()
+    asyncio.run(main_async(args))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
