@@ -53,3 +53,21 @@ def test_configured_logger_output_has_no_pii(capsys: pytest.CaptureFixture[str])
     assert '"offset": 3' in err
     assert "5512345678" not in err
     assert TEXT not in err
+
+
+def test_console_tracebacks_do_not_print_frame_locals(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(fmt="console", level="INFO")
+
+    def fails(phone: str) -> None:
+        raise RuntimeError("boom")
+
+    try:
+        try:
+            fails(PHONE)
+        except RuntimeError as exc:
+            get_logger("test").warning("retrying_in_place", exc_info=exc)
+        err = capsys.readouterr().err
+    finally:
+        structlog.reset_defaults()
+    assert "RuntimeError: boom" in err
+    assert "5512345678" not in err

@@ -87,7 +87,10 @@ def _redact_processor(
 def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
     """Route structlog (and stdlib logging) to stderr with redaction always on."""
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # plain tracebacks: the rich formatter prints frame locals, which hold personal data
+        structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
