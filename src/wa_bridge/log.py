@@ -87,10 +87,7 @@ def _redact_processor(
 def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
     """Route structlog (and stdlib logging) to stderr with redaction always on."""
     renderer: Any = (
-        # plain tracebacks: the rich formatter prints frame locals, which hold personal data
-        structlog.dev.ConsoleRenderer(
-            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
-        )
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
@@ -112,5 +109,12 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger bound to ``component=name``."""
+    """A structlog logger bound to ``component=name``.
+
+    If nothing configured logging yet (a library caller, a test), the redacting JSON
+    configuration is installed first: structlog's own default prints frame locals with
+    tracebacks, and frame locals hold personal data.
+    """
+    if not structlog.is_configured():
+        configure_logging()
     return structlog.get_logger(component=name)
