@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -173,3 +173,56 @@ async def test_over_long_value_is_crm_rejected_on_postgres(
         await connector.apply_in(tx, [op("upsert_contact", "e5", country="MX")])
     [contact] = await rows(store, crm_contacts)
     assert contact["country"] == "MX"
+
+
+async def test_unchanged_record_is_not_rewritten(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    store = await store_factory(store_url)
+    now = [T0]
+    connector = SqlCrmConnector(store, clock=lambda: now[0])
+    contact = op("upsert_contact", "e1", name="Ana", country="MX", tier="gold")
+    await connector.apply([contact])
+    now[0] = T0 + timedelta(hours=1)
+    [again] = await connector.apply([op("upsert_contact", "e2", name="Ana", tier="gold")])
+    assert not again.created
+    [row] = await rows(store, crm_contacts)
+    assert row["updated_at"] == T0 and row["created_at"] == T0  # nothing changed
+    now[0] = T0 + timedelta(hours=2)
+    await connector.apply([op("upsert_contact", "e3", tier="platinum")])
+    [row] = await rows(store, crm_contacts)
+    assert row["updated_at"] == now[0] and row["attributes"] == {"tier": "platinum"}
+    assert (row["name"], row["country"]) == ("Ana", "MX")
+    now[0] = T0 + timedelta(hours=3)
+    await connector.apply([op("upsert_contact", "e4", name="Ana María")])
+    [row] = await rows(store, crm_contacts)
+    assert row["updated_at"] == now[0] and row["name"] == "Ana María"
+
+
+async def test_created_is_false_for_records_written_earlier_in_the_transaction(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    store = await store_factory(store_url)
+    connector = SqlCrmConnector(store)
+    async with store.transaction() as tx:
+        first = await connector.apply_in(tx, batch())
+        second = await connector.apply_in(tx, batch())
+        changed = await connector.apply_in(
+            tx,
+            [
+                op("upsert_contact", "e5", name="Bea"),
+                op("add_note", "e5", 1, message_id="wamid.2", body="new"),
+            ],
+        )
+    assert [r.created for r in first] == [True] * 5
+    assert [r.created for r in second] == [False] * 5
+    assert [r.created for r in changed] == [False, True]
+
+
+async def test_naive_times_are_taken_as_utc(store_url: str, store_factory: StoreFactory) -> None:
+    store = await store_factory(store_url)
+    connector = SqlCrmConnector(store)
+    naive = T0.replace(tzinfo=None)
+    await connector.apply([op("add_note", "e1", message_id="wamid.7", occurred_at=naive)])
+    [note] = await rows(store, crm_notes)
+    assert note["occurred_at"] == T0

@@ -62,3 +62,56 @@ async def test_purge_ledger_keeps_recent_ids(store_url: str, store_factory: Stor
     assert await store.purge_ledger(T0 - timedelta(days=14)) == 1
     async with store.transaction() as tx:
         assert await tx.claim_events(["old", "new"]) == {"old"}
+
+
+async def _outcomes(store: SqlStore) -> dict[str, Any]:
+    async with store.engine.connect() as conn:
+        result = await conn.execute(select(processed_events.c.event_id, processed_events.c.outcome))
+        return {event_id: outcome for event_id, outcome in result}
+
+
+async def test_outcomes_over_several_calls_keep_the_last(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    # the claim writes a provisional outcome; every later report must still win
+    store = await store_factory(store_url)
+    async with store.transaction() as tx:
+        await tx.claim_events(["e1", "e2", "e3", "e4"])
+        await tx.set_outcomes([("e1", "applied")])
+        await tx.set_outcomes([("e1", "dead_lettered"), ("e2", "retrying")])
+        await tx.set_outcomes([("e2", "applied"), ("e3", "noop")])
+    assert await _outcomes(store) == {
+        "e1": "dead_lettered",
+        "e2": "applied",
+        "e3": "noop",
+        "e4": None,
+    }
+
+
+async def test_outcome_of_an_event_claimed_earlier_is_updated(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    store = await store_factory(store_url)
+    async with store.transaction() as tx:
+        await tx.claim_events(["r1", "r2"])
+        await tx.set_outcomes([("r1", "dead_lettered"), ("r2", "applied")])
+    async with store.transaction() as tx:  # a replay: not claimed in this transaction
+        assert await tx.claim_events(["r1"]) == set()
+        await tx.set_outcomes([("r1", "applied"), ("r2", "replayed")])
+    assert await _outcomes(store) == {"r1": "applied", "r2": "replayed"}
+
+
+async def test_rolled_back_outcomes_leave_no_trace(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    store = await store_factory(store_url)
+    async with store.transaction() as tx:
+        await tx.claim_events(["k1"])
+    try:
+        async with store.transaction() as tx:
+            await tx.claim_events(["k2"])
+            await tx.set_outcomes([("k1", "replayed"), ("k2", "applied")])
+            raise RuntimeError("crash before commit")
+    except RuntimeError:
+        pass
+    assert await _outcomes(store) == {"k1": None}

@@ -9,7 +9,9 @@ Fields outside the shared vocabulary go into the record's ``attributes`` JSON.
 commit together: exactly-once for this CRM). Ops are grouped by kind (the tables are
 independent, so order only matters within a table, and is kept there) and each group is one
 multi-row ``INSERT … ON CONFLICT DO UPDATE`` inside a savepoint: a rejected group leaves
-the caller's transaction usable.
+the caller's transaction usable. A record the op would not change is not rewritten (its
+``updated_at`` stays). On PostgreSQL the group is sent as arrays (``unnest``) and
+``RETURNING (xmax = 0)`` says which records are new; SQLite SELECTs the existing keys first.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import Table, case, cast, exc, func, literal, select
+from sqlalchemy import Table, case, cast, exc, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -282,17 +284,26 @@ def _update_columns(spec: _Spec, row: Row) -> list[str]:
     return [n for n in row if n not in (spec.key_column, "created_at", "attributes")]
 
 
+def _compared_columns(spec: _Spec, columns: list[str]) -> list[str]:
+    """Columns whose change makes an upsert write: all but the time stamps."""
+    return [n for n in columns if n not in spec.stamped]
+
+
 @lru_cache(maxsize=len(_SPECS))
 def _pg_conflict_sql(spec: _Spec, columns: tuple[str, ...]) -> str:
     t = f'"{spec.table.name}"'
-    sets = [f'"{n}" = COALESCE(EXCLUDED."{n}", {t}."{n}")' for n in columns]
-    sets.append(
-        f"attributes = CASE WHEN EXCLUDED.attributes IS NULL THEN {t}.attributes "
+    new = {n: f'COALESCE(EXCLUDED."{n}", {t}."{n}")' for n in columns}
+    new["attributes"] = (
+        f"CASE WHEN EXCLUDED.attributes IS NULL THEN {t}.attributes "
         f"ELSE COALESCE({t}.attributes, CAST('{{}}' AS jsonb)) || EXCLUDED.attributes END"
     )
-    # xmax = 0 only on a freshly inserted row version: the row did not exist before
+    compared = [*_compared_columns(spec, list(columns)), "attributes"]
+    changed = " OR ".join(f'{new[n]} IS DISTINCT FROM {t}."{n}"' for n in compared)
+    sets = ", ".join(f'"{n}" = {value}' for n, value in new.items())
+    # An unchanged record is not rewritten (no dead row version, no WAL, updated_at kept)
+    # and so not returned. Of the returned rows, xmax = 0 marks a freshly inserted one.
     return (
-        f'ON CONFLICT ("{spec.key_column}") DO UPDATE SET {", ".join(sets)} '
+        f'ON CONFLICT ("{spec.key_column}") DO UPDATE SET {sets} WHERE {changed} '
         f'RETURNING "{spec.key_column}", (xmax = 0)'
     )
 
@@ -301,7 +312,8 @@ async def _upsert_arrays(conn: AsyncConnection, spec: _Spec, rows: list[Row]) ->
     """PostgreSQL: one INSERT … ON CONFLICT from arrays; return the keys that existed."""
     suffix = _pg_conflict_sql(spec, tuple(_update_columns(spec, rows[0])))
     result = await insert_arrays(conn, spec.table, column_arrays(rows), suffix)
-    return {str(key) for key, inserted in result if not inserted}
+    inserted = {str(key) for key, is_new in result if is_new}
+    return {row[spec.key_column] for row in rows} - inserted
 
 
 async def _upsert_rows(conn: AsyncConnection, spec: _Spec, rows: list[Row]) -> set[str]:
@@ -312,12 +324,18 @@ async def _upsert_rows(conn: AsyncConnection, spec: _Spec, rows: list[Row]) -> s
     for part in chunks([row[spec.key_column] for row in rows]):
         existing.update((await conn.execute(select(key_col).where(key_col.in_(part)))).scalars())
     stmt = insert_for(conn, table)
+    columns = _update_columns(spec, rows[0])
     updates: dict[str, Any] = {
-        name: func.coalesce(stmt.excluded[name], table.c[name])
-        for name in _update_columns(spec, rows[0])
+        name: func.coalesce(stmt.excluded[name], table.c[name]) for name in columns
     }
     updates["attributes"] = _merge_attributes(conn, table, stmt.excluded)
-    stmt = stmt.on_conflict_do_update(index_elements=[spec.key_column], set_=updates)
+    changed = or_(
+        *(
+            updates[name].is_distinct_from(table.c[name])
+            for name in [*_compared_columns(spec, columns), "attributes"]
+        )
+    )
+    stmt = stmt.on_conflict_do_update(index_elements=[spec.key_column], set_=updates, where=changed)
     for part_rows in chunks(rows, 1000):
         await conn.execute(stmt, list(part_rows))
     return existing
