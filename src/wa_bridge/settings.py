@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         description="Kafka group session timeout; a group join waits about this long on Tansu.",
     )
     dedup_retention_days: int = Field(default=14, ge=8)
+    dead_letter_retention_days: int = Field(
+        default=90, ge=1, description="Replayed/discarded dead letters are kept this long."
+    )
+    retention_interval_s: float = Field(
+        default=3600.0, ge=0, description="How often the worker purges; 0 turns it off."
+    )
 
     # --- ops ------------------------------------------------------------------------
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(

@@ -1,4 +1,4 @@
-"""``wa-bridge db upgrade``: migrate the state database (Alembic) to the latest schema."""
+"""``wa-bridge db upgrade`` (Alembic migrations) and ``wa-bridge db purge`` (retention)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,38 @@ def upgrade_cmd(
         typer.echo(f"wa-bridge: database unreachable at {shown}: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(f"database at {shown} is at revision {revision}")
+
+
+@db_app.command("purge")
+def purge_cmd() -> None:
+    """Forget ledger ids and closed dead letters older than the retention windows.
+
+    The worker runs the same job every WA_BRIDGE_RETENTION_INTERVAL_S; this command is for
+    cron or a one-off. Open dead letters are never purged.
+    """
+    import asyncio
+    from datetime import UTC, datetime
+
+    from wa_bridge.store.retention import purge_expired
+    from wa_bridge.worker.runner import _open_store
+
+    settings = settings_or_exit()
+
+    async def run() -> tuple[int, int]:
+        store = await _open_store(settings)
+        try:
+            purged = await purge_expired(
+                store,
+                now=datetime.now(UTC),
+                ledger_days=settings.dedup_retention_days,
+                dead_letter_days=settings.dead_letter_retention_days,
+            )
+        finally:
+            await store.aclose()
+        return purged.ledger, purged.dead_letters
+
+    ledger, dead = asyncio.run(run())
+    typer.echo(f"purged {ledger} ledger ids and {dead} closed dead letters")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from wa_bridge.store.sql import SqlStore
+from typing import Protocol
 
 __all__ = ["Purged", "purge_expired"]
 
@@ -21,8 +20,14 @@ class Purged:
     dead_letters: int
 
 
+class Purgeable(Protocol):
+    async def purge_ledger(self, older_than: datetime) -> int: ...
+
+    async def purge_dead_letters(self, older_than: datetime) -> int: ...
+
+
 async def purge_expired(
-    store: SqlStore, *, now: datetime, ledger_days: int, dead_letter_days: int
+    store: Purgeable, *, now: datetime, ledger_days: int, dead_letter_days: int
 ) -> Purged:
     """Delete what is older than the windows; may raise StoreUnavailable. Safe to rerun."""
     return Purged(
