@@ -289,7 +289,7 @@ def _compared_columns(spec: _Spec, columns: list[str]) -> list[str]:
     return [n for n in columns if n not in spec.stamped]
 
 
-@lru_cache(maxsize=len(_SPECS))
+@lru_cache(maxsize=64)
 def _pg_conflict_sql(spec: _Spec, columns: tuple[str, ...]) -> str:
     t = f'"{spec.table.name}"'
     new = {n: f'COALESCE(EXCLUDED."{n}", {t}."{n}")' for n in columns}
