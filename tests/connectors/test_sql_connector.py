@@ -226,3 +226,27 @@ async def test_naive_times_are_taken_as_utc(store_url: str, store_factory: Store
     await connector.apply([op("add_note", "e1", message_id="wamid.7", occurred_at=naive)])
     [note] = await rows(store, crm_notes)
     assert note["occurred_at"] == T0
+
+
+async def test_values_shared_by_every_row_and_unset_fields(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    # PostgreSQL sends a value shared by all rows once and leaves all-NULL columns out
+    store = await store_factory(store_url)
+    connector = SqlCrmConnector(store, clock=lambda: T0)
+    notes = [
+        op("add_note", f"e{i}", message_id=f"wamid.{i}", direction="inbound", occurred_at=T0)
+        for i in range(3)
+    ]
+    notes.append(op("add_note", "e3", message_id="wamid.3", direction="outbound", body="x"))
+    await connector.apply(notes)
+    got = {
+        r["note_key"]: (r["direction"], r["occurred_at"], r["body"], r["created_at"])
+        for r in await rows(store, crm_notes)
+    }
+    assert got == {
+        "wamid.0": ("inbound", T0, None, T0),
+        "wamid.1": ("inbound", T0, None, T0),
+        "wamid.2": ("inbound", T0, None, T0),
+        "wamid.3": ("outbound", None, "x", T0),
+    }

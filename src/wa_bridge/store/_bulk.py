@@ -94,20 +94,30 @@ def _array_type(column: Column[Any]) -> str:
 
 
 @lru_cache(maxsize=128)
-def _insert_sql(table: Table, columns: tuple[str, ...], suffix: str) -> TextClause:
-    params = ", ".join(
-        f"CAST(:a{i} AS {_array_type(table.c[name])}[])" for i, name in enumerate(columns)
-    )
-    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
-    picked = ", ".join(
-        f"CAST(u.c{i} AS jsonb)" if isinstance(_base_type(table.c[name]), JSON) else f"u.c{i}"
-        for i, name in enumerate(columns)
-    )
+def _insert_sql(
+    table: Table, columns: tuple[str, ...], shared: tuple[bool, ...], suffix: str
+) -> TextClause:
+    """Parameter ``a<i>`` is column i's array, or its one value when ``shared[i]``."""
+    arrays = [(i, name) for i, name in enumerate(columns) if not shared[i]]
+    params = ", ".join(f"CAST(:a{i} AS {_array_type(table.c[name])}[])" for i, name in arrays)
+    aliases = ", ".join(f"c{i}" for i, _ in arrays)
+    picked = []
+    for i, name in enumerate(columns):
+        value = f"CAST(:a{i} AS {_array_type(table.c[name])})" if shared[i] else f"u.c{i}"
+        is_json = isinstance(_base_type(table.c[name]), JSON)
+        picked.append(f"CAST({value} AS jsonb)" if is_json else value)
     names = ", ".join(_quote(name) for name in columns)
     return text(
-        f"INSERT INTO {_quote(table.name)} ({names}) SELECT {picked} "
+        f"INSERT INTO {_quote(table.name)} ({names}) SELECT {', '.join(picked)} "
         f"FROM unnest({params}) AS u({aliases}) {suffix}"
     )
+
+
+def _is_shared(values: list[Any]) -> bool:
+    """True when every row holds the same value, of the same type (e.g. the batch's time)."""
+    first = values[0]
+    kind = type(first)
+    return values.count(first) == len(values) and all(type(v) is kind for v in values)
 
 
 def _json_text(value: Any) -> str | None:
@@ -144,13 +154,18 @@ async def insert_arrays(
     # A column that is NULL in every row is left out: the insert makes it NULL anyway and
     # EXCLUDED still has it (NULL) for ON CONFLICT. asyncpg inspects every array element,
     # so this saves ~1 ms of CPU per column per 2,000 rows (many CRM fields are unset).
+    # A value shared by every row (the batch's time, a constant outcome) goes once, as a
+    # scalar; the first column always goes as an array, which sets the row count.
     columns = tuple(name for name, values in arrays.items() if any(v is not None for v in values))
-    params: dict[str, list[Any]] = {}
+    params: dict[str, Any] = {}
+    shared: list[bool] = []
     for i, name in enumerate(columns):
         convert = _converter(table.c[name])
-        values = arrays[name]
-        params[f"a{i}"] = list(values) if convert is None else [convert(v) for v in values]
-    return await conn.execute(_insert_sql(table, columns, suffix), params)
+        values = list(arrays[name]) if convert is None else [convert(v) for v in arrays[name]]
+        is_shared = i > 0 and _is_shared(values)
+        params[f"a{i}"] = values[0] if is_shared else values
+        shared.append(is_shared)
+    return await conn.execute(_insert_sql(table, columns, tuple(shared), suffix), params)
 
 
 def column_arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
