@@ -84,6 +84,10 @@ def _redact_processor(
     return cleaned
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
     """Route structlog (and stdlib logging) to stderr with redaction always on."""
     renderer: Any = (
@@ -101,7 +105,9 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # sys.stderr looked up per logger, not bound once: a swapped stream (pytest's
+        # capture, a closed pipe) never leaves loggers writing to a dead file
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")

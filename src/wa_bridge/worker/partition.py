@@ -20,6 +20,7 @@ from wa_bridge.bus.topics import retry_topic
 from wa_bridge.errors import InvalidEvent, PermanentError, RetryableError
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
+from wa_bridge.ops.metrics import EVENT_OUTCOMES, WORKER_BATCH_SECONDS
 from wa_bridge.settings import Settings
 from wa_bridge.worker.dlq import DeadLetterer, Failure, RecordProducer
 from wa_bridge.worker.pipeline import BatchResult, Pipeline, check_route
@@ -226,6 +227,7 @@ class PartitionProcessor:
         if d.key is not None:
             self.parking.park(d.partition, d.key, item.event_id, level)
         tally.retried += 1
+        EVENT_OUTCOMES.labels(outcome="retried").inc()
         log.info(
             "event_retried",
             event_id=item.event_id,
@@ -280,6 +282,7 @@ class PartitionProcessor:
                 await asyncio.sleep(wait_s)
                 wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
         tally.dead_lettered += 1
+        EVENT_OUTCOMES.labels(outcome="dead_lettered").inc()
         log.info(
             "event_dead_lettered",
             event_id=item.event_id,
@@ -297,20 +300,23 @@ class PartitionProcessor:
     def _delivered(
         self, items: Sequence[_Item], result: BatchResult, tally: Tally, started: float
     ) -> None:
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        """Count each event's outcome; one INFO line per batch, one DEBUG line per event.
+
+        At thousands of events a second an INFO line each cost ~17% of the worker's CPU
+        (py-spy); each event's outcome and time stay queryable in the ledger
+        (processed_events), and retries and dead letters keep their own INFO line.
+        """
+        elapsed_s = time.perf_counter() - started
+        duration_ms = round(elapsed_s * 1000, 2)
         seen: set[str] = set()
+        counts = {"applied": 0, "noop": 0, "stale": 0}
         for item in items:
-            outcome = result.outcomes.get(item.event_id, "applied")
+            outcome: str = result.outcomes.get(item.event_id, "applied")
             if item.event_id in seen:
                 outcome = "noop"  # the same event twice in one batch
             seen.add(item.event_id)
-            if outcome == "noop":
-                tally.duplicates += 1
-            elif outcome == "stale":
-                tally.stale += 1
-            else:
-                tally.delivered += 1
-            log.info(
+            counts[outcome if outcome in counts else "applied"] += 1
+            log.debug(
                 "event_delivered",
                 event_id=item.event_id,
                 event_type=item.event_type,
@@ -320,6 +326,22 @@ class PartitionProcessor:
                 outcome=outcome,
                 duration_ms=duration_ms,
             )
+        tally.delivered += counts["applied"]
+        tally.duplicates += counts["noop"]
+        tally.stale += counts["stale"]
+        for outcome, count in counts.items():
+            if count:
+                EVENT_OUTCOMES.labels(outcome=outcome).inc(count)
+        WORKER_BATCH_SECONDS.observe(elapsed_s)
+        log.info(
+            "batch_delivered",
+            partition=items[0].delivery.partition,
+            first_offset=items[0].delivery.offset,
+            last_offset=items[-1].delivery.offset,
+            attempt=items[0].delivery.attempt,
+            duration_ms=duration_ms,
+            **counts,
+        )
 
 
 def _log_in_place_retry(error: BaseException, attempt: int) -> None:
