@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,11 +17,13 @@ POLL_S = 0.02
 
 
 @contextmanager
-def worker_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    settings: Settings, log_path: Path, args: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
     """``wa-bridge worker`` with ``settings`` in its environment; killed if still running."""
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [WA_BRIDGE, "worker"], env=worker_env(settings), stdout=log, stderr=log
+            [WA_BRIDGE, "worker", *args], env=worker_env(settings), stdout=log, stderr=log
         )
     try:
         yield proc

@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wa_bridge.bus.embedded import free_port
 from wa_bridge.store import create_engine
 from wa_bridge.worker.runner import open_worker
 
@@ -81,13 +83,18 @@ async def test_sigterm_drains_commits_what_it_applied_and_exits_0(
     async def started() -> bool:
         return await ledger_count(ledger_engine) >= STARTED
 
-    with worker_process(settings, log) as proc:
+    port = free_port()
+    with worker_process(settings, log, ["--metrics-port", str(port)]) as proc:
         await wait_for(started, proc=proc, log_path=log)
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
         proc.send_signal(signal.SIGTERM)
         # the grace bounds the drain; process teardown (leave group, close) comes on top
         code = await wait_exit(proc, settings.shutdown_grace_s + 5)
     assert code == 0, log.read_text()
     assert "worker_stopped" in log.read_text()
+    assert 'wa_bridge_event_outcomes_total{outcome="applied"}' in metrics
+    assert "wa_bridge_worker_batch_seconds_count" in metrics
     applied = await ledger_count(ledger_engine)
     assert STARTED <= applied < EVENTS, "the signal must land mid-stream"
     assert await committed_offsets(settings) == applied  # nothing applied is uncommitted

@@ -16,11 +16,18 @@ __all__ = ["register"]
 EXIT_DLQ_LIMIT = 3
 
 
-async def _main() -> None:
+async def _main(metrics_port: int) -> None:
     from wa_bridge.worker.runner import run_worker
 
     settings = settings_or_exit()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        from wa_bridge.ops.metrics import REGISTRY
+
+        # a daemon thread serving /metrics; it reads counters, never touches the loop
+        start_http_server(metrics_port, registry=REGISTRY)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -28,12 +35,16 @@ async def _main() -> None:
     await run_worker(settings, stop=stop)
 
 
-def worker() -> None:
+def worker(
+    metrics_port: int = typer.Option(
+        0, help="Serve Prometheus /metrics on this port (0: off)", min=0, max=65535
+    ),
+) -> None:
     """Run a worker in the consumer group (stop with SIGTERM or Ctrl-C: it drains first)."""
     from wa_bridge.worker.dlq import DlqLimitExceeded
 
     try:
-        asyncio.run(_main())
+        asyncio.run(_main(metrics_port))
     except DlqLimitExceeded as exc:
         typer.echo(f"wa-bridge worker: stopped: {exc}", err=True)
         raise typer.Exit(code=EXIT_DLQ_LIMIT) from exc
