@@ -32,10 +32,12 @@ import array
 import asyncio
 import hashlib
 import hmac
+import itertools
 import logging
 import multiprocessing as mp
 import os
 import secrets
+import shlex
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -233,7 +235,10 @@ async def database(args: argparse.Namespace, data_dir: Path) -> AsyncIterator[st
         yield url
 
 
-def dev_command(port: int, data_dir: Path) -> list[str]:
+def dev_command(template: str | None, port: int, data_dir: Path) -> list[str]:
+    """``wa-bridge dev`` from this venv, or ``--dev-cmd`` with {host} {port} {data_dir}."""
+    if template:
+        return shlex.split(template.format(host=HOST, port=port, data_dir=data_dir))
     exe = str(Path(sys.executable).with_name("wa-bridge"))
     return [exe, "dev", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
 
@@ -439,6 +444,7 @@ class Report:
             f"{verdict} (p99 {p99:,.0f} ms)"
         )
         self._timeline(lat)
+        self._batches()
         self._cpu(*cpu)
         for p in self.problems:
             print(f"  FLAGGED: {p}")
@@ -450,6 +456,18 @@ class Report:
             chunk = sorted(ms for _, ms in lat[start : start + per])
             cells.append(f"{percentile(chunk, 99):,.0f}")
         print(f"  p99 per {window_s} s of sending (ms): {' '.join(cells)}")
+
+    def _batches(self) -> None:
+        """Rows are stamped once per connector batch: distinct created_at = write batches."""
+        stamps = sorted({at for at in self.created.values()})
+        if len(stamps) < 2:
+            return
+        gaps = sorted((b - a).total_seconds() * 1e3 for a, b in itertools.pairwise(stamps))
+        size = len(self.created) / len(stamps)
+        print(
+            f"  CRM write batches: {len(stamps):,} (mean {size:,.1f} rows), gap between "
+            f"batches p50 {percentile(gaps, 50):,.0f} / max {gaps[-1]:,.0f} ms"
+        )
 
     def _cpu(self, before: CpuWindow, after: CpuWindow) -> None:
         span = max(1e-9, after.at_s - before.at_s)
@@ -481,6 +499,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for rows")
     p.add_argument("--profile", action="store_true", help="py-spy record the dev process")
+    p.add_argument(
+        "--dev-cmd",
+        default=None,
+        help="command instead of `wa-bridge dev` ({host}, {port}, {data_dir} filled in)",
+    )
     return p.parse_args(argv)
 
 
@@ -549,7 +572,7 @@ async def run(args: argparse.Namespace) -> int:
         if pg_url:
             env["WA_BRIDGE_DATABASE_URL"] = pg_url
         port = free_port(HOST)
-        cmd = dev_command(port, data_dir)
+        cmd = dev_command(args.dev_cmd, port, data_dir)
         log = workdir / "dev.log"
         with run_server(
             cmd, host=HOST, port=port, env=env, cpus=None, log_path=log, start_timeout_s=60
