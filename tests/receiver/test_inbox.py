@@ -319,3 +319,36 @@ def test_openapi_documents_every_inbox_answer_and_the_body() -> None:
     assert set(one["required"]) == {"type", "id", "time", "phone_number_id", "contact"}
     assert many["items"] == one
     assert post["security"] == [{"InboxBearer": []}]
+
+
+async def test_csat_after_resolution_rates_that_case_and_opens_no_new_one(
+    broker: EmbeddedBroker, topic_factory: Callable[[str], str], pg_url: str
+) -> None:
+    from sqlalchemy import select
+
+    from wa_bridge.store import create_engine
+    from wa_bridge.store.tables import cases, crm_outcomes
+    from wa_bridge.worker.runner import open_worker
+    from worker.sqlcrm import sql_settings
+
+    settings = sql_settings(broker.bootstrap, topic_factory("inbox-csat"), pg_url)
+    async with open_worker(settings) as worker:
+        async with running_inbox(
+            broker.bootstrap, settings.kafka_topic, kafka_partitions=settings.kafka_partitions
+        ) as inbox:
+            assert (await inbox.post(inbox_event("resolved", 3))).status_code == 202
+            await worker.run_until_idle()  # the resolution is applied on its own first
+            assert (await inbox.post(inbox_event("csat", 4))).status_code == 202
+        stats = await worker.run_until_idle()
+
+    assert stats.dead_lettered == 0
+    engine = create_engine(pg_url)
+    try:
+        async with engine.connect() as conn:
+            internal = (await conn.execute(select(cases))).mappings().all()
+            outcomes = (await conn.execute(select(crm_outcomes))).mappings().all()
+    finally:
+        await engine.dispose()
+    assert [c["status"] for c in internal] == ["resolved"]  # no empty case opened for the CSAT
+    assert {o["case_key"] for o in outcomes} == {internal[0]["case_key"]}
+    assert sorted(o["outcome"] for o in outcomes) == ["csat", "won"]

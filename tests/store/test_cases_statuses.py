@@ -42,6 +42,24 @@ async def test_closed_case_reopens_as_a_new_case(
         assert await tx.open_cases([("c1", "n1", T0)]) == [second]
 
 
+async def test_current_case_is_the_open_one_else_the_latest_closed(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    store = await store_factory(store_url)
+    async with store.transaction() as tx:
+        [old] = await tx.open_cases([("c1", "n1", T0)])
+        await tx.close_cases([old], T0 + timedelta(hours=1))
+        [latest] = await tx.open_cases([("c1", "n1", T0 + timedelta(hours=2))])
+        await tx.close_cases([latest], T0 + timedelta(hours=3))
+    async with store.transaction() as tx:
+        # a CSAT after the resolution rates the latest case; no new case for it
+        assert await tx.current_cases([("c1", "n1", T0 + timedelta(hours=4))]) == [latest]
+        [reopened] = await tx.open_cases([("c1", "n1", T0 + timedelta(hours=5))])
+        assert await tx.current_cases([("c1", "n1", T0)]) == [reopened]
+        [fresh] = await tx.current_cases([("c2", "n1", T0)])  # no case yet: one is opened
+        assert await tx.open_cases([("c2", "n1", T0)]) == [fresh]
+
+
 async def test_statuses_move_forward_only(store_url: str, store_factory: StoreFactory) -> None:
     store = await store_factory(store_url)
     async with store.transaction() as tx:

@@ -120,6 +120,11 @@ class StoreTx(Protocol):
         """For each (contact id, business number, time): the open case key, opened if none."""
         ...
 
+    async def current_cases(self, items: Sequence[tuple[str, str, datetime]]) -> list[str]:
+        """Like open_cases, but a contact with no open case gets its latest closed one (for
+        events that follow a resolution: resolved, converted, CSAT)."""
+        ...
+
     async def close_cases(self, case_keys: Sequence[str], at: datetime) -> None: ...
 
     async def advance_statuses(self, items: Sequence[tuple[str, str, datetime]]) -> list[bool]:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres, members
 from wa_bridge.store.tables import cases
 
-__all__ = ["close_cases", "open_cases"]
+__all__ = ["close_cases", "current_cases", "open_cases"]
 
 
 def new_case_key() -> str:
@@ -69,3 +69,34 @@ async def close_cases(conn: AsyncConnection, case_keys: Sequence[str], at: datet
             .where(clause, cases.c.status == "open")
             .values(status="resolved", closed_at=at)
         )
+
+
+async def current_cases(
+    conn: AsyncConnection, items: Sequence[tuple[str, str, datetime]]
+) -> list[str]:
+    """For events that may follow a resolution (resolved, converted, CSAT): the open case,
+    else the most recently opened closed one, else a new open case.
+
+    So a CSAT that arrives after ``resolved`` lands on the conversation it rates instead of
+    opening an empty case.
+    """
+    c = cases.c
+    contact_ids = sorted({cid for cid, _, _ in items})
+    best: dict[tuple[str, str], tuple[bool, datetime, str]] = {}
+    for clause in members(conn, c.contact_id, contact_ids):
+        rows = await conn.execute(
+            select(c.contact_id, c.business_number, c.case_key, c.status, c.opened_at).where(clause)
+        )
+        for contact_id, number, case_key, status, opened_at in rows:
+            rank = (status == "open", opened_at, case_key)
+            seen = best.get((contact_id, number))
+            if seen is None or rank > seen:
+                best[(contact_id, number)] = rank
+    missing = [item for item in items if (item[0], item[1]) not in best]
+    opened = dict(
+        zip(((m[0], m[1]) for m in missing), await open_cases(conn, missing), strict=True)
+    )
+    return [
+        best[(cid, number)][2] if (cid, number) in best else opened[(cid, number)]
+        for cid, number, _ in items
+    ]

@@ -103,6 +103,10 @@ class SqlStoreTx:
         with store_errors("open_cases"):
             return await cases.open_cases(self.connection, items)
 
+    async def current_cases(self, items: Sequence[tuple[str, str, datetime]]) -> list[str]:
+        with store_errors("current_cases"):
+            return await cases.current_cases(self.connection, items)
+
     async def close_cases(self, case_keys: Sequence[str], at: datetime) -> None:
         with store_errors("close_cases"):
             await cases.close_cases(self.connection, case_keys, at)

@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from wa_bridge.connectors.base import CrmConnector, CrmResult
 from wa_bridge.errors import InvalidEvent, UnknownRoute
@@ -58,6 +58,13 @@ def check_route(event: CanonicalEvent, phone_number_ids: frozenset[str]) -> None
             f"event {event.id} is for phone_number_id {pnid}, which this deployment does not "
             "serve: add it to WA_BRIDGE_PHONE_NUMBER_IDS or fix the webhook subscription"
         )
+
+
+# Inbox events that may come after the conversation was resolved: they belong to the
+# latest case, not to a new one (a CSAT rates the conversation that just ended).
+_FOLLOW_UP: Final = frozenset(
+    {"inbox.conversation.resolved", "inbox.conversation.converted", "inbox.conversation.csat"}
+)
 
 
 class Pipeline:
@@ -187,8 +194,14 @@ class Pipeline:
                 owners.append(event)
         if not wanted:
             return {}
-        keys = await tx.open_cases(wanted)
-        out = {event.id: key for event, key in zip(owners, keys, strict=True)}
+        out: dict[str, str] = {}
+        for follows, group in ((False, "open"), (True, "current")):
+            picked = [i for i, e in enumerate(owners) if (e.type in _FOLLOW_UP) == follows]
+            if not picked:
+                continue
+            items = [wanted[i] for i in picked]
+            keys = await (tx.current_cases(items) if group == "current" else tx.open_cases(items))
+            out.update((owners[i].id, key) for i, key in zip(picked, keys, strict=True))
         for event in owners:
             if event.type == "inbox.conversation.resolved":
                 await tx.close_cases([out[event.id]], facts.event_time(event))
