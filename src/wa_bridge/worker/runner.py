@@ -24,6 +24,7 @@ from wa_bridge.worker.dlq import DeadLetterer, DlqGuard, DlqLimitExceeded
 from wa_bridge.worker.loop import Worker
 from wa_bridge.worker.partition import PartitionProcessor
 from wa_bridge.worker.pipeline import EventMapper, Pipeline
+from wa_bridge.worker.retention import run_retention
 
 __all__ = ["open_worker", "run_worker", "worker_topics"]
 
@@ -133,7 +134,28 @@ async def run_worker(
     async with open_worker(settings, consumer_options=consumer_options) as worker:
         log.info("worker_started", group=settings.consumer_group, topics=worker.topics)
         try:
-            await worker.run(stop)
+            await _run_with_retention(worker, settings, stop)
         except DlqLimitExceeded as exc:
             log.critical("dlq_limit_exceeded", reason=str(exc))
             raise
+
+
+async def _run_with_retention(worker: Worker, settings: Settings, stop: asyncio.Event) -> None:
+    """The consumer loop and the retention job in one TaskGroup; the loop's end stops both.
+
+    A single failure is re-raised as itself (not as an ExceptionGroup), so callers keep
+    matching on our error classes.
+    """
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(
+                run_retention(worker.processor.pipeline.store, settings, stop), name="retention"
+            )
+            try:
+                await worker.run(stop)
+            finally:
+                stop.set()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

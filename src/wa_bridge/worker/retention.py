@@ -1,0 +1,51 @@
+"""The worker's periodic retention job: purge expired ledger ids and closed dead letters.
+
+Runs beside the consumer in the worker's TaskGroup every ``retention_interval_s``; every
+worker of a group may run it (the deletes are idempotent). A failure is logged and tried
+again next time: retention never stops event processing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from wa_bridge.log import get_logger
+from wa_bridge.settings import Settings
+from wa_bridge.store.api import Store
+from wa_bridge.store.retention import purge_expired
+
+__all__ = ["run_retention"]
+
+log = get_logger("worker.retention")
+
+
+async def run_retention(
+    store: Store,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Purge once now, then every interval, until ``stop`` is set (interval 0: never)."""
+    interval_s = settings.retention_interval_s
+    if interval_s <= 0:
+        return
+    while not stop.is_set():
+        try:
+            purged = await purge_expired(
+                store,
+                now=clock(),
+                ledger_days=settings.dedup_retention_days,
+                dead_letter_days=settings.dead_letter_retention_days,
+            )
+        except Exception as exc:  # next round tries again; processing goes on
+            log.warning("retention_failed", error_class=type(exc).__name__)
+        else:
+            if purged.ledger or purged.dead_letters:
+                log.info("retention_purged", ledger=purged.ledger, dead_letters=purged.dead_letters)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        except TimeoutError:
+            continue

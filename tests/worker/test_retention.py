@@ -1,0 +1,47 @@
+"""The worker's retention job purges on its interval and stops with the worker."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from wa_bridge.settings import Settings
+from wa_bridge.store import open_store
+from wa_bridge.worker.retention import run_retention
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+async def test_retention_purges_expired_ids_then_stops(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+    old = await open_store(url, create=True, clock=lambda: NOW - timedelta(days=30))
+    async with old.transaction() as tx:
+        await tx.claim_events(["wa:old"])
+    await old.aclose()
+    store = await open_store(url, clock=lambda: NOW)
+    try:
+        async with store.transaction() as tx:
+            await tx.claim_events(["wa:new"])
+        settings = Settings(retention_interval_s=0.05, dedup_retention_days=14)
+        stop = asyncio.Event()
+        job = asyncio.create_task(run_retention(store, settings, stop, clock=lambda: NOW))
+        await asyncio.sleep(0.2)  # a few intervals
+        stop.set()
+        await asyncio.wait_for(job, timeout=2)
+        async with store.transaction() as tx:
+            fresh = await tx.claim_events(["wa:old", "wa:new"])
+    finally:
+        await store.aclose()
+    assert fresh == {"wa:old"}  # forgotten; the recent id is still deduplicated
+
+
+async def test_interval_zero_turns_it_off(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 's.db'}", create=True)
+    try:
+        stop = asyncio.Event()  # never set: an enabled job would run forever
+        await asyncio.wait_for(
+            run_retention(store, Settings(retention_interval_s=0), stop), timeout=1
+        )
+    finally:
+        await store.aclose()
