@@ -67,6 +67,11 @@ def test_normalizer_is_cached() -> None:
     assert to_e164.cache_info().hits == hits + 1
 
 
+@pytest.mark.parametrize("raw", ["9800000", "+98 00000"])
+def test_a_number_that_does_not_format_to_itself_is_no_key(raw: str) -> None:
+    assert to_e164(raw) is None
+
+
 @given(st.text(alphabet="+0123456789 -()", max_size=20))
 def test_idempotent(raw: str) -> None:
     once = to_e164(raw)

@@ -36,10 +36,19 @@ def to_e164(raw: str) -> str | None:
     if not isinstance(raw, str) or len(raw) > _MAX_INPUT_CHARS:
         return None
     digits = "".join(ch for ch in raw if ch in _KEEP)
-    if len(digits) < 7 or len(digits) > 15:
-        return None
     if len(digits) == 13 and digits.startswith("521"):
         digits = "52" + digits[3:]  # MX: drop the pre-2019 mobile '1'
+    e164 = _format(digits)
+    # A key must be a fixed point: formatting may drop a trunk '0' ("+44 (0)20…"), but a
+    # result that does not format to itself again (hypothesis found "+9800000") is no key.
+    if e164 is None or _format(e164[1:]) != e164:
+        return None
+    return e164
+
+
+def _format(digits: str) -> str | None:
+    if len(digits) < 7 or len(digits) > 15:
+        return None
     try:
         parsed = phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException:
