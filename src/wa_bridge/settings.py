@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     kafka_enable_idempotence: bool = True
     kafka_linger_ms: int = Field(default=2, ge=0)
     consumer_group: str = "wa-bridge"
+    consumer_fetch_max_wait_ms: int = Field(
+        default=500,
+        ge=0,
+        description="How long a fetch may wait for data. Kafka answers as soon as data "
+        "arrives; Tansu holds the fetch this long, so `wa-bridge dev` lowers it.",
+    )
 
     # --- state and CRM --------------------------------------------------------------
     database_url: str | None = None

@@ -113,6 +113,7 @@ def build_consumer(
         "heartbeat_interval_ms": max(100, session_ms // 5),
         # a rebalance waits for the round in flight: give it the shutdown grace and more
         "rebalance_timeout_ms": max(session_ms, int(settings.shutdown_grace_s * 1000) + 5000),
+        "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
         **options,
     }
     consumer = AIOKafkaConsumer(

@@ -67,6 +67,10 @@ def dev_settings(base: Settings, *, bootstrap: str, data_dir: Path) -> Settings:
         "kafka_bootstrap": bootstrap,
         "kafka_enable_idempotence": False,  # Tansu's memory storage does not support it
     }
+    if ENV_PREFIX + "CONSUMER_FETCH_MAX_WAIT_MS" not in os.environ:
+        # Tansu holds every fetch for the full wait instead of answering when data arrives:
+        # 500 ms of it dominated receipt → CRM latency (bench/e2e.py)
+        overrides["consumer_fetch_max_wait_ms"] = 50
     if not base.app_secrets or not base.verify_token.get_secret_value():
         stored = load_dev_secrets(data_dir)
         if not base.app_secrets:

@@ -83,6 +83,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             **kwargs,
         )
     if backend == "sqlite":
+        # SQLite has one writer: with a pool of several connections, concurrent partition
+        # transactions queued inside SQLite's busy-wait loop (bench/e2e.py saw p99 > 3 s).
+        # One connection makes them queue in the pool instead, in arrival order.
+        if parsed.database not in (None, "", ":memory:"):  # memory databases use StaticPool
+            kwargs = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60, **kwargs}
         engine = create_async_engine(
             parsed, pool_pre_ping=True, json_serializer=_json_dumps, **kwargs
         )
