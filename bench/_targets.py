@@ -178,9 +178,9 @@ def _run_receiver(run: Run, out: Outcome, s: ServerProc, bootstrap: str, topic: 
     out.checks.append("signed POST published its record")
     run.warm_up(s, path, out)
     time.sleep(0.5)  # let the warm-up's last in-flight requests publish
-    before = _kafka.total_end_offset(bootstrap, topic)
+    before = _kafka.count_records(bootstrap, topic)
     result = out.result = run.measure(s, path, out)
-    records = _kafka.total_end_offset(bootstrap, topic) - before
+    records = _kafka.count_records(bootstrap, topic) - before
     if records < result.ok:
         out.problems.append(f"only {records} records on the topic for {result.ok} 200s")
     else:
