@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Annotated, Literal, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
 from wa_bridge.ops.auth import Principal, Role, TokenBook
+from wa_bridge.ops.guard import bearer_guard
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, Store
 
 __all__ = ["ReplayOutcome", "Replayer", "build_admin_router"]
@@ -70,27 +71,10 @@ def _summary(letter: DeadLetter) -> DeadLetterSummary:
 
 
 _BEARER = HTTPBearer(auto_error=False, description="role:token from WA_BRIDGE_ADMIN_TOKENS")
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 
 
-def _require(
-    tokens: TokenBook, role: Role
-) -> Callable[[HTTPAuthorizationCredentials | None], Awaitable[Principal]]:
-    """A FastAPI dependency: the caller's principal, if its bearer token has ``role``."""
-
-    async def dependency(credentials: Credentials) -> Principal:
-        principal = tokens.lookup(credentials.credentials) if credentials else None
-        if principal is None:
-            raise HTTPException(
-                status_code=401,
-                detail="a bearer token from WA_BRIDGE_ADMIN_TOKENS is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not principal.may(role):
-            raise HTTPException(status_code=403, detail=f"this action needs the {role} role")
-        return principal
-
-    return dependency
+def _require(tokens: TokenBook, role: Role) -> Callable[..., Awaitable[Principal]]:
+    return bearer_guard(tokens, role, _BEARER, refused=f"this action needs the {role} role")
 
 
 def build_admin_router(

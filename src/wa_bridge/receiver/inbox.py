@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, TypeAdapter
 
 from wa_bridge.bus.producer import RETRY_AFTER_S, EventPublisher
@@ -31,6 +31,7 @@ from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
 from wa_bridge.normalize.inbox import InboxEventIn, normalize_inbox_event
 from wa_bridge.ops.auth import Principal, TokenBook
+from wa_bridge.ops.guard import bearer_guard
 from wa_bridge.settings import Settings
 
 __all__ = [
@@ -75,25 +76,12 @@ _BEARER = HTTPBearer(
     scheme_name="InboxBearer",
     description="inbox:token from WA_BRIDGE_ADMIN_TOKENS (role inbox)",
 )
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 
 
-def _require_inbox(
-    tokens: TokenBook,
-) -> Callable[[HTTPAuthorizationCredentials | None], Awaitable[Principal]]:
-    async def dependency(credentials: Credentials) -> Principal:
-        principal = tokens.lookup(credentials.credentials) if credentials else None
-        if principal is None:
-            raise HTTPException(
-                status_code=401,
-                detail="a bearer token of role inbox from WA_BRIDGE_ADMIN_TOKENS is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not principal.may("inbox"):
-            raise HTTPException(status_code=403, detail="posting inbox events needs the inbox role")
-        return principal
-
-    return dependency
+def _require_inbox(tokens: TokenBook) -> Callable[..., Awaitable[Principal]]:
+    return bearer_guard(
+        tokens, "inbox", _BEARER, refused="posting inbox events needs the inbox role"
+    )
 
 
 def _problem(description: str) -> dict[str, Any]:
