@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from wa_bridge.operations import CrmOperation
 
-__all__ = ["CrmConnector", "CrmResult"]
+__all__ = ["BatchApplying", "CrmConnector", "CrmResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +53,29 @@ class CrmConnector(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class BatchApplying:
+    """For connectors whose one real write path is ``apply``: each single-operation method
+    applies a batch of one."""
+
+    async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
+        raise NotImplementedError
+
+    async def _one(self, op: CrmOperation) -> CrmResult:
+        return (await self.apply([op]))[0]
+
+    async def upsert_contact(self, op: CrmOperation) -> CrmResult:
+        return await self._one(op)
+
+    async def upsert_case(self, op: CrmOperation) -> CrmResult:
+        return await self._one(op)
+
+    async def add_note(self, op: CrmOperation) -> CrmResult:
+        return await self._one(op)
+
+    async def record_outcome(self, op: CrmOperation) -> CrmResult:
+        return await self._one(op)
+
+    async def set_consent(self, op: CrmOperation) -> CrmResult:
+        return await self._one(op)

@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 
 import httpx
 
-from wa_bridge.connectors.base import CrmResult
+from wa_bridge.connectors.base import BatchApplying, CrmResult
 from wa_bridge.connectors.http import hubspot_error_text, send
 from wa_bridge.errors import CrmRejected, CrmUnavailable, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation, FieldValue, Scalar
@@ -118,7 +118,7 @@ class _Plan:
         self.targets[index] = (group, key)
 
 
-class HubSpotConnector:
+class HubSpotConnector(BatchApplying):
     """A :class:`~wa_bridge.connectors.base.CrmConnector` for HubSpot.
 
     Owns ``client`` (closed by :meth:`aclose`). Raises only :mod:`wa_bridge.errors`.
@@ -136,21 +136,6 @@ class HubSpotConnector:
             self._objects = f"/crm/objects/{self.options.api_style}"
             self._assoc = f"/crm/associations/{self.options.api_style}"
         self._ids: dict[tuple[str, str], str] = {}  # (object type, our key) → HubSpot id
-
-    async def upsert_contact(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def upsert_case(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def add_note(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def record_outcome(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def set_consent(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import httpx
 
-from wa_bridge.connectors.base import CrmResult
+from wa_bridge.connectors.base import BatchApplying, CrmResult
 from wa_bridge.connectors.http import send
 from wa_bridge.errors import CrmRejected, CrmUnavailable, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation, FieldValue
@@ -78,7 +78,7 @@ EXTERNAL_IDS: Final[Mapping[str, str]] = {
 }
 
 
-class SalesforceConnector:
+class SalesforceConnector(BatchApplying):
     """A :class:`~wa_bridge.connectors.base.CrmConnector` for Salesforce (REST API)."""
 
     name = "salesforce"
@@ -88,21 +88,6 @@ class SalesforceConnector:
         self._client = client
         self.options = options or SalesforceOptions()
         self._base = f"/services/data/{self.options.api_version}"
-
-    async def upsert_contact(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def upsert_case(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def add_note(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def record_outcome(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def set_consent(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
 
     async def aclose(self) -> None:
         await self._client.aclose()

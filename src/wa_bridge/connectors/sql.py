@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from wa_bridge.connectors.base import CrmResult
+from wa_bridge.connectors.base import BatchApplying, CrmResult
 from wa_bridge.errors import CrmRejected, CrmUnavailable
 from wa_bridge.operations import CrmOperation, FieldValue, OperationKind
 from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres
@@ -186,7 +186,7 @@ def _merge_attributes(conn: AsyncConnection, table: Table, excluded: Any) -> Col
     return case((incoming.is_(None), current), else_=merged)
 
 
-class SqlCrmConnector:
+class SqlCrmConnector(BatchApplying):
     """``CrmConnector`` for the built-in SQL CRM tables (same database as the store)."""
 
     name = "sql"
@@ -201,21 +201,6 @@ class SqlCrmConnector:
         else:
             self._engine = target
         self._clock = clock
-
-    async def upsert_contact(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def upsert_case(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def add_note(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def record_outcome(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
-
-    async def set_consent(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
 
     async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
         """Apply ``ops`` in one transaction of its own; raise CrmRejected / CrmUnavailable."""
