@@ -25,7 +25,7 @@ import uvicorn
 import uvloop
 
 from wa_bridge.bus.embedded import EmbeddedBroker
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import settings_or_exit, tune_gc
 from wa_bridge.cli.receiver import build_receiver, uvicorn_config
 from wa_bridge.errors import ConfigError
 from wa_bridge.log import configure_logging, get_logger
@@ -227,6 +227,7 @@ def dev(
         runner = _worker_runner() if worker else None
         url = f"http://{host}:{port}{WEBHOOK_PATH}"
         typer.echo(_banner(settings, url, data_dir, with_worker=runner is not None))
+        tune_gc()
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop_runner:
             code = loop_runner.run(_serve(settings, server, runner))
     finally:

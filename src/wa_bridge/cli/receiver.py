@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import settings_or_exit, tune_gc
 from wa_bridge.errors import ConfigError
 from wa_bridge.log import configure_logging
 from wa_bridge.receiver import ReceiverApp, create_app
@@ -61,6 +61,7 @@ def receiver(
     settings = settings_or_exit()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     app = build_receiver(settings)
+    tune_gc()
     uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=settings.log_level)).run()
 
 

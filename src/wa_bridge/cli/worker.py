@@ -7,7 +7,7 @@ import signal
 
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import settings_or_exit, tune_gc
 from wa_bridge.errors import ConfigError, WaBridgeError
 from wa_bridge.log import configure_logging
 
@@ -21,6 +21,7 @@ async def _main(metrics_port: int) -> None:
 
     settings = settings_or_exit()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
+    tune_gc()
     if metrics_port:
         from prometheus_client import start_http_server
 
