@@ -9,6 +9,10 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
+# the wheel carries these too (force-include in pyproject.toml): the build needs them
+COPY schemas ./schemas
+COPY mappings ./mappings
+COPY migrations ./migrations
 RUN python -m venv /opt/wa-bridge \
  && /opt/wa-bridge/bin/pip install .
 
