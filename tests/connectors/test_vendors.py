@@ -7,7 +7,7 @@ import pytest
 
 from connectors.conftest import connector_for
 from connectors.servers import HubSpotServer, RestCrmServer, SalesforceServer
-from connectors.test_contract_suite import CONTACT, T0, case_op, contact_op, message_op, op
+from connectors.test_contract_suite import CONTACT, T0, WAMID, case_op, contact_op, message_op, op
 from wa_bridge.connectors.hubspot import property_value
 from wa_bridge.errors import ConfigError, CrmRejected, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation
@@ -98,12 +98,13 @@ async def test_hubspot_resolves_ids_it_did_not_write(hubspot_server: HubSpotServ
         await first.apply([contact_op(), case_op()])
     finally:
         await first.aclose()
+    before = len(hubspot_server.requests)
     fresh = connector_for(hubspot_server)  # a new process: empty id cache
     try:
         await fresh.add_note(message_op())
     finally:
         await fresh.aclose()
-    reads = [r.path for r in hubspot_server.requests if r.path.endswith("/batch/read")]
+    reads = [r.path for r in hubspot_server.requests[before:] if r.path.endswith("/batch/read")]
     assert len(reads) == 2  # contact and ticket looked up by their unique properties
     assert len(hubspot_server.records["associations"]) == 3
 
@@ -194,3 +195,96 @@ async def test_salesforce_links_by_external_id(salesforce_server: SalesforceServ
     assert task["Who"]["WA_Contact_Key__c"] == CONTACT
     assert task["What"]["WA_Case_Key__c"] == "case-0001"
     assert all(r.path.startswith("/services/data/v62.0/") for r in salesforce_server.requests)
+
+
+# --- create-only defaults never overwrite CRM values on update ------------------------
+async def test_hubspot_update_keeps_a_subject_set_in_hubspot(hubspot_server: HubSpotServer) -> None:
+    # An agent named and moved the ticket in HubSpot; this process never wrote it.
+    hubspot_server.collection("tickets")["wa_case_key=case-0001"] = {
+        "id": "77",
+        "properties": {
+            "wa_case_key": "case-0001",
+            "subject": "Refund for order 42",
+            "hs_pipeline": "support-2",
+            "hs_pipeline_stage": "9",
+        },
+    }
+    connector = connector_for(hubspot_server)
+    no_subject = op("upsert_case", index=1, channel="whatsapp", opened_at=T0)
+    try:
+        results = await connector.apply([contact_op(), no_subject])
+    finally:
+        await connector.aclose()
+    ticket = hubspot_server.find("tickets", "wa_case_key", "case-0001")
+    assert ticket is not None and results[1].crm_id == "77" and not results[1].created
+    assert ticket["properties"]["subject"] == "Refund for order 42"
+    assert ticket["properties"]["hs_pipeline"] == "support-2"
+    assert ticket["properties"]["wa_channel"] == "whatsapp"
+    upserts = [r for r in hubspot_server.requests if r.path.endswith("tickets/batch/upsert")]
+    assert "subject" not in upserts[0].body["inputs"][0]["properties"]
+
+
+async def test_hubspot_new_ticket_still_gets_the_default_subject(
+    hubspot_server: HubSpotServer,
+) -> None:
+    connector = connector_for(hubspot_server)
+    try:
+        first = await connector.apply([contact_op(), case_op()])
+        again = await connector.upsert_case(case_op(status="pending"))  # known id: no read
+    finally:
+        await connector.aclose()
+    ticket = hubspot_server.find("tickets", "wa_case_key", "case-0001")
+    assert ticket is not None and first[1].created and not again.created
+    assert ticket["properties"]["subject"] == "WhatsApp conversation"
+    assert ticket["properties"]["hs_pipeline_stage"] == "2"
+    reads = [r for r in hubspot_server.requests if r.path.endswith("/batch/read")]
+    assert len(reads) == 1  # one read for the unknown ticket, none once its id is cached
+
+
+async def test_hubspot_one_read_per_batch_of_unknown_tickets(
+    hubspot_server: HubSpotServer,
+) -> None:
+    cases = [
+        CrmOperation(
+            kind="upsert_case",
+            fields={"status": "open"},
+            event_id=f"ev-{i}",
+            contact_key=CONTACT,
+            case_key=f"case-{i:04d}",
+        )
+        for i in range(150)
+    ]
+    connector = connector_for(hubspot_server)
+    try:
+        results = await connector.apply([contact_op(), *cases])
+    finally:
+        await connector.aclose()
+    assert all(r.created for r in results)
+    reads = [r for r in hubspot_server.requests if r.path.endswith("tickets/batch/read")]
+    assert [len(r.body["inputs"]) for r in reads] == [100, 50]
+
+
+async def test_hubspot_status_first_creates_a_note_with_its_time(
+    hubspot_server: HubSpotServer,
+) -> None:
+    # notes require hs_timestamp to be created; a status that beats its message must send it.
+    connector = connector_for(hubspot_server, hubspot_note_object="notes")
+    first, later = T0.replace(minute=31), T0.replace(hour=11)
+    delivered = op(
+        "add_note", event="ev-2", message_id=WAMID, status="delivered", occurred_at=first
+    )
+    read = op("add_note", event="ev-3", message_id=WAMID, status="read", occurred_at=later)
+    try:
+        created = await connector.apply([contact_op(), delivered])
+        assert created[1].created
+        note = hubspot_server.find("notes", "wa_note_key", WAMID)
+        assert note is not None and note["properties"]["hs_timestamp"] == property_value(first)
+        await connector.apply([message_op()])  # the message arrives: its own time wins
+        await connector.add_note(read)  # a later status does not move hs_timestamp
+    finally:
+        await connector.aclose()
+    note = hubspot_server.find("notes", "wa_note_key", WAMID)
+    assert note is not None
+    assert note["properties"]["hs_timestamp"] == property_value(T0)
+    assert note["properties"]["wa_status_at"] == property_value(later)
+    assert note["properties"]["hs_note_body"] == "hello there"

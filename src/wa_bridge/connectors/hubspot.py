@@ -10,6 +10,11 @@
 - associations: ticket → contact, note → contact and note → ticket, by the v4 batch
   "associate default" endpoint, after the records are written.
 
+Create-only defaults (a ticket's ``subject`` and ``hs_pipeline``, a status-only note's
+``hs_timestamp``) are sent only for records that do not exist yet: keys missing from the
+id cache are looked up first (one batch read per upsert batch), so an update never
+overwrites what an agent set in HubSpot.
+
 Property values are sent as strings (HubSpot's spec types them so). The unique properties
 must exist in the portal with ``hasUniqueValue: true``; every other ``wa_*`` property
 must exist too. Paths: ``/crm/v3/objects/`` or, with ``api_style="2026-03"``,
@@ -91,6 +96,8 @@ class _Write:
     key: str
     properties: dict[str, str]
     op_indexes: list[int]
+    # Sent only when the record is created (HubSpot requires them then); never on update.
+    create_defaults: dict[str, str] = field(default_factory=dict)
     contact_key: str | None = None
     case_key: str | None = None
 
@@ -104,13 +111,20 @@ class _Plan:
     targets: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def add(
-        self, index: int, group: str, key: str, properties: Mapping[str, str], **refs: Any
+        self,
+        index: int,
+        group: str,
+        key: str,
+        properties: Mapping[str, str],
+        defaults: Mapping[str, str] | None = None,
+        **refs: Any,
     ) -> None:
         writes: dict[str, _Write] = getattr(self, group)
         write = writes.get(key)
         if write is None:
             write = writes[key] = _Write(key, {}, [], **refs)
         write.properties.update(properties)
+        write.create_defaults.update(defaults or {})
         write.op_indexes.append(index)
         for name, value in refs.items():
             if value is not None:
@@ -174,9 +188,8 @@ class HubSpotConnector(BatchApplying):
             plan.add(index, "contacts", contact_key, _consent_properties(op))
         elif op.kind == "upsert_case":
             case_key = _required(op.case_key, "case_key", op)
-            plan.add(
-                index, "tickets", case_key, self._ticket_properties(op), contact_key=contact_key
-            )
+            props, defaults = self._ticket_properties(op)
+            plan.add(index, "tickets", case_key, props, defaults, contact_key=contact_key)
         elif op.kind == "record_outcome":
             props = {_outcome_name(k): property_value(v) for k, v in op.fields.items()}
             if op.case_key:
@@ -185,12 +198,16 @@ class HubSpotConnector(BatchApplying):
                 plan.add(index, "contacts", contact_key, props)
         else:
             key = str(op.fields.get("message_id") or op.idempotency_key)
-            props = self._note_properties(op)
-            plan.add(index, "notes", key, props, contact_key=contact_key, case_key=op.case_key)
+            props, defaults = self._note_properties(op)
+            plan.add(
+                index, "notes", key, props, defaults, contact_key=contact_key, case_key=op.case_key
+            )
 
-    def _ticket_properties(self, op: CrmOperation) -> dict[str, str]:
+    def _ticket_properties(self, op: CrmOperation) -> tuple[dict[str, str], dict[str, str]]:
+        """The ticket's properties, and the create-only defaults (subject, pipeline)."""
         o = self.options
-        props = {"subject": o.default_subject, "hs_pipeline": o.ticket_pipeline}
+        defaults = {"subject": o.default_subject, "hs_pipeline": o.ticket_pipeline}
+        props: dict[str, str] = {}
         for name, value in op.fields.items():
             if name == "subject" and value:
                 props["subject"] = property_value(value)
@@ -203,19 +220,23 @@ class HubSpotConnector(BatchApplying):
                         field="status",
                     )
                 props["hs_pipeline_stage"] = stage
+                props["hs_pipeline"] = o.ticket_pipeline  # the stage belongs to this pipeline
                 props["wa_status"] = property_value(value)
             else:
                 props[_custom(name)] = property_value(value)
         props["wa_contact_key"] = property_value(op.contact_key)
-        return props
+        return props, defaults
 
-    def _note_properties(self, op: CrmOperation) -> dict[str, str]:
+    def _note_properties(self, op: CrmOperation) -> tuple[dict[str, str], dict[str, str]]:
+        """The note's properties, and the create-only defaults (a status's time as
+        ``hs_timestamp``, which HubSpot requires to create a note)."""
         fields = op.fields
         is_status_only = "status" in fields and "body" not in fields and "direction" not in fields
         body_name = (
             "hs_note_body" if self.options.note_object == "notes" else "hs_communication_body"
         )
         props: dict[str, str] = {}
+        defaults: dict[str, str] = {}
         if self.options.note_object == "communications":
             props["hs_communication_channel_type"] = "WHATS_APP"
             props["hs_communication_logged_from"] = "CRM"
@@ -223,14 +244,18 @@ class HubSpotConnector(BatchApplying):
             if name == "body":
                 props[body_name] = property_value(value)
             elif name == "occurred_at":
-                # A status's time is not the message's time: keep hs_timestamp for the message.
-                props["wa_status_at" if is_status_only else "hs_timestamp"] = property_value(value)
+                # A status's time is not the message's time: keep hs_timestamp for the message
+                # (a status that comes first creates the record with its own time).
+                if is_status_only:
+                    props["wa_status_at"] = defaults["hs_timestamp"] = property_value(value)
+                else:
+                    props["hs_timestamp"] = property_value(value)
             else:
                 props[_custom(name)] = property_value(value)
         props["wa_contact_key"] = property_value(op.contact_key)
         if op.case_key:
             props["wa_case_key_ref"] = op.case_key
-        return props
+        return props, defaults
 
     async def _upsert(
         self,
@@ -244,7 +269,10 @@ class HubSpotConnector(BatchApplying):
         for start in range(0, len(items), self.max_batch):
             chunk = items[start : start + self.max_batch]
             inputs = [
-                {"id": w.key, "idProperty": id_property, "properties": w.properties} for w in chunk
+                {"id": w.key, "idProperty": id_property, "properties": properties}
+                for w, properties in zip(
+                    chunk, await self._with_defaults(object_type, id_property, chunk), strict=True
+                )
             ]
             url = f"{self._objects}/{object_type}/batch/upsert"
             response = await send(
@@ -269,6 +297,26 @@ class HubSpotConnector(BatchApplying):
             )
         for key, (crm_id, _) in out.items():
             self._remember(object_type, key, crm_id)
+        return out
+
+    async def _with_defaults(
+        self, object_type: str, id_property: str, chunk: Sequence[_Write]
+    ) -> list[dict[str, str]]:
+        """Each write's properties, plus its create-only defaults if the record is new.
+
+        Keys not in the id cache are read first (one batch read for the chunk), so a
+        default never overwrites a value set in HubSpot.
+        """
+        needed = {
+            w.key for w in chunk if any(name not in w.properties for name in w.create_defaults)
+        }
+        await self._resolve(object_type, id_property, set(needed))
+        out = []
+        for w in chunk:
+            if w.key in needed and (object_type, w.key) not in self._ids:
+                out.append({**w.create_defaults, **w.properties})
+            else:
+                out.append(w.properties)
         return out
 
     # --- associations -----------------------------------------------------------------
