@@ -288,3 +288,84 @@ async def test_hubspot_status_first_creates_a_note_with_its_time(
     assert note["properties"]["hs_timestamp"] == property_value(T0)
     assert note["properties"]["wa_status_at"] == property_value(later)
     assert note["properties"]["hs_note_body"] == "hello there"
+
+
+async def test_salesforce_update_keeps_the_last_name(salesforce_server: SalesforceServer) -> None:
+    # The contact's real last name was set in Salesforce; this process never wrote it.
+    odd_key = "c-o'brien\\1"  # a key SOQL must escape
+    for key, last in ((CONTACT, "Okafor"), (odd_key, "O'Brien")):
+        salesforce_server.collection("Contact")[key] = {
+            "Id": f"003{len(last):015d}",
+            "WA_Contact_Key__c": key,
+            "LastName": last,
+        }
+    phone_only = op("upsert_contact", phone_e164="+15550100001")
+    odd = CrmOperation(
+        kind="upsert_contact", fields={"email": "x@example.com"}, event_id="e", contact_key=odd_key
+    )
+    connector = connector_for(salesforce_server)
+    try:
+        results = await connector.apply([phone_only, odd])
+    finally:
+        await connector.aclose()
+    contacts = salesforce_server.collection("Contact")
+    assert contacts[CONTACT]["LastName"] == "Okafor"
+    assert contacts[CONTACT]["MobilePhone"] == "+15550100001"
+    assert contacts[odd_key]["LastName"] == "O'Brien"
+    assert not any(r.created for r in results)
+    upsert = next(r for r in salesforce_server.requests if r.method == "PATCH")
+    assert all("LastName" not in record for record in upsert.body["records"])
+    queries = [r for r in salesforce_server.requests if r.method == "GET"]
+    assert len(queries) == 1
+
+
+async def test_salesforce_new_contact_still_gets_the_default_last_name(
+    salesforce_server: SalesforceServer,
+) -> None:
+    nameless = [
+        CrmOperation(
+            kind="upsert_contact", fields={"tags": ("a",)}, event_id=f"e{i}", contact_key=f"c-{i}"
+        )
+        for i in range(250)
+    ]
+    connector = connector_for(salesforce_server)
+    try:
+        created = await connector.apply(nameless)
+        again = await connector.upsert_contact(nameless[0])  # known id: no query
+    finally:
+        await connector.aclose()
+    assert all(r.created for r in created) and not again.created
+    stored = salesforce_server.collection("Contact")
+    assert len(stored) == 250
+    assert {c["LastName"] for c in stored.values()} == {"WhatsApp contact"}
+    queries = [r for r in salesforce_server.requests if r.method == "GET"]
+    assert [r.query["q"].count("'") // 2 for r in queries] == [200, 50]  # one per batch
+
+
+async def test_salesforce_default_last_name_only_when_the_mapping_gives_none(
+    salesforce_server: SalesforceServer,
+) -> None:
+    connector = connector_for(salesforce_server)
+    no_name = op("upsert_contact", phone_e164="+15550100001")
+    try:
+        created = await connector.upsert_contact(no_name)
+    finally:
+        await connector.aclose()
+    assert created.created
+    assert salesforce_server.collection("Contact")[CONTACT]["LastName"] == "WhatsApp contact"
+
+
+async def test_salesforce_server_refuses_a_badly_quoted_lookup(
+    salesforce_server: SalesforceServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=salesforce_server.url) as client:
+        response = await client.get(
+            "/services/data/v61.0/query",
+            params={
+                "q": "SELECT Id, WA_Contact_Key__c FROM Contact WHERE WA_Contact_Key__c IN ('a'b')"
+            },
+            headers={"Authorization": f"Bearer {salesforce_server.token}"},
+        )
+    assert response.status_code == 400
+    assert "unsupported SOQL" in salesforce_server.violations[0].violations[0]
+    salesforce_server.reset()

@@ -8,6 +8,10 @@
 - notes: Task upserted by ``WA_Note_Key__c`` (the wamid, else the idempotency key), with
   ``Who``/``What`` relationships by external id; a status update keeps the Description.
 
+A Contact's default ``LastName`` (required to create one) is sent only for contacts that
+do not exist yet: keys missing from the id cache are looked up first by one SOQL query
+per upsert batch, so an update never overwrites the real last name.
+
 Salesforce answers 200 even when records failed: each item's ``success`` is checked and
 the earliest failed operation raises CrmRejected with Salesforce's message. Custom fields
 are ``WA_<Name>__c``; they must exist in the org as the setup guide lists.
@@ -36,6 +40,9 @@ CONTACT_FIELDS: Final[Mapping[str, str]] = {
     "name": "LastName",
 }
 CASE_FIELDS: Final[Mapping[str, str]] = {"subject": "Subject", "reason": "Reason"}
+_CACHE_MAX: Final = 50_000
+# SOQL text per lookup query: keeps the GET URL well under Salesforce's 16,384 bytes.
+_QUERY_MAX_CHARS: Final = 6_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,8 @@ class _Record:
     key: str
     fields: dict[str, Any]
     op_indexes: list[int]
+    # Sent only when the record is created (Salesforce requires them then); never on update.
+    create_defaults: dict[str, Any] = field(default_factory=dict)
 
 
 # sObject type → (external-id field, record key → record), in write order.
@@ -88,6 +97,7 @@ class SalesforceConnector(BatchApplying):
         self._client = client
         self.options = options or SalesforceOptions()
         self._base = f"/services/data/{self.options.api_version}"
+        self._ids: dict[tuple[str, str], str] = {}  # (sObject, external id) → record Id
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -100,6 +110,8 @@ class SalesforceConnector(BatchApplying):
             sobject, key, fields = self._translate(op)
             record = plan[sobject].setdefault(key, _Record(key, {}, []))
             record.fields.update(fields)
+            if op.kind == "upsert_contact":
+                record.create_defaults["LastName"] = self.options.default_last_name
             record.op_indexes.append(index)
             targets[index] = (sobject, key)
         written: dict[tuple[str, str], CrmResult] = {}
@@ -112,7 +124,6 @@ class SalesforceConnector(BatchApplying):
         fields = op.fields
         if op.kind == "upsert_contact":
             out = {CONTACT_FIELDS.get(k, custom_field(k)): _value(v) for k, v in fields.items()}
-            out.setdefault("LastName", self.options.default_last_name)
             return "Contact", contact_key, out
         if op.kind == "set_consent":
             prefix = f"{fields.get('channel') or 'whatsapp'}_{fields.get('purpose') or 'marketing'}"
@@ -181,10 +192,12 @@ class SalesforceConnector(BatchApplying):
         out: dict[tuple[str, str], CrmResult] = {}
         for start in range(0, len(records), self.max_batch):
             chunk = records[start : start + self.max_batch]
+            fields = await self._with_defaults(sobject, chunk)
             body = {
                 "allOrNone": False,
                 "records": [
-                    {"attributes": {"type": sobject}, external_id: r.key, **r.fields} for r in chunk
+                    {"attributes": {"type": sobject}, external_id: r.key, **f}
+                    for r, f in zip(chunk, fields, strict=True)
                 ],
             }
             url = f"{self._base}/composite/sobjects/{sobject}/{external_id}"
@@ -202,7 +215,68 @@ class SalesforceConnector(BatchApplying):
             _raise_first_failure(sobject, chunk, items, ops)
             for record, item in zip(chunk, items, strict=True):
                 out[(sobject, record.key)] = CrmResult(str(item["id"]), bool(item.get("created")))
+                self._remember(sobject, record.key, str(item["id"]))
         return out
+
+    async def _with_defaults(self, sobject: str, chunk: Sequence[_Record]) -> list[dict[str, Any]]:
+        """Each record's fields, plus its create-only defaults if the record is new.
+
+        Keys not in the id cache are looked up first (one query for the chunk), so a
+        default never overwrites a value set in Salesforce.
+        """
+        needed = {
+            r.key
+            for r in chunk
+            if any(name not in r.fields for name in r.create_defaults)
+            and (sobject, r.key) not in self._ids
+        }
+        await self._resolve(sobject, sorted(needed))
+        return [
+            {**r.create_defaults, **r.fields}
+            if r.key in needed and (sobject, r.key) not in self._ids
+            else r.fields
+            for r in chunk
+        ]
+
+    async def _resolve(self, sobject: str, keys: Sequence[str]) -> None:
+        """Find the Ids of existing records by external id (SOQL ``IN``, batched by length).
+
+        At most 200 keys per call, so one answer page holds them all (SOQL pages ≥ 200).
+        """
+        external_id = EXTERNAL_IDS[sobject]
+        head = f"SELECT Id, {external_id} FROM {sobject} WHERE {external_id} IN ("
+        groups: list[list[str]] = []
+        size = _QUERY_MAX_CHARS
+        for key in keys:
+            literal = _soql_string(key)
+            if size + len(literal) + 1 > _QUERY_MAX_CHARS:
+                groups.append([])
+                size = len(head)
+            groups[-1].append(literal)
+            size += len(literal) + 1
+        for group in groups:
+            response = await send(
+                self._client,
+                "GET",
+                f"{self._base}/query",
+                vendor="salesforce",
+                action=f"look up {sobject}",
+                params={"q": head + ",".join(group) + ")"},
+            )
+            data = response.json()
+            for row in data.get("records") or [] if isinstance(data, dict) else []:
+                if isinstance(row, dict) and row.get(external_id) and row.get("Id"):
+                    self._remember(sobject, str(row[external_id]), str(row["Id"]))
+
+    def _remember(self, sobject: str, key: str, record_id: str) -> None:
+        if len(self._ids) >= _CACHE_MAX:
+            self._ids.clear()  # a cache: Salesforce stays the source of truth
+        self._ids[(sobject, key)] = record_id
+
+
+def _soql_string(value: str) -> str:
+    """``value`` as a SOQL string literal (backslash and quote escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _raise_first_failure(

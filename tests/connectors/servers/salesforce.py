@@ -6,6 +6,10 @@
 ``{id, success, errors, created}`` per record in request order, even when records failed
 (a Contact created without ``LastName``). Errors are a JSON array
 ``[{"message", "errorCode", "fields"}]``; the rate limit is 403 ``REQUEST_LIMIT_EXCEEDED``.
+
+``GET /services/data/vXX.X/query?q=SELECT Id, <ExtId> FROM <SObject> WHERE <ExtId> IN
+('…', …)`` (the only SOQL shape accepted; the URL must stay ≤ 16,384 bytes): 200 with
+``{"totalSize", "done": true, "records": [{"attributes", "Id", <ExtId>}]}``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from jsonschema import Draft202012Validator
 
@@ -27,6 +32,10 @@ STANDARD_FIELDS = {
 }
 REQUIRED_ON_CREATE = {"Contact": ("LastName",), "Case": (), "Task": ()}
 _CUSTOM = re.compile(r"^WA_\w+__c$")
+_QUERY_ROUTE = re.compile(r"^/services/data/v\d+\.\d/query/?$")
+_LOOKUP = re.compile(r"^SELECT Id, (\w+) FROM (Contact|Case|Task) WHERE (\w+) IN \((.+)\)$")
+_LITERALS = re.compile(r"'((?:[^'\\]|\\.)*)'(?:,|$)")
+_URL_MAX = 16_384
 _SCHEMA = Draft202012Validator(
     {
         "type": "object",
@@ -67,6 +76,8 @@ class SalesforceServer(ContractServer):
         self._ids = itertools.count(1)
 
     def check(self, request: RecordedRequest) -> list[str]:
+        if request.method == "GET" and _QUERY_ROUTE.match(request.path):
+            return self._check_query(request)
         match = _ROUTE.match(request.path)
         if request.method != "PATCH" or match is None:
             return [f"no such operation {request.method} {request.path}"]
@@ -93,6 +104,21 @@ class SalesforceServer(ContractServer):
                     errors.append(f"records/{i}: {name} is not a relationship")
         return errors
 
+    def _check_query(self, request: RecordedRequest) -> list[str]:
+        if request.body is not None:
+            return ["a query has no body"]
+        q = request.query.get("q", "")
+        url_size = len(request.path) + len(urlencode({"q": q})) + 1
+        if url_size > _URL_MAX:
+            return [f"URI of {url_size} bytes is longer than {_URL_MAX}"]
+        lookup = _parse_lookup(q)
+        if lookup is None:
+            return [f"unsupported SOQL: {q[:80]!r}"]
+        sobject, field_name, _ = lookup
+        if field_name != EXTERNAL_IDS[sobject]:
+            return [f"{field_name} is not an external id field of {sobject}"]
+        return []
+
     def error_reply(self, status: int, message: str, *, field: str | None = None) -> Reply:
         code = {
             400: "JSON_PARSER_ERROR",
@@ -116,6 +142,21 @@ class SalesforceServer(ContractServer):
         return super().fault_reply(fault)
 
     def handle(self, request: RecordedRequest) -> Reply:
+        if request.method == "GET":
+            lookup = _parse_lookup(request.query["q"])
+            assert lookup is not None
+            sobject, external_id, keys = lookup
+            records = self.collection(sobject)
+            rows = [
+                {
+                    "attributes": {"type": sobject, "url": f"{request.path}/{records[k]['Id']}"},
+                    "Id": records[k]["Id"],
+                    external_id: k,
+                }
+                for k in dict.fromkeys(keys)
+                if k in records
+            ]
+            return Reply(200, {"totalSize": len(rows), "done": True, "records": rows})
         match = _ROUTE.match(request.path)
         assert match is not None
         sobject, external_id = match.groups()
@@ -142,3 +183,16 @@ class SalesforceServer(ContractServer):
             stored.update(fields)
             results.append({"id": stored["Id"], "success": True, "errors": [], "created": created})
         return Reply(200, results)
+
+
+def _parse_lookup(q: str) -> tuple[str, str, list[str]] | None:
+    """``(sObject, field, keys)`` of ``SELECT Id, F FROM S WHERE F IN ('k', …)``, else None."""
+    match = _LOOKUP.match(q)
+    if match is None or match.group(1) != match.group(3):
+        return None
+    inner = match.group(4)
+    literals = list(_LITERALS.finditer(inner))
+    if not literals or "".join(m.group(0) for m in literals) != inner:
+        return None
+    keys = [re.sub(r"\\(.)", r"\1", m.group(1)) for m in literals]
+    return match.group(2), match.group(1), keys
