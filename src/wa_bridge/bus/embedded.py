@@ -75,7 +75,7 @@ class EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn")
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below, once the child holds its copy
         try:
             self._proc = subprocess.Popen(
                 [
