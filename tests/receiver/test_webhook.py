@@ -287,3 +287,17 @@ async def test_health_and_readiness(receiver: Receiver) -> None:
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     metrics = await receiver.client.get("/metrics")
     assert b"wa_bridge_webhook_requests_total" in metrics.content
+
+
+async def test_metrics_count_acknowledged_events(receiver: Receiver) -> None:
+    from wa_bridge.ops.metrics import REGISTRY
+
+    def published() -> float:  # the counter is process-wide: compare before and after
+        return REGISTRY.get_sample_value("wa_bridge_events_published_total") or 0.0
+
+    before = published()
+    body = dumps(text_messages("5215599990007", 3, tag="metrics"))
+    assert (await receiver.post(body)).status_code == 200
+    assert published() == before + 3
+    exposed = (await receiver.client.get("/metrics")).text
+    assert "wa_bridge_events_published_total" in exposed

@@ -14,7 +14,6 @@ __all__ = [
     "CONTENT_TYPE",
     "EVENTS_PUBLISHED",
     "EVENT_OUTCOMES",
-    "PUBLISH_SECONDS",
     "REGISTRY",
     "WEBHOOK_REQUESTS",
     "WORKER_BATCH_SECONDS",
@@ -33,18 +32,10 @@ WEBHOOK_REQUESTS: Final = Counter(
     ["status"],
     registry=REGISTRY,
 )
-# Receiver: canonical events acknowledged by Kafka, by event type.
+# Receiver: canonical events acknowledged by Kafka (webhooks and inbox posts).
 EVENTS_PUBLISHED: Final = Counter(
     "wa_bridge_events_published_total",
     "Canonical events acknowledged by Kafka",
-    ["type"],
-    registry=REGISTRY,
-)
-# Receiver: time from the first send to the last acknowledgement of one request.
-PUBLISH_SECONDS: Final = Histogram(
-    "wa_bridge_publish_seconds",
-    "Kafka acknowledgement time per webhook request",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=REGISTRY,
 )
 # Worker: one count per event outcome (applied, noop, stale, duplicate, retried, dead_lettered).

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from wa_bridge.log import get_logger
-from wa_bridge.ops.metrics import WEBHOOK_REQUESTS
+from wa_bridge.ops.metrics import EVENTS_PUBLISHED, WEBHOOK_REQUESTS
 
 __all__ = ["Outcomes"]
 
@@ -37,8 +37,9 @@ class Outcomes:
         self._counters: dict[int, Any] = {}
         self._published_counter: Any = None
 
-    def published(self) -> None:
-        """A POST answered 200 after Kafka acknowledged all its events (the hot path)."""
+    def published(self, events: int) -> None:
+        """A POST answered 200 after Kafka acknowledged its ``events`` (the hot path)."""
+        EVENTS_PUBLISHED.inc(events)
         totals = self.totals
         totals[_PUBLISHED] = totals.get(_PUBLISHED, 0) + 1
         counter = self._published_counter

@@ -32,6 +32,7 @@ from wa_bridge.log import get_logger
 from wa_bridge.normalize.inbox import InboxEventIn, normalize_inbox_event
 from wa_bridge.ops.auth import Principal, TokenBook
 from wa_bridge.ops.guard import bearer_guard
+from wa_bridge.ops.metrics import EVENTS_PUBLISHED
 from wa_bridge.settings import Settings
 
 __all__ = [
@@ -239,5 +240,6 @@ def _events(body: bytes, max_events: int) -> list[CanonicalEvent]:
 async def _publish(publisher: EventPublisher, events: list[CanonicalEvent]) -> None:
     try:
         await publisher.publish_many(events)
+        EVENTS_PUBLISHED.inc(len(events))
     except BusUnavailable as exc:
         raise _Reject(503, "bus_unavailable", str(exc)) from exc

@@ -123,7 +123,7 @@ class WebhookEndpoint:
                 send, reject.status, {"error": reject.error, "detail": reject.detail}, extra=extra
             )
             return
-        self._outcomes.published()
+        self._outcomes.published(count)
         headers, body = _published_answer(count)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
