@@ -36,7 +36,14 @@ from wa_bridge.connectors.http import hubspot_error_text, send
 from wa_bridge.errors import CrmRejected, CrmUnavailable, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation, FieldValue, Scalar
 
-__all__ = ["HubSpotConnector", "HubSpotOptions", "property_value"]
+__all__ = [
+    "HubSpotConnector",
+    "HubSpotOptions",
+    "consent_property_prefix",
+    "custom_property",
+    "outcome_property",
+    "property_value",
+]
 
 ApiStyle = Literal["v3", "2026-03"]
 
@@ -85,8 +92,12 @@ def property_value(value: FieldValue) -> str:
     return _scalar_value(value)
 
 
-def _custom(name: str) -> str:
+def custom_property(name: str) -> str:
+    """The custom property a mapped field is written to (``wa_`` prefixed)."""
     return name if name.startswith("wa_") else f"wa_{name}"
+
+
+_custom = custom_property
 
 
 @dataclass
@@ -399,15 +410,23 @@ def _required(value: str | None, what: str, op: CrmOperation) -> str:
 
 
 def _consent_properties(op: CrmOperation) -> dict[str, str]:
-    channel = str(op.fields.get("channel") or "whatsapp")
-    purpose = str(op.fields.get("purpose") or "marketing")
-    prefix = f"wa_{channel}_{purpose}_consent"
+    prefix = consent_property_prefix(op.fields.get("channel"), op.fields.get("purpose"))
     props = {prefix: property_value(op.fields.get("status"))}
     if "occurred_at" in op.fields:
         props[f"{prefix}_at"] = property_value(op.fields["occurred_at"])
     if "evidence" in op.fields:
         props[f"{prefix}_evidence"] = property_value(op.fields["evidence"])
     return props
+
+
+def consent_property_prefix(channel: FieldValue, purpose: FieldValue) -> str:
+    """``wa_{channel}_{purpose}_consent`` (defaults: whatsapp, marketing)."""
+    return f"wa_{channel or 'whatsapp'}_{purpose or 'marketing'}_consent"
+
+
+def outcome_property(name: str) -> str:
+    """The property a ``record_outcome`` field is written to."""
+    return _outcome_name(name)
 
 
 def _outcome_name(name: str) -> str:

@@ -113,6 +113,27 @@ class CompiledMapping:
         """Event types with at least one rule (``none`` counts: it is an explicit no-op)."""
         return frozenset(self._rules)
 
+    def operation_fields(self) -> dict[OperationKind, dict[str, FieldValue]]:
+        """Per operation kind, every field name the mapping can emit, with the field's
+        value when it is known without an event (a ``const`` or a default), else None.
+
+        For connectors' setup (which CRM properties to create); not a hot path.
+        """
+        out: dict[OperationKind, dict[str, FieldValue]] = {}
+        for rules in self._rules.values():
+            for rule in rules:
+                if rule.kind is None:
+                    continue
+                fields = out.setdefault(rule.kind, {})
+                for f in rule.fields:
+                    try:
+                        known = None if f.when is not None else _runner(f, rule.kind)({})
+                    except _Problem:
+                        known = None
+                    if fields.get(f.name) is None:
+                        fields[f.name] = known
+        return out
+
     def apply(self, event: CanonicalEvent) -> list[CrmOperation]:
         """The operations for ``event``, in file order; [] when its type has no rule.
 

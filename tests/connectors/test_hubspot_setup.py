@@ -1,0 +1,222 @@
+"""``wa-bridge crm setup`` for HubSpot: which properties, creating them once, conflicts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from connectors.conftest import connector_for
+from connectors.servers import HubSpotServer
+from wa_bridge.cli.main import app
+from wa_bridge.connectors.hubspot import HubSpotOptions
+from wa_bridge.connectors.hubspot_setup import (
+    GROUP_NAME,
+    PropertySpec,
+    ensure_properties,
+    required_properties,
+)
+from wa_bridge.errors import CrmRejected
+from wa_bridge.events import CanonicalEvent
+from wa_bridge.mapping import CompiledMapping, load_mapping
+from wa_bridge.resources import resolve_mappings_path
+
+IDS = {"contacts": "wa_contact_key", "tickets": "wa_case_key", "communications": "wa_note_key"}
+
+
+@pytest.fixture(scope="module")
+def mapping() -> CompiledMapping:
+    return load_mapping(resolve_mappings_path("mappings/hubspot.yaml"))
+
+
+@pytest.fixture
+async def client(hubspot_server: HubSpotServer) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {hubspot_server.token}"}
+    async with httpx.AsyncClient(base_url=hubspot_server.url, headers=headers) as http:
+        yield http
+
+
+def _names(specs: dict[str, list[PropertySpec]], object_type: str) -> set[str]:
+    return {s.name for s in specs[object_type]}
+
+
+def test_required_properties_has_the_unique_ids(mapping: CompiledMapping) -> None:
+    specs = required_properties(mapping, HubSpotOptions())
+    assert set(specs) == set(IDS)
+    for object_type, id_property in IDS.items():
+        unique = [s.name for s in specs[object_type] if s.unique]
+        assert unique == [id_property]
+        by_name = {s.name: s for s in specs[object_type]}
+        assert by_name[id_property].create_body()["hasUniqueValue"] is True
+    # what the connector writes: custom fields, consent, outcomes, note refs
+    assert {"wa_bsuid", "wa_whatsapp_marketing_consent", "wa_outcome"} <= _names(specs, "contacts")
+    assert {"wa_status", "wa_contact_key", "wa_agent", "wa_outcome_value"} <= _names(
+        specs, "tickets"
+    )
+    assert {"wa_message_id", "wa_status_at", "wa_case_key_ref"} <= _names(specs, "communications")
+    # HubSpot's own properties are not created
+    every = {s.name for specs_ in specs.values() for s in specs_}
+    assert all(name.startswith("wa_") for name in every)
+
+
+def test_required_properties_follow_the_note_object(mapping: CompiledMapping) -> None:
+    specs = required_properties(mapping, HubSpotOptions(note_object="notes"))
+    assert "notes" in specs and "communications" not in specs
+    assert "wa_note_key" in _names(specs, "notes")
+
+
+async def test_ensure_properties_creates_missing_once(
+    hubspot_server: HubSpotServer, client: httpx.AsyncClient, mapping: CompiledMapping
+) -> None:
+    options = HubSpotOptions()
+    specs = required_properties(mapping, options)
+    total = sum(len(v) for v in specs.values())
+    first = await ensure_properties(client, options, specs)
+    assert first.ok
+    assert len(first.by_status("created")) == total
+    for object_type, id_property in IDS.items():
+        created = hubspot_server.property(object_type, id_property)
+        assert created is not None and created["hasUniqueValue"] is True
+        assert created["groupName"] == GROUP_NAME
+    posts = [r for r in hubspot_server.requests if r.method == "POST"]
+    assert len(posts) == total + len(IDS)  # every property, and one group per object type
+
+    second = await ensure_properties(client, options, specs)
+    assert second.ok
+    assert second.by_status("created") == []
+    assert len(second.by_status("exists")) == total
+
+
+async def test_ensure_properties_2026_03_paths(
+    hubspot_server: HubSpotServer, client: httpx.AsyncClient
+) -> None:
+    options = HubSpotOptions(api_style="2026-03")
+    specs = {"contacts": [PropertySpec("wa_contact_key", "WhatsApp contact key", unique=True)]}
+    report = await ensure_properties(client, options, specs)
+    assert [o.status for o in report.outcomes] == ["created"]
+    assert all(r.path.startswith("/crm/properties/2026-03/") for r in hubspot_server.requests)
+
+
+async def test_existing_non_unique_id_property_is_a_problem(
+    hubspot_server: HubSpotServer, client: httpx.AsyncClient, mapping: CompiledMapping
+) -> None:
+    hubspot_server.add_property("contacts", "wa_contact_key", unique=False)
+    hubspot_server.add_property("tickets", "wa_bsuid", unique=True)
+    specs = {
+        "contacts": [PropertySpec("wa_contact_key", "x", unique=True)],
+        "tickets": [PropertySpec("wa_bsuid", "x")],
+    }
+    report = await ensure_properties(client, HubSpotOptions(), specs)
+    assert not report.ok
+    problems = {o.name: o.detail for o in report.by_status("problem")}
+    assert "without hasUniqueValue" in problems["wa_contact_key"]
+    assert "archive wa_contact_key" in problems["wa_contact_key"]
+    assert "with hasUniqueValue" in problems["wa_bsuid"]
+    prop = hubspot_server.property("contacts", "wa_contact_key")
+    assert prop is not None and prop["hasUniqueValue"] is False  # never modified
+    assert all(r.method == "GET" for r in hubspot_server.requests)
+
+
+async def test_dry_run_creates_nothing(
+    hubspot_server: HubSpotServer, client: httpx.AsyncClient, mapping: CompiledMapping
+) -> None:
+    specs = required_properties(mapping)
+    report = await ensure_properties(client, HubSpotOptions(), specs, dry_run=True)
+    assert report.ok and report.by_status("created") == []
+    assert len(report.by_status("missing")) == sum(len(v) for v in specs.values())
+    assert all(r.method == "GET" for r in hubspot_server.requests)
+
+
+def _received_ops(mapping: CompiledMapping) -> list[Any]:
+    event = CanonicalEvent.from_dict(
+        {
+            "id": "ev-setup-1",
+            "type": "whatsapp.message.received",
+            "source": "whatsapp:1",
+            "time": "2026-06-10T14:04:00Z",
+            "data": {
+                "contact": {"key": "c-1", "wa_id": "15550000001", "user_id": "US.1"},
+                "message_id": "wamid.setup1",
+                "message_type": "text",
+                "text": {"body": "hello"},
+                "timestamp": "2026-06-10T14:04:00Z",
+            },
+        }
+    )
+    return [
+        dataclasses.replace(op, contact_key="c-1", case_key="case-1") for op in mapping.apply(event)
+    ]
+
+
+async def test_strict_portal_rejects_until_setup(
+    hubspot_server: HubSpotServer, client: httpx.AsyncClient, mapping: CompiledMapping
+) -> None:
+    hubspot_server.strict_properties = True
+    ops = _received_ops(mapping)
+    assert {op.kind for op in ops} == {"upsert_contact", "upsert_case", "add_note"}
+    connector = connector_for(hubspot_server)
+    try:
+        with pytest.raises(CrmRejected) as refused:
+            await connector.apply(ops)
+        assert "does not exist" in refused.value.crm_error
+        report = await ensure_properties(client, HubSpotOptions(), required_properties(mapping))
+        assert report.ok
+        results = await connector.apply(ops)
+    finally:
+        await connector.aclose()
+    assert len(results) == len(ops) and all(r.created for r in results)
+    note = hubspot_server.find("communications", "wa_note_key", "wamid.setup1")
+    assert note is not None and note["properties"]["wa_message_type"] == "text"
+
+
+def _cli_env(monkeypatch: pytest.MonkeyPatch, server: HubSpotServer) -> None:
+    monkeypatch.setenv("WA_BRIDGE_CONNECTOR", "hubspot")
+    monkeypatch.setenv("WA_BRIDGE_CRM_BASE_URL", server.url)
+    monkeypatch.setenv("WA_BRIDGE_CRM_TOKEN", server.token)
+    monkeypatch.setenv("WA_BRIDGE_MAPPINGS_PATH", "mappings/hubspot.yaml")
+
+
+async def test_cli_setup_creates_then_finds(
+    hubspot_server: HubSpotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cli_env(monkeypatch, hubspot_server)
+    runner = CliRunner()
+    dry = await asyncio.to_thread(runner.invoke, app, ["crm", "setup", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "contacts.wa_contact_key: missing (unique, would create)" in dry.stdout
+    assert hubspot_server.property("contacts", "wa_contact_key") is None
+
+    done = await asyncio.to_thread(runner.invoke, app, ["crm", "setup"])
+    assert done.exit_code == 0, done.output
+    assert "contacts.wa_contact_key: created (hasUniqueValue)" in done.stdout
+    assert "tickets.wa_case_key: created (hasUniqueValue)" in done.stdout
+    assert hubspot_server.property("communications", "wa_note_key") is not None
+
+    again = await asyncio.to_thread(runner.invoke, app, ["crm", "setup"])
+    assert again.exit_code == 0, again.output
+    assert "0 created" in again.stdout and "contacts.wa_contact_key: exists" in again.stdout
+
+
+async def test_cli_setup_exits_1_on_a_problem(
+    hubspot_server: HubSpotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cli_env(monkeypatch, hubspot_server)
+    hubspot_server.add_property("contacts", "wa_contact_key", unique=False)
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["crm", "setup"])
+    assert result.exit_code == 1, result.output
+    assert "contacts.wa_contact_key: problem" in result.stdout
+
+
+def test_cli_setup_other_connectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    monkeypatch.setenv("WA_BRIDGE_CONNECTOR", "sql")
+    sql = runner.invoke(app, ["crm", "setup"])
+    assert sql.exit_code == 0 and "nothing to set up" in sql.stdout
+    monkeypatch.setenv("WA_BRIDGE_CONNECTOR", "salesforce")
+    sf = runner.invoke(app, ["crm", "setup"])
+    assert sf.exit_code == 0 and "WA_Contact_Key__c" in sf.stdout
