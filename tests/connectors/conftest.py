@@ -12,12 +12,15 @@ with :func:`connector_for`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
 from connectors.servers import ContractServer, HubSpotServer, RestCrmServer, SalesforceServer
 from wa_bridge.connectors import CrmConnector, build_connector
 from wa_bridge.settings import Settings
+
+S = TypeVar("S", bound=ContractServer)
 
 FAST_TIMEOUT_S = 0.3  # a scripted delay_s above this is a timeout
 
@@ -40,58 +43,53 @@ def connector_for(
     return build_connector(config)
 
 
-@pytest.fixture(scope="session")
-def rest_crm_session() -> Iterator[RestCrmServer]:
-    server = RestCrmServer()
+def serving(server: S) -> Iterator[S]:
+    """Run ``server`` for a session; stop it afterwards."""
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+def checked(server: S) -> Iterator[S]:
+    """``server`` emptied for one test; fails the test on a contract violation."""
+    server.reset()
+    yield server
+    server.assert_contract_kept()
+
+
+@pytest.fixture(scope="session")
+def rest_crm_session() -> Iterator[RestCrmServer]:
+    yield from serving(RestCrmServer())
 
 
 @pytest.fixture(scope="session")
 def hubspot_session() -> Iterator[HubSpotServer]:
-    server = HubSpotServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(HubSpotServer())
 
 
 @pytest.fixture(scope="session")
 def salesforce_session() -> Iterator[SalesforceServer]:
-    server = SalesforceServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(SalesforceServer())
 
 
 @pytest.fixture
 def salesforce_server(salesforce_session: SalesforceServer) -> Iterator[SalesforceServer]:
     """The Salesforce contract server, empty; fails the test on a contract violation."""
-    salesforce_session.reset()
-    yield salesforce_session
-    salesforce_session.assert_contract_kept()
+    yield from checked(salesforce_session)
 
 
 @pytest.fixture
 def rest_crm_server(rest_crm_session: RestCrmServer) -> Iterator[RestCrmServer]:
     """The REST CRM contract server, empty; fails the test on a contract violation."""
-    rest_crm_session.reset()
-    yield rest_crm_session
-    rest_crm_session.assert_contract_kept()
+    yield from checked(rest_crm_session)
 
 
 @pytest.fixture
 def hubspot_server(hubspot_session: HubSpotServer) -> Iterator[HubSpotServer]:
     """The HubSpot contract server, empty; fails the test on a contract violation."""
-    hubspot_session.reset()
-    yield hubspot_session
-    hubspot_session.assert_contract_kept()
+    yield from checked(hubspot_session)
 
 
 @pytest.fixture

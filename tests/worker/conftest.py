@@ -11,9 +11,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from connectors.conftest import (  # noqa: F401 - fixtures
+    checked,
     hubspot_session,
     rest_crm_server,
     rest_crm_session,
+    serving,
 )
 from connectors.servers import RecordedRequest, Reply, RestCrmServer
 from wa_bridge.bus.admin import ensure_topics
@@ -87,19 +89,12 @@ class FlakyCrm(RestCrmServer):
 
 @pytest.fixture(scope="session")
 def flaky_session() -> Iterator[FlakyCrm]:
-    server = FlakyCrm()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(FlakyCrm())
 
 
 @pytest.fixture
 def crm(flaky_session: FlakyCrm) -> Iterator[FlakyCrm]:
-    flaky_session.reset()
-    yield flaky_session
-    flaky_session.assert_contract_kept()
+    yield from checked(flaky_session)
 
 
 @pytest.fixture
