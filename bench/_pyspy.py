@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HotSpots", "pyspy_path", "start_record", "summarize"]
+__all__ = ["HotSpots", "print_hot_spots", "pyspy_path", "start_record", "summarize"]
 
 _LINE_NO = re.compile(r":\d+\)$")
 
@@ -77,3 +77,15 @@ def summarize(raw_path: Path, *, own_prefix: str = "wa_bridge/", top: int = 15) 
         ours.most_common(top),
         packages.most_common(top),
     )
+
+
+def print_hot_spots(spots: HotSpots) -> None:
+    """The three tables both benches print: leaf frames, packages, our functions."""
+    for title, rows in (
+        ("self time by function (leaf frame)", spots.self_top),
+        ("self time by package", spots.by_package),
+        ("inclusive time of wa_bridge functions", spots.ours_inclusive_top),
+    ):
+        print(f"  {title}:")
+        for frame, n in rows:
+            print(f"    {100 * n / max(1, spots.samples):5.1f}%  {frame}")

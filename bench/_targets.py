@@ -221,11 +221,4 @@ def _profile(run: Run, out: Outcome, s: ServerProc) -> None:
         return
     spots = _pyspy.summarize(raw)
     print(f"\n(b) py-spy profile under load: {spots.samples} samples, raw stacks in {raw}")
-    for title, rows in (
-        ("self time by function (leaf frame)", spots.self_top),
-        ("self time by package", spots.by_package),
-        ("inclusive time of wa_bridge functions", spots.ours_inclusive_top),
-    ):
-        print(f"  {title}:")
-        for frame, n in rows:
-            print(f"    {100 * n / max(1, spots.samples):5.1f}%  {frame}")
+    _pyspy.print_hot_spots(spots)

@@ -547,14 +547,7 @@ def _print_profile(path: Path) -> None:
         return
     spots = _pyspy.summarize(path)
     print(f"\npy-spy profile of wa-bridge dev under load: {spots.samples} samples, raw in {path}")
-    for title, rows in (
-        ("self time by function (leaf frame)", spots.self_top),
-        ("self time by package", spots.by_package),
-        ("inclusive time of wa_bridge functions", spots.ours_inclusive_top),
-    ):
-        print(f"  {title}:")
-        for frame, n in rows:
-            print(f"    {100 * n / max(1, spots.samples):5.1f}%  {frame}")
+    _pyspy.print_hot_spots(spots)
 
 
 async def run(args: argparse.Namespace) -> int:
