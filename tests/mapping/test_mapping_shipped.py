@@ -162,6 +162,7 @@ def test_shipped_mapping_tests_pass(path: Path) -> None:
 def test_schema_lists_every_event_type() -> None:
     schema = json.loads((ROOT / "schemas/mapping.schema.json").read_text())
     assert list(schema["properties"]["events"]["properties"]) == list(EVENT_TYPES)
+    assert list(schema["properties"]["overrides"]["properties"]) == list(EVENT_TYPES)
 
 
 @pytest.mark.parametrize("path", CONNECTOR_FILES, ids=lambda p: p.name)
