@@ -4,6 +4,7 @@
 
     WaBridgeError
     ├── ConfigError               bad settings or mapping file: fail at startup, CLI exit 2
+    │   └── MappingErrors         every problem of a mapping file, each at file:line:column
     ├── RetryableError            has retry_after_s: float | None
     │   ├── CrmUnavailable        timeout, connect error, 5xx
     │   ├── CrmRateLimited        429 (+ Retry-After)
@@ -15,8 +16,9 @@
         ├── MappingOutputInvalid  fails a type, catalog or required-field check
         └── CrmRejected           4xx validation or auth (status_code, crm_error)
 
-The worker decides an event's fate by error class alone. Errors carry ids, never personal
-data, and their message says what to do next.
+``MappingErrors`` lives beside the mapping loader (``wa_bridge.mapping``), whose issue
+type it carries. The worker decides an event's fate by error class alone. Errors carry
+ids, never personal data, and their message says what to do next.
 """
 
 from __future__ import annotations
