@@ -6,6 +6,8 @@ exact number of CRM contacts and which messages landed on which contact.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.store import create_engine
 from wa_bridge.worker.loop import Worker
 from wa_bridge.worker.runner import open_worker
-from worker.sqlcrm import SAMPLES, sample_events, sql_settings
+from worker.sqlcrm import SAMPLES, publish, sample_events, sql_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -305,3 +307,32 @@ async def test_same_profile_name_is_two_contacts(
     first, second = message_ids("identity_mx_same_name")
     assert landed[first] != landed[second]
     assert {c["contact_key"] for c in contacts} == {landed[first], landed[second]}
+
+
+async def test_a_notice_normalized_by_the_previous_release_still_applies(
+    broker: EmbeddedBroker, topic_factory: Callable[[str], str], sql_crm_url: str
+) -> None:
+    """An event still in a retry topic or a dead letter from before ``identity_change``
+    existed: ``contact`` was the old identity, ``system.new_phone_e164`` the new phone."""
+    before, after = (
+        sample_events(f"identity_mx_change_{n}.json")[0] for n in ("1_before", "3_after")
+    )
+    (notice,) = sample_events("identity_mx_change_2_notice.json")
+    data = copy.deepcopy(notice.data)
+    del data["identity_change"]
+    data["contact"] = data["contact"] | {"key": "+525560001001", "phone_e164": "+525560001001"}
+    legacy = dataclasses.replace(notice, data=data, subject="+525560001001")
+    settings = sql_settings(
+        broker.bootstrap,
+        topic_factory("identity"),
+        sql_crm_url,
+        kafka_partitions=PARTITIONS,
+        consumer_fetch_max_wait_ms=50,
+    )
+    async with open_worker(settings) as worker:
+        for event in (before, legacy, after):
+            await publish(settings, [event])
+            await worker.run_until_idle()
+    contacts, landed = await crm_rows(sql_crm_url)
+    assert len(contacts) == 1
+    assert len(set(landed.values())) == 1 and len(landed) == 3

@@ -169,15 +169,17 @@ class IdentityGraph:
         elif self._is_applied(cid, previous, current, change.at):
             current = []
         else:
-            retired = [k for k in self._to_retire(cid, change, previous, current)]
-            retired = [k for k in retired if self._retire(k, cid, change.at)]
-        for key in current:
+            candidates = self._to_retire(cid, change, previous, current)
+            retired = [k for k in candidates if self._retire(k, cid, change.at)]
+        joined = [k for k in current if self._current.get(k) != cid]
+        for key in joined:
             self._link(key, cid, announce=False)
         unseen = [k for k in previous if k not in self._current and k not in self._last_holder]
         for key in unseen:  # so a late event from the old identity still finds them
             self._keep_as_history(key, cid, change.at)
-        if retired or unseen:
-            self._decide(cid, "changed", current, _old(retired + unseen))
+        if retired or unseen or joined:
+            detail = _old(retired + unseen) if retired or unseen else None
+            self._decide(cid, "changed", joined, detail)
         return cid
 
     def _to_retire(
