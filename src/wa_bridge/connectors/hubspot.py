@@ -31,7 +31,7 @@ from typing import Any, Final, Literal
 
 import httpx
 
-from wa_bridge.connectors.base import BatchApplying, CrmResult
+from wa_bridge.connectors.base import CrmResult
 from wa_bridge.connectors.http import hubspot_error_text, send
 from wa_bridge.errors import CrmRejected, CrmUnavailable, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation, FieldValue, Scalar
@@ -143,7 +143,7 @@ class _Plan:
         self.targets[index] = (group, key)
 
 
-class HubSpotConnector(BatchApplying):
+class HubSpotConnector:
     """A :class:`~wa_bridge.connectors.base.CrmConnector` for HubSpot.
 
     Owns ``client`` (closed by :meth:`aclose`). Raises only :mod:`wa_bridge.errors`.

@@ -1,8 +1,8 @@
 """The generic REST CRM connector: our own published contract, ``contracts/rest-crm.openapi.yaml``.
 
-Every write is an idempotent PUT by natural key (``/contacts/{contact_key}``,
+Every write is an idempotent upsert by natural key (the contract's ``PUT /contacts/{contact_key}``,
 ``/cases/{case_key}``, ``/notes/{message_id or idempotency key}``, ``/outcomes/{key}``,
-``/consents/{key}``); :meth:`RestConnector.apply` sends up to ``max_batch`` operations per
+``/consents/{key}``); :meth:`RestConnector.apply` sends up to ``max_batch`` of them per
 ``POST /batch`` and raises on the first failed one with the CRM's own message.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any, Final
-from urllib.parse import quote
 
 import httpx
 
@@ -24,18 +23,11 @@ from wa_bridge.errors import (
     MappingOutputInvalid,
     WaBridgeError,
 )
-from wa_bridge.operations import CrmOperation, OperationKind
+from wa_bridge.operations import CrmOperation
 
 __all__ = ["CONTRACT_FILE", "RestConnector", "contract_text"]
 
 CONTRACT_FILE: Final = "rest-crm.openapi.yaml"
-_COLLECTIONS: Final[dict[OperationKind, str]] = {
-    "upsert_contact": "contacts",
-    "upsert_case": "cases",
-    "add_note": "notes",
-    "record_outcome": "outcomes",
-    "set_consent": "consents",
-}
 
 
 def contract_text() -> str:
@@ -85,29 +77,6 @@ class RestConnector:
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
-
-    async def _put(self, op: CrmOperation) -> CrmResult:
-        path = f"/{_COLLECTIONS[op.kind]}/{quote(operation_key(op), safe='')}"
-        response = await send(
-            self._client, "PUT", path, vendor="rest", action=op.kind, json=operation_body(op)
-        )
-        data = response.json()
-        return CrmResult(crm_id=str(data["id"]), created=bool(data.get("created", False)))
-
-    async def upsert_contact(self, op: CrmOperation) -> CrmResult:
-        return await self._put(op)
-
-    async def upsert_case(self, op: CrmOperation) -> CrmResult:
-        return await self._put(op)
-
-    async def add_note(self, op: CrmOperation) -> CrmResult:
-        return await self._put(op)
-
-    async def record_outcome(self, op: CrmOperation) -> CrmResult:
-        return await self._put(op)
-
-    async def set_consent(self, op: CrmOperation) -> CrmResult:
-        return await self._put(op)
 
     async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
         """Apply ``ops`` in order, ``max_batch`` per ``POST /batch``; raise on the first failure."""

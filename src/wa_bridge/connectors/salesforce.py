@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import httpx
 
-from wa_bridge.connectors.base import BatchApplying, CrmResult
+from wa_bridge.connectors.base import CrmResult
 from wa_bridge.connectors.http import send
 from wa_bridge.errors import CrmRejected, CrmUnavailable, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation, FieldValue
@@ -87,7 +87,7 @@ EXTERNAL_IDS: Final[Mapping[str, str]] = {
 }
 
 
-class SalesforceConnector(BatchApplying):
+class SalesforceConnector:
     """A :class:`~wa_bridge.connectors.base.CrmConnector` for Salesforce (REST API)."""
 
     name = "salesforce"

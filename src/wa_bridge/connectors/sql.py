@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from wa_bridge.connectors.base import BatchApplying, CrmResult
+from wa_bridge.connectors.base import CrmResult
 from wa_bridge.errors import CrmRejected, CrmUnavailable
 from wa_bridge.operations import CrmOperation, FieldValue, OperationKind
 from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres
@@ -186,7 +186,7 @@ def _merge_attributes(conn: AsyncConnection, table: Table, excluded: Any) -> Col
     return case((incoming.is_(None), current), else_=merged)
 
 
-class SqlCrmConnector(BatchApplying):
+class SqlCrmConnector:
     """``CrmConnector`` for the built-in SQL CRM tables (same database as the store)."""
 
     name = "sql"
