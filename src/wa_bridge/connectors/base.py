@@ -10,13 +10,18 @@ so a redelivered event never creates a second record.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from wa_bridge.operations import CrmOperation
 
-__all__ = ["CrmConnector", "CrmResult"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from wa_bridge.settings import Settings
+
+__all__ = ["CrmConnector", "CrmResult", "SetupResult", "Vendor", "nothing_to_set_up"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +54,32 @@ class CrmConnector(Protocol):
     async def aclose(self) -> None:
         """Release the connector's client or engine; it is not used afterwards."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SetupResult:
+    """What ``wa-bridge crm setup`` did or found, as lines for the operator.
+
+    ``ok`` is False when something needs the operator's hand (the CLI exits 1).
+    """
+
+    lines: tuple[str, ...]
+    ok: bool = True
+
+
+async def nothing_to_set_up(settings: Settings, dry_run: bool) -> SetupResult:
+    """The setup of a CRM that needs none (the SQL CRM, the REST contract)."""
+    return SetupResult((f"connector {settings.connector}: nothing to set up",))
+
+
+@dataclass(frozen=True, slots=True)
+class Vendor:
+    """One CRM as the factory sees it: how to build its connector and set the CRM up.
+
+    ``build(settings, engine)`` raises ConfigError when a setting it needs is missing
+    (``engine`` is the state database, for the built-in SQL CRM); ``set_up(settings,
+    dry_run)`` raises :mod:`wa_bridge.errors` errors when the CRM cannot be reached.
+    """
+
+    build: Callable[[Settings, AsyncEngine | None], CrmConnector]
+    set_up: Callable[[Settings, bool], Awaitable[SetupResult]] = nothing_to_set_up

@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import httpx
 import orjson
@@ -39,10 +39,14 @@ from wa_bridge.errors import (
 )
 from wa_bridge.operations import FieldValue
 
+if TYPE_CHECKING:
+    from wa_bridge.settings import Settings
+
 __all__ = [
     "EXCEPTION_MAP",
     "Vendor",
     "build_client",
+    "client_for",
     "crm_error",
     "hubspot_error_text",
     "json_value",
@@ -87,10 +91,26 @@ _MAX_CRM_ERROR_CHARS: Final = 1000
 _HUBSPOT_INTERVAL_HEADER: Final = "X-HubSpot-RateLimit-Interval-Milliseconds"
 
 
+def client_for(settings: Settings) -> httpx.AsyncClient:
+    """The client of the HTTP CRM ``settings`` names; raises ConfigError without a base URL."""
+    if not settings.crm_base_url:
+        raise ConfigError(f"WA_BRIDGE_CRM_BASE_URL is required for connector {settings.connector}")
+    token = settings.crm_token.get_secret_value() if settings.crm_token else None
+    return build_client(
+        settings.crm_base_url,
+        token=token,
+        timeout_s=settings.crm_timeout_s,
+        vendor=settings.connector,
+    )
+
+
 def build_client(
-    base_url: str, *, token: str | None, timeout_s: float, vendor: Vendor
+    base_url: str, *, token: str | None, timeout_s: float, vendor: str
 ) -> httpx.AsyncClient:
-    """An AsyncClient with all four timeouts set and Bearer auth; the caller closes it."""
+    """An AsyncClient with all four timeouts set and Bearer auth; the caller closes it.
+
+    ``vendor`` names the CRM in the error message of a bad ``base_url``.
+    """
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"WA_BRIDGE_CRM_BASE_URL must be an http(s) URL for {vendor}")
     headers = {"Accept": "application/json", "User-Agent": "wa-bridge"}

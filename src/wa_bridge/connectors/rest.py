@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib.resources import files
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
-from wa_bridge.connectors.base import CrmResult
-from wa_bridge.connectors.http import json_value, rest_error_text, send
+from wa_bridge.connectors.base import CrmResult, Vendor
+from wa_bridge.connectors.http import client_for, json_value, rest_error_text, send
 from wa_bridge.errors import (
     CrmRateLimited,
     CrmRejected,
@@ -25,7 +25,12 @@ from wa_bridge.errors import (
 )
 from wa_bridge.operations import CrmOperation
 
-__all__ = ["CONTRACT_FILE", "RestConnector", "contract_text"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from wa_bridge.settings import Settings
+
+__all__ = ["CONTRACT_FILE", "VENDOR", "RestConnector", "contract_text"]
 
 CONTRACT_FILE: Final = "rest-crm.openapi.yaml"
 
@@ -117,3 +122,10 @@ def _item_error(op: CrmOperation, status: int, error: dict[str, Any]) -> WaBridg
     if status >= 500 or status in (408, 425):
         return CrmUnavailable(f"{where}; the CRM is failing")
     return CrmRejected(f"{where} (rejected)", status_code=status, crm_error=rest_error_text(error))
+
+
+def _build(settings: Settings, engine: AsyncEngine | None) -> RestConnector:
+    return RestConnector(client_for(settings))
+
+
+VENDOR: Final = Vendor(build=_build)

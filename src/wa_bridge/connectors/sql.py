@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Table, case, cast, exc, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from wa_bridge.connectors.base import CrmResult
-from wa_bridge.errors import CrmRejected, CrmUnavailable
+from wa_bridge.connectors.base import CrmResult, Vendor
+from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable
 from wa_bridge.operations import CrmOperation, FieldValue, OperationKind
 from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres
 from wa_bridge.store._chunks import chunks
@@ -38,7 +38,10 @@ from wa_bridge.store.db import create_engine, is_connection_error
 from wa_bridge.store.sql import Clock, SqlStore, SqlStoreTx, utc_now
 from wa_bridge.store.tables import crm_cases, crm_consents, crm_contacts, crm_notes, crm_outcomes
 
-__all__ = ["SqlCrmConnector"]
+if TYPE_CHECKING:
+    from wa_bridge.settings import Settings
+
+__all__ = ["VENDOR", "SqlCrmConnector"]
 
 Row = dict[str, Any]
 
@@ -262,6 +265,16 @@ class SqlCrmConnector:
     async def aclose(self) -> None:
         if self._owns_engine:
             await self._engine.dispose()
+
+
+def _build(settings: Settings, engine: AsyncEngine | None) -> SqlCrmConnector:
+    target = engine if engine is not None else settings.database_url
+    if target is None:
+        raise ConfigError("WA_BRIDGE_DATABASE_URL is required for connector sql")
+    return SqlCrmConnector(target)
+
+
+VENDOR: Final = Vendor(build=_build)
 
 
 def _update_columns(spec: _Spec, row: Row) -> list[str]:

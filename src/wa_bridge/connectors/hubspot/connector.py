@@ -25,79 +25,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import httpx
 
 from wa_bridge.connectors.base import CrmResult
 from wa_bridge.connectors.http import hubspot_error_text, send
+from wa_bridge.connectors.hubspot.properties import (
+    CASE_KEY_REF,
+    CONTACT_KEY_REF,
+    HubSpotOptions,
+    consent_properties,
+    contact_property,
+    note_property,
+    outcome_property,
+    property_value,
+    ticket_property,
+)
 from wa_bridge.errors import CrmRejected, CrmUnavailable, MappingOutputInvalid
-from wa_bridge.operations import CrmOperation, FieldValue, Scalar
+from wa_bridge.operations import CrmOperation, FieldValue
 
-__all__ = [
-    "HubSpotConnector",
-    "HubSpotOptions",
-    "consent_property_prefix",
-    "custom_property",
-    "outcome_property",
-    "property_value",
-]
+__all__ = ["HubSpotConnector"]
 
-ApiStyle = Literal["v3", "2026-03"]
-
-CONTACT_PROPERTIES: Final[Mapping[str, str]] = {
-    "phone_e164": "phone",
-    "email": "email",
-    "name": "firstname",
-    "country": "country",
-}
 _CACHE_MAX: Final = 50_000
-
-
-@dataclass(frozen=True, slots=True)
-class HubSpotOptions:
-    """Portal-specific names; the defaults fit a portal set up from wa-bridge's docs."""
-
-    api_style: ApiStyle = "v3"
-    contact_id_property: str = "wa_contact_key"
-    case_id_property: str = "wa_case_key"
-    note_id_property: str = "wa_note_key"
-    note_object: Literal["communications", "notes"] = "communications"
-    ticket_pipeline: str = "0"
-    ticket_stages: Mapping[str, str] = field(
-        default_factory=lambda: {"open": "1", "pending": "2", "resolved": "4"}
-    )
-    default_subject: str = "WhatsApp conversation"
-
-
-def _scalar_value(value: Scalar) -> str:
-    if value is None:
-        return ""  # HubSpot clears a property set to ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return str(int(aware.timestamp() * 1000))
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
-
-
-def property_value(value: FieldValue) -> str:
-    """A field value as a HubSpot property string (lists ``;``-joined, times in epoch ms)."""
-    if isinstance(value, tuple):
-        return ";".join(_scalar_value(v) for v in value)
-    return _scalar_value(value)
-
-
-def custom_property(name: str) -> str:
-    """The custom property a mapped field is written to (``wa_`` prefixed)."""
-    return name if name.startswith("wa_") else f"wa_{name}"
-
-
-_custom = custom_property
 
 
 @dataclass
@@ -190,19 +140,17 @@ class HubSpotConnector:
     def _plan(self, plan: _Plan, index: int, op: CrmOperation) -> None:
         contact_key = _required(op.contact_key, "contact_key", op)
         if op.kind == "upsert_contact":
-            props = {
-                CONTACT_PROPERTIES.get(k, _custom(k)): property_value(v)
-                for k, v in op.fields.items()
-            }
+            props = {contact_property(k): property_value(v) for k, v in op.fields.items()}
             plan.add(index, "contacts", contact_key, props)
         elif op.kind == "set_consent":
-            plan.add(index, "contacts", contact_key, _consent_properties(op))
+            consent = consent_properties(op.fields)
+            plan.add(index, "contacts", contact_key, _values(consent))
         elif op.kind == "upsert_case":
             case_key = _required(op.case_key, "case_key", op)
             props, defaults = self._ticket_properties(op)
             plan.add(index, "tickets", case_key, props, defaults, contact_key=contact_key)
         elif op.kind == "record_outcome":
-            props = {_outcome_name(k): property_value(v) for k, v in op.fields.items()}
+            props = {outcome_property(k): property_value(v) for k, v in op.fields.items()}
             if op.case_key:
                 plan.add(index, "tickets", op.case_key, props, contact_key=contact_key)
             else:
@@ -220,9 +168,7 @@ class HubSpotConnector:
         defaults = {"subject": o.default_subject, "hs_pipeline": o.ticket_pipeline}
         props: dict[str, str] = {}
         for name, value in op.fields.items():
-            if name == "subject" and value:
-                props["subject"] = property_value(value)
-            elif name == "status":
+            if name == "status":
                 stage = o.ticket_stages.get(str(value))
                 if stage is None:
                     raise MappingOutputInvalid(
@@ -232,10 +178,10 @@ class HubSpotConnector:
                     )
                 props["hs_pipeline_stage"] = stage
                 props["hs_pipeline"] = o.ticket_pipeline  # the stage belongs to this pipeline
-                props["wa_status"] = property_value(value)
-            else:
-                props[_custom(name)] = property_value(value)
-        props["wa_contact_key"] = property_value(op.contact_key)
+                props[ticket_property(name)] = property_value(value)
+            elif value or name != "subject":  # an empty subject leaves the default
+                props[ticket_property(name)] = property_value(value)
+        props[CONTACT_KEY_REF] = property_value(op.contact_key)
         return props, defaults
 
     def _note_properties(self, op: CrmOperation) -> tuple[dict[str, str], dict[str, str]]:
@@ -243,29 +189,19 @@ class HubSpotConnector:
         ``hs_timestamp``, which HubSpot requires to create a note)."""
         fields = op.fields
         is_status_only = "status" in fields and "body" not in fields and "direction" not in fields
-        body_name = (
-            "hs_note_body" if self.options.note_object == "notes" else "hs_communication_body"
-        )
         props: dict[str, str] = {}
         defaults: dict[str, str] = {}
         if self.options.note_object == "communications":
             props["hs_communication_channel_type"] = "WHATS_APP"
             props["hs_communication_logged_from"] = "CRM"
         for name, value in fields.items():
-            if name == "body":
-                props[body_name] = property_value(value)
-            elif name == "occurred_at":
-                # A status's time is not the message's time: keep hs_timestamp for the message
-                # (a status that comes first creates the record with its own time).
-                if is_status_only:
-                    props["wa_status_at"] = defaults["hs_timestamp"] = property_value(value)
-                else:
-                    props["hs_timestamp"] = property_value(value)
-            else:
-                props[_custom(name)] = property_value(value)
-        props["wa_contact_key"] = property_value(op.contact_key)
+            prop = note_property(name, is_status_only=is_status_only, options=self.options)
+            props[prop] = property_value(value)
+            if name == "occurred_at" and is_status_only:
+                defaults["hs_timestamp"] = props[prop]  # HubSpot needs it to create a note
+        props[CONTACT_KEY_REF] = property_value(op.contact_key)
         if op.case_key:
-            props["wa_case_key_ref"] = op.case_key
+            props[CASE_KEY_REF] = op.case_key
         return props, defaults
 
     async def _upsert(
@@ -409,29 +345,8 @@ def _required(value: str | None, what: str, op: CrmOperation) -> str:
     return value
 
 
-def _consent_properties(op: CrmOperation) -> dict[str, str]:
-    prefix = consent_property_prefix(op.fields.get("channel"), op.fields.get("purpose"))
-    props = {prefix: property_value(op.fields.get("status"))}
-    if "occurred_at" in op.fields:
-        props[f"{prefix}_at"] = property_value(op.fields["occurred_at"])
-    if "evidence" in op.fields:
-        props[f"{prefix}_evidence"] = property_value(op.fields["evidence"])
-    return props
-
-
-def consent_property_prefix(channel: FieldValue, purpose: FieldValue) -> str:
-    """``wa_{channel}_{purpose}_consent`` (defaults: whatsapp, marketing)."""
-    return f"wa_{channel or 'whatsapp'}_{purpose or 'marketing'}_consent"
-
-
-def outcome_property(name: str) -> str:
-    """The property a ``record_outcome`` field is written to."""
-    return _outcome_name(name)
-
-
-def _outcome_name(name: str) -> str:
-    renamed = {"value": "outcome_value", "reason": "outcome_reason", "occurred_at": "outcome_at"}
-    return _custom(renamed.get(name, name))
+def _values(properties: Mapping[str, FieldValue]) -> dict[str, str]:
+    return {name: property_value(value) for name, value in properties.items()}
 
 
 def _raise_item_errors(

@@ -29,17 +29,20 @@ import httpx
 
 from wa_bridge.connectors.base import CrmResult
 from wa_bridge.connectors.http import send
+from wa_bridge.connectors.salesforce.fields import (
+    EXTERNAL_IDS,
+    SObject,
+    case_field,
+    consent_fields,
+    contact_field,
+    outcome_field,
+    task_field,
+)
 from wa_bridge.errors import CrmRejected, CrmUnavailable, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation, FieldValue
 
-__all__ = ["SalesforceConnector", "SalesforceOptions", "custom_field"]
+__all__ = ["SalesforceConnector", "SalesforceOptions"]
 
-CONTACT_FIELDS: Final[Mapping[str, str]] = {
-    "phone_e164": "MobilePhone",
-    "email": "Email",
-    "name": "LastName",
-}
-CASE_FIELDS: Final[Mapping[str, str]] = {"subject": "Subject", "reason": "Reason"}
 _CACHE_MAX: Final = 50_000
 # SOQL text per lookup query: keeps the GET URL well under Salesforce's 16,384 bytes.
 _QUERY_MAX_CHARS: Final = 6_000
@@ -52,11 +55,6 @@ class SalesforceOptions:
         default_factory=lambda: {"open": "New", "pending": "Working", "resolved": "Closed"}
     )
     default_last_name: str = "WhatsApp contact"
-
-
-def custom_field(name: str) -> str:
-    """``bsuid`` → ``WA_Bsuid__c``; ``ctwa_clid`` → ``WA_Ctwa_Clid__c``."""
-    return "WA_" + "_".join(part.capitalize() for part in name.split("_") if part) + "__c"
 
 
 def _value(value: FieldValue) -> Any:
@@ -78,13 +76,8 @@ class _Record:
     create_defaults: dict[str, Any] = field(default_factory=dict)
 
 
-# sObject type → (external-id field, record key → record), in write order.
-_Plan = dict[str, dict[str, _Record]]
-EXTERNAL_IDS: Final[Mapping[str, str]] = {
-    "Contact": "WA_Contact_Key__c",
-    "Case": "WA_Case_Key__c",
-    "Task": "WA_Note_Key__c",
-}
+# sObject type → record key → record, in write order.
+_Plan = dict[SObject, dict[str, _Record]]
 
 
 class SalesforceConnector:
@@ -119,26 +112,19 @@ class SalesforceConnector:
             written.update(await self._upsert(sobject, list(records.values()), ops))
         return [written[targets[i]] for i in range(len(ops))]
 
-    def _translate(self, op: CrmOperation) -> tuple[str, str, dict[str, Any]]:
+    def _translate(self, op: CrmOperation) -> tuple[SObject, str, dict[str, Any]]:
         contact_key = _required(op.contact_key, "contact_key", op)
         fields = op.fields
         if op.kind == "upsert_contact":
-            out = {CONTACT_FIELDS.get(k, custom_field(k)): _value(v) for k, v in fields.items()}
+            out = {contact_field(k): _value(v) for k, v in fields.items()}
             return "Contact", contact_key, out
         if op.kind == "set_consent":
-            prefix = f"{fields.get('channel') or 'whatsapp'}_{fields.get('purpose') or 'marketing'}"
-            out = {custom_field(f"{prefix}_consent"): _value(fields.get("status"))}
-            for name in ("occurred_at", "evidence"):
-                if name in fields:
-                    out[custom_field(f"{prefix}_consent_{name}")] = _value(fields[name])
+            out = {k: _value(v) for k, v in consent_fields(fields).items()}
             return "Contact", contact_key, out
         if op.kind == "upsert_case":
             return "Case", _required(op.case_key, "case_key", op), self._case_fields(op)
         if op.kind == "record_outcome":
-            out = {
-                custom_field(f"outcome_{k}" if k != "outcome" else k): _value(v)
-                for k, v in fields.items()
-            }
+            out = {outcome_field(k): _value(v) for k, v in fields.items()}
             if op.case_key:
                 return "Case", op.case_key, out
             return "Contact", contact_key, out
@@ -148,7 +134,7 @@ class SalesforceConnector:
     def _case_fields(self, op: CrmOperation) -> dict[str, Any]:
         out: dict[str, Any] = {
             "Origin": "WhatsApp",
-            "Contact": {"WA_Contact_Key__c": op.contact_key},
+            "Contact": {EXTERNAL_IDS["Contact"]: op.contact_key},
         }
         for name, value in op.fields.items():
             if name == "status":
@@ -159,34 +145,27 @@ class SalesforceConnector:
                         location=op.source,
                         field="status",
                     )
-                out["Status"] = status
+                out[case_field(name)] = status
             else:
-                out[CASE_FIELDS.get(name, custom_field(name))] = _value(value)
+                out[case_field(name)] = _value(value)
         return out
 
     def _task_fields(self, op: CrmOperation, contact_key: str) -> dict[str, Any]:
         fields = op.fields
         is_status_only = "status" in fields and "body" not in fields and "direction" not in fields
         out: dict[str, Any] = {
-            "Who": {"attributes": {"type": "Contact"}, "WA_Contact_Key__c": contact_key},
+            "Who": {"attributes": {"type": "Contact"}, EXTERNAL_IDS["Contact"]: contact_key},
         }
         if op.case_key:
-            out["What"] = {"attributes": {"type": "Case"}, "WA_Case_Key__c": op.case_key}
+            out["What"] = {"attributes": {"type": "Case"}, EXTERNAL_IDS["Case"]: op.case_key}
         if not is_status_only:
             out.update(Subject="WhatsApp message", Status="Completed")
         for name, value in fields.items():
-            if name == "body":
-                out["Description"] = _value(value)
-            elif name == "status":
-                out["WA_Message_Status__c"] = _value(value)
-            elif name == "occurred_at":
-                out["WA_Status_At__c" if is_status_only else "WA_Occurred_At__c"] = _value(value)
-            else:
-                out[custom_field(name)] = _value(value)
+            out[task_field(name, is_status_only=is_status_only)] = _value(value)
         return out
 
     async def _upsert(
-        self, sobject: str, records: list[_Record], ops: Sequence[CrmOperation]
+        self, sobject: SObject, records: list[_Record], ops: Sequence[CrmOperation]
     ) -> dict[tuple[str, str], CrmResult]:
         external_id = EXTERNAL_IDS[sobject]
         out: dict[tuple[str, str], CrmResult] = {}
@@ -218,7 +197,9 @@ class SalesforceConnector:
                 self._remember(sobject, record.key, str(item["id"]))
         return out
 
-    async def _with_defaults(self, sobject: str, chunk: Sequence[_Record]) -> list[dict[str, Any]]:
+    async def _with_defaults(
+        self, sobject: SObject, chunk: Sequence[_Record]
+    ) -> list[dict[str, Any]]:
         """Each record's fields, plus its create-only defaults if the record is new.
 
         Keys not in the id cache are looked up first (one query for the chunk), so a
@@ -238,7 +219,7 @@ class SalesforceConnector:
             for r in chunk
         ]
 
-    async def _resolve(self, sobject: str, keys: Sequence[str]) -> None:
+    async def _resolve(self, sobject: SObject, keys: Sequence[str]) -> None:
         """Find the Ids of existing records by external id (SOQL ``IN``, batched by length).
 
         At most 200 keys per call, so one answer page holds them all (SOQL pages ≥ 200).
