@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
+import wa_bridge
 from connectors.conftest import connector_for
 from connectors.servers import HubSpotServer, RestCrmServer, SalesforceServer
 from connectors.test_contract_suite import (
@@ -166,6 +169,13 @@ async def test_rest_server_checks_the_published_schema(rest_crm_server: RestCrmS
     assert response.status_code == 400
     assert "maybe" in response.json()["error"]["message"]
     rest_crm_server.reset()
+
+
+@pytest.mark.parametrize("module", ["connectors/http.py", "cli/crm.py"])
+def test_vendor_knowledge_stays_in_the_vendor_packages(module: str) -> None:
+    # The shared HTTP boundary and the CLI reach a CRM through its dialect and Vendor only.
+    source = (Path(wa_bridge.__file__).parent / module).read_text().lower()
+    assert not [name for name in ("hubspot", "salesforce", '__c"', "wa_contact") if name in source]
 
 
 def test_build_connector_needs_a_base_url() -> None:

@@ -1,6 +1,6 @@
 """``wa-bridge crm show``: the built-in SQL CRM's contacts with their cases and last notes.
-``wa-bridge crm setup``: prepare the configured CRM for its connector (each connector
-says what that means: HubSpot's custom properties, Salesforce's external-id fields).
+``wa-bridge crm setup``: prepare the configured CRM for its connector (each connector's
+package says what that means, e.g. the custom properties it writes).
 
 This is the operator looking at their own CRM, so it shows full data (it is not a log).
 """

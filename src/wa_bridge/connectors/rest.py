@@ -8,21 +8,15 @@ Every write is an idempotent upsert by natural key (the contract's ``PUT /contac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
 from wa_bridge.connectors.base import CrmResult, Vendor
-from wa_bridge.connectors.http import client_for, json_value, rest_error_text, send
-from wa_bridge.errors import (
-    CrmRateLimited,
-    CrmRejected,
-    CrmUnavailable,
-    MappingOutputInvalid,
-    WaBridgeError,
-)
+from wa_bridge.connectors.http import ErrorDialect, client_for, item_error, json_value, send
+from wa_bridge.errors import CrmUnavailable, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation
 
 if TYPE_CHECKING:
@@ -30,9 +24,25 @@ if TYPE_CHECKING:
 
     from wa_bridge.settings import Settings
 
-__all__ = ["CONTRACT_FILE", "VENDOR", "RestConnector", "contract_text"]
+__all__ = ["CONTRACT_FILE", "REST_ERRORS", "VENDOR", "RestConnector", "contract_text"]
 
 CONTRACT_FILE: Final = "rest-crm.openapi.yaml"
+
+
+def _error_text(error: Mapping[str, Any]) -> str:
+    """The contract's ``{"code", "message", "field"}`` as one line."""
+    text = f"{error.get('code', 'error')}: {error.get('message', '')}"
+    return f"{text} (field {error['field']})" if error.get("field") else text
+
+
+def _message(body: Any) -> str | None:
+    """``{"error": {…}}``: a whole error answer, or one item of a ``/batch`` answer."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return _error_text(body["error"])
+    return None
+
+
+REST_ERRORS: Final = ErrorDialect("rest", message=_message)
 
 
 def contract_text() -> str:
@@ -97,14 +107,15 @@ class RestConnector:
             ]
         }
         response = await send(
-            self._client, "POST", "/batch", vendor="rest", action="apply", json=payload
+            self._client, "POST", "/batch", dialect=REST_ERRORS, action="apply", json=payload
         )
         items = response.json().get("results", [])
         results: list[CrmResult] = []
         for op, item in zip(ops, items, strict=False):
             status = int(item.get("status", 0))
             if not 200 <= status < 300:
-                raise _item_error(op, status, item.get("error") or {})
+                what = f"got item status {status}"
+                raise item_error(REST_ERRORS, op, status=status, body=item, what=what)
             results.append(CrmResult(crm_id=str(item["id"]), created=bool(item.get("created"))))
         if len(results) != len(ops):
             raise CrmUnavailable(f"rest: /batch answered {len(items)} results for {len(ops)} ops")
@@ -112,16 +123,6 @@ class RestConnector:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _item_error(op: CrmOperation, status: int, error: dict[str, Any]) -> WaBridgeError:
-    """A failed batch item, classified like a whole answer with that status."""
-    where = f"rest: {op.kind} of event {op.event_id} got item status {status}"
-    if status == 429:
-        return CrmRateLimited(f"{where} (rate limited)")
-    if status >= 500 or status in (408, 425):
-        return CrmUnavailable(f"{where}; the CRM is failing")
-    return CrmRejected(f"{where} (rejected)", status_code=status, crm_error=rest_error_text(error))
 
 
 def _build(settings: Settings, engine: AsyncEngine | None) -> RestConnector:

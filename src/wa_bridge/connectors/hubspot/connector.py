@@ -30,7 +30,8 @@ from typing import Any, Final
 import httpx
 
 from wa_bridge.connectors.base import CrmResult
-from wa_bridge.connectors.http import hubspot_error_text, send
+from wa_bridge.connectors.http import item_error, send
+from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
 from wa_bridge.connectors.hubspot.properties import (
     CASE_KEY_REF,
     CONTACT_KEY_REF,
@@ -42,7 +43,7 @@ from wa_bridge.connectors.hubspot.properties import (
     property_value,
     ticket_property,
 )
-from wa_bridge.errors import CrmRejected, CrmUnavailable, MappingOutputInvalid
+from wa_bridge.errors import CrmUnavailable, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation, FieldValue
 
 __all__ = ["HubSpotConnector"]
@@ -226,7 +227,7 @@ class HubSpotConnector:
                 self._client,
                 "POST",
                 url,
-                vendor="hubspot",
+                dialect=HUBSPOT_ERRORS,
                 action=f"upsert {object_type}",
                 json={"inputs": inputs},
             )
@@ -289,7 +290,7 @@ class HubSpotConnector:
                     self._client,
                     "POST",
                     f"{self._assoc}/{source}/{target}/batch/associate/default",
-                    vendor="hubspot",
+                    dialect=HUBSPOT_ERRORS,
                     action=f"associate {source} to {target}",
                     json={"inputs": inputs},
                 )
@@ -321,7 +322,7 @@ class HubSpotConnector:
                 self._client,
                 "POST",
                 f"{self._objects}/{object_type}/batch/read",
-                vendor="hubspot",
+                dialect=HUBSPOT_ERRORS,
                 action=f"read {object_type}",
                 json=body,
             )
@@ -352,7 +353,7 @@ def _values(properties: Mapping[str, FieldValue]) -> dict[str, str]:
 def _raise_item_errors(
     data: Mapping[str, Any], chunk: Sequence[_Write], ops: Sequence[CrmOperation], object_type: str
 ) -> None:
-    """Raise CrmRejected for the earliest operation whose record HubSpot refused (207)."""
+    """Raise for the earliest operation whose record HubSpot refused (207)."""
     errors = [e for e in data.get("errors") or [] if isinstance(e, dict)]
     if not errors:
         return
@@ -363,9 +364,5 @@ def _raise_item_errors(
         writes = [by_key[str(i)] for i in ids if str(i) in by_key] or [chunk[0]]
         failed.extend((min(w.op_indexes), error) for w in writes)
     index, error = min(failed, key=lambda item: item[0])
-    op = ops[index]
-    raise CrmRejected(
-        f"hubspot: {op.kind} of event {op.event_id} refused in upsert {object_type} (207)",
-        status_code=400,
-        crm_error=hubspot_error_text(error),
-    )
+    what = f"refused in upsert {object_type} (207)"
+    raise item_error(HUBSPOT_ERRORS, ops[index], status=400, body=error, what=what)

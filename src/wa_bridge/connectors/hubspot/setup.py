@@ -18,6 +18,7 @@ import httpx
 
 from wa_bridge.connectors.base import SetupResult
 from wa_bridge.connectors.http import client_for, send
+from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
 from wa_bridge.connectors.hubspot.properties import (
     CASE_KEY_REF,
     CONTACT_KEY_REF,
@@ -169,7 +170,7 @@ def _paths(options: HubSpotOptions) -> str:
 async def _get(client: httpx.AsyncClient, url: str, action: str) -> dict[str, object] | None:
     """The JSON object at ``url``, or None on 404."""
     try:
-        response = await send(client, "GET", url, vendor="hubspot", action=action)
+        response = await send(client, "GET", url, dialect=HUBSPOT_ERRORS, action=action)
     except CrmRejected as exc:
         if exc.status_code == 404:
             return None
@@ -231,7 +232,7 @@ async def ensure_properties(
                 client,
                 "POST",
                 f"{base}/{object_type}",
-                vendor="hubspot",
+                dialect=HUBSPOT_ERRORS,
                 action=f"create property {spec.name}",
                 json=spec.create_body(),
             )
@@ -258,7 +259,7 @@ async def _ensure_group(client: httpx.AsyncClient, url: str) -> None:
         client,
         "POST",
         url,
-        vendor="hubspot",
+        dialect=HUBSPOT_ERRORS,
         action="create property group",
         json={"name": GROUP_NAME, "label": GROUP_LABEL},
     )

@@ -28,7 +28,8 @@ from typing import Any, Final
 import httpx
 
 from wa_bridge.connectors.base import CrmResult
-from wa_bridge.connectors.http import send
+from wa_bridge.connectors.http import item_error, send
+from wa_bridge.connectors.salesforce.dialect import SALESFORCE_ERRORS
 from wa_bridge.connectors.salesforce.fields import (
     EXTERNAL_IDS,
     SObject,
@@ -38,7 +39,7 @@ from wa_bridge.connectors.salesforce.fields import (
     outcome_field,
     task_field,
 )
-from wa_bridge.errors import CrmRejected, CrmUnavailable, MappingOutputInvalid
+from wa_bridge.errors import CrmUnavailable, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation, FieldValue
 
 __all__ = ["SalesforceConnector", "SalesforceOptions"]
@@ -184,7 +185,7 @@ class SalesforceConnector:
                 self._client,
                 "PATCH",
                 url,
-                vendor="salesforce",
+                dialect=SALESFORCE_ERRORS,
                 action=f"upsert {sobject}",
                 json=body,
             )
@@ -240,7 +241,7 @@ class SalesforceConnector:
                 self._client,
                 "GET",
                 f"{self._base}/query",
-                vendor="salesforce",
+                dialect=SALESFORCE_ERRORS,
                 action=f"look up {sobject}",
                 params={"q": head + ",".join(group) + ")"},
             )
@@ -271,19 +272,8 @@ def _raise_first_failure(
     if not failed:
         return
     index, item = min(failed, key=lambda f: f[0])
-    errors = item.get("errors") or []
-    text = "; ".join(
-        f"{e.get('statusCode') or e.get('errorCode')}: {e.get('message', '')}"
-        + (f" [{', '.join(e['fields'])}]" if e.get("fields") else "")
-        for e in errors
-        if isinstance(e, dict)
-    )
-    op = ops[index]
-    raise CrmRejected(
-        f"salesforce: {op.kind} of event {op.event_id} refused in upsert {sobject}",
-        status_code=400,
-        crm_error=text or "record failed without a message",
-    )
+    what = f"refused in upsert {sobject}"
+    raise item_error(SALESFORCE_ERRORS, ops[index], status=400, body=item.get("errors"), what=what)
 
 
 def _required(value: str | None, what: str, op: CrmOperation) -> str:
