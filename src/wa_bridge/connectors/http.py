@@ -29,8 +29,6 @@ import email.utils
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
@@ -43,7 +41,7 @@ from wa_bridge.errors import (
     CrmUnavailable,
     WaBridgeError,
 )
-from wa_bridge.operations import CrmOperation, FieldValue
+from wa_bridge.operations import CrmOperation
 
 if TYPE_CHECKING:
     from wa_bridge.settings import Settings
@@ -56,7 +54,6 @@ __all__ = [
     "client_for",
     "crm_error",
     "item_error",
-    "json_value",
     "parse_retry_after",
     "rate_limit_429",
     "retry_after_header",
@@ -171,17 +168,6 @@ def build_client(
         headers["Authorization"] = f"Bearer {token}"
     timeout = httpx.Timeout(connect=timeout_s, read=timeout_s, write=timeout_s, pool=timeout_s)
     return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
-
-
-def json_value(value: FieldValue) -> Any:
-    """A field value as JSON: datetimes ISO 8601, decimals as strings (no float rounding)."""
-    if isinstance(value, tuple):
-        return [json_value(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
 
 
 async def send(

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
+from wa_bridge.connectors._records import json_value, note_key, require_key
 from wa_bridge.connectors.base import CrmResult, Vendor
-from wa_bridge.connectors.http import ErrorDialect, client_for, item_error, json_value, send
-from wa_bridge.errors import CrmUnavailable, MappingOutputInvalid
+from wa_bridge.connectors.http import ErrorDialect, client_for, item_error, send
+from wa_bridge.errors import CrmUnavailable
 from wa_bridge.operations import CrmOperation
 
 if TYPE_CHECKING:
@@ -50,32 +51,20 @@ def contract_text() -> str:
     return files("wa_bridge.connectors").joinpath("contracts", CONTRACT_FILE).read_text("utf-8")
 
 
-def _require(value: str | None, what: str, op: CrmOperation) -> str:
-    if not value:
-        raise MappingOutputInvalid(
-            f"{op.kind} of event {op.event_id} has no {what}; the worker must resolve it",
-            location=op.source,
-        )
-    return value
-
-
 def operation_key(op: CrmOperation) -> str:
     """The natural key the operation's record is stored under."""
     if op.kind == "upsert_contact":
-        return _require(op.contact_key, "contact_key", op)
+        return require_key(op, "contact_key")
     if op.kind == "upsert_case":
-        return _require(op.case_key, "case_key", op)
-    if op.kind == "add_note":
-        message_id = op.fields.get("message_id")
-        return str(message_id) if message_id else op.idempotency_key
-    return op.idempotency_key
+        return require_key(op, "case_key")
+    return note_key(op) if op.kind == "add_note" else op.idempotency_key
 
 
 def operation_body(op: CrmOperation) -> dict[str, Any]:
     """The PUT body of the operation, as the contract's schemas say."""
     body: dict[str, Any] = {"fields": {k: json_value(v) for k, v in op.fields.items()}}
     if op.kind != "upsert_contact":
-        body["contact_key"] = _require(op.contact_key, "contact_key", op)
+        body["contact_key"] = require_key(op, "contact_key")
     if op.kind in ("add_note", "record_outcome"):
         body["case_key"] = op.case_key
     return body

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
@@ -28,9 +27,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from wa_bridge.connectors._records import json_value, note_key
 from wa_bridge.connectors.base import CrmResult, Vendor
 from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable
-from wa_bridge.operations import CrmOperation, FieldValue, OperationKind
+from wa_bridge.operations import CrmOperation, OperationKind
 from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store._upsert import insert_for
@@ -55,11 +55,6 @@ class _Spec:
     refs: tuple[str, ...]  # contact_key / case_key columns filled from the op
     json_fields: frozenset[str] = frozenset()
     stamped: tuple[str, ...] = ()  # time columns set to "now"
-
-
-def _note_key(op: CrmOperation) -> str:
-    message_id = op.fields.get("message_id")
-    return message_id if isinstance(message_id, str) and message_id else op.idempotency_key
 
 
 _SPECS: Final[dict[OperationKind, _Spec]] = {
@@ -101,7 +96,7 @@ _SPECS: Final[dict[OperationKind, _Spec]] = {
     "add_note": _Spec(
         crm_notes,
         "note_key",
-        _note_key,
+        note_key,
         frozenset(
             {
                 "direction",
@@ -135,16 +130,6 @@ _ORDER: Final[tuple[OperationKind, ...]] = tuple(_SPECS)
 _NATURAL_KEY_FIELDS: Final = frozenset({"message_id"})
 
 
-def _json_safe(value: FieldValue) -> Any:
-    if isinstance(value, tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
 def _row(spec: _Spec, op: CrmOperation, now: datetime) -> tuple[str, Row]:
     key = spec.key(op)
     if not key:
@@ -158,9 +143,9 @@ def _row(spec: _Spec, op: CrmOperation, now: datetime) -> tuple[str, Row]:
     attributes: dict[str, Any] = {}
     for name, value in op.fields.items():
         if name in spec.fields:
-            row[name] = _json_safe(value) if name in spec.json_fields else value
+            row[name] = json_value(value) if name in spec.json_fields else value
         elif name not in _NATURAL_KEY_FIELDS or spec.key_column != "note_key":
-            attributes[name] = _json_safe(value)
+            attributes[name] = json_value(value)
     row[spec.key_column] = key
     for ref in spec.refs:
         row[ref] = getattr(op, ref)

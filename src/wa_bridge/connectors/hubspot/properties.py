@@ -59,14 +59,14 @@ class HubSpotOptions:
     """Portal-specific names; the defaults fit a portal set up from wa-bridge's docs."""
 
     api_style: ApiStyle = "v3"
-    contact_id_property: str = "wa_contact_key"
-    case_id_property: str = "wa_case_key"
-    note_id_property: str = "wa_note_key"
     note_object: NoteObject = "communications"
-    ticket_pipeline: str = "0"
-    ticket_stages: Mapping[str, str] = field(
+    ticket_stages: Mapping[str, str] = field(  # the pipeline stage of each case status
         default_factory=lambda: {"open": "1", "pending": "2", "resolved": "4"}
     )
+    contact_id_property: str = "wa_contact_key"  # the unique properties records are keyed by
+    case_id_property: str = "wa_case_key"
+    note_id_property: str = "wa_note_key"
+    ticket_pipeline: str = "0"  # a new ticket's pipeline and subject
     default_subject: str = "WhatsApp conversation"
 
     @classmethod

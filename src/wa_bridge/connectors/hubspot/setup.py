@@ -18,17 +18,9 @@ import httpx
 
 from wa_bridge.connectors.base import SetupResult
 from wa_bridge.connectors.http import client_for, send
+from wa_bridge.connectors.hubspot import properties as naming
 from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
-from wa_bridge.connectors.hubspot.properties import (
-    CASE_KEY_REF,
-    CONTACT_KEY_REF,
-    HubSpotOptions,
-    consent_properties,
-    contact_property,
-    note_property,
-    outcome_property,
-    ticket_property,
-)
+from wa_bridge.connectors.hubspot.properties import HubSpotOptions
 from wa_bridge.errors import CrmRejected
 from wa_bridge.mapping import CompiledMapping, load_mapping
 from wa_bridge.operations import FieldValue, OperationKind
@@ -116,23 +108,29 @@ def _written(
 ) -> list[tuple[str, str]]:
     """(object type, property) for each property the connector writes for ``kind``."""
     if kind == "upsert_contact":
-        return [("contacts", contact_property(name)) for name in fields]
+        return [("contacts", naming.contact_property(name)) for name in fields]
     if kind == "set_consent":
-        return [("contacts", name) for name in consent_properties(fields)]
+        return [("contacts", name) for name in naming.consent_properties(fields)]
     if kind == "upsert_case":
-        return [("tickets", name) for name in (CONTACT_KEY_REF, *map(ticket_property, fields))]
+        return [
+            ("tickets", name)
+            for name in (naming.CONTACT_KEY_REF, *map(naming.ticket_property, fields))
+        ]
     if kind == "record_outcome":
         # on the ticket, or on the contact when the operation names no case
-        names = [outcome_property(name) for name in fields]
+        names = [naming.outcome_property(name) for name in fields]
         return [(object_type, name) for object_type in ("tickets", "contacts") for name in names]
     # add_note: a status-only note keeps its own time apart, so both names when statuses come
     kinds = (False, True) if "status" in fields else (False,)
     names = [
-        note_property(name, is_status_only=is_status_only, options=options)
+        naming.note_property(name, is_status_only=is_status_only, options=options)
         for name in fields
         for is_status_only in kinds
     ]
-    return [(options.note_object, name) for name in (CONTACT_KEY_REF, CASE_KEY_REF, *names)]
+    return [
+        (options.note_object, name)
+        for name in (naming.CONTACT_KEY_REF, naming.CASE_KEY_REF, *names)
+    ]
 
 
 def required_properties(
