@@ -21,7 +21,7 @@ from connectors.test_contract_suite import (
     op,
 )
 from wa_bridge.connectors.hubspot import property_value
-from wa_bridge.errors import ConfigError, CrmRejected, MappingOutputInvalid
+from wa_bridge.errors import ConfigError, CrmRejected, UnkeyedOperation
 from wa_bridge.operations import CrmOperation
 
 
@@ -136,7 +136,7 @@ async def test_operation_without_contact_key_is_invalid(rest_crm_server: RestCrm
     connector = connector_for(rest_crm_server)
     orphan = CrmOperation(kind="upsert_contact", fields={}, event_id="ev-x")
     try:
-        with pytest.raises(MappingOutputInvalid):
+        with pytest.raises(UnkeyedOperation, match="has no contact_key"):
             await apply_one(connector, orphan)
     finally:
         await connector.aclose()

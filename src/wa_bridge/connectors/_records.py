@@ -31,7 +31,7 @@ import httpx
 
 from wa_bridge.connectors.base import CrmResult
 from wa_bridge.connectors.http import ErrorDialect, item_error
-from wa_bridge.errors import CrmUnavailable, MappingOutputInvalid
+from wa_bridge.errors import CrmUnavailable, MappingOutputInvalid, UnkeyedOperation
 from wa_bridge.operations import CrmOperation, FieldValue
 
 __all__ = [
@@ -56,12 +56,11 @@ _CACHE_MAX: Final = 50_000
 
 # --- operation rules ------------------------------------------------------------------
 def require_key(op: CrmOperation, name: Literal["contact_key", "case_key"]) -> str:
-    """``op``'s contact or case key; raises when the worker left it unresolved."""
+    """``op``'s contact or case key; raises UnkeyedOperation when it has none."""
     value = op.contact_key if name == "contact_key" else op.case_key
     if not value:
-        raise MappingOutputInvalid(
-            f"{op.kind} of event {op.event_id} has no {name}; the worker must resolve it",
-            location=op.source,
+        raise UnkeyedOperation(
+            f"{op.kind} of event {op.event_id} has no {name}; the worker must resolve it"
         )
     return value
 

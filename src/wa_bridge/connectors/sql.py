@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from wa_bridge.connectors._records import json_value, note_key
+from wa_bridge.connectors._records import json_value, note_key, require_key
 from wa_bridge.connectors.base import CrmResult, Vendor
 from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable
 from wa_bridge.operations import CrmOperation, OperationKind
@@ -50,7 +50,7 @@ Row = dict[str, Any]
 class _Spec:
     table: Table
     key_column: str
-    key: Callable[[CrmOperation], str | None]
+    key: Callable[[CrmOperation], str]  # raises UnkeyedOperation when it has none
     fields: frozenset[str]  # vocabulary fields stored as columns
     refs: tuple[str, ...]  # contact_key / case_key columns filled from the op
     json_fields: frozenset[str] = frozenset()
@@ -61,7 +61,7 @@ _SPECS: Final[dict[OperationKind, _Spec]] = {
     "upsert_contact": _Spec(
         crm_contacts,
         "contact_key",
-        lambda op: op.contact_key,
+        lambda op: require_key(op, "contact_key"),
         frozenset(
             {"phone_e164", "wa_id", "bsuid", "parent_bsuid", "username", "name", "country", "email"}
         ),
@@ -71,7 +71,7 @@ _SPECS: Final[dict[OperationKind, _Spec]] = {
     "upsert_case": _Spec(
         crm_cases,
         "case_key",
-        lambda op: op.case_key,
+        lambda op: require_key(op, "case_key"),
         frozenset(
             {
                 "status",
@@ -132,13 +132,6 @@ _NATURAL_KEY_FIELDS: Final = frozenset({"message_id"})
 
 def _row(spec: _Spec, op: CrmOperation, now: datetime) -> tuple[str, Row]:
     key = spec.key(op)
-    if not key:
-        raise CrmRejected(
-            f"sql CRM: {op.kind} for event {op.event_id} has no {spec.key_column}; "
-            "the worker must resolve it before the connector runs",
-            status_code=400,
-            crm_error=f"missing {spec.key_column}",
-        )
     row: Row = {name: None for name in spec.fields}
     attributes: dict[str, Any] = {}
     for name, value in op.fields.items():
