@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import httpx
@@ -388,3 +389,17 @@ async def test_salesforce_server_refuses_a_badly_quoted_lookup(
     assert response.status_code == 400
     assert "unsupported SOQL" in salesforce_server.violations[0].violations[0]
     salesforce_server.reset()
+
+
+def test_connectors_import_no_other_package_private_module() -> None:
+    package = Path(wa_bridge.__file__).parent
+    problems = []
+    for path in (package / "connectors").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                parts = node.module.split(".")
+                if parts[:2] != ["wa_bridge", "connectors"] and any(
+                    p.startswith("_") and p != "__future__" for p in parts
+                ):
+                    problems.append(f"{path.name} imports {node.module}")
+    assert problems == []

@@ -22,8 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Table, case, cast, exc, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Table, case, exc, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -31,9 +30,7 @@ from wa_bridge.connectors._records import json_value, note_key, require_key
 from wa_bridge.connectors.base import CrmResult, Vendor
 from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable
 from wa_bridge.operations import CrmOperation, OperationKind
-from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres
-from wa_bridge.store._chunks import chunks
-from wa_bridge.store._upsert import insert_for
+from wa_bridge.store.bulk import chunks, column_arrays, insert_arrays, insert_for, is_postgres
 from wa_bridge.store.db import create_engine, is_connection_error
 from wa_bridge.store.sql import Clock, SqlStore, SqlStoreTx, utc_now
 from wa_bridge.store.tables import crm_cases, crm_consents, crm_contacts, crm_notes, crm_outcomes
@@ -156,14 +153,11 @@ def _merge(old: Row, new: Row) -> Row:
     return merged
 
 
-def _merge_attributes(conn: AsyncConnection, table: Table, excluded: Any) -> ColumnElement[Any]:
+def _merge_attributes(table: Table, excluded: Any) -> ColumnElement[Any]:
+    """SQLite: the stored attributes patched with the incoming ones (PostgreSQL merges them
+    in ``_pg_conflict_sql``)."""
     current, incoming = table.c.attributes, excluded.attributes
-    if conn.dialect.name == "postgresql":
-        merged: ColumnElement[Any] = func.coalesce(current, cast(literal("{}"), JSONB)).op("||")(
-            incoming
-        )
-    else:
-        merged = func.json_patch(func.coalesce(current, "{}"), incoming)
+    merged = func.json_patch(func.coalesce(current, "{}"), incoming)
     return case((incoming.is_(None), current), else_=merged)
 
 
@@ -304,7 +298,7 @@ async def _upsert_rows(conn: AsyncConnection, spec: _Spec, rows: list[Row]) -> s
     updates: dict[str, Any] = {
         name: func.coalesce(stmt.excluded[name], table.c[name]) for name in columns
     }
-    updates["attributes"] = _merge_attributes(conn, table, stmt.excluded)
+    updates["attributes"] = _merge_attributes(table, stmt.excluded)
     changed = or_(
         *(
             updates[name].is_distinct_from(table.c[name])
