@@ -12,6 +12,7 @@
     │   └── StoreUnavailable      database connection lost
     └── PermanentError            never retried → dead letter, with the reason
         ├── InvalidEvent          cannot parse, normalize or map
+        │   └── UnkeyedOperation  an operation has no contact or case key to write by
         ├── UnknownRoute          an event for a phone_number_id this deployment does not serve
         ├── MappingOutputInvalid  fails a type, catalog or required-field check
         └── CrmRejected           4xx validation or auth (status_code, crm_error)
@@ -34,6 +35,7 @@ __all__ = [
     "PermanentError",
     "RetryableError",
     "StoreUnavailable",
+    "UnkeyedOperation",
     "UnknownRoute",
     "WaBridgeError",
 ]
@@ -77,6 +79,10 @@ class PermanentError(WaBridgeError):
 
 class InvalidEvent(PermanentError):
     """The event cannot be parsed, normalized or mapped."""
+
+
+class UnkeyedOperation(InvalidEvent):
+    """A CRM operation has no contact (or case) key to write its record by."""
 
 
 class UnknownRoute(PermanentError):

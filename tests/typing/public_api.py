@@ -5,6 +5,7 @@ Nothing here runs: the functions are only type-checked, like faststream's tests/
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, assert_type
 
@@ -40,7 +41,7 @@ async def _store_and_connector(connector: CrmConnector, op: CrmOperation) -> Non
     async with store.transaction() as tx:
         assert_type(tx, StoreTx)
         assert_type(await tx.claim_events(["id"]), set[str])
-    assert_type(await connector.upsert_contact(op), CrmResult)
+    assert_type(await connector.apply([op]), Sequence[CrmResult])
 
 
 def _settings() -> None:
