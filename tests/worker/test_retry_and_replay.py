@@ -11,9 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from wa_bridge.cli.main import app
+from wa_bridge.errors import DlqLimitExceeded
 from wa_bridge.store import open_store
 from wa_bridge.store.api import DeadLetterFilter
-from wa_bridge.worker.dlq import DlqGuard, DlqLimitExceeded
+from wa_bridge.worker.dlq import DlqGuard
 from wa_bridge.worker.pipeline import Pipeline
 from wa_bridge.worker.replay import replay_dead_letters
 from wa_bridge.worker.runner import _build_connector

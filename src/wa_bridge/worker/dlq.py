@@ -24,10 +24,10 @@ from wa_bridge.bus.topics import (
     HEADER_ORIGINAL_TOPIC,
     dlq_topic,
 )
-from wa_bridge.errors import CrmRejected, WaBridgeError
+from wa_bridge.errors import CrmRejected, DlqLimitExceeded, WaBridgeError
 from wa_bridge.store.api import NewDeadLetter, Store
 
-__all__ = ["DeadLetterer", "DlqGuard", "DlqLimitExceeded", "Failure", "RecordProducer"]
+__all__ = ["DeadLetterer", "DlqGuard", "Failure", "RecordProducer"]
 
 MAX_MESSAGE_CHARS: Final = 500
 
@@ -44,10 +44,6 @@ class RecordProducer(Protocol):
         timestamp_ms: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> object: ...
-
-
-class DlqLimitExceeded(WaBridgeError):
-    """Most recent events were dead-lettered: stop consuming instead of filling the DLQ."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,11 @@ from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.consumer import build_consumer, build_producer
 from wa_bridge.bus.topics import dlq_topic, retry_topic
 from wa_bridge.connectors.base import CrmConnector
-from wa_bridge.errors import ConfigError
+from wa_bridge.errors import ConfigError, DlqLimitExceeded
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
-from wa_bridge.worker.dlq import DeadLetterer, DlqGuard, DlqLimitExceeded
+from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
 from wa_bridge.worker.loop import Worker
 from wa_bridge.worker.partition import PartitionProcessor
 from wa_bridge.worker.pipeline import EventMapper, Pipeline
