@@ -14,10 +14,10 @@ from wa_bridge.cli.main import app
 from wa_bridge.errors import DlqLimitExceeded
 from wa_bridge.store import open_store
 from wa_bridge.store.api import DeadLetterFilter
+from wa_bridge.worker.assembly import build_crm_connector
 from wa_bridge.worker.dlq import DlqGuard
 from wa_bridge.worker.pipeline import Pipeline
 from wa_bridge.worker.replay import replay_dead_letters
-from wa_bridge.worker.runner import _build_connector
 
 from .conftest import FlakyCrm, make_event, publish
 from .mapper import NoteMapper
@@ -88,7 +88,7 @@ async def test_replay_after_the_crm_accepts_applies_once(
         await worker.run_until_idle()
     assert crm.notes() == {}
     store = await open_store(settings.database_url)
-    connector = _build_connector(settings, store)
+    connector = build_crm_connector(settings, store)
     try:
         (letter,) = await store.list_dead_letters(DeadLetterFilter())
         pipeline = Pipeline(store, NoteMapper(), connector)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent
@@ -19,14 +20,19 @@ from wa_bridge.store.api import DeadLetter, NewDeadLetter, Store
 from wa_bridge.worker.pipeline import Pipeline
 from wa_bridge.worker.retry import error_class_of
 
-__all__ = ["ReplayResult", "replay_dead_letters"]
+__all__ = ["ReplayResult", "ReplayStatus", "replay_dead_letters"]
+
+
+ReplayStatus = Literal["replayed", "failed", "skipped", "would_replay", "not_found"]
 
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
+    """What a replay did to one dead letter; ``detail`` says why it failed or was skipped."""
+
     dead_letter_id: int
     event_id: str
-    status: str  # "replayed", "failed", "skipped", "would_replay"
+    status: ReplayStatus
     detail: str = ""
 
 

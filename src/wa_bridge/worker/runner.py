@@ -1,8 +1,8 @@
 """``run_worker``: build the worker's parts in one AsyncExitStack and run until stopped.
 
-Start order: store → mapping → connector → producer → topics → consumer. Stop order is
-the reverse: the consumer leaves the group after its last commit, the producer flushes,
-the connector and the store close.
+Start order: store → mapping → connector (:mod:`wa_bridge.worker.assembly`) → topics →
+producer → consumer. Stop order is the reverse: the consumer leaves the group after its
+last commit, the producer flushes, the connector and the store close.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from wa_bridge.errors import ConfigError, DlqLimitExceeded
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
+from wa_bridge.worker.assembly import open_pipeline
 from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
 from wa_bridge.worker.loop import Worker
 from wa_bridge.worker.partition import PartitionProcessor
-from wa_bridge.worker.pipeline import EventMapper, Pipeline
+from wa_bridge.worker.pipeline import EventMapper
 from wa_bridge.worker.retention import run_retention
 
 __all__ = ["open_worker", "run_worker", "worker_topics"]
@@ -36,29 +37,6 @@ def worker_topics(settings: Settings) -> list[str]:
     base = settings.kafka_topic
     retries = [retry_topic(base, n) for n in range(1, len(settings.retry_delays_s) + 1)]
     return [base, *retries, dlq_topic(base)]
-
-
-async def _open_store(settings: Settings) -> Store:
-    from pathlib import Path
-
-    from wa_bridge.store import open_store, resolve_database_url
-
-    url = resolve_database_url(settings.database_url, Path(".wa-bridge"))
-    return await open_store(url, create=url.startswith("sqlite"))
-
-
-def _load_mapping(settings: Settings) -> EventMapper:
-    from wa_bridge.mapping import load_mapping
-    from wa_bridge.resources import resolve_mappings_path
-
-    mapper: EventMapper = load_mapping(resolve_mappings_path(settings.mappings_path))
-    return mapper
-
-
-def _build_connector(settings: Settings, store: Store) -> CrmConnector:
-    from wa_bridge.connectors import build_connector
-
-    return build_connector(settings, engine=getattr(store, "engine", None))
 
 
 @contextlib.asynccontextmanager
@@ -78,14 +56,9 @@ async def open_worker(
     if not settings.retry_delays_s:
         raise ConfigError("WA_BRIDGE_RETRY_DELAYS_S needs at least one delay")
     async with contextlib.AsyncExitStack() as stack:
-        if store is None:
-            store = await _open_store(settings)
-            stack.push_async_callback(store.aclose)
-        if mapper is None:
-            mapper = _load_mapping(settings)
-        if connector is None:
-            connector = _build_connector(settings, store)
-            stack.push_async_callback(connector.aclose)
+        pipeline = await open_pipeline(
+            settings, stack, store=store, mapper=mapper, connector=connector
+        )
         await ensure_topics(
             settings.kafka_bootstrap,
             worker_topics(settings),
@@ -95,10 +68,10 @@ async def open_worker(
         producer = build_producer(settings)
         await producer.start()
         stack.push_async_callback(producer.stop)
-        dead_letterer = DeadLetterer(producer, store, base_topic=settings.kafka_topic)
+        dead_letterer = DeadLetterer(producer, pipeline.store, base_topic=settings.kafka_topic)
         processor = PartitionProcessor(
             settings,
-            pipeline=Pipeline(store, mapper, connector),
+            pipeline=pipeline,
             dead_letterer=dead_letterer,
             producer=producer,
         )
