@@ -30,10 +30,13 @@ class ReplayOutcome(BaseModel):
 
 
 class Replayer(Protocol):
-    """Replays dead letters through the worker pipeline (implemented in wa_bridge.worker)."""
+    """Replays dead letters through the worker pipeline (implemented in wa_bridge.worker).
+
+    Writes one audit row per dead letter named (by ``actor`` with ``role``).
+    """
 
     async def replay(
-        self, ids: Sequence[int], *, dry_run: bool, actor: str
+        self, ids: Sequence[int], *, dry_run: bool, actor: str, role: Role
     ) -> list[ReplayOutcome]: ...
 
 
@@ -135,13 +138,9 @@ def build_admin_router(
         replayer = get_replayer()
         if replayer is None:
             raise HTTPException(status_code=503, detail="replay needs the worker pipeline")
-        [outcome] = await replayer.replay([dead_letter_id], dry_run=dry_run, actor=who.actor)
-        await audit(
-            who,
-            "dlq.replay" + (".dry_run" if dry_run else ""),
-            f"dead_letter:{dead_letter_id}",
-            outcome.result,
-        )
+        [outcome] = await replayer.replay(
+            [dead_letter_id], dry_run=dry_run, actor=who.actor, role=who.role
+        )  # audited by the replayer
         if outcome.result == "not_found":
             raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")
         return outcome

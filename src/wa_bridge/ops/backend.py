@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 
 from wa_bridge.ops.admin import ReplayOutcome, build_admin_router
-from wa_bridge.ops.auth import TokenBook
+from wa_bridge.ops.auth import Role, TokenBook
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
 
@@ -42,13 +42,15 @@ class AdminBackend:
                 self._store = await open_state_store(self._settings)
             return self._store
 
-    async def replay(self, ids: Sequence[int], *, dry_run: bool, actor: str) -> list[ReplayOutcome]:
+    async def replay(
+        self, ids: Sequence[int], *, dry_run: bool, actor: str, role: Role
+    ) -> list[ReplayOutcome]:
         store = await self.store()
         if self._replayer is None:
             from wa_bridge.worker.assembly import DeadLetterReplayer
 
             self._replayer = DeadLetterReplayer(self._settings, store)
-        results = await self._replayer.replay(ids, actor=actor, dry_run=dry_run)
+        results = await self._replayer.replay(ids, actor=actor, role=role, dry_run=dry_run)
         outcomes = {
             r.dead_letter_id: ReplayOutcome(
                 id=r.dead_letter_id, result=r.status, error=r.detail or None

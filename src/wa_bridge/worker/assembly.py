@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Final
 
 from wa_bridge.connectors.base import CrmConnector
 from wa_bridge.settings import Settings
@@ -34,6 +35,8 @@ __all__ = [
     "open_state_store",
     "state_store",
 ]
+
+AUDIT_DETAIL_CHARS: Final = 300
 
 # Where the SQLite state lives when WA_BRIDGE_DATABASE_URL is unset.
 DEV_DATA_DIR = Path(".wa-bridge")
@@ -144,12 +147,15 @@ class DeadLetterReplayer:
         *,
         flt: DeadLetterFilter | None = None,
         actor: str,
+        role: str = "operator",
         dry_run: bool = False,
     ) -> list[ReplayResult]:
         """Replay the dead letters ``ids`` plus those ``flt`` selects, in id order.
 
         An id with no dead letter gets a ``not_found`` result (after the others). Each
-        dead letter is replayed once even when both ``ids`` and ``flt`` name it.
+        dead letter is replayed once even when both ``ids`` and ``flt`` name it, and each
+        result is written to the audit log once (``dlq.replay`` or ``dlq.replay.dry_run``
+        by ``actor`` with ``role``).
         """
         letters: dict[int, DeadLetter] = {}
         if flt is not None:
@@ -167,9 +173,19 @@ class DeadLetterReplayer:
         if not dry_run and any(d.status == "open" for d in letters.values()):
             pipeline = await self._pipeline_once()
         results = await replay_dead_letters(
-            self._store, pipeline, list(letters.values()), actor=actor, dry_run=dry_run
+            self._store, pipeline, list(letters.values()), dry_run=dry_run
         )
-        return results + [ReplayResult(i, "", "not_found") for i in missing]
+        results += [ReplayResult(i, "", "not_found") for i in missing]
+        action = "dlq.replay.dry_run" if dry_run else "dlq.replay"
+        for result in results:
+            await self._store.record_audit(
+                actor=actor,
+                role=role,
+                action=action,
+                target=f"dead_letter:{result.dead_letter_id}",
+                detail=_audit_detail(result),
+            )
+        return results
 
     async def _pipeline_once(self) -> Pipeline:
         if self._pipeline is None:
@@ -186,3 +202,8 @@ class DeadLetterReplayer:
         """Close the connector this replayer built (not the store)."""
         self._pipeline = None
         await self._stack.aclose()
+
+
+def _audit_detail(result: ReplayResult) -> str:
+    detail = f"{result.status}: {result.detail}" if result.detail else result.status
+    return detail[:AUDIT_DETAIL_CHARS]

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 import orjson
@@ -22,7 +23,7 @@ from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
 from wa_bridge.ops.metrics import EVENT_OUTCOMES, WORKER_BATCH_SECONDS
 from wa_bridge.settings import Settings
-from wa_bridge.worker.dlq import DeadLetterer, Failure, RecordProducer
+from wa_bridge.worker.dlq import DeadLetterer, RecordProducer, dead_letter_of
 from wa_bridge.worker.pipeline import BatchResult, Pipeline, check_route
 from wa_bridge.worker.retry import (
     UNEXPECTED_ERROR,
@@ -259,23 +260,20 @@ class PartitionProcessor:
         self, item: _Item, exc: BaseException, tally: Tally, *, attempts: int
     ) -> None:
         d = item.delivery
-        topic, partition, offset = d.origin()
-        failure = Failure.of(
+        letter = dead_letter_of(
             exc,
-            error_class=error_class_of(exc),
             event_id=item.event_id,
             event_type=item.event_type,
-            key=d.key,
+            contact_key=d.key,
             payload=d.value,
             attempts=attempts,
-            topic=topic,
-            partition=partition,
-            offset=offset,
+            failed_at=datetime.now(UTC),
+            origin=d.origin(),
         )
         wait_s = 0.1
         while True:
             try:
-                await self.dead_letterer.write([failure])
+                await self.dead_letterer.write([letter])
                 break
             except Exception as write_exc:
                 log.warning("dead_letter_write_failed", error_class=type(write_exc).__name__)
@@ -290,7 +288,7 @@ class PartitionProcessor:
             partition=d.partition,
             offset=d.offset,
             attempt=attempts,
-            error_class=failure.error_class,
+            error_class=letter.error_class,
         )
 
     def _release(self, item: _Item) -> None:
