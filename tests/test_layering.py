@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "wa_bridge"
-CONTRACTS = {"events", "errors", "operations", "settings", "log", "resources"}
+CONTRACTS = {"events", "errors", "operations", "settings", "log", "resources", "clock"}
 IO_LIBRARIES = {"aiokafka", "sqlalchemy", "httpx", "asyncpg", "aiosqlite", "uvicorn", "fastapi"}
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.connectors.base import CrmConnector
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, Store
@@ -122,8 +123,10 @@ class DeadLetterReplayer:
         *,
         mapper: EventMapper | None = None,
         connector: CrmConnector | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._store = store
         self._mapper = mapper
         self._connector = connector
@@ -173,7 +176,7 @@ class DeadLetterReplayer:
         if not dry_run and any(d.status == "open" for d in letters.values()):
             pipeline = await self._pipeline_once()
         results = await replay_dead_letters(
-            self._store, pipeline, list(letters.values()), dry_run=dry_run
+            self._store, pipeline, list(letters.values()), dry_run=dry_run, clock=self._clock
         )
         results += [ReplayResult(i, "", "not_found") for i in missing]
         action = "dlq.replay.dry_run" if dry_run else "dlq.replay"

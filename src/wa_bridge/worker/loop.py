@@ -16,8 +16,7 @@ the round finish within ``shutdown_grace_s``.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,6 +25,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from wa_bridge.bus.consumer import Delivery
 from wa_bridge.bus.topics import retry_topic
+from wa_bridge.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
@@ -90,14 +90,14 @@ class Worker:
         processor: PartitionProcessor,
         dead_letterer: DeadLetterer,
         guard: DlqGuard | None = None,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
         self.consumer = consumer
         self.processor = processor
         self.dead_letterer = dead_letterer
         self.guard = guard or DlqGuard()
-        self.clock_ms = clock_ms
+        self.clock = clock
         self.stats = WorkerStats()
         self.main_topic = settings.kafka_topic
         self.retry_topics = [
@@ -172,7 +172,7 @@ class Worker:
             )
         except KafkaError as exc:
             log.warning("fetch_failed", error=type(exc).__name__)
-            await asyncio.sleep(0.5)
+            await self.clock.sleep(0.5)
             return {}
 
     def _max_records(self) -> int:
@@ -182,7 +182,7 @@ class Worker:
         return self.settings.worker_batch_max * max(1, assigned)
 
     def _ms_until_next_due(self) -> int:
-        now = self.clock_ms()
+        now = epoch_ms(self.clock)
         dues = [buf.records[0].due_ms for buf in self._buffers.values() if buf.records]
         if not dues:
             return IDLE_POLL_MS
@@ -215,7 +215,7 @@ class Worker:
             self.consumer.pause(tp)
 
     def _take_due(self) -> dict[TopicPartition, list[Delivery]]:
-        now = self.clock_ms()
+        now = epoch_ms(self.clock)
         due: dict[TopicPartition, list[Delivery]] = {}
         for tp, buf in self._buffers.items():
             n = 0

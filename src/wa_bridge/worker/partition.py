@@ -7,17 +7,15 @@ dead-lettered. Retry-topic records come one at a time, in order, once due.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 import orjson
 
 from wa_bridge.bus.consumer import Delivery, retry_headers
 from wa_bridge.bus.topics import retry_topic
+from wa_bridge.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from wa_bridge.errors import InvalidEvent, PermanentError, RetryableError
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
@@ -93,13 +91,13 @@ class PartitionProcessor:
         dead_letterer: DeadLetterer,
         producer: RecordProducer,
         parking: ParkingLot | None = None,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.pipeline = pipeline
         self.dead_letterer = dead_letterer
         self.producer = producer
         self.parking = parking or ParkingLot()
-        self.clock_ms = clock_ms
+        self.clock = clock
         self.base_topic = settings.kafka_topic
         self.delays_s = list(settings.retry_delays_s)
         self.attempts = settings.retry_in_place_attempts
@@ -138,7 +136,7 @@ class PartitionProcessor:
 
     async def _batch(self, items: list[_Item], tally: Tally) -> None:
         events = [i.event for i in items if i.event is not None]
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         try:
             result = await self._apply(events, attempts=self.attempts)
         except Exception as exc:
@@ -164,7 +162,7 @@ class PartitionProcessor:
         if ahead > level:
             await self._park_behind(item, tally)
             return
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         try:
             result = await self._apply([item.event], attempts=attempts or self.attempts)
         except Exception as exc:
@@ -182,12 +180,13 @@ class PartitionProcessor:
                     lambda: self.pipeline.apply(events),
                     attempts=attempts,
                     on_retry=_log_in_place_retry,
+                    clock=self.clock,
                 )
             except Exception as exc:
                 if not is_infrastructure(exc):
                     raise
                 log.warning("store_unavailable_waiting", error_class=type(exc).__name__)
-                await asyncio.sleep(wait_s)
+                await self.clock.sleep(wait_s)
                 wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
 
     async def _fail(self, item: _Item, exc: BaseException, tally: Tally, *, level: int) -> None:
@@ -219,7 +218,7 @@ class PartitionProcessor:
 
     async def _to_retry(self, item: _Item, level: int, tally: Tally, *, error_class: str) -> None:
         d = item.delivery
-        due_ms = self.clock_ms() + int(self.delays_s[level - 1] * 1000)
+        due_ms = epoch_ms(self.clock) + int(self.delays_s[level - 1] * 1000)
         await self._publish(
             retry_topic(self.base_topic, level),
             d,
@@ -253,7 +252,7 @@ class PartitionProcessor:
                 return
             except Exception as exc:  # the bus is down: wait, nothing is committed yet
                 log.warning("retry_publish_failed", topic=topic, error_class=type(exc).__name__)
-                await asyncio.sleep(wait_s)
+                await self.clock.sleep(wait_s)
                 wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
 
     async def _dead_letter(
@@ -267,7 +266,7 @@ class PartitionProcessor:
             contact_key=d.key,
             payload=d.value,
             attempts=attempts,
-            failed_at=datetime.now(UTC),
+            failed_at=self.clock.now(),
             origin=d.origin(),
         )
         wait_s = 0.1
@@ -277,7 +276,7 @@ class PartitionProcessor:
                 break
             except Exception as write_exc:
                 log.warning("dead_letter_write_failed", error_class=type(write_exc).__name__)
-                await asyncio.sleep(wait_s)
+                await self.clock.sleep(wait_s)
                 wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
         tally.dead_lettered += 1
         EVENT_OUTCOMES.labels(outcome="dead_lettered").inc()
@@ -304,7 +303,7 @@ class PartitionProcessor:
         (py-spy); each event's outcome and time stay queryable in the ledger
         (processed_events), and retries and dead letters keep their own INFO line.
         """
-        elapsed_s = time.perf_counter() - started
+        elapsed_s = self.clock.monotonic() - started
         duration_ms = round(elapsed_s * 1000, 2)
         seen: set[str] = set()
         counts = {"applied": 0, "noop": 0, "stale": 0}

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.store.api import DeadLetter, Store
@@ -45,6 +45,7 @@ async def replay_dead_letters(
     letters: Sequence[DeadLetter],
     *,
     dry_run: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[ReplayResult]:
     """Replay ``letters`` one by one, in id order (not audited: the caller audits).
 
@@ -58,11 +59,13 @@ async def replay_dead_letters(
         elif dry_run or pipeline is None:
             results.append(ReplayResult(letter.id, letter.event_id, "would_replay"))
         else:
-            results.append(await _replay_one(store, pipeline, letter))
+            results.append(await _replay_one(store, pipeline, letter, clock))
     return results
 
 
-async def _replay_one(store: Store, pipeline: Pipeline, letter: DeadLetter) -> ReplayResult:
+async def _replay_one(
+    store: Store, pipeline: Pipeline, letter: DeadLetter, clock: Clock
+) -> ReplayResult:
     try:
         event = CanonicalEvent.from_json(letter.payload)
     except (ValueError, KeyError, TypeError) as exc:
@@ -82,7 +85,7 @@ async def _replay_one(store: Store, pipeline: Pipeline, letter: DeadLetter) -> R
         contact_key=letter.contact_key,
         payload=letter.payload,
         attempts=1,
-        failed_at=datetime.now(UTC),
+        failed_at=clock.now(),
         context="replay",
     )
     async with store.transaction() as tx:

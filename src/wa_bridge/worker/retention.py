@@ -8,9 +8,8 @@ again next time: retention never stops event processing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import UTC, datetime
 
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
@@ -26,7 +25,7 @@ async def run_retention(
     settings: Settings,
     stop: asyncio.Event,
     *,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
     """Purge once now, then every interval, until ``stop`` is set (interval 0: never)."""
     interval_s = settings.retention_interval_s
@@ -36,7 +35,7 @@ async def run_retention(
         try:
             purged = await purge_expired(
                 store,
-                now=clock(),
+                now=clock.now(),
                 ledger_days=settings.dedup_retention_days,
                 dead_letter_days=settings.dead_letter_retention_days,
             )
@@ -45,7 +44,16 @@ async def run_retention(
         else:
             if purged.ledger or purged.dead_letters:
                 log.info("retention_purged", ledger=purged.ledger, dead_letters=purged.dead_letters)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        except TimeoutError:
-            continue
+        await _sleep_unless_stopped(clock, interval_s, stop)
+
+
+async def _sleep_unless_stopped(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
+    """Sleep ``seconds`` on ``clock``; return early when ``stop`` is set."""
+    nap = asyncio.ensure_future(clock.sleep(seconds))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({nap, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (nap, stopped):
+            waiter.cancel()
+        await asyncio.gather(nap, stopped, return_exceptions=True)

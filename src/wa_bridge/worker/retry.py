@@ -21,6 +21,7 @@ from typing import Final, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import BusUnavailable, PermanentError, RetryableError, StoreUnavailable
 
 __all__ = [
@@ -87,12 +88,13 @@ async def retry_in_place(
     attempts: int,
     on_retry: Callable[[BaseException, int], None] | None = None,
     max_wait_s: float = 30.0,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> T:
     """Run ``call`` up to ``attempts`` times while it fails with a non-permanent error.
 
     Waits with exponential backoff and jitter, or the error's ``retry_after_s`` (capped at
-    ``max_wait_s``). Permanent and infrastructure errors are raised at once; the last
-    error is re-raised when the budget is spent.
+    ``max_wait_s``) on ``clock``. Permanent and infrastructure errors are raised at once;
+    the last error is re-raised when the budget is spent.
     """
 
     def before_sleep(state: RetryCallState) -> None:
@@ -107,6 +109,7 @@ async def retry_in_place(
         retry=retry_if_exception(_is_retried_in_place),
         before_sleep=before_sleep,
         reraise=True,
+        sleep=clock.sleep,
     )
 
     async def attempt() -> T:  # a coroutine function, so tenacity awaits each try

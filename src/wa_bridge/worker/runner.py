@@ -15,6 +15,7 @@ from typing import Any
 from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.consumer import build_consumer, build_producer
 from wa_bridge.bus.topics import dlq_topic, retry_topic
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.connectors.base import CrmConnector
 from wa_bridge.errors import ConfigError, DlqLimitExceeded
 from wa_bridge.log import get_logger
@@ -48,6 +49,7 @@ async def open_worker(
     connector: CrmConnector | None = None,
     guard: DlqGuard | None = None,
     consumer_options: dict[str, Any] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[Worker]:
     """A started worker (in the group, subscribed); everything closed on exit.
 
@@ -74,6 +76,7 @@ async def open_worker(
             pipeline=pipeline,
             dead_letterer=dead_letterer,
             producer=producer,
+            clock=clock,
         )
         worker = Worker(
             settings,
@@ -81,6 +84,7 @@ async def open_worker(
             processor=processor,
             dead_letterer=dead_letterer,
             guard=guard,
+            clock=clock,
         )
         consumer = build_consumer(
             settings, worker.topics, worker.listener(), **(consumer_options or {})
@@ -122,7 +126,8 @@ async def _run_with_retention(worker: Worker, settings: Settings, stop: asyncio.
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(
-                run_retention(worker.processor.pipeline.store, settings, stop), name="retention"
+                run_retention(worker.processor.pipeline.store, settings, stop, clock=worker.clock),
+                name="retention",
             )
             try:
                 await worker.run(stop)
