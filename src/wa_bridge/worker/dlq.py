@@ -14,8 +14,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Final
 
+from wa_bridge.bus.record_producer import RecordProducer
 from wa_bridge.bus.topics import (
     HEADER_ERROR_CLASS,
     HEADER_ERROR_MESSAGE,
@@ -28,23 +29,9 @@ from wa_bridge.errors import CrmRejected, DlqLimitExceeded, WaBridgeError
 from wa_bridge.store.api import NewDeadLetter, Store
 from wa_bridge.worker.retry import error_class_of
 
-__all__ = ["MAX_MESSAGE_CHARS", "DeadLetterer", "DlqGuard", "RecordProducer", "dead_letter_of"]
+__all__ = ["MAX_MESSAGE_CHARS", "DeadLetterer", "DlqGuard", "dead_letter_of"]
 
 MAX_MESSAGE_CHARS: Final = 500
-
-
-class RecordProducer(Protocol):
-    """The slice of aiokafka's producer the worker uses (awaits the broker's ack)."""
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> object: ...
 
 
 def dead_letter_of(

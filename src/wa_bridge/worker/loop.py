@@ -18,14 +18,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
-
-from wa_bridge.bus.consumer import Delivery
+from wa_bridge.bus.consumer import Delivery, RecordConsumer, TopicPartition
 from wa_bridge.bus.topics import retry_topic
 from wa_bridge.clock import SYSTEM_CLOCK, Clock, epoch_ms
+from wa_bridge.errors import BusUnavailable
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
@@ -64,29 +62,19 @@ class _RetryBuffer:
     records: list[Delivery] = field(default_factory=list)
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self.worker.on_revoked(list(revoked))
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
-
-
 class Worker:
     """Consumes ``settings.kafka_topic`` and its retry topics in the consumer group.
 
-    Build it with an unstarted consumer subscribed with :meth:`listener`; ``run(stop)``
-    runs until ``stop`` is set, ``run_until_idle()`` until caught up (tests, burst mode).
+    Build it with an unstarted consumer, then start the consumer on :attr:`topics` with
+    the worker as its rebalance listener; ``run(stop)`` runs until ``stop`` is set,
+    ``run_until_idle()`` until caught up (tests, burst mode).
     """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        consumer: Any,
+        consumer: RecordConsumer,
         processor: PartitionProcessor,
         dead_letterer: DeadLetterer,
         guard: DlqGuard | None = None,
@@ -110,9 +98,6 @@ class Worker:
     @property
     def topics(self) -> list[str]:
         return [self.main_topic, *self.retry_topics]
-
-    def listener(self) -> ConsumerRebalanceListener:
-        return _Listener(self)
 
     # --- running ----------------------------------------------------------------------
 
@@ -164,14 +149,14 @@ class Worker:
 
     # --- one round --------------------------------------------------------------------
 
-    async def _fetch(self, poll_ms: int = IDLE_POLL_MS) -> Any:
+    async def _fetch(self, poll_ms: int = IDLE_POLL_MS) -> dict[TopicPartition, list[Delivery]]:
         timeout_ms = min(poll_ms, self._ms_until_next_due())
         try:
             return await self.consumer.getmany(
                 timeout_ms=timeout_ms, max_records=self._max_records()
             )
-        except KafkaError as exc:
-            log.warning("fetch_failed", error=type(exc).__name__)
+        except BusUnavailable as exc:
+            log.warning("fetch_failed", error=_cause_name(exc))
             await self.clock.sleep(0.5)
             return {}
 
@@ -188,11 +173,10 @@ class Worker:
             return IDLE_POLL_MS
         return max(0, min(dues) - now)
 
-    async def _round(self, fetched: Any) -> None:
+    async def _round(self, fetched: dict[TopicPartition, list[Delivery]]) -> None:
         async with self._lock:
             main: dict[TopicPartition, list[Delivery]] = {}
-            for tp, records in fetched.items():
-                deliveries = [Delivery.of(r) for r in records]
+            for tp, deliveries in fetched.items():
                 if tp.topic == self.main_topic:
                     main[tp] = deliveries
                 else:
@@ -265,12 +249,15 @@ class Worker:
         try:
             await self.consumer.commit(commits)
             self.stats.commits += 1
-        except (CommitFailedError, KafkaError) as exc:
-            # The group moved on; the new owner re-reads these records and the ledger
-            # skips what took effect. Nothing is lost.
-            log.warning("offset_commit_failed", error=type(exc).__name__)
+        except BusUnavailable as exc:
+            # The group moved on or the broker is gone; the new owner re-reads these
+            # records and the ledger skips what took effect. Nothing is lost.
+            log.warning("offset_commit_failed", error=_cause_name(exc))
 
     # --- rebalance --------------------------------------------------------------------
+
+    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions_assigned", partitions=sorted(_name(tp) for tp in assigned))
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         """Wait for the round in flight (it commits what it finished), then forget the
@@ -280,7 +267,7 @@ class Worker:
                 self._buffers.pop(tp, None)
             for partition in {tp.partition for tp in revoked if tp.topic == self.main_topic}:
                 self.processor.parking.drop_partition(partition)
-        log.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
+        log.info("partitions_revoked", partitions=sorted(_name(tp) for tp in revoked))
 
     def _stats_fields(self) -> dict[str, int]:
         s = self.stats
@@ -291,3 +278,13 @@ class Worker:
             "retried": s.retried,
             "dead_lettered": s.dead_lettered,
         }
+
+
+def _name(tp: TopicPartition) -> str:
+    return f"{tp.topic}-{tp.partition}"
+
+
+def _cause_name(exc: BusUnavailable) -> str:
+    """The Kafka error's class behind ``exc`` (what the log used to name)."""
+    cause = exc.__cause__
+    return type(cause).__name__ if cause is not None else type(exc).__name__

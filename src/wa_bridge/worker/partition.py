@@ -14,6 +14,7 @@ from typing import Final
 import orjson
 
 from wa_bridge.bus.consumer import Delivery, retry_headers
+from wa_bridge.bus.record_producer import RecordProducer
 from wa_bridge.bus.topics import retry_topic
 from wa_bridge.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from wa_bridge.errors import InvalidEvent, PermanentError, RetryableError
@@ -21,7 +22,7 @@ from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
 from wa_bridge.ops.metrics import EVENT_OUTCOMES, WORKER_BATCH_SECONDS
 from wa_bridge.settings import Settings
-from wa_bridge.worker.dlq import DeadLetterer, RecordProducer, dead_letter_of
+from wa_bridge.worker.dlq import DeadLetterer, dead_letter_of
 from wa_bridge.worker.pipeline import BatchResult, Pipeline, check_route
 from wa_bridge.worker.retry import (
     UNEXPECTED_ERROR,

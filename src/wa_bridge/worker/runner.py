@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from wa_bridge.bus.admin import ensure_topics
-from wa_bridge.bus.consumer import build_consumer, build_producer
+from wa_bridge.bus.consumer import build_consumer
+from wa_bridge.bus.record_producer import build_producer
 from wa_bridge.bus.topics import dlq_topic, retry_topic
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.connectors.base import CrmConnector
@@ -78,19 +79,16 @@ async def open_worker(
             producer=producer,
             clock=clock,
         )
+        consumer = build_consumer(settings, **(consumer_options or {}))
         worker = Worker(
             settings,
-            consumer=None,
+            consumer=consumer,
             processor=processor,
             dead_letterer=dead_letterer,
             guard=guard,
             clock=clock,
         )
-        consumer = build_consumer(
-            settings, worker.topics, worker.listener(), **(consumer_options or {})
-        )
-        worker.consumer = consumer
-        await consumer.start()
+        await consumer.start(worker.topics, worker)
         stack.push_async_callback(consumer.stop)
         yield worker
 
