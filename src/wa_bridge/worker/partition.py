@@ -3,13 +3,18 @@
 Main-topic records are applied as one batch (one store transaction). When the batch
 fails, its events are applied one by one so only the bad one is retried or
 dead-lettered. Retry-topic records come one at a time, in order, once due.
+
+Whatever the pipeline raises for an event decides that event's fate by its class (a bug
+included: the poison-event rule). The bookkeeping around it (the store outage wait, the
+retry-topic publish, the dead-letter write) waits out ``BusUnavailable`` and
+``StoreUnavailable`` only: any other exception there is a bug of ours and propagates, so
+the worker stops with nothing committed instead of stalling the partition in a loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 import orjson
 
@@ -29,15 +34,13 @@ from wa_bridge.worker.retry import (
     ParkingLot,
     error_class_of,
     fate_of,
-    is_infrastructure,
     retry_in_place,
+    wait_out_outages,
 )
 
 __all__ = ["PartitionProcessor", "Tally"]
 
 log = get_logger("worker")
-
-INFRA_BACKOFF_MAX_S: Final = 5.0
 
 
 @dataclass(slots=True)
@@ -140,7 +143,7 @@ class PartitionProcessor:
         started = self.clock.monotonic()
         try:
             result = await self._apply(events, attempts=self.attempts)
-        except Exception as exc:
+        except Exception as exc:  # the pipeline failed for some event: find it, one by one
             log.info(
                 "batch_failed_isolating",
                 partition=items[0].delivery.partition,
@@ -166,7 +169,7 @@ class PartitionProcessor:
         started = self.clock.monotonic()
         try:
             result = await self._apply([item.event], attempts=attempts or self.attempts)
-        except Exception as exc:
+        except Exception as exc:  # the poison-event rule: its class decides (bugs included)
             await self._fail(item, exc, tally, level=level)
             return
         self._release(item)
@@ -174,21 +177,20 @@ class PartitionProcessor:
 
     async def _apply(self, events: list[CanonicalEvent], *, attempts: int) -> BatchResult:
         """Pipeline with the in-place budget; waits out infrastructure outages."""
-        wait_s = 0.1
-        while True:
-            try:
-                return await retry_in_place(
-                    lambda: self.pipeline.apply(events),
-                    attempts=attempts,
-                    on_retry=_log_in_place_retry,
-                    clock=self.clock,
-                )
-            except Exception as exc:
-                if not is_infrastructure(exc):
-                    raise
-                log.warning("store_unavailable_waiting", error_class=type(exc).__name__)
-                await self.clock.sleep(wait_s)
-                wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
+
+        def waiting(exc: BaseException) -> None:
+            log.warning("store_unavailable_waiting", error_class=type(exc).__name__)
+
+        return await wait_out_outages(
+            lambda: retry_in_place(
+                lambda: self.pipeline.apply(events),
+                attempts=attempts,
+                on_retry=_log_in_place_retry,
+                clock=self.clock,
+            ),
+            clock=self.clock,
+            on_wait=waiting,
+        )
 
     async def _fail(self, item: _Item, exc: BaseException, tally: Tally, *, level: int) -> None:
         if error_class_of(exc) == UNEXPECTED_ERROR:
@@ -240,21 +242,20 @@ class PartitionProcessor:
         )
 
     async def _publish(self, topic: str, d: Delivery, headers: list[tuple[str, bytes]]) -> None:
-        wait_s = 0.1
-        while True:
-            try:
-                await self.producer.send_and_wait(
-                    topic,
-                    value=d.value,
-                    key=d.key.encode() if d.key is not None else None,
-                    partition=d.partition,
-                    headers=headers,
-                )
-                return
-            except Exception as exc:  # the bus is down: wait, nothing is committed yet
-                log.warning("retry_publish_failed", topic=topic, error_class=type(exc).__name__)
-                await self.clock.sleep(wait_s)
-                wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
+        def waiting(exc: BaseException) -> None:  # nothing is committed yet: wait
+            log.warning("retry_publish_failed", topic=topic, error_class=type(exc).__name__)
+
+        await wait_out_outages(
+            lambda: self.producer.send_and_wait(
+                topic,
+                value=d.value,
+                key=d.key.encode() if d.key is not None else None,
+                partition=d.partition,
+                headers=headers,
+            ),
+            clock=self.clock,
+            on_wait=waiting,
+        )
 
     async def _dead_letter(
         self, item: _Item, exc: BaseException, tally: Tally, *, attempts: int
@@ -270,15 +271,13 @@ class PartitionProcessor:
             failed_at=self.clock.now(),
             origin=d.origin(),
         )
-        wait_s = 0.1
-        while True:
-            try:
-                await self.dead_letterer.write([letter])
-                break
-            except Exception as write_exc:
-                log.warning("dead_letter_write_failed", error_class=type(write_exc).__name__)
-                await self.clock.sleep(wait_s)
-                wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
+
+        def waiting(exc: BaseException) -> None:
+            log.warning("dead_letter_write_failed", error_class=type(exc).__name__)
+
+        await wait_out_outages(
+            lambda: self.dead_letterer.write([letter]), clock=self.clock, on_wait=waiting
+        )
         tally.dead_lettered += 1
         EVENT_OUTCOMES.labels(outcome="dead_lettered").inc()
         log.info(

@@ -32,12 +32,15 @@ __all__ = [
     "fate_of",
     "is_infrastructure",
     "retry_in_place",
+    "wait_out_outages",
 ]
 
 T = TypeVar("T")
 UNEXPECTED_ERROR: Final = "UnexpectedError"
 BACKOFF_BASE_S: Final = 0.05
 BACKOFF_MAX_S: Final = 5.0
+OUTAGE_WAIT_FIRST_S: Final = 0.1
+OUTAGE_WAIT_MAX_S: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +58,13 @@ def error_class_of(error: BaseException) -> str:
     return UNEXPECTED_ERROR
 
 
+# Our own state or bus is down: wait, retry the whole step, never route events for it.
+INFRASTRUCTURE_ERRORS: Final = (StoreUnavailable, BusUnavailable)
+
+
 def is_infrastructure(error: BaseException) -> bool:
     """Our own state or bus is down: retry the whole batch, never route events for it."""
-    return isinstance(error, StoreUnavailable | BusUnavailable)
+    return isinstance(error, INFRASTRUCTURE_ERRORS)
 
 
 def fate_of(error: BaseException, *, attempt: int, max_attempt: int) -> Fate:
@@ -117,6 +124,30 @@ async def retry_in_place(
 
     result: T = await retrying(attempt)
     return result
+
+
+async def wait_out_outages(
+    call: Callable[[], Awaitable[T]],
+    *,
+    clock: Clock,
+    on_wait: Callable[[BaseException], None],
+    first_wait_s: float = OUTAGE_WAIT_FIRST_S,
+    max_wait_s: float = OUTAGE_WAIT_MAX_S,
+) -> T:
+    """Run ``call`` until it returns, waiting out ``BusUnavailable``/``StoreUnavailable``.
+
+    Waits double from ``first_wait_s`` up to ``max_wait_s`` on ``clock``; ``on_wait`` is
+    told each outage before the wait. Any other exception propagates at once: a bug is
+    not an outage (the worker stops, nothing is committed, the supervisor restarts it).
+    """
+    wait_s = first_wait_s
+    while True:
+        try:
+            return await call()
+        except INFRASTRUCTURE_ERRORS as exc:
+            on_wait(exc)
+            await clock.sleep(wait_s)
+            wait_s = min(max_wait_s, wait_s * 2)
 
 
 @dataclass
