@@ -22,7 +22,7 @@ from wa_bridge.store import open_store
 from wa_bridge.store.api import DeadLetterFilter, Store
 from wa_bridge.worker.assembly import build_crm_connector
 from wa_bridge.worker.dlq import DeadLetterer
-from wa_bridge.worker.partition import PartitionProcessor
+from wa_bridge.worker.partition import PartitionOptions, PartitionProcessor
 from wa_bridge.worker.pipeline import Pipeline
 
 from .conftest import make_event
@@ -64,7 +64,7 @@ def _processor(store: Store, producer: ScriptedProducer, clock: ManualClock) -> 
     settings = Settings(kafka_topic=TOPIC, connector="sql", retry_delays_s=[5.0])
     pipeline = Pipeline(store, NoteMapper(), build_crm_connector(settings, store))
     return PartitionProcessor(
-        settings,
+        PartitionOptions.from_settings(settings),
         pipeline=pipeline,
         dead_letterer=DeadLetterer(producer, store, base_topic=TOPIC),
         producer=producer,

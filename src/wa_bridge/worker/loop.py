@@ -29,7 +29,7 @@ from wa_bridge.settings import Settings
 from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
 from wa_bridge.worker.partition import PartitionProcessor, Tally
 
-__all__ = ["Worker", "WorkerStats"]
+__all__ = ["Worker", "WorkerOptions", "WorkerStats"]
 
 log = get_logger("worker")
 
@@ -57,13 +57,32 @@ class WorkerStats:
         self.dead_lettered += tally.dead_lettered
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """What a :class:`Worker` reads from the settings."""
+
+    main_topic: str
+    retry_levels: int  # retry topics <main>.retry.1 … <main>.retry.<retry_levels>
+    batch_max: int  # records per partition per transaction
+    shutdown_grace_s: float  # how long a stop waits for the round in flight
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerOptions:
+        return cls(
+            main_topic=settings.kafka_topic,
+            retry_levels=len(settings.retry_delays_s),
+            batch_max=settings.worker_batch_max,
+            shutdown_grace_s=settings.shutdown_grace_s,
+        )
+
+
 @dataclass
 class _RetryBuffer:
     records: list[Delivery] = field(default_factory=list)
 
 
 class Worker:
-    """Consumes ``settings.kafka_topic`` and its retry topics in the consumer group.
+    """Consumes the main topic and its retry topics in the consumer group.
 
     Build it with an unstarted consumer, then start the consumer on :attr:`topics` with
     the worker as its rebalance listener; ``run(stop)`` runs until ``stop`` is set,
@@ -72,7 +91,7 @@ class Worker:
 
     def __init__(
         self,
-        settings: Settings,
+        options: WorkerOptions,
         *,
         consumer: RecordConsumer,
         processor: PartitionProcessor,
@@ -80,16 +99,16 @@ class Worker:
         guard: DlqGuard | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.settings = settings
+        self.options = options
         self.consumer = consumer
         self.processor = processor
         self.dead_letterer = dead_letterer
         self.guard = guard or DlqGuard()
         self.clock = clock
         self.stats = WorkerStats()
-        self.main_topic = settings.kafka_topic
+        self.main_topic = options.main_topic
         self.retry_topics = [
-            retry_topic(self.main_topic, n) for n in range(1, len(settings.retry_delays_s) + 1)
+            retry_topic(self.main_topic, n) for n in range(1, options.retry_levels + 1)
         ]
         self._buffers: dict[TopicPartition, _RetryBuffer] = {}
         self._lock = asyncio.Lock()
@@ -119,7 +138,7 @@ class Worker:
 
     async def _drain(self, work: asyncio.Future[None]) -> None:
         self._stopping = True
-        grace = self.settings.shutdown_grace_s
+        grace = self.options.shutdown_grace_s
         try:
             await asyncio.wait_for(asyncio.shield(work), timeout=grace)
         except TimeoutError:
@@ -164,7 +183,7 @@ class Worker:
         """``worker_batch_max`` per assigned main-topic partition: every partition can
         bring a full batch to the round (bigger transactions, fewer round trips)."""
         assigned = sum(1 for tp in self.consumer.assignment() if tp.topic == self.main_topic)
-        return self.settings.worker_batch_max * max(1, assigned)
+        return self.options.batch_max * max(1, assigned)
 
     def _ms_until_next_due(self) -> int:
         now = epoch_ms(self.clock)
@@ -221,7 +240,7 @@ class Worker:
     ) -> dict[TopicPartition, int]:
         commits: dict[TopicPartition, int] = {}
 
-        size = self.settings.worker_batch_max
+        size = self.options.batch_max
 
         async def one(tp: TopicPartition, deliveries: Sequence[Delivery], retry: bool) -> None:
             # one transaction per worker_batch_max records of the partition, in order

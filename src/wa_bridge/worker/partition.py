@@ -38,9 +38,28 @@ from wa_bridge.worker.retry import (
     wait_out_outages,
 )
 
-__all__ = ["PartitionProcessor", "Tally"]
+__all__ = ["PartitionOptions", "PartitionProcessor", "Tally"]
 
 log = get_logger("worker")
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOptions:
+    """What a :class:`PartitionProcessor` reads from the settings."""
+
+    base_topic: str  # the main topic; retry topics are named after it
+    retry_delays_s: tuple[float, ...]  # one per retry topic, in order
+    in_place_attempts: int  # tries of an event before it moves to the next retry topic
+    phone_number_ids: frozenset[str]  # numbers served; empty serves all
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PartitionOptions:
+        return cls(
+            base_topic=settings.kafka_topic,
+            retry_delays_s=tuple(settings.retry_delays_s),
+            in_place_attempts=settings.retry_in_place_attempts,
+            phone_number_ids=frozenset(settings.phone_number_ids),
+        )
 
 
 @dataclass(slots=True)
@@ -89,7 +108,7 @@ class PartitionProcessor:
 
     def __init__(
         self,
-        settings: Settings,
+        options: PartitionOptions,
         *,
         pipeline: Pipeline,
         dead_letterer: DeadLetterer,
@@ -102,10 +121,7 @@ class PartitionProcessor:
         self.producer = producer
         self.parking = parking or ParkingLot()
         self.clock = clock
-        self.base_topic = settings.kafka_topic
-        self.delays_s = list(settings.retry_delays_s)
-        self.attempts = settings.retry_in_place_attempts
-        self.phone_number_ids = frozenset(settings.phone_number_ids)
+        self.options = options
 
     def note_in_retry(self, delivery: Delivery) -> None:
         """A fetched retry record parks its contact (rebuilds the lot after a restart)."""
@@ -119,7 +135,7 @@ class PartitionProcessor:
 
     async def process(self, deliveries: Sequence[Delivery], *, is_retry: bool) -> Tally:
         tally = Tally()
-        items = [_parse(d, self.phone_number_ids) for d in deliveries]
+        items = [_parse(d, self.options.phone_number_ids) for d in deliveries]
         if is_retry:
             for item in items:
                 await self._one(item, tally, level=max(1, item.delivery.attempt))
@@ -142,7 +158,7 @@ class PartitionProcessor:
         events = [i.event for i in items if i.event is not None]
         started = self.clock.monotonic()
         try:
-            result = await self._apply(events, attempts=self.attempts)
+            result = await self._apply(events, attempts=self.options.in_place_attempts)
         except Exception as exc:  # the pipeline failed for some event: find it, one by one
             log.info(
                 "batch_failed_isolating",
@@ -150,7 +166,7 @@ class PartitionProcessor:
                 size=len(items),
                 error_class=error_class_of(exc),
             )
-            budget = 1 if isinstance(exc, RetryableError) else self.attempts
+            budget = 1 if isinstance(exc, RetryableError) else self.options.in_place_attempts
             for item in items:
                 await self._one(item, tally, level=0, attempts=budget)
             return
@@ -168,7 +184,9 @@ class PartitionProcessor:
             return
         started = self.clock.monotonic()
         try:
-            result = await self._apply([item.event], attempts=attempts or self.attempts)
+            result = await self._apply(
+                [item.event], attempts=attempts or self.options.in_place_attempts
+            )
         except Exception as exc:  # the poison-event rule: its class decides (bugs included)
             await self._fail(item, exc, tally, level=level)
             return
@@ -200,7 +218,7 @@ class PartitionProcessor:
                 event_type=item.event_type,
                 exc_info=exc,
             )
-        fate = fate_of(exc, attempt=level, max_attempt=len(self.delays_s))
+        fate = fate_of(exc, attempt=level, max_attempt=len(self.options.retry_delays_s))
         if fate.action == "retry":
             await self._to_retry(item, level + 1, tally, error_class=fate.error_class)
         else:
@@ -221,9 +239,9 @@ class PartitionProcessor:
 
     async def _to_retry(self, item: _Item, level: int, tally: Tally, *, error_class: str) -> None:
         d = item.delivery
-        due_ms = epoch_ms(self.clock) + int(self.delays_s[level - 1] * 1000)
+        due_ms = epoch_ms(self.clock) + int(self.options.retry_delays_s[level - 1] * 1000)
         await self._publish(
-            retry_topic(self.base_topic, level),
+            retry_topic(self.options.base_topic, level),
             d,
             retry_headers(d, attempt=level, due_ms=due_ms),
         )

@@ -24,10 +24,10 @@ from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
 from wa_bridge.worker.assembly import open_pipeline
 from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
-from wa_bridge.worker.loop import Worker
-from wa_bridge.worker.partition import PartitionProcessor
+from wa_bridge.worker.loop import Worker, WorkerOptions
+from wa_bridge.worker.partition import PartitionOptions, PartitionProcessor
 from wa_bridge.worker.pipeline import EventMapper
-from wa_bridge.worker.retention import run_retention
+from wa_bridge.worker.retention import RetentionOptions, run_retention
 
 __all__ = ["open_worker", "run_worker", "worker_topics"]
 
@@ -73,7 +73,7 @@ async def open_worker(
         stack.push_async_callback(producer.stop)
         dead_letterer = DeadLetterer(producer, pipeline.store, base_topic=settings.kafka_topic)
         processor = PartitionProcessor(
-            settings,
+            PartitionOptions.from_settings(settings),
             pipeline=pipeline,
             dead_letterer=dead_letterer,
             producer=producer,
@@ -81,7 +81,7 @@ async def open_worker(
         )
         consumer = build_consumer(settings, **(consumer_options or {}))
         worker = Worker(
-            settings,
+            WorkerOptions.from_settings(settings),
             consumer=consumer,
             processor=processor,
             dead_letterer=dead_letterer,
@@ -124,7 +124,12 @@ async def _run_with_retention(worker: Worker, settings: Settings, stop: asyncio.
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(
-                run_retention(worker.processor.pipeline.store, settings, stop, clock=worker.clock),
+                run_retention(
+                    worker.processor.pipeline.store,
+                    RetentionOptions.from_settings(settings),
+                    stop,
+                    clock=worker.clock,
+                ),
                 name="retention",
             )
             try:
