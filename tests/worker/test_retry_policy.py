@@ -1,4 +1,4 @@
-"""The retry policy on its own: in-place retries wait on the injected clock."""
+"""The retry policy on its own: fate by error class; in-place retries wait on the clock."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
+from wa_bridge import errors
 from wa_bridge.clock import ManualClock
-from wa_bridge.errors import CrmRateLimited, CrmRejected
-from wa_bridge.worker.retry import retry_in_place
+from wa_bridge.errors import CrmRateLimited, CrmRejected, WaBridgeError
+from wa_bridge.worker.retry import ERROR_CLASSES, Fate, error_class_of, fate_of, retry_in_place
 
 
 async def test_in_place_retries_wait_retry_after_on_the_clock() -> None:
@@ -42,3 +43,41 @@ async def test_a_permanent_error_is_not_retried() -> None:
     with pytest.raises(CrmRejected):
         await retry_in_place(call, attempts=3, clock=ManualClock())
     assert calls == 1
+
+
+def _branch(root: type[WaBridgeError]) -> list[type[WaBridgeError]]:
+    """``root`` and its subclasses drawn in wa_bridge.errors (the tree's own classes)."""
+    found = [root]
+    for sub in root.__subclasses__():
+        if sub.__module__ == errors.__name__:
+            found += _branch(sub)
+    return found
+
+
+@pytest.mark.parametrize(
+    "cls", _branch(errors.RetryableError) + _branch(errors.PermanentError), ids=lambda c: c.__name__
+)
+def test_every_retryable_and_permanent_class_is_recorded_by_its_own_name(
+    cls: type[WaBridgeError],
+) -> None:
+    assert cls.__name__ in ERROR_CLASSES, f"add {cls.__name__} to worker.retry.ErrorClass"
+    error = cls.__new__(cls)  # the name is all that matters here, not the arguments
+    assert error_class_of(error) == cls.__name__
+
+
+def test_anything_else_is_an_unexpected_error_and_decides_the_fate() -> None:
+    assert error_class_of(KeyError("x")) == "UnexpectedError"
+    assert fate_of(KeyError("x"), attempt=0, max_attempt=2) == Fate(
+        "dead_letter", "UnexpectedError"
+    )
+    retryable = CrmRateLimited("429")
+    assert fate_of(retryable, attempt=1, max_attempt=2) == Fate("retry", "CrmRateLimited")
+    assert fate_of(retryable, attempt=2, max_attempt=2) == Fate("dead_letter", "CrmRateLimited")
+
+
+def test_a_subclass_defined_elsewhere_is_recorded_as_its_nearest_named_class() -> None:
+    class VendorSaidNo(errors.CrmRejected):
+        pass
+
+    error = VendorSaidNo("no", status_code=422, crm_error="no")
+    assert error_class_of(error) == "CrmRejected"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 
@@ -27,10 +28,12 @@ from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
 from wa_bridge.ops.metrics import EVENT_OUTCOMES, WORKER_BATCH_SECONDS
 from wa_bridge.settings import Settings
+from wa_bridge.store.api import LedgerOutcome
 from wa_bridge.worker.dlq import DeadLetterer, dead_letter_of
 from wa_bridge.worker.pipeline import BatchResult, Pipeline, check_route
 from wa_bridge.worker.retry import (
     UNEXPECTED_ERROR,
+    ErrorClass,
     ParkingLot,
     error_class_of,
     fate_of,
@@ -38,7 +41,7 @@ from wa_bridge.worker.retry import (
     wait_out_outages,
 )
 
-__all__ = ["PartitionOptions", "PartitionProcessor", "Tally"]
+__all__ = ["Outcome", "PartitionOptions", "PartitionProcessor", "RetryReason", "Tally"]
 
 log = get_logger("worker")
 
@@ -60,6 +63,14 @@ class PartitionOptions:
             in_place_attempts=settings.retry_in_place_attempts,
             phone_number_ids=frozenset(settings.phone_number_ids),
         )
+
+
+# How one event's processing ended, as counted (Tally, WorkerStats) and exported
+# (wa_bridge_event_outcomes_total{outcome=...}).
+Outcome = Literal["applied", "noop", "stale", "retried", "dead_lettered"]
+# Why an event goes to a retry topic: its error class, or an earlier event of its
+# contact is already there.
+RetryReason = ErrorClass | Literal["ParkedBehind"]
 
 
 @dataclass(slots=True)
@@ -237,7 +248,9 @@ class PartitionProcessor:
         level = max(1, self._parked_level(item))
         await self._to_retry(item, level, tally, error_class="ParkedBehind")
 
-    async def _to_retry(self, item: _Item, level: int, tally: Tally, *, error_class: str) -> None:
+    async def _to_retry(
+        self, item: _Item, level: int, tally: Tally, *, error_class: RetryReason
+    ) -> None:
         d = item.delivery
         due_ms = epoch_ms(self.clock) + int(self.options.retry_delays_s[level - 1] * 1000)
         await self._publish(
@@ -248,7 +261,7 @@ class PartitionProcessor:
         if d.key is not None:
             self.parking.park(d.partition, d.key, item.event_id, level)
         tally.retried += 1
-        EVENT_OUTCOMES.labels(outcome="retried").inc()
+        _export("retried")
         log.info(
             "event_retried",
             event_id=item.event_id,
@@ -297,7 +310,7 @@ class PartitionProcessor:
             lambda: self.dead_letterer.write([letter]), clock=self.clock, on_wait=waiting
         )
         tally.dead_lettered += 1
-        EVENT_OUTCOMES.labels(outcome="dead_lettered").inc()
+        _export("dead_lettered")
         log.info(
             "event_dead_lettered",
             event_id=item.event_id,
@@ -324,13 +337,13 @@ class PartitionProcessor:
         elapsed_s = self.clock.monotonic() - started
         duration_ms = round(elapsed_s * 1000, 2)
         seen: set[str] = set()
-        counts = {"applied": 0, "noop": 0, "stale": 0}
+        counts: dict[Outcome, int] = {"applied": 0, "noop": 0, "stale": 0}
         for item in items:
-            outcome: str = result.outcomes.get(item.event_id, "applied")
+            outcome = _delivered_outcome(result.outcomes.get(item.event_id, "applied"))
             if item.event_id in seen:
                 outcome = "noop"  # the same event twice in one batch
             seen.add(item.event_id)
-            counts[outcome if outcome in counts else "applied"] += 1
+            counts[outcome] += 1
             log.debug(
                 "event_delivered",
                 event_id=item.event_id,
@@ -344,9 +357,9 @@ class PartitionProcessor:
         tally.delivered += counts["applied"]
         tally.duplicates += counts["noop"]
         tally.stale += counts["stale"]
-        for outcome, count in counts.items():
+        for counted, count in counts.items():
             if count:
-                EVENT_OUTCOMES.labels(outcome=outcome).inc(count)
+                _export(counted, count)
         WORKER_BATCH_SECONDS.observe(elapsed_s)
         log.info(
             "batch_delivered",
@@ -365,3 +378,14 @@ def _log_in_place_retry(error: BaseException, attempt: int) -> None:
         log.warning("retrying_in_place", error_class=error_class, attempt=attempt, exc_info=error)
     else:
         log.info("retrying_in_place", error_class=error_class, attempt=attempt)
+
+
+def _delivered_outcome(ledger: LedgerOutcome) -> Literal["applied", "noop", "stale"]:
+    """A delivered event's outcome from the ledger's word for it."""
+    if ledger == "noop" or ledger == "stale":
+        return ledger
+    return "applied"
+
+
+def _export(outcome: Outcome, count: int = 1) -> None:
+    EVENT_OUTCOMES.labels(outcome=outcome).inc(count)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar, cast, get_args
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -25,8 +25,11 @@ from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import BusUnavailable, PermanentError, RetryableError, StoreUnavailable
 
 __all__ = [
+    "ERROR_CLASSES",
     "UNEXPECTED_ERROR",
+    "ErrorClass",
     "Fate",
+    "FateAction",
     "ParkingLot",
     "error_class_of",
     "fate_of",
@@ -36,7 +39,27 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# The class names a failure is recorded under (dead letters, logs, the DLQ header): one
+# per class of the RetryableError and PermanentError branches of wa_bridge.errors, and
+# UnexpectedError for anything else (a bug of ours). A test keeps it equal to the tree.
+ErrorClass = Literal[
+    "RetryableError",
+    "CrmUnavailable",
+    "CrmRateLimited",
+    "BusUnavailable",
+    "StoreUnavailable",
+    "PermanentError",
+    "InvalidEvent",
+    "UnknownRoute",
+    "MappingOutputInvalid",
+    "CrmRejected",
+    "UnexpectedError",
+]
+ERROR_CLASSES: Final[frozenset[str]] = frozenset(get_args(ErrorClass))
 UNEXPECTED_ERROR: Final = "UnexpectedError"
+# What happens next to an event whose processing failed.
+FateAction = Literal["retry", "dead_letter"]
 BACKOFF_BASE_S: Final = 0.05
 BACKOFF_MAX_S: Final = 5.0
 OUTAGE_WAIT_FIRST_S: Final = 0.1
@@ -47,14 +70,17 @@ OUTAGE_WAIT_MAX_S: Final = 5.0
 class Fate:
     """What happens to an event whose processing failed with ``error``."""
 
-    action: str  # "retry" (next retry topic) or "dead_letter"
-    error_class: str
+    action: FateAction  # "retry": the next retry topic; "dead_letter": the DLQ
+    error_class: ErrorClass
 
 
-def error_class_of(error: BaseException) -> str:
-    """Our error classes keep their name; everything else is an UnexpectedError."""
+def error_class_of(error: BaseException) -> ErrorClass:
+    """Our error classes keep their name (a subclass defined elsewhere gets its nearest
+    named ancestor's); everything else is an UnexpectedError."""
     if isinstance(error, PermanentError | RetryableError):
-        return type(error).__name__
+        for cls in type(error).__mro__:
+            if cls.__name__ in ERROR_CLASSES:
+                return cast(ErrorClass, cls.__name__)
     return UNEXPECTED_ERROR
 
 
