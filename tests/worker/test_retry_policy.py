@@ -9,7 +9,15 @@ import pytest
 from wa_bridge import errors
 from wa_bridge.clock import ManualClock
 from wa_bridge.errors import CrmRateLimited, CrmRejected, WaBridgeError
-from wa_bridge.worker.retry import ERROR_CLASSES, Fate, error_class_of, fate_of, retry_in_place
+from wa_bridge.ops.metrics import REGISTRY
+from wa_bridge.worker.retry import (
+    ERROR_CLASSES,
+    Fate,
+    ParkingLot,
+    error_class_of,
+    fate_of,
+    retry_in_place,
+)
 
 
 async def test_in_place_retries_wait_retry_after_on_the_clock() -> None:
@@ -81,3 +89,24 @@ def test_a_subclass_defined_elsewhere_is_recorded_as_its_nearest_named_class() -
 
     error = VendorSaidNo("no", status_code=422, crm_error="no")
     assert error_class_of(error) == "CrmRejected"
+
+
+def test_the_parked_contacts_gauge_follows_the_parking_lot() -> None:
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("wa_bridge_worker_parked_contacts")
+
+    lot = ParkingLot()
+    lot.park(0, "K1", "ev-1", 1)
+    lot.park(0, "K1", "ev-2", 1)  # the same contact twice: one parked contact
+    lot.park(0, "K2", "ev-3", 2)
+    lot.park(1, "K3", "ev-4", 1)
+    assert (lot.contacts(), gauge()) == (3, 3)
+    assert lot.level_ahead(0, "K2", "ev-9") == 2
+    lot.release(0, "K1", "ev-1")
+    assert gauge() == 3  # K1 still has ev-2 in retry
+    lot.release(0, "K1", "ev-2")
+    assert gauge() == 2
+    lot.drop_partition(0)  # revoked: its retry records are the next owner's
+    assert (lot.contacts(), gauge()) == (1, 1)
+    lot.release(1, "K3", "ev-4")
+    assert gauge() == 0

@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import BusUnavailable, PermanentError, RetryableError, StoreUnavailable
+from wa_bridge.ops.metrics import WORKER_PARKED_CONTACTS
 
 __all__ = [
     "ERROR_CLASSES",
@@ -189,12 +190,18 @@ class ParkingLot:
     records the worker fetches again (each fetched retry record parks its key); until
     those are fetched, a later main-topic event could overtake them (documented in the
     README's design notes). Nothing is ever lost or applied twice either way.
+
+    The gauge ``wa_bridge_worker_parked_contacts`` follows the number of parked contacts.
     """
 
     _parked: dict[int, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     def park(self, partition: int, key: str, event_id: str, level: int) -> None:
-        self._parked.setdefault(partition, {}).setdefault(key, {})[event_id] = level
+        keys = self._parked.setdefault(partition, {})
+        is_new = key not in keys
+        keys.setdefault(key, {})[event_id] = level
+        if is_new:
+            self._export()
 
     def release(self, partition: int, key: str, event_id: str) -> None:
         keys = self._parked.get(partition)
@@ -203,17 +210,20 @@ class ParkingLot:
         keys[key].pop(event_id, None)
         if not keys[key]:
             del keys[key]
+            self._export()
 
     def level_ahead(self, partition: int, key: str, event_id: str) -> int:
         """Highest retry level of K's *other* parked events (0: nothing parked ahead)."""
         events = self._parked.get(partition, {}).get(key, {})
         return max((lvl for eid, lvl in events.items() if eid != event_id), default=0)
 
-    def is_parked(self, partition: int, key: str) -> bool:
-        return bool(self._parked.get(partition, {}).get(key))
-
     def drop_partition(self, partition: int) -> None:
-        self._parked.pop(partition, None)
+        if self._parked.pop(partition, None):
+            self._export()
 
-    def count(self) -> int:
-        return sum(len(v) for keys in self._parked.values() for v in keys.values())
+    def contacts(self) -> int:
+        """How many contacts have an event in the retry path (all partitions)."""
+        return sum(len(keys) for keys in self._parked.values())
+
+    def _export(self) -> None:
+        WORKER_PARKED_CONTACTS.set(self.contacts())
