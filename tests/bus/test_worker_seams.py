@@ -51,7 +51,7 @@ async def test_records_round_trip_as_our_types(
     await producer.start()
     try:
         sender: RecordProducer = producer
-        await sender.send_and_wait(topic, b"one", key=b"k1", headers=[("h", b"v")])
+        await sender.send_and_wait(topic, b"one", key=b"k1", partition=None, headers=[("h", b"v")])
     finally:
         await producer.stop()
 

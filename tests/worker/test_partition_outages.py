@@ -7,13 +7,14 @@ RecordProducer (a real alternative to Kafka's, per the seam) and a ManualClock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from wa_bridge.bus.consumer import Delivery
+from wa_bridge.bus.record_producer import Headers
 from wa_bridge.bus.topics import dlq_topic, retry_topic
 from wa_bridge.clock import ManualClock
 from wa_bridge.errors import BusUnavailable
@@ -44,9 +45,9 @@ class ScriptedProducer:
         topic: str,
         value: bytes,
         *,
-        key: bytes | None = None,
-        partition: int | None = None,
-        headers: Sequence[tuple[str, bytes]] = (),
+        key: bytes | None,
+        partition: int | None,
+        headers: Headers,
     ) -> None:
         if self.failures:
             raise self.failures.pop(0)

@@ -15,7 +15,10 @@ from aiokafka import AIOKafkaProducer
 from wa_bridge.bus._errors import kafka_errors
 from wa_bridge.settings import Settings
 
-__all__ = ["KafkaRecordProducer", "RecordProducer", "build_producer"]
+__all__ = ["Headers", "KafkaRecordProducer", "RecordProducer", "build_producer"]
+
+
+Headers = Sequence[tuple[str, bytes]]
 
 
 class RecordProducer(Protocol):
@@ -26,11 +29,12 @@ class RecordProducer(Protocol):
         topic: str,
         value: bytes,
         *,
-        key: bytes | None = None,
-        partition: int | None = None,
-        headers: Sequence[tuple[str, bytes]] = (),
+        key: bytes | None,
+        partition: int | None,
+        headers: Headers,
     ) -> None:
-        """Return once the record is acknowledged; raise ``BusUnavailable`` otherwise."""
+        """Return once the record is acknowledged (``partition`` None: by key); raise
+        ``BusUnavailable`` otherwise."""
         ...
 
 
@@ -54,9 +58,9 @@ class KafkaRecordProducer:
         topic: str,
         value: bytes,
         *,
-        key: bytes | None = None,
-        partition: int | None = None,
-        headers: Sequence[tuple[str, bytes]] = (),
+        key: bytes | None,
+        partition: int | None,
+        headers: Headers,
     ) -> None:
         with kafka_errors(f"send to {topic}"):
             await self._producer.send_and_wait(

@@ -59,18 +59,7 @@ class DeadLetterDetail(DeadLetterSummary):
 
 
 def _summary(letter: DeadLetter) -> DeadLetterSummary:
-    return DeadLetterSummary(
-        id=letter.id,
-        event_id=letter.event_id,
-        event_type=letter.event_type,
-        error_class=letter.error_class,
-        error_message=letter.error_message,
-        crm_error=letter.crm_error,
-        attempts=letter.attempts,
-        first_failed_at=letter.first_failed_at,
-        last_failed_at=letter.last_failed_at,
-        status=letter.status,
-    )
+    return DeadLetterSummary.model_validate(letter, from_attributes=True)
 
 
 _BEARER = HTTPBearer(auto_error=False, description="role:token from WA_BRIDGE_ADMIN_TOKENS")

@@ -16,15 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from wa_bridge.bus import topics
 from wa_bridge.bus.record_producer import RecordProducer
-from wa_bridge.bus.topics import (
-    HEADER_ERROR_CLASS,
-    HEADER_ERROR_MESSAGE,
-    HEADER_ORIGINAL_OFFSET,
-    HEADER_ORIGINAL_PARTITION,
-    HEADER_ORIGINAL_TOPIC,
-    dlq_topic,
-)
 from wa_bridge.errors import CrmRejected, DlqLimitExceeded, WaBridgeError
 from wa_bridge.store.api import NewDeadLetter, Store
 from wa_bridge.worker.retry import error_class_of
@@ -81,7 +74,7 @@ class DeadLetterer:
     def __init__(self, producer: RecordProducer, store: Store, *, base_topic: str) -> None:
         self.producer = producer
         self.store = store
-        self.topic = dlq_topic(base_topic)
+        self.topic = topics.dlq_topic(base_topic)
 
     async def write(self, letters: Sequence[NewDeadLetter]) -> list[int]:
         """Produce then record every dead letter; returns the dead-letter row ids."""
@@ -90,6 +83,7 @@ class DeadLetterer:
                 self.topic,
                 value=letter.payload,
                 key=letter.contact_key.encode() if letter.contact_key is not None else None,
+                partition=None,  # by key, like the main topic
                 headers=_headers(letter),
             )
         async with self.store.transaction() as tx:
@@ -102,14 +96,14 @@ class DeadLetterer:
 
 def _headers(letter: NewDeadLetter) -> list[tuple[str, bytes]]:
     headers = [
-        (HEADER_ERROR_CLASS, letter.error_class.encode()),
-        (HEADER_ERROR_MESSAGE, letter.error_message.encode()),
+        (topics.HEADER_ERROR_CLASS, letter.error_class.encode()),
+        (topics.HEADER_ERROR_MESSAGE, letter.error_message.encode()),
     ]
     if letter.topic is not None:
         headers += [
-            (HEADER_ORIGINAL_TOPIC, letter.topic.encode()),
-            (HEADER_ORIGINAL_PARTITION, str(letter.partition).encode()),
-            (HEADER_ORIGINAL_OFFSET, str(letter.offset).encode()),
+            (topics.HEADER_ORIGINAL_TOPIC, letter.topic.encode()),
+            (topics.HEADER_ORIGINAL_PARTITION, str(letter.partition).encode()),
+            (topics.HEADER_ORIGINAL_OFFSET, str(letter.offset).encode()),
         ]
     return headers
 

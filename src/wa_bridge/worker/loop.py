@@ -26,7 +26,7 @@ from wa_bridge.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from wa_bridge.errors import BusUnavailable
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
-from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
+from wa_bridge.worker.dlq import DlqGuard
 from wa_bridge.worker.partition import PartitionProcessor, Tally
 
 __all__ = ["Worker", "WorkerOptions", "WorkerStats"]
@@ -95,14 +95,12 @@ class Worker:
         *,
         consumer: RecordConsumer,
         processor: PartitionProcessor,
-        dead_letterer: DeadLetterer,
         guard: DlqGuard | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.options = options
         self.consumer = consumer
         self.processor = processor
-        self.dead_letterer = dead_letterer
         self.guard = guard or DlqGuard()
         self.clock = clock
         self.stats = WorkerStats()

@@ -261,16 +261,7 @@ class PartitionProcessor:
         if d.key is not None:
             self.parking.park(d.partition, d.key, item.event_id, level)
         tally.retried += 1
-        _export("retried")
-        log.info(
-            "event_retried",
-            event_id=item.event_id,
-            event_type=item.event_type,
-            partition=d.partition,
-            offset=d.offset,
-            attempt=level,
-            error_class=error_class,
-        )
+        _routed("retried", item, attempt=level, error_class=error_class)
 
     async def _publish(self, topic: str, d: Delivery, headers: list[tuple[str, bytes]]) -> None:
         def waiting(exc: BaseException) -> None:  # nothing is committed yet: wait
@@ -310,16 +301,7 @@ class PartitionProcessor:
             lambda: self.dead_letterer.write([letter]), clock=self.clock, on_wait=waiting
         )
         tally.dead_lettered += 1
-        _export("dead_lettered")
-        log.info(
-            "event_dead_lettered",
-            event_id=item.event_id,
-            event_type=item.event_type,
-            partition=d.partition,
-            offset=d.offset,
-            attempt=attempts,
-            error_class=letter.error_class,
-        )
+        _routed("dead_lettered", item, attempt=attempts, error_class=letter.error_class)
 
     def _release(self, item: _Item) -> None:
         if item.delivery.key is not None:
@@ -389,3 +371,19 @@ def _delivered_outcome(ledger: LedgerOutcome) -> Literal["applied", "noop", "sta
 
 def _export(outcome: Outcome, count: int = 1) -> None:
     EVENT_OUTCOMES.labels(outcome=outcome).inc(count)
+
+
+def _routed(
+    outcome: Literal["retried", "dead_lettered"], item: _Item, *, attempt: int, error_class: str
+) -> None:
+    """Export and log (one INFO line) an event sent to a retry topic or the DLQ."""
+    _export(outcome)
+    log.info(
+        f"event_{outcome}",
+        event_id=item.event_id,
+        event_type=item.event_type,
+        partition=item.delivery.partition,
+        offset=item.delivery.offset,
+        attempt=attempt,
+        error_class=error_class,
+    )

@@ -84,7 +84,6 @@ async def open_worker(
             WorkerOptions.from_settings(settings),
             consumer=consumer,
             processor=processor,
-            dead_letterer=dead_letterer,
             guard=guard,
             clock=clock,
         )
