@@ -5,6 +5,7 @@
     WaBridgeError
     ├── ConfigError               bad settings or mapping file: fail at startup, CLI exit 2
     │   └── MappingErrors         every problem of a mapping file, each at file:line:column
+    ├── DlqLimitExceeded          most recent events were dead-lettered: the worker stops (exit 3)
     ├── RetryableError            has retry_after_s: float | None
     │   ├── CrmUnavailable        timeout, connect error, 5xx
     │   ├── CrmRateLimited        429 (+ Retry-After)
@@ -30,6 +31,7 @@ __all__ = [
     "CrmRateLimited",
     "CrmRejected",
     "CrmUnavailable",
+    "DlqLimitExceeded",
     "InvalidEvent",
     "MappingOutputInvalid",
     "PermanentError",
@@ -47,6 +49,14 @@ class WaBridgeError(Exception):
 
 class ConfigError(WaBridgeError, ValueError):
     """A setting or a mapping file is wrong; raised at start-up (CLI exit code 2)."""
+
+
+class DlqLimitExceeded(WaBridgeError):
+    """Most recent events were dead-lettered: stop consuming instead of filling the DLQ.
+
+    Raised by the worker's DLQ guard (a bad deploy, a CRM that rejects everything); the
+    worker stops with a CRITICAL log and ``wa-bridge worker`` exits with code 3.
+    """
 
 
 class RetryableError(WaBridgeError):

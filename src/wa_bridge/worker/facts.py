@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.store.api import Identifier, IdentifierKind, IdentityChange
 
@@ -44,11 +45,29 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def event_time(event: CanonicalEvent) -> datetime:
-    """Meta's event time as an aware datetime (UTC when the string has no offset)."""
+    """Meta's event time as an aware datetime (UTC when the string has no offset).
+
+    When ``time`` does not parse, the receipt time (``recvtime``, set by the receiver on
+    every event) stands in: it is the closest time we know, and the same on every replay.
+    Raises InvalidEvent when neither parses.
+    """
+    for text in (event.time, event.recvtime):
+        moment = _parse_time(text)
+        if moment is not None:
+            return moment
+    raise InvalidEvent(
+        f"event {event.id} has no readable time (time and recvtime are not ISO 8601); "
+        "fix the producer"
+    )
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
     try:
-        moment = datetime.fromisoformat(event.time)
+        moment = datetime.fromisoformat(text)
     except ValueError:
-        return datetime.now(UTC)
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
