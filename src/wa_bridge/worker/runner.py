@@ -48,10 +48,11 @@ async def _open_store(settings: Settings) -> Store:
 
 
 def _load_mapping(settings: Settings) -> EventMapper:
-    from wa_bridge.mapping import load_mapping
+    from wa_bridge.mapping import check_connector, load_mapping
     from wa_bridge.resources import resolve_mappings_path
 
-    mapper: EventMapper = load_mapping(resolve_mappings_path(settings.mappings_path))
+    mapping = load_mapping(resolve_mappings_path(settings.mappings_path))
+    mapper: EventMapper = check_connector(mapping, settings.connector)
     return mapper
 
 
