@@ -11,6 +11,9 @@ numbers masked to their last 4 digits). No operation of that event is returned, 
 CRM never sees a half-filled event. In a mapping that extends another, the file and line
 named are those of the file that set the failing check: an override's when it changed
 it, else the base's.
+
+Each operation carries the ``write`` mode of its fields that are not written ``always``
+(``CrmOperation.write_modes``, one shared mapping per rule); the connector honours them.
 """
 
 from __future__ import annotations
