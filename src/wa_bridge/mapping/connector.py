@@ -22,20 +22,18 @@ def check_connector(mapping: CompiledMapping, configured: str) -> CompiledMappin
     """
     if mapping.connector == configured:
         return mapping
-    fix = (
-        f"set WA_BRIDGE_CONNECTOR={mapping.connector} or point WA_BRIDGE_MAPPINGS_PATH at "
-        f"a mapping with connector: {configured} (the shipped one is mappings/{configured}.yaml)"
+    elsewhere = (
+        f"point WA_BRIDGE_MAPPINGS_PATH at a mapping with connector: {configured} "
+        f"(the shipped one is mappings/{configured}.yaml)"
     )
     if not mapping.connector or mapping.connector_loc is None:
         message = (
-            f"names no connector (a base mapping, meant to be extended), but "
-            f"WA_BRIDGE_CONNECTOR is {configured!r}; point WA_BRIDGE_MAPPINGS_PATH at a "
-            f"mapping with connector: {configured} (the shipped one is "
-            f"mappings/{configured}.yaml)"
+            "names no connector (a base mapping, meant to be extended), but "
+            f"WA_BRIDGE_CONNECTOR is {configured!r}; {elsewhere}"
         )
         raise MappingErrors([MappingIssue(mapping.path, 1, 1, "connector", message)])
     message = (
         f"this mapping is for connector {mapping.connector!r}, but WA_BRIDGE_CONNECTOR is "
-        f"{configured!r}; {fix}"
+        f"{configured!r}; set WA_BRIDGE_CONNECTOR={mapping.connector} or {elsewhere}"
     )
     raise MappingErrors([MappingIssue.at(mapping.connector_loc, "connector", message)])

@@ -238,7 +238,7 @@ def _modes_of(
 ) -> Mapping[str, WriteMode]:
     """The rule's write modes of the fields this operation carries (usually all of them:
     the rule's own mapping is then shared, not copied)."""
-    if all(name in fields for name in modes):
+    if modes.keys() <= fields.keys():
         return modes
     return {name: mode for name, mode in modes.items() if name in fields}
 
