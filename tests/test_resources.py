@@ -37,7 +37,7 @@ def test_shipped_mapping_found_by_fallback_loads_with_its_base(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no mappings/ here
-    for name in ("sql", "rest", "hubspot"):
+    for name in ("sql", "rest", "hubspot", "salesforce"):
         mapping = load_mapping(resolve_mappings_path(f"mappings/{name}.yaml"))
         assert mapping.connector == name
         assert [Path(p).name for p in mapping.extends] == ["base.yaml"]
@@ -53,6 +53,7 @@ def test_shipped_mappings_load_from_the_wheels_copy(tmp_path: Path) -> None:
         "base.yaml": "",
         "hubspot.yaml": "hubspot",
         "rest.yaml": "rest",
+        "salesforce.yaml": "salesforce",
         "sql.yaml": "sql",
     }
     assert loaded["rest.yaml"].extends == (str(copy / "base.yaml"),)

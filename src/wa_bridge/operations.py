@@ -15,10 +15,15 @@ from decimal import Decimal
 from typing import Final, Literal, get_args
 
 __all__ = [
+    "DEFAULT_MATCH_ORDER",
+    "MATCH_RULES",
     "OPERATION_KINDS",
+    "WRITE_MODES",
     "CrmOperation",
     "FieldValue",
+    "MatchRule",
     "OperationKind",
+    "WriteMode",
 ]
 
 OperationKind = Literal[
@@ -29,6 +34,19 @@ OperationKind = Literal[
     "set_consent",
 ]
 OPERATION_KINDS: Final[tuple[str, ...]] = get_args(OperationKind)
+
+# Field ownership: how a connector may write a mapped field into an existing CRM record.
+# - always:    on every operation (our own wa_* fields, keys, statuses);
+# - on_create: only when this operation creates the record (e.g. when a case was opened);
+# - if_empty:  only when the record has no value there (names: an agent's edit is kept).
+WriteMode = Literal["always", "on_create", "if_empty"]
+WRITE_MODES: Final[tuple[str, ...]] = get_args(WriteMode)
+
+# How a connector looks for an existing CRM record before it creates a contact, in the
+# order the mapping's ``match:`` gives: our key property, a phone variant, the e-mail.
+MatchRule = Literal["key", "phone", "email"]
+MATCH_RULES: Final[tuple[str, ...]] = get_args(MatchRule)
+DEFAULT_MATCH_ORDER: Final[tuple[MatchRule, ...]] = ("key", "phone", "email")
 
 # A mapped, validated field value. Lists only of scalars (e.g. tags).
 Scalar = str | int | Decimal | bool | datetime | None
@@ -46,6 +64,10 @@ class CrmOperation:
       mapping engine leaves the event's own ``subject``).
     - ``case_key``: the conversation/case key for upsert_case, add_note and record_outcome.
     - ``source``: ``file:line`` of the mapping rule that emitted it, for error messages.
+    - ``write_modes``: the :data:`WriteMode` of each field in ``fields`` that is not
+      ``always`` (a field not listed is ``always``). A connector sends an ``on_create``
+      field only when it creates the record, an ``if_empty`` field only when the record
+      is new or holds no value there.
     """
 
     kind: OperationKind
@@ -55,6 +77,7 @@ class CrmOperation:
     contact_key: str | None = None
     case_key: str | None = None
     source: str | None = None
+    write_modes: Mapping[str, WriteMode] = field(default_factory=dict)
 
     @property
     def idempotency_key(self) -> str:

@@ -41,3 +41,14 @@ def fields_of(mapping: CompiledMapping, data: dict[str, Any], **attrs: Any) -> d
     """The fields of the single operation the mapping emits for ``data``."""
     (op,) = mapping.apply(event(data, **attrs))
     return dict(op.fields)
+
+
+def errors_of(path: Path, *, allow_base: bool = False) -> list[str]:
+    """Every load error of ``path`` as text, with the temporary directory cut off."""
+    from wa_bridge.mapping import MappingErrors
+
+    try:
+        load_mapping(path, allow_base=allow_base)
+    except MappingErrors as exc:
+        return [str(e).replace(f"{path.parent}/", "") for e in exc.errors]
+    raise AssertionError(f"{path} loaded without errors")

@@ -158,3 +158,46 @@ overrides:
       fields:
         csat: {type: enum, values: [1, 2, 3, 4, 5]}
 """
+
+
+def _printed_ops(output: str) -> list[dict[str, object]]:
+    """The JSON operations a dry-run printed (each after its ``# event`` line)."""
+    decoder, ops, text = json.JSONDecoder(), [], output
+    while (start := text.find("{")) >= 0:
+        op, end = decoder.raw_decode(text, start)
+        ops.append(op)
+        text = text[end:]
+    return ops
+
+
+def test_dry_run_shows_the_write_mode_of_fields_not_written_always() -> None:
+    args = ["mappings", "dry-run", str(DATA / "webhook_text.json")]
+    result = runner.invoke(app, [*args, "-m", str(ROOT / "mappings/sql.yaml")])
+    assert result.exit_code == 0, result.output
+    ops = _printed_ops(result.output)
+    assert [(op["op"], op.get("write")) for op in ops] == [
+        ("upsert_contact", {"name": "if_empty", "country": "if_empty"}),
+        ("upsert_case", {"channel": "on_create", "opened_at": "on_create"}),
+        ("add_note", None),
+    ]
+
+
+def test_a_test_case_states_the_write_modes(tmp_path: Path) -> None:
+    write(tmp_path, "m.yaml", GOOD.replace("required: true}", "required: true, write: if_empty}"))
+    case = """
+    mapping: ../m.yaml
+    cases:
+      - name: csat
+        event: {type: inbox.conversation.csat, data: {csat: "4"}}
+        expect:
+          - op: record_outcome
+            fields: {csat: 4}
+            %s
+    """
+    write(tmp_path, "tests/m.yaml", case % "write: {csat: if_empty}")
+    result = runner.invoke(app, ["mappings", "test", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    write(tmp_path, "tests/m.yaml", case % "")
+    result = runner.invoke(app, ["mappings", "test", str(tmp_path)])
+    assert result.exit_code == 1
+    assert '+"write":{' in result.output.replace(" ", "")

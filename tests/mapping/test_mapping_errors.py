@@ -45,7 +45,7 @@ def test_unknown_event_type_and_bad_enum(tmp_path: Path) -> None:
         tmp_path,
         "m.yaml",
         """
-        connector: salesforce
+        connector: salesfroce
         events:
           whatsapp.message.recieved: none
           whatsapp.message.status:
@@ -55,7 +55,8 @@ def test_unknown_event_type_and_bad_enum(tmp_path: Path) -> None:
         """,
     )
     assert errors_of(path) == [
-        'm.yaml:1:12: connector: expected one of: sql, rest, hubspot; got "salesforce"',
+        "m.yaml:1:12: connector: expected one of: sql, rest, hubspot, salesforce;"
+        " got \"salesfroce\" (did you mean 'salesforce'?)",
         "m.yaml:3:3: events/whatsapp.message.recieved: unknown key 'whatsapp.message.recieved'"
         " (did you mean 'whatsapp.message.received'?); expected one of: "
         + ", ".join(__import__("wa_bridge.events").events.EVENT_TYPES),

@@ -261,7 +261,7 @@ def test_errors_in_an_override_name_the_override(tmp_path: Path) -> None:
         " unknown key 'max_lenght' (did you mean 'max_length'?); expected one of: "
         "path, const, concat, join, sep, coalesce, lookup, query_param, from, format_date,"
         " format, lower, upper, type, required, default, catalog, values, max_length,"
-        " min_length, list, when, description",
+        " min_length, list, write, when, description",
     ]
     path.write_text(path.read_text().replace("max_lenght", "max_length"))
     assert errors_of(path) == [

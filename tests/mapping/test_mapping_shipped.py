@@ -30,8 +30,13 @@ def _yaml(path: Path) -> Any:
     return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
 
 
-def test_three_connectors_shipped() -> None:
-    assert {load_mapping(p).connector for p in CONNECTOR_FILES} == {"sql", "rest", "hubspot"}
+def test_four_connectors_shipped() -> None:
+    assert {load_mapping(p).connector for p in CONNECTOR_FILES} == {
+        "sql",
+        "rest",
+        "hubspot",
+        "salesforce",
+    }
 
 
 def test_every_connector_mapping_extends_the_one_base() -> None:
@@ -40,12 +45,14 @@ def test_every_connector_mapping_extends_the_one_base() -> None:
         "base.yaml": "",
         "hubspot.yaml": "hubspot",
         "rest.yaml": "rest",
+        "salesforce.yaml": "salesforce",
         "sql.yaml": "sql",
     }
     assert {name: m.extends for name, m in loaded.items()} == {
         "base.yaml": (),
         "hubspot.yaml": (str(BASE),),
         "rest.yaml": (str(BASE),),
+        "salesforce.yaml": (str(BASE),),
         "sql.yaml": (str(BASE),),
     }
     with pytest.raises(MappingErrors, match="'connector' is required"):
@@ -124,6 +131,7 @@ BODY_LIMITS = {
     "sql.yaml": ("base.yaml", 4096),
     "rest.yaml": ("rest.yaml", 2000),
     "hubspot.yaml": ("hubspot.yaml", 65536),
+    "salesforce.yaml": ("base.yaml", 4096),  # Task.Description takes 32,000
 }
 
 
@@ -182,3 +190,79 @@ def test_shipped_mappings_on_shared_webhooks(path: Path, shared_fixtures: Path) 
             except MappingOutputInvalid as exc:  # pragma: no cover - shows which sample
                 pytest.fail(f"{path.name}: {exc}")
     assert mapped > 50
+
+
+# The contact name limit each connector mapping ends up with, and the file that sets it.
+NAME_LIMITS = {
+    "sql.yaml": ("fragments/contact.yaml", 256),
+    "rest.yaml": ("fragments/contact.yaml", 256),
+    "hubspot.yaml": ("fragments/contact.yaml", 256),
+    "salesforce.yaml": ("salesforce.yaml", 80),  # Contact.LastName
+}
+CONTACT_EVENTS = ["whatsapp.message.received", "whatsapp.message.echo", "whatsapp.user.preferences"]
+
+
+def test_every_connector_mapping_has_a_name_limit() -> None:
+    assert sorted(NAME_LIMITS) == sorted(p.name for p in CONNECTOR_FILES)
+
+
+@pytest.mark.parametrize("name", NAME_LIMITS)
+@pytest.mark.parametrize("event_type", CONTACT_EVENTS)
+def test_contact_name_limit_per_connector(name: str, event_type: str) -> None:
+    where, limit = NAME_LIMITS[name]
+    mapping = load_mapping(ROOT / "mappings" / name)
+
+    def contact(length: int) -> CanonicalEvent:
+        person = {"key": "+525512345678", "phone_e164": "+525512345678", "profile_name": "n"}
+        data = {"message_id": "wamid.1", "contact": {**person, "profile_name": "n" * length}}
+        raw = {"id": "e", "type": event_type, "source": "s", "time": "2026-06-10T14:00:00Z"}
+        return CanonicalEvent.from_dict({**raw, "data": data})
+
+    (op,) = [op for op in mapping.apply(contact(limit)) if op.kind == "upsert_contact"]
+    assert op.fields["name"] == "n" * limit
+    with pytest.raises(MappingOutputInvalid) as info:
+        mapping.apply(contact(limit + 1))
+    assert (info.value.location or "").startswith(f"{ROOT}/mappings/{where}:")
+    assert f"upsert_contact.name: longer than max_length {limit} " in str(info.value)
+
+
+# Field ownership in the shipped mappings: the fields NOT written `always`, per operation.
+# Names (and the phone's country) are the CRM's once set; when and how a case was opened
+# is decided by the message that opened it; our keys, wa_* fields and statuses: always.
+OWNERSHIP: dict[str, dict[str, str]] = {
+    "upsert_contact": {"name": "if_empty", "country": "if_empty"},
+    "upsert_case": {"opened_at": "on_create", "channel": "on_create"},
+}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_field_ownership(path: Path) -> None:
+    spec = load_spec(path, allow_base=True)
+    for event_type, rules in spec.rules.items():
+        for rule in rules:
+            modes = {f.name: f.data["write"] for f in rule.fields if "write" in f.data}
+            wanted = {
+                name: mode
+                for name, mode in OWNERSHIP.get(rule.kind, {}).items()
+                if name in {f.name for f in rule.fields}
+            }
+            assert modes == wanted, (event_type, rule.kind)
+    mapping = load_mapping(path, allow_base=True)
+    assert mapping.match_order == ("key", "phone", "email")
+
+
+def test_a_named_contact_carries_its_write_modes() -> None:
+    mapping = load_mapping(ROOT / "mappings/sql.yaml")
+    data = {
+        "message_id": "wamid.1",
+        "contact": {"key": "+525512345678", "phone_e164": "+525512345678", "profile_name": "Pao"},
+    }
+    raw = {"id": "e", "type": "whatsapp.message.received", "source": "s"}
+    ops = mapping.apply(
+        CanonicalEvent.from_dict({**raw, "time": "2026-06-10T14:00:00Z", "data": data})
+    )
+    assert [(op.kind, dict(op.write_modes)) for op in ops] == [
+        ("upsert_contact", {"name": "if_empty"}),  # no country in the event: not listed
+        ("upsert_case", {"opened_at": "on_create", "channel": "on_create"}),
+        ("add_note", {}),
+    ]

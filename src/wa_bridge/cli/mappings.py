@@ -121,7 +121,11 @@ def dry_run(
         typer.Option("--mapping", "-m", help="Mapping file (default: WA_BRIDGE_MAPPINGS_PATH)."),
     ] = None,
 ) -> None:
-    """Print the CRM operations an event would produce, and any validation errors."""
+    """Print the CRM operations an event would produce, and any validation errors.
+
+    Each operation shows its fields and, under ``write``, the write mode of every field
+    the connector does not write ``always`` (``on_create``, ``if_empty``).
+    """
     if mapping is None:
         from wa_bridge.cli._common import settings_or_exit
         from wa_bridge.resources import resolve_mappings_path

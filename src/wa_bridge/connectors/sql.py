@@ -3,13 +3,17 @@
 Each operation upserts its record by natural key (contact_key, case_key, the note's
 message id or the op's idempotency key), so applying an op twice leaves one row with the
 same values. Only non-null fields overwrite: a status-only note update keeps the body.
-Fields outside the shared vocabulary go into the record's ``attributes`` JSON.
+Fields outside the shared vocabulary go into the record's ``attributes`` JSON. A field's
+write mode (``CrmOperation.write_modes``) is honoured: an ``on_create`` field is written
+only when its row is inserted, an ``if_empty`` one only where the column is NULL (the
+attribute absent), so an agent's edit of a name in these tables is kept.
 
 ``apply_in(tx, ops)`` writes inside the worker's own store transaction (ledger and CRM rows
 commit together: exactly-once for this CRM). Ops are grouped by kind (the tables are
 independent, so order only matters within a table, and is kept there) and each group is one
-multi-row ``INSERT … ON CONFLICT DO UPDATE`` inside a savepoint: a rejected group leaves
-the caller's transaction usable. A record the op would not change is not rewritten (its
+multi-row ``INSERT … ON CONFLICT DO UPDATE`` inside a savepoint (one more for rows whose
+fields carry write modes that clash with the others'): a rejected group leaves the
+caller's transaction usable. A record the op would not change is not rewritten (its
 ``updated_at`` stays). On PostgreSQL the group is sent as arrays (``unnest``) and
 ``RETURNING (xmax = 0)`` says which records are new; SQLite SELECTs the existing keys first.
 """
@@ -29,7 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from wa_bridge.connectors._records import json_value, note_key, require_key
 from wa_bridge.connectors.base import CrmResult, Vendor
 from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable
-from wa_bridge.operations import CrmOperation, OperationKind
+from wa_bridge.operations import CrmOperation, OperationKind, WriteMode
 from wa_bridge.store.bulk import chunks, column_arrays, insert_arrays, insert_for, is_postgres
 from wa_bridge.store.db import create_engine, is_connection_error
 from wa_bridge.store.sql import Clock, SqlStore, SqlStoreTx, utc_now
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["VENDOR", "SqlCrmConnector"]
 
 Row = dict[str, Any]
+Modes = dict[str, WriteMode]  # field (column or attribute) → its mode, when not "always"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +132,7 @@ _ORDER: Final[tuple[OperationKind, ...]] = tuple(_SPECS)
 _NATURAL_KEY_FIELDS: Final = frozenset({"message_id"})
 
 
-def _row(spec: _Spec, op: CrmOperation, now: datetime) -> tuple[str, Row]:
+def _row(spec: _Spec, op: CrmOperation, now: datetime) -> tuple[str, Row, Modes]:
     key = spec.key(op)
     row: Row = {name: None for name in spec.fields}
     attributes: dict[str, Any] = {}
@@ -142,22 +147,88 @@ def _row(spec: _Spec, op: CrmOperation, now: datetime) -> tuple[str, Row]:
     for stamp in spec.stamped:
         row[stamp] = now
     row["attributes"] = attributes or None
-    return key, row
+    # (a mapping's field names are identifiers: they go into the SQL as literals)
+    modes: Modes = {
+        name: mode
+        for name, mode in op.write_modes.items()
+        if mode != "always" and name.isidentifier() and (name in spec.fields or name in attributes)
+    }
+    return key, row, modes
 
 
-def _merge(old: Row, new: Row) -> Row:
-    merged = {k: (v if v is not None else old.get(k)) for k, v in new.items()}
-    if old.get("attributes") and new.get("attributes"):
-        merged["attributes"] = {**old["attributes"], **new["attributes"]}
+def _overlay(old: Row, new: Row, modes: Modes, new_modes: Modes) -> Row:
+    """``new``'s non-null values over ``old``: one written ``always`` replaces the old
+    value, any other only a missing one; ``modes`` follows the values kept."""
+    out = dict(old)
+    for name, value in new.items():
+        if value is None:
+            continue
+        mode = new_modes.get(name)
+        if mode is None or out.get(name) is None:
+            out[name] = value
+            if mode is None:
+                modes.pop(name, None)
+            else:
+                modes[name] = mode
+    return out
+
+
+def _merge(old: Row, old_modes: Modes, new: Row, new_modes: Modes) -> tuple[Row, Modes]:
+    """Two ops of a batch on one record, as one row: the later op applied after the earlier
+    (where their modes cannot both hold, the earlier op's value and mode stay)."""
+    modes = dict(old_modes)
+    columns = {k: v for k, v in new.items() if k != "attributes"}
+    merged = _overlay(old, columns, modes, new_modes)
+    attributes = _overlay(
+        old.get("attributes") or {}, new.get("attributes") or {}, modes, new_modes
+    )
+    merged["attributes"] = attributes or None
     merged.update({k: old[k] for k in ("created_at",) if k in old})
-    return merged
+    return merged, modes
 
 
-def _merge_attributes(table: Table, excluded: Any) -> ColumnElement[Any]:
-    """SQLite: the stored attributes patched with the incoming ones (PostgreSQL merges them
-    in ``_pg_conflict_sql``)."""
+def _statements(
+    rows: list[tuple[Row, Modes]],
+) -> list[tuple[tuple[tuple[str, WriteMode], ...], list[Row]]]:
+    """Rows grouped into as few statements as their write modes allow, each with the modes
+    it writes by. A field a row leaves out (NULL, no attribute) fits any mode: every mode
+    keeps the stored value then."""
+    if not any(modes for _, modes in rows):
+        return [((), [row for row, _ in rows])]
+    groups: list[tuple[dict[str, WriteMode], list[Row]]] = []
+    for row, modes in rows:
+        wants = {name: modes.get(name, "always") for name in _present(row)}
+        for fixed, members in groups:
+            if all(fixed.get(name, mode) == mode for name, mode in wants.items()):
+                fixed.update(wants)
+                members.append(row)
+                break
+        else:
+            groups.append((wants, [row]))
+    return [
+        (tuple(sorted((n, m) for n, m in fixed.items() if m != "always")), members)
+        for fixed, members in groups
+    ]
+
+
+def _present(row: Row) -> list[str]:
+    attributes = row.get("attributes") or {}
+    return [k for k, v in row.items() if v is not None and k != "attributes"] + [*attributes]
+
+
+def _merge_attributes(table: Table, excluded: Any, modes: Modes) -> ColumnElement[Any]:
+    """SQLite: the stored attributes with the incoming ones merged in, by their write modes
+    (PostgreSQL merges them in ``_pg_conflict_sql``)."""
     current, incoming = table.c.attributes, excluded.attributes
-    merged = func.json_patch(func.coalesce(current, "{}"), incoming)
+    if not modes:
+        merged: ColumnElement[Any] = func.json_patch(func.coalesce(current, "{}"), incoming)
+    else:
+        # the incoming keys but on_create ones, under the stored ones (if_empty), then the
+        # always-written incoming keys over that
+        kept = [f'$."{n}"' for n, m in modes.items() if m == "on_create"]
+        written = [f'$."{n}"' for n in modes]
+        under = func.json_patch(func.json_remove(incoming, *kept), func.coalesce(current, "{}"))
+        merged = func.nullif(func.json_patch(under, func.json_remove(incoming, *written)), "{}")
     return case((incoming.is_(None), current), else_=merged)
 
 
@@ -212,17 +283,19 @@ class SqlCrmConnector:
     ) -> list[CrmResult]:
         spec = _SPECS[kind]
         keys: list[str] = []
-        merged: dict[str, Row] = {}
+        merged: dict[str, tuple[Row, Modes]] = {}
         for op in ops:
-            key, row = _row(spec, op, now)
+            key, row, modes = _row(spec, op, now)
             keys.append(key)
-            merged[key] = _merge(merged[key], row) if key in merged else row
+            merged[key] = _merge(*merged[key], row, modes) if key in merged else (row, modes)
+        existing: set[str] = set()
         try:
             async with conn.begin_nested():
-                if is_postgres(conn):
-                    existing = await _upsert_arrays(conn, spec, list(merged.values()))
-                else:
-                    existing = await _upsert_rows(conn, spec, list(merged.values()))
+                for write_modes, rows in _statements(list(merged.values())):
+                    if is_postgres(conn):
+                        existing |= await _upsert_arrays(conn, spec, rows, write_modes)
+                    else:
+                        existing |= await _upsert_rows(conn, spec, rows, dict(write_modes))
         except exc.SQLAlchemyError as err:
             raise _translate(err, f"{len(ops)} {kind} op(s) from event {ops[0].event_id}") from (
                 getattr(err, "orig", None) or err
@@ -259,14 +332,43 @@ def _compared_columns(spec: _Spec, columns: list[str]) -> list[str]:
     return [n for n in columns if n not in spec.stamped]
 
 
+def _column_update(t: str, name: str, mode: WriteMode | None) -> str:
+    """The value a conflicting row's column takes: on_create keeps the stored one, if_empty
+    fills only a NULL, always takes a new non-null value."""
+    if mode == "on_create":
+        return f'{t}."{name}"'
+    if mode == "if_empty":
+        return f'COALESCE({t}."{name}", EXCLUDED."{name}")'
+    return f'COALESCE(EXCLUDED."{name}", {t}."{name}")'
+
+
+def _text_array(names: list[str]) -> str:
+    return "CAST(ARRAY[" + ", ".join(f"'{n}'" for n in names) + "] AS text[])"
+
+
+def _attributes_update(t: str, modes: dict[str, WriteMode]) -> str:
+    current = f"COALESCE({t}.attributes, CAST('{{}}' AS jsonb))"
+    if not modes:
+        merged = f"{current} || EXCLUDED.attributes"
+    else:
+        # the incoming keys but on_create ones, under the stored ones (if_empty), then the
+        # always-written incoming keys over that
+        kept = _text_array([n for n, m in modes.items() if m == "on_create"])
+        under = f"(EXCLUDED.attributes - {kept}) || {current}"
+        merged = f"NULLIF(({under}) || (EXCLUDED.attributes - {_text_array([*modes])}), "
+        merged += "CAST('{}' AS jsonb))"
+    return f"CASE WHEN EXCLUDED.attributes IS NULL THEN {t}.attributes ELSE {merged} END"
+
+
 @lru_cache(maxsize=64)
-def _pg_conflict_sql(spec: _Spec, columns: tuple[str, ...]) -> str:
+def _pg_conflict_sql(
+    spec: _Spec, columns: tuple[str, ...], modes: tuple[tuple[str, WriteMode], ...] = ()
+) -> str:
     t = f'"{spec.table.name}"'
-    new = {n: f'COALESCE(EXCLUDED."{n}", {t}."{n}")' for n in columns}
-    new["attributes"] = (
-        f"CASE WHEN EXCLUDED.attributes IS NULL THEN {t}.attributes "
-        f"ELSE COALESCE({t}.attributes, CAST('{{}}' AS jsonb)) || EXCLUDED.attributes END"
-    )
+    by_name = dict(modes)
+    new = {n: _column_update(t, n, by_name.get(n)) for n in columns}
+    attribute_modes = {n: m for n, m in modes if n not in spec.fields}
+    new["attributes"] = _attributes_update(t, attribute_modes)
     compared = [*_compared_columns(spec, list(columns)), "attributes"]
     changed = " OR ".join(f'{new[n]} IS DISTINCT FROM {t}."{n}"' for n in compared)
     sets = ", ".join(f'"{n}" = {value}' for n, value in new.items())
@@ -278,15 +380,22 @@ def _pg_conflict_sql(spec: _Spec, columns: tuple[str, ...]) -> str:
     )
 
 
-async def _upsert_arrays(conn: AsyncConnection, spec: _Spec, rows: list[Row]) -> set[str]:
+async def _upsert_arrays(
+    conn: AsyncConnection,
+    spec: _Spec,
+    rows: list[Row],
+    modes: tuple[tuple[str, WriteMode], ...] = (),
+) -> set[str]:
     """PostgreSQL: one INSERT … ON CONFLICT from arrays; return the keys that existed."""
-    suffix = _pg_conflict_sql(spec, tuple(_update_columns(spec, rows[0])))
+    suffix = _pg_conflict_sql(spec, tuple(_update_columns(spec, rows[0])), modes)
     result = await insert_arrays(conn, spec.table, column_arrays(rows), suffix)
     inserted = {str(key) for key, is_new in result if is_new}
     return {row[spec.key_column] for row in rows} - inserted
 
 
-async def _upsert_rows(conn: AsyncConnection, spec: _Spec, rows: list[Row]) -> set[str]:
+async def _upsert_rows(
+    conn: AsyncConnection, spec: _Spec, rows: list[Row], modes: Modes | None = None
+) -> set[str]:
     """Portable (SQLite): SELECT the existing keys, then a multi-row upsert."""
     table = spec.table
     key_col = table.c[spec.key_column]
@@ -295,10 +404,18 @@ async def _upsert_rows(conn: AsyncConnection, spec: _Spec, rows: list[Row]) -> s
         existing.update((await conn.execute(select(key_col).where(key_col.in_(part)))).scalars())
     stmt = insert_for(conn, table)
     columns = _update_columns(spec, rows[0])
-    updates: dict[str, Any] = {
-        name: func.coalesce(stmt.excluded[name], table.c[name]) for name in columns
-    }
-    updates["attributes"] = _merge_attributes(table, stmt.excluded)
+    modes = modes or {}
+    updates: dict[str, Any] = {}
+    for name in columns:
+        mode = modes.get(name)
+        if mode == "on_create":
+            updates[name] = table.c[name]
+        elif mode == "if_empty":
+            updates[name] = func.coalesce(table.c[name], stmt.excluded[name])
+        else:
+            updates[name] = func.coalesce(stmt.excluded[name], table.c[name])
+    attribute_modes = {n: m for n, m in modes.items() if n not in spec.fields}
+    updates["attributes"] = _merge_attributes(table, stmt.excluded, attribute_modes)
     changed = or_(
         *(
             updates[name].is_distinct_from(table.c[name])

@@ -22,7 +22,7 @@ from wa_bridge.mapping.issues import MappingErrors, MappingIssue
 
 __all__ = ["CatalogSpec", "Layer", "load_chain"]
 
-_MAPPING_ONLY = ("connector", "events", "extends", "overrides")
+_MAPPING_ONLY = ("connector", "events", "extends", "match", "overrides")
 
 
 @dataclass(frozen=True, slots=True)

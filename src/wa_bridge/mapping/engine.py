@@ -11,6 +11,9 @@ numbers masked to their last 4 digits). No operation of that event is returned, 
 CRM never sees a half-filled event. In a mapping that extends another, the file and line
 named are those of the file that set the failing check: an override's when it changed
 it, else the base's.
+
+Each operation carries the ``write`` mode of its fields that are not written ``always``
+(``CrmOperation.write_modes``, one shared mapping per rule); the connector honours them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, cast
 
 from wa_bridge.errors import MappingOutputInvalid
@@ -35,9 +39,16 @@ from wa_bridge.mapping.expressions import (
     compile_source,
 )
 from wa_bridge.mapping.fieldtypes import BadValue, Coercer, make_coercer
-from wa_bridge.mapping.issues import MappingErrors, MappingIssue
+from wa_bridge.mapping.issues import Loc, MappingErrors, MappingIssue
 from wa_bridge.mapping.spec import FieldSpec, MappingSpec, RuleSpec, load_spec
-from wa_bridge.operations import CrmOperation, FieldValue, OperationKind
+from wa_bridge.operations import (
+    DEFAULT_MATCH_ORDER,
+    CrmOperation,
+    FieldValue,
+    MatchRule,
+    OperationKind,
+    WriteMode,
+)
 
 __all__ = ["CompiledMapping", "compile_spec", "load_mapping", "mask"]
 
@@ -87,6 +98,7 @@ class _Field:
     default: FieldValue
     when: Condition | None
     fast_text: tuple[int, int] | None  # (min, max) length when plain text needs no more checks
+    write: WriteMode
 
 
 Runner = Callable[[Mapping[str, Any]], FieldValue]
@@ -99,6 +111,7 @@ class _Rule:
     when: Condition | None
     fields: tuple[_Field, ...]
     runners: tuple[tuple[str, Runner], ...]  # the fields as single closures (the hot path)
+    write_modes: Mapping[str, WriteMode]  # the fields whose mode is not "always"
 
 
 class _Problem(Exception):
@@ -111,8 +124,11 @@ class _Problem(Exception):
 class CompiledMapping:
     """A mapping ready to apply; build it with :func:`load_mapping`.
 
-    ``connector`` is ``""`` for a base mapping (loaded with ``allow_base``); ``extends``
-    lists the files it inherits from, the nearest first.
+    ``connector`` is ``""`` for a base mapping (loaded with ``allow_base``), and
+    ``connector_loc`` where its ``connector:`` key is; ``extends`` lists the files it
+    inherits from, the nearest first. ``match_order`` is the mapping's ``match:`` setting:
+    the rules, in order, by which a connector looks for an existing CRM record before it
+    creates a contact.
     """
 
     def __init__(
@@ -122,10 +138,14 @@ class CompiledMapping:
         rules: Mapping[str, tuple[_Rule, ...]],
         *,
         extends: tuple[str, ...] = (),
+        connector_loc: Loc | None = None,
+        match_order: tuple[MatchRule, ...] = DEFAULT_MATCH_ORDER,
     ) -> None:
         self.path = path
         self.connector = connector
+        self.connector_loc = connector_loc
         self.extends = extends
+        self.match_order = match_order
         self._rules = dict(rules)
 
     def __repr__(self) -> str:
@@ -203,6 +223,7 @@ class CompiledMapping:
                         index=len(ops),
                         contact_key=event.subject,
                         source=rule.source,
+                        write_modes=_modes_of(rule.write_modes, fields),
                     )
                 )
         if problems:
@@ -210,6 +231,16 @@ class CompiledMapping:
             message = "; ".join(str(p) for p in problems)
             raise MappingOutputInvalid(message, location=first.location, field=first.field.name)
         return ops
+
+
+def _modes_of(
+    modes: Mapping[str, WriteMode], fields: Mapping[str, FieldValue]
+) -> Mapping[str, WriteMode]:
+    """The rule's write modes of the fields this operation carries (usually all of them:
+    the rule's own mapping is then shared, not copied)."""
+    if modes.keys() <= fields.keys():
+        return modes
+    return {name: mode for name, mode in modes.items() if name in fields}
 
 
 def _all_problems(rule: _Rule, root: Mapping[str, Any]) -> list[_Problem]:
@@ -333,6 +364,7 @@ def _compile_field(
         default=default,
         when=when,
         fast_text=_fast_text(type_name, catalog, data),
+        write=cast(WriteMode, data.get("write") or "always"),
     )
 
 
@@ -368,7 +400,8 @@ def _compile_rule(spec: RuleSpec, catalogs: Mapping[str, Catalog], issues: list[
             else _runner(f, kind or "none")
         )
         runners.append((f.name, run))
-    return _Rule(kind, spec.node.loc().short, when, tuple(fields), tuple(runners))
+    modes = MappingProxyType({f.name: f.write for f in fields if f.write != "always"})
+    return _Rule(kind, spec.node.loc().short, when, tuple(fields), tuple(runners), modes)
 
 
 def compile_spec(spec: MappingSpec) -> CompiledMapping:
@@ -384,7 +417,14 @@ def compile_spec(spec: MappingSpec) -> CompiledMapping:
     }
     if issues:
         raise MappingErrors(issues)
-    return CompiledMapping(spec.path, spec.connector or "", rules, extends=spec.extends)
+    return CompiledMapping(
+        spec.path,
+        spec.connector or "",
+        rules,
+        extends=spec.extends,
+        connector_loc=spec.connector_loc,
+        match_order=spec.match_order,
+    )
 
 
 def load_mapping(path: str | Path, *, allow_base: bool = False) -> CompiledMapping:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from wa_bridge.mapping._layers import CatalogSpec, Layer, load_chain
 from wa_bridge.mapping._node import Node
 from wa_bridge.mapping._overrides import EventRules, merge_field, resolve_events
 from wa_bridge.mapping._schema import suggest
-from wa_bridge.mapping.issues import MappingErrors, MappingIssue
+from wa_bridge.mapping.issues import Loc, MappingErrors, MappingIssue
+from wa_bridge.operations import DEFAULT_MATCH_ORDER, MatchRule
 
 __all__ = ["CatalogSpec", "FieldSpec", "MappingSpec", "Node", "RuleSpec", "load_spec"]
 
@@ -49,7 +50,9 @@ class RuleSpec:
 @dataclass(frozen=True, slots=True)
 class MappingSpec:
     """A resolved mapping: ``connector`` is None for a base mapping (one only extended);
-    ``extends`` lists the files it inherits from, the nearest first."""
+    ``extends`` lists the files it inherits from, the nearest first; ``connector_loc``
+    is where the ``connector:`` key that decides it is; ``match_order`` the ``match:``
+    setting the chain ends with (or the default)."""
 
     path: str
     connector: str | None
@@ -57,6 +60,8 @@ class MappingSpec:
     rules: dict[str, tuple[RuleSpec, ...]]
     issues: tuple[MappingIssue, ...] = ()  # found while expanding; compile adds its own
     extends: tuple[str, ...] = ()
+    connector_loc: Loc | None = None
+    match_order: tuple[MatchRule, ...] = DEFAULT_MATCH_ORDER
 
 
 def _expand(
@@ -141,6 +146,28 @@ def _required(layers: list[Layer], *, allow_base: bool) -> list[MappingIssue]:
     return issues
 
 
+def _match_order(layers: list[Layer], issues: list[MappingIssue]) -> tuple[MatchRule, ...]:
+    """The ``match:`` of the nearest file that sets one; each rule once, ``key`` among them
+    (without it a record written by a rolled-back attempt would not be found again)."""
+    layer = next((lay for lay in reversed(layers) if "match" in lay.data), None)
+    if layer is None:
+        return DEFAULT_MATCH_ORDER
+    node = Node(layer.file, ("match",))
+    order: list[MatchRule] = []
+    for i, rule in enumerate(layer.data["match"]):
+        if rule in order:
+            issues.append(node.issue(f"{rule!r} is listed twice; give each rule once", i))
+        else:
+            order.append(cast(MatchRule, rule))
+    if "key" not in order:
+        msg = (
+            "'key' must be one of the rules: it finds the record an earlier attempt wrote "
+            "under our key, so a retry never creates a duplicate"
+        )
+        issues.append(node.issue(msg))
+    return tuple(order)
+
+
 def load_spec(path: str | Path, *, allow_base: bool = False) -> MappingSpec:
     """Load and check ``path``, the files it extends and their includes; raise
     MappingErrors on structural problems.
@@ -162,8 +189,11 @@ def load_spec(path: str | Path, *, allow_base: bool = False) -> MappingSpec:
         fragments.update(layer.fragments)
     events = resolve_events(layers, issues)
     rules = {event_type: _rules(event, fragments, issues) for event_type, event in events.items()}
-    connector = next(
-        (lay.data["connector"] for lay in reversed(layers) if "connector" in lay.data), None
-    )
+    owner = next((lay for lay in reversed(layers) if "connector" in lay.data), None)
+    connector = None if owner is None else owner.data["connector"]
+    where = None if owner is None else Node(owner.file, ("connector",)).loc(at="key")
+    match_order = _match_order(layers, issues)
     extends = tuple(layer.file.display for layer in reversed(layers[:-1]))
-    return MappingSpec(str(path), connector, catalogs, rules, tuple(issues), extends)
+    return MappingSpec(
+        str(path), connector, catalogs, rules, tuple(issues), extends, where, match_order
+    )

@@ -11,7 +11,8 @@ A test file (``mappings/tests/*.yaml``)::
           data: {...}
         expect:                       # every operation, in order, with all its fields
           - op: upsert_contact
-            fields: {phone_e164: "+525512345678"}
+            fields: {phone_e164: "+525512345678", name: Mariana}
+            write: {name: if_empty}   # the fields not written `always`, when there are any
       - name: unknown outcome is dead-lettered
         event: {...}
         expect_error: "not in catalog 'outcome'"   # a part of the error message
@@ -68,15 +69,25 @@ def _plain_value(value: FieldValue) -> Any:
 
 
 def render_ops(ops: list[CrmOperation], *, with_source: bool = False) -> list[dict[str, Any]]:
-    """Operations as plain JSON-able dicts (what test files expect and dry-run prints)."""
+    """Operations as plain JSON-able dicts (what test files expect and dry-run prints);
+    ``write`` lists the write mode of each field that is not written ``always``."""
     out = []
     for op in ops:
         item: dict[str, Any] = {"op": op.kind}
         if with_source:
             item["source"] = op.source
         item["fields"] = {k: _plain_value(v) for k, v in op.fields.items()}
+        if op.write_modes:
+            item["write"] = dict(op.write_modes)
         out.append(item)
     return out
+
+
+def _expected_op(item: Mapping[str, Any]) -> dict[str, Any]:
+    expected = {"op": item.get("op"), "fields": item.get("fields") or {}}
+    if item.get("write"):
+        expected["write"] = item["write"]
+    return expected
 
 
 def find_test_files(path: Path) -> list[Path]:
@@ -112,9 +123,7 @@ def _run_case(mapping: CompiledMapping, case: Mapping[str, Any], where: str) -> 
         return CaseResult(where, name, False, f"expected an error containing {wanted!r}\ngot {got}")
     if error is not None:
         return CaseResult(where, name, False, f"unexpected error: {error}")
-    expected = [
-        {"op": e.get("op"), "fields": e.get("fields") or {}} for e in case.get("expect") or []
-    ]
+    expected = [_expected_op(e) for e in case.get("expect") or []]
     if expected == actual:
         return CaseResult(where, name, True)
     diff = difflib.unified_diff(_dump(expected), _dump(actual), "expected", "actual", lineterm="")

@@ -68,12 +68,14 @@ async def state_store(settings: Settings) -> AsyncIterator[Store]:
 def load_event_mapper(settings: Settings) -> EventMapper:
     """The compiled mapping of ``settings.mappings_path`` (the shipped copy when absent).
 
-    Raises ConfigError (with file:line) when the mapping is invalid.
+    Raises ConfigError (with file:line) when the mapping is invalid or written for another
+    connector than ``settings.connector``.
     """
-    from wa_bridge.mapping import load_mapping
+    from wa_bridge.mapping import check_connector, load_mapping
     from wa_bridge.resources import resolve_mappings_path
 
-    mapper: EventMapper = load_mapping(resolve_mappings_path(settings.mappings_path))
+    mapping = load_mapping(resolve_mappings_path(settings.mappings_path))
+    mapper: EventMapper = check_connector(mapping, settings.connector)
     return mapper
 
 
