@@ -133,8 +133,10 @@ class ContractServer:
             self._faults.extend([fault] * times)
 
     def reset(self) -> None:
-        """Forget requests, records, pending faults and waits (between tests)."""
+        """Forget requests, records, pending faults and waits (between tests); back to
+        the real clock."""
         with self._lock:
+            self.clock = time.monotonic
             self._faults.clear()
             self.requests.clear()
             self.records.clear()

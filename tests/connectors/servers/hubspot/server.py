@@ -127,6 +127,7 @@ class HubSpotServer(ContractServer):
     def reset(self) -> None:
         super().reset()
         with self._lock:
+            self.wall = time.time
             self.strict_properties = False
             self.pipelines = S.default_pipelines()
             self.limits.configure(190, 650_000, 4)

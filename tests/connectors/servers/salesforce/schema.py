@@ -318,6 +318,10 @@ class Org:
     def exists(self, sobject: str) -> bool:
         return sobject in self._standard
 
+    def canonical(self, sobject: str) -> str:
+        """``sobject`` as the org spells it (SOQL names are case-insensitive)."""
+        return next((s for s in self._standard if s.lower() == sobject.lower()), sobject)
+
     def custom_fields(self, sobject: str) -> dict[str, tuple[str, FieldDef]]:
         """Created custom fields of ``sobject``: name → (CustomField Id, definition)."""
         out = {}

@@ -203,6 +203,7 @@ class SalesforceServer(ContractServer):
     def reset(self) -> None:
         super().reset()
         with self._lock:
+            self.wall = time.time
             self.org.strict = False
             self.org.multi_currency = True
             self.customize_application = True
@@ -455,7 +456,7 @@ class SalesforceServer(ContractServer):
     # --- SOQL, SOSL -------------------------------------------------------------------
     def _h_query(self, request: RecordedRequest) -> Reply:
         query = soql.parse(request.query["q"])
-        sobject = query.sobject
+        sobject = query.sobject = self.org.canonical(query.sobject)
         if not self.org.exists(sobject) or sobject == "CustomField":
             return Reply(
                 400,
@@ -501,7 +502,7 @@ class SalesforceServer(ContractServer):
 
     def _h_tooling_query(self, request: RecordedRequest) -> Reply:
         query = soql.parse(request.query["q"])
-        if query.sobject != "CustomField":
+        if query.sobject.lower() != "customfield":
             message = (
                 f"sObject type '{query.sobject}' is not supported by this stand-in's Tooling API."
             )
@@ -545,7 +546,7 @@ class SalesforceServer(ContractServer):
         out: list[dict[str, Any]] = []
         kinds = SEARCH_GROUPS[search.group]
         for returning in search.returning:
-            sobject = returning.sobject
+            sobject = returning.query.sobject = self.org.canonical(returning.sobject)
             if not self.org.exists(sobject):
                 return Reply(
                     400, [_sf("INVALID_TYPE", f"sObject type '{sobject}' is not supported.")]
