@@ -26,19 +26,19 @@ from .salesforce import SalesforceServer
 def _describe(server: ContractServer) -> list[str]:
     lines = [f"{server.vendor} stand-in at {server.url}"]
     if isinstance(server, HubSpotServer):
-        o = server.oauth
+        app = server.oauth
         lines += [
             f"  WA_BRIDGE_CRM_BASE_URL={server.url}",
             f"  private-app token:  {server.token}",
-            f"  OAuth app:          client_id={o.client_id} client_secret={o.client_secret}",
-            f"  OAuth refresh token: {o.refresh_token} (token URL {server.url}/oauth/v1/token)",
+            f"  OAuth app:          client_id={app.client_id} client_secret={app.client_secret}",
+            f"  OAuth refresh token: {app.refresh_token} (token URL {server.url}/oauth/v1/token)",
         ]
     elif isinstance(server, SalesforceServer):
-        o = server.oauth
+        org = server.oauth
         lines += [
             f"  login URL (token endpoint {server.url}/services/oauth2/token): {server.url}",
-            f"  connected app:      client_id={o.client_id} client_secret={o.client_secret}",
-            f"  JWT bearer user:    {o.username} (sign with the key printed by --print-key)",
+            f"  connected app:      client_id={org.client_id} client_secret={org.client_secret}",
+            f"  JWT bearer user:    {org.username} (sign with the key printed by --print-key)",
             f"  static session token: {server.token}",
         ]
     else:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from .._index import ValueIndex
 from .schema import ASSOCIATION_TYPES
 from .values import national_digits
 
@@ -29,6 +30,19 @@ CALCULATED = {
     "phone": "hs_searchable_calculated_phone_number",
     "mobilephone": "hs_searchable_calculated_mobile_number",
 }
+
+
+TIMESTAMPS = ("lastmodifieddate", "hs_lastmodifieddate")
+
+
+def _value_of(record: Record, name: str) -> Any:
+    return record.get("id") if name == "@id" else record.get("properties", {}).get(name)
+
+
+def _normalize(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value).lower() if name == "email" else str(value)
 
 
 def iso(ms: int) -> str:
@@ -42,6 +56,7 @@ class Objects:
         self._wall = wall
         self._ids = itertools.count(1001)
         self._last_ms = 0
+        self.index = ValueIndex(_value_of, _normalize)
 
     # --- reading ----------------------------------------------------------------------
     def live(self, object_type: str) -> dict[str, Record]:
@@ -65,7 +80,8 @@ class Objects:
         found = records.get(object_id)
         if found is not None and str(found.get("id")) == object_id:
             return found
-        return next((r for r in records.values() if str(r.get("id")) == object_id), None)
+        hits = self.index.lookup(object_type, "@id", object_id, records.values)
+        return hits[0] if hits else None
 
     def archived(self, object_type: str, object_id: str) -> Record | None:
         return self._records.get(f"archived/{object_type}", {}).get(str(object_id))
@@ -74,14 +90,7 @@ class Objects:
         if name == "hs_object_id":
             found = self.get(object_type, value)
             return [found] if found else []
-        fold = name == "email"
-        wanted = value.lower() if fold else value
-        out = []
-        for record in self.live(object_type).values():
-            have = record.get("properties", {}).get(name)
-            if have is not None and (have.lower() if fold else have) == wanted:
-                out.append(record)
-        return out
+        return self.index.lookup(object_type, name, value, self.live(object_type).values)
 
     # --- writing ----------------------------------------------------------------------
     def _stamp(self) -> int:
@@ -103,6 +112,7 @@ class Objects:
             "archived": False,
         }
         self.live(object_type)[object_id] = record
+        self.index.changed(object_type, record, {"@id": None, "hs_object_id": None})
         self.write(object_type, record, properties, stamp=ms)
         return record
 
@@ -116,6 +126,8 @@ class Objects:
     ) -> None:
         """Set ``properties`` (as given: HubSpot stores strings) and bump the timestamps."""
         props = record.setdefault("properties", {})
+        names = {*properties, *TIMESTAMPS, *(CALCULATED[k] for k in properties if k in CALCULATED)}
+        before = {name: props.get(name) for name in names}
         props.update(properties)
         if object_type == "contacts":
             for source, target in CALCULATED.items():
@@ -126,6 +138,7 @@ class Objects:
         record["updatedAt"] = iso(ms)
         record.setdefault("createdAt", iso(ms))
         record.setdefault("archived", False)
+        self.index.changed(object_type, record, before)
 
     def archive(self, object_type: str, object_id: str) -> Record | None:
         record = self.get(object_type, object_id)
@@ -134,6 +147,7 @@ class Objects:
         live = self.live(object_type)
         key = next(k for k, r in live.items() if r is record)
         del live[key]
+        self.index.drop(object_type)
         record["archived"] = True
         record["archivedAt"] = iso(self._stamp())
         self._records.setdefault(f"archived/{object_type}", {})[str(record["id"])] = record
@@ -155,6 +169,7 @@ class Objects:
         live = self.live(object_type)
         key = next(k for k, r in live.items() if r is other)
         del live[key]
+        self.index.drop(object_type)
         other["mergedInto"] = str(primary["id"])
         self._records.setdefault(f"merged/{object_type}", {})[str(other["id"])] = other
         self.move_links(object_type, str(other["id"]), str(primary["id"]))

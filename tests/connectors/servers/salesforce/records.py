@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
+from .._index import ValueIndex
 from .schema import ID_PREFIXES, POLYMORPHIC, FieldDef, Org
 
 Record = dict[str, Any]
@@ -36,8 +37,9 @@ KEY_FIELDS = {
     "Opportunity": "WA_Deal_Key__c",
 }
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TEXT_TYPES = ("string", "textarea", "email", "phone", "url", "picklist", "multipicklist")
-_TEXT_TYPES += ("combobox", "reference", "id")
+_TEXT_TYPES = frozenset(
+    ("string", "textarea", "email", "phone", "url", "picklist", "multipicklist", "combobox")
+) | {"reference", "id"}
 _OWNED = {"Account", "Contact", "Case", "Task", "Opportunity"}
 
 
@@ -64,6 +66,7 @@ class Records:
         self.api_user = api_user
         self._ids = itertools.count(1)
         self._last_ms = 0
+        self.index = ValueIndex(lambda record, name: record.get(name), _normalize)
 
     # --- reading ----------------------------------------------------------------------
     def live(self, sobject: str) -> dict[str, Record]:
@@ -79,8 +82,8 @@ class Records:
         found = live.get(record_id)
         if found is not None and found.get("Id") == record_id:
             return found
-        wanted = record_id[:15]
-        return next((r for r in live.values() if str(r.get("Id", ""))[:15] == wanted), None)
+        hits = self.index.lookup(sobject, "Id", record_id, live.values)
+        return hits[0] if hits else None
 
     def sobject_of(self, record_id: str) -> str | None:
         return next((s for s, p in ID_PREFIXES.items() if record_id.startswith(p)), None)
@@ -99,14 +102,9 @@ class Records:
         if name.lower() == "id":
             found = self.get(sobject, str(value))
             return [found] if found else []
-        wanted = str(value).lower()
         definition = self.org.find_field(sobject, name)
         canonical = definition.name if definition else name
-        return [
-            r
-            for r in self.live(sobject).values()
-            if r.get(canonical) is not None and str(r[canonical]).lower() == wanted
-        ]
+        return self.index.lookup(sobject, canonical, value, self.live(sobject).values)
 
     # --- checking ---------------------------------------------------------------------
     def prepare(
@@ -301,6 +299,7 @@ class Records:
         """Store a prepared write; returns the record."""
         now = self._stamp()
         user = self.api_user["Id"]
+        before = dict(record) if record is not None else {}
         if record is None:
             record = {
                 "Id": self.new_id(sobject),
@@ -315,6 +314,7 @@ class Records:
         record.update(LastModifiedDate=now, SystemModstamp=now, LastModifiedById=user)
         _derive(sobject, record, now)
         self.rekey(sobject, record)
+        self.index.changed(sobject, record, {k: before.get(k) for k in record})
         return record
 
     def touch(self, sobject: str, record: Record, changes: dict[str, Any]) -> None:
@@ -340,8 +340,16 @@ class Records:
         for key, value in list(live.items()):
             if value is record:
                 del live[key]
+        self.index.drop(sobject)
         record["IsDeleted"] = True
         self._records.setdefault(f"deleted/{sobject}", {})[record["Id"]] = record
+
+
+def _normalize(name: str, value: Any) -> str | None:
+    if value is None or value == "" or isinstance(value, dict):
+        return None
+    text = str(value).lower()
+    return text[:15] if name == "Id" else text
 
 
 def _defaults(sobject: str, count: int) -> dict[str, Any]:

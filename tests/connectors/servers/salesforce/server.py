@@ -26,7 +26,6 @@ permission set assigned to the API user grants them), ``multi_currency``,
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,10 +38,11 @@ from .._limits import DailyBudget
 from .._people import COMPANY_CRM
 from .._routing import Route
 from ..base import ContractServer, Fault, RecordedRequest, Reply, path_key
-from . import soql, sosl
+from . import composite, queries, rows, soql, sosl, tooling
+from .errors import sf_error
 from .oauth import SalesforceOAuth
-from .records import Error, Record, Records, error, sf_time
-from .schema import CUSTOM_NAME, CUSTOM_TYPES, ID_PREFIXES, SEARCH_GROUPS, Org
+from .records import Record, Records
+from .schema import Org
 
 _B = r"/services/data/v(?P<version>\d+\.\d)"
 ROUTES = (
@@ -140,20 +140,6 @@ _CUSTOM_FIELD = Draft202012Validator(
         },
     }
 )
-_TOOLING_FIELDS = ("Id", "DeveloperName", "TableEnumOrId", "NamespacePrefix", "FullName")
-_TOOLING_FIELDS += ("CreatedDate", "LastModifiedDate")
-
-
-def _sf(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
-    item: dict[str, Any] = {"message": message, "errorCode": code}
-    if fields:
-        item["fields"] = fields
-    return item
-
-
-def _single(errors: list[Error], status: int = 400) -> Reply:
-    """Collection-style errors (``statusCode``) as a single request's error array."""
-    return Reply(status, [_sf(e["statusCode"], e["message"], e.get("fields")) for e in errors])
 
 
 class SalesforceServer(ContractServer):
@@ -295,7 +281,7 @@ class SalesforceServer(ContractServer):
             metadata["unique"] = unique
             if type == "Text":
                 metadata["length"] = length
-            field_id = self._store_custom_field(sobject, name, metadata)
+            field_id = tooling.store_custom_field(self, sobject, name, metadata)
             self.grant(sobject, name, read=readable, edit=editable)
             return field_id
 
@@ -374,10 +360,10 @@ class SalesforceServer(ContractServer):
             request.route_name, "MALFORMED_SEARCH" if request.route_name == "search" else ""
         )
         if not request.route_name:
-            return Reply(404, [_sf("NOT_FOUND", "The requested resource does not exist")])
+            return Reply(404, [sf_error("NOT_FOUND", "The requested resource does not exist")])
         if "URI of" in message:
-            return Reply(414, [_sf("URI_TOO_LONG", message)])
-        return Reply(400, [_sf(code or "JSON_PARSER_ERROR", message)])
+            return Reply(414, [sf_error("URI_TOO_LONG", message)])
+        return Reply(400, [sf_error(code or "JSON_PARSER_ERROR", message)])
 
     def error_reply(self, status: int, message: str, *, field: str | None = None) -> Reply:
         code = {
@@ -388,11 +374,11 @@ class SalesforceServer(ContractServer):
         }.get(status, "UNKNOWN_EXCEPTION")
         if status == 401:
             message = "Session expired or invalid"
-        return Reply(status, [_sf(code, message, [field] if field else None)])
+        return Reply(status, [sf_error(code, message, [field] if field else None)])
 
     def fault_reply(self, fault: Fault) -> Reply:
         if fault.status == 403 and fault.body is None:
-            body = [_sf("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")]
+            body = [sf_error("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")]
             return Reply(403, body, dict(fault.headers))
         return super().fault_reply(fault)
 
@@ -408,7 +394,7 @@ class SalesforceServer(ContractServer):
         if request.auth_endpoint:
             return None
         if not self.budget.take():
-            return Reply(403, [_sf("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")])
+            return Reply(403, [sf_error("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")])
         return None
 
     def decorate(self, request: RecordedRequest, reply: Reply) -> None:
@@ -417,553 +403,43 @@ class SalesforceServer(ContractServer):
 
     # === handlers =====================================================================
     def handle(self, request: RecordedRequest) -> Reply:
-        return _HANDLERS[(request.method, request.route_name)](self, request)
+        with self.store.index.active():
+            return _HANDLERS[(request.method, request.route_name)](self, request)
 
-    def _base(self, request: RecordedRequest) -> str:
-        return f"/services/data/v{request.params['version']}"
-
-    def _row(
-        self, request: RecordedRequest, sobject: str, record: Record, names: list[str] | None
-    ) -> dict[str, Any]:
-        url = f"{self._base(request)}/sobjects/{sobject}/{record['Id']}"
-        out: dict[str, Any] = {"attributes": {"type": sobject, "url": url}}
-        if names is None:
-            names = [f.name for f in self.org.visible_fields(sobject)]
-        for name in names:
-            definition = self.org.find_field(sobject, name)
-            canonical = definition.name if definition else name
-            out[canonical] = record.get(canonical)
-        return out
-
-    def _unknown_type(self, sobject: str) -> Reply | None:
-        if self.org.exists(sobject):
-            return None
-        message = (
-            f"The requested resource does not exist: sObject type '{sobject}' is not supported."
-        )
-        return Reply(404, [_sf("NOT_FOUND", message)])
-
-    def _invisible(self, sobject: str, names: list[str]) -> str | None:
-        return next((n for n in names if self.org.visible(sobject, n) is None), None)
-
-    def _h_token(self, request: RecordedRequest) -> Reply:
+    def token_endpoint(self, request: RecordedRequest) -> Reply:
         return self.oauth.token(request.body or {}, server_url=self.url)
 
-    def _h_limits(self, request: RecordedRequest) -> Reply:
+    def limits_endpoint(self, request: RecordedRequest) -> Reply:
         daily = {"Max": self.budget.limit, "Remaining": self.budget.remaining}
         return Reply(200, {"DailyApiRequests": daily})
 
     # --- SOQL, SOSL -------------------------------------------------------------------
-    def _h_query(self, request: RecordedRequest) -> Reply:
-        query = soql.parse(request.query["q"])
-        sobject = query.sobject = self.org.canonical(query.sobject)
-        if not self.org.exists(sobject) or sobject == "CustomField":
-            return Reply(
-                400,
-                [
-                    _sf(
-                        "INVALID_TYPE",
-                        f"sObject type '{sobject}' is not supported. If you are attempting to "
-                        "use a custom object, be sure to append the '__c' after the entity name.",
-                    )
-                ],
-            )
-        bad = self._invisible(sobject, query.referenced())
-        if bad is not None:
-            return Reply(
-                400,
-                [
-                    _sf(
-                        "INVALID_FIELD",
-                        f"No such column '{bad}' on entity '{sobject}'. If you are attempting "
-                        "to use a custom field, be sure to append the '__c' after the custom "
-                        "field name.",
-                    )
-                ],
-            )
-        return self._answer_query(request, query, self.store.all(sobject))
-
-    def _answer_query(
-        self, request: RecordedRequest, query: soql.Query, rows: list[Record]
-    ) -> Reply:
-        sobject = query.sobject
-
-        def get(row: Record, name: str) -> Any:
-            definition = self.org.find_field(sobject, name)
-            return row.get(definition.name if definition else name)
-
-        if query.count:
-            return Reply(
-                200, {"totalSize": len(soql.run(query, rows, get)), "done": True, "records": []}
-            )
-        found = soql.run(query, rows, get)
-        records = [self._row(request, sobject, r, query.fields) for r in found]
-        return Reply(200, {"totalSize": len(records), "done": True, "records": records})
-
-    def _h_tooling_query(self, request: RecordedRequest) -> Reply:
-        query = soql.parse(request.query["q"])
-        if query.sobject.lower() != "customfield":
-            message = (
-                f"sObject type '{query.sobject}' is not supported by this stand-in's Tooling API."
-            )
-            return Reply(400, [_sf("INVALID_TYPE", message)])
-        bad = next((n for n in query.referenced() if n not in _TOOLING_FIELDS), None)
-        if bad is not None:
-            return Reply(
-                400, [_sf("INVALID_FIELD", f"No such column '{bad}' on entity 'CustomField'.")]
-            )
-        rows = list(self.collection("CustomField").values())
-        found = soql.run(query, rows, lambda row, name: row.get(name))
-        base = self._base(request)
-        records = [
-            {
-                "attributes": {
-                    "type": "CustomField",
-                    "url": f"{base}/tooling/sobjects/CustomField/{r['Id']}",
-                },
-                **{n: r.get(n) for n in query.fields},
-            }
-            for r in found
-        ]
-        if query.count:
-            return Reply(
-                200, {"size": len(found), "totalSize": len(found), "done": True, "records": []}
-            )
-        return Reply(
-            200,
-            {
-                "size": len(records),
-                "totalSize": len(records),
-                "done": True,
-                "queryLocator": None,
-                "entityTypeName": "CustomField",
-                "records": records,
-            },
-        )
-
-    def _h_search(self, request: RecordedRequest) -> Reply:
-        search = sosl.parse(request.query["q"])
-        out: list[dict[str, Any]] = []
-        kinds = SEARCH_GROUPS[search.group]
-        for returning in search.returning:
-            sobject = returning.query.sobject = self.org.canonical(returning.sobject)
-            if not self.org.exists(sobject):
-                return Reply(
-                    400, [_sf("INVALID_TYPE", f"sObject type '{sobject}' is not supported.")]
-                )
-            bad = self._invisible(sobject, returning.query.referenced())
-            if bad is not None:
-                return Reply(
-                    400, [_sf("INVALID_FIELD", f"No such column '{bad}' on entity '{sobject}'.")]
-                )
-            searched = [
-                f for f in self.org.visible_fields(sobject) if f.type in kinds and f.name != "Id"
-            ]
-            rows = [r for r in self.store.all(sobject) if self._hit(r, searched, search)]
-
-            def get(row: Record, name: str, sobject: str = sobject) -> Any:
-                definition = self.org.find_field(sobject, name)
-                return row.get(definition.name if definition else name)
-
-            found = soql.run(returning.query, rows, get)
-            out += [self._row(request, sobject, r, returning.query.fields) for r in found]
-        if search.limit is not None:
-            out = out[: search.limit]
-        return Reply(200, {"searchRecords": out})
-
-    def _hit(self, record: Record, fields: list[Any], search: sosl.Search) -> bool:
-        for definition in fields:
-            value = record.get(definition.name)
-            if not value or not isinstance(value, str):
-                continue
-            for alternative in search.alternatives:
-                if definition.type == "phone" and sosl.phone_matches(value, alternative):
-                    return True
-                if definition.type != "phone" and sosl.text_matches(value, alternative):
-                    return True
-        return False
 
     # --- one record -------------------------------------------------------------------
-    def _h_describe(self, request: RecordedRequest) -> Reply:
-        sobject = request.params["type"]
-        unknown = self._unknown_type(sobject)
-        if unknown is not None:
-            return unknown
-        fields = [f.describe() for f in self.org.visible_fields(sobject)]
-        body = {
-            "name": sobject,
-            "label": sobject,
-            "keyPrefix": ID_PREFIXES.get(sobject),
-            "custom": False,
-            "createable": True,
-            "updateable": True,
-            "queryable": True,
-            "searchable": True,
-            "fields": fields,
-        }
-        return Reply(200, body)
-
-    def _setup_refusal(self, sobject: str) -> Reply | None:
-        setup = ("PermissionSet", "FieldPermissions", "PermissionSetAssignment")
-        if sobject in setup and not self.manage_permission_sets:
-            message = "insufficient access rights: the user cannot manage permission sets"
-            return Reply(403, [_sf("INSUFFICIENT_ACCESS", message)])
-        if sobject == "User":
-            return Reply(400, [_sf("INVALID_TYPE", "Users cannot be created through this API")])
-        return None
-
-    def _create(self, sobject: str, fields: dict[str, Any]) -> tuple[Record | None, list[Error]]:
-        changes, errors = self.store.prepare(sobject, fields, None)
-        errors = errors or self._setup_errors(sobject, changes)
-        if errors:
-            return None, errors
-        return self.store.apply(sobject, changes, None), []
-
-    def _setup_errors(self, sobject: str, changes: dict[str, Any]) -> list[Error]:
-        """The rules of the permission objects (a grant names a real custom field…)."""
-        if sobject == "FieldPermissions":
-            target = str(changes.get("Field", ""))
-            owner, _, name = target.partition(".")
-            if owner != changes.get("SobjectType") or name not in self.org.custom_fields(owner):
-                return [error("INVALID_FIELD", f"Field: bad value: {target}", ["Field"])]
-            if changes.get("PermissionsEdit") and not changes.get("PermissionsRead"):
-                message = "Permission Read is required when Permission Edit is enabled"
-                return [error("FIELD_INTEGRITY_EXCEPTION", message, ["PermissionsRead"])]
-            for other in self.store.all("FieldPermissions"):
-                if (
-                    other["ParentId"] == changes["ParentId"]
-                    and other["Field"].lower() == target.lower()
-                ):
-                    return [error("DUPLICATE_VALUE", f"duplicate value found: {target}")]
-        if sobject == "PermissionSetAssignment":
-            for other in self.store.all("PermissionSetAssignment"):
-                if (other["PermissionSetId"], other["AssigneeId"]) == (
-                    changes["PermissionSetId"],
-                    changes["AssigneeId"],
-                ):
-                    return [error("DUPLICATE_VALUE", "Duplicate PermissionSetAssignment")]
-        if sobject == "PermissionSet" and not re.fullmatch(
-            r"[A-Za-z](?:[A-Za-z0-9]|_(?!_))*", str(changes.get("Name", ""))
-        ):
-            return [error("FIELD_INTEGRITY_EXCEPTION", "Name: bad API name", ["Name"])]
-        return []
-
-    def _h_create(self, request: RecordedRequest) -> Reply:
-        sobject = request.params["type"]
-        refused = self._unknown_type(sobject) or self._setup_refusal(sobject)
-        if refused is not None:
-            return refused
-        record, errors = self._create(sobject, request.body)
-        if record is None:
-            return _single(errors)
-        return Reply(201, {"id": record["Id"], "success": True, "errors": []})
-
-    def _find_row(self, sobject: str, record_id: str) -> Record | Reply:
-        record = self.store.get(sobject, record_id)
-        if record is not None:
-            return record
-        if self.store.deleted(sobject, record_id) is not None:
-            return Reply(404, [_sf("ENTITY_IS_DELETED", "entity is deleted")])
-        return Reply(404, [_sf("NOT_FOUND", "The requested resource does not exist")])
-
-    def _h_read(self, request: RecordedRequest) -> Reply:
-        sobject = request.params["type"]
-        unknown = self._unknown_type(sobject)
-        if unknown is not None:
-            return unknown
-        found = self._find_row(sobject, request.params["id"])
-        if isinstance(found, Reply):
-            return found
-        names = [n for n in request.query.get("fields", "").split(",") if n] or None
-        if names and (bad := self._invisible(sobject, names)) is not None:
-            return Reply(
-                400, [_sf("INVALID_FIELD", f"No such column '{bad}' on entity '{sobject}'")]
-            )
-        return Reply(200, self._row(request, sobject, found, names))
-
-    def _h_update(self, request: RecordedRequest) -> Reply:
-        sobject = request.params["type"]
-        unknown = self._unknown_type(sobject)
-        if unknown is not None:
-            return unknown
-        found = self._find_row(sobject, request.params["id"])
-        if isinstance(found, Reply):
-            return found
-        changes, errors = self.store.prepare(sobject, request.body, found)
-        if errors:
-            return _single(errors)
-        self.store.apply(sobject, changes, found)
-        return Reply(204)
-
-    def _h_delete(self, request: RecordedRequest) -> Reply:
-        sobject = request.params["type"]
-        found = self._find_row(sobject, request.params["id"])
-        if isinstance(found, Reply):
-            return found
-        self.store.delete(sobject, found)
-        return Reply(204)
-
-    def _external(self, sobject: str, field: str) -> Reply | None:
-        definition = self.org.visible(sobject, field)
-        if definition is None or not definition.external_id:
-            message = f"Provided external ID field does not exist or is not accessible: {field}"
-            return Reply(404, [_sf("NOT_FOUND", message)])
-        return None
-
-    def _h_upsert_one(self, request: RecordedRequest) -> Reply:
-        sobject, field, value = (request.params[k] for k in ("type", "field", "value"))
-        refused = self._unknown_type(sobject) or self._external(sobject, field)
-        if refused is not None:
-            return refused
-        found = self.store.by_field(sobject, field, value)
-        if len(found) > 1:
-            base = self._base(request)
-            return Reply(300, [f"{base}/sobjects/{sobject}/{r['Id']}" for r in found])
-        canonical = self.org.find_field(sobject, field)
-        assert canonical is not None
-        if not found:
-            if request.query.get("updateOnly") == "true":
-                return Reply(404, [_sf("NOT_FOUND", "The requested resource does not exist")])
-            record, errors = self._create(sobject, {**request.body, canonical.name: value})
-            if record is None:
-                return _single(errors)
-            return Reply(201, {"id": record["Id"], "success": True, "errors": [], "created": True})
-        changes, errors = self.store.prepare(sobject, request.body, found[0])
-        if errors:
-            return _single(errors)
-        self.store.apply(sobject, changes, found[0])
-        if float(request.params["version"]) < 46.0:
-            return Reply(204)
-        return Reply(200, {"id": found[0]["Id"], "success": True, "errors": [], "created": False})
-
-    def _h_read_by_external(self, request: RecordedRequest) -> Reply:
-        sobject, field, value = (request.params[k] for k in ("type", "field", "value"))
-        refused = self._unknown_type(sobject) or self._external(sobject, field)
-        if refused is not None:
-            return refused
-        found = self.store.by_field(sobject, field, value)
-        if not found:
-            return Reply(404, [_sf("NOT_FOUND", "The requested resource does not exist")])
-        if len(found) > 1:
-            base = self._base(request)
-            return Reply(300, [f"{base}/sobjects/{sobject}/{r['Id']}" for r in found])
-        return Reply(200, self._row(request, sobject, found[0], None))
 
     # --- collections ------------------------------------------------------------------
-    def _all_or_none(
-        self, plans: list[tuple[Any, list[Error]]], all_or_none: bool
-    ) -> tuple[bool, list[tuple[Any, list[Error]]]]:
-        failed = any(errors for _, errors in plans)
-        if not (failed and all_or_none):
-            return True, plans
-        rolled = error(
-            "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-            "Record rolled back because not all records were valid and the request was "
-            "using AllOrNone header",
-        )
-        return False, [(p, errors or [rolled]) for p, errors in plans]
-
-    def _h_upsert_many(self, request: RecordedRequest) -> Reply:
-        sobject, field = request.params["type"], request.params["field"]
-        unknown = self._unknown_type(sobject)
-        if unknown is not None:
-            return unknown
-        refused = self._external(sobject, field)
-        if refused is not None:
-            return Reply(400, [_sf("INVALID_FIELD", refused.body[0]["message"])])
-        plans: list[tuple[Any, list[Error]]] = []
-        for record in request.body["records"]:
-            fields = {k: v for k, v in record.items() if k != "attributes"}
-            found = self.store.by_field(sobject, field, record[field])
-            if len(found) > 1:
-                ids = ", ".join(r["Id"] for r in found)
-                message = f"{field}: more than one record found for external id field: [{ids}]"
-                plans.append((None, [error("DUPLICATE_EXTERNAL_ID", message, [field])]))
-                continue
-            target = found[0] if found else None
-            changes, errors = self.store.prepare(sobject, fields, target)
-            if target is None and not errors:
-                errors = self._setup_errors(sobject, changes)
-            plans.append(((target, changes), errors))
-        apply, plans = self._all_or_none(plans, bool(request.body.get("allOrNone")))
-        results: list[dict[str, Any]] = []
-        for plan, errors in plans:
-            if errors or not apply:
-                results.append({"success": False, "errors": errors})
-                continue
-            target, changes = plan
-            stored = self.store.apply(sobject, changes, target)
-            results.append(
-                {"id": stored["Id"], "success": True, "errors": [], "created": target is None}
-            )
-        return Reply(200, results)
-
-    def _h_create_many(self, request: RecordedRequest) -> Reply:
-        plans: list[tuple[Any, list[Error]]] = []
-        for record in request.body["records"]:
-            sobject = record["attributes"]["type"]
-            if not self.org.exists(sobject) or self._setup_refusal(sobject) is not None:
-                plans.append(
-                    (None, [error("INVALID_TYPE", f"sObject type {sobject} cannot be created")])
-                )
-                continue
-            fields = {k: v for k, v in record.items() if k != "attributes"}
-            changes, errors = self.store.prepare(sobject, fields, None)
-            errors = errors or self._setup_errors(sobject, changes)
-            plans.append(((sobject, changes), errors))
-        apply, plans = self._all_or_none(plans, bool(request.body.get("allOrNone")))
-        results: list[dict[str, Any]] = []
-        for plan, errors in plans:
-            if errors or not apply:
-                results.append({"id": None, "success": False, "errors": errors})
-                continue
-            stored = self.store.apply(plan[0], plan[1], None)
-            results.append({"id": stored["Id"], "success": True, "errors": []})
-        return Reply(200, results)
-
-    def _h_update_many(self, request: RecordedRequest) -> Reply:
-        plans: list[tuple[Any, list[Error]]] = []
-        for record in request.body["records"]:
-            sobject = record["attributes"]["type"]
-            target = (
-                self.store.get(sobject, str(record["Id"])) if self.org.exists(sobject) else None
-            )
-            if target is None:
-                deleted = self.org.exists(sobject) and self.store.deleted(
-                    sobject, str(record["Id"])
-                )
-                code = "ENTITY_IS_DELETED" if deleted else "INVALID_CROSS_REFERENCE_KEY"
-                plans.append((record["Id"], [error(code, f"invalid record id {record['Id']}")]))
-                continue
-            fields = {k: v for k, v in record.items() if k not in ("attributes", "Id")}
-            changes, errors = self.store.prepare(sobject, fields, target)
-            plans.append(((sobject, target, changes), errors))
-        apply, plans = self._all_or_none(plans, bool(request.body.get("allOrNone")))
-        results: list[dict[str, Any]] = []
-        for plan, errors in plans:
-            if errors or not apply:
-                record_id = plan if isinstance(plan, str) else plan[1]["Id"] if plan else None
-                results.append({"id": record_id, "success": False, "errors": errors})
-                continue
-            sobject, target, changes = plan
-            self.store.apply(sobject, changes, target)
-            results.append({"id": target["Id"], "success": True, "errors": []})
-        return Reply(200, results)
-
-    def _h_delete_many(self, request: RecordedRequest) -> Reply:
-        results: list[dict[str, Any]] = []
-        for record_id in [i for i in request.query.get("ids", "").split(",") if i]:
-            found = self.store.by_id(record_id)
-            if found is None:
-                results.append(
-                    {
-                        "id": record_id,
-                        "success": False,
-                        "errors": [error("ENTITY_IS_DELETED", "entity is deleted")],
-                    }
-                )
-                continue
-            self.store.delete(*found)
-            results.append({"id": record_id, "success": True, "errors": []})
-        return Reply(200, results)
-
-    def _h_read_many(self, request: RecordedRequest) -> Reply:
-        sobject = request.params["type"]
-        unknown = self._unknown_type(sobject)
-        if unknown is not None:
-            return unknown
-        names = [n for n in request.query.get("fields", "").split(",") if n]
-        bad = self._invisible(sobject, names)
-        if not names or bad is not None:
-            return Reply(
-                400, [_sf("INVALID_FIELD", f"No such column '{bad}' on entity '{sobject}'")]
-            )
-        out: list[dict[str, Any] | None] = []
-        for record_id in [i for i in request.query.get("ids", "").split(",") if i]:
-            record = self.store.get(sobject, record_id)
-            out.append(None if record is None else self._row(request, sobject, record, names))
-        return Reply(200, out)
 
     # --- Tooling API ------------------------------------------------------------------
-    def _store_custom_field(self, sobject: str, name: str, metadata: dict[str, Any]) -> str:
-        field_id = self.store.new_id("CustomField")
-        now = sf_time(int(self.wall() * 1000))
-        self.collection("CustomField")[field_id] = {
-            "Id": field_id,
-            "DeveloperName": name.removesuffix("__c"),
-            "TableEnumOrId": sobject,
-            "NamespacePrefix": None,
-            "FullName": f"{sobject}.{name}",
-            "Metadata": dict(metadata),
-            "CreatedDate": now,
-            "LastModifiedDate": now,
-        }
-        return field_id
-
-    def _h_custom_field(self, request: RecordedRequest) -> Reply:
-        if not self.customize_application:
-            message = "insufficient access rights: Customize Application is required"
-            return Reply(403, [_sf("INSUFFICIENT_ACCESS", message)])
-        body = request.body
-        sobject, _, name = body["FullName"].partition(".")
-        metadata = body["Metadata"]
-        problem = self._custom_field_problem(sobject, name, metadata)
-        if problem is not None:
-            return Reply(400, [_sf("FIELD_INTEGRITY_EXCEPTION", problem)])
-        if name.lower() in {n.lower() for n in self.org.custom_fields(sobject)}:
-            return Reply(
-                400,
-                [
-                    _sf(
-                        "DUPLICATE_DEVELOPER_NAME",
-                        f"There is already a field named {name} on {sobject}.",
-                    )
-                ],
-            )
-        field_id = self._store_custom_field(sobject, name, metadata)
-        return Reply(
-            201, {"id": field_id, "success": True, "errors": [], "warnings": [], "infos": []}
-        )
-
-    def _custom_field_problem(
-        self, sobject: str, name: str, metadata: dict[str, Any]
-    ) -> str | None:
-        if not self.org.exists(sobject) or sobject in ("User", "PermissionSet", "FieldPermissions"):
-            return f"FullName: no such object {sobject!r}"
-        if not CUSTOM_NAME.match(name) or len(name) > 43:
-            return f"FullName: {name!r} is not a valid custom field name (Name__c, ≤ 40 characters)"
-        kind = metadata["type"]
-        if kind not in CUSTOM_TYPES:
-            return f"Metadata.type: unsupported field type {kind!r}"
-        if kind == "Text" and not 1 <= int(metadata.get("length") or 0) <= 255:
-            return "Metadata.length: a Text field needs a length from 1 to 255"
-        if kind == "LongTextArea" and not 256 <= int(metadata.get("length") or 0) <= 131_072:
-            return "Metadata.length: a LongTextArea needs a length from 256 to 131072"
-        if kind == "LongTextArea" and not metadata.get("visibleLines"):
-            return "Metadata.visibleLines: a LongTextArea needs visibleLines"
-        if (metadata.get("externalId") or metadata.get("unique")) and not CUSTOM_TYPES[kind][1]:
-            return f"Metadata.externalId: a {kind} field cannot be an external id or unique"
-        return None
 
 
 _HANDLERS: dict[tuple[str, str], Callable[[SalesforceServer, RecordedRequest], Reply]] = {
-    ("POST", "oauth2/token"): SalesforceServer._h_token,
-    ("GET", "limits"): SalesforceServer._h_limits,
-    ("GET", "query"): SalesforceServer._h_query,
-    ("GET", "search"): SalesforceServer._h_search,
-    ("GET", "tooling/query"): SalesforceServer._h_tooling_query,
-    ("POST", "tooling/sobjects/CustomField"): SalesforceServer._h_custom_field,
-    ("PATCH", "composite/{type}"): SalesforceServer._h_upsert_many,
-    ("GET", "composite/{type}"): SalesforceServer._h_read_many,
-    ("POST", "composite"): SalesforceServer._h_create_many,
-    ("PATCH", "composite"): SalesforceServer._h_update_many,
-    ("DELETE", "composite"): SalesforceServer._h_delete_many,
-    ("GET", "sobjects/{type}/describe"): SalesforceServer._h_describe,
-    ("POST", "sobjects/{type}"): SalesforceServer._h_create,
-    ("GET", "sobjects/{type}/:id"): SalesforceServer._h_read,
-    ("PATCH", "sobjects/{type}/:id"): SalesforceServer._h_update,
-    ("DELETE", "sobjects/{type}/:id"): SalesforceServer._h_delete,
-    ("PATCH", "sobjects/{type}/{field}/:value"): SalesforceServer._h_upsert_one,
-    ("GET", "sobjects/{type}/{field}/:value"): SalesforceServer._h_read_by_external,
+    ("POST", "oauth2/token"): SalesforceServer.token_endpoint,
+    ("GET", "limits"): SalesforceServer.limits_endpoint,
+    ("GET", "query"): queries.soql_query,
+    ("GET", "search"): queries.sosl_search,
+    ("GET", "tooling/query"): queries.tooling_query,
+    ("POST", "tooling/sobjects/CustomField"): tooling.create_custom_field,
+    ("PATCH", "composite/{type}"): composite.upsert_many,
+    ("GET", "composite/{type}"): composite.read_many,
+    ("POST", "composite"): composite.create_many,
+    ("PATCH", "composite"): composite.update_many,
+    ("DELETE", "composite"): composite.delete_many,
+    ("GET", "sobjects/{type}/describe"): rows.describe,
+    ("POST", "sobjects/{type}"): rows.create,
+    ("GET", "sobjects/{type}/:id"): rows.read,
+    ("PATCH", "sobjects/{type}/:id"): rows.update,
+    ("DELETE", "sobjects/{type}/:id"): rows.delete_row,
+    ("PATCH", "sobjects/{type}/{field}/:value"): rows.upsert,
+    ("GET", "sobjects/{type}/{field}/:value"): rows.read_by_external_id,
 }
 assert {(r.method, r.name) for r in ROUTES} == set(_HANDLERS), "a route without a handler"

@@ -407,7 +407,7 @@ def matches(node: Any, row: Row, get: Getter) -> bool:
         return False
     a, b = _coerce(value, wanted)
     try:
-        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[node.op]
+        return bool({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[node.op])
     except TypeError:
         return False
 
