@@ -8,18 +8,10 @@ from pathlib import Path
 
 import httpx
 
-from connectors.servers import HubSpotServer
+from connectors.servers import HubSpotServer, ManualClock
 
 ROOT = Path(__file__).resolve().parents[2]
 LIST = "/crm/v3/objects/contacts"
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_retry_after_binds_every_connection_after_a_grace(
@@ -34,15 +26,15 @@ async def test_retry_after_binds_every_connection_after_a_grace(
         httpx.AsyncClient(base_url=hubspot_server.url, headers=headers) as second,
     ):
         assert (await first.get(LIST)).status_code == 429
-        clock.now += 0.001
+        clock.advance(0.001)
         await second.get(LIST)  # another connection: could have been under way already
         assert hubspot_server.early == []
         await first.get(LIST)  # the connection that was told to wait
         assert [round(r.early_s, 3) for r in hubspot_server.early] == [4.999]
-        clock.now += 1
+        clock.advance(1)
         await second.get(LIST)
         assert len(hubspot_server.early) == 2
-        clock.now += 4
+        clock.advance(4)
         await second.get(LIST)
         assert len(hubspot_server.early) == 2
     hubspot_server.enforce_retry_after = False

@@ -13,20 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.servers import HubSpotServer
+from connectors.servers import HubSpotServer, ManualClock
 
 V3 = "/crm/v3/objects"
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -620,3 +609,24 @@ async def test_faults_play_on_any_endpoint_and_by_path(
     assert (await hs.post("/oauth/v1/token", data=form)).status_code == 200
     await asyncio.sleep(0.5)  # the slow create lands after the client gave up
     assert len(hubspot_server.objects("contacts")) == 1
+
+
+async def test_the_search_limit_is_per_token(hubspot_server: HubSpotServer) -> None:
+    hubspot_server.clock = ManualClock()
+    hubspot_server.set_limits(search_per_second=1)
+    oauth = hubspot_server.oauth
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": oauth.client_id,
+        "client_secret": oauth.client_secret,
+        "refresh_token": oauth.refresh_token,
+    }
+    async with httpx.AsyncClient(base_url=hubspot_server.url) as client:
+        access = (await client.post("/oauth/v1/token", data=form)).json()["access_token"]
+        private = {"Authorization": f"Bearer {hubspot_server.token}"}
+        app = {"Authorization": f"Bearer {access}"}
+        path = f"{V3}/contacts/search"
+        assert (await client.post(path, json={}, headers=private)).status_code == 200
+        assert (await client.post(path, json={}, headers=private)).status_code == 429
+        assert (await client.post(path, json={}, headers=app)).status_code == 200
+    hubspot_server.early.clear()  # the app's search came inside the private token's wait

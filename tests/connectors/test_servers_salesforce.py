@@ -9,22 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.servers import SalesforceServer
+from connectors.servers import ManualClock, SalesforceServer
 from connectors.servers.salesforce import jwt_assertion, make_key_pair
 
 API = "/services/data/v61.0"
 TOKEN_URL = "/services/oauth2/token"
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

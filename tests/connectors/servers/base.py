@@ -45,6 +45,20 @@ Json = Any
 Scope = dict[str, Any]
 
 
+class ManualClock:
+    """A clock tests move by hand: ``server.clock = clock = ManualClock()`` (monotonic
+    seconds; windows, token expiry and Retry-After then follow ``clock.advance``)."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @dataclass
 class Fault:
     status: int | None = None

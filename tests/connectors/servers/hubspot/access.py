@@ -7,7 +7,7 @@ expires after ``access_token_lifetime_s``: then 401 ``EXPIRED_AUTHENTICATION``.
 
 Limits (CRM.md "Limits"): a rolling 10-second window (190 by default, a private app's
 Professional/Enterprise figure) and a daily budget (650,000; not applied to OAuth calls,
-which HubSpot does not cap daily); search has its own limit (4 per second per token) and,
+which HubSpot does not cap daily); search has its own limit (4 a second per token) and,
 like the association batch endpoints, is exempt from the 10-second window. Every
 authenticated answer carries ``X-HubSpot-RateLimit-*`` headers (the daily pair only on
 private-app calls); a refusal is a 429 with ``policyName`` ``TEN_SECONDLY_ROLLING``,
@@ -37,7 +37,7 @@ class HubSpotLimits:
     daily: int = 650_000
     search_per_second: int = 4
     window: RollingWindow = field(init=False)
-    search_window: RollingWindow = field(init=False)
+    search_windows: dict[str, RollingWindow] = field(init=False)  # per token
     secondly: RollingWindow = field(init=False)
     budget: DailyBudget = field(init=False)
 
@@ -47,20 +47,29 @@ class HubSpotLimits:
     def configure(self, ten_seconds: int, daily: int, search_per_second: int) -> None:
         self.ten_seconds, self.daily, self.search_per_second = ten_seconds, daily, search_per_second
         self.window = RollingWindow(ten_seconds, 10.0, self.clock)
-        self.search_window = RollingWindow(search_per_second, 1.0, self.clock)
+        self.search_windows = {}
         self.secondly = RollingWindow(max(1, ten_seconds // 10), 1.0, self.clock)
         self.budget = DailyBudget(daily)
 
     def reset(self) -> None:
         self.configure(self.ten_seconds, self.daily, self.search_per_second)
 
-    def admit(self, caller: Caller, *, search: bool, exempt: bool) -> Reply | None:
+    def search_window(self, token: str) -> RollingWindow:
+        window = self.search_windows.get(token)
+        if window is None:
+            window = self.search_windows[token] = RollingWindow(
+                self.search_per_second, 1.0, self.clock
+            )
+        return window
+
+    def admit(self, caller: Caller, token: str, *, search: bool, exempt: bool) -> Reply | None:
         """Count one request, or refuse it with HubSpot's 429."""
         if caller == "private_app" and self.budget.remaining == 0:
             return self._refuse("DAILY", _seconds_to_midnight_utc())
         if search:
-            if not self.search_window.take():
-                return self._refuse("SECONDLY", self.search_window.retry_after_s())
+            window = self.search_window(token)
+            if not window.take():
+                return self._refuse("SECONDLY", window.retry_after_s())
         elif not exempt and not self.window.take():
             return self._refuse("TEN_SECONDLY_ROLLING", self.window.retry_after_s())
         if caller == "private_app":
@@ -71,8 +80,8 @@ class HubSpotLimits:
     def _refuse(self, policy: str, retry_after_s: int) -> Reply:
         return Reply(429, rate_limit_body(policy), {"Retry-After": str(retry_after_s)})
 
-    def headers(self, caller: Caller, *, search: bool) -> dict[str, str]:
-        secondly = self.search_window if search else self.secondly
+    def headers(self, caller: Caller, token: str, *, search: bool) -> dict[str, str]:
+        secondly = self.search_window(token) if search else self.secondly
         out = {
             "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
             "X-HubSpot-RateLimit-Max": str(self.ten_seconds),

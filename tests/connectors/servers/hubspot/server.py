@@ -17,7 +17,8 @@ Test helpers: :meth:`seed`, :meth:`seed_company_crm`, :meth:`agent_edit`,
 :meth:`delete`, :meth:`get`, :meth:`find`, :meth:`find_all`, :meth:`objects`,
 :meth:`associations_of`, :meth:`add_property`, :meth:`add_group`, :meth:`add_pipeline`,
 :meth:`set_limits`, :meth:`expire_tokens` and ``oauth`` (client id, secret, refresh
-token). See ``access.py`` for auth and rate limits, ``store.py`` for records.
+token). Endpoints: ``objects.py``, ``links.py`` (associations), ``portal.py`` (properties,
+groups, pipelines, tokens); ``access.py``: auth and rate limits; ``store.py``: records.
 """
 
 from __future__ import annotations
@@ -364,12 +365,15 @@ class HubSpotServer(ContractServer):
             return None
         is_search = request.path.endswith("/search")
         exempt = "associations" in request.path and request.path.endswith(_EXEMPT)
-        return self.limits.admit(self._caller(request), search=is_search, exempt=exempt)
+        token = request.headers.get("authorization", "")
+        return self.limits.admit(self._caller(request), token, search=is_search, exempt=exempt)
 
     def decorate(self, request: RecordedRequest, reply: Reply) -> None:
         if request.caller:
             is_search = request.path.endswith("/search")
-            for key, value in self.limits.headers(self._caller(request), search=is_search).items():
+            token = request.headers.get("authorization", "")
+            headers = self.limits.headers(self._caller(request), token, search=is_search)
+            for key, value in headers.items():
                 reply.headers.setdefault(key, value)
 
     # === handlers =====================================================================
