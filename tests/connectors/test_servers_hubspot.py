@@ -630,3 +630,28 @@ async def test_the_search_limit_is_per_token(hubspot_server: HubSpotServer) -> N
         assert (await client.post(path, json={}, headers=private)).status_code == 429
         assert (await client.post(path, json={}, headers=app)).status_code == 200
     hubspot_server.early.clear()  # the app's search came inside the private token's wait
+
+
+async def test_a_taken_email_is_a_conflict_in_batches(
+    hubspot_server: HubSpotServer, hs: httpx.AsyncClient
+) -> None:
+    owner = hubspot_server.seed("contacts", email="carla@example.com")
+    inputs = [
+        {"id": "c_1", "idProperty": "wa_contact_key", "properties": {"email": "Carla@example.com"}},
+        {"id": "c_2", "idProperty": "wa_contact_key", "properties": {"firstname": "B"}},
+    ]
+    upsert = await hs.post(f"{V3}/contacts/batch/upsert", json={"inputs": inputs})
+    assert upsert.status_code == 207
+    (error,) = upsert.json()["errors"]
+    assert error["category"] == "CONFLICT" and f"Existing ID: {owner}" in error["message"]
+    assert error["context"]["ids"] == ["c_1"]
+    assert len(hubspot_server.objects("contacts")) == 2
+    second = hubspot_server.find("contacts", "wa_contact_key", "c_2")
+    assert second is not None
+    update = [
+        {"id": second["id"], "properties": {"firstname": "Bea"}},
+        {"id": second["id"], "properties": {"lifecyclestage": "champion"}},
+    ]
+    refused = await hs.post(f"{V3}/contacts/batch/update", json={"inputs": update})
+    assert refused.status_code == 400
+    assert second["properties"]["firstname"] == "B"  # nothing of a refused batch is written

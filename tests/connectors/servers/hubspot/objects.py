@@ -119,19 +119,27 @@ def with_create_defaults(
 
 def link_inline(
     server: HubSpotServer, object_type: str, record: Record, associations: list[dict[str, Any]]
-) -> str | None:
-    """Inline ``associations`` of a create; the error message, or None when all fit."""
+) -> None:
+    """Make the inline ``associations`` of a create (checked by :func:`_unlinkable`)."""
     for item in associations:
-        to_id = str(item["to"]["id"])
+        for kind in item["types"]:
+            pair = pair_of(server, object_type, int(kind["associationTypeId"]))
+            target = server.store.get(pair[1], str(item["to"]["id"])) if pair else None
+            if pair is not None and target is not None:
+                server.store.link(object_type, str(record["id"]), pair[1], str(target["id"]))
+
+
+def _unlinkable(
+    server: HubSpotServer, object_type: str, associations: list[dict[str, Any]]
+) -> str | None:
+    """Why inline ``associations`` cannot be made (an unknown type id or record), or None."""
+    for item in associations:
         for kind in item["types"]:
             pair = pair_of(server, object_type, int(kind["associationTypeId"]))
             if pair is None:
-                return f"association type {kind['associationTypeId']} does not exist"
-            target_type = pair[1]
-            target = server.store.get(target_type, to_id)
-            if target is None:
-                return f"no {target_type} with id {to_id} to associate"
-            server.store.link(object_type, str(record["id"]), target_type, str(target["id"]))
+                return f"association type {kind['associationTypeId']} does not fit {object_type}"
+            if server.store.get(pair[1], str(item["to"]["id"])) is None:
+                return f"cannot associate with {pair[1]} {item['to']['id']}: it does not exist"
     return None
 
 
@@ -154,11 +162,9 @@ def create(server: HubSpotServer, request: RecordedRequest) -> Reply:
     conflict = conflict_message(server, object_type, props, None)
     if conflict:
         return error_reply(409, conflict)
-    for item in request.body.get("associations") or []:
-        for kind in item["types"]:
-            pair = pair_of(server, object_type, int(kind["associationTypeId"]))
-            if pair is None or server.store.get(pair[1], str(item["to"]["id"])) is None:
-                return error_reply(400, f"cannot associate with {item['to']['id']}")
+    unlinkable = _unlinkable(server, object_type, request.body.get("associations") or [])
+    if unlinkable:
+        return error_reply(400, unlinkable)
     record = server.store.create(object_type, with_create_defaults(server, object_type, props))
     link_inline(server, object_type, record, request.body.get("associations") or [])
     return Reply(201, full_json(server, record))
@@ -277,6 +283,12 @@ def batch_upsert(server: HubSpotServer, request: RecordedRequest) -> Reply:
         if id(item) in skipped:
             continue
         new = record is None
+        others = {k: v for k, v in props.items() if k != item["idProperty"]}
+        conflict = conflict_message(server, object_type, others, record)
+        if conflict:
+            error = hubspot_error(conflict, "CONFLICT")
+            errors.append({**error, "context": {"ids": [item["id"]]}, "id": item["id"]})
+            continue
         if record is None:
             missing = missing_required(server, object_type, props)
             if missing:
@@ -333,8 +345,9 @@ def batch_create(server: HubSpotServer, request: RecordedRequest) -> Reply:
         props = dict(item["properties"])
         missing = missing_required(server, object_type, props)
         conflict = conflict_message(server, object_type, props, None)
-        if missing or conflict:
-            message = conflict or f"Missing required properties: {', '.join(missing)}"
+        unlinkable = _unlinkable(server, object_type, item.get("associations") or [])
+        if missing or conflict or unlinkable:
+            message = conflict or unlinkable or f"Missing required properties: {', '.join(missing)}"
             error = hubspot_error(message, "CONFLICT" if conflict else "VALIDATION_ERROR")
             trace = item.get("objectWriteTraceId")
             errors.append({**error, "context": {"objectWriteTraceId": [trace]}})
@@ -349,9 +362,12 @@ def batch_create(server: HubSpotServer, request: RecordedRequest) -> Reply:
 
 
 def batch_update(server: HubSpotServer, request: RecordedRequest) -> Reply:
+    """Checked whole first (a 400 or 409 writes nothing), then applied."""
     object_type = request.params["type"]
-    results, errors = [], []
-    for item in request.body["inputs"]:
+    inputs = request.body["inputs"]
+    errors: list[dict[str, Any]] = []
+    plans = []
+    for item in inputs:
         query = {"idProperty": item["idProperty"]} if item.get("idProperty") else {}
         record = by_path_id(server, object_type, item["id"], query)
         if record is None:
@@ -361,15 +377,17 @@ def batch_update(server: HubSpotServer, request: RecordedRequest) -> Reply:
         props = dict(item["properties"])
         bad = invalid_items(server, object_type, props, record)
         conflict = None if bad else conflict_message(server, object_type, props, record)
+        if bad and not _multi_status(inputs):
+            return Reply(400, property_values_error(bad))
+        if conflict and not _multi_status(inputs):
+            return error_reply(409, conflict)
         if bad or conflict:
-            if not _multi_status(request.body["inputs"]):
-                if bad:
-                    return Reply(400, property_values_error(bad))
-                return error_reply(409, conflict or "")
-            errors.append(
-                _item_error(item, bad) if bad else hubspot_error(conflict or "", "CONFLICT")
-            )
+            error = _item_error(item, bad) if bad else hubspot_error(conflict or "", "CONFLICT")
+            errors.append(error)
             continue
+        plans.append((record, props))
+    results = []
+    for record, props in plans:
         server.store.write(object_type, record, props)
         results.append(full_json(server, record))
     return batch_reply(results, errors, ok_status=200)
