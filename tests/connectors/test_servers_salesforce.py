@@ -232,6 +232,12 @@ async def test_collections_report_invalid_fields_per_record(
     )
     codes = [r["errors"][0]["statusCode"] for r in rolled.json()]
     assert codes == ["ALL_OR_NONE_OPERATION_ROLLED_BACK", "INVALID_FIELD"]
+    twice = await sf.patch(
+        f"{API}/composite/sobjects/Contact/WA_Contact_Key__c",
+        json={"records": [records[0], records[0]]},
+    )
+    assert [r["success"] for r in twice.json()] == [True, False]
+    assert twice.json()[1]["errors"][0]["statusCode"] == "DUPLICATE_EXTERNAL_ID"
     not_external = await sf.patch(
         f"{API}/composite/sobjects/Contact/LastName",
         json={"records": [{"attributes": {"type": "Contact"}, "LastName": "x"}]},

@@ -44,8 +44,15 @@ def upsert_many(server: SalesforceServer, request: RecordedRequest) -> Reply:
     if refused is not None:
         return Reply(400, [sf_error("INVALID_FIELD", refused.body[0]["message"])])
     plans: list[tuple[Any, list[Error]]] = []
+    seen: set[str] = set()
     for record in request.body["records"]:
         fields = {k: v for k, v in record.items() if k != "attributes"}
+        key = str(record[field]).lower()
+        if key in seen:
+            message = f"Duplicate external id specified: {record[field]}"
+            plans.append((None, [error("DUPLICATE_EXTERNAL_ID", message, [field])]))
+            continue
+        seen.add(key)
         found = server.store.by_field(sobject, field, record[field])
         if len(found) > 1:
             ids = ", ".join(r["Id"] for r in found)
