@@ -587,6 +587,7 @@ async def test_requests_are_counted_per_endpoint(
         "GET objects/contacts/:id": 1,
     }
     assert hubspot_server.total() == 4
+    assert hubspot_server.per_thousand(events=8) == 500.0
 
 
 async def test_faults_play_on_any_endpoint_and_by_path(

@@ -184,6 +184,10 @@ class ContractServer:
         """How many requests the CRM got (API calls; token calls with ``include_auth``)."""
         return sum(self.counts(include_auth=include_auth).values())
 
+    def per_thousand(self, events: int) -> float:
+        """API requests per 1,000 events, for benchmarks."""
+        return 1000 * self.total() / events if events else 0.0
+
     # --- vendor hooks -----------------------------------------------------------------
     def route(self, request: RecordedRequest) -> None:
         """Name ``request.endpoint`` (and fill ``params``); mark token endpoints."""

@@ -119,6 +119,7 @@ class SalesforceOAuth:
         self.sessions.clear()
         self.client_credentials_enabled = True
         self.session_lifetime_s = 7200.0
+        self.login_url = ""
 
     def token(self, form: dict[str, str], *, server_url: str) -> Reply:
         login = self.login_url or server_url
