@@ -438,6 +438,7 @@ async def test_a_request_before_retry_after_is_recorded(
 ) -> None:
     clock = ManualClock()
     hubspot_server.clock = clock
+    hubspot_server.enforce_retry_after = True
     hubspot_server.script(status=429, retry_after_s=2)
     assert (await hs.get(f"{V3}/contacts")).status_code == 429
     clock.advance(0.5)
