@@ -1,14 +1,15 @@
 """Contract servers: local stand-ins for the CRMs that check every request they get."""
 
-from connectors.servers.base import ContractServer, Fault, RecordedRequest, Reply
-from connectors.servers.hubspot import HubSpotServer
-from connectors.servers.rest_crm import RestCrmServer
-from connectors.servers.salesforce import SalesforceServer
+from .base import ContractServer, Fault, ManualClock, RecordedRequest, Reply
+from .hubspot import HubSpotServer
+from .rest_crm import RestCrmServer
+from .salesforce import SalesforceServer
 
 __all__ = [
     "ContractServer",
     "Fault",
     "HubSpotServer",
+    "ManualClock",
     "RecordedRequest",
     "Reply",
     "RestCrmServer",

@@ -1,17 +1,31 @@
 """ContractServer: a CRM stand-in that checks every request against the vendor's contract.
 
 A subclass is a plain ASGI app that knows one vendor's routes, request schemas, error
-shapes and state. This base runs it with uvicorn in a background thread on a free port
-(as httpx's own tests do), records every request with the contract violations found in
-it, keeps the CRM's records in memory, and plays scripted faults::
+shapes and state. This base runs it with uvicorn in a background thread (on a free port,
+as httpx's own tests do, or on a given one), records every request with the contract
+violations found in it, keeps the CRM's records in memory, and plays scripted faults::
 
     server.script(status=429, retry_after_s=1, times=2)   # two rate-limited answers
     server.script(status=500)                              # one server error
     server.script(delay_s=2)                               # a slow answer (then applied)
     server.script(status=400, body={...})                  # a validation error
+    server.script(status=500, match="/oauth")              # only for matching paths
 
-Faults are played in order, one per request, after the request was checked and before it
-is applied (a delayed request is still applied: a timeout does not mean nothing happened).
+Faults are played in order, one per request, after the request was checked,
+authenticated and let through the vendor's own limits, and before it is applied (a
+delayed request is still applied: a timeout does not mean nothing happened). A fault
+without ``match`` applies to API requests only, never to a token endpoint.
+
+Every answer carrying ``Retry-After`` starts a wait: a later request that arrives before
+it ran out is recorded in :attr:`ContractServer.early` (on the same connection at once,
+on another after :attr:`ContractServer.retry_after_grace_s`, the time a request already
+under way needs to land), so a test can assert there were none. With
+:attr:`ContractServer.enforce_retry_after` on (off by default and after ``reset()``:
+today's worker does not hold every partition back, issue 10),
+:meth:`ContractServer.assert_contract_kept` fails on them too.
+
+Each request is named by its route (``RecordedRequest.endpoint``), so
+:meth:`ContractServer.counts` tells how many calls each endpoint took.
 """
 
 from __future__ import annotations
@@ -20,7 +34,8 @@ import asyncio
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -32,6 +47,20 @@ Json = Any
 Scope = dict[str, Any]
 
 
+class ManualClock:
+    """A clock tests move by hand: ``server.clock = clock = ManualClock()`` (monotonic
+    seconds; windows, token expiry and Retry-After then follow ``clock.advance``)."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @dataclass
 class Fault:
     status: int | None = None
@@ -39,6 +68,7 @@ class Fault:
     delay_s: float = 0.0
     body: Json = None
     headers: dict[str, str] = field(default_factory=dict)
+    match: str | None = None  # a substring of the path; None: any API request
 
 
 @dataclass
@@ -52,6 +82,15 @@ class RecordedRequest:
     body: Json
     violations: list[str] = field(default_factory=list)
     status: int = 0
+    endpoint: str = ""  # the route it matched, e.g. "POST objects/contacts/batch/upsert"
+    route_name: str = ""  # that route's template, e.g. "objects/{type}/batch/upsert"
+    params: dict[str, str] = field(default_factory=dict)  # the route's path parameters
+    client: str = ""  # "host:port" of the connection it came on
+    arrived: float = 0.0  # on the server's clock
+    form: bool = False  # the body was application/x-www-form-urlencoded
+    early_s: float = 0.0  # > 0: it came this long before a Retry-After ran out
+    auth_endpoint: bool = False  # a token endpoint (no Bearer needed, not an API call)
+    caller: str = ""  # who authenticated: the vendor's kind of credential
 
     @property
     def ok(self) -> bool:
@@ -65,6 +104,13 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Wait:
+    until: float
+    since: float
+    client: str
+
+
 class ContractServer:
     """Base of the vendor contract servers; subclasses implement ``check`` and ``handle``."""
 
@@ -72,10 +118,15 @@ class ContractServer:
     token = "test-token"
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: deque[Fault] = deque()
+        self._lock = threading.RLock()
+        self._faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
         self.records: dict[str, dict[str, dict[str, Any]]] = {}
+        self.early: list[RecordedRequest] = []
+        self.enforce_retry_after = False
+        self.retry_after_grace_s = 0.01
+        self.clock: Callable[[], float] = time.monotonic
+        self._wait: _Wait | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -90,34 +141,61 @@ class ContractServer:
         body: Json = None,
         headers: dict[str, str] | None = None,
         times: int = 1,
+        match: str | None = None,
     ) -> None:
-        """Queue ``times`` faulty answers for the next requests."""
-        fault = Fault(status, retry_after_s, delay_s, body, dict(headers or {}))
+        """Queue ``times`` faulty answers for the next requests (whose path holds ``match``)."""
+        fault = Fault(status, retry_after_s, delay_s, body, dict(headers or {}), match)
         with self._lock:
             self._faults.extend([fault] * times)
 
     def reset(self) -> None:
-        """Forget requests, records and pending faults (between tests)."""
+        """Forget requests, records, pending faults and waits (between tests); back to
+        the real clock."""
         with self._lock:
+            self.clock = time.monotonic
+            self.enforce_retry_after = False
             self._faults.clear()
             self.requests.clear()
             self.records.clear()
+            self.early.clear()
+            self._wait = None
 
     @property
     def violations(self) -> list[RecordedRequest]:
         return [r for r in self.requests if not r.ok]
 
     def assert_contract_kept(self) -> None:
-        """Fail if any request broke the vendor's contract."""
+        """Fail if any request broke the vendor's contract (or came before Retry-After)."""
         bad = self.violations
-        assert not bad, "requests broke the contract:\n" + "\n".join(
-            f"{r.method} {r.path}: {'; '.join(r.violations)}" for r in bad
-        )
+        lines = [f"{r.method} {r.path}: {'; '.join(r.violations)}" for r in bad]
+        if self.enforce_retry_after:
+            lines += [
+                f"{r.method} {r.path}: sent {r.early_s:.3f} s before Retry-After ran out"
+                for r in self.early
+            ]
+        assert not lines, "requests broke the contract:\n" + "\n".join(lines)
 
     def collection(self, name: str) -> dict[str, dict[str, Any]]:
         return self.records.setdefault(name, {})
 
+    def counts(self, *, include_auth: bool = False) -> Counter[str]:
+        """Requests per endpoint (``"POST objects/contacts/batch/upsert"``: n)."""
+        with self._lock:
+            return Counter(r.endpoint for r in self.requests if include_auth or not r.auth_endpoint)
+
+    def total(self, *, include_auth: bool = False) -> int:
+        """How many requests the CRM got (API calls; token calls with ``include_auth``)."""
+        return sum(self.counts(include_auth=include_auth).values())
+
+    def per_thousand(self, events: int) -> float:
+        """API requests per 1,000 events, for benchmarks."""
+        return 1000 * self.total() / events if events else 0.0
+
     # --- vendor hooks -----------------------------------------------------------------
+    def route(self, request: RecordedRequest) -> None:
+        """Name ``request.endpoint`` (and fill ``params``); mark token endpoints."""
+        request.endpoint = f"{request.method} {request.path}"
+
     def check(self, request: RecordedRequest) -> list[str]:
         """Contract violations of ``request`` (empty when it is valid)."""
         raise NotImplementedError
@@ -129,6 +207,23 @@ class ContractServer:
     def error_reply(self, status: int, message: str, *, field: str | None = None) -> Reply:
         """The vendor's error answer for ``status``."""
         raise NotImplementedError
+
+    def violation_reply(self, request: RecordedRequest) -> Reply:
+        """The answer to a request that broke the contract (the vendor's 400 by default)."""
+        return self.error_reply(400, "; ".join(request.violations))
+
+    def authenticate(self, request: RecordedRequest) -> Reply | None:
+        """None if the request's Bearer token is good, else the vendor's 401."""
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return self.error_reply(401, "The access token is invalid or has expired.")
+        return None
+
+    def throttle(self, request: RecordedRequest) -> Reply | None:
+        """The vendor's own limits: None to let the request through, else the refusal."""
+        return None
+
+    def decorate(self, request: RecordedRequest, reply: Reply) -> None:
+        """Add headers every answer carries (rate-limit headers)."""
 
     def fault_reply(self, fault: Fault) -> Reply:
         status = fault.status or 500
@@ -146,6 +241,7 @@ class ContractServer:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
+        arrived = self.clock()
         raw = b""
         while True:
             message = await receive()
@@ -153,55 +249,106 @@ class ContractServer:
             if not message.get("more_body"):
                 break
         request = self._parse(scope, raw)
+        request.arrived = arrived
         reply = await self._answer(request)
         request.status = reply.status
         payload = b"" if reply.body is None else orjson.dumps(reply.body)
         headers = [(k.lower().encode(), v.encode()) for k, v in reply.headers.items()]
         if payload:
             headers.append((b"content-type", b"application/json"))
+        self._note_retry_after(request, reply)
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     def _parse(self, scope: Scope, raw: bytes) -> RecordedRequest:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         query = dict(parse_qsl(scope.get("query_string", b"").decode()))
+        client = scope.get("client") or ("", 0)
         request = RecordedRequest(scope["method"], scope["path"], query, headers, None)
+        request.client = f"{client[0]}:{client[1]}"
+        content_type = headers.get("content-type", "")
+        if raw and "application/x-www-form-urlencoded" in content_type:
+            request.form = True
+            request.body = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+            return request
         if raw:
             try:
                 request.body = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 request.violations.append("body is not JSON")
-        if raw and "application/json" not in headers.get("content-type", ""):
+        if raw and "application/json" not in content_type:
             request.violations.append("Content-Type is not application/json")
         return request
 
+    def _take_fault(self, request: RecordedRequest) -> Fault | None:
+        for i, fault in enumerate(self._faults):
+            if fault.match is None and not request.auth_endpoint:
+                return self._faults.pop(i)
+            if fault.match is not None and fault.match in request.path:
+                return self._faults.pop(i)
+        return None
+
+    def _check_early(self, request: RecordedRequest) -> None:
+        wait = self._wait
+        if wait is None or request.auth_endpoint or request.arrived >= wait.until:
+            return
+        same_connection = request.client == wait.client
+        if same_connection or request.arrived >= wait.since + self.retry_after_grace_s:
+            request.early_s = wait.until - request.arrived
+            self.early.append(request)
+
+    def _note_retry_after(self, request: RecordedRequest, reply: Reply) -> None:
+        value = next((v for k, v in reply.headers.items() if k.lower() == "retry-after"), None)
+        if value is None or request.auth_endpoint:
+            return
+        try:
+            seconds = float(value)
+        except ValueError:
+            return
+        now = self.clock()
+        with self._lock:
+            self._wait = _Wait(now + seconds, now, request.client)
+
     async def _answer(self, request: RecordedRequest) -> Reply:
-        auth = request.headers.get("authorization", "")
+        self.route(request)
         if not request.violations:
             request.violations.extend(self.check(request))
         with self._lock:
             self.requests.append(request)
-            fault = self._faults.popleft() if self._faults else None
-        if not auth.startswith("Bearer "):
-            request.violations.append("no Authorization: Bearer header")
-            return self.error_reply(401, "Authentication credentials not found.")
-        if auth != f"Bearer {self.token}":
-            return self.error_reply(401, "The access token is invalid or has expired.")
+            self._check_early(request)
+        if not request.auth_endpoint:
+            if not request.headers.get("authorization", "").startswith("Bearer "):
+                request.violations.append("no Authorization: Bearer header")
+                return self._decorated(request, self.error_reply(401, "no credentials"))
+            with self._lock:
+                refused = self.authenticate(request)
+            if refused is not None:
+                return self._decorated(request, refused)
         if request.violations:
-            return self.error_reply(400, "; ".join(request.violations))
+            return self._decorated(request, self.violation_reply(request))
+        with self._lock:
+            refused = self.throttle(request)
+            fault = None if refused is not None else self._take_fault(request)
+        if refused is not None:
+            return self._decorated(request, refused)
         if fault is not None:
             if fault.delay_s:
                 await asyncio.sleep(fault.delay_s)
             if fault.status is not None:
-                return self.fault_reply(fault)
+                return self._decorated(request, self.fault_reply(fault))
         with self._lock:
-            return self.handle(request)
+            return self._decorated(request, self.handle(request))
+
+    def _decorated(self, request: RecordedRequest, reply: Reply) -> Reply:
+        with self._lock:
+            self.decorate(request, reply)
+        return reply
 
     # --- lifecycle --------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, port))
         port = sock.getsockname()[1]
         config = uvicorn.Config(
             self,
@@ -221,7 +368,7 @@ class ContractServer:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError(f"{self.vendor} contract server did not start")
             time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{host}:{port}"
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:

@@ -16,8 +16,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from ruamel.yaml import YAML
 
-from connectors.servers.base import ContractServer, RecordedRequest, Reply, path_key
 from wa_bridge.connectors.rest import contract_text
+
+from .base import ContractServer, RecordedRequest, Reply, path_key
 
 CONTRACT_URI = "urn:wa-bridge:rest-crm"
 _ROUTE = re.compile(r"^/(contacts|cases|notes|outcomes|consents)/([^/]+)$")
