@@ -19,11 +19,17 @@ def message_content(msg: Json, kind: str | None, *, inbound: bool) -> Json:
     """``message_body`` plus ``display_text`` (when there is one) and, for a message the
     customer sent (``inbound``), ``attribution`` (when there is a referral or a UTM link)."""
     out = message_body(msg, kind)
-    text = display_text(kind, out)
-    if text is not None:
-        out["display_text"] = text
-    if inbound:
-        body = out["text"].get("body") if kind == "text" and "text" in out else None
+    body: object = None
+    if kind == "text":  # the hot path: the text is its own display text, no call needed
+        text_obj = out.get("text")
+        body = text_obj.get("body") if text_obj is not None else None
+        if isinstance(body, str) and body:
+            out["display_text"] = body
+    else:
+        text = display_text(kind, out)
+        if text is not None:
+            out["display_text"] = text
+    if inbound and ("referral" in out or (isinstance(body, str) and "utm_" in body)):
         attribution = attribution_of(out.get("referral"), body)
         if attribution is not None:
             out["attribution"] = attribution

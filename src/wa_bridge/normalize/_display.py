@@ -39,9 +39,12 @@ def _obj(data: Json, key: str) -> Json:
 def _scalar(value: object) -> str:
     if isinstance(value, str):
         return value
-    if value is None or isinstance(value, bool | int | float):
-        return orjson.dumps(value).decode()
-    return orjson.dumps(value, default=str).decode()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:  # orjson.JSONEncodeError: an int past 64 bits deep inside
+        return str(value)
 
 
 def _pairs(obj: Json, skip: frozenset[str] = frozenset()) -> str:

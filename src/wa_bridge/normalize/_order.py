@@ -16,6 +16,7 @@ from wa_bridge.normalize.meta import as_str
 __all__ = ["order_of", "plain_number"]
 
 _MAX_DIGITS: Final = 30  # a price longer than this is not a price
+_MAX_TOTAL: Final = Decimal(2**53)  # past this a JSON number loses digits: not a total
 
 
 def _decimal(value: object) -> Decimal | None:
@@ -49,7 +50,7 @@ def _total(items: list[object]) -> tuple[Decimal | None, str | None]:
             return None, None
         total += quantity * price
         currencies.add(as_str(item.get("currency")))
-    if len(currencies) != 1:
+    if len(currencies) != 1 or abs(total) >= _MAX_TOTAL:
         return None, None
     return total, currencies.pop()
 
