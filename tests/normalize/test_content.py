@@ -306,3 +306,12 @@ def test_each_message_note_body_is_its_display_text(mapping_file: str) -> None:
         "revoke",
         "system",
     }
+
+
+def test_a_contact_request_card_without_details_still_reads() -> None:
+    body = copy.deepcopy(load("identity_mx_request_1_card"))
+    for card in body["entry"][0]["changes"][0]["value"]["messages"][0]["contacts"]:
+        card.pop("phones", None)
+        card.pop("name", None)
+    (event,) = normalize_webhook(body, received_at=RECEIVED_AT)
+    assert event.data["display_text"] == "Own contact info"

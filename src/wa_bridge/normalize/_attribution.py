@@ -13,21 +13,13 @@ from typing import Final, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from wa_bridge.normalize._context import Json
+from wa_bridge.normalize.bodies import AD_KEYS
 from wa_bridge.normalize.meta import as_str
 
 __all__ = ["UTM_KEYS", "attribution_of", "utms_of"]
 
 AttributionOrigin = Literal["referral", "text_link"]
 UTM_KEYS: Final = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-_REFERRAL_KEYS: Final = (
-    "ctwa_clid",
-    "source_type",
-    "source_id",
-    "source_url",
-    "headline",
-    "body",
-    "media_type",
-)
 _LINK: Final = re.compile(r"(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING: Final = ".,;:!?)]}»\"'"
 
@@ -66,7 +58,7 @@ def _text(value: object) -> str | None:
 
 def _attribution(origin: AttributionOrigin, fields: Json, utms: Json) -> Json:
     out: Json = {"origin": origin}
-    out.update({key: _text(fields.get(key)) for key in _REFERRAL_KEYS})
+    out.update({key: _text(fields.get(key)) for key in AD_KEYS})
     out.update(utms)
     return out
 

@@ -102,12 +102,11 @@ def _card(card: object) -> str:
                 value := as_str(entry.get(inner)) or as_str(entry.get("wa_id"))
             ):
                 reach.append(value)
-    text = full or "(no name)"
-    if reach:
-        text += " (" + ", ".join(reach) + ")"
     if card.get("origin") == "contact_request":  # the sender's own details, not a third party
-        return "Own contact info: " + (", ".join(reach) if not full else text)
-    return "Contact card: " + text
+        own = ", ".join([full, *reach] if full else reach)
+        return f"Own contact info: {own}" if own else "Own contact info"
+    text = full or "(no name)"
+    return f"Contact card: {text} ({', '.join(reach)})" if reach else f"Contact card: {text}"
 
 
 def _contacts(data: Json) -> str | None:

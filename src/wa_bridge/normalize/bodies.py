@@ -14,7 +14,7 @@ from wa_bridge.normalize._order import order_of
 from wa_bridge.normalize.meta import as_str
 from wa_bridge.normalize.phones import user_e164
 
-__all__ = ["MEDIA_TYPES", "context_of", "errors_of", "message_body", "request_phones"]
+__all__ = ["AD_KEYS", "MEDIA_TYPES", "context_of", "errors_of", "message_body", "request_phones"]
 
 MEDIA_TYPES: Final = frozenset({"image", "video", "audio", "document", "sticker"})
 _MEDIA_KEYS: Final = (
@@ -28,19 +28,17 @@ _MEDIA_KEYS: Final = (
     "animated",
 )
 _LOCATION_KEYS: Final = ("latitude", "longitude", "name", "address", "url")
-_REFERRAL_KEYS: Final = (
+# The referral keys that say where a click-to-WhatsApp user came from (data.attribution).
+AD_KEYS: Final = (
     "ctwa_clid",
-    "source_url",
-    "source_id",
     "source_type",
+    "source_id",
+    "source_url",
     "headline",
     "body",
     "media_type",
-    "image_url",
-    "video_url",
-    "thumbnail_url",
-    "welcome_message",
 )
+_REFERRAL_KEYS: Final = (*AD_KEYS, "image_url", "video_url", "thumbnail_url", "welcome_message")
 _PASSTHROUGH_TYPES: Final = frozenset({"unsupported", "unknown", "edit", "revoke"})
 Json = dict[str, Any]
 
