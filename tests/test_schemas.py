@@ -115,6 +115,18 @@ def _first_event(sample: str) -> dict[str, Any]:
         ("text_mx", lambda d: d["data"]["contact"].update(phone_e164="5215550001234")),
         ("statuses_br", lambda d: d["data"].update(status="teleported")),
         ("echo_co", lambda d: d["data"].update(direction="inbound")),
+        ("history_mx", lambda d: d["data"].update(direction="sideways")),
+        ("history_mx", lambda d: d["data"]["history"].update(part="later")),
+        ("history_mx", lambda d: d["data"].pop("history")),
+        ("history_declined_cl", lambda d: d["data"].update(message_count=-1)),
+        ("history_declined_cl", lambda d: d["data"]["errors"][0].pop("code")),
+        ("contact_book_br", lambda d: d["data"].pop("action")),
+        ("contact_book_br", lambda d: d["data"]["contact"].update(profile="x")),
+        ("content_mixed_co", lambda d: d["data"]["attribution"].update(origin="guess")),
+        ("content_mixed_co", lambda d: d["data"]["attribution"].update(utm_source=1)),
+        ("content_mixed_co", lambda d: d["data"]["attribution"].pop("ctwa_clid")),
+        ("order_mx", lambda d: d["data"]["order"].update(total="12999.5")),
+        ("order_mx", lambda d: d["data"].update(display_text=7)),
     ],
 )
 def test_schemas_reject_broken_events(sample: str, break_it: Any) -> None:

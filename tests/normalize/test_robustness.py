@@ -37,6 +37,7 @@ _FIELDS = st.sampled_from(
         "user_id_update",
         "account_update",
         "history",
+        "smb_app_state_sync",
     ]
 )
 _KEYS = st.sampled_from(
@@ -60,6 +61,11 @@ _KEYS = st.sampled_from(
         "context",
         "interactive",
         "conversation",
+        "history",
+        "threads",
+        "state_sync",
+        "referral",
+        "order",
     ]
 )
 

@@ -135,7 +135,7 @@ def test_value_level_errors_become_whatsapp_error() -> None:
 def test_unknown_fields_keep_the_raw_object() -> None:
     evs = events("unknown_fields")
     assert [e.type for e in evs] == ["whatsapp.unknown"] * 4
-    assert [e.data["field"] for e in evs] == ["history", "calls", "security", "messages"]
+    assert [e.data["field"] for e in evs] == ["automatic_events", "calls", "security", "messages"]
     body = load("unknown_fields")
     changes = body["entry"][0]["changes"]
     assert [e.data["raw"] for e in evs] == [c["value"] for c in changes]

@@ -10,10 +10,11 @@ from typing import Any, Final
 
 import orjson
 
+from wa_bridge.normalize._order import order_of
 from wa_bridge.normalize.meta import as_str
 from wa_bridge.normalize.phones import user_e164
 
-__all__ = ["MEDIA_TYPES", "context_of", "errors_of", "message_body", "request_phones"]
+__all__ = ["AD_KEYS", "MEDIA_TYPES", "context_of", "errors_of", "message_body", "request_phones"]
 
 MEDIA_TYPES: Final = frozenset({"image", "video", "audio", "document", "sticker"})
 _MEDIA_KEYS: Final = (
@@ -27,20 +28,18 @@ _MEDIA_KEYS: Final = (
     "animated",
 )
 _LOCATION_KEYS: Final = ("latitude", "longitude", "name", "address", "url")
-_REFERRAL_KEYS: Final = (
+# The referral keys that say where a click-to-WhatsApp user came from (data.attribution).
+AD_KEYS: Final = (
     "ctwa_clid",
-    "source_url",
-    "source_id",
     "source_type",
+    "source_id",
+    "source_url",
     "headline",
     "body",
     "media_type",
-    "image_url",
-    "video_url",
-    "thumbnail_url",
-    "welcome_message",
 )
-_PASSTHROUGH_TYPES: Final = frozenset({"order", "unsupported", "unknown", "edit", "revoke"})
+_REFERRAL_KEYS: Final = (*AD_KEYS, "image_url", "video_url", "thumbnail_url", "welcome_message")
+_PASSTHROUGH_TYPES: Final = frozenset({"unsupported", "unknown", "edit", "revoke"})
 Json = dict[str, Any]
 
 
@@ -58,6 +57,8 @@ def errors_of(raw: object) -> list[Json]:
             continue
         error_data = err.get("error_data")
         details = error_data.get("details") if isinstance(error_data, dict) else None
+        if details is None:
+            details = err.get("details")  # the legacy shape: {code, title, details}
         out.append(
             {
                 "code": err.get("code"),
@@ -109,6 +110,21 @@ def _decode_json(text: object) -> object:
         return text  # keep what Meta sent rather than lose it
 
 
+def _coordinate(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None  # not a number (bool, text, NaN)
+    return repr(value)
+
+
+def _location(obj: Json) -> Json:
+    """Meta's keys, plus ``maps_url`` (a coordinates link) when both coordinates are there."""
+    out = _pick(obj, _LOCATION_KEYS)
+    lat, long = _coordinate(obj.get("latitude")), _coordinate(obj.get("longitude"))
+    if lat is not None and long is not None:
+        out["maps_url"] = f"https://maps.google.com/?q={lat},{long}"
+    return out
+
+
 def _reaction(obj: Json) -> Json:
     emoji = obj.get("emoji")
     return {"message_id": obj.get("message_id"), "emoji": emoji or None, "removed": not emoji}
@@ -147,7 +163,9 @@ def _typed_body(kind: str, obj: Json) -> Json:
     if kind in MEDIA_TYPES:
         return {"media": {"type": kind, **_pick(obj, _MEDIA_KEYS)}}
     if kind == "location":
-        return {"location": _pick(obj, _LOCATION_KEYS)}
+        return {"location": _location(obj)}
+    if kind == "order":
+        return {"order": order_of(obj)}
     if kind == "interactive":
         return {"interactive": _interactive(obj)}
     if kind == "button":

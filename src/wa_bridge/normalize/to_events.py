@@ -14,6 +14,8 @@ from typing import Final
 
 from wa_bridge.events import CanonicalEvent, EventType
 from wa_bridge.normalize._account import ACCOUNT_HANDLERS
+from wa_bridge.normalize._coexistence import COEXISTENCE_HANDLERS
+from wa_bridge.normalize._content import message_content
 from wa_bridge.normalize._context import (
     ChangeContext,
     Handler,
@@ -25,7 +27,7 @@ from wa_bridge.normalize._context import (
     unknown_event,
 )
 from wa_bridge.normalize._notices import system_notice
-from wa_bridge.normalize.bodies import errors_of, message_body, request_phones
+from wa_bridge.normalize.bodies import errors_of, request_phones
 from wa_bridge.normalize.meta import as_str, epoch_of, iter_changes, rfc3339
 
 __all__ = ["STATUSES", "normalize_webhook"]
@@ -51,7 +53,7 @@ def _message(ctx: ChangeContext, msg: object, *, echo: bool) -> CanonicalEvent:
     group_id = as_str(msg.get("group_id"))
     if group_id is not None:
         data["group_id"] = group_id
-    data.update(message_body(msg, kind))
+    data.update(message_content(msg, kind, inbound=not echo))
     if change is not None:
         data["identity_change"] = change
     data["raw"] = msg
@@ -164,6 +166,7 @@ _HANDLERS: Final[dict[str, Handler]] = {
         _ECHOES_ITEMS, {"message_echoes": lambda c, m: _message(c, m, echo=True)}
     ),
     **ACCOUNT_HANDLERS,
+    **COEXISTENCE_HANDLERS,
 }
 
 
