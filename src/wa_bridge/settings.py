@@ -7,6 +7,7 @@ line naming the variable: see :func:`load_settings`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -51,7 +52,12 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic: str = "wa.events"
     kafka_partitions: int = Field(default=12, gt=0)
-    kafka_replication_factor: int = Field(default=1, gt=0)
+    kafka_replication_factor: int | None = Field(
+        default=None,
+        gt=0,
+        description="Replication factor of topics wa-bridge creates; unset: the number of "
+        "brokers, at most 3.",
+    )
     kafka_enable_idempotence: bool = True
     kafka_linger_ms: int = Field(default=2, ge=0)
     consumer_group: str = "wa-bridge"
@@ -60,6 +66,45 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a fetch may wait for data. Kafka answers as soon as data "
         "arrives; Tansu holds the fetch this long, so `wa-bridge dev` lowers it.",
+    )
+
+    # --- bus: durability and security (see wa_bridge.bus.security, bus.admin) ----------
+    kafka_min_insync_replicas: int | None = Field(
+        default=None,
+        gt=0,
+        description="min.insync.replicas of topics wa-bridge creates; unset: 2 when the "
+        "replication factor is 2 or more, else the broker's default.",
+    )
+    kafka_durability_check: Literal["enforce", "warn"] = Field(
+        default="enforce",
+        description="On a multi-broker cluster the receiver refuses a topic on which "
+        "acks=all may mean one copy; 'warn' logs it instead.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle for the brokers' certificates; unset: system CAs."
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate (mutual TLS)."
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = (
+        "PLAIN"
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_oauth_token_url: str | None = Field(
+        default=None, description="OAUTHBEARER: OAuth 2 token endpoint (client credentials)."
+    )
+    kafka_oauth_client_id: str | None = None
+    kafka_oauth_client_secret: SecretStr | None = None
+    kafka_oauth_scope: str | None = None
+    kafka_oauth_token_file: Path | None = Field(
+        default=None,
+        description="OAUTHBEARER: a file holding a token that something else keeps fresh.",
     )
 
     # --- state and CRM --------------------------------------------------------------

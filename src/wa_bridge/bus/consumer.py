@@ -15,6 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
+from wa_bridge.bus.security import kafka_client_options
 from wa_bridge.bus.topics import (
     HEADER_ORIGINAL_OFFSET,
     HEADER_ORIGINAL_PARTITION,
@@ -122,6 +123,7 @@ def build_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **kafka_client_options(settings),
         **config,
     )
     consumer.subscribe(list(topics), listener=listener)
@@ -135,4 +137,5 @@ def build_producer(settings: Settings) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
         linger_ms=settings.kafka_linger_ms,
+        **kafka_client_options(settings),
     )
