@@ -1,23 +1,41 @@
 """One settings tree, read from the environment (prefix ``WA_BRIDGE_``) and ``.env``.
 
-Precedence (first wins): explicit init values, environment variables, the ``.env`` file,
-defaults. Secrets are ``SecretStr`` and never printed. A bad value stops start-up with one
-line naming the variable: see :func:`load_settings`.
+Precedence (first wins): explicit init values; environment variables; for secrets,
+``WA_BRIDGE_<NAME>_FILE`` naming a file that holds the value (as Docker and Kubernetes
+mount secrets; setting both ``<NAME>`` and ``<NAME>_FILE`` is an error); the ``.env``
+file; files in the directory ``WA_BRIDGE_SECRETS_DIR`` named after the variable
+(``wa_bridge_app_secrets`` or ``WA_BRIDGE_APP_SECRETS``); defaults. Secrets are
+``SecretStr`` and never printed. A bad value stops start-up with one line naming the
+variable: see :func:`load_settings`.
 """
 
 from __future__ import annotations
 
+import os
+import typing
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from wa_bridge.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["SECRETS_DIR_VAR", "Settings", "load_settings", "secret_field_names"]
 
 ENV_PREFIX = "WA_BRIDGE_"
+# The directory of secret files (a Docker or Kubernetes secret mount); unset: none.
+SECRETS_DIR_VAR: Final = ENV_PREFIX + "SECRETS_DIR"
+_FILE_SUFFIX: Final = "_FILE"
+# Not SecretStr (the store parses it), but it usually carries a password.
+_ALSO_SECRET: Final = frozenset({"database_url"})
 
 
 def _split_csv(value: object) -> object:
@@ -151,6 +169,24 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """First wins: init, environment, ``*_FILE`` variables, ``.env``, secrets dir."""
+        sources = [init_settings, env_settings, _FileVariablesSource(settings_cls), dotenv_settings]
+        secrets_dir = os.environ.get(SECRETS_DIR_VAR)
+        if secrets_dir:
+            if not Path(secrets_dir).is_dir():
+                raise ConfigError(f"{SECRETS_DIR_VAR}: {secrets_dir} is not a directory")
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        return tuple(sources)
+
     @field_validator("app_secrets", "phone_number_ids", "admin_tokens", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -160,6 +196,54 @@ class Settings(BaseSettings):
     @classmethod
     def _csv_floats(cls, value: object) -> object:
         return _split_csv(value)
+
+
+def _holds_secret(annotation: object) -> bool:
+    if annotation is SecretStr:
+        return True
+    return any(_holds_secret(arg) for arg in typing.get_args(annotation))
+
+
+def secret_field_names() -> list[str]:
+    """Settings that may come from ``WA_BRIDGE_<NAME>_FILE``: every secret, and the
+    database URL (it usually carries a password)."""
+    return [
+        name
+        for name, info in Settings.model_fields.items()
+        if name in _ALSO_SECRET or _holds_secret(info.annotation)
+    ]
+
+
+class _FileVariablesSource(PydanticBaseSettingsSource):
+    """``WA_BRIDGE_<NAME>_FILE=/run/secrets/x``: the value of ``<NAME>`` is that file's
+    content, surrounding whitespace dropped. Only for :func:`secret_field_names`."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = ENV_PREFIX + field_name.upper()
+        path = os.environ.get(variable + _FILE_SUFFIX)
+        if not path:
+            return None, field_name, False
+        if os.environ.get(variable):
+            raise ConfigError(
+                f"{variable} and {variable}{_FILE_SUFFIX} are both set: keep one of them"
+            )
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{variable}{_FILE_SUFFIX}: cannot read {path}: {reason}") from exc
+        return value, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name in secret_field_names():
+            value, _, _ = self.get_field_value(self.settings_cls.model_fields[name], name)
+            if value is not None:
+                found[name] = value
+        return found
+
+    def __repr__(self) -> str:
+        return "_FileVariablesSource(WA_BRIDGE_<NAME>_FILE)"
 
 
 def load_settings(**overrides: object) -> Settings:
