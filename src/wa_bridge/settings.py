@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="Token Meta echoes in the GET handshake."
     )
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_json_depth: int = Field(
+        default=64,
+        ge=16,
+        le=200,
+        description="Webhook bodies nested deeper are refused (400 too_deep); Meta's are ~10.",
+    )
     publish_timeout_s: float = Field(default=5.0, gt=0)
     phone_number_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
