@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     kafka_oauth_client_id: str | None = None
     kafka_oauth_client_secret: SecretStr | None = None
     kafka_oauth_scope: str | None = None
+    kafka_oauth_extensions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="OAUTHBEARER SASL extensions as key=value, comma-separated (Confluent "
+        "Cloud: logicalCluster=lkc-...,identityPoolId=pool-...).",
+    )
     kafka_oauth_token_file: Path | None = Field(
         default=None,
         description="OAUTHBEARER: a file holding a token that something else keeps fresh.",
@@ -193,7 +198,9 @@ class Settings(BaseSettings):
             sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
         return tuple(sources)
 
-    @field_validator("app_secrets", "phone_number_ids", "admin_tokens", mode="before")
+    @field_validator(
+        "app_secrets", "phone_number_ids", "admin_tokens", "kafka_oauth_extensions", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

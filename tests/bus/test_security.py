@@ -231,3 +231,30 @@ def test_oauthbearer_with_two_sources_is_refused(tmp_path: Path) -> None:
                 kafka_oauth_token_url="https://idp.example/oauth2/token",
             )
         )
+
+
+def test_oauthbearer_sends_the_configured_sasl_extensions(tmp_path: Path) -> None:
+    options = kafka_client_options(
+        settings(
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_mechanism="OAUTHBEARER",
+            kafka_oauth_token_file=tmp_path / "token",
+            kafka_oauth_extensions="logicalCluster=lkc-123, identityPoolId=pool-abc",
+        )
+    )
+    assert options["sasl_oauth_token_provider"].extensions() == {
+        "logicalCluster": "lkc-123",
+        "identityPoolId": "pool-abc",
+    }
+
+
+def test_malformed_sasl_extension_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="WA_BRIDGE_KAFKA_OAUTH_EXTENSIONS: each entry"):
+        kafka_client_options(
+            settings(
+                kafka_security_protocol="SASL_SSL",
+                kafka_sasl_mechanism="OAUTHBEARER",
+                kafka_oauth_token_file=tmp_path / "token",
+                kafka_oauth_extensions="logicalCluster",
+            )
+        )

@@ -9,7 +9,9 @@ connection. Two sources:
   against a token endpoint (Confluent Cloud with an identity provider, Redpanda Cloud,
   Keycloak, ...) and keeps the token until 80 % of its lifetime has passed.
 
-Failures are raised as aiokafka's ``KafkaConnectionError``: aiokafka treats them like a
+Both send ``extensions`` (SASL extensions, RFC 7628: Confluent Cloud wants its logical
+cluster and identity pool there) with the token. Failures are raised as aiokafka's
+``KafkaConnectionError``: aiokafka treats them like a
 broker it could not reach (the receiver answers 503 and keeps reconnecting). Tokens and
 client secrets are never logged or put in an error message.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -38,8 +40,12 @@ _RENEW_AT_SHARE: Final = 0.8
 class FileTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is untyped
     """The token is the content of ``path`` (surrounding whitespace dropped)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, extensions: Mapping[str, str] | None = None) -> None:
         self.path = path
+        self._extensions = dict(extensions or {})
+
+    def extensions(self) -> dict[str, str]:
+        return dict(self._extensions)
 
     async def token(self) -> str:
         try:
@@ -71,6 +77,7 @@ class ClientCredentialsTokenProvider(AbstractTokenProvider):  # type: ignore[mis
         client_id: str,
         client_secret: SecretStr,
         scope: str | None = None,
+        extensions: Mapping[str, str] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -78,11 +85,15 @@ class ClientCredentialsTokenProvider(AbstractTokenProvider):  # type: ignore[mis
         self.client_id = client_id
         self._client_secret = client_secret
         self.scope = scope
+        self._extensions = dict(extensions or {})
         self._timeout = httpx.Timeout(timeout_s)
         self._clock = clock
         self._token: str | None = None
         self._renew_at = float("-inf")
         self._lock = asyncio.Lock()
+
+    def extensions(self) -> dict[str, str]:
+        return dict(self._extensions)
 
     async def token(self) -> str:
         async with self._lock:

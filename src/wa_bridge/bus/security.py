@@ -107,8 +107,9 @@ def _token_provider(settings: Settings) -> FileTokenProvider | ClientCredentials
             f"{_var('kafka_oauth_token_file')} and {_var('kafka_oauth_token_url')} are both "
             "set: use a token file or the client-credentials flow, not both"
         )
+    extensions = _extensions(settings.kafka_oauth_extensions)
     if token_file is not None:
-        return FileTokenProvider(token_file)
+        return FileTokenProvider(token_file, extensions=extensions)
     if url is None or client_id is None or secret is None:
         raise ConfigError(
             f"{_var('kafka_sasl_mechanism')}=OAUTHBEARER needs {_var('kafka_oauth_token_file')}"
@@ -120,7 +121,20 @@ def _token_provider(settings: Settings) -> FileTokenProvider | ClientCredentials
         client_id=client_id,
         client_secret=secret,
         scope=settings.kafka_oauth_scope,
+        extensions=extensions,
     )
+
+
+def _extensions(entries: list[str]) -> dict[str, str]:
+    found = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(
+                f"{_var('kafka_oauth_extensions')}: each entry must be key=value, got {entry!r}"
+            )
+        found[key.strip()] = value.strip()
+    return found
 
 
 def build_ssl_context(
