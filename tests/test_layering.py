@@ -4,6 +4,8 @@
   the shared contracts (and mapping may use normalize's phone rules).
 - Nothing imports ``cli/``; only ``cli/`` and ``ops/`` import ``receiver/``.
 - The receiver half never imports the worker half, and the reverse.
+- No package imports another package's private names: a ``_module`` or a ``_name`` stays
+  inside its package (CONVENTIONS.md "Peers share a shape").
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "wa_bridge"
-CONTRACTS = {"events", "errors", "operations", "settings", "log", "resources"}
+CONTRACTS = {"events", "errors", "operations", "settings", "log", "resources", "clock"}
 IO_LIBRARIES = {"aiokafka", "sqlalchemy", "httpx", "asyncpg", "aiosqlite", "uvicorn", "fastapi"}
 
 
@@ -26,6 +28,27 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
     return found
+
+
+def _private_imports(path: Path) -> set[str]:
+    """``module`` or ``module:name`` for each absolute import of a private module or name."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if _is_private_module(a.name))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if _is_private_module(node.module):
+                found.add(node.module)
+            found.update(f"{node.module}:{a.name}" for a in node.names if _is_private_name(a.name))
+    return found
+
+
+def _is_private_name(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _is_private_module(module: str) -> bool:
+    return any(_is_private_name(part) for part in module.split("."))
 
 
 def _layer_of(module: str) -> str | None:
@@ -73,3 +96,21 @@ def test_the_two_halves_meet_only_through_the_bus_and_contracts() -> None:
                 if _layer_of(module) == other:
                     problems.append(f"{half}/{path.name} imports {module}")
     assert problems == []
+
+
+# Known offenders, each with the change that removes it (none today).
+PRIVATE_IMPORTS_ALLOWED: set[tuple[str, str]] = set()
+
+
+def test_no_package_imports_another_packages_private_names() -> None:
+    problems = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        layer = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        for target in _private_imports(path):
+            if _layer_of(target.split(":")[0]) == layer:
+                continue  # a package may use its own private parts
+            if (layer, target.split(":")[0]) in PRIVATE_IMPORTS_ALLOWED:
+                continue
+            problems.append(f"{rel} imports {target}")
+    assert sorted(problems) == []

@@ -4,6 +4,8 @@
 
     WaBridgeError
     ├── ConfigError               bad settings or mapping file: fail at startup, CLI exit 2
+    │   └── MappingErrors         every problem of a mapping file, each at file:line:column
+    ├── DlqLimitExceeded          most recent events were dead-lettered: the worker stops (exit 3)
     ├── RetryableError            has retry_after_s: float | None
     │   ├── CrmUnavailable        timeout, connect error, 5xx
     │   ├── CrmRateLimited        429 (+ Retry-After)
@@ -11,12 +13,14 @@
     │   └── StoreUnavailable      database connection lost
     └── PermanentError            never retried → dead letter, with the reason
         ├── InvalidEvent          cannot parse, normalize or map
+        │   └── UnkeyedOperation  an operation has no contact or case key to write by
         ├── UnknownRoute          an event for a phone_number_id this deployment does not serve
         ├── MappingOutputInvalid  fails a type, catalog or required-field check
         └── CrmRejected           4xx validation or auth (status_code, crm_error)
 
-The worker decides an event's fate by error class alone. Errors carry ids, never personal
-data, and their message says what to do next.
+``MappingErrors`` lives beside the mapping loader (``wa_bridge.mapping``), whose issue
+type it carries. The worker decides an event's fate by error class alone. Errors carry
+ids, never personal data, and their message says what to do next.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ __all__ = [
     "CrmRateLimited",
     "CrmRejected",
     "CrmUnavailable",
+    "DlqLimitExceeded",
     "InvalidEvent",
     "MappingOutputInvalid",
     "PermanentError",
     "RetryableError",
     "StoreUnavailable",
+    "UnkeyedOperation",
     "UnknownRoute",
     "WaBridgeError",
 ]
@@ -43,6 +49,14 @@ class WaBridgeError(Exception):
 
 class ConfigError(WaBridgeError, ValueError):
     """A setting or a mapping file is wrong; raised at start-up (CLI exit code 2)."""
+
+
+class DlqLimitExceeded(WaBridgeError):
+    """Most recent events were dead-lettered: stop consuming instead of filling the DLQ.
+
+    Raised by the worker's DLQ guard (a bad deploy, a CRM that rejects everything); the
+    worker stops with a CRITICAL log and ``wa-bridge worker`` exits with code 3.
+    """
 
 
 class RetryableError(WaBridgeError):
@@ -75,6 +89,10 @@ class PermanentError(WaBridgeError):
 
 class InvalidEvent(PermanentError):
     """The event cannot be parsed, normalized or mapped."""
+
+
+class UnkeyedOperation(InvalidEvent):
+    """A CRM operation has no contact (or case) key to write its record by."""
 
 
 class UnknownRoute(PermanentError):

@@ -63,6 +63,11 @@ class Contact:
     else ``bsuid:<user_id>``. ``wa_id`` (or ``user_id``) is the address to reply to,
     exactly as Meta sent it: never normalize it. Identity across events is resolved in the
     worker, not here.
+
+    ``linked_phones`` are further E.164 phones the same payload says are this person's (a
+    Brazilian 12-digit ``recipient_id`` beside the 13-digit ``contacts[].wa_id``, the phone
+    of a ``contact_request`` card that differs from ``from``). In JSON the key is present
+    only when there is one.
     """
 
     key: str | None
@@ -73,9 +78,10 @@ class Contact:
     username: str | None = None
     profile_name: str | None = None
     country: str | None = None
+    linked_phones: tuple[str, ...] = ()
 
     def to_dict(self) -> JsonObject:
-        return {
+        out: JsonObject = {
             "key": self.key,
             "phone_e164": self.phone_e164,
             "wa_id": self.wa_id,
@@ -85,9 +91,13 @@ class Contact:
             "profile_name": self.profile_name,
             "country": self.country,
         }
+        if self.linked_phones:
+            out["linked_phones"] = list(self.linked_phones)
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Contact:
+        linked = raw.get("linked_phones")
         return cls(
             key=raw.get("key"),
             phone_e164=raw.get("phone_e164"),
@@ -97,6 +107,9 @@ class Contact:
             username=raw.get("username"),
             profile_name=raw.get("profile_name"),
             country=raw.get("country"),
+            linked_phones=tuple(p for p in linked if isinstance(p, str) and p)
+            if isinstance(linked, list)
+            else (),
         )
 
 

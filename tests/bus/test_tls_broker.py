@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import trustme
-from aiokafka import ConsumerRebalanceListener
 
 from wa_bridge.bus.admin import ensure_topics_for
-from wa_bridge.bus.consumer import build_consumer, build_producer
+from wa_bridge.bus.consumer import TopicPartition, build_consumer
 from wa_bridge.bus.producer import KafkaPublisher
+from wa_bridge.bus.record_producer import build_producer
 from wa_bridge.errors import BusUnavailable
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.settings import Settings
@@ -40,11 +40,11 @@ def tls_settings(bootstrap: str, files: TlsFiles, topic: str, **extra: object) -
     )
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    async def on_partitions_revoked(self, revoked: object) -> None:
+class _Listener:
+    async def on_revoked(self, partitions: list[TopicPartition]) -> None:
         return None
 
-    async def on_partitions_assigned(self, assigned: object) -> None:
+    async def on_assigned(self, partitions: list[TopicPartition]) -> None:
         return None
 
 
@@ -79,16 +79,19 @@ async def test_admin_publisher_worker_producer_and_consumer_speak_tls(
         producer = build_producer(settings)
         await producer.start()
         try:
-            await producer.send_and_wait(f"{topic}.dlq", b"dead", key=b"k")
+            await producer.send_and_wait(
+                f"{topic}.dlq", b"dead", key=b"k", partition=None, headers=()
+            )
         finally:
             await producer.stop()
-        consumer = build_consumer(settings, [topic, f"{topic}.dlq"], _Listener())
-        await consumer.start()
+        consumer = build_consumer(settings)
+        await consumer.start([topic, f"{topic}.dlq"], _Listener())
         seen: dict[str, bytes] = {}
         try:
             async with asyncio.timeout(30):
                 while len(seen) < 2:
-                    for records in (await consumer.getmany(timeout_ms=200)).values():
+                    fetched = await consumer.getmany(timeout_ms=200, max_records=10)
+                    for records in fetched.values():
                         seen.update({r.topic: r.value for r in records})
         finally:
             await consumer.stop()

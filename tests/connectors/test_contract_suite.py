@@ -16,7 +16,7 @@ import pytest
 
 from connectors.conftest import connector_for
 from connectors.servers import ContractServer, HubSpotServer, RestCrmServer, SalesforceServer
-from wa_bridge.connectors import CrmConnector
+from wa_bridge.connectors import CrmConnector, CrmResult
 from wa_bridge.errors import CrmRateLimited, CrmRejected, CrmUnavailable
 from wa_bridge.operations import CrmOperation, FieldValue
 
@@ -116,6 +116,12 @@ async def crm(request: pytest.FixtureRequest) -> AsyncIterator[Crm]:
         await connector.aclose()
 
 
+async def apply_one(connector: CrmConnector, operation: CrmOperation) -> CrmResult:
+    """One operation through ``apply``, every connector's one write path."""
+    (result,) = await connector.apply([operation])
+    return result
+
+
 def op(kind: str, index: int = 0, event: str = "ev-1", **fields: FieldValue) -> CrmOperation:
     return CrmOperation(
         kind=kind,  # type: ignore[arg-type]
@@ -151,8 +157,8 @@ def message_op() -> CrmOperation:
 
 # --- behaviour ------------------------------------------------------------------------
 async def test_upsert_contact_twice_keeps_one_record(crm: Crm) -> None:
-    first = await crm.connector.upsert_contact(contact_op())
-    second = await crm.connector.upsert_contact(contact_op(country="US"))
+    first = await apply_one(crm.connector, contact_op())
+    second = await apply_one(crm.connector, contact_op(country="US"))
     assert first.created and not second.created
     assert first.crm_id == second.crm_id
     assert len(crm.contacts()) == 1
@@ -160,18 +166,18 @@ async def test_upsert_contact_twice_keeps_one_record(crm: Crm) -> None:
 
 
 async def test_upsert_case_twice_keeps_one_case(crm: Crm) -> None:
-    await crm.connector.upsert_contact(contact_op())
-    first = await crm.connector.upsert_case(case_op(tags=("vip", "new")))
-    second = await crm.connector.upsert_case(case_op(status="resolved"))
+    await apply_one(crm.connector, contact_op())
+    first = await apply_one(crm.connector, case_op(tags=("vip", "new")))
+    second = await apply_one(crm.connector, case_op(status="resolved"))
     assert first.created and not second.created and first.crm_id == second.crm_id
     assert len(crm.cases()) == 1
 
 
 async def test_status_update_keeps_the_note_body(crm: Crm) -> None:
     await crm.connector.apply([contact_op(), case_op()])
-    await crm.connector.add_note(message_op())
+    await apply_one(crm.connector, message_op())
     status = op("add_note", event="ev-2", message_id=WAMID, status="read", occurred_at=T0)
-    result = await crm.connector.add_note(status)
+    result = await apply_one(crm.connector, status)
     assert not result.created
     assert crm.note(WAMID) is not None
     assert crm.note(WAMID) == {**(crm.note(WAMID) or {}), "body": "hello there", "status": "read"}
@@ -188,8 +194,8 @@ async def test_outcome_and_consent_are_stored(crm: Crm) -> None:
         status="opt_out",
         occurred_at=T0,
     )
-    assert (await crm.connector.record_outcome(outcome)).crm_id
-    assert (await crm.connector.set_consent(consent)).crm_id
+    assert (await apply_one(crm.connector, outcome)).crm_id
+    assert (await apply_one(crm.connector, consent)).crm_id
     stored = repr(crm.server.records)
     assert "12.5" in stored and "opt_out" in stored
 
@@ -216,7 +222,7 @@ async def test_429_is_rate_limited_with_retry_after(crm: Crm) -> None:
     else:
         crm.server.script(status=429, retry_after_s=7)
     with pytest.raises(CrmRateLimited) as caught:
-        await crm.connector.upsert_contact(contact_op())
+        await apply_one(crm.connector, contact_op())
     assert caught.value.retry_after_s == (None if crm.server.vendor == "salesforce" else 7)
     assert crm.contacts() == []
 
@@ -224,7 +230,7 @@ async def test_429_is_rate_limited_with_retry_after(crm: Crm) -> None:
 async def test_500_is_unavailable(crm: Crm) -> None:
     crm.server.script(status=500)
     with pytest.raises(CrmUnavailable):
-        await crm.connector.upsert_contact(contact_op())
+        await apply_one(crm.connector, contact_op())
 
 
 async def test_503_with_retry_after_is_unavailable(crm: Crm) -> None:
@@ -237,9 +243,9 @@ async def test_503_with_retry_after_is_unavailable(crm: Crm) -> None:
 async def test_timeout_is_unavailable_and_retry_writes_once(crm: Crm) -> None:
     crm.server.script(delay_s=1.0)
     with pytest.raises(CrmUnavailable) as caught:
-        await crm.connector.upsert_contact(contact_op())
+        await apply_one(crm.connector, contact_op())
     assert "Timeout" in str(caught.value)
-    await crm.connector.upsert_contact(contact_op())
+    await apply_one(crm.connector, contact_op())
     assert len(crm.contacts()) == 1
 
 
@@ -259,7 +265,7 @@ async def test_400_is_rejected_with_the_crm_message(crm: Crm) -> None:
     )
     crm.server.script(status=400, body=body)
     with pytest.raises(CrmRejected) as caught:
-        await crm.connector.upsert_contact(contact_op())
+        await apply_one(crm.connector, contact_op())
     assert caught.value.status_code == 400
     assert "phone is malformed" in caught.value.crm_error
 
@@ -268,7 +274,7 @@ async def test_401_is_rejected(crm: Crm) -> None:
     bad = connector_for(crm.server, token="wrong-token")
     try:
         with pytest.raises(CrmRejected) as caught:
-            await bad.upsert_contact(contact_op())
+            await apply_one(bad, contact_op())
     finally:
         await bad.aclose()
     assert caught.value.status_code == 401
@@ -284,6 +290,6 @@ async def test_connection_refused_is_unavailable() -> None:
     )
     try:
         with pytest.raises(CrmUnavailable):
-            await connector.upsert_contact(contact_op())
+            await apply_one(connector, contact_op())
     finally:
         await connector.aclose()

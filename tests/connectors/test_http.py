@@ -9,10 +9,14 @@ import pytest
 
 from wa_bridge.connectors.http import (
     EXCEPTION_MAP,
+    ErrorDialect,
     build_client,
     crm_error,
     parse_retry_after,
 )
+from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
+from wa_bridge.connectors.rest import REST_ERRORS
+from wa_bridge.connectors.salesforce.dialect import SALESFORCE_ERRORS
 from wa_bridge.errors import (
     ConfigError,
     CrmRateLimited,
@@ -23,6 +27,11 @@ from wa_bridge.errors import (
 )
 
 REQUEST = httpx.Request("POST", "http://crm.test/x")
+DIALECTS: dict[str, ErrorDialect] = {
+    "rest": REST_ERRORS,
+    "hubspot": HUBSPOT_ERRORS,
+    "salesforce": SALESFORCE_ERRORS,
+}
 
 
 def _all_subclasses(cls: type) -> set[type]:
@@ -57,13 +66,13 @@ def test_each_mapped_exception_becomes_its_class(cls: type[httpx.HTTPError]) -> 
         exc = cls("boom", request=REQUEST)
     else:
         exc = cls("boom")
-    error = crm_error(exc, vendor="rest", action="upsert_contact")
+    error = crm_error(exc, dialect=DIALECTS["rest"], action="upsert_contact")
     assert type(error) is EXCEPTION_MAP[cls]
 
 
 def test_timeouts_and_network_errors_are_retryable() -> None:
     for cls in (httpx.ReadTimeout, httpx.ConnectError, httpx.RemoteProtocolError):
-        error = crm_error(cls("x", request=REQUEST), vendor="hubspot", action="a")
+        error = crm_error(cls("x", request=REQUEST), dialect=DIALECTS["hubspot"], action="a")
         assert isinstance(error, CrmUnavailable) and isinstance(error, RetryableError)
 
 
@@ -83,8 +92,8 @@ def test_timeouts_and_network_errors_are_retryable() -> None:
     ],
 )
 def test_status_codes(status: int, expected: type[Exception]) -> None:
-    for vendor in ("rest", "hubspot", "salesforce"):
-        error = crm_error(_status(status), vendor=vendor, action="a")  # type: ignore[arg-type]
+    for dialect in DIALECTS.values():
+        error = crm_error(_status(status), dialect=dialect, action="a")
         assert type(error) is expected
 
 
@@ -100,21 +109,23 @@ def test_retry_after_seconds_and_http_date() -> None:
 
 
 def test_429_uses_retry_after_then_hubspot_interval() -> None:
-    with_header = crm_error(_status(429, headers={"Retry-After": "3"}), vendor="rest", action="a")
+    with_header = crm_error(
+        _status(429, headers={"Retry-After": "3"}), dialect=DIALECTS["rest"], action="a"
+    )
     assert isinstance(with_header, CrmRateLimited) and with_header.retry_after_s == 3.0
     interval = {"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
-    hubspot = crm_error(_status(429, headers=interval), vendor="hubspot", action="a")
+    hubspot = crm_error(_status(429, headers=interval), dialect=DIALECTS["hubspot"], action="a")
     assert isinstance(hubspot, CrmRateLimited) and hubspot.retry_after_s == 10.0
-    plain = crm_error(_status(429, headers=interval), vendor="rest", action="a")
+    plain = crm_error(_status(429, headers=interval), dialect=DIALECTS["rest"], action="a")
     assert isinstance(plain, CrmRateLimited) and plain.retry_after_s is None
 
 
 def test_salesforce_request_limit_exceeded_is_a_rate_limit() -> None:
     body = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
-    error = crm_error(_status(403, json=body), vendor="salesforce", action="a")
+    error = crm_error(_status(403, json=body), dialect=DIALECTS["salesforce"], action="a")
     assert isinstance(error, CrmRateLimited)
     other = [{"message": "no access", "errorCode": "INSUFFICIENT_ACCESS"}]
-    refused = crm_error(_status(403, json=other), vendor="salesforce", action="a")
+    refused = crm_error(_status(403, json=other), dialect=DIALECTS["salesforce"], action="a")
     assert isinstance(refused, CrmRejected) and isinstance(refused, PermanentError)
     assert refused.crm_error == "INSUFFICIENT_ACCESS: no access"
 
@@ -127,28 +138,32 @@ def test_crm_messages_are_extracted_per_vendor() -> None:
         "category": "VALIDATION_ERROR",
         "errors": [{"message": "bad phone", "in": "phone"}],
     }
-    error = crm_error(_status(400, json=hubspot), vendor="hubspot", action="a")
+    error = crm_error(_status(400, json=hubspot), dialect=DIALECTS["hubspot"], action="a")
     assert isinstance(error, CrmRejected)
     assert error.crm_error == (
         "VALIDATION_ERROR: Property values were not valid; bad phone (in phone)"
     )
     salesforce = [{"message": "No such column", "errorCode": "INVALID_FIELD", "fields": ["Foo__c"]}]
-    error = crm_error(_status(400, json=salesforce), vendor="salesforce", action="a")
+    error = crm_error(_status(400, json=salesforce), dialect=DIALECTS["salesforce"], action="a")
     assert isinstance(error, CrmRejected)
     assert error.crm_error == "INVALID_FIELD: No such column [Foo__c]"
     rest = {"error": {"code": "validation_error", "message": "too long", "field": "name"}}
-    error = crm_error(_status(422, json=rest), vendor="rest", action="a")
+    error = crm_error(_status(422, json=rest), dialect=DIALECTS["rest"], action="a")
     assert isinstance(error, CrmRejected) and error.status_code == 422
     assert error.crm_error == "validation_error: too long (field name)"
     text = httpx.Response(400, text="plain failure", request=REQUEST)
     error = crm_error(
-        httpx.HTTPStatusError("s", request=REQUEST, response=text), vendor="rest", action="a"
+        httpx.HTTPStatusError("s", request=REQUEST, response=text),
+        dialect=DIALECTS["rest"],
+        action="a",
     )
     assert isinstance(error, CrmRejected) and error.crm_error == "plain failure"
 
 
 def test_error_messages_carry_no_token() -> None:
-    error = crm_error(_status(401, json={"message": "nope"}), vendor="hubspot", action="a")
+    error = crm_error(
+        _status(401, json={"message": "nope"}), dialect=DIALECTS["hubspot"], action="a"
+    )
     assert "Bearer" not in str(error)
 
 

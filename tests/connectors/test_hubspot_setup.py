@@ -15,7 +15,7 @@ from connectors.conftest import connector_for
 from connectors.servers import HubSpotServer
 from wa_bridge.cli.main import app
 from wa_bridge.connectors.hubspot import HubSpotOptions
-from wa_bridge.connectors.hubspot_setup import (
+from wa_bridge.connectors.hubspot.setup import (
     GROUP_NAME,
     PropertySpec,
     ensure_properties,

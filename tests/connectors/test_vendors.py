@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import httpx
 import pytest
 
+import wa_bridge
 from connectors.conftest import connector_for
 from connectors.servers import HubSpotServer, RestCrmServer, SalesforceServer
-from connectors.test_contract_suite import CONTACT, T0, WAMID, case_op, contact_op, message_op, op
+from connectors.test_contract_suite import (
+    CONTACT,
+    T0,
+    WAMID,
+    apply_one,
+    case_op,
+    contact_op,
+    message_op,
+    op,
+)
 from wa_bridge.connectors.hubspot import property_value
-from wa_bridge.errors import ConfigError, CrmRejected, MappingOutputInvalid
+from wa_bridge.errors import ConfigError, CrmRejected, UnkeyedOperation
 from wa_bridge.operations import CrmOperation
 
 
@@ -101,7 +114,7 @@ async def test_hubspot_resolves_ids_it_did_not_write(hubspot_server: HubSpotServ
     before = len(hubspot_server.requests)
     fresh = connector_for(hubspot_server)  # a new process: empty id cache
     try:
-        await fresh.add_note(message_op())
+        await apply_one(fresh, message_op())
     finally:
         await fresh.aclose()
     reads = [r.path for r in hubspot_server.requests[before:] if r.path.endswith("/batch/read")]
@@ -124,8 +137,8 @@ async def test_operation_without_contact_key_is_invalid(rest_crm_server: RestCrm
     connector = connector_for(rest_crm_server)
     orphan = CrmOperation(kind="upsert_contact", fields={}, event_id="ev-x")
     try:
-        with pytest.raises(MappingOutputInvalid):
-            await connector.upsert_contact(orphan)
+        with pytest.raises(UnkeyedOperation, match="has no contact_key"):
+            await apply_one(connector, orphan)
     finally:
         await connector.aclose()
     assert rest_crm_server.requests == []
@@ -159,6 +172,13 @@ async def test_rest_server_checks_the_published_schema(rest_crm_server: RestCrmS
     rest_crm_server.reset()
 
 
+@pytest.mark.parametrize("module", ["connectors/http.py", "cli/crm.py"])
+def test_vendor_knowledge_stays_in_the_vendor_packages(module: str) -> None:
+    # The shared HTTP boundary and the CLI reach a CRM through its dialect and Vendor only.
+    source = (Path(wa_bridge.__file__).parent / module).read_text().lower()
+    assert not [name for name in ("hubspot", "salesforce", '__c"', "wa_contact") if name in source]
+
+
 def test_build_connector_needs_a_base_url() -> None:
     from wa_bridge.connectors import build_connector
     from wa_bridge.settings import Settings
@@ -176,7 +196,7 @@ async def test_salesforce_200_with_failed_record_is_rejected(
     consent = op("set_consent", channel="whatsapp", purpose="marketing", status="opt_in")
     try:
         with pytest.raises(CrmRejected) as caught:
-            await connector.set_consent(consent)
+            await apply_one(connector, consent)
     finally:
         await connector.aclose()
     assert caught.value.crm_error == (
@@ -230,7 +250,7 @@ async def test_hubspot_new_ticket_still_gets_the_default_subject(
     connector = connector_for(hubspot_server)
     try:
         first = await connector.apply([contact_op(), case_op()])
-        again = await connector.upsert_case(case_op(status="pending"))  # known id: no read
+        again = await apply_one(connector, case_op(status="pending"))  # known id: no read
     finally:
         await connector.aclose()
     ticket = hubspot_server.find("tickets", "wa_case_key", "case-0001")
@@ -280,7 +300,7 @@ async def test_hubspot_status_first_creates_a_note_with_its_time(
         note = hubspot_server.find("notes", "wa_note_key", WAMID)
         assert note is not None and note["properties"]["hs_timestamp"] == property_value(first)
         await connector.apply([message_op()])  # the message arrives: its own time wins
-        await connector.add_note(read)  # a later status does not move hs_timestamp
+        await apply_one(connector, read)  # a later status does not move hs_timestamp
     finally:
         await connector.aclose()
     note = hubspot_server.find("notes", "wa_note_key", WAMID)
@@ -331,7 +351,7 @@ async def test_salesforce_new_contact_still_gets_the_default_last_name(
     connector = connector_for(salesforce_server)
     try:
         created = await connector.apply(nameless)
-        again = await connector.upsert_contact(nameless[0])  # known id: no query
+        again = await apply_one(connector, nameless[0])  # known id: no query
     finally:
         await connector.aclose()
     assert all(r.created for r in created) and not again.created
@@ -348,7 +368,7 @@ async def test_salesforce_default_last_name_only_when_the_mapping_gives_none(
     connector = connector_for(salesforce_server)
     no_name = op("upsert_contact", phone_e164="+15550100001")
     try:
-        created = await connector.upsert_contact(no_name)
+        created = await apply_one(connector, no_name)
     finally:
         await connector.aclose()
     assert created.created
@@ -369,3 +389,17 @@ async def test_salesforce_server_refuses_a_badly_quoted_lookup(
     assert response.status_code == 400
     assert "unsupported SOQL" in salesforce_server.violations[0].violations[0]
     salesforce_server.reset()
+
+
+def test_connectors_import_no_other_package_private_module() -> None:
+    package = Path(wa_bridge.__file__).parent
+    problems = []
+    for path in (package / "connectors").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                parts = node.module.split(".")
+                if parts[:2] != ["wa_bridge", "connectors"] and any(
+                    p.startswith("_") and p != "__future__" for p in parts
+                ):
+                    problems.append(f"{path.name} imports {node.module}")
+    assert problems == []

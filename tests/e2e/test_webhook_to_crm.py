@@ -36,10 +36,10 @@ def _strict_mapping(tmp_path: Path) -> Path:
     """mappings/ copied with inbound note bodies capped at 5 characters (a bad deploy)."""
     target = tmp_path / "mappings"
     shutil.copytree(SQL_MAPPING.parent, target)
-    path = target / "sql.yaml"
-    text = path.read_text()
+    path, base = target / "sql.yaml", target / "base.yaml"  # sql.yaml extends base.yaml
+    text = base.read_text()
     assert text.count("max_length: 4096") >= 1
-    path.write_text(text.replace("max_length: 4096", "max_length: 5", 1))
+    base.write_text(text.replace("max_length: 4096", "max_length: 5", 1))
     return path
 
 

@@ -108,3 +108,53 @@ def test_dry_run_rejects_a_non_event(tmp_path: Path) -> None:
         app, ["mappings", "dry-run", str(junk), "-m", str(ROOT / "mappings/sql.yaml")]
     )
     assert result.exit_code == 1
+
+
+def test_validate_shows_an_error_in_a_base_once_and_names_the_base(tmp_path: Path) -> None:
+    base = write(tmp_path, "base.yaml", GOOD.replace("connector: rest\n", ""))
+    for name in ("a.yaml", "b.yaml"):
+        write(tmp_path, name, "extends: base.yaml\nconnector: sql\n")
+    result = runner.invoke(app, ["mappings", "validate", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"ok: {base} (base mapping, 1 event types)" in result.output
+    assert f"ok: {tmp_path}/a.yaml (sql, 1 event types, extends {base})" in result.output
+    base.write_text(base.read_text().replace("type: int", "type: integer"))
+    result = runner.invoke(app, ["mappings", "validate", str(tmp_path)])
+    assert result.exit_code == 1
+    error = f"{base}:6:39: events/inbox.conversation.csat/0/fields/csat/type:"
+    assert result.output.count(error) == 1
+    assert f"{tmp_path}/b.yaml: invalid, see the errors above" in result.output
+    assert "3 of 3 mapping files have errors" in result.output
+
+
+def test_a_test_file_may_run_against_several_mappings(tmp_path: Path) -> None:
+    write(tmp_path, "base.yaml", GOOD.replace("connector: rest\n", ""))
+    write(tmp_path, "small.yaml", SMALL_CSAT)
+    case = """
+    mappings: [../base.yaml, ../small.yaml]
+    cases:
+      - name: csat 7
+        event: {type: inbox.conversation.csat, data: {csat: "7"}}
+        expect:
+          - op: record_outcome
+            fields: {csat: 7}
+    """
+    write(tmp_path, "tests/base.yaml", case)
+    result = runner.invoke(app, ["mappings", "test", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"PASS {tmp_path}/tests/base.yaml:3 [{tmp_path}/base.yaml] csat 7" in result.output
+    assert f"FAIL {tmp_path}/tests/base.yaml:3 [{tmp_path}/small.yaml] csat 7" in result.output
+    assert f"{tmp_path}/small.yaml:8: record_outcome.csat:" in result.output
+    assert "1 passed, 1 failed" in result.output
+
+
+SMALL_CSAT = """
+version: 1
+extends: base.yaml
+connector: rest
+overrides:
+  inbox.conversation.csat:
+    record_outcome:
+      fields:
+        csat: {type: enum, values: [1, 2, 3, 4, 5]}
+"""

@@ -13,7 +13,7 @@ from wa_bridge.events import EVENT_TYPES, CanonicalEvent
 from wa_bridge.mapping import load_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPINGS = [load_mapping(p) for p in sorted((ROOT / "mappings").glob("*.yaml"))]
+MAPPINGS = [load_mapping(p, allow_base=True) for p in sorted((ROOT / "mappings").glob("*.yaml"))]
 
 scalars = st.one_of(
     st.none(),

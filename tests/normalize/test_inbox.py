@@ -137,6 +137,18 @@ def test_mexican_numbers_with_and_without_the_1_share_one_key(contact: dict[str,
     assert event.data["contact"]["country"] == "MX"
 
 
+@pytest.mark.parametrize(
+    "contact",
+    [
+        {"phone": "+54 11 6000-2001"},
+        {"phone": "+54 9 11 6000-2001"},
+        {"wa_id": "5491160002001", "phone": "+54 11 6000 2001"},
+    ],
+)
+def test_argentine_numbers_with_and_without_the_9_share_one_key(contact: dict[str, str]) -> None:
+    assert normalize(posted(contact=contact)).subject == "+5491160002001"
+
+
 def test_wa_id_is_kept_exactly_as_sent() -> None:
     contact = normalize(posted(contact={"wa_id": "5215512345678"})).data["contact"]
     assert contact["wa_id"] == "5215512345678"

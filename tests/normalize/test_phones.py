@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wa_bridge.normalize.identity import bsuid_country, contact_key
-from wa_bridge.normalize.phones import country_of, to_e164
+from wa_bridge.normalize.phones import country_of, to_e164, user_e164
 
 CASES = [
     # (country, wa_id or phone as received, E.164 expected, ISO country)
@@ -100,3 +100,52 @@ def test_mx_521_and_52_forms_map_to_one_key(national: int) -> None:
 )
 def test_bsuid_country(user_id: str, iso: str | None) -> None:
     assert bsuid_country(user_id) == iso
+
+
+# --- user identifiers: Argentina's two forms are one key; Brazil's are never guessed ------
+
+USER_CASES = [
+    ("AR", "541160002001", "+5491160002001"),  # 9-less, as dialled: the mobile's key
+    ("AR", "5491160002001", "+5491160002001"),
+    ("AR", "+54 11 6000-2001", "+5491160002001"),
+    ("AR", "+54 9 11 6000-2001", "+5491160002001"),
+    ("AR", "543516000200", "+5493516000200"),  # Córdoba
+    ("AR", "549115000778", "+549115000778"),  # 549 + 9 digits: not a 9-less form, kept
+    ("AR", "540112345678", "+540112345678"),  # a trunk 0 is no national number: kept
+    ("MX", "5215560002001", "+525560002001"),
+    ("BR", "551160007001", "+551160007001"),  # 12 digits stay 12
+    ("BR", "5511960007001", "+5511960007001"),
+]
+
+
+@pytest.mark.parametrize(("country", "raw", "key"), USER_CASES)
+def test_user_e164_per_country(country: str, raw: str, key: str) -> None:
+    assert user_e164(raw) == key, country
+
+
+def test_the_business_number_keeps_its_form() -> None:
+    # the fold is for user ids only: to_e164 (any number) never adds the 9
+    assert to_e164("541150000002") == "+541150000002"
+
+
+@given(st.text(alphabet="+0123456789 -()", max_size=20))
+def test_user_e164_idempotent(raw: str) -> None:
+    once = user_e164(raw)
+    if once is not None:
+        assert user_e164(once) == once
+        assert to_e164(once) == once  # a key is a plain E.164 number too
+
+
+@given(st.integers(min_value=1_000_000_000, max_value=8_999_999_999))
+def test_ar_9_less_and_549_forms_are_one_key(national: int) -> None:
+    without, with_nine = user_e164(f"54{national}"), user_e164(f"549{national}")
+    if without is not None and with_nine is not None:
+        assert without == with_nine
+    if with_nine is not None:
+        assert with_nine.startswith("+549") and country_of(with_nine) == "AR"
+
+
+@given(st.integers(min_value=11, max_value=99), st.integers(10_000_000, 99_999_999))
+def test_br_12_and_13_digit_ids_never_fold(ddd: int, number: int) -> None:
+    legacy, ninth = user_e164(f"55{ddd}{number}"), user_e164(f"55{ddd}9{number}")
+    assert legacy is None or ninth is None or legacy != ninth

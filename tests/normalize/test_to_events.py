@@ -197,9 +197,32 @@ def test_location_shared_cards_are_not_the_sender() -> None:
 def test_system_messages() -> None:
     changed_number, changed_id, identity = events("system_ar")
     assert changed_number.data["system"]["new_phone_e164"] == "+5491150009900"
-    assert changed_number.subject == "+5491150007788"  # the old number, from `from`
+    # the notice is about the person as it leaves them: the new number, to reply to
+    assert changed_number.subject == "+5491150009900"
+    assert changed_number.data["contact"]["wa_id"] == "5491150009900"
+    assert changed_number.data["identity_change"] == {
+        "notice": "user_changed_number",
+        "kind": "number",
+        "previous": {
+            "phone_e164": "+5491150007788",
+            "wa_id": "5491150007788",
+            "user_id": None,
+            "parent_user_id": None,
+        },
+        "current": {
+            "phone_e164": "+5491150009900",
+            "wa_id": "5491150009900",
+            "user_id": None,
+            "parent_user_id": None,
+        },
+    }
     assert changed_id.data["system"]["user_id"] == "AR.9000000000000000099"
+    assert changed_id.data["identity_change"]["kind"] == "user_id"
+    assert changed_id.data["identity_change"]["current"]["user_id"] == "AR.9000000000000000099"
+    assert changed_id.data["contact"]["phone_e164"] == "+5491150007788"  # the phone stays
     assert identity.data["identity"]["acknowledged"] is True
+    assert "identity_change" not in identity.data  # a security-code change moves no id
+    assert identity.subject == "+5491150007788"
 
 
 def test_unsupported_edit_revoke_and_order() -> None:

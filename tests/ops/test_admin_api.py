@@ -138,5 +138,8 @@ async def test_operator_replays_once_and_every_call_is_audited(
     assert contacts == 1  # replayed once, the second replay changed nothing
     assert ("dlq.replay.dry_run", "operator") in actions
     assert ("dlq.replay", "operator") in actions
+    # one row per replay call: the dry run, the replay, the skipped second replay
+    assert actions.count(("dlq.replay.dry_run", "operator")) == 1
+    assert actions.count(("dlq.replay", "operator")) == 2
     assert ("dlq.discard", "operator") in actions
     assert all(OPERATOR not in str(row) for row in actions)

@@ -5,9 +5,14 @@ Nothing here runs: the functions are only type-checked, like faststream's tests/
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, assert_type
 
+from wa_bridge.bus.consumer import Delivery, RecordConsumer, TopicPartition, build_consumer
+from wa_bridge.bus.record_producer import RecordProducer, build_producer
+from wa_bridge.clock import SYSTEM_CLOCK, Clock, ManualClock, epoch_ms
 from wa_bridge.connectors.base import CrmConnector, CrmResult
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.mapping import CompiledMapping, load_mapping
@@ -17,6 +22,17 @@ from wa_bridge.operations import CrmOperation
 from wa_bridge.settings import Settings, load_settings
 from wa_bridge.store import open_store
 from wa_bridge.store.api import Store, StoreTx
+from wa_bridge.worker.assembly import (
+    DeadLetterReplayer,
+    build_crm_connector,
+    load_event_mapper,
+    open_pipeline,
+    open_state_store,
+    state_store,
+)
+from wa_bridge.worker.pipeline import EventMapper, Pipeline
+from wa_bridge.worker.replay import ReplayResult
+from wa_bridge.worker.retry import ErrorClass, error_class_of
 
 
 def _normalize() -> None:
@@ -40,8 +56,30 @@ async def _store_and_connector(connector: CrmConnector, op: CrmOperation) -> Non
     async with store.transaction() as tx:
         assert_type(tx, StoreTx)
         assert_type(await tx.claim_events(["id"]), set[str])
-    assert_type(await connector.upsert_contact(op), CrmResult)
+    assert_type(await connector.apply([op]), Sequence[CrmResult])
 
 
 def _settings() -> None:
     assert_type(load_settings(), Settings)
+
+
+async def _worker_assembly(settings: Settings) -> None:
+    store = await open_state_store(settings)
+    assert_type(store, Store)
+    assert_type(load_event_mapper(settings), EventMapper)
+    assert_type(build_crm_connector(settings, store), CrmConnector)
+    async with contextlib.AsyncExitStack() as stack:
+        assert_type(await open_pipeline(settings, stack, store=store), Pipeline)
+    async with state_store(settings) as opened, DeadLetterReplayer(settings, opened) as replayer:
+        assert_type(await replayer.replay([1], actor="ops"), list[ReplayResult])
+    assert_type(error_class_of(KeyError()), ErrorClass)
+
+
+async def _clock_and_bus(settings: Settings) -> None:
+    clocks: list[Clock] = [SYSTEM_CLOCK, ManualClock()]  # both are Clocks
+    assert_type(epoch_ms(clocks[0]), int)
+    consumer: RecordConsumer = build_consumer(settings)
+    fetched = await consumer.getmany(timeout_ms=100, max_records=10)
+    assert_type(fetched, dict[TopicPartition, list[Delivery]])
+    producer: RecordProducer = build_producer(settings)
+    await producer.send_and_wait("t", b"v", key=None, partition=None, headers=())

@@ -78,6 +78,11 @@ class FlakyCrm(RestCrmServer):
     def notes(self) -> dict[str, dict[str, Any]]:
         return self.collection("notes")
 
+    def all_answered(self) -> bool:
+        """Every request received was answered (a slow one the client gave up on, too)."""
+        with self._lock:
+            return all(r.status for r in self.requests)
+
     def note_writes(self) -> list[str]:
         """Message ids of note writes the CRM accepted, in arrival order."""
         out = []

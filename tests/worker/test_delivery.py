@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +12,7 @@ from wa_bridge.store import open_store
 from wa_bridge.store.api import DeadLetterFilter
 
 from .conftest import FlakyCrm, make_event, publish
+from .processes import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -53,7 +53,11 @@ async def test_crm_429_500_and_timeouts_are_retried_in_place(
     async with worker_factory(settings) as worker:
         await publish(settings, events)
         stats = await worker.run_until_idle()
-    await asyncio.sleep(0.7)  # let the abandoned slow request land before checking
+
+    async def landed() -> bool:  # the abandoned slow request lands before we check
+        return crm.all_answered()
+
+    await wait_for(landed, timeout_s=5)
     assert stats.dead_lettered == 0
     assert stats.delivered == 6
     assert_once(crm, 6, after_timeout=True)

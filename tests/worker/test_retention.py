@@ -6,9 +6,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from wa_bridge.clock import ManualClock
 from wa_bridge.settings import Settings
 from wa_bridge.store import open_store
-from wa_bridge.worker.retention import run_retention
+from wa_bridge.worker.retention import RetentionOptions, run_retention
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -23,10 +24,16 @@ async def test_retention_purges_expired_ids_then_stops(tmp_path: Path) -> None:
     try:
         async with store.transaction() as tx:
             await tx.claim_events(["wa:new"])
-        settings = Settings(retention_interval_s=0.05, dedup_retention_days=14)
+        options = RetentionOptions.from_settings(
+            Settings(retention_interval_s=60, dedup_retention_days=14)
+        )
         stop = asyncio.Event()
-        job = asyncio.create_task(run_retention(store, settings, stop, clock=lambda: NOW))
-        await asyncio.sleep(0.2)  # a few intervals
+        clock = ManualClock(NOW)
+        job = asyncio.create_task(run_retention(store, options, stop, clock=clock))
+        async with asyncio.timeout(5):
+            await clock.sleeping()  # purged once, waiting for the interval
+            clock.advance(60)
+            await clock.sleeping()  # purged again
         stop.set()
         await asyncio.wait_for(job, timeout=2)
         async with store.transaction() as tx:
@@ -41,7 +48,10 @@ async def test_interval_zero_turns_it_off(tmp_path: Path) -> None:
     try:
         stop = asyncio.Event()  # never set: an enabled job would run forever
         await asyncio.wait_for(
-            run_retention(store, Settings(retention_interval_s=0), stop), timeout=1
+            run_retention(
+                store, RetentionOptions.from_settings(Settings(retention_interval_s=0)), stop
+            ),
+            timeout=1,
         )
     finally:
         await store.aclose()

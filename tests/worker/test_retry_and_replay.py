@@ -11,12 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from wa_bridge.cli.main import app
+from wa_bridge.errors import DlqLimitExceeded
 from wa_bridge.store import open_store
 from wa_bridge.store.api import DeadLetterFilter
-from wa_bridge.worker.dlq import DlqGuard, DlqLimitExceeded
-from wa_bridge.worker.pipeline import Pipeline
-from wa_bridge.worker.replay import replay_dead_letters
-from wa_bridge.worker.runner import _build_connector
+from wa_bridge.worker.assembly import DeadLetterReplayer
+from wa_bridge.worker.dlq import DlqGuard
 
 from .conftest import FlakyCrm, make_event, publish
 from .mapper import NoteMapper
@@ -87,16 +86,12 @@ async def test_replay_after_the_crm_accepts_applies_once(
         await worker.run_until_idle()
     assert crm.notes() == {}
     store = await open_store(settings.database_url)
-    connector = _build_connector(settings, store)
     try:
         (letter,) = await store.list_dead_letters(DeadLetterFilter())
-        pipeline = Pipeline(store, NoteMapper(), connector)
-        first = await replay_dead_letters(store, pipeline, [letter], actor="ops")
-        again = await store.get_dead_letter(letter.id)
-        assert again is not None
-        second = await replay_dead_letters(store, pipeline, [again], actor="ops")
+        async with DeadLetterReplayer(settings, store, mapper=NoteMapper()) as replayer:
+            first = await replayer.replay([letter.id], actor="ops")
+            second = await replayer.replay([letter.id], actor="ops")
     finally:
-        await connector.aclose()
         await store.aclose()
     assert [r.status for r in first] == ["replayed"]
     assert [r.status for r in second] == ["skipped"]

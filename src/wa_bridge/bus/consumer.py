@@ -1,20 +1,24 @@
-"""The worker's side of Kafka: the consumer group and the records it hands out.
+"""The worker's side of Kafka: the consumer seam, its aiokafka adapter, and the records.
 
-One aiokafka consumer in ``settings.consumer_group`` subscribes to the main topic and its
-retry topics; offsets are committed by hand (``enable_auto_commit=False``) and only for
-events that are finished. Retry and DLQ topics get the main topic's partition count, so
-a contact's records sit in partition p of every topic and the range assignor gives them
-to one worker.
+The worker codes against :class:`RecordConsumer` (a member of the consumer group) and
+sees our own :class:`TopicPartition` and :class:`Delivery`; :class:`KafkaRecordConsumer`
+is the aiokafka implementation and the boundary where Kafka errors become
+``BusUnavailable`` (chained). Offsets are committed by hand (``enable_auto_commit=False``)
+and only for events that are finished. Retry and DLQ topics get the main topic's
+partition count, so a contact's records sit in partition p of every topic and the range
+assignor gives them to one worker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka import TopicPartition as KafkaTopicPartition
 
+from wa_bridge.bus._errors import kafka_errors
 from wa_bridge.bus.security import kafka_client_options
 from wa_bridge.bus.topics import (
     HEADER_ORIGINAL_OFFSET,
@@ -25,9 +29,24 @@ from wa_bridge.bus.topics import (
 )
 from wa_bridge.settings import Settings
 
-__all__ = ["Delivery", "build_consumer", "build_producer", "retry_headers"]
+__all__ = [
+    "Delivery",
+    "KafkaRecordConsumer",
+    "RebalanceListener",
+    "RecordConsumer",
+    "TopicPartition",
+    "build_consumer",
+    "retry_headers",
+]
 
 _OWN_HEADERS = frozenset({HEADER_RETRY_ATTEMPT, HEADER_RETRY_DUE_MS})
+
+
+class TopicPartition(NamedTuple):
+    """One partition of one topic."""
+
+    topic: str
+    partition: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +115,119 @@ def retry_headers(delivery: Delivery, *, attempt: int, due_ms: int) -> list[tupl
     return kept
 
 
-def build_consumer(
-    settings: Settings,
-    topics: Sequence[str],
-    listener: ConsumerRebalanceListener,
-    **options: Any,
-) -> AIOKafkaConsumer:
-    """An unstarted consumer in the group, subscribed to ``topics``; ``await .start()`` it.
+class RebalanceListener(Protocol):
+    """Told when the group gives this member partitions or takes them away."""
+
+    async def on_revoked(self, partitions: list[TopicPartition]) -> None:
+        """Called before ``partitions`` go to another member: finish and commit first."""
+        ...
+
+    async def on_assigned(self, partitions: list[TopicPartition]) -> None: ...
+
+
+class RecordConsumer(Protocol):
+    """A member of the worker's consumer group, as the worker uses it.
+
+    Every method that talks to the broker raises ``BusUnavailable`` when Kafka fails
+    (unreachable, timed out, or the group moved on before a commit); nothing else.
+    """
+
+    async def start(self, topics: Sequence[str], listener: RebalanceListener) -> None:
+        """Subscribe to ``topics`` with ``listener`` and join the group."""
+        ...
+
+    async def stop(self) -> None:
+        """Leave the group (after the caller's last commit)."""
+        ...
+
+    def assignment(self) -> frozenset[TopicPartition]: ...
+
+    async def getmany(
+        self, *, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Delivery]]:
+        """What is ready, waiting up to ``timeout_ms``; at most ``max_records`` in all."""
+        ...
+
+    def pause(self, partition: TopicPartition) -> None: ...
+
+    def resume(self, partition: TopicPartition) -> None: ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` (each the offset of the next record to read)."""
+        ...
+
+    async def position(self, partition: TopicPartition) -> int: ...
+
+    async def end_offsets(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+
+
+def _ours(tp: Any) -> TopicPartition:
+    return TopicPartition(tp.topic, tp.partition)
+
+
+def _theirs(tp: TopicPartition) -> Any:
+    return KafkaTopicPartition(tp.topic, tp.partition)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, listener: RebalanceListener) -> None:
+        self.listener = listener
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.listener.on_revoked([_ours(tp) for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.listener.on_assigned([_ours(tp) for tp in assigned])
+
+
+class KafkaRecordConsumer:
+    """:class:`RecordConsumer` on an unstarted, unsubscribed ``AIOKafkaConsumer``."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    async def start(self, topics: Sequence[str], listener: RebalanceListener) -> None:
+        self._consumer.subscribe(list(topics), listener=_Listener(listener))
+        with kafka_errors("start"):
+            await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        return frozenset(_ours(tp) for tp in self._consumer.assignment())
+
+    async def getmany(
+        self, *, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Delivery]]:
+        with kafka_errors("fetch"):
+            fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return {_ours(tp): [Delivery.of(r) for r in records] for tp, records in fetched.items()}
+
+    def pause(self, partition: TopicPartition) -> None:
+        self._consumer.pause(_theirs(partition))
+
+    def resume(self, partition: TopicPartition) -> None:
+        self._consumer.resume(_theirs(partition))
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        with kafka_errors("commit"):
+            await self._consumer.commit({_theirs(tp): offset for tp, offset in offsets.items()})
+
+    async def position(self, partition: TopicPartition) -> int:
+        with kafka_errors("position"):
+            return int(await self._consumer.position(_theirs(partition)))
+
+    async def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        with kafka_errors("end_offsets"):
+            ends = await self._consumer.end_offsets([_theirs(tp) for tp in partitions])
+        return {_ours(tp): int(offset) for tp, offset in ends.items()}
+
+
+def build_consumer(settings: Settings, **options: Any) -> KafkaRecordConsumer:
+    """A consumer in ``settings.consumer_group``, not yet subscribed: ``start`` it.
 
     The session timeout is ``settings.consumer_session_timeout_ms`` (a group join waits
     about that long on Tansu, so tests shorten it) with heartbeats at a fifth of it;
@@ -117,25 +242,14 @@ def build_consumer(
         "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
         **options,
     }
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.consumer_group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        **kafka_client_options(settings),
-        **config,
-    )
-    consumer.subscribe(list(topics), listener=listener)
-    return consumer
-
-
-def build_producer(settings: Settings) -> AIOKafkaProducer:
-    """A producer for retry and DLQ records: acks=all, idempotence as configured."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        enable_idempotence=settings.kafka_enable_idempotence,
-        linger_ms=settings.kafka_linger_ms,
-        **kafka_client_options(settings),
+    return KafkaRecordConsumer(
+        AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=settings.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **kafka_client_options(settings),
+            **config,
+        )
     )

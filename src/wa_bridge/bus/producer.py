@@ -66,10 +66,6 @@ class EventPublisher(Protocol):
         """True when a publish is expected to succeed now (cheap; no I/O)."""
         ...
 
-    async def start(self) -> None:
-        """Connect once; raise BusUnavailable when the broker cannot be reached."""
-        ...
-
     async def keep_connected(self) -> None:
         """Connect, watch and repair the connection until cancelled; never raises otherwise."""
         ...
@@ -171,16 +167,13 @@ class KafkaPublisher:
         )
 
     @property
-    def is_connected(self) -> bool:
-        return self._producer is not None
-
-    @property
     def is_ready(self) -> bool:
         window_s = self.probe_interval_s * _READY_WINDOW_PROBES + self.publish_timeout_s
         recent = time.monotonic() - self._last_ok_at <= window_s
         return self._producer is not None and self._healthy and recent
 
     async def start(self) -> None:
+        """Connect once; raise BusUnavailable when the broker cannot be reached."""
         async with self._connect_lock:
             if self._producer is not None:
                 return

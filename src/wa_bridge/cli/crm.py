@@ -1,5 +1,6 @@
 """``wa-bridge crm show``: the built-in SQL CRM's contacts with their cases and last notes.
-``wa-bridge crm setup``: create the custom properties the HubSpot connector writes.
+``wa-bridge crm setup``: prepare the configured CRM for its connector (each connector's
+package says what that means, e.g. the custom properties it writes).
 
 This is the operator looking at their own CRM, so it shows full data (it is not a log).
 """
@@ -16,9 +17,8 @@ import typer
 from sqlalchemy import select
 
 from wa_bridge.cli._common import settings_or_exit
-from wa_bridge.connectors.hubspot_setup import SetupReport
-from wa_bridge.errors import ConfigError, WaBridgeError
-from wa_bridge.settings import Settings
+from wa_bridge.connectors import set_up_crm
+from wa_bridge.errors import WaBridgeError
 from wa_bridge.store import open_store, resolve_database_url
 from wa_bridge.store.tables import crm_cases, crm_contacts, crm_notes
 
@@ -110,61 +110,20 @@ def show_cmd(
         typer.echo(_text(contacts))
 
 
-SALESFORCE_FIELDS = (
-    "Contact.WA_Contact_Key__c (Text, External ID, Unique)",
-    "Case.WA_Case_Key__c (Text, External ID, Unique)",
-    "Task.WA_Note_Key__c (Text, External ID, Unique)",
-)
-
-
-async def _hubspot_setup(settings: Settings, dry_run: bool) -> SetupReport:
-    from wa_bridge.connectors.http import build_client
-    from wa_bridge.connectors.hubspot import HubSpotOptions
-    from wa_bridge.connectors.hubspot_setup import ensure_properties, required_properties
-    from wa_bridge.mapping import load_mapping
-    from wa_bridge.resources import resolve_mappings_path
-
-    if not settings.crm_base_url:
-        raise ConfigError("WA_BRIDGE_CRM_BASE_URL is required for connector hubspot")
-    mapping = load_mapping(resolve_mappings_path(settings.mappings_path))
-    options = HubSpotOptions(
-        api_style=settings.hubspot_api_style, note_object=settings.hubspot_note_object
-    )
-    token = settings.crm_token.get_secret_value() if settings.crm_token else None
-    client = build_client(
-        settings.crm_base_url, token=token, timeout_s=settings.crm_timeout_s, vendor="hubspot"
-    )
-    async with client:
-        specs = required_properties(mapping, options)
-        return await ensure_properties(client, options, specs, dry_run=dry_run)
-
-
 @crm_app.command("setup")
 def setup_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only report; create nothing."),
 ) -> None:
-    """Create the CRM properties the connector writes (HubSpot); exit 1 on a problem."""
+    """Create what the CRM needs for the connector (e.g. its properties); exit 1 on a problem."""
     settings = settings_or_exit()
-    if settings.connector in ("sql", "rest"):
-        typer.echo(f"connector {settings.connector}: nothing to set up")
-        return
-    if settings.connector == "salesforce":
-        typer.echo(
-            "connector salesforce: create these external-id fields in Setup > Object Manager:"
-        )
-        for line in SALESFORCE_FIELDS:
-            typer.echo(f"  {line}")
-        return
     try:
-        report = asyncio.run(_hubspot_setup(settings, dry_run))
+        result = asyncio.run(set_up_crm(settings, dry_run=dry_run))
     except WaBridgeError as exc:
         typer.echo(f"wa-bridge: {exc}", err=True)
         raise typer.Exit(code=1) from exc
-    for outcome in report.outcomes:
-        typer.echo(outcome.line())
-    counts = {s: len(report.by_status(s)) for s in ("created", "exists", "missing", "problem")}
-    typer.echo(", ".join(f"{n} {s}" for s, n in counts.items()))
-    if not report.ok:
+    for line in result.lines:
+        typer.echo(line)
+    if not result.ok:
         raise typer.Exit(code=1)
 
 

@@ -54,21 +54,18 @@ def purge_cmd() -> None:
     from datetime import UTC, datetime
 
     from wa_bridge.store.retention import purge_expired
-    from wa_bridge.worker.runner import _open_store
+    from wa_bridge.worker.assembly import state_store
 
     settings = settings_or_exit()
 
     async def run() -> tuple[int, int]:
-        store = await _open_store(settings)
-        try:
+        async with state_store(settings) as store:
             purged = await purge_expired(
                 store,
                 now=datetime.now(UTC),
                 ledger_days=settings.dedup_retention_days,
                 dead_letter_days=settings.dead_letter_retention_days,
             )
-        finally:
-            await store.aclose()
         return purged.ledger, purged.dead_letters
 
     ledger, dead = asyncio.run(run())

@@ -164,15 +164,6 @@ class _Server(uvicorn.Server):
 WorkerRunner = Callable[..., Coroutine[Any, Any, None]]
 
 
-def _worker_runner() -> WorkerRunner | None:
-    try:
-        from wa_bridge.worker.runner import run_worker
-    except ImportError as exc:
-        log.warning("worker_unavailable", error=str(exc))
-        return None
-    return run_worker
-
-
 async def _guarded(name: str, coro: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
     """Run ``coro``; on return or failure ask everything else to stop. True if it failed."""
     try:
@@ -211,6 +202,8 @@ def dev(
     worker: Annotated[bool, typer.Option(help="Run the worker beside the receiver.")] = True,
 ) -> None:
     """Run receiver + worker + an embedded Kafka broker locally (SQLite state)."""
+    from wa_bridge.worker.runner import run_worker  # the worker's imports only when it runs
+
     base = settings_or_exit()
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(log_path=data_dir / "tansu.log")
@@ -224,7 +217,7 @@ def dev(
         configure_logging(fmt=settings.log_format, level=settings.log_level)
         app = build_receiver(settings)
         server = _Server(uvicorn_config(app, host=host, port=port, log_level=settings.log_level))
-        runner = _worker_runner() if worker else None
+        runner: WorkerRunner | None = run_worker if worker else None
         url = f"http://{host}:{port}{WEBHOOK_PATH}"
         typer.echo(_banner(settings, url, data_dir, with_worker=runner is not None))
         tune_gc()

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import orjson
 import typer
 
 from wa_bridge.cli._common import settings_or_exit
 from wa_bridge.settings import Settings
-from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, Store
+from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus
+
+if TYPE_CHECKING:
+    from wa_bridge.worker.replay import ReplayResult
 
 __all__ = ["register"]
 
@@ -61,17 +62,6 @@ def _filter(
     )
 
 
-@asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[Store]:
-    from wa_bridge.worker.runner import _open_store
-
-    store = await _open_store(settings)
-    try:
-        yield store
-    finally:
-        await store.aclose()
-
-
 def _summary(d: DeadLetter) -> dict[str, Any]:
     return {
         "id": d.id,
@@ -103,7 +93,9 @@ def list_(
     flt = _filter(error_class, event_type, contact, since, until, status, limit)
 
     async def run() -> list[DeadLetter]:
-        async with _store(settings) as store:
+        from wa_bridge.worker.assembly import state_store  # the worker's imports on use
+
+        async with state_store(settings) as store:
             return await store.list_dead_letters(flt)
 
     letters = asyncio.run(run())
@@ -125,7 +117,9 @@ def show(dead_letter_id: int) -> None:
     settings = settings_or_exit()
 
     async def run() -> DeadLetter | None:
-        async with _store(settings) as store:
+        from wa_bridge.worker.assembly import state_store
+
+        async with state_store(settings) as store:
             return await store.get_dead_letter(dead_letter_id)
 
     letter = asyncio.run(run())
@@ -168,6 +162,9 @@ def replay(
     results = asyncio.run(_replay(settings, ids or [], flt if use_filter else None, who, dry_run))
     failed = 0
     for r in results:
+        if r.status == "not_found":
+            typer.echo(f"wa-bridge dlq: no dead letter {r.dead_letter_id}", err=True)
+            continue
         failed += r.status == "failed"
         typer.echo(f"{r.dead_letter_id:>6}  {r.status:<12} {r.event_id}  {r.detail}".rstrip())
     if failed:
@@ -180,27 +177,14 @@ async def _replay(
     flt: DeadLetterFilter | None,
     actor: str,
     dry_run: bool,
-) -> list[Any]:
-    from wa_bridge.worker.pipeline import Pipeline
-    from wa_bridge.worker.replay import replay_dead_letters
-    from wa_bridge.worker.runner import _build_connector, _load_mapping
+) -> list[ReplayResult]:
+    from wa_bridge.worker.assembly import DeadLetterReplayer, state_store
 
-    async with _store(settings) as store:
-        letters = await store.list_dead_letters(flt) if flt is not None else []
-        for dead_letter_id in ids:
-            letter = await store.get_dead_letter(dead_letter_id)
-            if letter is None:
-                typer.echo(f"wa-bridge dlq: no dead letter {dead_letter_id}", err=True)
-                continue
-            letters.append(letter)
-        if dry_run:
-            return await replay_dead_letters(store, None, letters, actor=actor, dry_run=True)
-        connector = _build_connector(settings, store)
-        try:
-            pipeline = Pipeline(store, _load_mapping(settings), connector)
-            return await replay_dead_letters(store, pipeline, letters, actor=actor)
-        finally:
-            await connector.aclose()
+    async with (
+        state_store(settings) as store,
+        DeadLetterReplayer(settings, store) as replayer,
+    ):
+        return await replayer.replay(ids, flt=flt, actor=actor, dry_run=dry_run)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+from wa_bridge.cli import crm, db, dev, dlq, mappings, normalize, receiver, worker
 
 __all__ = ["app", "main"]
 
@@ -15,28 +15,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# (module, attribute, group name or None for top-level commands registered by the module)
-_COMMAND_MODULES = (
-    "wa_bridge.cli.dev",
-    "wa_bridge.cli.receiver",
-    "wa_bridge.cli.normalize",
-    "wa_bridge.cli.mappings",
-    "wa_bridge.cli.worker",
-    "wa_bridge.cli.db",
-    "wa_bridge.cli.dlq",
-    "wa_bridge.cli.crm",
-)
-
-
-def _register() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # command group not built yet
-            raise
-        module.register(app)
+# Each command group lives in its own module and registers itself (order: --help order).
+for _group in (dev, receiver, normalize, mappings, worker, db, dlq, crm):
+    _group.register(app)
 
 
 @app.command()
@@ -45,9 +26,6 @@ def version() -> None:
     from wa_bridge import __version__
 
     typer.echo(__version__)
-
-
-_register()
 
 
 def main() -> None:

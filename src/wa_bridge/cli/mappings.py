@@ -34,21 +34,32 @@ def _mapping_files(path: Path) -> list[Path]:
 
 @group.command()
 def validate(path: PathArg = Path("mappings")) -> None:
-    """Check mapping files; print every error as file:line:column: key: message (exit 1)."""
+    """Check mapping files; print every error as file:line:column: key: message (exit 1).
+
+    An error in a file that others extend is printed once, in that file's name and line.
+    """
     files = _mapping_files(path)
     if not files:
         typer.echo(f"{path}: no mapping files (*.yaml) found", err=True)
         raise typer.Exit(code=1)
     failed = 0
+    shown: set[str] = set()
     for file in files:
         try:
-            mapping = load_mapping(file)
+            mapping = load_mapping(file, allow_base=True)
         except MappingErrors as exc:
             failed += 1
-            for issue in exc.errors:
-                typer.echo(str(issue))
+            texts = [str(issue) for issue in exc.errors]
+            for text in texts:
+                if text not in shown:
+                    typer.echo(text)
+            if shown.issuperset(texts):
+                typer.echo(f"{file}: invalid, see the errors above")
+            shown.update(texts)
             continue
-        typer.echo(f"ok: {file} ({mapping.connector}, {len(mapping.event_types)} event types)")
+        kind = mapping.connector or "base mapping"
+        via = f", extends {' → '.join(mapping.extends)}" if mapping.extends else ""
+        typer.echo(f"ok: {file} ({kind}, {len(mapping.event_types)} event types{via})")
     if failed:
         typer.echo(f"{failed} of {len(files)} mapping files have errors", err=True)
         raise typer.Exit(code=1)
@@ -75,12 +86,13 @@ def test_(
                 typer.echo(f"ERROR {issue}")
             continue
         for result in results:
+            via = f" [{result.mapping}]" if result.mapping else ""
             if result.passed:
                 passed += 1
-                typer.echo(f"PASS {result.where} {result.name}")
+                typer.echo(f"PASS {result.where}{via} {result.name}")
             else:
                 failed += 1
-                typer.echo(f"FAIL {result.where} {result.name}")
+                typer.echo(f"FAIL {result.where}{via} {result.name}")
                 typer.echo("    " + result.detail.replace("\n", "\n    "))
     typer.echo(f"{passed} passed, {failed} failed")
     if failed:
@@ -116,7 +128,7 @@ def dry_run(
 
         mapping = resolve_mappings_path(settings_or_exit().mappings_path)
     try:
-        compiled = load_mapping(mapping)
+        compiled = load_mapping(mapping, allow_base=True)
     except MappingErrors as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from exc

@@ -8,7 +8,7 @@ import signal
 import typer
 
 from wa_bridge.cli._common import settings_or_exit, tune_gc
-from wa_bridge.errors import ConfigError, WaBridgeError
+from wa_bridge.errors import ConfigError, DlqLimitExceeded, WaBridgeError
 from wa_bridge.log import configure_logging
 
 __all__ = ["register"]
@@ -42,8 +42,6 @@ def worker(
     ),
 ) -> None:
     """Run a worker in the consumer group (stop with SIGTERM or Ctrl-C: it drains first)."""
-    from wa_bridge.worker.dlq import DlqLimitExceeded
-
     try:
         asyncio.run(_main(metrics_port))
     except DlqLimitExceeded as exc:

@@ -1,10 +1,14 @@
-"""CRM connectors: the :class:`CrmConnector` seam and the factory that picks one."""
+"""CRM connectors: the :class:`CrmConnector` seam, the factory that builds one, and setup.
+
+Each CRM plugs in as a :class:`~wa_bridge.connectors.base.Vendor` (its module's ``VENDOR``):
+the factory and ``wa-bridge crm setup`` reach it by the ``connector`` setting alone.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from wa_bridge.connectors.base import CrmConnector, CrmResult
+from wa_bridge.connectors.base import CrmConnector, CrmResult, SetupResult, Vendor
 from wa_bridge.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -12,7 +16,7 @@ if TYPE_CHECKING:
 
     from wa_bridge.settings import Settings
 
-__all__ = ["CrmConnector", "CrmResult", "build_connector"]
+__all__ = ["CrmConnector", "CrmResult", "SetupResult", "build_connector", "set_up_crm"]
 
 
 def build_connector(settings: Settings, *, engine: AsyncEngine | None = None) -> CrmConnector:
@@ -21,38 +25,36 @@ def build_connector(settings: Settings, *, engine: AsyncEngine | None = None) ->
     ``engine`` is the state database, used by the built-in ``sql`` CRM tables. Raises
     ConfigError when a setting the connector needs is missing.
     """
-    if settings.connector == "sql":
-        # Lazy: only the sql CRM needs SQLAlchemy and the store's tables.
-        from wa_bridge.connectors.sql import SqlCrmConnector
+    return _vendor(settings.connector).build(settings, engine)
 
-        target = engine if engine is not None else settings.database_url
-        if target is None:
-            raise ConfigError("WA_BRIDGE_DATABASE_URL is required for connector sql")
-        return SqlCrmConnector(target)
-    from wa_bridge.connectors.http import build_client
 
-    if not settings.crm_base_url:
-        raise ConfigError(f"WA_BRIDGE_CRM_BASE_URL is required for connector {settings.connector}")
-    token = settings.crm_token.get_secret_value() if settings.crm_token else None
-    client = build_client(
-        settings.crm_base_url,
-        token=token,
-        timeout_s=settings.crm_timeout_s,
-        vendor=settings.connector,
-    )
-    if settings.connector == "rest":
-        from wa_bridge.connectors.rest import RestConnector
+async def set_up_crm(settings: Settings, *, dry_run: bool = False) -> SetupResult:
+    """Prepare the CRM ``settings.connector`` names for the connector (``wa-bridge crm setup``).
 
-        return RestConnector(client)
-    if settings.connector == "salesforce":
-        from wa_bridge.connectors.salesforce import SalesforceConnector, SalesforceOptions
+    Creates what is missing (nothing with ``dry_run``) and reports each item. Raises
+    :mod:`wa_bridge.errors` errors: ConfigError for a missing setting, CRM errors when the
+    CRM cannot be reached or refuses the token.
+    """
+    return await _vendor(settings.connector).set_up(settings, dry_run)
 
-        return SalesforceConnector(
-            client, SalesforceOptions(api_version=settings.salesforce_api_version)
-        )
-    from wa_bridge.connectors.hubspot import HubSpotConnector, HubSpotOptions
 
-    options = HubSpotOptions(
-        api_style=settings.hubspot_api_style, note_object=settings.hubspot_note_object
-    )
-    return HubSpotConnector(client, options)
+def _vendor(name: str) -> Vendor:
+    # Imported on demand: a deployment loads only its own CRM's code (the sql CRM needs
+    # SQLAlchemy's tables, HubSpot's setup the mapping engine).
+    if name == "sql":
+        from wa_bridge.connectors import sql
+
+        return sql.VENDOR
+    if name == "rest":
+        from wa_bridge.connectors import rest
+
+        return rest.VENDOR
+    if name == "hubspot":
+        from wa_bridge.connectors import hubspot
+
+        return hubspot.VENDOR
+    if name == "salesforce":
+        from wa_bridge.connectors import salesforce
+
+        return salesforce.VENDOR
+    raise ConfigError(f"WA_BRIDGE_CONNECTOR: no connector named {name!r}")

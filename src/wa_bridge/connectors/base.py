@@ -1,22 +1,27 @@
 """The one seam between wa-bridge and a CRM.
 
-A connector applies typed :class:`~wa_bridge.operations.CrmOperation` values. It raises
-only errors from :mod:`wa_bridge.errors`: ``RetryableError`` subclasses (timeouts, 429,
-5xx; with ``retry_after_s`` when the CRM said so) or ``PermanentError`` subclasses
-(``CrmRejected`` with the CRM's own message). Every method is idempotent on the
-operation's keys (``contact_key``, ``case_key``, ``idempotency_key``), so a redelivered
-event never creates a second record.
+A connector applies batches of typed :class:`~wa_bridge.operations.CrmOperation` values
+with :meth:`CrmConnector.apply`. It raises only errors from :mod:`wa_bridge.errors`:
+``RetryableError`` subclasses (timeouts, 429, 5xx; with ``retry_after_s`` when the CRM said
+so) or ``PermanentError`` subclasses (``CrmRejected`` with the CRM's own message). Applying
+is idempotent on the operation's keys (``contact_key``, ``case_key``, ``idempotency_key``),
+so a redelivered event never creates a second record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from wa_bridge.operations import CrmOperation
 
-__all__ = ["BatchApplying", "CrmConnector", "CrmResult"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from wa_bridge.settings import Settings
+
+__all__ = ["CrmConnector", "CrmResult", "SetupResult", "Vendor", "nothing_to_set_up"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +34,14 @@ class CrmResult:
 
 @runtime_checkable
 class CrmConnector(Protocol):
-    """Implemented by every CRM connector (sql, rest, hubspot, ...)."""
+    """What the worker needs of every CRM connector (sql, rest, hubspot, salesforce).
+
+    The SQL CRM also writes inside the worker's store transaction (``apply_in``, the
+    worker's ``TxConnector``).
+    """
 
     name: str
     max_batch: int  # largest number of operations the CRM takes in one call
-
-    async def upsert_contact(self, op: CrmOperation) -> CrmResult: ...
-
-    async def upsert_case(self, op: CrmOperation) -> CrmResult: ...
-
-    async def add_note(self, op: CrmOperation) -> CrmResult: ...
-
-    async def record_outcome(self, op: CrmOperation) -> CrmResult: ...
-
-    async def set_consent(self, op: CrmOperation) -> CrmResult: ...
 
     async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
         """Apply ``ops`` in order, batching where the CRM can; raise on the first failure.
@@ -52,30 +51,35 @@ class CrmConnector(Protocol):
         """
         ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release the connector's client or engine; it is not used afterwards."""
+        ...
 
 
-class BatchApplying:
-    """For connectors whose one real write path is ``apply``: each single-operation method
-    applies a batch of one."""
+@dataclass(frozen=True, slots=True)
+class SetupResult:
+    """What ``wa-bridge crm setup`` did or found, as lines for the operator.
 
-    async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
-        raise NotImplementedError
+    ``ok`` is False when something needs the operator's hand (the CLI exits 1).
+    """
 
-    async def _one(self, op: CrmOperation) -> CrmResult:
-        return (await self.apply([op]))[0]
+    lines: tuple[str, ...]
+    ok: bool = True
 
-    async def upsert_contact(self, op: CrmOperation) -> CrmResult:
-        return await self._one(op)
 
-    async def upsert_case(self, op: CrmOperation) -> CrmResult:
-        return await self._one(op)
+async def nothing_to_set_up(settings: Settings, dry_run: bool) -> SetupResult:
+    """The setup of a CRM that needs none (the SQL CRM, the REST contract)."""
+    return SetupResult((f"connector {settings.connector}: nothing to set up",))
 
-    async def add_note(self, op: CrmOperation) -> CrmResult:
-        return await self._one(op)
 
-    async def record_outcome(self, op: CrmOperation) -> CrmResult:
-        return await self._one(op)
+@dataclass(frozen=True, slots=True)
+class Vendor:
+    """One CRM as the factory sees it: how to build its connector and set the CRM up.
 
-    async def set_consent(self, op: CrmOperation) -> CrmResult:
-        return await self._one(op)
+    ``build(settings, engine)`` raises ConfigError when a setting it needs is missing
+    (``engine`` is the state database, for the built-in SQL CRM); ``set_up(settings,
+    dry_run)`` raises :mod:`wa_bridge.errors` errors when the CRM cannot be reached.
+    """
+
+    build: Callable[[Settings, AsyncEngine | None], CrmConnector]
+    set_up: Callable[[Settings, bool], Awaitable[SetupResult]] = nothing_to_set_up

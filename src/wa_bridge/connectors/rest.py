@@ -1,41 +1,49 @@
 """The generic REST CRM connector: our own published contract, ``contracts/rest-crm.openapi.yaml``.
 
-Every write is an idempotent PUT by natural key (``/contacts/{contact_key}``,
+Every write is an idempotent upsert by natural key (the contract's ``PUT /contacts/{contact_key}``,
 ``/cases/{case_key}``, ``/notes/{message_id or idempotency key}``, ``/outcomes/{key}``,
-``/consents/{key}``); :meth:`RestConnector.apply` sends up to ``max_batch`` operations per
+``/consents/{key}``); :meth:`RestConnector.apply` sends up to ``max_batch`` of them per
 ``POST /batch`` and raises on the first failed one with the CRM's own message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
-from typing import Any, Final
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
-from wa_bridge.connectors.base import CrmResult
-from wa_bridge.connectors.http import json_value, rest_error_text, send
-from wa_bridge.errors import (
-    CrmRateLimited,
-    CrmRejected,
-    CrmUnavailable,
-    MappingOutputInvalid,
-    WaBridgeError,
-)
-from wa_bridge.operations import CrmOperation, OperationKind
+from wa_bridge.connectors._records import json_value, note_key, require_key
+from wa_bridge.connectors.base import CrmResult, Vendor
+from wa_bridge.connectors.http import ErrorDialect, client_for, item_error, send
+from wa_bridge.errors import CrmUnavailable
+from wa_bridge.operations import CrmOperation
 
-__all__ = ["CONTRACT_FILE", "RestConnector", "contract_text"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from wa_bridge.settings import Settings
+
+__all__ = ["CONTRACT_FILE", "REST_ERRORS", "VENDOR", "RestConnector", "contract_text"]
 
 CONTRACT_FILE: Final = "rest-crm.openapi.yaml"
-_COLLECTIONS: Final[dict[OperationKind, str]] = {
-    "upsert_contact": "contacts",
-    "upsert_case": "cases",
-    "add_note": "notes",
-    "record_outcome": "outcomes",
-    "set_consent": "consents",
-}
+
+
+def _error_text(error: Mapping[str, Any]) -> str:
+    """The contract's ``{"code", "message", "field"}`` as one line."""
+    text = f"{error.get('code', 'error')}: {error.get('message', '')}"
+    return f"{text} (field {error['field']})" if error.get("field") else text
+
+
+def _message(body: Any) -> str | None:
+    """``{"error": {…}}``: a whole error answer, or one item of a ``/batch`` answer."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return _error_text(body["error"])
+    return None
+
+
+REST_ERRORS: Final = ErrorDialect("rest", message=_message)
 
 
 def contract_text() -> str:
@@ -43,32 +51,20 @@ def contract_text() -> str:
     return files("wa_bridge.connectors").joinpath("contracts", CONTRACT_FILE).read_text("utf-8")
 
 
-def _require(value: str | None, what: str, op: CrmOperation) -> str:
-    if not value:
-        raise MappingOutputInvalid(
-            f"{op.kind} of event {op.event_id} has no {what}; the worker must resolve it",
-            location=op.source,
-        )
-    return value
-
-
 def operation_key(op: CrmOperation) -> str:
     """The natural key the operation's record is stored under."""
     if op.kind == "upsert_contact":
-        return _require(op.contact_key, "contact_key", op)
+        return require_key(op, "contact_key")
     if op.kind == "upsert_case":
-        return _require(op.case_key, "case_key", op)
-    if op.kind == "add_note":
-        message_id = op.fields.get("message_id")
-        return str(message_id) if message_id else op.idempotency_key
-    return op.idempotency_key
+        return require_key(op, "case_key")
+    return note_key(op) if op.kind == "add_note" else op.idempotency_key
 
 
 def operation_body(op: CrmOperation) -> dict[str, Any]:
     """The PUT body of the operation, as the contract's schemas say."""
     body: dict[str, Any] = {"fields": {k: json_value(v) for k, v in op.fields.items()}}
     if op.kind != "upsert_contact":
-        body["contact_key"] = _require(op.contact_key, "contact_key", op)
+        body["contact_key"] = require_key(op, "contact_key")
     if op.kind in ("add_note", "record_outcome"):
         body["case_key"] = op.case_key
     return body
@@ -86,29 +82,6 @@ class RestConnector:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
-    async def _put(self, op: CrmOperation) -> CrmResult:
-        path = f"/{_COLLECTIONS[op.kind]}/{quote(operation_key(op), safe='')}"
-        response = await send(
-            self._client, "PUT", path, vendor="rest", action=op.kind, json=operation_body(op)
-        )
-        data = response.json()
-        return CrmResult(crm_id=str(data["id"]), created=bool(data.get("created", False)))
-
-    async def upsert_contact(self, op: CrmOperation) -> CrmResult:
-        return await self._put(op)
-
-    async def upsert_case(self, op: CrmOperation) -> CrmResult:
-        return await self._put(op)
-
-    async def add_note(self, op: CrmOperation) -> CrmResult:
-        return await self._put(op)
-
-    async def record_outcome(self, op: CrmOperation) -> CrmResult:
-        return await self._put(op)
-
-    async def set_consent(self, op: CrmOperation) -> CrmResult:
-        return await self._put(op)
-
     async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
         """Apply ``ops`` in order, ``max_batch`` per ``POST /batch``; raise on the first failure."""
         results: list[CrmResult] = []
@@ -123,14 +96,15 @@ class RestConnector:
             ]
         }
         response = await send(
-            self._client, "POST", "/batch", vendor="rest", action="apply", json=payload
+            self._client, "POST", "/batch", dialect=REST_ERRORS, action="apply", json=payload
         )
         items = response.json().get("results", [])
         results: list[CrmResult] = []
         for op, item in zip(ops, items, strict=False):
             status = int(item.get("status", 0))
             if not 200 <= status < 300:
-                raise _item_error(op, status, item.get("error") or {})
+                what = f"got item status {status}"
+                raise item_error(REST_ERRORS, op, status=status, body=item, what=what)
             results.append(CrmResult(crm_id=str(item["id"]), created=bool(item.get("created"))))
         if len(results) != len(ops):
             raise CrmUnavailable(f"rest: /batch answered {len(items)} results for {len(ops)} ops")
@@ -140,11 +114,8 @@ class RestConnector:
         await self._client.aclose()
 
 
-def _item_error(op: CrmOperation, status: int, error: dict[str, Any]) -> WaBridgeError:
-    """A failed batch item, classified like a whole answer with that status."""
-    where = f"rest: {op.kind} of event {op.event_id} got item status {status}"
-    if status == 429:
-        return CrmRateLimited(f"{where} (rate limited)")
-    if status >= 500 or status in (408, 425):
-        return CrmUnavailable(f"{where}; the CRM is failing")
-    return CrmRejected(f"{where} (rejected)", status_code=status, crm_error=rest_error_text(error))
+def _build(settings: Settings, engine: AsyncEngine | None) -> RestConnector:
+    return RestConnector(client_for(settings))
+
+
+VENDOR: Final = Vendor(build=_build)

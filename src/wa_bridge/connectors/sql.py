@@ -19,26 +19,26 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Table, case, cast, exc, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Table, case, exc, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from wa_bridge.connectors.base import BatchApplying, CrmResult
-from wa_bridge.errors import CrmRejected, CrmUnavailable
-from wa_bridge.operations import CrmOperation, FieldValue, OperationKind
-from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres
-from wa_bridge.store._chunks import chunks
-from wa_bridge.store._upsert import insert_for
+from wa_bridge.connectors._records import json_value, note_key, require_key
+from wa_bridge.connectors.base import CrmResult, Vendor
+from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable
+from wa_bridge.operations import CrmOperation, OperationKind
+from wa_bridge.store.bulk import chunks, column_arrays, insert_arrays, insert_for, is_postgres
 from wa_bridge.store.db import create_engine, is_connection_error
 from wa_bridge.store.sql import Clock, SqlStore, SqlStoreTx, utc_now
 from wa_bridge.store.tables import crm_cases, crm_consents, crm_contacts, crm_notes, crm_outcomes
 
-__all__ = ["SqlCrmConnector"]
+if TYPE_CHECKING:
+    from wa_bridge.settings import Settings
+
+__all__ = ["VENDOR", "SqlCrmConnector"]
 
 Row = dict[str, Any]
 
@@ -47,23 +47,18 @@ Row = dict[str, Any]
 class _Spec:
     table: Table
     key_column: str
-    key: Callable[[CrmOperation], str | None]
+    key: Callable[[CrmOperation], str]  # raises UnkeyedOperation when it has none
     fields: frozenset[str]  # vocabulary fields stored as columns
     refs: tuple[str, ...]  # contact_key / case_key columns filled from the op
     json_fields: frozenset[str] = frozenset()
     stamped: tuple[str, ...] = ()  # time columns set to "now"
 
 
-def _note_key(op: CrmOperation) -> str:
-    message_id = op.fields.get("message_id")
-    return message_id if isinstance(message_id, str) and message_id else op.idempotency_key
-
-
 _SPECS: Final[dict[OperationKind, _Spec]] = {
     "upsert_contact": _Spec(
         crm_contacts,
         "contact_key",
-        lambda op: op.contact_key,
+        lambda op: require_key(op, "contact_key"),
         frozenset(
             {"phone_e164", "wa_id", "bsuid", "parent_bsuid", "username", "name", "country", "email"}
         ),
@@ -73,7 +68,7 @@ _SPECS: Final[dict[OperationKind, _Spec]] = {
     "upsert_case": _Spec(
         crm_cases,
         "case_key",
-        lambda op: op.case_key,
+        lambda op: require_key(op, "case_key"),
         frozenset(
             {
                 "status",
@@ -98,7 +93,7 @@ _SPECS: Final[dict[OperationKind, _Spec]] = {
     "add_note": _Spec(
         crm_notes,
         "note_key",
-        _note_key,
+        note_key,
         frozenset(
             {
                 "direction",
@@ -132,32 +127,15 @@ _ORDER: Final[tuple[OperationKind, ...]] = tuple(_SPECS)
 _NATURAL_KEY_FIELDS: Final = frozenset({"message_id"})
 
 
-def _json_safe(value: FieldValue) -> Any:
-    if isinstance(value, tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
 def _row(spec: _Spec, op: CrmOperation, now: datetime) -> tuple[str, Row]:
     key = spec.key(op)
-    if not key:
-        raise CrmRejected(
-            f"sql CRM: {op.kind} for event {op.event_id} has no {spec.key_column}; "
-            "the worker must resolve it before the connector runs",
-            status_code=400,
-            crm_error=f"missing {spec.key_column}",
-        )
     row: Row = {name: None for name in spec.fields}
     attributes: dict[str, Any] = {}
     for name, value in op.fields.items():
         if name in spec.fields:
-            row[name] = _json_safe(value) if name in spec.json_fields else value
+            row[name] = json_value(value) if name in spec.json_fields else value
         elif name not in _NATURAL_KEY_FIELDS or spec.key_column != "note_key":
-            attributes[name] = _json_safe(value)
+            attributes[name] = json_value(value)
     row[spec.key_column] = key
     for ref in spec.refs:
         row[ref] = getattr(op, ref)
@@ -175,18 +153,15 @@ def _merge(old: Row, new: Row) -> Row:
     return merged
 
 
-def _merge_attributes(conn: AsyncConnection, table: Table, excluded: Any) -> ColumnElement[Any]:
+def _merge_attributes(table: Table, excluded: Any) -> ColumnElement[Any]:
+    """SQLite: the stored attributes patched with the incoming ones (PostgreSQL merges them
+    in ``_pg_conflict_sql``)."""
     current, incoming = table.c.attributes, excluded.attributes
-    if conn.dialect.name == "postgresql":
-        merged: ColumnElement[Any] = func.coalesce(current, cast(literal("{}"), JSONB)).op("||")(
-            incoming
-        )
-    else:
-        merged = func.json_patch(func.coalesce(current, "{}"), incoming)
+    merged = func.json_patch(func.coalesce(current, "{}"), incoming)
     return case((incoming.is_(None), current), else_=merged)
 
 
-class SqlCrmConnector(BatchApplying):
+class SqlCrmConnector:
     """``CrmConnector`` for the built-in SQL CRM tables (same database as the store)."""
 
     name = "sql"
@@ -264,6 +239,16 @@ class SqlCrmConnector(BatchApplying):
             await self._engine.dispose()
 
 
+def _build(settings: Settings, engine: AsyncEngine | None) -> SqlCrmConnector:
+    target = engine if engine is not None else settings.database_url
+    if target is None:
+        raise ConfigError("WA_BRIDGE_DATABASE_URL is required for connector sql")
+    return SqlCrmConnector(target)
+
+
+VENDOR: Final = Vendor(build=_build)
+
+
 def _update_columns(spec: _Spec, row: Row) -> list[str]:
     """Columns an upsert may overwrite (when the new value is not null)."""
     return [n for n in row if n not in (spec.key_column, "created_at", "attributes")]
@@ -313,7 +298,7 @@ async def _upsert_rows(conn: AsyncConnection, spec: _Spec, rows: list[Row]) -> s
     updates: dict[str, Any] = {
         name: func.coalesce(stmt.excluded[name], table.c[name]) for name in columns
     }
-    updates["attributes"] = _merge_attributes(conn, table, stmt.excluded)
+    updates["attributes"] = _merge_attributes(table, stmt.excluded)
     changed = or_(
         *(
             updates[name].is_distinct_from(table.c[name])

@@ -1,7 +1,8 @@
 """Declarative YAML field mappings: canonical events → validated CRM operations.
 
-Pure (no I/O after loading). ``load_mapping`` reads and compiles a mapping file once;
-``CompiledMapping.apply`` maps one event, raising only ``MappingOutputInvalid``.
+Pure (no I/O after loading). ``load_mapping`` reads and compiles a mapping file (with the
+files it ``extends`` and ``include``s) once; ``CompiledMapping.apply`` maps one event,
+raising only ``MappingOutputInvalid``.
 """
 
 from wa_bridge.mapping.engine import CompiledMapping, load_mapping

@@ -8,7 +8,9 @@ Output is validated before it leaves: a value that fails its type, catalog, leng
 ``required`` check makes ``apply`` raise :class:`MappingOutputInvalid` naming the mapping
 file and line, the operation and field, and the offending value (truncated, with phone
 numbers masked to their last 4 digits). No operation of that event is returned, so the
-CRM never sees a half-filled event.
+CRM never sees a half-filled event. In a mapping that extends another, the file and line
+named are those of the file that set the failing check: an override's when it changed
+it, else the base's.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from typing import Any, Final, cast
 
 from wa_bridge.errors import MappingOutputInvalid
 from wa_bridge.events import CanonicalEvent
+from wa_bridge.mapping._node import Node
 from wa_bridge.mapping.catalogs import MISSING, Catalog
 from wa_bridge.mapping.expressions import (
+    OPTION_KEYS,
+    SOURCE_KEYS,
     Condition,
     ExpressionFailed,
     Getter,
@@ -39,6 +44,9 @@ __all__ = ["CompiledMapping", "compile_spec", "load_mapping", "mask"]
 _MAX_SHOWN: Final = 40
 _DIGIT_RUN = re.compile(r"\d[\d\s().-]{5,}\d")
 _LENGTH_TYPES: Final = frozenset({"string", "email", "enum", "phone"})
+# A field's keys by what they decide; a problem names where its group was last set.
+_VALUE_KEYS: Final = (*SOURCE_KEYS, *OPTION_KEYS, "when", "required", "default")
+_CHECK_KEYS: Final = ("type", "max_length", "min_length", "values", "list")
 
 
 def mask(value: Any) -> str:
@@ -68,7 +76,9 @@ def mask(value: Any) -> str:
 @dataclass(frozen=True, slots=True)
 class _Field:
     name: str
-    location: str
+    location: str  # file:line of the field as its source, when, required or default was set
+    check_location: str  # ... as its type or length/value limits were set
+    catalog_location: str  # ... as its catalog was set
     getter: Getter
     check: Coercer
     catalog: Catalog | None
@@ -92,17 +102,30 @@ class _Rule:
 
 
 class _Problem(Exception):
-    def __init__(self, field: _Field, kind: str, reason: str) -> None:
-        super().__init__(f"{field.location}: {kind}.{field.name}: {reason}")
+    def __init__(self, field: _Field, kind: str, reason: str, location: str) -> None:
+        super().__init__(f"{location}: {kind}.{field.name}: {reason}")
         self.field = field
+        self.location = location
 
 
 class CompiledMapping:
-    """A mapping ready to apply; build it with :func:`load_mapping`."""
+    """A mapping ready to apply; build it with :func:`load_mapping`.
 
-    def __init__(self, path: str, connector: str, rules: Mapping[str, tuple[_Rule, ...]]) -> None:
+    ``connector`` is ``""`` for a base mapping (loaded with ``allow_base``); ``extends``
+    lists the files it inherits from, the nearest first.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        connector: str,
+        rules: Mapping[str, tuple[_Rule, ...]],
+        *,
+        extends: tuple[str, ...] = (),
+    ) -> None:
         self.path = path
         self.connector = connector
+        self.extends = extends
         self._rules = dict(rules)
 
     def __repr__(self) -> str:
@@ -185,9 +208,7 @@ class CompiledMapping:
         if problems:
             first = problems[0]
             message = "; ".join(str(p) for p in problems)
-            raise MappingOutputInvalid(
-                message, location=first.field.location, field=first.field.name
-            )
+            raise MappingOutputInvalid(message, location=first.location, field=first.field.name)
         return ops
 
 
@@ -213,10 +234,10 @@ def _runner(f: _Field, kind: str) -> Runner:
                 return None
             raw = getter(root)
         except ExpressionFailed as exc:
-            raise _Problem(f, kind, str(exc)) from exc
+            raise _Problem(f, kind, str(exc), f.location) from exc
         if raw is None or raw == "" or (type(raw) is list and not raw):
             if default is None and required:
-                raise _Problem(f, kind, "required, but the source gave no value")
+                raise _Problem(f, kind, "required, but the source gave no value", f.location)
             return default
         if type(raw) is str and lo <= len(raw) <= hi:
             return raw
@@ -244,15 +265,15 @@ def _check(f: _Field, kind: str, raw: Any) -> FieldValue:
         value = f.catalog.translate(raw)
         if value is MISSING:
             reason = f"{mask(raw)} is not in {f.catalog.describe()}"
-            raise _Problem(f, kind, reason)
+            raise _Problem(f, kind, reason, f.catalog_location)
         if value is None:
             return None
     if isinstance(value, dict | list):
-        raise _Problem(f, kind, f"expected a single value, got {mask(value)}")
+        raise _Problem(f, kind, f"expected a single value, got {mask(value)}", f.check_location)
     try:
         return f.check(value)
     except BadValue as exc:
-        raise _Problem(f, kind, f"{exc}; got {mask(value)}") from exc
+        raise _Problem(f, kind, f"{exc}; got {mask(value)}", f.check_location) from exc
 
 
 def _compile_field(
@@ -296,14 +317,14 @@ def _compile_field(
             issues.append(node.issue(f"default does not fit type {type_name!r}: {exc}", "default"))
     when = None
     if "when" in data:
-        when = compile_condition(
-            data["when"], type(node)(node.file, (*node.keys, "when")), catalogs, issues
-        )
+        when = compile_condition(data["when"], node.child("when"), catalogs, issues)
     if getter is None or len(issues) > before:
         return None
     return _Field(
         name=spec.name,
-        location=node.loc(at="key").short,
+        location=_where(node, _VALUE_KEYS),
+        check_location=_where(node, _CHECK_KEYS),
+        catalog_location=_where(node, ("catalog",)),
         getter=getter,
         check=check,
         catalog=catalog,
@@ -313,6 +334,12 @@ def _compile_field(
         when=when,
         fast_text=_fast_text(type_name, catalog, data),
     )
+
+
+def _where(node: Node, keys: tuple[str, ...]) -> str:
+    """``file:line`` of the field in the file that last set any of ``keys`` (an extending
+    file's override, else where the field is defined)."""
+    return node.home(*keys).loc(at="key").short
 
 
 def _fast_text(
@@ -326,8 +353,7 @@ def _fast_text(
 def _compile_rule(spec: RuleSpec, catalogs: Mapping[str, Catalog], issues: list[Any]) -> _Rule:
     when = None
     if spec.when is not None:
-        node = type(spec.node)(spec.node.file, (*spec.node.keys, "when"))
-        when = compile_condition(spec.when, node, catalogs, issues)
+        when = compile_condition(spec.when, spec.node.child("when"), catalogs, issues)
     kind = None if spec.kind == "none" else cast(OperationKind, spec.kind)
     fields, runners = [], []
     for field_spec in spec.fields:
@@ -358,12 +384,15 @@ def compile_spec(spec: MappingSpec) -> CompiledMapping:
     }
     if issues:
         raise MappingErrors(issues)
-    return CompiledMapping(spec.path, spec.connector, rules)
+    return CompiledMapping(spec.path, spec.connector or "", rules, extends=spec.extends)
 
 
-def load_mapping(path: str | Path) -> CompiledMapping:
-    """Load, check and compile a mapping file (and its includes) once, at start-up.
+def load_mapping(path: str | Path, *, allow_base: bool = False) -> CompiledMapping:
+    """Load, check and compile a mapping file (the files it extends, their includes) once,
+    at start-up.
 
-    Raises MappingErrors (a ConfigError) listing every problem with file:line:column.
+    Raises MappingErrors (a ConfigError) listing every problem with file:line:column, each
+    in the file that holds it. A mapping needs a ``connector`` somewhere in its chain;
+    ``allow_base`` also accepts a base mapping without one (to check it on its own).
     """
-    return compile_spec(load_spec(path))
+    return compile_spec(load_spec(path, allow_base=allow_base))

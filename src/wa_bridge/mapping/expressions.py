@@ -21,10 +21,11 @@ from urllib.parse import parse_qs, urlsplit
 import jmespath
 from jmespath.exceptions import JMESPathError
 
+from wa_bridge.mapping._node import Node
 from wa_bridge.mapping.catalogs import Catalog
-from wa_bridge.mapping.spec import Node
 
 __all__ = [
+    "OPTION_KEYS",
     "SOURCE_KEYS",
     "Condition",
     "ExpressionFailed",
@@ -52,6 +53,7 @@ SOURCE_KEYS = (
     "upper",
 )
 _OPTION_OF = {"from": ("lookup", "query_param"), "format": ("format_date",), "sep": ("join",)}
+OPTION_KEYS = tuple(_OPTION_OF)  # keys that only qualify a source: they go with it
 _SIMPLE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _INDEXED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[-?\d+\])*$")
 _STEP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\[-?\d+\]")
@@ -196,7 +198,7 @@ def _text(value: Any) -> str:
 def _compile_args(items: list[Any], node: Node, ctx: _Ctx) -> list[tuple[Getter, bool]]:
     out = []
     for i, item in enumerate(items):
-        getter = compile_expr(item, Node(node.file, (*node.keys, i)), ctx)
+        getter = compile_expr(item, node.child(i), ctx)
         out.append((getter or _const(None), not isinstance(item, dict)))
     return out
 
@@ -273,7 +275,7 @@ def _operator(data: dict[str, Any], node: Node, ctx: _Ctx) -> Getter | None:
         if option in data and op not in owners:
             msg = f"{option!r} only goes with {' or '.join(owners)}"
             ctx.issues.append(node.issue(msg, option, at="key"))
-    sub = Node(node.file, (*node.keys, op))
+    sub = node.child(op)
     arg = data[op]
     if op == "path":
         return _compile_path(arg, sub, ctx)
@@ -309,7 +311,7 @@ def _lookup(data: dict[str, Any], node: Node, ctx: _Ctx) -> Getter | None:
     if "from" not in data:
         ctx.issues.append(node.issue("'lookup' needs 'from': the value to translate", "lookup"))
         return None
-    inner = compile_expr(data["from"], Node(node.file, (*node.keys, "from")), ctx)
+    inner = compile_expr(data["from"], node.child("from"), ctx)
     if inner is None:
         return None
     translate = catalog.lookup
@@ -321,7 +323,7 @@ def _query_param(data: dict[str, Any], node: Node, ctx: _Ctx) -> Getter | None:
     if "from" not in data:
         ctx.issues.append(node.issue("'query_param' needs 'from': the URL", "query_param"))
         return None
-    inner = compile_expr(data["from"], Node(node.file, (*node.keys, "from")), ctx)
+    inner = compile_expr(data["from"], node.child("from"), ctx)
     if inner is None:
         return None
 
@@ -365,7 +367,7 @@ def _cond_logic(op: str, arg: Any, node: Node, ctx: _Ctx) -> Condition | None:
     if op == "not":
         inner = _cond(arg, node, ctx)
         return None if inner is None else (lambda root: not inner(root))
-    parts = [_cond(c, Node(node.file, (*node.keys, i)), ctx) for i, c in enumerate(arg)]
+    parts = [_cond(c, node.child(i), ctx) for i, c in enumerate(arg)]
     conds = [p for p in parts if p is not None]
     if len(conds) != len(parts):
         return None
@@ -375,13 +377,13 @@ def _cond_logic(op: str, arg: Any, node: Node, ctx: _Ctx) -> Condition | None:
 
 
 def _cond_compare(op: str, arg: Any, node: Node, ctx: _Ctx) -> Condition | None:
-    left = compile_expr(arg[0], Node(node.file, (*node.keys, 0)), ctx)
+    left = compile_expr(arg[0], node.child(0), ctx)
     if left is None:
         return None
     if op == "in":
         allowed = list(arg[1])
         return lambda root: _member(left(root), allowed)
-    right = compile_expr(arg[1], Node(node.file, (*node.keys, 1)), ctx)
+    right = compile_expr(arg[1], node.child(1), ctx)
     if right is None:
         return None
     return lambda root: _same(left(root), right(root))
@@ -391,7 +393,7 @@ def _cond(data: Any, node: Node, ctx: _Ctx) -> Condition | None:
     if isinstance(data, str):
         return _cond_path("jmespath", data, node, ctx)
     ((op, arg),) = data.items()
-    sub = Node(node.file, (*node.keys, op))
+    sub = node.child(op)
     if op in {"exists", "missing", "jmespath"}:
         return _cond_path(op, arg, sub, ctx)
     if op in {"all", "any", "not"}:

@@ -2,7 +2,8 @@
 
 A test file (``mappings/tests/*.yaml``)::
 
-    mapping: ../sql.yaml              # relative to this file
+    mapping: ../sql.yaml              # relative to this file; or a list, run against each:
+                                      # mappings: [../base.yaml, ../sql.yaml, ../rest.yaml]
     cases:
       - name: text message from a MX user
         event:                        # a canonical event; id, source, time get defaults
@@ -24,7 +25,7 @@ import difflib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -44,12 +45,16 @@ _EVENT_DEFAULTS = {"specversion": "1.0", "source": "test", "time": "2026-06-10T1
 
 @dataclass(frozen=True, slots=True)
 class CaseResult:
-    """One case's outcome; ``detail`` holds the diff or the error when it failed."""
+    """One case's outcome; ``detail`` holds the diff or the error when it failed.
+
+    ``mapping`` names the mapping it ran against when the test file lists several.
+    """
 
     where: str
     name: str
     passed: bool
     detail: str = ""
+    mapping: str = ""
 
 
 def _plain_value(value: FieldValue) -> Any:
@@ -116,10 +121,23 @@ def _run_case(mapping: CompiledMapping, case: Mapping[str, Any], where: str) -> 
     return CaseResult(where, name, False, "\n".join(diff))
 
 
+def _mapping_paths(data: Any) -> list[str] | None:
+    """The mapping paths a test file names (``mapping: x`` or ``mappings: [x, y]``)."""
+    if not isinstance(data, dict) or ("mapping" in data) == ("mappings" in data):
+        return None
+    if isinstance(data.get("mapping"), str):
+        return [data["mapping"]]
+    paths = data.get("mappings")
+    if isinstance(paths, list) and paths and all(isinstance(p, str) for p in paths):
+        return paths
+    return None
+
+
 def _check_shape(file: YamlFile) -> list[MappingIssue]:
     data = file.data
-    if not isinstance(data, dict) or not isinstance(data.get("mapping"), str):
-        return [MappingIssue.at(file.loc([]), "mapping", "a test file needs 'mapping: <path>'")]
+    if _mapping_paths(data) is None:
+        msg = "a test file needs 'mapping: <path>' or 'mappings: [<path>, ...]'"
+        return [MappingIssue.at(file.loc([]), "mapping", msg)]
     issues = []
     cases = data.get("cases")
     if not isinstance(cases, list) or not cases:
@@ -139,9 +157,12 @@ def run_test_file(path: Path) -> list[CaseResult]:
     issues = _check_shape(file)
     if issues:
         raise MappingErrors(issues)
-    mapping = load_mapping(os.path.normpath(path.parent / file.data["mapping"]))
+    names = _mapping_paths(file.data) or []
+    mappings = [load_mapping(os.path.normpath(path.parent / n), allow_base=True) for n in names]
     results = []
-    for i, case in enumerate(file.data["cases"]):
-        where = str(file.loc(["cases", i]).short)
-        results.append(_run_case(mapping, case, where))
+    for mapping in mappings:
+        for i, case in enumerate(file.data["cases"]):
+            where = str(file.loc(["cases", i]).short)
+            result = _run_case(mapping, case, where)
+            results.append(replace(result, mapping=mapping.path) if len(names) > 1 else result)
     return results

@@ -6,16 +6,21 @@ carry a list of items (one event each). Odd shapes become ``whatsapp.unknown``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final
 
 from wa_bridge.events import CanonicalEvent, EventType
-from wa_bridge.normalize._context import ChangeContext, Json, ts, unknown_event
+from wa_bridge.normalize._context import (
+    ChangeContext,
+    Handler,
+    Json,
+    items_handler,
+    ts,
+    unknown_event,
+)
+from wa_bridge.normalize._notices import id_update_notice
 from wa_bridge.normalize.meta import as_str, epoch_of
 
 __all__ = ["ACCOUNT_HANDLERS"]
-
-Handler = Callable[[ChangeContext, list[CanonicalEvent]], None]
 
 _TEMPLATE_KEYS: Final = {
     "whatsapp.template.status": ("event", "reason", "message_template_category", "other_info"),
@@ -79,9 +84,10 @@ def _whole_value(kind: EventType, keys: tuple[str, ...]) -> Handler:
 def _preference(ctx: ChangeContext, item: object) -> CanonicalEvent:
     if not isinstance(item, dict):
         return unknown_event(ctx, item)
-    contact = ctx.contact(
+    person = ctx.person(
         as_str(item.get("wa_id")), as_str(item.get("user_id")), as_str(item.get("parent_user_id"))
     )
+    contact = person.contact
     epoch = epoch_of(item.get("timestamp"))
     data = ctx.base(contact)
     data.update(
@@ -91,6 +97,7 @@ def _preference(ctx: ChangeContext, item: object) -> CanonicalEvent:
         timestamp=ts(epoch),
         raw=item,
     )
+    ctx.keep_extra(data, person.card_extra)
     event_id = ctx.hashed_id("user.preferences", item)
     return ctx.event("whatsapp.user.preferences", event_id, epoch, contact, data)
 
@@ -103,32 +110,25 @@ def _id_update(ctx: ChangeContext, item: object) -> CanonicalEvent:
         previous, current = as_str(ids.get("previous")), as_str(ids.get("current"))
     else:  # a plain string: only the new id is known
         previous, current = None, as_str(ids)
-    contact = ctx.contact(as_str(item.get("wa_id")), current, as_str(item.get("parent_user_id")))
+    notice = id_update_notice(ctx, item)
+    if notice is not None:
+        person = notice.person
+    else:
+        person = ctx.person(as_str(item.get("wa_id")), current, as_str(item.get("parent_user_id")))
     epoch = epoch_of(item.get("timestamp"))
-    data = ctx.base(contact)
+    data = ctx.base(person.contact)
     data.update(
         previous_user_id=previous,
         current_user_id=current,
         detail=item.get("detail"),
         timestamp=ts(epoch),
-        raw=item,
     )
+    if notice is not None:
+        data["identity_change"] = notice.identity_change
+    data["raw"] = item
+    ctx.keep_extra(data, person.card_extra)
     event_id = ctx.hashed_id("user.id_update", item)
-    return ctx.event("whatsapp.user.id_update", event_id, epoch, contact, data)
-
-
-def _items(key: str, each: Callable[[ChangeContext, object], CanonicalEvent]) -> Handler:
-    def handle(ctx: ChangeContext, out: list[CanonicalEvent]) -> None:
-        value = ctx.change.value
-        items = value.get(key)
-        if not isinstance(items, list):
-            out.append(unknown_event(ctx, value))
-            return
-        out.extend(each(ctx, item) for item in items)
-        if any(k not in (key, "messaging_product", "metadata", "contacts") for k in value):
-            out.append(unknown_event(ctx, value))  # keys we do not model: keep them
-
-    return handle
+    return ctx.event("whatsapp.user.id_update", event_id, epoch, person.contact, data)
 
 
 ACCOUNT_HANDLERS: Final[dict[str, Handler]] = {
@@ -146,6 +146,6 @@ ACCOUNT_HANDLERS: Final[dict[str, Handler]] = {
         ),
     ),
     "account_update": _whole_value("whatsapp.account.update", ("event", "phone_number")),
-    "user_preferences": _items("user_preferences", _preference),
-    "user_id_update": _items("user_id_update", _id_update),
+    "user_preferences": items_handler(("user_preferences",), {"user_preferences": _preference}),
+    "user_id_update": items_handler(("user_id_update",), {"user_id_update": _id_update}),
 }

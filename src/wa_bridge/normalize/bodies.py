@@ -11,9 +11,9 @@ from typing import Any, Final
 import orjson
 
 from wa_bridge.normalize.meta import as_str
-from wa_bridge.normalize.phones import to_e164
+from wa_bridge.normalize.phones import user_e164
 
-__all__ = ["MEDIA_TYPES", "context_of", "errors_of", "message_body"]
+__all__ = ["MEDIA_TYPES", "context_of", "errors_of", "message_body", "request_phones"]
 
 MEDIA_TYPES: Final = frozenset({"image", "video", "audio", "document", "sticker"})
 _MEDIA_KEYS: Final = (
@@ -41,7 +41,6 @@ _REFERRAL_KEYS: Final = (
     "welcome_message",
 )
 _PASSTHROUGH_TYPES: Final = frozenset({"order", "unsupported", "unknown", "edit", "revoke"})
-_SYSTEM_KEYS: Final = ("type", "body", "wa_id", "user_id", "parent_user_id", "customer")
 Json = dict[str, Any]
 
 
@@ -116,11 +115,30 @@ def _reaction(obj: Json) -> Json:
 
 
 def _system(obj: Json) -> Json:
-    out = _pick(obj, _SYSTEM_KEYS)
-    if obj.get("type") == "user_changed_number":
-        new_wa_id = as_str(obj.get("wa_id"))
-        out["new_phone_e164"] = to_e164(new_wa_id) if new_wa_id else None
+    """Every key Meta sent (all identity fields included), plus the new number's E.164."""
+    out = dict(obj)
+    new_wa_id = as_str(obj.get("wa_id")) or as_str(obj.get("new_wa_id"))
+    if new_wa_id is not None:
+        out["new_phone_e164"] = user_e164(new_wa_id)
     return out
+
+
+def request_phones(msg: Json) -> tuple[str, ...]:
+    """The numbers of the ``contact_request`` cards of a ``contacts`` message: the sender
+    answering a REQUEST_CONTACT_INFO button with their OWN number. Cards of any other
+    origin describe someone else and are never read here."""
+    cards = msg.get("contacts")
+    out: list[str] = []
+    for card in cards if isinstance(cards, list) else ():
+        if not isinstance(card, dict) or card.get("origin") != "contact_request":
+            continue
+        phones = card.get("phones")
+        for entry in phones if isinstance(phones, list) else ():
+            if isinstance(entry, dict):
+                number = as_str(entry.get("wa_id")) or as_str(entry.get("phone"))
+                if number is not None:
+                    out.append(number)
+    return tuple(out)
 
 
 def _typed_body(kind: str, obj: Json) -> Json:

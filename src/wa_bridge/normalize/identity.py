@@ -8,7 +8,7 @@ the worker's identity graph, not here.
 from __future__ import annotations
 
 from wa_bridge.events import Contact
-from wa_bridge.normalize.phones import country_of, to_e164
+from wa_bridge.normalize.phones import country_of, user_e164
 
 __all__ = ["bsuid_country", "build_contact", "contact_key"]
 
@@ -37,11 +37,24 @@ def build_contact(
     parent_user_id: str | None = None,
     username: str | None = None,
     profile_name: str | None = None,
+    linked: tuple[str, ...] = (),
 ) -> Contact | None:
-    """A Contact from the identifiers an item carries; None when it has neither id."""
-    if not wa_id and not user_id:
+    """A Contact from the identifiers an item carries; None when it has no id at all.
+
+    ``linked`` are more numbers (wa_ids or phone strings) the payload pairs with this
+    person (a ``contact_request`` card, a BR 12/13-digit pair); the first one is the phone
+    when ``wa_id`` gives none. Every number is keyed with :func:`user_e164`.
+    """
+    phone = user_e164(wa_id) if wa_id else None
+    others: list[str] = []
+    for raw in linked:
+        other = user_e164(raw)
+        if other is not None and other != phone and other not in others:
+            others.append(other)
+    if phone is None and others:
+        phone = others.pop(0)
+    if phone is None and not wa_id and not user_id:
         return None
-    phone = to_e164(wa_id) if wa_id else None
     if phone is not None:
         country = country_of(phone)
     else:  # a username user without a shared phone: the BSUID names the country
@@ -55,4 +68,5 @@ def build_contact(
         username=username,
         profile_name=profile_name,
         country=country,
+        linked_phones=tuple(others),
     )

@@ -39,7 +39,7 @@ from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent, Contact, EventType, JsonObject
 from wa_bridge.normalize.identity import bsuid_country, contact_key
 from wa_bridge.normalize.meta import rfc3339
-from wa_bridge.normalize.phones import country_of, to_e164
+from wa_bridge.normalize.phones import country_of, user_e164
 
 __all__ = [
     "INBOX_TYPE_PREFIX",
@@ -256,7 +256,7 @@ def _contact(posted: InboxContactIn) -> Contact:
 
 
 def _phone(field: str, raw: str) -> str:
-    e164 = to_e164(raw)
+    e164 = user_e164(raw)
     if e164 is None:
         raise InvalidEvent(f"{field}: is not an international phone number")
     return e164

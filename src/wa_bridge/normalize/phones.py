@@ -7,9 +7,14 @@ Decisions (tested per country in ``tests/normalize/test_phones.py``):
 - **MX**: WhatsApp ids keep the old mobile ``1`` (``521`` + 10 digits). Since 2019 the
   E.164 form has no ``1``, so ``521XXXXXXXXXX`` → ``+52XXXXXXXXXX``; both forms give one key.
 - **AR**: mobile ids carry the ``9`` (``549`` + 10 digits) and so does the E.164 form of an
-  Argentine mobile, so it is kept. ``54`` + 10 digits without the ``9`` is a fixed line as
-  far as the numbering plan says; it stays as parsed (a different key). We never guess
-  that a ``9`` is missing: adding one could merge two different people.
+  Argentine mobile, so :func:`to_e164` keeps it, and leaves ``54`` + 10 digits (a fixed
+  line for the numbering plan) as parsed. But a *WhatsApp user* identifier in the 9-less
+  form (a status ``recipient_id``, an echo ``to``, a number as the business dialled it) is
+  the same account as the ``549`` form: Argentine mobile and fixed numbers share no
+  national number, so the two forms cannot be two people. :func:`user_e164`, used for
+  every user identifier (never for the business's own display number), folds ``54`` + 10
+  digits to ``+549`` + 10 digits: the E.164 of the mobile, which is what a CRM should hold.
+  The reply address (``wa_id`` as Meta sent it) is never rewritten.
 - **BR**: a 12-digit legacy id (no mobile ninth digit) and a 13-digit id are different
   WhatsApp ids; we never add or remove the ninth digit, so they stay different keys.
   Legacy ids fail phonenumbers' "valid" check but pass its "possible" (length) check,
@@ -24,10 +29,11 @@ from functools import lru_cache
 
 import phonenumbers
 
-__all__ = ["country_of", "to_e164"]
+__all__ = ["country_of", "to_e164", "user_e164"]
 
 _KEEP = frozenset("0123456789")
 _MAX_INPUT_CHARS = 40
+_AR_FIXED_LEN = len("+54") + 10
 
 
 @lru_cache(maxsize=65536)
@@ -44,6 +50,19 @@ def to_e164(raw: str) -> str | None:
     if e164 is None or _format(e164[1:]) != e164:
         return None
     return e164
+
+
+@lru_cache(maxsize=65536)
+def user_e164(raw: str) -> str | None:
+    """The identity key (E.164) of a WhatsApp user's id or phone: :func:`to_e164`, with
+    Argentina's 9-less form folded onto the ``+549`` one. Idempotent; never raises."""
+    e164 = to_e164(raw)
+    if e164 is None or len(e164) != _AR_FIXED_LEN or not e164.startswith("+54"):
+        return e164
+    if e164[3] in "09":  # national numbers start 1-8; "+549…" here is 549 + 9 digits
+        return e164
+    mobile = "+549" + e164[3:]
+    return mobile if _format(mobile[1:]) == mobile else e164
 
 
 def _format(digits: str) -> str | None:

@@ -9,25 +9,30 @@ of the same webhook yields the same ids.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
 from wa_bridge.events import CanonicalEvent, EventType
 from wa_bridge.normalize._account import ACCOUNT_HANDLERS
-from wa_bridge.normalize._context import ChangeContext, Json, ts, unknown_event
-from wa_bridge.normalize.bodies import errors_of, message_body
+from wa_bridge.normalize._context import (
+    ChangeContext,
+    Handler,
+    ItemHandler,
+    Json,
+    Person,
+    items_handler,
+    ts,
+    unknown_event,
+)
+from wa_bridge.normalize._notices import system_notice
+from wa_bridge.normalize.bodies import errors_of, message_body, request_phones
 from wa_bridge.normalize.meta import as_str, epoch_of, iter_changes, rfc3339
 
 __all__ = ["STATUSES", "normalize_webhook"]
 
 STATUSES: Final = frozenset({"sent", "delivered", "read", "played", "failed", "deleted", "warning"})
-_MESSAGES_VALUE_KEYS: Final = frozenset(
-    {"messaging_product", "metadata", "contacts", "messages", "statuses", "errors"}
-)
-_ECHOES_VALUE_KEYS: Final = frozenset(
-    {"messaging_product", "metadata", "contacts", "message_echoes"}
-)
+_MESSAGES_ITEMS: Final = ("messages", "statuses", "errors")
+_ECHOES_ITEMS: Final = ("message_echoes",)
 
 
 def _message(ctx: ChangeContext, msg: object, *, echo: bool) -> CanonicalEvent:
@@ -35,11 +40,8 @@ def _message(ctx: ChangeContext, msg: object, *, echo: bool) -> CanonicalEvent:
     if not isinstance(msg, dict) or wamid is None:
         return unknown_event(ctx, msg)
     kind = as_str(msg.get("type"))
-    if echo:
-        who = (msg.get("to"), msg.get("to_user_id"), msg.get("to_parent_user_id"))
-    else:
-        who = (msg.get("from"), msg.get("from_user_id"), msg.get("from_parent_user_id"))
-    contact = ctx.contact(as_str(who[0]), as_str(who[1]), as_str(who[2]))
+    person, change = _sender(ctx, msg, kind, echo=echo)
+    contact = person.contact
     epoch = epoch_of(msg.get("timestamp"))
     data = ctx.base(contact)
     data["message_id"] = wamid
@@ -50,11 +52,32 @@ def _message(ctx: ChangeContext, msg: object, *, echo: bool) -> CanonicalEvent:
     if group_id is not None:
         data["group_id"] = group_id
     data.update(message_body(msg, kind))
+    if change is not None:
+        data["identity_change"] = change
     data["raw"] = msg
+    ctx.keep_extra(data, person.card_extra)
     prefix = "echo" if echo else ctx.change.field
     event_id = f"wa:{prefix}:{wamid}"
     kind_out: EventType = "whatsapp.message.echo" if echo else "whatsapp.message.received"
     return ctx.event(kind_out, event_id, epoch, contact, data)
+
+
+def _sender(
+    ctx: ChangeContext, msg: Json, kind: str | None, *, echo: bool
+) -> tuple[Person, Json | None]:
+    """Who a message is about (the customer; for an echo, its recipient), and the identity
+    change it announces, if it is such a notice (then the person is who they are now)."""
+    if echo:
+        who = (msg.get("to"), msg.get("to_user_id"), msg.get("to_parent_user_id"))
+    else:
+        who = (msg.get("from"), msg.get("from_user_id"), msg.get("from_parent_user_id"))
+    system = msg.get("system")
+    if kind == "system" and isinstance(system, dict) and not echo:
+        notice = system_notice(ctx, msg, system)
+        if notice is not None:
+            return notice.person, notice.identity_change
+    linked = request_phones(msg) if kind == "contacts" and not echo else ()
+    return ctx.person(as_str(who[0]), as_str(who[1]), as_str(who[2]), linked=linked), None
 
 
 def _conversation(raw: object) -> Json | None:
@@ -89,7 +112,8 @@ def _status(ctx: ChangeContext, st: object) -> CanonicalEvent:
     if wamid is None or status not in STATUSES:
         return unknown_event(ctx, st)
     wa_id, user_id, parent, participant = _status_who(st)
-    contact = ctx.contact(as_str(wa_id), as_str(user_id), as_str(parent))
+    person = ctx.person(as_str(wa_id), as_str(user_id), as_str(parent))
+    contact = person.contact
     epoch = epoch_of(st.get("timestamp"))
     data = ctx.base(contact)
     data.update(message_id=wamid, status=status, timestamp=ts(epoch))
@@ -107,6 +131,7 @@ def _status(ctx: ChangeContext, st: object) -> CanonicalEvent:
     if errors:
         data["errors"] = errors
     data["raw"] = st
+    ctx.keep_extra(data, person.card_extra)
     if participant is None:
         event_id = f"wa:status:{wamid}:{status}"
     else:  # a group status per participant; the participant id is hashed, not shown
@@ -122,47 +147,22 @@ def _value_error(ctx: ChangeContext, err: object) -> CanonicalEvent:
     data.update(errors_of([err])[0])
     data["field"] = ctx.change.field
     data["raw"] = err
+    ctx.keep_extra(data)
     return ctx.event("whatsapp.error", ctx.hashed_id("error", err), None, None, data)
 
 
-def _list_items(
-    ctx: ChangeContext,
-    out: list[CanonicalEvent],
-    key: str,
-    each: Callable[[ChangeContext, object], CanonicalEvent],
-) -> bool:
-    """Append one event per item of ``value[key]``; False if the key holds no list."""
-    items = ctx.change.value.get(key)
-    if not isinstance(items, list):
-        return False
-    out.extend(each(ctx, item) for item in items)
-    return True
+_HANDLERS_OF_ITEMS: Final[dict[str, ItemHandler]] = {
+    "messages": lambda c, m: _message(c, m, echo=False),
+    "statuses": _status,
+    "errors": _value_error,
+}
 
 
-def _messages_change(ctx: ChangeContext, out: list[CanonicalEvent]) -> None:
-    value = ctx.change.value
-    modelled = _list_items(ctx, out, "messages", lambda c, m: _message(c, m, echo=False))
-    modelled = _list_items(ctx, out, "statuses", _status) or modelled
-    modelled = _list_items(ctx, out, "errors", _value_error) or modelled
-    odd = any(
-        k not in _MESSAGES_VALUE_KEYS or not isinstance(value[k], list)
-        for k in value
-        if k not in ("messaging_product", "metadata")
-    )
-    if odd or not modelled:
-        out.append(unknown_event(ctx, value))
-
-
-def _echoes_change(ctx: ChangeContext, out: list[CanonicalEvent]) -> None:
-    value = ctx.change.value
-    modelled = _list_items(ctx, out, "message_echoes", lambda c, m: _message(c, m, echo=True))
-    if not modelled or any(k not in _ECHOES_VALUE_KEYS for k in value):
-        out.append(unknown_event(ctx, value))
-
-
-_HANDLERS: Final[dict[str, Callable[[ChangeContext, list[CanonicalEvent]], None]]] = {
-    "messages": _messages_change,
-    "smb_message_echoes": _echoes_change,
+_HANDLERS: Final[dict[str, Handler]] = {
+    "messages": items_handler(_MESSAGES_ITEMS, _HANDLERS_OF_ITEMS),
+    "smb_message_echoes": items_handler(
+        _ECHOES_ITEMS, {"message_echoes": lambda c, m: _message(c, m, echo=True)}
+    ),
     **ACCOUNT_HANDLERS,
 }
 

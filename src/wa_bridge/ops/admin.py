@@ -30,10 +30,13 @@ class ReplayOutcome(BaseModel):
 
 
 class Replayer(Protocol):
-    """Replays dead letters through the worker pipeline (implemented in wa_bridge.worker)."""
+    """Replays dead letters through the worker pipeline (implemented in wa_bridge.worker).
+
+    Writes one audit row per dead letter named (by ``actor`` with ``role``).
+    """
 
     async def replay(
-        self, ids: Sequence[int], *, dry_run: bool, actor: str
+        self, ids: Sequence[int], *, dry_run: bool, actor: str, role: Role
     ) -> list[ReplayOutcome]: ...
 
 
@@ -56,18 +59,7 @@ class DeadLetterDetail(DeadLetterSummary):
 
 
 def _summary(letter: DeadLetter) -> DeadLetterSummary:
-    return DeadLetterSummary(
-        id=letter.id,
-        event_id=letter.event_id,
-        event_type=letter.event_type,
-        error_class=letter.error_class,
-        error_message=letter.error_message,
-        crm_error=letter.crm_error,
-        attempts=letter.attempts,
-        first_failed_at=letter.first_failed_at,
-        last_failed_at=letter.last_failed_at,
-        status=letter.status,
-    )
+    return DeadLetterSummary.model_validate(letter, from_attributes=True)
 
 
 _BEARER = HTTPBearer(auto_error=False, description="role:token from WA_BRIDGE_ADMIN_TOKENS")
@@ -151,13 +143,9 @@ def build_admin_router(
         replayer = get_replayer()
         if replayer is None:
             raise HTTPException(status_code=503, detail="replay needs the worker pipeline")
-        [outcome] = await replayer.replay([dead_letter_id], dry_run=dry_run, actor=who.actor)
-        await audit(
-            who,
-            "dlq.replay" + (".dry_run" if dry_run else ""),
-            f"dead_letter:{dead_letter_id}",
-            outcome.result,
-        )
+        [outcome] = await replayer.replay(
+            [dead_letter_id], dry_run=dry_run, actor=who.actor, role=who.role
+        )  # audited by the replayer
         if outcome.result == "not_found":
             raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")
         return outcome

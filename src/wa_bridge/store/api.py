@@ -22,6 +22,8 @@ __all__ = [
     "DeadLetter",
     "DeadLetterFilter",
     "DeadLetterStatus",
+    "Identifier",
+    "IdentifierKind",
     "IdentityChange",
     "LedgerOutcome",
     "NewDeadLetter",
@@ -33,19 +35,28 @@ LedgerOutcome = Literal["applied", "noop", "stale", "retrying", "dead_lettered",
 DeadLetterStatus = Literal["open", "replayed", "discarded"]
 
 
+IdentifierKind = Literal["phone", "bsuid", "parent_bsuid"]
+Identifier = tuple[IdentifierKind, str]  # phones are E.164, BSUIDs as Meta sent them
+
+
 @dataclass(frozen=True, slots=True)
 class IdentityChange:
-    """A number or BSUID change notice: move ``old`` identifier's contact to ``new``.
+    """A number or BSUID change notice: the person known by ``previous`` is now known by
+    ``current`` (both in ``business``, the BSUIDs' scope; phones are global).
 
-    ``kind`` is ``phone`` (values are E.164) or ``bsuid`` (values are BSUIDs). The old
-    identifier stays linked as history; the contact keeps its id.
+    ``previous`` finds the person; those of its identifiers not in ``current`` become
+    history. Every ``current`` identifier links to the person, taken from whoever holds it;
+    a current BSUID (or parent BSUID) replaces the person's own of that kind. With
+    ``renews_bsuids`` (a number change: Meta regenerates BSUIDs with a new number) the
+    person's BSUID and parent BSUID become history unless ``current`` names them. The
+    contact keeps its id; nothing is merged.
     """
 
     business: str
-    kind: Literal["phone", "bsuid"]
-    old: str
-    new: str
+    previous: tuple[Identifier, ...]
+    current: tuple[Identifier, ...]
     at: datetime
+    renews_bsuids: bool = False
 
 
 @dataclass(frozen=True, slots=True)

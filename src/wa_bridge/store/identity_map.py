@@ -1,6 +1,6 @@
 """The identity graph: every identifier (E.164 phone, BSUID, parent BSUID) → one contact.
 
-Rules (DESIGN.md "Contact identity"):
+Rules (DESIGN.md "Contact identity"; README "Identity"):
 
 - identifiers carried together are linked to one contact; a profile name never links;
 - phones are global (business ``""``), BSUIDs and parent BSUIDs are scoped by business;
@@ -8,11 +8,20 @@ Rules (DESIGN.md "Contact identity"):
   seen with a BSUID other than its contact's belongs to someone else now (a recycled
   number): the BSUID wins, the phone moves to the BSUID's contact, the old link is kept as
   history. Contacts are never merged.
-- change notices move an identifier: the new one becomes current, the old one history.
+- a change notice (:class:`~wa_bridge.store.api.IdentityChange`) finds the person by its
+  previous identifiers, links the current ones to them (taken from whoever holds them: a
+  contact opened by a message that beat the notice keeps only that message) and makes the
+  previous ones history. A notice about someone never seen opens one contact under the
+  current identifiers, the previous ones as its history; a notice already applied, or
+  older than what it would undo, changes nothing.
+- an identifier nobody holds now (retired by a notice) still reaches its last holder: a
+  BSUID always (they are never reissued), a phone only on an event that carries no BSUID
+  (a late status for a message sent to the old number), since a phone is reissued to
+  strangers, whose events carry their own BSUID. It stays history.
 
-Only current links match. Every decision is written to ``identity_events`` (no raw
-identifiers: hashes only). A batch costs two SELECTs plus bulk writes; only moves, which are
-rare, cost a statement each.
+Current links match first, then that fallback. Every decision is written to
+``identity_events`` (no raw identifiers: hashes only). A batch costs two SELECTs plus bulk
+writes; only moves, which are rare, cost a statement each.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from wa_bridge.log import get_logger, hash_key
 from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres, members
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store._upsert import insert_for
-from wa_bridge.store.api import IdentityChange
+from wa_bridge.store.api import Identifier, IdentityChange
 from wa_bridge.store.tables import contacts, identities, identity_events
 
 __all__ = ["IdentityGraph", "identifiers", "new_contact_id"]
@@ -52,9 +61,22 @@ def identifiers(business: str, contact: Contact) -> list[IdKey]:
         keys.append((business, "bsuid", contact.user_id))
     if contact.parent_user_id:
         keys.append((business, "parent_bsuid", contact.parent_user_id))
-    if contact.phone_e164:
-        keys.append((PHONE_SCOPE, "phone", contact.phone_e164))
+    for phone in (contact.phone_e164, *contact.linked_phones):
+        if phone and (PHONE_SCOPE, "phone", phone) not in keys:
+            keys.append((PHONE_SCOPE, "phone", phone))
     return keys
+
+
+def _keys(business: str, ids: Sequence[Identifier]) -> list[IdKey]:
+    """Notice identifiers as graph keys, strongest first."""
+    order = {"bsuid": 0, "parent_bsuid": 1, "phone": 2}
+    ranked = sorted(ids, key=lambda i: order[i[0]])
+    return list(dict.fromkeys((_scope(business, kind), kind, value) for kind, value in ranked))
+
+
+def _old(keys: Sequence[IdKey]) -> str:
+    """The audit detail of identifiers let go: their hashes, never the values."""
+    return "old=" + ",".join(hash_key(k[2]) for k in keys)
 
 
 def _scope(business: str, kind: str) -> str:
@@ -73,72 +95,109 @@ class IdentityGraph:
         self._at = at
         self._db_current: dict[IdKey, str] = {}
         self._current: dict[IdKey, str | None] = {}
+        self._last_holder: dict[IdKey, str] = {}  # for keys nobody holds now
+        self._retired_at: dict[IdKey, datetime] = {}  # when they were let go
         self._strong: dict[str, dict[tuple[str, str], str]] = {}
         self._touched: dict[tuple[IdKey, str], datetime] = {}
         self._new_contacts: list[str] = []
         self._audit: list[dict[str, Any]] = []
 
     async def load(self, keys: Iterable[IdKey]) -> None:
-        """Read the current links of ``keys`` and the strong identifiers of their contacts."""
+        """Read the links of ``keys`` (current, and the last holder of those nobody holds)
+        and the current strong identifiers of every contact found."""
         wanted = set(keys)
         values = sorted({k[2] for k in wanted})
         t = identities.c
-        found_contacts: set[str] = set()
+        history: dict[IdKey, tuple[datetime, str]] = {}
         for clause in members(self._conn, t.value, values):
             rows = await self._conn.execute(
-                select(t.business, t.kind, t.value, t.contact_id).where(clause, t.is_current)
+                select(
+                    t.business, t.kind, t.value, t.contact_id, t.is_current, t.replaced_at
+                ).where(clause)
             )
-            for business, kind, value, contact_id in rows:
+            for business, kind, value, contact_id, is_current, replaced_at in rows:
                 key = (business, kind, value)
-                if key in wanted:
+                if key not in wanted:
+                    continue
+                if is_current:
                     self._db_current[key] = contact_id
-                    found_contacts.add(contact_id)
+                else:
+                    when = replaced_at or self._at
+                    if key not in history or history[key][0] < when:
+                        history[key] = (when, contact_id)
         self._current.update(self._db_current)
-        for clause in members(self._conn, t.contact_id, sorted(found_contacts)):
-            rows = await self._conn.execute(
+        for key, (when, cid) in history.items():
+            if key not in self._db_current:
+                self._last_holder[key] = cid
+                self._retired_at[key] = when
+        found = set(self._db_current.values()) | set(self._last_holder.values())
+        for clause in members(self._conn, t.contact_id, sorted(found)):
+            strong_rows = await self._conn.execute(
                 select(t.business, t.kind, t.value, t.contact_id).where(
                     clause, t.is_current, t.kind.in_(sorted(STRONG_KINDS))
                 )
             )
-            for business, kind, value, contact_id in rows:
+            for business, kind, value, contact_id in strong_rows:
                 self._strong.setdefault(contact_id, {})[(business, kind)] = value
+                key = (business, kind, value)  # known now: a notice may retire it
+                self._db_current.setdefault(key, contact_id)
+                self._current.setdefault(key, contact_id)
 
     def resolve(self, business: str, contact: Contact) -> str | None:
         keys = identifiers(business, contact)
         if not keys:
             return None
-        winner: str | None = None
-        for key in keys:
-            cid = self._current.get(key)
-            if cid is not None and (key[1] == "bsuid" or self._compatible(cid, keys)):
-                winner = cid
-                break
+        winner = self._holder(keys)
         is_new = winner is None
         if winner is None:
             winner = self._create(keys)
         for key in keys:
-            self._link(key, winner, announce=not is_new)
+            if not self._is_retired_from(key, winner):  # a retired identifier stays history
+                self._link(key, winner, announce=not is_new)
         return winner
 
-    def change(self, change: IdentityChange) -> str:
-        scope = _scope(change.business, change.kind)
-        old_key: IdKey = (scope, change.kind, change.old)
-        new_key: IdKey = (scope, change.kind, change.new)
-        cid = self._current.get(old_key)
-        if cid is None:
-            # Already applied (a redelivered notice), or the old identifier is unknown.
-            cid = self._current.get(new_key)
-            if cid is None:
-                cid = self._create([new_key])
-                self._link(new_key, cid, announce=False)
-            if old_key not in self._current:
-                self._touched.setdefault((old_key, cid), self._at)
-                self._current[old_key] = None
-            return cid
-        self._link(new_key, cid, announce=False)
-        self._current[old_key] = None
-        self._decide(cid, "changed", [new_key], f"old={hash_key(change.old)}")
+    def change(self, change: IdentityChange) -> str | None:
+        """Apply one notice (see the module rules); return the person's contact id."""
+        previous = _keys(change.business, change.previous)
+        current = _keys(change.business, change.current)
+        cid = self._holder(previous, notice=True) or self._holder(current, notice=True)
+        if cid is None and not current:
+            return None
+        retired: list[IdKey] = []
+        if cid is None:  # someone never seen: one contact, as the notice leaves them
+            cid = self._create(current)
+        elif self._is_applied(cid, previous, current, change.at):
+            current = []
+        else:
+            candidates = self._to_retire(cid, change, previous, current)
+            retired = [k for k in candidates if self._retire(k, cid, change.at)]
+        joined = [k for k in current if self._current.get(k) != cid]
+        for key in joined:
+            self._link(key, cid, announce=False)
+        unseen = [k for k in previous if k not in self._current and k not in self._last_holder]
+        for key in unseen:  # so a late event from the old identity still finds them
+            self._keep_as_history(key, cid, change.at)
+        if retired or unseen or joined:
+            detail = _old(retired + unseen) if retired or unseen else None
+            self._decide(cid, "changed", joined, detail)
         return cid
+
+    def _to_retire(
+        self,
+        cid: str,
+        change: IdentityChange,
+        previous: Sequence[IdKey],
+        current: Sequence[IdKey],
+    ) -> list[IdKey]:
+        """The previous identifiers, and ``cid``'s BSUIDs the notice replaces or renews."""
+        out = [k for k in previous if k not in current]
+        for (business, kind), value in self._strong.get(cid, {}).items():
+            key = (business, kind, value)
+            replaced = any(k[:2] == key[:2] for k in current)
+            renewed = change.renews_bsuids and business == change.business
+            if key not in current and key not in out and (replaced or renewed):
+                out.append(key)
+        return out
 
     async def flush(self) -> None:
         """Write the batch's decisions: contacts, demoted links, new links, audit rows."""
@@ -160,7 +219,7 @@ class IdentityGraph:
                             t.contact_id == db_cid,
                         )
                     )
-                    .values(is_current=False, replaced_at=at)
+                    .values(is_current=False, replaced_at=self._retired_at.get(key, at))
                 )
         rows = [
             {
@@ -170,7 +229,9 @@ class IdentityGraph:
                 "contact_id": cid,
                 "is_current": self._current.get(key) == cid,
                 "linked_at": linked_at,
-                "replaced_at": None if self._current.get(key) == cid else at,
+                "replaced_at": None
+                if self._current.get(key) == cid
+                else self._retired_at.get(key, at),
             }
             for (key, cid), linked_at in self._touched.items()
             if self._db_current.get(key) != cid
@@ -211,6 +272,56 @@ class IdentityGraph:
             await conn.execute(stmt, list(part))
 
     # --- in-memory decisions ------------------------------------------------------------
+
+    def _holder(self, keys: Sequence[IdKey], *, notice: bool = False) -> str | None:
+        """The contact ``keys`` name: a current link (strongest first; a phone or parent
+        only if its contact's BSUIDs agree with ``keys``), else the last holder of a retired
+        identifier (a phone only for a notice or an event without BSUIDs)."""
+        for key in keys:
+            cid = self._current.get(key)
+            if cid is not None and (key[1] == "bsuid" or self._compatible(cid, keys)):
+                return cid
+        phone_ok = notice or not any(k[1] in STRONG_KINDS for k in keys)
+        for key in keys:
+            cid = self._last_holder.get(key) if self._current.get(key) is None else None
+            if cid is None or (key[1] == "phone" and not phone_ok):
+                continue
+            if key[1] == "bsuid" or self._compatible(cid, keys):
+                return cid
+        return None
+
+    def _is_retired_from(self, key: IdKey, cid: str) -> bool:
+        return self._current.get(key) is None and self._last_holder.get(key) == cid
+
+    def _is_applied(
+        self, cid: str, previous: Sequence[IdKey], current: Sequence[IdKey], at: datetime
+    ) -> bool:
+        """A notice already applied (all its current ids are ``cid``'s, none of the previous
+        ones), or older than ``cid``'s state (a current id of it let go at or after ``at``;
+        one let go earlier may come back: a person who returns to their old number)."""
+        for key in current:
+            if self._is_retired_from(key, cid) and self._retired_at.get(key, at) >= at:
+                return True
+        done = all(self._current.get(k) == cid for k in current)
+        return done and not any(self._current.get(k) == cid for k in previous if k not in current)
+
+    def _retire(self, key: IdKey, cid: str, at: datetime) -> bool:
+        """Make ``cid``'s current link of ``key`` history as of ``at``; False if it held none."""
+        if self._current.get(key) != cid:
+            return False
+        business, kind, value = key
+        strong = self._strong.get(cid, {})
+        if strong.get((business, kind)) == value:
+            del strong[(business, kind)]
+        self._keep_as_history(key, cid, at)
+        return True
+
+    def _keep_as_history(self, key: IdKey, cid: str, at: datetime) -> None:
+        """Make ``key`` ``cid``'s history (not current), let go at ``at``."""
+        self._current[key] = None
+        self._last_holder[key] = cid
+        self._retired_at[key] = at
+        self._touched.setdefault((key, cid), self._at)
 
     def _compatible(self, cid: str, keys: Sequence[IdKey]) -> bool:
         """False when ``cid`` already has another BSUID (or parent) in the same business."""
@@ -265,6 +376,5 @@ def all_keys(items: Sequence[tuple[str, Contact]]) -> list[IdKey]:
 def change_keys(changes: Sequence[IdentityChange]) -> list[IdKey]:
     out: list[IdKey] = []
     for ch in changes:
-        scope = _scope(ch.business, ch.kind)
-        out += [(scope, ch.kind, ch.old), (scope, ch.kind, ch.new)]
+        out += _keys(ch.business, ch.previous) + _keys(ch.business, ch.current)
     return out

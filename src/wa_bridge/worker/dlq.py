@@ -13,90 +13,59 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Final, Protocol
+from datetime import datetime
+from typing import Final
 
-from wa_bridge.bus.topics import (
-    HEADER_ERROR_CLASS,
-    HEADER_ERROR_MESSAGE,
-    HEADER_ORIGINAL_OFFSET,
-    HEADER_ORIGINAL_PARTITION,
-    HEADER_ORIGINAL_TOPIC,
-    dlq_topic,
-)
-from wa_bridge.errors import CrmRejected, WaBridgeError
+from wa_bridge.bus import topics
+from wa_bridge.bus.record_producer import RecordProducer
+from wa_bridge.errors import CrmRejected, DlqLimitExceeded, WaBridgeError
 from wa_bridge.store.api import NewDeadLetter, Store
+from wa_bridge.worker.retry import error_class_of
 
-__all__ = ["DeadLetterer", "DlqGuard", "DlqLimitExceeded", "Failure", "RecordProducer"]
+__all__ = ["MAX_MESSAGE_CHARS", "DeadLetterer", "DlqGuard", "dead_letter_of"]
 
 MAX_MESSAGE_CHARS: Final = 500
 
 
-class RecordProducer(Protocol):
-    """The slice of aiokafka's producer the worker uses (awaits the broker's ack)."""
+def dead_letter_of(
+    error: BaseException,
+    *,
+    event_id: str,
+    event_type: str,
+    contact_key: str | None,
+    payload: bytes,
+    attempts: int,
+    failed_at: datetime,
+    origin: tuple[str, int, int] | None = None,
+    context: str = "",
+) -> NewDeadLetter:
+    """The one dead-letter record for an event that failed with ``error``.
 
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> object: ...
-
-
-class DlqLimitExceeded(WaBridgeError):
-    """Most recent events were dead-lettered: stop consuming instead of filling the DLQ."""
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """An event that will be dead-lettered, with where it came from and why."""
-
-    event_id: str
-    event_type: str
-    key: str | None
-    payload: bytes
-    error_class: str
-    error_message: str
-    crm_error: str | None
-    attempts: int
-    topic: str
-    partition: int
-    offset: int
-
-    @classmethod
-    def of(
-        cls,
-        error: BaseException,
-        *,
-        error_class: str,
-        event_id: str,
-        event_type: str,
-        key: str | None,
-        payload: bytes,
-        attempts: int,
-        topic: str,
-        partition: int,
-        offset: int,
-    ) -> Failure:
-        message = str(error) or type(error).__name__
-        if not isinstance(error, WaBridgeError):
-            message = f"{type(error).__name__}: {message}"
-        return cls(
-            event_id=event_id,
-            event_type=event_type,
-            key=key,
-            payload=payload,
-            error_class=error_class,
-            error_message=message[:MAX_MESSAGE_CHARS],
-            crm_error=error.crm_error if isinstance(error, CrmRejected) else None,
-            attempts=attempts,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-        )
+    The error class comes from :func:`error_class_of`; the message is ours (a bug's
+    message is prefixed with its type), cut to ``MAX_MESSAGE_CHARS``, and prefixed with
+    ``context`` ("replay") when given; ``crm_error`` is the CRM's own message, when it
+    gave one. ``origin`` is the topic, partition and offset the event was consumed from.
+    """
+    message = str(error) or type(error).__name__
+    if not isinstance(error, WaBridgeError):
+        message = f"{type(error).__name__}: {message}"
+    if context:
+        message = f"{context}: {message}"
+    topic, partition, offset = origin if origin is not None else (None, None, None)
+    return NewDeadLetter(
+        event_id=event_id,
+        event_type=event_type,
+        contact_key=contact_key,
+        payload=payload,
+        error_class=error_class_of(error),
+        error_message=message[:MAX_MESSAGE_CHARS],
+        crm_error=error.crm_error if isinstance(error, CrmRejected) else None,
+        attempts=attempts,
+        failed_at=failed_at,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+    )
 
 
 class DeadLetterer:
@@ -105,48 +74,38 @@ class DeadLetterer:
     def __init__(self, producer: RecordProducer, store: Store, *, base_topic: str) -> None:
         self.producer = producer
         self.store = store
-        self.topic = dlq_topic(base_topic)
+        self.topic = topics.dlq_topic(base_topic)
 
-    async def write(self, failures: Sequence[Failure]) -> list[int]:
-        """Produce then record every failure; returns the dead-letter row ids."""
-        for f in failures:
+    async def write(self, letters: Sequence[NewDeadLetter]) -> list[int]:
+        """Produce then record every dead letter; returns the dead-letter row ids."""
+        for letter in letters:
             await self.producer.send_and_wait(
                 self.topic,
-                value=f.payload,
-                key=f.key.encode() if f.key is not None else None,
-                headers=[
-                    (HEADER_ERROR_CLASS, f.error_class.encode()),
-                    (HEADER_ERROR_MESSAGE, f.error_message.encode()),
-                    (HEADER_ORIGINAL_TOPIC, f.topic.encode()),
-                    (HEADER_ORIGINAL_PARTITION, str(f.partition).encode()),
-                    (HEADER_ORIGINAL_OFFSET, str(f.offset).encode()),
-                ],
+                value=letter.payload,
+                key=letter.contact_key.encode() if letter.contact_key is not None else None,
+                partition=None,  # by key, like the main topic
+                headers=_headers(letter),
             )
-        now = datetime.now(UTC)
         async with self.store.transaction() as tx:
-            ids = [f.event_id for f in failures if f.event_id]
+            ids = [letter.event_id for letter in letters if letter.event_id]
             if ids:
                 await tx.claim_events(ids)
                 await tx.set_outcomes([(eid, "dead_lettered") for eid in ids])
-            return await tx.add_dead_letters(
-                [
-                    NewDeadLetter(
-                        event_id=f.event_id,
-                        event_type=f.event_type,
-                        contact_key=f.key,
-                        payload=f.payload,
-                        error_class=f.error_class,
-                        error_message=f.error_message,
-                        crm_error=f.crm_error,
-                        attempts=f.attempts,
-                        failed_at=now,
-                        topic=f.topic,
-                        partition=f.partition,
-                        offset=f.offset,
-                    )
-                    for f in failures
-                ]
-            )
+            return await tx.add_dead_letters(letters)
+
+
+def _headers(letter: NewDeadLetter) -> list[tuple[str, bytes]]:
+    headers = [
+        (topics.HEADER_ERROR_CLASS, letter.error_class.encode()),
+        (topics.HEADER_ERROR_MESSAGE, letter.error_message.encode()),
+    ]
+    if letter.topic is not None:
+        headers += [
+            (topics.HEADER_ORIGINAL_TOPIC, letter.topic.encode()),
+            (topics.HEADER_ORIGINAL_PARTITION, str(letter.partition).encode()),
+            (topics.HEADER_ORIGINAL_OFFSET, str(letter.offset).encode()),
+        ]
+    return headers
 
 
 @dataclass

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent, Contact
-from wa_bridge.store.api import IdentityChange
+from wa_bridge.store.api import Identifier, IdentifierKind, IdentityChange
 
 __all__ = [
     "INBOUND_TYPES",
@@ -44,11 +45,29 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def event_time(event: CanonicalEvent) -> datetime:
-    """Meta's event time as an aware datetime (UTC when the string has no offset)."""
+    """Meta's event time as an aware datetime (UTC when the string has no offset).
+
+    When ``time`` does not parse, the receipt time (``recvtime``, set by the receiver on
+    every event) stands in: it is the closest time we know, and the same on every replay.
+    Raises InvalidEvent when neither parses.
+    """
+    for text in (event.time, event.recvtime):
+        moment = _parse_time(text)
+        if moment is not None:
+            return moment
+    raise InvalidEvent(
+        f"event {event.id} has no readable time (time and recvtime are not ISO 8601); "
+        "fix the producer"
+    )
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
     try:
-        moment = datetime.fromisoformat(event.time)
+        moment = datetime.fromisoformat(text)
     except ValueError:
-        return datetime.now(UTC)
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -76,6 +95,8 @@ def business_number_of(event: CanonicalEvent) -> str:
 
 
 def contact_of(event: CanonicalEvent) -> Contact | None:
+    """Who the event is about (``data.contact``; for a change notice, the person as the
+    notice leaves them), or None when it names no identifier."""
     raw = event.data.get("contact")
     if not isinstance(raw, dict):
         return None
@@ -97,29 +118,59 @@ def status_of(event: CanonicalEvent) -> StatusFact | None:
 
 
 def identity_change_of(event: CanonicalEvent) -> IdentityChange | None:
-    """A number or BSUID change notice carried by ``event``, if any."""
+    """The identity-change notice ``event`` carries (``data.identity_change``, written by
+    the normalizer for every shape Meta has sent), if any."""
     data = event.data
-    business = business_of(event)
-    at = event_time(event)
-    if event.type == "whatsapp.user.id_update":
-        old = _str(data.get("previous_user_id"))
-        new = _str(data.get("current_user_id"))
-        if old and new:
-            return IdentityChange(business=business, kind="bsuid", old=old, new=new, at=at)
+    raw = data.get("identity_change")
+    if not isinstance(raw, dict):
+        return _legacy_identity_change(event)
+    previous = _identifiers(raw.get("previous"))
+    current = _identifiers(raw.get("current"))
+    if not current:
         return None
-    system = _dict(data.get("system"))
-    kind = _str(system.get("type"))
+    return IdentityChange(
+        business=business_of(event),
+        previous=previous,
+        current=current,
+        at=event_time(event),
+        renews_bsuids=raw.get("kind") == "number",
+    )
+
+
+_ID_FIELDS: tuple[tuple[IdentifierKind, str], ...] = (
+    ("bsuid", "user_id"),
+    ("parent_bsuid", "parent_user_id"),
+    ("phone", "phone_e164"),
+)
+
+
+def _identifiers(raw: Any) -> tuple[Identifier, ...]:
+    side = _dict(raw)
+    return tuple((kind, value) for kind, name in _ID_FIELDS if (value := _str(side.get(name))))
+
+
+def _legacy_identity_change(event: CanonicalEvent) -> IdentityChange | None:
+    """Events normalized before ``data.identity_change`` existed (still in a retry topic or
+    a dead letter): the number and BSUID changes they could express."""
+    data = event.data
     contact = _dict(data.get("contact"))
-    if kind == "user_changed_number":
-        old = _str(contact.get("phone_e164"))
-        new = _str(system.get("new_phone_e164"))
-        if old and new:
-            return IdentityChange(business=business, kind="phone", old=old, new=new, at=at)
-    elif kind == "user_changed_user_id":
-        old = _str(contact.get("user_id"))
-        new = _str(system.get("user_id"))
-        if old == new:
-            old = None
-        if old and new:
-            return IdentityChange(business=business, kind="bsuid", old=old, new=new, at=at)
-    return None
+    system = _dict(data.get("system"))
+    if event.type == "whatsapp.user.id_update":
+        old, new, kind = data.get("previous_user_id"), data.get("current_user_id"), "bsuid"
+    elif system.get("type") == "user_changed_number":
+        old, new, kind = contact.get("phone_e164"), system.get("new_phone_e164"), "phone"
+    elif system.get("type") == "user_changed_user_id":
+        old, new, kind = contact.get("user_id"), system.get("user_id"), "bsuid"
+    else:
+        return None
+    old, new = _str(old), _str(new)
+    if not (old and new) or old == new:
+        return None
+    moved: IdentifierKind = "phone" if kind == "phone" else "bsuid"
+    return IdentityChange(
+        business=business_of(event),
+        previous=((moved, old),),
+        current=((moved, new),),
+        at=event_time(event),
+        renews_bsuids=moved == "phone",
+    )

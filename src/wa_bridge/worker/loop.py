@@ -16,22 +16,20 @@ the round finish within ``shutdown_grace_s``.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
-
-from wa_bridge.bus.consumer import Delivery
+from wa_bridge.bus.consumer import Delivery, RecordConsumer, TopicPartition
 from wa_bridge.bus.topics import retry_topic
+from wa_bridge.clock import SYSTEM_CLOCK, Clock, epoch_ms
+from wa_bridge.errors import BusUnavailable
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
-from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
+from wa_bridge.worker.dlq import DlqGuard
 from wa_bridge.worker.partition import PartitionProcessor, Tally
 
-__all__ = ["Worker", "WorkerStats"]
+__all__ = ["Worker", "WorkerOptions", "WorkerStats"]
 
 log = get_logger("worker")
 
@@ -59,49 +57,56 @@ class WorkerStats:
         self.dead_lettered += tally.dead_lettered
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """What a :class:`Worker` reads from the settings."""
+
+    main_topic: str
+    retry_levels: int  # retry topics <main>.retry.1 … <main>.retry.<retry_levels>
+    batch_max: int  # records per partition per transaction
+    shutdown_grace_s: float  # how long a stop waits for the round in flight
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerOptions:
+        return cls(
+            main_topic=settings.kafka_topic,
+            retry_levels=len(settings.retry_delays_s),
+            batch_max=settings.worker_batch_max,
+            shutdown_grace_s=settings.shutdown_grace_s,
+        )
+
+
 @dataclass
 class _RetryBuffer:
     records: list[Delivery] = field(default_factory=list)
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self.worker.on_revoked(list(revoked))
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
-
-
 class Worker:
-    """Consumes ``settings.kafka_topic`` and its retry topics in the consumer group.
+    """Consumes the main topic and its retry topics in the consumer group.
 
-    Build it with an unstarted consumer subscribed with :meth:`listener`; ``run(stop)``
-    runs until ``stop`` is set, ``run_until_idle()`` until caught up (tests, burst mode).
+    Build it with an unstarted consumer, then start the consumer on :attr:`topics` with
+    the worker as its rebalance listener; ``run(stop)`` runs until ``stop`` is set,
+    ``run_until_idle()`` until caught up (tests, burst mode).
     """
 
     def __init__(
         self,
-        settings: Settings,
+        options: WorkerOptions,
         *,
-        consumer: Any,
+        consumer: RecordConsumer,
         processor: PartitionProcessor,
-        dead_letterer: DeadLetterer,
         guard: DlqGuard | None = None,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.settings = settings
+        self.options = options
         self.consumer = consumer
         self.processor = processor
-        self.dead_letterer = dead_letterer
         self.guard = guard or DlqGuard()
-        self.clock_ms = clock_ms
+        self.clock = clock
         self.stats = WorkerStats()
-        self.main_topic = settings.kafka_topic
+        self.main_topic = options.main_topic
         self.retry_topics = [
-            retry_topic(self.main_topic, n) for n in range(1, len(settings.retry_delays_s) + 1)
+            retry_topic(self.main_topic, n) for n in range(1, options.retry_levels + 1)
         ]
         self._buffers: dict[TopicPartition, _RetryBuffer] = {}
         self._lock = asyncio.Lock()
@@ -110,9 +115,6 @@ class Worker:
     @property
     def topics(self) -> list[str]:
         return [self.main_topic, *self.retry_topics]
-
-    def listener(self) -> ConsumerRebalanceListener:
-        return _Listener(self)
 
     # --- running ----------------------------------------------------------------------
 
@@ -134,7 +136,7 @@ class Worker:
 
     async def _drain(self, work: asyncio.Future[None]) -> None:
         self._stopping = True
-        grace = self.settings.shutdown_grace_s
+        grace = self.options.shutdown_grace_s
         try:
             await asyncio.wait_for(asyncio.shield(work), timeout=grace)
         except TimeoutError:
@@ -164,35 +166,34 @@ class Worker:
 
     # --- one round --------------------------------------------------------------------
 
-    async def _fetch(self, poll_ms: int = IDLE_POLL_MS) -> Any:
+    async def _fetch(self, poll_ms: int = IDLE_POLL_MS) -> dict[TopicPartition, list[Delivery]]:
         timeout_ms = min(poll_ms, self._ms_until_next_due())
         try:
             return await self.consumer.getmany(
                 timeout_ms=timeout_ms, max_records=self._max_records()
             )
-        except KafkaError as exc:
-            log.warning("fetch_failed", error=type(exc).__name__)
-            await asyncio.sleep(0.5)
+        except BusUnavailable as exc:
+            log.warning("fetch_failed", error=_cause_name(exc))
+            await self.clock.sleep(0.5)
             return {}
 
     def _max_records(self) -> int:
         """``worker_batch_max`` per assigned main-topic partition: every partition can
         bring a full batch to the round (bigger transactions, fewer round trips)."""
         assigned = sum(1 for tp in self.consumer.assignment() if tp.topic == self.main_topic)
-        return self.settings.worker_batch_max * max(1, assigned)
+        return self.options.batch_max * max(1, assigned)
 
     def _ms_until_next_due(self) -> int:
-        now = self.clock_ms()
+        now = epoch_ms(self.clock)
         dues = [buf.records[0].due_ms for buf in self._buffers.values() if buf.records]
         if not dues:
             return IDLE_POLL_MS
         return max(0, min(dues) - now)
 
-    async def _round(self, fetched: Any) -> None:
+    async def _round(self, fetched: dict[TopicPartition, list[Delivery]]) -> None:
         async with self._lock:
             main: dict[TopicPartition, list[Delivery]] = {}
-            for tp, records in fetched.items():
-                deliveries = [Delivery.of(r) for r in records]
+            for tp, deliveries in fetched.items():
                 if tp.topic == self.main_topic:
                     main[tp] = deliveries
                 else:
@@ -215,7 +216,7 @@ class Worker:
             self.consumer.pause(tp)
 
     def _take_due(self) -> dict[TopicPartition, list[Delivery]]:
-        now = self.clock_ms()
+        now = epoch_ms(self.clock)
         due: dict[TopicPartition, list[Delivery]] = {}
         for tp, buf in self._buffers.items():
             n = 0
@@ -237,7 +238,7 @@ class Worker:
     ) -> dict[TopicPartition, int]:
         commits: dict[TopicPartition, int] = {}
 
-        size = self.settings.worker_batch_max
+        size = self.options.batch_max
 
         async def one(tp: TopicPartition, deliveries: Sequence[Delivery], retry: bool) -> None:
             # one transaction per worker_batch_max records of the partition, in order
@@ -265,12 +266,15 @@ class Worker:
         try:
             await self.consumer.commit(commits)
             self.stats.commits += 1
-        except (CommitFailedError, KafkaError) as exc:
-            # The group moved on; the new owner re-reads these records and the ledger
-            # skips what took effect. Nothing is lost.
-            log.warning("offset_commit_failed", error=type(exc).__name__)
+        except BusUnavailable as exc:
+            # The group moved on or the broker is gone; the new owner re-reads these
+            # records and the ledger skips what took effect. Nothing is lost.
+            log.warning("offset_commit_failed", error=_cause_name(exc))
 
     # --- rebalance --------------------------------------------------------------------
+
+    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions_assigned", partitions=sorted(_name(tp) for tp in assigned))
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         """Wait for the round in flight (it commits what it finished), then forget the
@@ -280,7 +284,7 @@ class Worker:
                 self._buffers.pop(tp, None)
             for partition in {tp.partition for tp in revoked if tp.topic == self.main_topic}:
                 self.processor.parking.drop_partition(partition)
-        log.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
+        log.info("partitions_revoked", partitions=sorted(_name(tp) for tp in revoked))
 
     def _stats_fields(self) -> dict[str, int]:
         s = self.stats
@@ -291,3 +295,13 @@ class Worker:
             "retried": s.retried,
             "dead_lettered": s.dead_lettered,
         }
+
+
+def _name(tp: TopicPartition) -> str:
+    return f"{tp.topic}-{tp.partition}"
+
+
+def _cause_name(exc: BusUnavailable) -> str:
+    """The Kafka error's class behind ``exc`` (what the log used to name)."""
+    cause = exc.__cause__
+    return type(cause).__name__ if cause is not None else type(exc).__name__

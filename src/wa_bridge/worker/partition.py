@@ -3,41 +3,74 @@
 Main-topic records are applied as one batch (one store transaction). When the batch
 fails, its events are applied one by one so only the bad one is retried or
 dead-lettered. Retry-topic records come one at a time, in order, once due.
+
+Whatever the pipeline raises for an event decides that event's fate by its class (a bug
+included: the poison-event rule). The bookkeeping around it (the store outage wait, the
+retry-topic publish, the dead-letter write) waits out ``BusUnavailable`` and
+``StoreUnavailable`` only: any other exception there is a bug of ours and propagates, so
+the worker stops with nothing committed instead of stalling the partition in a loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Literal
 
 import orjson
 
 from wa_bridge.bus.consumer import Delivery, retry_headers
+from wa_bridge.bus.record_producer import RecordProducer
 from wa_bridge.bus.topics import retry_topic
+from wa_bridge.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from wa_bridge.errors import InvalidEvent, PermanentError, RetryableError
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
 from wa_bridge.ops.metrics import EVENT_OUTCOMES, WORKER_BATCH_SECONDS
 from wa_bridge.settings import Settings
-from wa_bridge.worker.dlq import DeadLetterer, Failure, RecordProducer
+from wa_bridge.store.api import LedgerOutcome
+from wa_bridge.worker.dlq import DeadLetterer, dead_letter_of
 from wa_bridge.worker.pipeline import BatchResult, Pipeline, check_route
 from wa_bridge.worker.retry import (
     UNEXPECTED_ERROR,
+    ErrorClass,
     ParkingLot,
     error_class_of,
     fate_of,
-    is_infrastructure,
     retry_in_place,
+    wait_out_outages,
 )
 
-__all__ = ["PartitionProcessor", "Tally"]
+__all__ = ["Outcome", "PartitionOptions", "PartitionProcessor", "RetryReason", "Tally"]
 
 log = get_logger("worker")
 
-INFRA_BACKOFF_MAX_S: Final = 5.0
+
+@dataclass(frozen=True, slots=True)
+class PartitionOptions:
+    """What a :class:`PartitionProcessor` reads from the settings."""
+
+    base_topic: str  # the main topic; retry topics are named after it
+    retry_delays_s: tuple[float, ...]  # one per retry topic, in order
+    in_place_attempts: int  # tries of an event before it moves to the next retry topic
+    phone_number_ids: frozenset[str]  # numbers served; empty serves all
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PartitionOptions:
+        return cls(
+            base_topic=settings.kafka_topic,
+            retry_delays_s=tuple(settings.retry_delays_s),
+            in_place_attempts=settings.retry_in_place_attempts,
+            phone_number_ids=frozenset(settings.phone_number_ids),
+        )
+
+
+# How one event's processing ended, as counted (Tally, WorkerStats) and exported
+# (wa_bridge_event_outcomes_total{outcome=...}).
+Outcome = Literal["applied", "noop", "stale", "retried", "dead_lettered"]
+# Why an event goes to a retry topic: its error class, or an earlier event of its
+# contact is already there.
+RetryReason = ErrorClass | Literal["ParkedBehind"]
 
 
 @dataclass(slots=True)
@@ -86,23 +119,20 @@ class PartitionProcessor:
 
     def __init__(
         self,
-        settings: Settings,
+        options: PartitionOptions,
         *,
         pipeline: Pipeline,
         dead_letterer: DeadLetterer,
         producer: RecordProducer,
         parking: ParkingLot | None = None,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.pipeline = pipeline
         self.dead_letterer = dead_letterer
         self.producer = producer
         self.parking = parking or ParkingLot()
-        self.clock_ms = clock_ms
-        self.base_topic = settings.kafka_topic
-        self.delays_s = list(settings.retry_delays_s)
-        self.attempts = settings.retry_in_place_attempts
-        self.phone_number_ids = frozenset(settings.phone_number_ids)
+        self.clock = clock
+        self.options = options
 
     def note_in_retry(self, delivery: Delivery) -> None:
         """A fetched retry record parks its contact (rebuilds the lot after a restart)."""
@@ -116,7 +146,7 @@ class PartitionProcessor:
 
     async def process(self, deliveries: Sequence[Delivery], *, is_retry: bool) -> Tally:
         tally = Tally()
-        items = [_parse(d, self.phone_number_ids) for d in deliveries]
+        items = [_parse(d, self.options.phone_number_ids) for d in deliveries]
         if is_retry:
             for item in items:
                 await self._one(item, tally, level=max(1, item.delivery.attempt))
@@ -137,17 +167,17 @@ class PartitionProcessor:
 
     async def _batch(self, items: list[_Item], tally: Tally) -> None:
         events = [i.event for i in items if i.event is not None]
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         try:
-            result = await self._apply(events, attempts=self.attempts)
-        except Exception as exc:
+            result = await self._apply(events, attempts=self.options.in_place_attempts)
+        except Exception as exc:  # the pipeline failed for some event: find it, one by one
             log.info(
                 "batch_failed_isolating",
                 partition=items[0].delivery.partition,
                 size=len(items),
                 error_class=error_class_of(exc),
             )
-            budget = 1 if isinstance(exc, RetryableError) else self.attempts
+            budget = 1 if isinstance(exc, RetryableError) else self.options.in_place_attempts
             for item in items:
                 await self._one(item, tally, level=0, attempts=budget)
             return
@@ -163,10 +193,12 @@ class PartitionProcessor:
         if ahead > level:
             await self._park_behind(item, tally)
             return
-        started = time.perf_counter()
+        started = self.clock.monotonic()
         try:
-            result = await self._apply([item.event], attempts=attempts or self.attempts)
-        except Exception as exc:
+            result = await self._apply(
+                [item.event], attempts=attempts or self.options.in_place_attempts
+            )
+        except Exception as exc:  # the poison-event rule: its class decides (bugs included)
             await self._fail(item, exc, tally, level=level)
             return
         self._release(item)
@@ -174,20 +206,20 @@ class PartitionProcessor:
 
     async def _apply(self, events: list[CanonicalEvent], *, attempts: int) -> BatchResult:
         """Pipeline with the in-place budget; waits out infrastructure outages."""
-        wait_s = 0.1
-        while True:
-            try:
-                return await retry_in_place(
-                    lambda: self.pipeline.apply(events),
-                    attempts=attempts,
-                    on_retry=_log_in_place_retry,
-                )
-            except Exception as exc:
-                if not is_infrastructure(exc):
-                    raise
-                log.warning("store_unavailable_waiting", error_class=type(exc).__name__)
-                await asyncio.sleep(wait_s)
-                wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
+
+        def waiting(exc: BaseException) -> None:
+            log.warning("store_unavailable_waiting", error_class=type(exc).__name__)
+
+        return await wait_out_outages(
+            lambda: retry_in_place(
+                lambda: self.pipeline.apply(events),
+                attempts=attempts,
+                on_retry=_log_in_place_retry,
+                clock=self.clock,
+            ),
+            clock=self.clock,
+            on_wait=waiting,
+        )
 
     async def _fail(self, item: _Item, exc: BaseException, tally: Tally, *, level: int) -> None:
         if error_class_of(exc) == UNEXPECTED_ERROR:
@@ -197,7 +229,7 @@ class PartitionProcessor:
                 event_type=item.event_type,
                 exc_info=exc,
             )
-        fate = fate_of(exc, attempt=level, max_attempt=len(self.delays_s))
+        fate = fate_of(exc, attempt=level, max_attempt=len(self.options.retry_delays_s))
         if fate.action == "retry":
             await self._to_retry(item, level + 1, tally, error_class=fate.error_class)
         else:
@@ -216,82 +248,60 @@ class PartitionProcessor:
         level = max(1, self._parked_level(item))
         await self._to_retry(item, level, tally, error_class="ParkedBehind")
 
-    async def _to_retry(self, item: _Item, level: int, tally: Tally, *, error_class: str) -> None:
+    async def _to_retry(
+        self, item: _Item, level: int, tally: Tally, *, error_class: RetryReason
+    ) -> None:
         d = item.delivery
-        due_ms = self.clock_ms() + int(self.delays_s[level - 1] * 1000)
+        due_ms = epoch_ms(self.clock) + int(self.options.retry_delays_s[level - 1] * 1000)
         await self._publish(
-            retry_topic(self.base_topic, level),
+            retry_topic(self.options.base_topic, level),
             d,
             retry_headers(d, attempt=level, due_ms=due_ms),
         )
         if d.key is not None:
             self.parking.park(d.partition, d.key, item.event_id, level)
         tally.retried += 1
-        EVENT_OUTCOMES.labels(outcome="retried").inc()
-        log.info(
-            "event_retried",
-            event_id=item.event_id,
-            event_type=item.event_type,
-            partition=d.partition,
-            offset=d.offset,
-            attempt=level,
-            error_class=error_class,
-        )
+        _routed("retried", item, attempt=level, error_class=error_class)
 
     async def _publish(self, topic: str, d: Delivery, headers: list[tuple[str, bytes]]) -> None:
-        wait_s = 0.1
-        while True:
-            try:
-                await self.producer.send_and_wait(
-                    topic,
-                    value=d.value,
-                    key=d.key.encode() if d.key is not None else None,
-                    partition=d.partition,
-                    headers=headers,
-                )
-                return
-            except Exception as exc:  # the bus is down: wait, nothing is committed yet
-                log.warning("retry_publish_failed", topic=topic, error_class=type(exc).__name__)
-                await asyncio.sleep(wait_s)
-                wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
+        def waiting(exc: BaseException) -> None:  # nothing is committed yet: wait
+            log.warning("retry_publish_failed", topic=topic, error_class=type(exc).__name__)
+
+        await wait_out_outages(
+            lambda: self.producer.send_and_wait(
+                topic,
+                value=d.value,
+                key=d.key.encode() if d.key is not None else None,
+                partition=d.partition,
+                headers=headers,
+            ),
+            clock=self.clock,
+            on_wait=waiting,
+        )
 
     async def _dead_letter(
         self, item: _Item, exc: BaseException, tally: Tally, *, attempts: int
     ) -> None:
         d = item.delivery
-        topic, partition, offset = d.origin()
-        failure = Failure.of(
+        letter = dead_letter_of(
             exc,
-            error_class=error_class_of(exc),
             event_id=item.event_id,
             event_type=item.event_type,
-            key=d.key,
+            contact_key=d.key,
             payload=d.value,
             attempts=attempts,
-            topic=topic,
-            partition=partition,
-            offset=offset,
+            failed_at=self.clock.now(),
+            origin=d.origin(),
         )
-        wait_s = 0.1
-        while True:
-            try:
-                await self.dead_letterer.write([failure])
-                break
-            except Exception as write_exc:
-                log.warning("dead_letter_write_failed", error_class=type(write_exc).__name__)
-                await asyncio.sleep(wait_s)
-                wait_s = min(INFRA_BACKOFF_MAX_S, wait_s * 2)
+
+        def waiting(exc: BaseException) -> None:
+            log.warning("dead_letter_write_failed", error_class=type(exc).__name__)
+
+        await wait_out_outages(
+            lambda: self.dead_letterer.write([letter]), clock=self.clock, on_wait=waiting
+        )
         tally.dead_lettered += 1
-        EVENT_OUTCOMES.labels(outcome="dead_lettered").inc()
-        log.info(
-            "event_dead_lettered",
-            event_id=item.event_id,
-            event_type=item.event_type,
-            partition=d.partition,
-            offset=d.offset,
-            attempt=attempts,
-            error_class=failure.error_class,
-        )
+        _routed("dead_lettered", item, attempt=attempts, error_class=letter.error_class)
 
     def _release(self, item: _Item) -> None:
         if item.delivery.key is not None:
@@ -306,16 +316,16 @@ class PartitionProcessor:
         (py-spy); each event's outcome and time stay queryable in the ledger
         (processed_events), and retries and dead letters keep their own INFO line.
         """
-        elapsed_s = time.perf_counter() - started
+        elapsed_s = self.clock.monotonic() - started
         duration_ms = round(elapsed_s * 1000, 2)
         seen: set[str] = set()
-        counts = {"applied": 0, "noop": 0, "stale": 0}
+        counts: dict[Outcome, int] = {"applied": 0, "noop": 0, "stale": 0}
         for item in items:
-            outcome: str = result.outcomes.get(item.event_id, "applied")
+            outcome = _delivered_outcome(result.outcomes.get(item.event_id, "applied"))
             if item.event_id in seen:
                 outcome = "noop"  # the same event twice in one batch
             seen.add(item.event_id)
-            counts[outcome if outcome in counts else "applied"] += 1
+            counts[outcome] += 1
             log.debug(
                 "event_delivered",
                 event_id=item.event_id,
@@ -329,9 +339,9 @@ class PartitionProcessor:
         tally.delivered += counts["applied"]
         tally.duplicates += counts["noop"]
         tally.stale += counts["stale"]
-        for outcome, count in counts.items():
+        for counted, count in counts.items():
             if count:
-                EVENT_OUTCOMES.labels(outcome=outcome).inc(count)
+                _export(counted, count)
         WORKER_BATCH_SECONDS.observe(elapsed_s)
         log.info(
             "batch_delivered",
@@ -350,3 +360,30 @@ def _log_in_place_retry(error: BaseException, attempt: int) -> None:
         log.warning("retrying_in_place", error_class=error_class, attempt=attempt, exc_info=error)
     else:
         log.info("retrying_in_place", error_class=error_class, attempt=attempt)
+
+
+def _delivered_outcome(ledger: LedgerOutcome) -> Literal["applied", "noop", "stale"]:
+    """A delivered event's outcome from the ledger's word for it."""
+    if ledger == "noop" or ledger == "stale":
+        return ledger
+    return "applied"
+
+
+def _export(outcome: Outcome, count: int = 1) -> None:
+    EVENT_OUTCOMES.labels(outcome=outcome).inc(count)
+
+
+def _routed(
+    outcome: Literal["retried", "dead_lettered"], item: _Item, *, attempt: int, error_class: str
+) -> None:
+    """Export and log (one INFO line) an event sent to a retry topic or the DLQ."""
+    _export(outcome)
+    log.info(
+        f"event_{outcome}",
+        event_id=item.event_id,
+        event_type=item.event_type,
+        partition=item.delivery.partition,
+        offset=item.delivery.offset,
+        attempt=attempt,
+        error_class=error_class,
+    )

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Final, Protocol, runtime_checkable
 
 from wa_bridge.connectors.base import CrmConnector, CrmResult
-from wa_bridge.errors import InvalidEvent, UnknownRoute
+from wa_bridge.errors import UnkeyedOperation, UnknownRoute
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.operations import CrmOperation
 from wa_bridge.store.api import LedgerOutcome, Store, StoreTx
@@ -223,12 +223,12 @@ def _check_keys(
     if not ops:
         return
     if contact_id is None and all(op.contact_key is None for op in ops):
-        raise InvalidEvent(
+        raise UnkeyedOperation(
             f"event {event.id} names no contact the CRM can key on (no valid phone number and "
             "no BSUID), so its CRM operations cannot be applied"
         )
     if case_key is None and any(op.kind == "upsert_case" and op.case_key is None for op in ops):
-        raise InvalidEvent(
+        raise UnkeyedOperation(
             f"the mapping emits upsert_case for {event.type}, but no case is opened for this "
             "event type (cases open on inbound messages, echoes and inbox events)"
         )

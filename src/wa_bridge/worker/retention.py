@@ -8,44 +8,70 @@ again next time: retention never stops event processing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
 from wa_bridge.store.retention import purge_expired
 
-__all__ = ["run_retention"]
+__all__ = ["RetentionOptions", "run_retention"]
 
 log = get_logger("worker.retention")
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionOptions:
+    """What the retention job reads from the settings."""
+
+    interval_s: float  # between purges; 0 turns the job off
+    ledger_days: int  # ledger ids older than this are forgotten
+    dead_letter_days: int  # replayed/discarded dead letters older than this are deleted
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetentionOptions:
+        return cls(
+            interval_s=settings.retention_interval_s,
+            ledger_days=settings.dedup_retention_days,
+            dead_letter_days=settings.dead_letter_retention_days,
+        )
+
+
 async def run_retention(
     store: Store,
-    settings: Settings,
+    options: RetentionOptions,
     stop: asyncio.Event,
     *,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
     """Purge once now, then every interval, until ``stop`` is set (interval 0: never)."""
-    interval_s = settings.retention_interval_s
+    interval_s = options.interval_s
     if interval_s <= 0:
         return
     while not stop.is_set():
         try:
             purged = await purge_expired(
                 store,
-                now=clock(),
-                ledger_days=settings.dedup_retention_days,
-                dead_letter_days=settings.dead_letter_retention_days,
+                now=clock.now(),
+                ledger_days=options.ledger_days,
+                dead_letter_days=options.dead_letter_days,
             )
         except Exception as exc:  # next round tries again; processing goes on
             log.warning("retention_failed", error_class=type(exc).__name__)
         else:
             if purged.ledger or purged.dead_letters:
                 log.info("retention_purged", ledger=purged.ledger, dead_letters=purged.dead_letters)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        except TimeoutError:
-            continue
+        await _sleep_unless_stopped(clock, interval_s, stop)
+
+
+async def _sleep_unless_stopped(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
+    """Sleep ``seconds`` on ``clock``; return early when ``stop`` is set."""
+    nap = asyncio.ensure_future(clock.sleep(seconds))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({nap, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (nap, stopped):
+            waiter.cancel()
+        await asyncio.gather(nap, stopped, return_exceptions=True)

@@ -17,46 +17,82 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar, cast, get_args
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import BusUnavailable, PermanentError, RetryableError, StoreUnavailable
+from wa_bridge.ops.metrics import WORKER_PARKED_CONTACTS
 
 __all__ = [
+    "ERROR_CLASSES",
     "UNEXPECTED_ERROR",
+    "ErrorClass",
     "Fate",
+    "FateAction",
     "ParkingLot",
     "error_class_of",
     "fate_of",
     "is_infrastructure",
     "retry_in_place",
+    "wait_out_outages",
 ]
 
 T = TypeVar("T")
+
+# The class names a failure is recorded under (dead letters, logs, the DLQ header): one
+# per class of the RetryableError and PermanentError branches of wa_bridge.errors, and
+# UnexpectedError for anything else (a bug of ours). A test keeps it equal to the tree.
+ErrorClass = Literal[
+    "RetryableError",
+    "CrmUnavailable",
+    "CrmRateLimited",
+    "BusUnavailable",
+    "StoreUnavailable",
+    "PermanentError",
+    "InvalidEvent",
+    "UnkeyedOperation",
+    "UnknownRoute",
+    "MappingOutputInvalid",
+    "CrmRejected",
+    "UnexpectedError",
+]
+ERROR_CLASSES: Final[frozenset[str]] = frozenset(get_args(ErrorClass))
 UNEXPECTED_ERROR: Final = "UnexpectedError"
+# What happens next to an event whose processing failed.
+FateAction = Literal["retry", "dead_letter"]
 BACKOFF_BASE_S: Final = 0.05
 BACKOFF_MAX_S: Final = 5.0
+OUTAGE_WAIT_FIRST_S: Final = 0.1
+OUTAGE_WAIT_MAX_S: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class Fate:
     """What happens to an event whose processing failed with ``error``."""
 
-    action: str  # "retry" (next retry topic) or "dead_letter"
-    error_class: str
+    action: FateAction  # "retry": the next retry topic; "dead_letter": the DLQ
+    error_class: ErrorClass
 
 
-def error_class_of(error: BaseException) -> str:
-    """Our error classes keep their name; everything else is an UnexpectedError."""
+def error_class_of(error: BaseException) -> ErrorClass:
+    """Our error classes keep their name (a subclass defined elsewhere gets its nearest
+    named ancestor's); everything else is an UnexpectedError."""
     if isinstance(error, PermanentError | RetryableError):
-        return type(error).__name__
+        for cls in type(error).__mro__:
+            if cls.__name__ in ERROR_CLASSES:
+                return cast(ErrorClass, cls.__name__)
     return UNEXPECTED_ERROR
+
+
+# Our own state or bus is down: wait, retry the whole step, never route events for it.
+INFRASTRUCTURE_ERRORS: Final = (StoreUnavailable, BusUnavailable)
 
 
 def is_infrastructure(error: BaseException) -> bool:
     """Our own state or bus is down: retry the whole batch, never route events for it."""
-    return isinstance(error, StoreUnavailable | BusUnavailable)
+    return isinstance(error, INFRASTRUCTURE_ERRORS)
 
 
 def fate_of(error: BaseException, *, attempt: int, max_attempt: int) -> Fate:
@@ -87,12 +123,13 @@ async def retry_in_place(
     attempts: int,
     on_retry: Callable[[BaseException, int], None] | None = None,
     max_wait_s: float = 30.0,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> T:
     """Run ``call`` up to ``attempts`` times while it fails with a non-permanent error.
 
     Waits with exponential backoff and jitter, or the error's ``retry_after_s`` (capped at
-    ``max_wait_s``). Permanent and infrastructure errors are raised at once; the last
-    error is re-raised when the budget is spent.
+    ``max_wait_s``) on ``clock``. Permanent and infrastructure errors are raised at once;
+    the last error is re-raised when the budget is spent.
     """
 
     def before_sleep(state: RetryCallState) -> None:
@@ -107,6 +144,7 @@ async def retry_in_place(
         retry=retry_if_exception(_is_retried_in_place),
         before_sleep=before_sleep,
         reraise=True,
+        sleep=clock.sleep,
     )
 
     async def attempt() -> T:  # a coroutine function, so tenacity awaits each try
@@ -114,6 +152,30 @@ async def retry_in_place(
 
     result: T = await retrying(attempt)
     return result
+
+
+async def wait_out_outages(
+    call: Callable[[], Awaitable[T]],
+    *,
+    clock: Clock,
+    on_wait: Callable[[BaseException], None],
+    first_wait_s: float = OUTAGE_WAIT_FIRST_S,
+    max_wait_s: float = OUTAGE_WAIT_MAX_S,
+) -> T:
+    """Run ``call`` until it returns, waiting out ``BusUnavailable``/``StoreUnavailable``.
+
+    Waits double from ``first_wait_s`` up to ``max_wait_s`` on ``clock``; ``on_wait`` is
+    told each outage before the wait. Any other exception propagates at once: a bug is
+    not an outage (the worker stops, nothing is committed, the supervisor restarts it).
+    """
+    wait_s = first_wait_s
+    while True:
+        try:
+            return await call()
+        except INFRASTRUCTURE_ERRORS as exc:
+            on_wait(exc)
+            await clock.sleep(wait_s)
+            wait_s = min(max_wait_s, wait_s * 2)
 
 
 @dataclass
@@ -129,12 +191,18 @@ class ParkingLot:
     records the worker fetches again (each fetched retry record parks its key); until
     those are fetched, a later main-topic event could overtake them (documented in the
     README's design notes). Nothing is ever lost or applied twice either way.
+
+    The gauge ``wa_bridge_worker_parked_contacts`` follows the number of parked contacts.
     """
 
     _parked: dict[int, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     def park(self, partition: int, key: str, event_id: str, level: int) -> None:
-        self._parked.setdefault(partition, {}).setdefault(key, {})[event_id] = level
+        keys = self._parked.setdefault(partition, {})
+        is_new = key not in keys
+        keys.setdefault(key, {})[event_id] = level
+        if is_new:
+            self._export()
 
     def release(self, partition: int, key: str, event_id: str) -> None:
         keys = self._parked.get(partition)
@@ -143,17 +211,20 @@ class ParkingLot:
         keys[key].pop(event_id, None)
         if not keys[key]:
             del keys[key]
+            self._export()
 
     def level_ahead(self, partition: int, key: str, event_id: str) -> int:
         """Highest retry level of K's *other* parked events (0: nothing parked ahead)."""
         events = self._parked.get(partition, {}).get(key, {})
         return max((lvl for eid, lvl in events.items() if eid != event_id), default=0)
 
-    def is_parked(self, partition: int, key: str) -> bool:
-        return bool(self._parked.get(partition, {}).get(key))
-
     def drop_partition(self, partition: int) -> None:
-        self._parked.pop(partition, None)
+        if self._parked.pop(partition, None):
+            self._export()
 
-    def count(self) -> int:
-        return sum(len(v) for keys in self._parked.values() for v in keys.values())
+    def contacts(self) -> int:
+        """How many contacts have an event in the retry path (all partitions)."""
+        return sum(len(keys) for keys in self._parked.values())
+
+    def _export(self) -> None:
+        WORKER_PARKED_CONTACTS.set(self.contacts())

@@ -1,8 +1,8 @@
 """``run_worker``: build the worker's parts in one AsyncExitStack and run until stopped.
 
-Start order: store → mapping → connector → producer → topics → consumer. Stop order is
-the reverse: the consumer leaves the group after its last commit, the producer flushes,
-the connector and the store close.
+Start order: store → mapping → connector (:mod:`wa_bridge.worker.assembly`) → topics →
+producer → consumer. Stop order is the reverse: the consumer leaves the group after its
+last commit, the producer flushes, the connector and the store close.
 """
 
 from __future__ import annotations
@@ -13,18 +13,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from wa_bridge.bus.admin import ensure_topics
-from wa_bridge.bus.consumer import build_consumer, build_producer
+from wa_bridge.bus.consumer import build_consumer
+from wa_bridge.bus.record_producer import build_producer
 from wa_bridge.bus.topics import dlq_topic, retry_topic
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.connectors.base import CrmConnector
-from wa_bridge.errors import ConfigError
+from wa_bridge.errors import ConfigError, DlqLimitExceeded
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
-from wa_bridge.worker.dlq import DeadLetterer, DlqGuard, DlqLimitExceeded
-from wa_bridge.worker.loop import Worker
-from wa_bridge.worker.partition import PartitionProcessor
-from wa_bridge.worker.pipeline import EventMapper, Pipeline
-from wa_bridge.worker.retention import run_retention
+from wa_bridge.worker.assembly import open_pipeline
+from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
+from wa_bridge.worker.loop import Worker, WorkerOptions
+from wa_bridge.worker.partition import PartitionOptions, PartitionProcessor
+from wa_bridge.worker.pipeline import EventMapper
+from wa_bridge.worker.retention import RetentionOptions, run_retention
 
 __all__ = ["open_worker", "run_worker", "worker_topics"]
 
@@ -38,29 +41,6 @@ def worker_topics(settings: Settings) -> list[str]:
     return [base, *retries, dlq_topic(base)]
 
 
-async def _open_store(settings: Settings) -> Store:
-    from pathlib import Path
-
-    from wa_bridge.store import open_store, resolve_database_url
-
-    url = resolve_database_url(settings.database_url, Path(".wa-bridge"))
-    return await open_store(url, create=url.startswith("sqlite"))
-
-
-def _load_mapping(settings: Settings) -> EventMapper:
-    from wa_bridge.mapping import load_mapping
-    from wa_bridge.resources import resolve_mappings_path
-
-    mapper: EventMapper = load_mapping(resolve_mappings_path(settings.mappings_path))
-    return mapper
-
-
-def _build_connector(settings: Settings, store: Store) -> CrmConnector:
-    from wa_bridge.connectors import build_connector
-
-    return build_connector(settings, engine=getattr(store, "engine", None))
-
-
 @contextlib.asynccontextmanager
 async def open_worker(
     settings: Settings,
@@ -70,6 +50,7 @@ async def open_worker(
     connector: CrmConnector | None = None,
     guard: DlqGuard | None = None,
     consumer_options: dict[str, Any] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[Worker]:
     """A started worker (in the group, subscribed); everything closed on exit.
 
@@ -78,14 +59,9 @@ async def open_worker(
     if not settings.retry_delays_s:
         raise ConfigError("WA_BRIDGE_RETRY_DELAYS_S needs at least one delay")
     async with contextlib.AsyncExitStack() as stack:
-        if store is None:
-            store = await _open_store(settings)
-            stack.push_async_callback(store.aclose)
-        if mapper is None:
-            mapper = _load_mapping(settings)
-        if connector is None:
-            connector = _build_connector(settings, store)
-            stack.push_async_callback(connector.aclose)
+        pipeline = await open_pipeline(
+            settings, stack, store=store, mapper=mapper, connector=connector
+        )
         await ensure_topics(
             settings.kafka_bootstrap,
             worker_topics(settings),
@@ -95,25 +71,23 @@ async def open_worker(
         producer = build_producer(settings)
         await producer.start()
         stack.push_async_callback(producer.stop)
-        dead_letterer = DeadLetterer(producer, store, base_topic=settings.kafka_topic)
+        dead_letterer = DeadLetterer(producer, pipeline.store, base_topic=settings.kafka_topic)
         processor = PartitionProcessor(
-            settings,
-            pipeline=Pipeline(store, mapper, connector),
+            PartitionOptions.from_settings(settings),
+            pipeline=pipeline,
             dead_letterer=dead_letterer,
             producer=producer,
+            clock=clock,
         )
+        consumer = build_consumer(settings, **(consumer_options or {}))
         worker = Worker(
-            settings,
-            consumer=None,
+            WorkerOptions.from_settings(settings),
+            consumer=consumer,
             processor=processor,
-            dead_letterer=dead_letterer,
             guard=guard,
+            clock=clock,
         )
-        consumer = build_consumer(
-            settings, worker.topics, worker.listener(), **(consumer_options or {})
-        )
-        worker.consumer = consumer
-        await consumer.start()
+        await consumer.start(worker.topics, worker)
         stack.push_async_callback(consumer.stop)
         yield worker
 
@@ -149,7 +123,13 @@ async def _run_with_retention(worker: Worker, settings: Settings, stop: asyncio.
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(
-                run_retention(worker.processor.pipeline.store, settings, stop), name="retention"
+                run_retention(
+                    worker.processor.pipeline.store,
+                    RetentionOptions.from_settings(settings),
+                    stop,
+                    clock=worker.clock,
+                ),
+                name="retention",
             )
             try:
                 await worker.run(stop)

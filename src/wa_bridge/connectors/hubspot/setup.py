@@ -1,7 +1,7 @@
 """Create the HubSpot custom properties the connector writes (``wa-bridge crm setup``).
 
 :func:`required_properties` says, without I/O, which ``wa_*`` properties the HubSpot
-connector sends for a mapping (the same naming rules as :mod:`.hubspot`);
+connector sends for a mapping (the names of :mod:`.properties`, which the connector writes);
 :func:`ensure_properties` reads each one from the portal and creates the missing ones
 (``type: string``, ``fieldType: text``, in the ``wa_bridge`` property group, created first
 when absent). The id properties get ``hasUniqueValue: true``. Existing properties are never
@@ -12,21 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, get_args
 
 import httpx
 
-from wa_bridge.connectors.http import send
-from wa_bridge.connectors.hubspot import (
-    CONTACT_PROPERTIES,
-    HubSpotOptions,
-    consent_property_prefix,
-    custom_property,
-    outcome_property,
-)
+from wa_bridge.connectors.base import SetupResult
+from wa_bridge.connectors.http import client_for, send
+from wa_bridge.connectors.hubspot import properties as naming
+from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
+from wa_bridge.connectors.hubspot.properties import HubSpotOptions
 from wa_bridge.errors import CrmRejected
-from wa_bridge.mapping import CompiledMapping
-from wa_bridge.operations import FieldValue
+from wa_bridge.mapping import CompiledMapping, load_mapping
+from wa_bridge.operations import FieldValue, OperationKind
+from wa_bridge.resources import resolve_mappings_path
+
+if TYPE_CHECKING:
+    from wa_bridge.settings import Settings
 
 __all__ = [
     "GROUP_LABEL",
@@ -36,6 +37,7 @@ __all__ = [
     "SetupReport",
     "ensure_properties",
     "required_properties",
+    "set_up",
 ]
 
 GROUP_NAME: Final = "wa_bridge"
@@ -89,41 +91,46 @@ class SetupReport:
     def ok(self) -> bool:
         return not self.by_status("problem")
 
+    def result(self) -> SetupResult:
+        """One line per property, then the count of each status."""
+        counts = {s: len(self.by_status(s)) for s in get_args(Status)}
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+        return SetupResult((*(o.line() for o in self.outcomes), summary), ok=self.ok)
+
 
 def _label(name: str) -> str:
     words = name.removeprefix("wa_").replace("_", " ")
     return f"WhatsApp {words}"
 
 
-def _contact_names(fields: Mapping[str, FieldValue]) -> list[str]:
-    return [CONTACT_PROPERTIES.get(name, custom_property(name)) for name in fields]
-
-
-def _consent_names(fields: Mapping[str, FieldValue]) -> list[str]:
-    prefix = consent_property_prefix(fields.get("channel"), fields.get("purpose"))
-    extra = [f"{prefix}_at"] if "occurred_at" in fields else []
-    return [prefix, *extra, *([f"{prefix}_evidence"] if "evidence" in fields else [])]
-
-
-def _case_names(fields: Mapping[str, FieldValue]) -> list[str]:
-    names = ["wa_contact_key"]
-    for name in fields:
-        if name == "status":
-            names.append("wa_status")
-        elif name != "subject":
-            names.append(custom_property(name))
-    return names
-
-
-def _note_names(fields: Mapping[str, FieldValue]) -> list[str]:
-    names = ["wa_contact_key", "wa_case_key_ref"]
-    for name in fields:
-        if name == "occurred_at":
-            if "status" in fields:
-                names.append("wa_status_at")  # a status-only note keeps its own time there
-        elif name != "body":
-            names.append(custom_property(name))
-    return names
+def _written(
+    kind: OperationKind, fields: Mapping[str, FieldValue], options: HubSpotOptions
+) -> list[tuple[str, str]]:
+    """(object type, property) for each property the connector writes for ``kind``."""
+    if kind == "upsert_contact":
+        return [("contacts", naming.contact_property(name)) for name in fields]
+    if kind == "set_consent":
+        return [("contacts", name) for name in naming.consent_properties(fields)]
+    if kind == "upsert_case":
+        return [
+            ("tickets", name)
+            for name in (naming.CONTACT_KEY_REF, *map(naming.ticket_property, fields))
+        ]
+    if kind == "record_outcome":
+        # on the ticket, or on the contact when the operation names no case
+        names = [naming.outcome_property(name) for name in fields]
+        return [(object_type, name) for object_type in ("tickets", "contacts") for name in names]
+    # add_note: a status-only note keeps its own time apart, so both names when statuses come
+    kinds = (False, True) if "status" in fields else (False,)
+    names = [
+        naming.note_property(name, is_status_only=is_status_only, options=options)
+        for name in fields
+        for is_status_only in kinds
+    ]
+    return [
+        (options.note_object, name)
+        for name in (naming.CONTACT_KEY_REF, naming.CASE_KEY_REF, *names)
+    ]
 
 
 def required_properties(
@@ -134,35 +141,14 @@ def required_properties(
     HubSpot's own properties (``hs_*``, ``phone``, ``subject`` …) are left out. Pure.
     """
     o = options or HubSpotOptions()
-    notes = o.note_object
-    wanted: dict[str, dict[str, bool]] = {"contacts": {}, "tickets": {}, notes: {}}
-    outcome_names = [
-        outcome_property(name) for name in mapping.operation_fields().get("record_outcome", {})
-    ]
-    per_kind: dict[str, list[tuple[str, list[str]]]] = {
-        "upsert_contact": [("contacts", [])],
-        "set_consent": [("contacts", [])],
-        "upsert_case": [("tickets", [])],
-        # on the ticket, or on the contact when the operation names no case
-        "record_outcome": [("tickets", outcome_names), ("contacts", outcome_names)],
-        "add_note": [(notes, [])],
-    }
-    namers = {
-        "upsert_contact": _contact_names,
-        "set_consent": _consent_names,
-        "upsert_case": _case_names,
-        "add_note": _note_names,
-    }
+    wanted: dict[str, dict[str, bool]] = {"contacts": {}, "tickets": {}, o.note_object: {}}
     found: list[tuple[str, str, bool]] = [
         ("contacts", o.contact_id_property, True),
         ("tickets", o.case_id_property, True),
-        (notes, o.note_id_property, True),
+        (o.note_object, o.note_id_property, True),
     ]
     for kind, fields in mapping.operation_fields().items():
-        namer = namers.get(kind)
-        for object_type, names in per_kind[kind]:
-            for name in namer(fields) if namer else names:
-                found.append((object_type, name, False))
+        found.extend((object_type, name, False) for object_type, name in _written(kind, fields, o))
     for object_type, name, unique in found:
         if name.startswith("wa_"):  # else a HubSpot property (or the portal's own)
             known = wanted[object_type]
@@ -182,7 +168,7 @@ def _paths(options: HubSpotOptions) -> str:
 async def _get(client: httpx.AsyncClient, url: str, action: str) -> dict[str, object] | None:
     """The JSON object at ``url``, or None on 404."""
     try:
-        response = await send(client, "GET", url, vendor="hubspot", action=action)
+        response = await send(client, "GET", url, dialect=HUBSPOT_ERRORS, action=action)
     except CrmRejected as exc:
         if exc.status_code == 404:
             return None
@@ -244,13 +230,24 @@ async def ensure_properties(
                 client,
                 "POST",
                 f"{base}/{object_type}",
-                vendor="hubspot",
+                dialect=HUBSPOT_ERRORS,
                 action=f"create property {spec.name}",
                 json=spec.create_body(),
             )
             detail = "hasUniqueValue" if spec.unique else ""
             outcomes.append(PropertyOutcome(object_type, spec.name, "created", detail))
     return SetupReport(tuple(outcomes))
+
+
+async def set_up(settings: Settings, dry_run: bool) -> SetupResult:
+    """Create the properties the configured mapping makes the connector write (or, with
+    ``dry_run``, only report the missing ones)."""
+    options = HubSpotOptions.from_settings(settings)
+    async with client_for(settings) as client:
+        mapping = load_mapping(resolve_mappings_path(settings.mappings_path))
+        specs = required_properties(mapping, options)
+        report = await ensure_properties(client, options, specs, dry_run=dry_run)
+    return report.result()
 
 
 async def _ensure_group(client: httpx.AsyncClient, url: str) -> None:
@@ -260,7 +257,7 @@ async def _ensure_group(client: httpx.AsyncClient, url: str) -> None:
         client,
         "POST",
         url,
-        vendor="hubspot",
+        dialect=HUBSPOT_ERRORS,
         action="create property group",
         json={"name": GROUP_NAME, "label": GROUP_LABEL},
     )

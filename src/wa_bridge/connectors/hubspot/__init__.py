@@ -1,0 +1,39 @@
+"""HubSpot: the connector, its property names (read by writing and by setup), and setup."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from wa_bridge.connectors.base import Vendor
+from wa_bridge.connectors.http import client_for
+from wa_bridge.connectors.hubspot.connector import HubSpotConnector
+from wa_bridge.connectors.hubspot.properties import (
+    HubSpotOptions,
+    consent_property_prefix,
+    custom_property,
+    outcome_property,
+    property_value,
+)
+from wa_bridge.connectors.hubspot.setup import set_up
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from wa_bridge.settings import Settings
+
+__all__ = [
+    "VENDOR",
+    "HubSpotConnector",
+    "HubSpotOptions",
+    "consent_property_prefix",
+    "custom_property",
+    "outcome_property",
+    "property_value",
+]
+
+
+def _build(settings: Settings, engine: AsyncEngine | None) -> HubSpotConnector:
+    return HubSpotConnector(client_for(settings), HubSpotOptions.from_settings(settings))
+
+
+VENDOR: Final = Vendor(build=_build, set_up=set_up)

@@ -1,0 +1,212 @@
+"""The worker's parts, wired in one public place: the worker, the CLI and the admin API.
+
+Every caller that needs the state store, the mapping, the CRM connector or the pipeline
+builds them here from :class:`Settings`, so "where is X opened" has one answer:
+
+- :func:`open_state_store` / :func:`state_store`: the store at ``settings.database_url``
+  (SQLite under ``.wa-bridge`` when unset; SQLite tables are created on first use);
+- :func:`load_event_mapper`: the compiled mapping at ``settings.mappings_path``;
+- :func:`build_crm_connector`: the configured connector (the SQL CRM shares the store's
+  engine);
+- :func:`open_pipeline`: all of the above as one :class:`Pipeline`, closed by a stack;
+- :class:`DeadLetterReplayer`: replays dead letters by id or filter through that pipeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
+from wa_bridge.connectors.base import CrmConnector
+from wa_bridge.settings import Settings
+from wa_bridge.store.api import DeadLetter, DeadLetterFilter, Store
+from wa_bridge.worker.pipeline import EventMapper, Pipeline
+from wa_bridge.worker.replay import ReplayResult, replay_dead_letters
+
+__all__ = [
+    "DEV_DATA_DIR",
+    "DeadLetterReplayer",
+    "build_crm_connector",
+    "load_event_mapper",
+    "open_pipeline",
+    "open_state_store",
+    "state_store",
+]
+
+AUDIT_DETAIL_CHARS: Final = 300
+
+# Where the SQLite state lives when WA_BRIDGE_DATABASE_URL is unset.
+DEV_DATA_DIR = Path(".wa-bridge")
+
+
+async def open_state_store(settings: Settings) -> Store:
+    """The state store of ``settings``; the caller closes it (``await store.aclose()``).
+
+    Raises ConfigError for an unsupported URL and StoreUnavailable when a SQLite file
+    cannot be created.
+    """
+    from wa_bridge.store import open_store, resolve_database_url
+
+    url = resolve_database_url(settings.database_url, DEV_DATA_DIR)
+    return await open_store(url, create=url.startswith("sqlite"))
+
+
+@contextlib.asynccontextmanager
+async def state_store(settings: Settings) -> AsyncIterator[Store]:
+    """:func:`open_state_store`, closed on exit."""
+    store = await open_state_store(settings)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+def load_event_mapper(settings: Settings) -> EventMapper:
+    """The compiled mapping of ``settings.mappings_path`` (the shipped copy when absent).
+
+    Raises ConfigError (with file:line) when the mapping is invalid.
+    """
+    from wa_bridge.mapping import load_mapping
+    from wa_bridge.resources import resolve_mappings_path
+
+    mapper: EventMapper = load_mapping(resolve_mappings_path(settings.mappings_path))
+    return mapper
+
+
+def build_crm_connector(settings: Settings, store: Store) -> CrmConnector:
+    """The connector of ``settings.connector``; the caller closes it (``aclose``).
+
+    The built-in SQL CRM writes through the store's engine. Raises ConfigError when the
+    connector's settings are incomplete.
+    """
+    from wa_bridge.connectors import build_connector
+
+    return build_connector(settings, engine=getattr(store, "engine", None))
+
+
+async def open_pipeline(
+    settings: Settings,
+    stack: contextlib.AsyncExitStack,
+    *,
+    store: Store | None = None,
+    mapper: EventMapper | None = None,
+    connector: CrmConnector | None = None,
+) -> Pipeline:
+    """Store → mapping → connector → pipeline. Parts not given are built from ``settings``
+    and closed by ``stack`` (in reverse order); parts given stay the caller's to close."""
+    if store is None:
+        store = await open_state_store(settings)
+        stack.push_async_callback(store.aclose)
+    if mapper is None:
+        mapper = load_event_mapper(settings)
+    if connector is None:
+        connector = build_crm_connector(settings, store)
+        stack.push_async_callback(connector.aclose)
+    return Pipeline(store, mapper, connector)
+
+
+class DeadLetterReplayer:
+    """Replays dead letters of ``store`` through the worker's pipeline.
+
+    The mapping and the connector are built on the first replay that needs them (a dry
+    run needs neither) and closed by :meth:`aclose`; the store stays the caller's.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        mapper: EventMapper | None = None,
+        connector: CrmConnector | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._store = store
+        self._mapper = mapper
+        self._connector = connector
+        self._pipeline: Pipeline | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> DeadLetterReplayer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def replay(
+        self,
+        ids: Sequence[int] = (),
+        *,
+        flt: DeadLetterFilter | None = None,
+        actor: str,
+        role: str = "operator",
+        dry_run: bool = False,
+    ) -> list[ReplayResult]:
+        """Replay the dead letters ``ids`` plus those ``flt`` selects, in id order.
+
+        An id with no dead letter gets a ``not_found`` result (after the others). Each
+        dead letter is replayed once even when both ``ids`` and ``flt`` name it, and each
+        result is written to the audit log once (``dlq.replay`` or ``dlq.replay.dry_run``
+        by ``actor`` with ``role``).
+        """
+        letters: dict[int, DeadLetter] = {}
+        if flt is not None:
+            letters.update((d.id, d) for d in await self._store.list_dead_letters(flt))
+        missing: list[int] = []
+        for dead_letter_id in ids:
+            if dead_letter_id in letters or dead_letter_id in missing:
+                continue
+            letter = await self._store.get_dead_letter(dead_letter_id)
+            if letter is None:
+                missing.append(dead_letter_id)
+            else:
+                letters[dead_letter_id] = letter
+        pipeline = None
+        if not dry_run and any(d.status == "open" for d in letters.values()):
+            pipeline = await self._pipeline_once()
+        results = await replay_dead_letters(
+            self._store, pipeline, list(letters.values()), dry_run=dry_run, clock=self._clock
+        )
+        results += [ReplayResult(i, "", "not_found") for i in missing]
+        action = "dlq.replay.dry_run" if dry_run else "dlq.replay"
+        for result in results:
+            await self._store.record_audit(
+                actor=actor,
+                role=role,
+                action=action,
+                target=f"dead_letter:{result.dead_letter_id}",
+                detail=_audit_detail(result),
+            )
+        return results
+
+    async def _pipeline_once(self) -> Pipeline:
+        if self._pipeline is None:
+            self._pipeline = await open_pipeline(
+                self._settings,
+                self._stack,
+                store=self._store,
+                mapper=self._mapper,
+                connector=self._connector,
+            )
+        return self._pipeline
+
+    async def aclose(self) -> None:
+        """Close the connector this replayer built (not the store)."""
+        self._pipeline = None
+        await self._stack.aclose()
+
+
+def _audit_detail(result: ReplayResult) -> str:
+    detail = f"{result.status}: {result.detail}" if result.detail else result.status
+    return detail[:AUDIT_DETAIL_CHARS]
