@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,11 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
 from wa_bridge.bus.oauth import ClientCredentialsTokenProvider, FileTokenProvider
 from wa_bridge.bus.security import build_ssl_context, kafka_client_options
+from wa_bridge.cli.main import app
 from wa_bridge.errors import ConfigError
 from wa_bridge.settings import Settings
 
@@ -258,3 +261,18 @@ def test_malformed_sasl_extension_is_a_config_error(tmp_path: Path) -> None:
                 kafka_oauth_extensions="logicalCluster",
             )
         )
+
+
+def test_receiver_command_exits_2_on_bad_kafka_security(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for key in [k for k in os.environ if k.startswith("WA_BRIDGE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WA_BRIDGE_APP_SECRETS", "app-secret-for-the-test")
+    monkeypatch.setenv("WA_BRIDGE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("WA_BRIDGE_KAFKA_SASL_USERNAME", "wa-bridge")
+    result = CliRunner().invoke(app, ["receiver", "--port", "0"])
+    assert result.exit_code == 2
+    assert "configuration error" in result.output
+    assert "WA_BRIDGE_KAFKA_SASL_PASSWORD" in result.output
