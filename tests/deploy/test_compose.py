@@ -113,3 +113,9 @@ def test_grafana_has_the_prometheus_datasource_and_a_dashboard_folder() -> None:
     (provider,) = load(provisioning / "dashboards" / "wa-bridge.yaml")["providers"]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
     assert (DEPLOY / "grafana" / "dashboards").is_dir()
+
+
+def test_secrets_never_reach_the_build_context() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "deploy/secrets" in ignored
+    assert (DEPLOY / "secrets" / ".gitignore").read_text().split("\n")[1:3] == ["*", "!.gitignore"]
