@@ -1,10 +1,13 @@
-# wa-bridge receiver (and every other wa-bridge command) on python:3.11-slim.
-# Build: docker build -t wa-bridge .
-# Run:   docker run -p 8080:8080 -e WA_BRIDGE_APP_SECRETS=... -e WA_BRIDGE_VERIFY_TOKEN=... \
-#          -e WA_BRIDGE_KAFKA_BOOTSTRAP=kafka:9092 wa-bridge
-# Worker: docker run ... wa-bridge wa-bridge worker
+# wa-bridge receiver (and every other wa-bridge command) on a pinned python slim image.
+# Build: docker build -t wa-bridge:0.1.0 .
+# Run:   docker run -p 8080:8080 -e WA_BRIDGE_APP_SECRETS_FILE=/run/secrets/app_secret ... \
+#          -e WA_BRIDGE_KAFKA_BOOTSTRAP=kafka:9092 wa-bridge:0.1.0
+# Worker: docker run ... wa-bridge:0.1.0 wa-bridge worker --metrics-port 9100
+# Migrations never run at start-up; they are their own command, run once per release:
+#        docker run ... wa-bridge:0.1.0 wa-bridge db upgrade
+# deploy/compose.yaml and deploy/k8s/ show all of it wired together.
 
-FROM python:3.11-slim AS build
+FROM python:3.11.13-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -16,7 +19,7 @@ COPY migrations ./migrations
 RUN python -m venv /opt/wa-bridge \
  && /opt/wa-bridge/bin/pip install .
 
-FROM python:3.11-slim
+FROM python:3.11.13-slim-bookworm
 ENV PATH="/opt/wa-bridge/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

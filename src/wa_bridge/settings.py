@@ -1,22 +1,41 @@
 """One settings tree, read from the environment (prefix ``WA_BRIDGE_``) and ``.env``.
 
-Precedence (first wins): explicit init values, environment variables, the ``.env`` file,
-defaults. Secrets are ``SecretStr`` and never printed. A bad value stops start-up with one
-line naming the variable: see :func:`load_settings`.
+Precedence (first wins): explicit init values; environment variables; for secrets,
+``WA_BRIDGE_<NAME>_FILE`` naming a file that holds the value (as Docker and Kubernetes
+mount secrets; setting both ``<NAME>`` and ``<NAME>_FILE`` is an error); the ``.env``
+file; files in the directory ``WA_BRIDGE_SECRETS_DIR`` named after the variable
+(``wa_bridge_app_secrets`` or ``WA_BRIDGE_APP_SECRETS``); defaults. Secrets are
+``SecretStr`` and never printed. A bad value stops start-up with one line naming the
+variable: see :func:`load_settings`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import os
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from wa_bridge.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["SECRETS_DIR_VAR", "Settings", "load_settings", "secret_field_names"]
 
 ENV_PREFIX = "WA_BRIDGE_"
+# The directory of secret files (a Docker or Kubernetes secret mount); unset: none.
+SECRETS_DIR_VAR: Final = ENV_PREFIX + "SECRETS_DIR"
+_FILE_SUFFIX: Final = "_FILE"
+# Not SecretStr (the store parses it), but it usually carries a password.
+_ALSO_SECRET: Final = frozenset({"database_url"})
 
 
 def _split_csv(value: object) -> object:
@@ -41,6 +60,12 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="Token Meta echoes in the GET handshake."
     )
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_json_depth: int = Field(
+        default=64,
+        ge=16,
+        le=200,
+        description="Webhook bodies nested deeper are refused (400 too_deep); Meta's are ~10.",
+    )
     publish_timeout_s: float = Field(default=5.0, gt=0)
     phone_number_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -51,7 +76,12 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic: str = "wa.events"
     kafka_partitions: int = Field(default=12, gt=0)
-    kafka_replication_factor: int = Field(default=1, gt=0)
+    kafka_replication_factor: int | None = Field(
+        default=None,
+        gt=0,
+        description="Replication factor of topics wa-bridge creates; unset: the number of "
+        "brokers, at most 3.",
+    )
     kafka_enable_idempotence: bool = True
     kafka_linger_ms: int = Field(default=2, ge=0)
     consumer_group: str = "wa-bridge"
@@ -60,6 +90,50 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a fetch may wait for data. Kafka answers as soon as data "
         "arrives; Tansu holds the fetch this long, so `wa-bridge dev` lowers it.",
+    )
+
+    # --- bus: durability and security (see wa_bridge.bus.security, bus.admin) ----------
+    kafka_min_insync_replicas: int | None = Field(
+        default=None,
+        gt=0,
+        description="min.insync.replicas of topics wa-bridge creates; unset: 2 when the "
+        "replication factor is 2 or more, else the broker's default.",
+    )
+    kafka_durability_check: Literal["enforce", "warn"] = Field(
+        default="enforce",
+        description="On a multi-broker cluster the receiver refuses a topic on which "
+        "acks=all may mean one copy; 'warn' logs it instead.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle for the brokers' certificates; unset: system CAs."
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate (mutual TLS)."
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = (
+        "PLAIN"
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_oauth_token_url: str | None = Field(
+        default=None, description="OAUTHBEARER: OAuth 2 token endpoint (client credentials)."
+    )
+    kafka_oauth_client_id: str | None = None
+    kafka_oauth_client_secret: SecretStr | None = None
+    kafka_oauth_scope: str | None = None
+    kafka_oauth_extensions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="OAUTHBEARER SASL extensions as key=value, comma-separated (Confluent "
+        "Cloud: logicalCluster=lkc-...,identityPoolId=pool-...).",
+    )
+    kafka_oauth_token_file: Path | None = Field(
+        default=None,
+        description="OAUTHBEARER: a file holding a token that something else keeps fresh.",
     )
 
     # --- state and CRM --------------------------------------------------------------
@@ -106,7 +180,27 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("app_secrets", "phone_number_ids", "admin_tokens", mode="before")
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """First wins: init, environment, ``*_FILE`` variables, ``.env``, secrets dir."""
+        sources = [init_settings, env_settings, _FileVariablesSource(settings_cls), dotenv_settings]
+        secrets_dir = os.environ.get(SECRETS_DIR_VAR)
+        if secrets_dir:
+            if not Path(secrets_dir).is_dir():
+                raise ConfigError(f"{SECRETS_DIR_VAR}: {secrets_dir} is not a directory")
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        return tuple(sources)
+
+    @field_validator(
+        "app_secrets", "phone_number_ids", "admin_tokens", "kafka_oauth_extensions", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -115,6 +209,54 @@ class Settings(BaseSettings):
     @classmethod
     def _csv_floats(cls, value: object) -> object:
         return _split_csv(value)
+
+
+def _holds_secret(annotation: object) -> bool:
+    if annotation is SecretStr:
+        return True
+    return any(_holds_secret(arg) for arg in typing.get_args(annotation))
+
+
+def secret_field_names() -> list[str]:
+    """Settings that may come from ``WA_BRIDGE_<NAME>_FILE``: every secret, and the
+    database URL (it usually carries a password)."""
+    return [
+        name
+        for name, info in Settings.model_fields.items()
+        if name in _ALSO_SECRET or _holds_secret(info.annotation)
+    ]
+
+
+class _FileVariablesSource(PydanticBaseSettingsSource):
+    """``WA_BRIDGE_<NAME>_FILE=/run/secrets/x``: the value of ``<NAME>`` is that file's
+    content, surrounding whitespace dropped. Only for :func:`secret_field_names`."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = ENV_PREFIX + field_name.upper()
+        path = os.environ.get(variable + _FILE_SUFFIX)
+        if not path:
+            return None, field_name, False
+        if os.environ.get(variable):
+            raise ConfigError(
+                f"{variable} and {variable}{_FILE_SUFFIX} are both set: keep one of them"
+            )
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{variable}{_FILE_SUFFIX}: cannot read {path}: {reason}") from exc
+        return value, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name in secret_field_names():
+            value, _, _ = self.get_field_value(self.settings_cls.model_fields[name], name)
+            if value is not None:
+                found[name] = value
+        return found
+
+    def __repr__(self) -> str:
+        return "_FileVariablesSource(WA_BRIDGE_<NAME>_FILE)"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from pydantic import SecretStr
 
 from wa_bridge.errors import ConfigError
-from wa_bridge.ops.auth import TokenBook
+from wa_bridge.ops.auth import TokenBook, token_digest
 
 OPERATOR = "operator-token-0123456789"
 VIEWER = "viewer-token-0123456789ab"
@@ -51,3 +53,30 @@ def test_inbox_role_may_only_post_inbox_events() -> None:
     assert inbox.may("inbox")
     assert not inbox.may("viewer") and not inbox.may("operator")
     assert not op.may("inbox") and not viewer.may("inbox")
+
+
+def test_hashed_entry_admits_the_token_it_hashes() -> None:
+    digest = hashlib.sha256(OPERATOR.encode()).hexdigest()
+    assert token_digest(OPERATOR) == digest
+    tokens = TokenBook([SecretStr(f"operator:sha256:{digest}")])
+    found = tokens.lookup(OPERATOR)
+    assert found is not None and found.role == "operator" and OPERATOR not in found.actor
+    # the digest itself is not a token
+    assert tokens.lookup(digest) is None and tokens.lookup(f"sha256:{digest}") is None
+
+
+def test_hashed_and_plain_entries_mix_and_uppercase_hex_is_accepted() -> None:
+    digest = hashlib.sha256(VIEWER.encode()).hexdigest().upper()
+    tokens = TokenBook([SecretStr(f"operator:{OPERATOR}"), SecretStr(f"viewer:sha256:{digest}")])
+    op, viewer = tokens.lookup(OPERATOR), tokens.lookup(VIEWER)
+    assert op is not None and op.role == "operator"
+    assert viewer is not None and viewer.role == "viewer"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["viewer:sha256:abc", "viewer:sha256:" + "g" * 64, "viewer:sha256:" + "a" * 63],
+)
+def test_malformed_hashes_are_config_errors(entry: str) -> None:
+    with pytest.raises(ConfigError, match="sha256:<64 hex digits>"):
+        TokenBook([SecretStr(entry)])

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka import TopicPartition as KafkaTopicPartition
 
 from wa_bridge.bus._errors import kafka_errors
+from wa_bridge.bus.security import kafka_client_options
 from wa_bridge.bus.topics import (
     HEADER_ORIGINAL_OFFSET,
     HEADER_ORIGINAL_PARTITION,
@@ -248,6 +249,7 @@ def build_consumer(settings: Settings, **options: Any) -> KafkaRecordConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **kafka_client_options(settings),
             **config,
         )
     )

@@ -23,18 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from wa_bridge.bus._deadlines import AckDeadlines
-from wa_bridge.bus.admin import ensure_topics
+from wa_bridge.bus.admin import describe_durability, ensure_topics
 from wa_bridge.bus.headers import event_headers, record_key
-from wa_bridge.errors import BusUnavailable
+from wa_bridge.bus.security import kafka_client_options
+from wa_bridge.errors import BusUnavailable, ConfigError
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
@@ -46,6 +47,8 @@ RETRY_AFTER_S: Final = 5.0
 # The broker must have answered a metadata request this recently to count as ready.
 _READY_WINDOW_PROBES: Final = 3
 _CONNECT_BACKOFF_MAX_S: Final = 5.0
+# How often a receiver refused by the durability check looks at the topic again.
+_UNSAFE_RECHECK_S: Final = 30.0
 # Per-partition batch size: room for all records of a broker round trip at 10k+ req/s.
 # Kafka's default message.max.bytes (1 MiB) bounds a batch; stay well below it.
 DEFAULT_MAX_BATCH_BYTES: Final = 256 * 1024
@@ -118,12 +121,22 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
 
 @dataclass
 class KafkaPublisher:
-    """An :class:`EventPublisher` on one shared ``AIOKafkaProducer`` (acks=all)."""
+    """An :class:`EventPublisher` on one shared ``AIOKafkaProducer`` (acks=all).
+
+    On connecting it makes sure the topic exists and checks that an acknowledgement
+    means more than one copy (:class:`~wa_bridge.bus.admin.TopicDurability`): with
+    ``durability_check="enforce"`` an unsafe topic is a ConfigError from :meth:`start`,
+    and :meth:`keep_connected` stays disconnected (not ready: 503) until it is fixed.
+    ``client_options`` are the connection's security options, given to every client.
+    """
 
     bootstrap: str
     topic: str
     partitions: int = 12
-    replication_factor: int = 1
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
+    durability_check: Literal["enforce", "warn"] = "enforce"
+    client_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     enable_idempotence: bool = True
     linger_ms: int = 2
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
@@ -145,6 +158,9 @@ class KafkaPublisher:
             topic=settings.kafka_topic,
             partitions=settings.kafka_partitions,
             replication_factor=settings.kafka_replication_factor,
+            min_insync_replicas=settings.kafka_min_insync_replicas,
+            durability_check=settings.kafka_durability_check,
+            client_options=kafka_client_options(settings),
             enable_idempotence=settings.kafka_enable_idempotence,
             linger_ms=settings.kafka_linger_ms,
             publish_timeout_s=settings.publish_timeout_s,
@@ -170,17 +186,22 @@ class KafkaPublisher:
                 partitioner=_KeyPartitioner(),
                 compression_type=None,
                 request_timeout_ms=max(1000, int(self.publish_timeout_s * 1000)),
+                **self.client_options,
             )
             try:
                 async with asyncio.timeout(self.publish_timeout_s):
                     await producer.start()
                 await self._ensure_topic()
+                await self._check_durability()
             except (KafkaError, OSError, TimeoutError, BusUnavailable) as exc:
                 await producer.stop()
                 raise BusUnavailable(
-                    f"cannot connect to Kafka at {self.bootstrap}: {type(exc).__name__}",
+                    f"cannot connect to Kafka at {self.bootstrap}: {type(exc).__name__}: {exc}",
                     retry_after_s=RETRY_AFTER_S,
                 ) from exc
+            except ConfigError:
+                await producer.stop()
+                raise
             self._producer = producer
             self._mark_ok()
             log.info("bus_connected", topic=self.topic)
@@ -196,6 +217,12 @@ class KafkaPublisher:
                     log.warning("bus_connect_failed", error=str(exc), retry_in_s=backoff_s)
                     await asyncio.sleep(backoff_s)
                     backoff_s = min(backoff_s * 2, _CONNECT_BACKOFF_MAX_S)
+                    continue
+                except ConfigError as exc:
+                    # Refuse to accept webhooks (503: Meta retries) rather than acknowledge
+                    # events the cluster may keep one copy of; look again later.
+                    log.error("bus_refused", reason=str(exc), retry_in_s=_UNSAFE_RECHECK_S)
+                    await asyncio.sleep(_UNSAFE_RECHECK_S)
                     continue
             await self.probe()
             await asyncio.sleep(self.probe_interval_s)
@@ -268,8 +295,37 @@ class KafkaPublisher:
             [self.topic],
             self.partitions,
             replication_factor=self.replication_factor,
+            min_insync_replicas=self.min_insync_replicas,
+            client_options=self.client_options,
             timeout_s=self.publish_timeout_s,
         )
+
+    async def _check_durability(self) -> None:
+        try:
+            durability = await describe_durability(
+                self.bootstrap,
+                self.topic,
+                client_options=self.client_options,
+                timeout_s=self.publish_timeout_s,
+            )
+        except BusUnavailable as exc:
+            if self.durability_check == "enforce":
+                raise
+            log.warning("bus_durability_unknown", reason=str(exc))
+            return
+        problem = durability.problem()
+        if problem is None:
+            log.info(
+                "bus_durability_checked",
+                topic=self.topic,
+                brokers=durability.brokers,
+                replication_factor=durability.replication_factor,
+                copies_per_ack=durability.copies_per_ack,
+            )
+        elif self.durability_check == "enforce":
+            raise ConfigError(problem)
+        else:
+            log.warning("bus_durability_risk", reason=problem)
 
     def _mark_ok(self) -> None:
         self._healthy = True

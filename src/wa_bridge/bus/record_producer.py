@@ -13,6 +13,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 
 from wa_bridge.bus._errors import kafka_errors
+from wa_bridge.bus.security import kafka_client_options
 from wa_bridge.settings import Settings
 
 __all__ = ["Headers", "KafkaRecordProducer", "RecordProducer", "build_producer"]
@@ -76,5 +77,6 @@ def build_producer(settings: Settings) -> KafkaRecordProducer:
             acks="all",
             enable_idempotence=settings.kafka_enable_idempotence,
             linger_ms=settings.kafka_linger_ms,
+            **kafka_client_options(settings),
         )
     )

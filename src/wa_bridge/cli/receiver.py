@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from wa_bridge.cli._common import settings_or_exit, tune_gc
-from wa_bridge.errors import ConfigError
-from wa_bridge.log import configure_logging
+from wa_bridge.errors import BusUnavailable, ConfigError
+from wa_bridge.log import configure_logging, get_logger
 from wa_bridge.receiver import ReceiverApp, create_app
 from wa_bridge.settings import Settings
 
-__all__ = ["build_receiver", "register", "uvicorn_config"]
+__all__ = ["build_receiver", "check_bus", "register", "uvicorn_config"]
+
+log = get_logger("cli.receiver")
 
 
 def uvicorn_config(app: ReceiverApp, *, host: str, port: int, log_level: str) -> uvicorn.Config:
@@ -53,6 +56,27 @@ def build_receiver(settings: Settings) -> ReceiverApp:
         raise typer.Exit(code=2) from exc
 
 
+async def check_bus(settings: Settings) -> bool:
+    """Connect once as the receiver will: topic created if absent, durability checked.
+
+    True when the bus is ready; False when the broker cannot be reached now (the
+    receiver still starts and answers 503 until it can). Raises ConfigError when the
+    connection settings are wrong or the topic would keep an acknowledged event on one
+    broker only (see ``WA_BRIDGE_KAFKA_DURABILITY_CHECK``).
+    """
+    from wa_bridge.bus.producer import KafkaPublisher
+
+    publisher = KafkaPublisher.from_settings(settings)
+    try:
+        await publisher.start()
+    except BusUnavailable as exc:
+        log.warning("bus_unreachable_at_start", error=str(exc))
+        return False
+    finally:
+        await publisher.stop()
+    return True
+
+
 def receiver(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8080,
@@ -61,6 +85,11 @@ def receiver(
     settings = settings_or_exit()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     app = build_receiver(settings)
+    try:
+        asyncio.run(check_bus(settings))
+    except ConfigError as exc:
+        typer.echo(f"wa-bridge: refusing to start: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
     tune_gc()
     uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=settings.log_level)).run()
 

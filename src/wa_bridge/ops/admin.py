@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Literal, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
@@ -69,6 +69,16 @@ def _require(tokens: TokenBook, role: Role) -> Callable[..., Awaitable[Principal
     return bearer_guard(tokens, role, _BEARER, refused=f"this action needs the {role} role")
 
 
+# Ids are BIGINT: a larger one is a 422, not a database overflow (a 500).
+DeadLetterId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# Answers every admin route may give besides its own (documented in openapi.yaml).
+_AUTH_ANSWERS: dict[int | str, dict[str, object]] = {
+    401: {"description": "No bearer token, or an unknown one"},
+    403: {"description": "The token's role may not do this"},
+}
+_NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"description": "No such dead letter"}}
+
+
 def build_admin_router(
     *,
     tokens: TokenBook,
@@ -76,7 +86,7 @@ def build_admin_router(
     get_replayer: Callable[[], Replayer | None],
 ) -> APIRouter:
     """Routes under /admin. Each handler needs a bearer token of at least the given role."""
-    router = APIRouter(prefix="/admin", tags=["admin"])
+    router = APIRouter(prefix="/admin", tags=["admin"], responses=_AUTH_ANSWERS)
 
     viewer = Annotated[Principal, Depends(_require(tokens, "viewer"))]
     operator = Annotated[Principal, Depends(_require(tokens, "operator"))]
@@ -108,8 +118,10 @@ def build_admin_router(
         await audit(who, "dlq.list", "dead_letters", f"{len(letters)} listed")
         return [_summary(letter) for letter in letters]
 
-    @router.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail)
-    async def show_dead_letter(dead_letter_id: int, who: viewer) -> DeadLetterDetail:
+    @router.get(
+        "/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail, responses=_NOT_FOUND
+    )
+    async def show_dead_letter(dead_letter_id: DeadLetterId, who: viewer) -> DeadLetterDetail:
         letter = await (await get_store()).get_dead_letter(dead_letter_id)
         if letter is None:
             raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")
@@ -120,9 +132,13 @@ def build_admin_router(
             event=letter.payload.decode("utf-8", errors="replace"),
         )
 
-    @router.post("/dead-letters/{dead_letter_id}/replay", response_model=ReplayOutcome)
+    @router.post(
+        "/dead-letters/{dead_letter_id}/replay",
+        response_model=ReplayOutcome,
+        responses={**_NOT_FOUND, 503: {"description": "Replay is not available here"}},
+    )
     async def replay_dead_letter(
-        dead_letter_id: int, who: operator, dry_run: bool = False
+        dead_letter_id: DeadLetterId, who: operator, dry_run: bool = False
     ) -> ReplayOutcome:
         replayer = get_replayer()
         if replayer is None:
@@ -134,8 +150,12 @@ def build_admin_router(
             raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")
         return outcome
 
-    @router.post("/dead-letters/{dead_letter_id}/discard", response_model=DeadLetterSummary)
-    async def discard_dead_letter(dead_letter_id: int, who: operator) -> DeadLetterSummary:
+    @router.post(
+        "/dead-letters/{dead_letter_id}/discard",
+        response_model=DeadLetterSummary,
+        responses=_NOT_FOUND,
+    )
+    async def discard_dead_letter(dead_letter_id: DeadLetterId, who: operator) -> DeadLetterSummary:
         store = await get_store()
         letter = await store.get_dead_letter(dead_letter_id)
         if letter is None:

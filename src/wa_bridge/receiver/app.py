@@ -103,6 +103,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         publisher=bus,
         normalize=normalize,
+        max_json_depth=settings.max_json_depth,
     )
     holder: list[ReceiverApp] = []
 

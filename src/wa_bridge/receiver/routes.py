@@ -106,7 +106,10 @@ def build_webhook_docs_router() -> APIRouter:
         response_model=PublishedBody,
         responses={
             200: {"description": "Every event was acknowledged by Kafka; `events` counts them."},
-            400: _error("Malformed JSON or not a WhatsApp Business Account webhook."),
+            400: _error(
+                "Malformed JSON, JSON nested deeper than WA_BRIDGE_MAX_JSON_DEPTH (too_deep), "
+                "or not a WhatsApp Business Account webhook."
+            ),
             401: _error("X-Hub-Signature-256 is missing or does not match; nothing published."),
             405: _error("Method not allowed."),
             413: _error("The body exceeds WA_BRIDGE_MAX_BODY_BYTES."),

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from wa_bridge.bus.admin import ensure_topics
+from wa_bridge.bus.admin import ensure_topics_for
 from wa_bridge.bus.consumer import build_consumer
 from wa_bridge.bus.record_producer import build_producer
 from wa_bridge.bus.topics import dlq_topic, retry_topic
@@ -62,12 +62,7 @@ async def open_worker(
         pipeline = await open_pipeline(
             settings, stack, store=store, mapper=mapper, connector=connector
         )
-        await ensure_topics(
-            settings.kafka_bootstrap,
-            worker_topics(settings),
-            settings.kafka_partitions,
-            replication_factor=settings.kafka_replication_factor,
-        )
+        await ensure_topics_for(settings, worker_topics(settings))
         producer = build_producer(settings)
         await producer.start()
         stack.push_async_callback(producer.stop)
