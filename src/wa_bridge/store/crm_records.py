@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres, members
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store._upsert import insert_for
-from wa_bridge.store.book import MATCH_KINDS, KnownRecord, MatchKind, RecordBook
+from wa_bridge.store.book import KnownRecord, MatchKind, RecordBook
 from wa_bridge.store.tables import crm_records
 
 __all__ = ["load_book", "save_book"]
@@ -31,10 +31,8 @@ _PG_UPSERT = "ON CONFLICT (crm, key, kind) DO UPDATE SET " + ", ".join(
 
 
 def _match(value: Any) -> MatchKind:
-    for kind in MATCH_KINDS:
-        if value == kind:
-            return kind
-    return "created"
+    matches: dict[str, MatchKind] = {"key": "key", "phone": "phone", "email": "email"}
+    return matches.get(str(value), "created")
 
 
 def _known(row: Any) -> KnownRecord:
@@ -98,5 +96,5 @@ async def save_book(conn: AsyncConnection, book: RecordBook, now: datetime) -> N
         index_elements=["crm", "key", "kind"],
         set_={name: stmt.excluded[name] for name in _UPDATED},
     )
-    for part in chunks(rows, 1000):
-        await conn.execute(stmt, list(part))
+    for batch in chunks(rows, 1000):
+        await conn.execute(stmt, list(batch))
