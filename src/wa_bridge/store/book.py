@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, get_args
 
 import orjson
 
-__all__ = ["MATCH_KINDS", "KnownRecord", "MatchKind", "RecordBook", "value_hash"]
+__all__ = ["MATCH_KINDS", "KnownRecord", "MatchDecision", "MatchKind", "RecordBook", "value_hash"]
 
 # How wa-bridge came to own a CRM record: it created it; found it by our key property
 # (written by an earlier attempt); or adopted a record the company had, by phone or e-mail.
@@ -51,6 +51,18 @@ class KnownRecord:
     written: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class MatchDecision:
+    """A contact adopted an existing CRM record: by which rule, among how many candidates
+    (the most recently modified won). Saved to ``identity_events`` (ids only)."""
+
+    kind: str
+    key: str
+    crm_id: str
+    rule: MatchKind
+    candidates: int
+
+
 Slot = tuple[str, str]  # (kind, key)
 
 
@@ -63,6 +75,7 @@ class RecordBook:
         self._known: dict[Slot, KnownRecord] = {(k, key): r for k, key, r in known}
         self._changed: set[Slot] = set()
         self._forgotten: set[Slot] = set()
+        self._decisions: list[MatchDecision] = []
 
     def __repr__(self) -> str:  # keys only: no values, and few of them
         return f"RecordBook(crm={self.crm!r}, known={len(self._known)})"
@@ -117,6 +130,17 @@ class RecordBook:
             self._forgotten.add(slot)
         self._changed.discard(slot)
 
+    def note_match(self, kind: str, key: str, rule: MatchKind, candidates: int) -> None:
+        """Record that ``key`` adopted its known ``kind`` record by ``rule`` among
+        ``candidates`` (after :meth:`remember`)."""
+        known = self._known.get((kind, key))
+        if known is not None:
+            self._decisions.append(MatchDecision(kind, key, known.crm_id, rule, candidates))
+
+    def decisions(self) -> list[MatchDecision]:
+        """The adoptions noted since load or :meth:`saved`."""
+        return list(self._decisions)
+
     def changes(self) -> tuple[list[tuple[str, str, KnownRecord]], list[Slot]]:
         """(entries remembered or changed, entries forgotten) since load or :meth:`saved`."""
         changed = [(kind, key, self._known[(kind, key)]) for kind, key in sorted(self._changed)]
@@ -126,3 +150,4 @@ class RecordBook:
         """The changes are stored: :meth:`changes` starts empty again."""
         self._changed.clear()
         self._forgotten.clear()
+        self._decisions.clear()

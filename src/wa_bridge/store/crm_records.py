@@ -2,7 +2,9 @@
 
 One SELECT loads a batch's book (every kind of record of the batch's keys, for one CRM
 instance); one upsert (plus a DELETE per kind of forgotten records, which are rare)
-saves its changes in the batch's transaction. Arrays on PostgreSQL, portable Core on
+saves its changes in the batch's transaction, and each adoption of an existing CRM
+record is written to ``identity_events`` as ``crm_matched`` (the rule, the CRM id and
+the number of candidates: no personal data). Arrays on PostgreSQL, portable Core on
 SQLite, like the rest of the store.
 """
 
@@ -13,14 +15,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres, members
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.book import KnownRecord, MatchKind, RecordBook
-from wa_bridge.store.tables import crm_records
+from wa_bridge.store.tables import crm_records, identity_events
 
 __all__ = ["load_book", "save_book"]
 
@@ -62,8 +64,20 @@ async def load_book(conn: AsyncConnection, crm: str, keys: Sequence[str]) -> Rec
 
 
 async def save_book(conn: AsyncConnection, book: RecordBook, now: datetime) -> None:
-    """Write ``book``'s changes (remembered and forgotten records)."""
+    """Write ``book``'s changes (remembered and forgotten records, adoptions)."""
     changed, forgotten = book.changes()
+    decisions = [
+        {
+            "contact_id": d.key,
+            "decision": "crm_matched",
+            "kinds": d.rule,
+            "detail": f"{d.kind} {d.crm_id}: the most recently modified of {d.candidates}"[:200],
+            "at": now,
+        }
+        for d in book.decisions()
+    ]
+    if decisions:
+        await conn.execute(insert(identity_events), decisions)
     t = crm_records.c
     by_kind: dict[str, list[str]] = defaultdict(list)
     for kind, key in forgotten:
