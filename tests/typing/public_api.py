@@ -6,7 +6,6 @@ Nothing here runs: the functions are only type-checked, like faststream's tests/
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, assert_type
 
