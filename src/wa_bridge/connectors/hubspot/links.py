@@ -75,6 +75,8 @@ async def associate(connector: HubSpotConnector, call: Call) -> None:
         return
     for group, key in gone.values():
         await connector.rewrite(call, group, key)
+    remade = set(gone.values())  # what else links to the records made again: linked again
+    retry += [p for p in _pairs(call) if (p[2], p[3]) in remade and p not in retry]
     for pair, error in await _post(connector, call, retry):
         _refuse(call, pair, error)
 
