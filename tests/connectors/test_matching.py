@@ -186,9 +186,9 @@ async def test_a_rolled_back_batch_finds_its_records_again_by_key(crm: Crm) -> N
     results = await crm.connector.apply(PEOPLE, lost)
     assert all(isinstance(r, CrmResult) and not r.created for r in results)
     assert len(crm.contacts()) == 7
-    assert {(lost.get(crm.contact_kind, op.contact_key or "") or _none()).match for op in PEOPLE} == {
-        "key"
-    }
+    assert {
+        (lost.get(crm.contact_kind, op.contact_key or "") or _none()).match for op in PEOPLE
+    } == {"key"}
     assert lost.decisions() == []  # nothing adopted again: they carry our key
     later = crm.server.requests[before:]
     by_id = [r for r in later if r.path.endswith(("/batch/update", "/composite/sobjects"))]
@@ -239,9 +239,11 @@ async def test_known_contacts_cost_no_lookup_and_nothing_unchanged_is_written(cr
     changed = [contact("c_us", "ev-7", phone_e164="+15132271572", country="US")]
     await crm.connector.apply(changed, book)
     [write] = crm.server.requests[before:]
-    sent = write.body["inputs"][0]["properties"] if "inputs" in write.body else write.body[
-        "records"
-    ][0]
+    sent = (
+        write.body["inputs"][0]["properties"]
+        if "inputs" in write.body
+        else write.body["records"][0]
+    )
     assert "country" in str(sent).lower() and "+15132271572" not in str(sent)
 
 

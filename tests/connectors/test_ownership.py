@@ -116,9 +116,7 @@ async def test_hubspot_a_deleted_contact_is_made_again_and_linked(
     second = hubspot_server.find("communications", "wa_note_key", "wamid.2")
     assert ticket is not None and second is not None
     assert hubspot_server.associations_of("contacts", new["id"], "tickets") == [ticket["id"]]
-    assert hubspot_server.associations_of("communications", second["id"], "contacts") == [
-        new["id"]
-    ]
+    assert hubspot_server.associations_of("communications", second["id"], "contacts") == [new["id"]]
 
 
 async def test_hubspot_a_deleted_ticket_is_made_again_whole(hubspot_server: HubSpotServer) -> None:

@@ -25,6 +25,7 @@ from wa_bridge.connectors import CrmResult, OpRejected
 from wa_bridge.connectors.hubspot import property_value
 from wa_bridge.errors import ConfigError, CrmRejected, UnkeyedOperation
 from wa_bridge.operations import CrmOperation
+from wa_bridge.store import RecordBook
 
 
 def contacts(n: int) -> list[CrmOperation]:
@@ -146,21 +147,47 @@ async def test_hubspot_2026_03_paths(hubspot_server: HubSpotServer) -> None:
     assert not any("/v3/" in p or "/v4/" in p for p in paths)
 
 
-async def test_hubspot_resolves_ids_it_did_not_write(hubspot_server: HubSpotServer) -> None:
+async def test_hubspot_links_by_the_books_ids_in_a_new_process(
+    hubspot_server: HubSpotServer,
+) -> None:
+    first = connector_for(hubspot_server)
+    book = RecordBook(first.instance)  # what crm_records holds once the batch commits
+    try:
+        await first.apply([contact_op(), case_op()], book)
+    finally:
+        await first.aclose()
+    before = len(hubspot_server.requests)
+    fresh = connector_for(hubspot_server)  # a new process: nothing in memory
+    try:
+        (result,) = await fresh.apply([message_op()], book)
+    finally:
+        await fresh.aclose()
+    assert isinstance(result, CrmResult) and result.created
+    later = [r.endpoint for r in hubspot_server.requests[before:]]
+    assert not [e for e in later if e.endswith(("/batch/read", "/search"))]  # no lookup
+    assert len(hubspot_server.records["associations"]) == 3
+
+
+async def test_hubspot_looks_up_a_contact_it_did_not_write(hubspot_server: HubSpotServer) -> None:
     first = connector_for(hubspot_server)
     try:
         await first.apply([contact_op(), case_op()])
     finally:
         await first.aclose()
     before = len(hubspot_server.requests)
-    fresh = connector_for(hubspot_server)  # a new process: empty id cache
+    fresh = connector_for(hubspot_server)  # no book: a caller without the worker's store
     try:
         await apply_one(fresh, message_op())
     finally:
         await fresh.aclose()
     reads = [r.path for r in hubspot_server.requests[before:] if r.path.endswith("/batch/read")]
-    assert len(reads) == 2  # contact and ticket looked up by their unique properties
-    assert len(hubspot_server.records["associations"]) == 3
+    assert reads == ["/crm/v3/objects/contacts/batch/read"]  # by our unique property
+    contact = hubspot_server.find("contacts", "wa_contact_key", CONTACT)
+    note = hubspot_server.find("communications", "wa_note_key", WAMID)
+    assert contact is not None and note is not None
+    assert hubspot_server.associations_of("communications", note["id"], "contacts") == [
+        contact["id"]
+    ]
 
 
 def test_hubspot_property_values_are_strings() -> None:

@@ -82,15 +82,20 @@ async def associate(connector: HubSpotConnector, call: Call) -> None:
 
 
 async def _resolve(connector: HubSpotConnector, call: Call, pairs: list[Pair]) -> None:
-    """Look up, by our key, link targets whose ids neither the book nor this call holds."""
-    unknown: dict[Group, set[str]] = {}
-    for _, _, group, key in pairs:
-        if call.id_of(group, key) is None:
-            unknown.setdefault(group, set()).add(key)
-    for group, keys in unknown.items():
-        found = await connector._lookup(group, sorted(keys), ())
+    """Look up, by our key, contacts whose ids neither the book nor this call holds (the
+    worker writes every contact a batch names, so only a caller without one needs this).
+    A ticket the book does not know was never written (a case of echoes only): no link."""
+    unknown = sorted(
+        {
+            key
+            for _, _, group, key in pairs
+            if group == "contacts" and call.id_of(group, key) is None
+        }
+    )
+    if unknown:
+        found = await connector._lookup("contacts", unknown, ())
         for key, candidate in found.items():
-            call.found(group, key, candidate.crm_id)
+            call.found("contacts", key, candidate.crm_id)
 
 
 async def _post(
