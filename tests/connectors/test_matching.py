@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from connectors.conftest import connector_for
-from connectors.servers import ContractServer, HubSpotServer, SalesforceServer
+from connectors.servers import ContractServer, HubSpotServer, RestCrmServer, SalesforceServer
 from wa_bridge.connectors import CrmConnector, CrmResult, OpRejected
 from wa_bridge.operations import CrmOperation, FieldValue, MatchRule
 from wa_bridge.store import RecordBook
@@ -257,3 +257,46 @@ async def test_a_refused_contact_refuses_its_note(crm: Crm) -> None:
     assert isinstance(refused, OpRejected) and isinstance(its_note, OpRejected)
     assert isinstance(fine, CrmResult)
     assert [c.get(crm.key_field) for c in crm.contacts()] == ["c_ok"]
+
+
+# --- the generic REST CRM, through the contract's optional searchContacts ----------------
+async def test_rest_adopts_existing_contacts_through_the_search(
+    rest_crm_server: RestCrmServer,
+) -> None:
+    ar = rest_crm_server.seed_contact(name="Paola", phone="+54 9 11 2345-6789")
+    mail = rest_crm_server.seed_contact(email="carla.mendes@example.com")
+    us = rest_crm_server.seed_contact(mobile_phone="(513) 227-1572")
+    connector = connector_for(rest_crm_server)
+    book = RecordBook(connector.instance)
+    try:
+        results = await connector.apply(PEOPLE, book)
+        again = await connector.apply(PEOPLE, book)  # known now: no search
+    finally:
+        await connector.aclose()
+    assert all(isinstance(r, CrmResult) for r in [*results, *again])
+    contacts = rest_crm_server.collection("contacts")
+    assert {k: contacts[k]["id"] for k in ("c_ar", "c_us", "c_mail")} == {
+        "c_ar": ar,
+        "c_us": us,
+        "c_mail": mail,
+    }
+    assert len(contacts) == 6  # three adopted, three new: no duplicate
+    assert contacts["c_ar"]["fields"]["phone"] == "+54 9 11 2345-6789"  # kept, merged into
+    searches = [r for r in rest_crm_server.requests if r.path == "/contacts/search"]
+    assert len(searches) == 1 and len(searches[0].body["keys"]) == 6
+    known = book.get("contacts", "c_mail")
+    assert known is not None and known.match == "email" and known.crm_id == mail
+
+
+async def test_rest_without_the_search_creates_by_key(rest_crm_server: RestCrmServer) -> None:
+    rest_crm_server.searchable = False
+    rest_crm_server.seed_contact(phone="+54 9 11 2345-6789")
+    connector = connector_for(rest_crm_server)
+    try:
+        await connector.apply(PEOPLE[:1], RecordBook(connector.instance))
+        await connector.apply(PEOPLE[1:], RecordBook(connector.instance))
+    finally:
+        await connector.aclose()
+    searches = [r for r in rest_crm_server.requests if r.path == "/contacts/search"]
+    assert [r.status for r in searches] == [404]  # asked once; the CRM does not offer it
+    assert len(rest_crm_server.collection("contacts")) == 7
