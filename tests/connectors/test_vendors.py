@@ -473,3 +473,30 @@ def test_connectors_import_no_other_package_private_module() -> None:
                 ):
                     problems.append(f"{path.name} imports {node.module}")
     assert problems == []
+
+
+async def test_hubspot_search_splits_only_past_its_limits(hubspot_server: HubSpotServer) -> None:
+    # 120 unknown contacts with US numbers: 120 keys (2 IN filters of <= 100), 240 phone
+    # digit strings for each of the two calculated phone properties (3 filters each): 8
+    # filter groups, 5 per search (HubSpot's limit) -> 2 searches, not 120.
+    hubspot_server.set_limits(search_per_second=10)
+    people = [
+        CrmOperation(
+            kind="upsert_contact",
+            fields={"phone_e164": f"+1513555{i:04d}"},
+            event_id=f"ev-{i}",
+            contact_key=f"c-{i:04d}",
+        )
+        for i in range(120)
+    ]
+    connector = connector_for(hubspot_server)
+    try:
+        results = await connector.apply(people)
+    finally:
+        await connector.aclose()
+    assert all(isinstance(r, CrmResult) and r.created for r in results)
+    searches = [r.body for r in hubspot_server.requests if r.path.endswith("/search")]
+    assert [len(s["filterGroups"]) for s in searches] == [5, 3]
+    for search in searches:
+        filters = [f for g in search["filterGroups"] for f in g["filters"]]
+        assert len(filters) <= 25 and all(len(f["values"]) <= 100 for f in filters)
