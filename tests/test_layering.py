@@ -2,7 +2,8 @@
 
 - ``normalize/`` and ``mapping/`` are pure: no I/O libraries, no other wa_bridge layer but
   the shared contracts (and mapping may use normalize's phone rules).
-- Nothing imports ``cli/``; only ``cli/`` and ``ops/`` import ``receiver/``.
+- Nothing imports ``cli/``; only ``cli/`` and ``ops/`` import ``receiver/``; only ``cli/``
+  imports ``ops/`` (metric names and token auth live below it, in ``metrics`` and ``auth``).
 - The receiver half never imports the worker half, and the reverse.
 - No package imports another package's private names: a ``_module`` or a ``_name`` stays
   inside its package (CONVENTIONS.md "Peers share a shape").
@@ -85,6 +86,20 @@ def test_nothing_imports_cli_and_only_the_top_imports_receiver() -> None:
                 problems.append(f"{path.relative_to(PACKAGE)} imports {module}")
             if target == "receiver" and layer not in ("receiver", "cli", "ops"):
                 problems.append(f"{path.relative_to(PACKAGE)} imports {module}")
+    assert problems == []
+
+
+def test_ops_sits_on_top_only_the_cli_imports_it() -> None:
+    problems = []
+    for path in PACKAGE.rglob("*.py"):
+        layer = path.relative_to(PACKAGE).parts[0]
+        if layer in ("ops", "cli"):
+            continue
+        problems += [
+            f"{path.relative_to(PACKAGE)} imports {module}"
+            for module in _imports(path)
+            if _layer_of(module) == "ops"
+        ]
     assert problems == []
 
 
