@@ -129,3 +129,24 @@ def test_no_package_imports_another_packages_private_names() -> None:
                 continue
             problems.append(f"{rel} imports {target}")
     assert sorted(problems) == []
+
+
+@pytest.mark.parametrize("package", ["bus", "ops", "worker"])
+def test_module_packages_list_every_public_module_in_all(package: str) -> None:
+    """Packages whose ``__all__`` names modules list exactly their public modules."""
+    import importlib
+
+    listed = set(importlib.import_module(f"wa_bridge.{package}").__all__)
+    modules = {p.stem for p in (PACKAGE / package).glob("*.py") if not p.stem.startswith("_")} | {
+        p.name for p in (PACKAGE / package).iterdir() if (p / "__init__.py").exists()
+    }
+    assert listed == modules
+
+
+def test_every_package_curates_its_all() -> None:
+    missing = [
+        str(init.relative_to(PACKAGE))
+        for init in PACKAGE.rglob("__init__.py")
+        if "__all__" not in init.read_text()
+    ]
+    assert missing == []

@@ -52,6 +52,7 @@ ErrorClass = Literal[
     "StoreUnavailable",
     "PermanentError",
     "InvalidEvent",
+    "NotAWebhook",
     "UnkeyedOperation",
     "UnknownRoute",
     "MappingOutputInvalid",
