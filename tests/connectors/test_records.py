@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from wa_bridge.connectors._call import Target
 from wa_bridge.connectors._matching import Candidate, choose, modified_at
 from wa_bridge.connectors._plan import is_status_only
-from wa_bridge.connectors._records import MatchFacts, RecordConnector, RecordPlan, Write, _Target
+from wa_bridge.connectors._records import MatchFacts, RecordConnector, RecordPlan, Write
 from wa_bridge.connectors.base import book_keys, note_key
 from wa_bridge.operations import CrmOperation
 from wa_bridge.store import value_hash
@@ -36,24 +37,24 @@ def _record(**values: str) -> RecordPlan[str, str]:
 
 def test_a_new_record_gets_everything_defaults_under_values() -> None:
     [record] = _record(firstname="Pao", opened="t0", phone="+1").records("contacts")
-    out = RecordConnector._outgoing(record, _Target(None))
+    out = RecordConnector._outgoing(record, Target(None))
     assert out == {"lastname": "WhatsApp", "firstname": "Pao", "opened": "t0", "phone": "+1"}
 
 
 def test_an_existing_record_gets_only_what_it_may_and_what_changed() -> None:
     [record] = _record(firstname="Pao", opened="t0", phone="+1", city="X").records("contacts")
-    known = _Target("101", written={"phone": value_hash("+1"), "city": value_hash("Y")})
+    known = Target("101", written={"phone": value_hash("+1"), "city": value_hash("Y")})
     # on_create never; if_empty where not known filled; an unchanged value not again
     assert RecordConnector._outgoing(record, known) == {"firstname": "Pao", "city": "X"}
-    filled = _Target("101", filled=frozenset({"firstname"}), written={"phone": value_hash("+1")})
+    filled = Target("101", filled=frozenset({"firstname"}), written={"phone": value_hash("+1")})
     assert RecordConnector._outgoing(record, filled) == {"city": "X"}
-    nothing = _Target(
+    nothing = Target(
         "101",
         filled=frozenset({"firstname"}),
         written={"phone": value_hash("+1"), "city": value_hash("X")},
     )
     assert RecordConnector._outgoing(record, nothing) is None  # no request at all
-    adopted = _Target(
+    adopted = Target(
         "101",
         "phone",
         frozenset({"firstname"}),
@@ -61,6 +62,17 @@ def test_an_existing_record_gets_only_what_it_may_and_what_changed() -> None:
         by_id=True,
     )
     assert RecordConnector._outgoing(record, adopted) == {}  # still written: our key
+
+
+def test_values_checked_together_are_sent_together() -> None:
+    plan: RecordPlan[str, str] = RecordPlan(["tickets"])
+    stage = frozenset({"stage", "pipeline"})
+    plan.add(0, Write("tickets", "k1", {"stage": "2", "pipeline": "0", "x": "1"}, together=stage))
+    [record] = plan.records("tickets")
+    sent = {n: value_hash(v) for n, v in record.values.items()}
+    moved = Target("7", written={**sent, "stage": value_hash("1")})
+    assert RecordConnector._outgoing(record, moved) == {"stage": "2", "pipeline": "0"}
+    assert RecordConnector._outgoing(record, Target("7", written=sent)) is None
 
 
 def test_book_keys_and_note_keys() -> None:

@@ -109,7 +109,8 @@ class Write(Generic[G, V]):
 
     ``modes``: the write mode of each value that is not ``always``. ``defaults``: values
     the CRM needs when the record is created (a ticket's subject, a Contact's LastName),
-    sent only then and only where ``values`` set none.
+    sent only then and only where ``values`` set none. ``together``: values the CRM checks
+    against each other (a ticket's stage and pipeline): when one is sent, all are.
     """
 
     group: G
@@ -120,6 +121,7 @@ class Write(Generic[G, V]):
     contact_key: str | None = None  # the records it links to, where the CRM needs that
     case_key: str | None = None
     facts: MatchFacts | None = None  # a contact's: how to find it among existing records
+    together: frozenset[str] = frozenset()  # values sent together or not at all
 
 
 @dataclass(slots=True)
@@ -134,6 +136,7 @@ class Record(Generic[V]):
     contact_key: str | None = None
     case_key: str | None = None
     facts: MatchFacts = field(default_factory=MatchFacts)
+    together: frozenset[str] = frozenset()
 
     def mode(self, name: str) -> WriteMode:
         return self.modes.get(name, "always")
@@ -150,6 +153,7 @@ class Record(Generic[V]):
         for name, value in write.defaults.items():
             self.defaults.setdefault(name, value)
         self.op_indexes.append(index)
+        self.together |= write.together
         self.contact_key = write.contact_key or self.contact_key
         self.case_key = write.case_key or self.case_key
         if write.facts is not None:

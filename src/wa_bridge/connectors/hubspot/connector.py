@@ -56,6 +56,7 @@ __all__ = ["HubSpotConnector"]
 Group = Literal["contacts", "tickets", "notes"]
 _Write = shared.Write[Group, str]
 _Record = shared.Record[str]
+_STAGE = frozenset({"hs_pipeline_stage", "hs_pipeline"})
 
 
 def _values(fields: Mapping[str, FieldValue], name: Callable[[str], str] = str) -> dict[str, str]:
@@ -118,7 +119,13 @@ class HubSpotConnector(shared.RecordConnector[Group, str]):
             props, defaults = self._ticket_properties(op)
             modes = shared.modes_of(op, self._ticket_names)
             return shared.Write(
-                "tickets", case_key, props, defaults, modes, contact_key=contact_key
+                "tickets",
+                case_key,
+                props,
+                defaults,
+                modes,
+                contact_key=contact_key,
+                together=_STAGE,  # HubSpot checks a stage against the ticket's pipeline
             )
         if op.kind == "record_outcome":
             props = _values(op.fields, outcome_property)
