@@ -88,7 +88,9 @@ async def test_hubspot_207_item_error_rejects_that_op(hubspot_server: HubSpotSer
     assert isinstance(refused, OpRejected) and isinstance(refused.error, CrmRejected)
     assert "hs_pipeline_stage" in refused.error.crm_error
     assert "upsert_case" in str(refused.error)
-    assert isinstance(note, OpRejected) and "its tickets was refused" in str(note.error)
+    assert isinstance(note, OpRejected) and "the tickets record it needs was refused" in str(
+        note.error
+    )
     assert len(hubspot_server.collection("contacts")) == 1
     assert len(hubspot_server.collection("tickets")) == 1
     assert hubspot_server.collection("communications") == {}

@@ -157,7 +157,9 @@ class RecordConnector(ABC, Generic[G, V]):
         for link_group, key in self._links(group, record):
             refusal = call.refused.get((link_group, key))
             if refusal is not None:
-                what = f"not written: its {self._object_type(link_group)} was refused"
+                what = (
+                    f"not written: the {self._object_type(link_group)} record it needs was refused"
+                )
                 return Refusal(refusal.status, refusal.body, what)
         return None
 
