@@ -21,9 +21,11 @@ from connectors.test_contract_suite import (
     message_op,
     op,
 )
+from wa_bridge.connectors import CrmResult, OpRejected
 from wa_bridge.connectors.hubspot import property_value
 from wa_bridge.errors import ConfigError, CrmRejected, UnkeyedOperation
 from wa_bridge.operations import CrmOperation
+from wa_bridge.store import RecordBook
 
 
 def contacts(n: int) -> list[CrmOperation]:
@@ -44,9 +46,12 @@ async def test_hubspot_batches_at_most_100_inputs(hubspot_server: HubSpotServer)
         results = await connector.apply(contacts(250))
     finally:
         await connector.aclose()
-    assert len(results) == 250 and all(r.created for r in results)
-    sizes = [len(r.body["inputs"]) for r in hubspot_server.requests]
-    assert sizes == [100, 100, 50]
+    assert len(results) == 250 and all(isinstance(r, CrmResult) and r.created for r in results)
+    upserts = [r for r in hubspot_server.requests if r.path.endswith("/batch/upsert")]
+    assert [len(r.body["inputs"]) for r in upserts] == [100, 100, 50]
+    [search] = [r for r in hubspot_server.requests if r.path.endswith("/search")]
+    groups = search.body["filterGroups"]  # one search for the batch: 100 keys per IN filter
+    assert [len(g["filters"][0]["values"]) for g in groups] == [100, 100, 50]
     assert len(hubspot_server.collection("contacts")) == 250
 
 
@@ -57,24 +62,45 @@ async def test_rest_batches_at_most_100_ops(rest_crm_server: RestCrmServer) -> N
     finally:
         await connector.aclose()
     assert len(results) == 150
-    assert [len(r.body["operations"]) for r in rest_crm_server.requests] == [100, 50]
+    batches = [r for r in rest_crm_server.requests if r.path == "/batch"]
+    assert [len(r.body["operations"]) for r in batches] == [100, 50]
 
 
 async def test_hubspot_207_item_error_rejects_that_op(hubspot_server: HubSpotServer) -> None:
-    # A ticket created without a status has no pipeline stage: HubSpot refuses that item.
+    # A ticket created without a status has no pipeline stage: HubSpot refuses that item,
+    # and the note on that ticket is not written either; the rest is.
     connector = connector_for(hubspot_server)
     no_stage = op("upsert_case", index=1, channel="whatsapp")
+    other = CrmOperation(
+        kind="upsert_case",
+        fields={"status": "open"},
+        event_id="ev-2",
+        contact_key=CONTACT,
+        case_key="case-0002",
+    )
     try:
-        with pytest.raises(CrmRejected) as caught:
-            await connector.apply([contact_op(), no_stage])
+        contact, refused, note, fine = await connector.apply(
+            [contact_op(), no_stage, message_op(), other]
+        )
     finally:
         await connector.aclose()
-    assert "hs_pipeline_stage" in caught.value.crm_error
-    assert "upsert_case" in str(caught.value)
-    assert len(hubspot_server.collection("contacts")) == 1  # the earlier op was applied
+    assert isinstance(contact, CrmResult) and isinstance(fine, CrmResult)
+    assert isinstance(refused, OpRejected) and isinstance(refused.error, CrmRejected)
+    assert "hs_pipeline_stage" in refused.error.crm_error
+    assert "upsert_case" in str(refused.error)
+    assert isinstance(note, OpRejected) and "the tickets record it needs was refused" in str(
+        note.error
+    )
+    assert len(hubspot_server.collection("contacts")) == 1
+    assert len(hubspot_server.collection("tickets")) == 1
+    assert hubspot_server.collection("communications") == {}
+    upserts = [r for r in hubspot_server.requests if r.path.endswith("tickets/batch/upsert")]
+    assert all(i["objectWriteTraceId"] == i["id"] for i in upserts[0].body["inputs"])
 
 
-async def test_rest_batch_stops_at_first_failed_item(rest_crm_server: RestCrmServer) -> None:
+async def test_rest_refused_item_is_rejected_and_the_rest_applied(
+    rest_crm_server: RestCrmServer,
+) -> None:
     rejected = {"code": "validation_error", "message": "unknown status", "field": "status"}
 
     def reject_cases(item: dict[str, object]) -> dict[str, object] | None:
@@ -83,14 +109,34 @@ async def test_rest_batch_stops_at_first_failed_item(rest_crm_server: RestCrmSer
     rest_crm_server.item_rejection = reject_cases  # type: ignore[method-assign]
     connector = connector_for(rest_crm_server)
     try:
-        with pytest.raises(CrmRejected) as caught:
-            await connector.apply([contact_op(), case_op(), message_op()])
+        contact, case, note = await connector.apply([contact_op(), case_op(), message_op()])
     finally:
         await connector.aclose()
         del rest_crm_server.item_rejection
-    assert caught.value.crm_error == "validation_error: unknown status (field status)"
-    assert "upsert_case" in str(caught.value)
-    assert "notes" not in rest_crm_server.records  # nothing after the failure
+    assert isinstance(contact, CrmResult) and isinstance(note, CrmResult)
+    assert isinstance(case, OpRejected) and isinstance(case.error, CrmRejected)
+    assert case.error.crm_error == "validation_error: unknown status (field status)"
+    assert "upsert_case" in str(case.error)
+    assert list(rest_crm_server.collection("notes")) == [WAMID]  # sent again after the refusal
+    batches = [r for r in rest_crm_server.requests if r.path == "/batch"]
+    assert [len(r.body["operations"]) for r in batches] == [3, 1]
+
+
+async def test_rest_a_refused_contact_refuses_what_names_it(
+    rest_crm_server: RestCrmServer,
+) -> None:
+    def reject_contacts(item: dict[str, object]) -> dict[str, object] | None:
+        return {"code": "invalid", "message": "no"} if item["op"] == "upsert_contact" else None
+
+    rest_crm_server.item_rejection = reject_contacts  # type: ignore[method-assign]
+    connector = connector_for(rest_crm_server)
+    try:
+        results = await connector.apply([contact_op(), case_op(), message_op()])
+    finally:
+        await connector.aclose()
+        del rest_crm_server.item_rejection
+    assert all(isinstance(r, OpRejected) for r in results)
+    assert rest_crm_server.records.get("notes") is None
 
 
 async def test_hubspot_2026_03_paths(hubspot_server: HubSpotServer) -> None:
@@ -105,21 +151,47 @@ async def test_hubspot_2026_03_paths(hubspot_server: HubSpotServer) -> None:
     assert not any("/v3/" in p or "/v4/" in p for p in paths)
 
 
-async def test_hubspot_resolves_ids_it_did_not_write(hubspot_server: HubSpotServer) -> None:
+async def test_hubspot_links_by_the_books_ids_in_a_new_process(
+    hubspot_server: HubSpotServer,
+) -> None:
+    first = connector_for(hubspot_server)
+    book = RecordBook(first.instance)  # what crm_records holds once the batch commits
+    try:
+        await first.apply([contact_op(), case_op()], book)
+    finally:
+        await first.aclose()
+    before = len(hubspot_server.requests)
+    fresh = connector_for(hubspot_server)  # a new process: nothing in memory
+    try:
+        (result,) = await fresh.apply([message_op()], book)
+    finally:
+        await fresh.aclose()
+    assert isinstance(result, CrmResult) and result.created
+    later = [r.endpoint for r in hubspot_server.requests[before:]]
+    assert not [e for e in later if e.endswith(("/batch/read", "/search"))]  # no lookup
+    assert len(hubspot_server.records["associations"]) == 3
+
+
+async def test_hubspot_looks_up_a_contact_it_did_not_write(hubspot_server: HubSpotServer) -> None:
     first = connector_for(hubspot_server)
     try:
         await first.apply([contact_op(), case_op()])
     finally:
         await first.aclose()
     before = len(hubspot_server.requests)
-    fresh = connector_for(hubspot_server)  # a new process: empty id cache
+    fresh = connector_for(hubspot_server)  # no book: a caller without the worker's store
     try:
         await apply_one(fresh, message_op())
     finally:
         await fresh.aclose()
     reads = [r.path for r in hubspot_server.requests[before:] if r.path.endswith("/batch/read")]
-    assert len(reads) == 2  # contact and ticket looked up by their unique properties
-    assert len(hubspot_server.records["associations"]) == 3
+    assert reads == ["/crm/v3/objects/contacts/batch/read"]  # by our unique property
+    contact = hubspot_server.find("contacts", "wa_contact_key", CONTACT)
+    note = hubspot_server.find("communications", "wa_note_key", WAMID)
+    assert contact is not None and note is not None
+    assert hubspot_server.associations_of("communications", note["id"], "contacts") == [
+        contact["id"]
+    ]
 
 
 def test_hubspot_property_values_are_strings() -> None:
@@ -190,16 +262,16 @@ def test_build_connector_needs_a_base_url() -> None:
 async def test_salesforce_200_with_failed_record_is_rejected(
     salesforce_server: SalesforceServer,
 ) -> None:
-    # Salesforce answers 200 even when a record failed: a consent for an unknown contact
-    # creates a Contact without LastName.
+    # Salesforce answers 200 even when a record failed: a consent alone, for an unknown
+    # contact, creates a Contact without LastName (the worker adds the contact first).
     connector = connector_for(salesforce_server)
     consent = op("set_consent", channel="whatsapp", purpose="marketing", status="opt_in")
     try:
-        with pytest.raises(CrmRejected) as caught:
-            await apply_one(connector, consent)
+        (result,) = await connector.apply([consent])
     finally:
         await connector.aclose()
-    assert caught.value.crm_error == (
+    assert isinstance(result, OpRejected) and isinstance(result.error, CrmRejected)
+    assert result.error.crm_error == (
         "REQUIRED_FIELD_MISSING: Required fields are missing: [LastName] [LastName]"
     )
     assert salesforce_server.collection("Contact") == {}
@@ -335,8 +407,8 @@ async def test_salesforce_update_keeps_the_last_name(salesforce_server: Salesfor
     assert not any(r.created for r in results)
     upsert = next(r for r in salesforce_server.requests if r.method == "PATCH")
     assert all("LastName" not in record for record in upsert.body["records"])
-    queries = [r for r in salesforce_server.requests if r.method == "GET"]
-    assert len(queries) == 1
+    queries = [r.path.rsplit("/", 1)[1] for r in salesforce_server.requests if r.method == "GET"]
+    assert queries == ["query", "search"]  # by external id and e-mail, by phone: once each
 
 
 async def test_salesforce_new_contact_still_gets_the_default_last_name(
@@ -359,7 +431,7 @@ async def test_salesforce_new_contact_still_gets_the_default_last_name(
     assert len(stored) == 250
     assert {c["LastName"] for c in stored.values()} == {"WhatsApp contact"}
     queries = [r for r in salesforce_server.requests if r.method == "GET"]
-    assert [r.query["q"].count("'") // 2 for r in queries] == [200, 50]  # one per batch
+    assert [r.query["q"].count("'") // 2 for r in queries] == [250]  # one for the batch
 
 
 async def test_salesforce_default_last_name_only_when_the_mapping_gives_none(
@@ -403,3 +475,30 @@ def test_connectors_import_no_other_package_private_module() -> None:
                 ):
                     problems.append(f"{path.name} imports {node.module}")
     assert problems == []
+
+
+async def test_hubspot_search_splits_only_past_its_limits(hubspot_server: HubSpotServer) -> None:
+    # 120 unknown contacts with US numbers: 120 keys (2 IN filters of <= 100), 240 phone
+    # digit strings for each of the two calculated phone properties (3 filters each): 8
+    # filter groups, 5 per search (HubSpot's limit) -> 2 searches, not 120.
+    hubspot_server.set_limits(search_per_second=10)
+    people = [
+        CrmOperation(
+            kind="upsert_contact",
+            fields={"phone_e164": f"+1513555{i:04d}"},
+            event_id=f"ev-{i}",
+            contact_key=f"c-{i:04d}",
+        )
+        for i in range(120)
+    ]
+    connector = connector_for(hubspot_server)
+    try:
+        results = await connector.apply(people)
+    finally:
+        await connector.aclose()
+    assert all(isinstance(r, CrmResult) and r.created for r in results)
+    searches = [r.body for r in hubspot_server.requests if r.path.endswith("/search")]
+    assert [len(s["filterGroups"]) for s in searches] == [5, 3]
+    for search in searches:
+        filters = [f for g in search["filterGroups"] for f in g["filters"]]
+        assert len(filters) <= 25 and all(len(f["values"]) <= 100 for f in filters)

@@ -6,14 +6,13 @@ Nothing here runs: the functions are only type-checked, like faststream's tests/
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, assert_type
 
 from wa_bridge.bus.consumer import Delivery, RecordConsumer, TopicPartition, build_consumer
 from wa_bridge.bus.record_producer import RecordProducer, build_producer
 from wa_bridge.clock import SYSTEM_CLOCK, Clock, ManualClock, epoch_ms
-from wa_bridge.connectors.base import CrmConnector, CrmResult
+from wa_bridge.connectors.base import CrmConnector, OpResult, RecordBook
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.mapping import CompiledMapping, load_mapping
 from wa_bridge.normalize import normalize_webhook
@@ -56,7 +55,9 @@ async def _store_and_connector(connector: CrmConnector, op: CrmOperation) -> Non
     async with store.transaction() as tx:
         assert_type(tx, StoreTx)
         assert_type(await tx.claim_events(["id"]), set[str])
-    assert_type(await connector.apply([op]), Sequence[CrmResult])
+        book = await tx.load_records(connector.instance, ["c_1"])
+        assert_type(book, RecordBook)
+    assert_type(await connector.apply([op], book), list[OpResult])
 
 
 def _settings() -> None:

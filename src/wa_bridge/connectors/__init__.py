@@ -6,26 +6,51 @@ the factory and ``wa-bridge crm setup`` reach it by the ``connector`` setting al
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from wa_bridge.connectors.base import CrmConnector, CrmResult, SetupResult, Vendor
+from wa_bridge.connectors.base import (
+    CrmConnector,
+    CrmResult,
+    OpRejected,
+    OpResult,
+    SetupResult,
+    Vendor,
+    Wiring,
+)
 from wa_bridge.errors import ConfigError
+from wa_bridge.operations import DEFAULT_MATCH_ORDER, MatchRule
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from wa_bridge.settings import Settings
 
-__all__ = ["CrmConnector", "CrmResult", "SetupResult", "build_connector", "set_up_crm"]
+__all__ = [
+    "CrmConnector",
+    "CrmResult",
+    "OpRejected",
+    "OpResult",
+    "SetupResult",
+    "build_connector",
+    "set_up_crm",
+]
 
 
-def build_connector(settings: Settings, *, engine: AsyncEngine | None = None) -> CrmConnector:
+def build_connector(
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
+) -> CrmConnector:
     """The connector ``settings.connector`` names; the caller closes it with ``aclose()``.
 
-    ``engine`` is the state database, used by the built-in ``sql`` CRM tables. Raises
-    ConfigError when a setting the connector needs is missing.
+    ``engine`` is the state database, used by the built-in ``sql`` CRM tables;
+    ``match_order`` the mapping's ``match:`` (how HubSpot and Salesforce find a contact's
+    existing record). Raises ConfigError when a setting the connector needs is missing.
     """
-    return _vendor(settings.connector).build(settings, engine)
+    wiring = Wiring(engine=engine, match_order=tuple(match_order))
+    return _vendor(settings.connector).build(settings, wiring)
 
 
 async def set_up_crm(settings: Settings, *, dry_run: bool = False) -> SetupResult:

@@ -1,49 +1,68 @@
-"""The machinery the connectors share; a vendor keeps only its translation.
+"""The machinery the record connectors share; a vendor keeps only its translation.
 
-:class:`RecordConnector` is the one shape of a connector that upserts CRM records by our
+:class:`RecordConnector` is the one shape of a connector that writes CRM records under our
 own keys (HubSpot, Salesforce). A vendor subclass says which record an operation writes
-(:meth:`~RecordConnector._translate`), how to look records up and upsert a chunk of them,
-and what to do afterwards (HubSpot's associations). The rest is here, once:
+(:meth:`~RecordConnector._translate`), how to find records (by our key; a contact by key,
+phone and e-mail, in one lookup per batch), how to upsert a chunk of them by key or update
+adopted ones by id, and what to do afterwards (HubSpot's associations). The rest is here,
+once, group after group (contacts, then cases, then notes):
 
-- the record plan: a batch's operations merged per record (one write per record, a later
-  operation's values winning), each operation remembering its record;
-- create-only defaults (a ticket's subject, a Contact's LastName): sent only for records
-  that do not exist yet; keys missing from the id cache are looked up first (once per
-  chunk), so an update never overwrites a value an agent set in the CRM;
-- the id cache (our key → the CRM's record id), bounded;
-- the earliest failing operation wins: a refused record raises for the first operation
-  that touched it, through :func:`~wa_bridge.connectors.http.item_error`.
-
-Every connector (the REST and SQL ones too) shares the operation rules below it: the keys
-an operation must carry, a note's key, what a status-only note is, field values as JSON.
+1. the plan: a batch's operations merged per record (one write per record);
+2. what is known of each record: the book (``crm_records``), else one lookup per group and
+   batch: a contact is matched (:mod:`._matching`) and an existing record adopted, a case
+   or note looked up by key only when create-only values are at stake;
+3. what to send: all values when the record is created; to an existing record neither
+   ``on_create`` values nor ``if_empty`` ones it is known to hold, and no value whose hash
+   equals the one last written (a record with nothing left costs no request);
+4. refusals become :class:`~wa_bridge.connectors.base.OpRejected` for the record's
+   operations, and for those of records linked to it; a record the CRM lost (deleted by a
+   user) is written again in full under our key, once, not refused;
+5. the book learns the ids, the filled fields and the hashes of what was written.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final, Generic, Literal, TypeVar
 
 import httpx
 
-from wa_bridge.connectors.base import CrmResult
-from wa_bridge.connectors.http import ErrorDialect, item_error
-from wa_bridge.errors import CrmUnavailable, MappingOutputInvalid, UnkeyedOperation
-from wa_bridge.operations import CrmOperation, FieldValue
+from wa_bridge.connectors._call import NEW, Refusal, Target, Upserted, WriteCall, is_empty
+from wa_bridge.connectors._matching import Candidate, choose
+from wa_bridge.connectors._plan import (
+    MatchFacts,
+    Record,
+    RecordPlan,
+    Write,
+    case_status,
+    is_status_only,
+    json_value,
+    modes_of,
+    note_key,
+    require_key,
+)
+from wa_bridge.connectors.base import OpResult
+from wa_bridge.connectors.http import ErrorDialect
+from wa_bridge.errors import CrmUnavailable, PermanentError
+from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, MatchRule
+from wa_bridge.store.book import RecordBook, value_hash
 
 __all__ = [
-    "IdCache",
+    "Candidate",
+    "MatchFacts",
     "Record",
     "RecordConnector",
     "RecordPlan",
+    "Refusal",
     "Upserted",
     "Write",
+    "WriteCall",
     "case_status",
     "is_status_only",
     "json_value",
+    "modes_of",
     "note_key",
     "require_key",
 ]
@@ -51,211 +70,277 @@ __all__ = [
 G = TypeVar("G", bound=str)  # a vendor's record groups, in write order (a Literal)
 V = TypeVar("V")  # a vendor's field value type
 
-_CACHE_MAX: Final = 50_000
+_OWN_BOOK_MAX: Final = 50_000  # records a connector remembers when no book is given
+Retry = Literal["create", "links"]
 
 
-# --- operation rules ------------------------------------------------------------------
-def require_key(op: CrmOperation, name: Literal["contact_key", "case_key"]) -> str:
-    """``op``'s contact or case key; raises UnkeyedOperation when it has none."""
-    value = op.contact_key if name == "contact_key" else op.case_key
-    if not value:
-        raise UnkeyedOperation(
-            f"{op.kind} of event {op.event_id} has no {name}; the worker must resolve it"
-        )
-    return value
-
-
-def note_key(op: CrmOperation) -> str:
-    """A note's key: its message id (so a status updates the message's note), else the
-    operation's idempotency key."""
-    message_id = op.fields.get("message_id")
-    return str(message_id) if message_id else op.idempotency_key
-
-
-def is_status_only(fields: Mapping[str, FieldValue]) -> bool:
-    """A note operation carrying only a message's delivery status: it must keep what the
-    message wrote (body, time)."""
-    return "status" in fields and "body" not in fields and "direction" not in fields
-
-
-def case_status(op: CrmOperation, statuses: Mapping[str, str], crm_word: str) -> str:
-    """The CRM's value for an ``upsert_case``'s ``status`` (``crm_word`` names it)."""
-    value = statuses.get(str(op.fields.get("status")))
-    if value is None:
-        raise MappingOutputInvalid(
-            f"upsert_case of event {op.event_id}: no {crm_word} for status",
-            location=op.source,
-            field="status",
-        )
-    return value
-
-
-def json_value(value: FieldValue) -> Any:
-    """A field value as JSON: datetimes ISO 8601, decimals as strings (no float rounding)."""
-    if isinstance(value, tuple):
-        return [json_value(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
-# --- the record plan ------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Write(Generic[G, V]):
-    """What one operation writes: ``values`` on the record ``key`` of ``group``."""
-
-    group: G
-    key: str
-    values: Mapping[str, V]
-    # Sent only when the record is created (the CRM requires them then); never on update.
-    defaults: Mapping[str, V] = field(default_factory=dict)
-    contact_key: str | None = None  # the records to link it to, where the CRM needs that
-    case_key: str | None = None
-
-
-@dataclass(slots=True)
-class Record(Generic[V]):
-    """One CRM record to upsert, merged from every operation of the batch that touches it."""
-
-    key: str
-    values: dict[str, V] = field(default_factory=dict)
-    create_defaults: dict[str, V] = field(default_factory=dict)
-    op_indexes: list[int] = field(default_factory=list)  # in order: the first came first
-    contact_key: str | None = None
-    case_key: str | None = None
-
-    @property
-    def wants_defaults(self) -> bool:
-        """True when a create-only default is not set by the operations themselves."""
-        return any(name not in self.values for name in self.create_defaults)
-
-    def to_send(self, *, exists: bool) -> dict[str, V]:
-        """The values to send: with the create-only defaults unless the record exists."""
-        return self.values if exists else {**self.create_defaults, **self.values}
-
-
-class RecordPlan(Generic[G, V]):
-    """A batch's records per group (in write order), and the record of each operation."""
-
-    def __init__(self, groups: Iterable[G]) -> None:
-        self._records: dict[G, dict[str, Record[V]]] = {group: {} for group in groups}
-        self._targets: dict[int, tuple[G, str]] = {}
-
-    def add(self, index: int, write: Write[G, V]) -> None:
-        """Merge operation ``index``'s write into its record (operations come in order)."""
-        record = self._records[write.group].setdefault(write.key, Record(write.key))
-        record.values.update(write.values)
-        record.create_defaults.update(write.defaults)
-        record.op_indexes.append(index)
-        record.contact_key = write.contact_key or record.contact_key
-        record.case_key = write.case_key or record.case_key
-        self._targets[index] = (write.group, write.key)
-
-    def records(self, group: G) -> list[Record[V]]:
-        return list(self._records[group].values())
-
-    def results(self, written: Mapping[tuple[G, str], CrmResult]) -> list[CrmResult]:
-        """Each operation's result: its record's."""
-        return [written[self._targets[index]] for index in range(len(self._targets))]
-
-
-class IdCache(Generic[G]):
-    """Our key → the CRM's record id, per group. A cache: the CRM stays the source of
-    truth, so it is simply emptied when full."""
-
-    def __init__(self, max_size: int = _CACHE_MAX) -> None:
-        self._ids: dict[tuple[G, str], str] = {}
-        self._max_size = max_size
-
-    def get(self, group: G, key: str) -> str | None:
-        return self._ids.get((group, key))
-
-    def knows(self, group: G, key: str) -> bool:
-        return (group, key) in self._ids
-
-    def remember(self, group: G, key: str, crm_id: str) -> None:
-        if len(self._ids) >= self._max_size:
-            self._ids.clear()
-        self._ids[(group, key)] = crm_id
-
-    def unknown(self, group: G, keys: Iterable[str | None]) -> list[str]:
-        """The keys (sorted, once each) whose ids are not cached."""
-        return sorted({k for k in keys if k is not None and not self.knows(group, k)})
-
-
-@dataclass(slots=True)
-class Upserted(Generic[V]):
-    """A CRM's answer to one upsert chunk."""
-
-    ids: dict[str, tuple[str, bool]] = field(default_factory=dict)  # key → (CRM id, created)
-    refused: list[tuple[Record[V], Any]] = field(default_factory=list)  # record, error body
-
-
-# --- the connector shape --------------------------------------------------------------
 class RecordConnector(ABC, Generic[G, V]):
-    """A :class:`~wa_bridge.connectors.base.CrmConnector` that upserts records by our keys.
+    """A :class:`~wa_bridge.connectors.base.CrmConnector` that writes records by our keys.
 
     Owns ``client`` (closed by :meth:`aclose`). Raises only :mod:`wa_bridge.errors`.
-    Subclasses set ``name``, ``max_batch`` (records per upsert call), ``groups`` (record
-    groups in write order) and ``errors`` (the vendor's dialect).
+    Subclasses set ``name``, ``max_batch`` (records per write call), ``groups`` (record
+    groups in write order: contacts, cases, notes), ``contact_group``, ``case_group`` and
+    ``errors`` (the vendor's dialect).
     """
 
     name: str
     max_batch: int
     groups: tuple[G, ...]
+    contact_group: G
+    case_group: G
     errors: ErrorDialect
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, *, match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER
+    ) -> None:
         self._client = client
-        self._ids: IdCache[G] = IdCache()
+        self.match_order: tuple[MatchRule, ...] = tuple(match_order)
+        self.instance = f"{self.name}:{client.base_url}"
+        self._own_book = RecordBook(self.instance)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
+    async def apply(
+        self, ops: Sequence[CrmOperation], book: RecordBook | None = None
+    ) -> list[OpResult]:
         """Write ``ops`` merged per record, group after group, ``max_batch`` records per
-        call; raise on the first refused record, for the earliest operation that touched it.
-        """
+        call; one result per operation (see the module docstring). Without a ``book`` the
+        connector keeps its own in memory (for callers without a store)."""
+        if book is None:
+            if len(self._own_book) > _OWN_BOOK_MAX:
+                self._own_book = RecordBook(self.instance)
+            book = self._own_book
         plan: RecordPlan[G, V] = RecordPlan(self.groups)
+        call: WriteCall[G, V] = WriteCall(book, plan, ops)
         for index, op in enumerate(ops):
-            plan.add(index, self._translate(op))
-        written: dict[tuple[G, str], CrmResult] = {}
+            try:
+                plan.add(index, self._translate(op))
+            except PermanentError as exc:
+                call.op_errors[index] = exc
         for group in self.groups:
-            records = plan.records(group)
-            for start in range(0, len(records), self.max_batch):
-                chunk = records[start : start + self.max_batch]
-                written.update(await self._write(group, chunk, ops))
-        await self._after(plan)
-        return plan.results(written)
+            await self._write_group(call, group)
+        await self._after(call)
+        call.settle()
+        where = {group: f"upsert {self._object_type(group)}" for group in self.groups}
+        return call.results(self.errors, where)
 
-    async def _write(
-        self, group: G, chunk: Sequence[Record[V]], ops: Sequence[CrmOperation]
-    ) -> dict[tuple[G, str], CrmResult]:
-        await self._resolve(group, (r.key for r in chunk if r.wants_defaults))
-        values = [r.to_send(exists=self._ids.knows(group, r.key)) for r in chunk]
-        answer = await self._upsert(group, chunk, values)
-        where = f"upsert {self._object_type(group)}"
-        if answer.refused:
-            record, body = min(answer.refused, key=lambda refused: refused[0].op_indexes[0])
-            op = ops[record.op_indexes[0]]
-            raise item_error(self.errors, op, status=400, body=body, what=f"refused in {where}")
-        missing = [r.key for r in chunk if r.key not in answer.ids]
-        if missing:
-            raise CrmUnavailable(f"{self.name}: {where} answered no result for {len(missing)}")
-        out: dict[tuple[G, str], CrmResult] = {}
-        for record in chunk:
+    # --- one group --------------------------------------------------------------------
+    async def _write_group(self, call: WriteCall[G, V], group: G) -> None:
+        records = []
+        for record in call.plan.records(group):
+            blocked = self._blocked_by(call, group, record)
+            if blocked is None:
+                records.append(record)
+            else:
+                call.refuse(group, record.key, blocked)
+        if not records:
+            return
+        await self._discover(call, group, records)
+        pending: list[tuple[Record[V], Mapping[str, V]]] = []
+        for record in records:
+            target = call.targets[(group, record.key)]
+            if any(link in call.forgotten for link in self._links(group, record)):
+                # a record it links to was made anew: send the link (all of it) again
+                target = call.targets[(group, record.key)] = replace(target, written={})
+            values = self._outgoing(record, target)
+            if values is None:
+                call.unchanged(group, record, target)
+            else:
+                pending.append((record, values))
+        retries = await self._send(call, group, pending)
+        if retries:
+            await self._recover(call, group, retries)
+
+    def _blocked_by(self, call: WriteCall[G, V], group: G, record: Record[V]) -> Refusal | None:
+        """The refusal of a record ``record`` links to, which it cannot be written without."""
+        for link_group, key in self._links(group, record):
+            refusal = call.refused.get((link_group, key))
+            if refusal is not None:
+                what = (
+                    f"not written: the {self._object_type(link_group)} record it needs was refused"
+                )
+                return Refusal(refusal.status, refusal.body, what)
+        return None
+
+    def _links(self, group: G, record: Record[V]) -> list[tuple[G, str]]:
+        """The records ``record`` needs: a case its contact, a note its contact and case."""
+        if group == self.contact_group:
+            return []
+        wanted: list[tuple[G, str | None]] = [(self.contact_group, record.contact_key)]
+        if group != self.case_group:
+            wanted.append((self.case_group, record.case_key))
+        return [(g, key) for g, key in wanted if key is not None]
+
+    async def _discover(self, call: WriteCall[G, V], group: G, records: list[Record[V]]) -> None:
+        """What is known of each record: the book's entry, else one lookup for the group."""
+        unknown: list[Record[V]] = []
+        for record in records:
+            known = call.book.get(group, record.key)
+            if known is None or (group, record.key) in call.forgotten:
+                unknown.append(record)
+            else:
+                call.targets[(group, record.key)] = Target.of(known)
+        if group == self.contact_group and unknown:
+            await self._match(call, group, unknown)
+            return
+        wanting = [r for r in unknown if r.wants_existing()]
+        found: dict[str, Candidate] = {}
+        if wanting:
+            found = await self._lookup(group, [r.key for r in wanting], _ifis_empty(wanting))
+        for record in unknown:
+            candidate = found.get(record.key)
+            call.targets[(group, record.key)] = (
+                NEW if candidate is None else Target(candidate.crm_id, "key", _filled(candidate))
+            )
+
+    async def _match(self, call: WriteCall[G, V], group: G, records: list[Record[V]]) -> None:
+        """One lookup for the batch's unknown contacts; each adopts its best candidate."""
+        candidates = await self._find_contacts(records, _ifis_empty(records))
+        taken: set[str] = set()
+        for record in records:
+            choice = choose(record.key, record.facts, candidates, self.match_order, taken)
+            slot = (group, record.key)
+            if choice is None:
+                call.targets[slot] = NEW
+                continue
+            found = choice.candidate
+            if choice.rule == "key":
+                call.targets[slot] = Target(found.crm_id, "key", _filled(found))
+                continue
+            taken.add(found.crm_id)
+            call.targets[slot] = Target(found.crm_id, choice.rule, _filled(found), by_id=True)
+            call.matches.append((group, record.key, choice.rule, choice.candidates))
+
+    @staticmethod
+    def _outgoing(record: Record[V], target: Target) -> dict[str, V] | None:
+        """The values to send (None: nothing to write)."""
+        if target.crm_id is None:
+            return record.created_values()
+        out: dict[str, V] = {}
+        for name, value in record.values.items():
+            mode = record.mode(name)
+            if mode == "on_create":
+                continue
+            if mode == "if_empty" and (name in target.filled or name in target.written):
+                continue
+            if target.written.get(name) == value_hash(value):
+                continue
+            out[name] = value
+        if record.together & out.keys():
+            out |= {n: record.values[n] for n in record.together if n in record.values}
+        return out if out or target.by_id else None
+
+    async def _send(
+        self,
+        call: WriteCall[G, V],
+        group: G,
+        pending: Sequence[tuple[Record[V], Mapping[str, V]]],
+    ) -> list[tuple[Record[V], Mapping[str, V], Retry]]:
+        """Write ``pending``: adopted records by id, the others by key; the ones to retry."""
+        retries: list[tuple[Record[V], Mapping[str, V], Retry]] = []
+        adopted = [(r, v) for r, v in pending if call.targets[(group, r.key)].by_id]
+        keyed = [(r, v) for r, v in pending if not call.targets[(group, r.key)].by_id]
+        for start in range(0, len(adopted), self.max_batch):
+            chunk = adopted[start : start + self.max_batch]
+            items = [(r, call.targets[(group, r.key)].crm_id or "", v) for r, v in chunk]
+            answer = await self._update(group, items)
+            retries += self._settle_chunk(call, group, chunk, answer)
+        for start in range(0, len(keyed), self.max_batch):
+            chunk = keyed[start : start + self.max_batch]
+            answer = await self._upsert(group, [r for r, _ in chunk], [v for _, v in chunk])
+            retries += self._settle_chunk(call, group, chunk, answer)
+        return retries
+
+    def _settle_chunk(
+        self,
+        call: WriteCall[G, V],
+        group: G,
+        chunk: Sequence[tuple[Record[V], Mapping[str, V]]],
+        answer: Upserted[V],
+    ) -> list[tuple[Record[V], Mapping[str, V], Retry]]:
+        refused = {id(record): body for record, body in answer.refused}
+        retries: list[tuple[Record[V], Mapping[str, V], Retry]] = []
+        missing = 0
+        for record, values in chunk:
+            target = call.targets[(group, record.key)]
+            if id(record) in refused:
+                body = refused[id(record)]
+                existed = target.crm_id is not None
+                if target.by_id or (existed and self._wants_create(body)):
+                    retries.append((record, values, "create"))  # gone from the CRM
+                elif self._missing_link(body) and self._links(group, record):
+                    retries.append((record, values, "links"))
+                else:
+                    call.refuse(group, record.key, Refusal(400, body, ""))
+                continue
+            if record.key not in answer.ids:
+                missing += 1
+                continue
             crm_id, created = answer.ids[record.key]
-            self._ids.remember(group, record.key, crm_id)
-            out[(group, record.key)] = CrmResult(crm_id=crm_id, created=created)
-        return out
+            if created and target.crm_id is not None:  # it was deleted: made again, in part
+                retries.append((record, values, "create"))
+                continue
+            call.accept(group, record, crm_id, created, values, target)
+        if missing:
+            where = f"{self.name}: write {self._object_type(group)}"
+            raise CrmUnavailable(f"{where} answered no result for {missing}")
+        return retries
 
-    async def _resolve(self, group: G, keys: Iterable[str | None]) -> None:
-        """Cache the ids of the records among ``keys`` this process has not seen yet."""
-        unknown = self._ids.unknown(group, keys)
-        if unknown:
-            await self._lookup(group, unknown)
+    async def _recover(
+        self,
+        call: WriteCall[G, V],
+        group: G,
+        retries: Sequence[tuple[Record[V], Mapping[str, V], Retry]],
+    ) -> None:
+        """Write again, once: records the CRM lost in full (as new, by key); records whose
+        linked records were lost after those are written again."""
+        for record, _, why in retries:
+            if why == "links":
+                for link_group, key in self._links(group, record):
+                    await self.rewrite(call, link_group, key)
+        again: list[tuple[Record[V], Mapping[str, V]]] = []
+        for record, values, why in retries:
+            if why == "create":
+                call.forget(group, record.key)
+                call.targets[(group, record.key)] = NEW
+                again.append((record, record.created_values()))
+            else:
+                again.append((record, values))
+        for start in range(0, len(again), self.max_batch):
+            chunk = again[start : start + self.max_batch]
+            answer = await self._upsert(group, [r for r, _ in chunk], [v for _, v in chunk])
+            refused = {id(record): body for record, body in answer.refused}
+            for record, values in chunk:
+                target = call.targets[(group, record.key)]
+                if record.key in answer.ids:
+                    crm_id, created = answer.ids[record.key]
+                    call.accept(group, record, crm_id, created, values, target)
+                else:
+                    body = refused.get(id(record))
+                    call.refuse(group, record.key, Refusal(400, body, ""))
+
+    async def rewrite(self, call: WriteCall[G, V], group: G, key: str) -> str | None:
+        """Write ``key``'s ``group`` record again in full, by key (once per call): the CRM
+        lost it (a user deleted it). Its new id, or None when it cannot be written."""
+        slot = (group, key)
+        record = call.plan.record(group, key)
+        if record is None or slot in call.refused:
+            return None
+        if slot in call.rewritten:
+            return call.id_of(group, key)
+        call.rewritten.add(slot)
+        call.forget(group, key)
+        call.targets[slot] = NEW
+        values = record.created_values()
+        answer = await self._upsert(group, [record], [values])
+        if key in answer.ids:
+            crm_id, created = answer.ids[key]
+            call.accept(group, record, crm_id, created, values, NEW)
+            return crm_id
+        body = answer.refused[0][1] if answer.refused else None
+        call.refuse(group, key, Refusal(400, body, ""))
+        return None
 
     def _object_type(self, group: G) -> str:
         """The CRM's name for ``group``'s records, for messages (and, often, paths)."""
@@ -264,17 +349,53 @@ class RecordConnector(ABC, Generic[G, V]):
     # --- the vendor's translation -----------------------------------------------------
     @abstractmethod
     def _translate(self, op: CrmOperation) -> Write[G, V]:
-        """The record ``op`` writes, and with what."""
+        """The record ``op`` writes, and with what (raises PermanentError when it cannot)."""
 
     @abstractmethod
-    async def _lookup(self, group: G, keys: Sequence[str]) -> None:
-        """Find existing records by our ``keys`` and remember their ids (``self._ids``)."""
+    async def _lookup(
+        self, group: G, keys: Sequence[str], names: Sequence[str]
+    ) -> dict[str, Candidate]:
+        """The existing records of ``keys`` (by our key property), with the current values
+        of the fields ``names``."""
+
+    @abstractmethod
+    async def _find_contacts(
+        self, records: Sequence[Record[V]], names: Sequence[str]
+    ) -> list[Candidate]:
+        """Existing contacts that may be ``records``' (by our key, by any form of their
+        phone, by e-mail, as :attr:`match_order` asks), with the current values of the
+        fields ``names``: one lookup for the batch, split only where the CRM's limits say."""
 
     @abstractmethod
     async def _upsert(
         self, group: G, chunk: Sequence[Record[V]], values: Sequence[Mapping[str, V]]
     ) -> Upserted[V]:
-        """Upsert ``chunk`` (at most ``max_batch`` records) with ``values``, in order."""
+        """Upsert ``chunk`` (at most ``max_batch`` records) by our key with ``values``."""
 
-    async def _after(self, plan: RecordPlan[G, V]) -> None:
-        """Run after every record is written (e.g. link records); nothing by default."""
+    @abstractmethod
+    async def _update(
+        self, group: G, items: Sequence[tuple[Record[V], str, Mapping[str, V]]]
+    ) -> Upserted[V]:
+        """Write (record, CRM id, values) by id, our key property included: the records
+        adopted from the CRM's own."""
+
+    def _wants_create(self, body: Any) -> bool:
+        """True when a refusal of a record we believed existing says it must be created
+        (the CRM lost it: a required field is missing)."""
+        return False
+
+    def _missing_link(self, body: Any) -> bool:
+        """True when a refusal says a record this one links to does not exist."""
+        return False
+
+    async def _after(self, call: WriteCall[G, V]) -> None:
+        """Run after every group is written (e.g. link records); nothing by default."""
+
+
+def _ifis_empty(records: Sequence[Record[Any]]) -> list[str]:
+    """The ``if_empty`` fields of ``records``: a lookup reads their current values."""
+    return sorted({name for r in records for name, mode in r.modes.items() if mode == "if_empty"})
+
+
+def _filled(candidate: Candidate) -> frozenset[str]:
+    return frozenset(name for name, value in candidate.values.items() if not is_empty(value))

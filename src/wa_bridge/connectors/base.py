@@ -1,11 +1,19 @@
 """The one seam between wa-bridge and a CRM.
 
 A connector applies batches of typed :class:`~wa_bridge.operations.CrmOperation` values
-with :meth:`CrmConnector.apply`. It raises only errors from :mod:`wa_bridge.errors`:
+with :meth:`CrmConnector.apply` and answers one :data:`OpResult` per operation, in order:
+a :class:`CrmResult` (the record's CRM id) or an :class:`OpRejected` (the CRM refused that
+operation's record; the worker dead-letters its event with the CRM's message and commits
+the rest). A failure of the whole call raises an error of :mod:`wa_bridge.errors`:
 ``RetryableError`` subclasses (timeouts, 429, 5xx; with ``retry_after_s`` when the CRM said
-so) or ``PermanentError`` subclasses (``CrmRejected`` with the CRM's own message). Applying
-is idempotent on the operation's keys (``contact_key``, ``case_key``, ``idempotency_key``),
-so a redelivered event never creates a second record.
+so) or ``PermanentError`` subclasses (``CrmRejected`` for a refused token…). Applying is
+idempotent on the operation's keys (``contact_key``, ``case_key``, the note key), so a
+redelivered event never creates a second record.
+
+The worker hands every call the batch's :class:`~wa_bridge.store.book.RecordBook` (what we
+know of the CRM's records: ids, how we came to own them, what we wrote), loaded from
+``crm_records`` for :func:`book_keys`; the connector updates it, the worker saves it with
+the batch.
 """
 
 from __future__ import annotations
@@ -14,14 +22,28 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from wa_bridge.operations import CrmOperation
+from wa_bridge.errors import PermanentError
+from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, MatchRule
+from wa_bridge.store.book import RecordBook
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from wa_bridge.settings import Settings
 
-__all__ = ["CrmConnector", "CrmResult", "SetupResult", "Vendor", "nothing_to_set_up"]
+__all__ = [
+    "CrmConnector",
+    "CrmResult",
+    "OpRejected",
+    "OpResult",
+    "RecordBook",
+    "SetupResult",
+    "Vendor",
+    "Wiring",
+    "book_keys",
+    "note_key",
+    "nothing_to_set_up",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,22 +54,55 @@ class CrmResult:
     created: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class OpRejected:
+    """The CRM refused this operation's record while the call itself succeeded (a HubSpot
+    207 item, a Salesforce ``success: false`` record, a REST item status 4xx); ``error``
+    carries the CRM's own message (``CrmRejected.crm_error``)."""
+
+    error: PermanentError
+
+
+OpResult = CrmResult | OpRejected
+
+
+def note_key(op: CrmOperation) -> str:
+    """A note's key: its message id (so a status updates the message's note), else the
+    operation's idempotency key."""
+    message_id = op.fields.get("message_id")
+    return str(message_id) if message_id else op.idempotency_key
+
+
+def book_keys(ops: Sequence[CrmOperation]) -> list[str]:
+    """Every key a record of ``ops`` may be kept under in the book (contact, case and note
+    keys, the idempotency key of the rest), sorted, once each."""
+    keys: set[str] = set()
+    for op in ops:
+        keys.update(k for k in (op.contact_key, op.case_key) if k)
+        keys.add(note_key(op) if op.kind == "add_note" else op.idempotency_key)
+    return sorted(keys)
+
+
 @runtime_checkable
 class CrmConnector(Protocol):
     """What the worker needs of every CRM connector (sql, rest, hubspot, salesforce).
 
     The SQL CRM also writes inside the worker's store transaction (``apply_in``, the
-    worker's ``TxConnector``).
+    worker's ``TxConnector``) and needs no book: its tables are the store.
     """
 
     name: str
-    max_batch: int  # largest number of operations the CRM takes in one call
+    instance: str  # the CRM instance its records belong to: the book's (crm_records') scope
+    max_batch: int  # largest number of records the CRM takes in one call
 
-    async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
-        """Apply ``ops`` in order, batching where the CRM can; raise on the first failure.
+    async def apply(self, ops: Sequence[CrmOperation], book: RecordBook) -> list[OpResult]:
+        """Apply ``ops`` in order, batching where the CRM can; one result per operation.
 
-        Operations before the failing one may have been applied; since each is idempotent,
-        the caller may retry the whole sequence.
+        A record the CRM refuses is an :class:`OpRejected` for each of its operations
+        (and for those of records that depend on it: a note of a refused contact).
+        Anything that fails the whole call raises; operations before it may have been
+        applied, and since each is idempotent the caller may retry the whole sequence
+        (with the book as loaded: a record written under our key is found again).
         """
         ...
 
@@ -73,13 +128,23 @@ async def nothing_to_set_up(settings: Settings, dry_run: bool) -> SetupResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Wiring:
+    """What a connector is built with besides the settings: the state database (the
+    built-in SQL CRM's tables) and the mapping's ``match:`` order (how to find a contact's
+    existing CRM record)."""
+
+    engine: AsyncEngine | None = None
+    match_order: tuple[MatchRule, ...] = DEFAULT_MATCH_ORDER
+
+
+@dataclass(frozen=True, slots=True)
 class Vendor:
     """One CRM as the factory sees it: how to build its connector and set the CRM up.
 
-    ``build(settings, engine)`` raises ConfigError when a setting it needs is missing
-    (``engine`` is the state database, for the built-in SQL CRM); ``set_up(settings,
-    dry_run)`` raises :mod:`wa_bridge.errors` errors when the CRM cannot be reached.
+    ``build(settings, wiring)`` raises ConfigError when a setting it needs is missing;
+    ``set_up(settings, dry_run)`` raises :mod:`wa_bridge.errors` errors when the CRM
+    cannot be reached.
     """
 
-    build: Callable[[Settings, AsyncEngine | None], CrmConnector]
+    build: Callable[[Settings, Wiring], CrmConnector]
     set_up: Callable[[Settings, bool], Awaitable[SetupResult]] = nothing_to_set_up

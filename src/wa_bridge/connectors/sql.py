@@ -31,9 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from wa_bridge.connectors._records import json_value, note_key, require_key
-from wa_bridge.connectors.base import CrmResult, Vendor
+from wa_bridge.connectors.base import CrmResult, OpResult, Vendor, Wiring
 from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable
 from wa_bridge.operations import CrmOperation, OperationKind, WriteMode
+from wa_bridge.store.book import RecordBook
 from wa_bridge.store.bulk import chunks, column_arrays, insert_arrays, insert_for, is_postgres
 from wa_bridge.store.db import create_engine, is_connection_error
 from wa_bridge.store.sql import Clock, SqlStore, SqlStoreTx, utc_now
@@ -236,6 +237,7 @@ class SqlCrmConnector:
     """``CrmConnector`` for the built-in SQL CRM tables (same database as the store)."""
 
     name = "sql"
+    instance = "sql"  # its tables are the store: it keeps no record book
     max_batch = 2000
 
     def __init__(self, target: SqlStore | AsyncEngine | str, *, clock: Clock = utc_now) -> None:
@@ -248,11 +250,14 @@ class SqlCrmConnector:
             self._engine = target
         self._clock = clock
 
-    async def apply(self, ops: Sequence[CrmOperation]) -> Sequence[CrmResult]:
-        """Apply ``ops`` in one transaction of its own; raise CrmRejected / CrmUnavailable."""
+    async def apply(
+        self, ops: Sequence[CrmOperation], book: RecordBook | None = None
+    ) -> list[OpResult]:
+        """Apply ``ops`` in one transaction of its own; raise CrmRejected / CrmUnavailable
+        (a refused group refuses the whole call: nothing commits). ``book`` is unused."""
         try:
             async with self._engine.begin() as conn:
-                return await self.apply_in(conn, ops)
+                return list(await self.apply_in(conn, ops))
         except exc.SQLAlchemyError as err:
             raise _translate(err, "transaction") from (getattr(err, "orig", None) or err)
         except OSError as err:
@@ -312,8 +317,8 @@ class SqlCrmConnector:
             await self._engine.dispose()
 
 
-def _build(settings: Settings, engine: AsyncEngine | None) -> SqlCrmConnector:
-    target = engine if engine is not None else settings.database_url
+def _build(settings: Settings, wiring: Wiring) -> SqlCrmConnector:
+    target = wiring.engine if wiring.engine is not None else settings.database_url
     if target is None:
         raise ConfigError("WA_BRIDGE_DATABASE_URL is required for connector sql")
     return SqlCrmConnector(target)

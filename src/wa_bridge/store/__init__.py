@@ -1,4 +1,5 @@
-"""The state store: dedup ledger, identity graph, cases, statuses, dead letters, audit.
+"""The state store: dedup ledger, identity graph, cases, statuses, dead letters, audit, and
+the record book of an HTTP CRM (``crm_records``).
 
 Open it with :func:`open_store`; the worker codes against the ``Store`` / ``StoreTx``
 protocols in ``wa_bridge.store.api``.
@@ -14,6 +15,7 @@ from wa_bridge.store.api import (
     Store,
     StoreTx,
 )
+from wa_bridge.store.book import KnownRecord, MatchKind, RecordBook, value_hash
 from wa_bridge.store.db import create_engine, default_database_url, resolve_database_url
 from wa_bridge.store.sql import SqlStore, SqlStoreTx, open_store
 
@@ -22,8 +24,11 @@ __all__ = [
     "DeadLetterFilter",
     "DeadLetterStatus",
     "IdentityChange",
+    "KnownRecord",
     "LedgerOutcome",
+    "MatchKind",
     "NewDeadLetter",
+    "RecordBook",
     "SqlStore",
     "SqlStoreTx",
     "Store",
@@ -32,4 +37,5 @@ __all__ = [
     "default_database_url",
     "open_store",
     "resolve_database_url",
+    "value_hash",
 ]

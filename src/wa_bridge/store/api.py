@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from wa_bridge.events import Contact
+from wa_bridge.store.book import RecordBook
 
 __all__ = [
     "DeadLetter",
@@ -148,6 +149,14 @@ class StoreTx(Protocol):
 
     async def add_dead_letters(self, letters: Sequence[NewDeadLetter]) -> list[int]:
         """Insert (or, for an event already dead-lettered, append the failure); return ids."""
+        ...
+
+    async def load_records(self, crm: str, keys: Sequence[str]) -> RecordBook:
+        """What we know of CRM instance ``crm``'s records of ``keys`` (one SELECT)."""
+        ...
+
+    async def save_records(self, book: RecordBook) -> None:
+        """Store the changes the connector made to ``book`` (in this transaction)."""
         ...
 
 

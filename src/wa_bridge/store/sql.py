@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wa_bridge.events import Contact
-from wa_bridge.store import audit, cases, dead_letters, ledger, statuses
+from wa_bridge.store import audit, cases, crm_records, dead_letters, ledger, statuses
 from wa_bridge.store.api import (
     DeadLetter,
     DeadLetterFilter,
@@ -23,6 +23,7 @@ from wa_bridge.store.api import (
     LedgerOutcome,
     NewDeadLetter,
 )
+from wa_bridge.store.book import RecordBook
 from wa_bridge.store.consent import ConsentRecord, record_consents
 from wa_bridge.store.db import create_engine, store_errors
 from wa_bridge.store.identity_map import IdentityGraph, all_keys, change_keys
@@ -118,6 +119,14 @@ class SqlStoreTx:
     async def add_dead_letters(self, letters: Sequence[NewDeadLetter]) -> list[int]:
         with store_errors("add_dead_letters"):
             return await dead_letters.add_dead_letters(self.connection, letters)
+
+    async def load_records(self, crm: str, keys: Sequence[str]) -> RecordBook:
+        with store_errors("load_records"):
+            return await crm_records.load_book(self.connection, crm, keys)
+
+    async def save_records(self, book: RecordBook) -> None:
+        with store_errors("save_records"):
+            await crm_records.save_book(self.connection, book, self._clock())
 
     async def record_consents(self, records: Sequence[ConsentRecord]) -> None:
         """Not in the StoreTx protocol: the consent ledger for opt-in/opt-out events."""

@@ -1,4 +1,4 @@
-"""The state schema as SQLAlchemy Core tables; Alembic migration 0001 creates exactly these.
+"""The state schema as SQLAlchemy Core tables; Alembic migrations 0001… create exactly these.
 
 The same tables serve PostgreSQL (asyncpg) and SQLite (aiosqlite). Times are stored in UTC
 (``UtcDateTime``), JSON is ``jsonb`` on PostgreSQL. The ``crm_*`` tables are the built-in
@@ -44,6 +44,7 @@ __all__ = [
     "crm_contacts",
     "crm_notes",
     "crm_outcomes",
+    "crm_records",
     "dead_letters",
     "identities",
     "identity_events",
@@ -220,6 +221,24 @@ consents = Table(
     Column("event_id", String(200), nullable=False, unique=True),
     Column("at", UtcDateTime, nullable=False),
     Index(None, "contact_id"),
+)
+
+# What we know of an HTTP CRM's records (wa_bridge.store.book): our key → the CRM's id, per
+# CRM instance and kind of record; how we came to own it (created | key | phone | email);
+# the if_empty fields known to hold a value (JSON list); field → short hash of the last
+# value we wrote (JSON object). Loaded by (crm, key IN …) once per batch.
+crm_records = Table(
+    "crm_records",
+    metadata,
+    Column("crm", String(255), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("kind", String(SHORT), nullable=False),
+    Column("crm_id", String(KEY), nullable=False),
+    Column("match", String(16), nullable=False),
+    Column("filled", JsonType, nullable=False),
+    Column("written", JsonType, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("crm", "key", "kind"),
 )
 
 # --- the built-in SQL CRM -------------------------------------------------------------

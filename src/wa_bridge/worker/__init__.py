@@ -6,6 +6,7 @@ cheap). Build the worker's parts through :mod:`wa_bridge.worker.assembly`, never
 
 __all__ = [
     "assembly",  # the one place that wires store, mapping, connector, pipeline, replay
+    "crm_writes",  # around a connector call: contacts the batch names, events the CRM refused
     "dlq",  # dead-letter records and the DLQ guard
     "facts",  # what the worker reads from a canonical event, in one place
     "loop",  # the consume loop

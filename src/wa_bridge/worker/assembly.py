@@ -7,7 +7,7 @@ builds them here from :class:`Settings`, so "where is X opened" has one answer:
   (SQLite under ``.wa-bridge`` when unset; SQLite tables are created on first use);
 - :func:`load_event_mapper`: the compiled mapping at ``settings.mappings_path``;
 - :func:`build_crm_connector`: the configured connector (the SQL CRM shares the store's
-  engine);
+  engine; HubSpot and Salesforce find existing records in the mapping's ``match:`` order);
 - :func:`open_pipeline`: all of the above as one :class:`Pipeline`, closed by a stack;
 - :class:`DeadLetterReplayer`: replays dead letters by id or filter through that pipeline.
 """
@@ -22,6 +22,7 @@ from typing import Final
 
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.connectors.base import CrmConnector
+from wa_bridge.operations import DEFAULT_MATCH_ORDER, MatchRule
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, Store
 from wa_bridge.worker.pipeline import EventMapper, Pipeline
@@ -32,6 +33,7 @@ __all__ = [
     "DeadLetterReplayer",
     "build_crm_connector",
     "load_event_mapper",
+    "match_order_of",
     "open_pipeline",
     "open_state_store",
     "state_store",
@@ -79,15 +81,28 @@ def load_event_mapper(settings: Settings) -> EventMapper:
     return mapper
 
 
-def build_crm_connector(settings: Settings, store: Store) -> CrmConnector:
+def build_crm_connector(
+    settings: Settings,
+    store: Store,
+    *,
+    match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
+) -> CrmConnector:
     """The connector of ``settings.connector``; the caller closes it (``aclose``).
 
-    The built-in SQL CRM writes through the store's engine. Raises ConfigError when the
-    connector's settings are incomplete.
+    The built-in SQL CRM writes through the store's engine; ``match_order`` is the
+    mapping's ``match:`` (how a connector finds a contact's existing CRM record). Raises
+    ConfigError when the connector's settings are incomplete.
     """
     from wa_bridge.connectors import build_connector
 
-    return build_connector(settings, engine=getattr(store, "engine", None))
+    return build_connector(settings, engine=getattr(store, "engine", None), match_order=match_order)
+
+
+def match_order_of(mapper: EventMapper) -> tuple[MatchRule, ...]:
+    """The ``match:`` order of a compiled mapping (the default for any other mapper)."""
+    from wa_bridge.mapping import CompiledMapping
+
+    return mapper.match_order if isinstance(mapper, CompiledMapping) else DEFAULT_MATCH_ORDER
 
 
 async def open_pipeline(
@@ -106,7 +121,7 @@ async def open_pipeline(
     if mapper is None:
         mapper = load_event_mapper(settings)
     if connector is None:
-        connector = build_crm_connector(settings, store)
+        connector = build_crm_connector(settings, store, match_order=match_order_of(mapper))
         stack.push_async_callback(connector.aclose)
     return Pipeline(store, mapper, connector)
 

@@ -2,7 +2,9 @@
 
 Main-topic records are applied as one batch (one store transaction). When the batch
 fails, its events are applied one by one so only the bad one is retried or
-dead-lettered. Retry-topic records come one at a time, in order, once due.
+dead-lettered. Retry-topic records come one at a time, in order, once due. Events whose
+records the CRM refused one by one (the pipeline's ``BatchResult.rejected``) are
+dead-lettered with the CRM's message; the rest of their batch is applied.
 
 Whatever the pipeline raises for an event decides that event's fate by its class (a bug
 included: the poison-event rule). The bookkeeping around it (the store outage wait, the
@@ -181,7 +183,9 @@ class PartitionProcessor:
             for item in items:
                 await self._one(item, tally, level=0, attempts=budget)
             return
-        self._delivered(items, result, tally, started)
+        applied = await self._dead_letter_refused(items, result, tally, attempts=1)
+        if applied:
+            self._delivered(applied, result, tally, started)
 
     # --- one event --------------------------------------------------------------------
 
@@ -202,7 +206,8 @@ class PartitionProcessor:
             await self._fail(item, exc, tally, level=level)
             return
         self._release(item)
-        self._delivered([item], result, tally, started)
+        if await self._dead_letter_refused([item], result, tally, attempts=level + 1):
+            self._delivered([item], result, tally, started)
 
     async def _apply(self, events: list[CanonicalEvent], *, attempts: int) -> BatchResult:
         """Pipeline with the in-place budget; waits out infrastructure outages."""
@@ -235,6 +240,27 @@ class PartitionProcessor:
         else:
             self._release(item)
             await self._dead_letter(item, exc, tally, attempts=level + 1)
+
+    # --- the CRM's refusals --------------------------------------------------------------
+
+    async def _dead_letter_refused(
+        self, items: Sequence[_Item], result: BatchResult, tally: Tally, *, attempts: int
+    ) -> list[_Item]:
+        """Dead-letter the events the CRM refused (``result.rejected``: nothing of them was
+        committed), each with the CRM's message; return the other items (applied)."""
+        if not result.rejected:
+            return list(items)
+        applied: list[_Item] = []
+        refused: set[str] = set()
+        for item in items:
+            error = result.rejected.get(item.event_id)
+            if error is None:
+                applied.append(item)
+            elif item.event_id not in refused:  # the same event twice in a batch: once
+                refused.add(item.event_id)
+                self._release(item)
+                await self._dead_letter(item, error, tally, attempts=attempts)
+        return applied
 
     # --- routing ----------------------------------------------------------------------
 

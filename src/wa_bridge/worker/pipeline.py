@@ -3,8 +3,15 @@
 One call, one store transaction: ledger claim → identity changes → contact resolution →
 mapping → case and status bookkeeping → connector → outcomes. For the SQL CRM the
 connector writes inside the same transaction (atomic with the ledger: exactly once); for
-an HTTP CRM the connector is called before the transaction commits, and its idempotent
-upserts make a crash between the two harmless.
+an HTTP CRM the connector is called before the transaction commits, with the batch's
+record book (``crm_records``, saved in the same transaction), and its idempotent upserts
+make a crash between the two harmless.
+
+Records the CRM refuses one by one do not fail the batch: the transaction is rolled back
+and the batch applied again without the refused events (the connector's writes are
+idempotent, and the book carried over says what the CRM holds now, so nothing is written
+twice); the refused events come back in :attr:`BatchResult.rejected`, untouched in the
+store, for the caller to dead-letter.
 
 Any exception leaves nothing committed; the caller decides what to do by its class.
 """
@@ -17,12 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Protocol, runtime_checkable
 
-from wa_bridge.connectors.base import CrmConnector, CrmResult
-from wa_bridge.errors import UnkeyedOperation, UnknownRoute
+from wa_bridge.connectors.base import CrmConnector, CrmResult, book_keys
+from wa_bridge.errors import PermanentError, UnkeyedOperation, UnknownRoute
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.operations import CrmOperation
 from wa_bridge.store.api import LedgerOutcome, Store, StoreTx
+from wa_bridge.store.book import RecordBook
 from wa_bridge.worker import facts
+from wa_bridge.worker.crm_writes import refused_events, with_contacts
 
 __all__ = ["BatchResult", "EventMapper", "Pipeline", "TxConnector", "check_route"]
 
@@ -42,10 +51,23 @@ class TxConnector(Protocol):
 
 @dataclass(slots=True)
 class BatchResult:
-    """Ledger outcome per event id of the batch (duplicates are ``noop``)."""
+    """Ledger outcome per event id of the batch (duplicates are ``noop``), and the events
+    the CRM refused (``rejected``: event id → the CRM's error; not applied, nothing of
+    them committed: the caller dead-letters them)."""
 
     outcomes: dict[str, LedgerOutcome] = field(default_factory=dict)
     operations: int = 0
+    rejected: dict[str, PermanentError] = field(default_factory=dict)
+
+
+class _Refused(Exception):
+    """Raised inside a batch's transaction to roll it back: the CRM refused the records of
+    ``errors``' events. ``book`` holds what the CRM has now, for the batch's next try."""
+
+    def __init__(self, errors: dict[str, PermanentError], book: RecordBook) -> None:
+        super().__init__(f"the CRM refused the records of {len(errors)} event(s)")
+        self.errors = errors
+        self.book = book
 
 
 def check_route(event: CanonicalEvent, phone_number_ids: frozenset[str]) -> None:
@@ -86,15 +108,36 @@ class Pipeline:
         """Apply ``events`` (in order) in one transaction; return each one's outcome.
 
         With ``use_ledger`` false (replay) every event is applied even if the ledger knows
-        it; its outcome is then recorded as ``replayed``. Raises whatever a step raised;
-        nothing is committed then.
+        it; its outcome is then recorded as ``replayed``. Events whose records the CRM
+        refused are left out and returned in ``rejected`` (see the module docstring).
+        Raises whatever a step raised; nothing is committed then.
         """
+        rejected: dict[str, PermanentError] = {}
+        book: RecordBook | None = None
+        while True:
+            todo = [event for event in events if event.id not in rejected]
+            try:
+                result = await self._apply_once(todo, use_ledger, book)
+            except _Refused as refused:
+                fresh = {k: v for k, v in refused.errors.items() if k not in rejected}
+                if not fresh:  # refused for events already left out: cannot happen
+                    raise next(iter(refused.errors.values())) from refused
+                rejected.update(fresh)
+                book = refused.book
+                continue
+            result.rejected = rejected
+            return result
+
+    async def _apply_once(
+        self, events: Sequence[CanonicalEvent], use_ledger: bool, book: RecordBook | None
+    ) -> BatchResult:
+        """One try of :meth:`apply`; raises ``_Refused`` when the CRM refused records."""
         result = BatchResult()
         async with self.store.transaction() as tx:
             todo = await self._claim(tx, events, use_ledger, result)
             ops = await self._operations(tx, todo, result)
             if ops:
-                await self._write(tx, ops)
+                await self._write(tx, ops, todo, book)
             result.operations = len(ops)
             fresh: LedgerOutcome = "applied" if use_ledger else "replayed"
             for event in todo:
@@ -207,13 +250,31 @@ class Pipeline:
                 await tx.close_cases([out[event.id]], facts.event_time(event))
         return out
 
-    async def _write(self, tx: StoreTx, ops: list[CrmOperation]) -> None:
+    async def _write(
+        self,
+        tx: StoreTx,
+        ops: list[CrmOperation],
+        events: Sequence[CanonicalEvent],
+        carried: RecordBook | None,
+    ) -> None:
+        """The batch's operations (with the contacts they name) into the CRM.
+
+        An HTTP CRM gets the batch's record book (``carried`` from a try the CRM refused
+        records of, else loaded in one SELECT), saved here when every record was taken;
+        raises ``_Refused`` otherwise.
+        """
+        ops = with_contacts(ops, events)
         if isinstance(self.connector, TxConnector):
             await self.connector.apply_in(tx, ops)
             return
-        size = max(1, self.connector.max_batch)
-        for start in range(0, len(ops), size):
-            await self.connector.apply(ops[start : start + size])
+        book = carried
+        if book is None:
+            book = await tx.load_records(self.connector.instance, book_keys(ops))
+        results = await self.connector.apply(ops, book)
+        refused = refused_events(ops, results)
+        if refused:
+            raise _Refused(refused, book)
+        await tx.save_records(book)
 
 
 def _check_keys(

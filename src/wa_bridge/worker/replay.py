@@ -72,12 +72,15 @@ async def _replay_one(
         error: BaseException = InvalidEvent(f"stored payload is not an event: {exc}")
     else:
         try:
-            await pipeline.apply([event], use_ledger=False)
+            result = await pipeline.apply([event], use_ledger=False)
         except Exception as exc:  # any failure is this replay's outcome, recorded below
             error = exc
         else:
-            await store.set_dead_letter_status(letter.id, "replayed", note="replayed")
-            return ReplayResult(letter.id, letter.event_id, "replayed")
+            refused = result.rejected.get(event.id)
+            if refused is None:
+                await store.set_dead_letter_status(letter.id, "replayed", note="replayed")
+                return ReplayResult(letter.id, letter.event_id, "replayed")
+            error = refused  # the CRM refused it again
     again = dead_letter_of(
         error,
         event_id=letter.event_id,

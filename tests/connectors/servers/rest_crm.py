@@ -2,15 +2,23 @@
 
 Request bodies are validated with the contract's own JSON Schemas (OpenAPI 3.1 is JSON
 Schema 2020-12), so the contract server and the published contract cannot drift apart.
+
+It offers the optional ``POST /contacts/search`` (``searchable`` off: it answers 404, a
+CRM without it) and ``adopt`` in a contact PUT. :meth:`RestCrmServer.seed_contact` adds a
+contact the CRM held before wa-bridge (no key: stored under ``crm:<id>``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import phonenumbers
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -55,6 +63,16 @@ def _validators(doc: dict[str, Any]) -> dict[str, Draft202012Validator]:
     }
 
 
+def _digit_forms(stored: str) -> set[str]:
+    """The digits a stored phone is found by: as typed, and national if typed with +."""
+    digits = "".join(c for c in stored if c.isdigit())
+    forms = {digits} if digits else set()
+    if stored.strip().startswith("+") and digits:
+        with contextlib.suppress(phonenumbers.NumberParseException):
+            forms.add(phonenumbers.national_significant_number(phonenumbers.parse("+" + digits)))
+    return forms
+
+
 class RestCrmServer(ContractServer):
     vendor = "rest"
 
@@ -62,6 +80,25 @@ class RestCrmServer(ContractServer):
         super().__init__()
         self.contract = load_contract()
         self._validators = _validators(self.contract)
+        self.searchable = True
+        self._ticks = itertools.count()
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self.searchable = True
+
+    def seed_contact(self, **fields: Any) -> str:
+        """A contact the CRM held before wa-bridge (no key); returns its id."""
+        with self._lock:
+            record = {"id": uuid.uuid4().hex, "key": None, "fields": dict(fields)}
+            self._touch(record)
+            self.collection("contacts")[f"crm:{record['id']}"] = record
+            return str(record["id"])
+
+    def _touch(self, record: dict[str, Any]) -> None:
+        when = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=next(self._ticks))
+        record["updated_at"] = when.isoformat()
 
     def _schema_errors(self, schema: str, body: Any, where: str = "body") -> list[str]:
         return [
@@ -70,6 +107,8 @@ class RestCrmServer(ContractServer):
         ]
 
     def check(self, request: RecordedRequest) -> list[str]:
+        if request.path == "/contacts/search" and request.method == "POST":
+            return self._schema_errors("ContactSearch", request.body)
         match = _ROUTE.match(request.path)
         if match and request.method == "PUT":
             return self._schema_errors(_SCHEMAS[match.group(1)], request.body)
@@ -90,6 +129,8 @@ class RestCrmServer(ContractServer):
         return Reply(status, {"error": {"code": code, "message": message, "field": field}})
 
     def handle(self, request: RecordedRequest) -> Reply:
+        if request.path == "/contacts/search":
+            return self._search(request.body)
         if request.path == "/batch":
             return self._batch(request.body["operations"])
         match = _ROUTE.match(request.path)
@@ -97,13 +138,44 @@ class RestCrmServer(ContractServer):
         status, result = self._put(match.group(1), path_key(match.group(2)), request.body)
         return Reply(status, result)
 
+    def _search(self, body: dict[str, Any]) -> Reply:
+        if not self.searchable:
+            return self.error_reply(404, "no such operation")
+        keys, phones = set(body.get("keys") or []), set(body.get("phones") or [])
+        emails = {e.lower() for e in body.get("emails") or []}
+        found = []
+        for record in self.collection("contacts").values():
+            fields = record["fields"]
+            stored = [str(v) for k, v in fields.items() if "phone" in k and v]
+            email = str(fields.get("email") or "").lower()
+            by_phone = any(_digit_forms(p) & phones for p in stored)
+            if record.get("key") in keys or by_phone or (email and email in emails):
+                found.append(
+                    {
+                        "id": record["id"],
+                        "contact_key": record.get("key"),
+                        "phones": stored,
+                        "email": fields.get("email"),
+                        "updated_at": record.get("updated_at"),
+                    }
+                )
+        return Reply(200, {"results": found})
+
     def _put(self, collection: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         records = self.collection(collection)
+        adopt = body.get("adopt")
+        if adopt and key not in records:
+            old = next((k for k, r in records.items() if r["id"] == adopt), None)
+            if old is None:
+                return 404, {"error": {"code": "not_found", "message": f"no contact {adopt}"}}
+            records[key] = records.pop(old)
         record = records.get(key)
         created = record is None
         if record is None:
             record = records[key] = {"id": uuid.uuid4().hex, "key": key, "fields": {}}
         record["fields"].update(body["fields"])
+        record["key"] = key
+        self._touch(record)
         for ref in ("contact_key", "case_key"):
             if ref in body:
                 record[ref] = body[ref]
@@ -122,6 +194,7 @@ class RestCrmServer(ContractServer):
                 results.append({"status": 400, "error": rejection})
                 continue
             status, result = self._put(_OPS[item["op"]], item["key"], item["body"])
+            failed = status >= 400
             results.append({"status": status, **result})
         return Reply(207 if failed else 200, {"results": results})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from wa_bridge.connectors.base import Vendor
+from wa_bridge.connectors.base import Vendor, Wiring
 from wa_bridge.connectors.http import client_for
 from wa_bridge.connectors.hubspot.connector import HubSpotConnector
 from wa_bridge.connectors.hubspot.properties import (
@@ -17,8 +17,6 @@ from wa_bridge.connectors.hubspot.properties import (
 from wa_bridge.connectors.hubspot.setup import set_up
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from wa_bridge.settings import Settings
 
 __all__ = [
@@ -32,8 +30,12 @@ __all__ = [
 ]
 
 
-def _build(settings: Settings, engine: AsyncEngine | None) -> HubSpotConnector:
-    return HubSpotConnector(client_for(settings), HubSpotOptions.from_settings(settings))
+def _build(settings: Settings, wiring: Wiring) -> HubSpotConnector:
+    return HubSpotConnector(
+        client_for(settings),
+        HubSpotOptions.from_settings(settings),
+        match_order=wiring.match_order,
+    )
 
 
 VENDOR: Final = Vendor(build=_build, set_up=set_up)

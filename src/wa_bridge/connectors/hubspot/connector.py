@@ -1,19 +1,25 @@
 """The HubSpot connector: batch upserts by wa-bridge's own unique properties.
 
 - contacts: ``POST …/contacts/batch/upsert`` with ``idProperty`` = ``wa_contact_key``;
-  consent is stored as contact properties (HubSpot's consent API is e-mail only).
+  a contact the book does not know is first looked for among the portal's own (one
+  search per batch, :mod:`.search`) and, when found by phone or e-mail, adopted: our key
+  is written onto it by id (``batch/update``). Consent is stored as contact properties
+  (HubSpot's consent API is e-mail only).
 - cases: tickets upserted by ``wa_case_key``; outcomes are ticket properties (contact
   properties when the operation names no case).
 - notes: WhatsApp communications (``hs_communication_channel_type=WHATS_APP``) upserted
   by ``wa_note_key`` (the wamid, else the operation's idempotency key), so a status update
   changes the same record and keeps its body.
 - associations: ticket → contact, note → contact and note → ticket, by the v4 batch
-  "associate default" endpoint, after the records are written.
+  "associate default" endpoint with the ids the book holds, once, when the ticket or note
+  is new to the book (:mod:`.links`).
 
 Create-only defaults (a ticket's ``subject`` and ``hs_pipeline``, a status-only note's
-``hs_timestamp``) are sent only for records that do not exist yet (the shared
-:class:`~wa_bridge.connectors._records.RecordConnector` looks unknown keys up first, one
-batch read per upsert batch), so an update never overwrites what an agent set in HubSpot.
+``hs_timestamp``) are sent only for records that do not exist yet, like the mapping's
+``on_create`` fields; ``if_empty`` ones only where the record holds no value (see
+:class:`~wa_bridge.connectors._records.RecordConnector`), so an update never overwrites
+what an agent set in HubSpot. Every input carries an ``objectWriteTraceId`` (our key), so
+HubSpot answers a refused record in a 207 instead of refusing the whole batch.
 
 Property values are sent as strings (HubSpot's spec types them so). The unique properties
 must exist in the portal with ``hasUniqueValue: true``; every other ``wa_*`` property
@@ -23,13 +29,14 @@ must exist too. Paths: ``/crm/v3/objects/`` or, with ``api_style="2026-03"``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
 
 from wa_bridge.connectors import _records as shared
 from wa_bridge.connectors.http import send
+from wa_bridge.connectors.hubspot import links, search
 from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
 from wa_bridge.connectors.hubspot.properties import (
     CASE_KEY_REF,
@@ -42,17 +49,23 @@ from wa_bridge.connectors.hubspot.properties import (
     property_value,
     ticket_property,
 )
-from wa_bridge.operations import CrmOperation, FieldValue
+from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, FieldValue, MatchRule
 
 __all__ = ["HubSpotConnector"]
 
 Group = Literal["contacts", "tickets", "notes"]
 _Write = shared.Write[Group, str]
+_Record = shared.Record[str]
+_STAGE = frozenset({"hs_pipeline_stage", "hs_pipeline"})
 
 
 def _values(fields: Mapping[str, FieldValue], name: Callable[[str], str] = str) -> dict[str, str]:
     """``fields`` as property strings, under the property ``name`` gives each field."""
     return {name(k): property_value(v) for k, v in fields.items()}
+
+
+def _one(name: Callable[[str], str]) -> Callable[[str], Iterable[str]]:
+    return lambda field: (name(field),)
 
 
 class HubSpotConnector(shared.RecordConnector[Group, str]):
@@ -61,17 +74,25 @@ class HubSpotConnector(shared.RecordConnector[Group, str]):
     name = "hubspot"
     max_batch = 100
     groups = ("contacts", "tickets", "notes")
+    contact_group = "contacts"
+    case_group = "tickets"
     errors = HUBSPOT_ERRORS
 
-    def __init__(self, client: httpx.AsyncClient, options: HubSpotOptions | None = None) -> None:
-        super().__init__(client)
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        options: HubSpotOptions | None = None,
+        *,
+        match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
+    ) -> None:
+        super().__init__(client, match_order=match_order)
         self.options = o = options or HubSpotOptions()
         if o.api_style == "v3":
-            self._objects, self._assoc = "/crm/v3/objects", "/crm/v4/associations"
+            self.objects, self.associations = "/crm/v3/objects", "/crm/v4/associations"
         else:
-            self._objects = f"/crm/objects/{o.api_style}"
-            self._assoc = f"/crm/associations/{o.api_style}"
-        self._id_properties: Mapping[Group, str] = {
+            self.objects = f"/crm/objects/{o.api_style}"
+            self.associations = f"/crm/associations/{o.api_style}"
+        self.id_properties: Mapping[Group, str] = {
             "contacts": o.contact_id_property,
             "tickets": o.case_id_property,
             "notes": o.note_id_property,
@@ -84,27 +105,57 @@ class HubSpotConnector(shared.RecordConnector[Group, str]):
     def _translate(self, op: CrmOperation) -> _Write:
         contact_key = shared.require_key(op, "contact_key")
         if op.kind == "upsert_contact":
-            return shared.Write("contacts", contact_key, _values(op.fields, contact_property))
+            return shared.Write(
+                "contacts",
+                contact_key,
+                _values(op.fields, contact_property),
+                modes=shared.modes_of(op, _one(contact_property)),
+                facts=shared.MatchFacts.of(op),
+            )
         if op.kind == "set_consent":
             return shared.Write("contacts", contact_key, _values(consent_properties(op.fields)))
         if op.kind == "upsert_case":
             case_key = shared.require_key(op, "case_key")
             props, defaults = self._ticket_properties(op)
-            return shared.Write("tickets", case_key, props, defaults, contact_key=contact_key)
+            modes = shared.modes_of(op, self._ticket_names)
+            return shared.Write(
+                "tickets",
+                case_key,
+                props,
+                defaults,
+                modes,
+                contact_key=contact_key,
+                together=_STAGE,  # HubSpot checks a stage against the ticket's pipeline
+            )
         if op.kind == "record_outcome":
             props = _values(op.fields, outcome_property)
+            modes = shared.modes_of(op, _one(outcome_property))
             if op.case_key:
-                return shared.Write("tickets", op.case_key, props, contact_key=contact_key)
-            return shared.Write("contacts", contact_key, props)
+                return shared.Write(
+                    "tickets", op.case_key, props, modes=modes, contact_key=contact_key
+                )
+            return shared.Write("contacts", contact_key, props, modes=modes)
         props, defaults = self._note_properties(op)
+        status_only = shared.is_status_only(op.fields)
         return shared.Write(
             "notes",
             shared.note_key(op),
             props,
             defaults,
+            shared.modes_of(
+                op,
+                _one(lambda f: note_property(f, is_status_only=status_only, options=self.options)),
+            ),
             contact_key=contact_key,
             case_key=op.case_key,
         )
+
+    @staticmethod
+    def _ticket_names(field: str) -> Iterable[str]:
+        """The properties a case field is written to (a status moves the stage too)."""
+        if field == "status":
+            return ("hs_pipeline_stage", "hs_pipeline", ticket_property(field))
+        return (ticket_property(field),)
 
     def _ticket_properties(self, op: CrmOperation) -> tuple[dict[str, str], dict[str, str]]:
         """The ticket's properties, and the create-only defaults (subject, pipeline)."""
@@ -144,105 +195,129 @@ class HubSpotConnector(shared.RecordConnector[Group, str]):
 
     # --- requests ---------------------------------------------------------------------
     async def _upsert(
-        self, group: Group, chunk: Sequence[shared.Record[str]], values: Sequence[Mapping[str, str]]
+        self, group: Group, chunk: Sequence[_Record], values: Sequence[Mapping[str, str]]
     ) -> shared.Upserted[str]:
-        object_type, id_property = self._object_type(group), self._id_properties[group]
+        object_type, id_property = self._object_type(group), self.id_properties[group]
         inputs = [
-            {"id": r.key, "idProperty": id_property, "properties": properties}
+            {
+                "id": r.key,
+                "idProperty": id_property,
+                "objectWriteTraceId": r.key,
+                "properties": dict(properties),
+            }
             for r, properties in zip(chunk, values, strict=True)
         ]
-        data = await self._post(
-            f"{self._objects}/{object_type}/batch/upsert", f"upsert {object_type}", inputs
+        data = await self.post(
+            f"{self.objects}/{object_type}/batch/upsert", f"upsert {object_type}", inputs
         )
-        answer = shared.Upserted(refused=_refused(data, chunk))
+        answer = shared.Upserted(refused=_refused(data, {r.key: r for r in chunk}))
         results = data.get("results") or []
         for position, result in enumerate(results):
-            key = (result.get("properties") or {}).get(id_property)
+            key = result.get("objectWriteTraceId") or (result.get("properties") or {}).get(
+                id_property
+            )
             if key is None and len(results) == len(chunk):
                 key = chunk[position].key  # HubSpot did not echo the property: same order
             answer.ids[str(key)] = (str(result["id"]), bool(result.get("new", False)))
         return answer
 
-    async def _lookup(self, group: Group, keys: Sequence[str]) -> None:
-        """Find HubSpot ids by our unique property (batch read)."""
-        object_type, id_property = self._object_type(group), self._id_properties[group]
+    async def _update(
+        self, group: Group, items: Sequence[tuple[_Record, str, Mapping[str, str]]]
+    ) -> shared.Upserted[str]:
+        """Adopted records, by id: our key property written onto each."""
+        object_type, id_property = self._object_type(group), self.id_properties[group]
+        inputs = [
+            {
+                "id": crm_id,
+                "objectWriteTraceId": record.key,
+                "properties": {**values, id_property: record.key},
+            }
+            for record, crm_id, values in items
+        ]
+        data = await self.post(
+            f"{self.objects}/{object_type}/batch/update", f"update {object_type}", inputs
+        )
+        by_key = {record.key: record for record, _, _ in items}
+        by_id = {crm_id: record for record, crm_id, _ in items}
+        answer = shared.Upserted(refused=_refused(data, by_key, by_id))
+        for result in data.get("results") or []:
+            record = by_id.get(str(result.get("id")))
+            key = result.get("objectWriteTraceId") or (record.key if record else None)
+            if key is not None:
+                answer.ids[str(key)] = (str(result["id"]), False)
+        return answer
+
+    async def _lookup(
+        self, group: Group, keys: Sequence[str], names: Sequence[str]
+    ) -> dict[str, shared.Candidate]:
+        """Existing records by our unique property (batch read)."""
+        object_type, id_property = self._object_type(group), self.id_properties[group]
+        found: dict[str, shared.Candidate] = {}
         for start in range(0, len(keys), self.max_batch):
             inputs = [{"id": k} for k in keys[start : start + self.max_batch]]
-            data = await self._post(
-                f"{self._objects}/{object_type}/batch/read",
+            data = await self.post(
+                f"{self.objects}/{object_type}/batch/read",
                 f"read {object_type}",
                 inputs,
                 idProperty=id_property,
-                properties=[id_property],
+                properties=[id_property, *names],
             )
             for result in data.get("results") or []:
-                key = (result.get("properties") or {}).get(id_property)
+                props = result.get("properties") or {}
+                key = props.get(id_property)
                 if key is not None:
-                    self._ids.remember(group, str(key), str(result["id"]))
+                    values = {n: props.get(n) for n in names}
+                    found[str(key)] = shared.Candidate(str(result["id"]), str(key), values=values)
+        return found
 
-    # --- associations -----------------------------------------------------------------
-    async def _after(self, plan: shared.RecordPlan[Group, str]) -> None:
-        """Associate tickets and notes with their contacts, and notes with their tickets."""
-        tickets, notes = plan.records("tickets"), plan.records("notes")
-        await self._resolve("contacts", (r.contact_key for r in [*tickets, *notes]))
-        await self._resolve("tickets", (r.case_key for r in notes))
-        pairs: dict[tuple[Group, Group], list[tuple[str, str]]] = {}
-        for ticket in tickets:
-            self._pair(pairs, ("tickets", ticket.key), ("contacts", ticket.contact_key))
-        for note in notes:
-            self._pair(pairs, ("notes", note.key), ("contacts", note.contact_key))
-            self._pair(pairs, ("notes", note.key), ("tickets", note.case_key))
-        for (source, target), links in pairs.items():
-            path = f"{self._object_type(source)}/{self._object_type(target)}"
-            for start in range(0, len(links), self.max_batch):
-                inputs = [
-                    {"from": {"id": a}, "to": {"id": b}}
-                    for a, b in links[start : start + self.max_batch]
-                ]
-                await self._post(
-                    f"{self._assoc}/{path}/batch/associate/default",
-                    f"associate {path.replace('/', ' to ')}",
-                    inputs,
-                )
+    async def _find_contacts(
+        self, records: Sequence[_Record], names: Sequence[str]
+    ) -> list[shared.Candidate]:
+        return await search.find_contacts(self, records, names)
 
-    async def _post(
+    def _wants_create(self, body: Any) -> bool:
+        message = str(body.get("message", "")) if isinstance(body, dict) else ""
+        return "Missing required properties" in message
+
+    async def _after(self, call: shared.WriteCall[Group, str]) -> None:
+        await links.associate(self, call)
+
+    async def post(
         self, url: str, action: str, inputs: list[dict[str, Any]], **extra: Any
     ) -> dict[str, Any]:
         """POST a batch body (``inputs`` plus ``extra`` members); its JSON answer."""
-        response = await send(
-            self._client,
-            "POST",
-            url,
-            dialect=HUBSPOT_ERRORS,
-            action=action,
-            json={**extra, "inputs": inputs},
-        )
-        data = response.json()
-        return data if isinstance(data, dict) else {}
+        return await self.post_body(url, action, {**extra, "inputs": inputs})
 
-    def _pair(
-        self,
-        pairs: dict[tuple[Group, Group], list[tuple[str, str]]],
-        source: tuple[Group, str],
-        target: tuple[Group, str | None],
-    ) -> None:
-        if target[1] is None:
-            return
-        source_id = self._ids.get(*source)
-        target_id = self._ids.get(target[0], target[1])
-        if source_id is not None and target_id is not None:
-            pairs.setdefault((source[0], target[0]), []).append((source_id, target_id))
+    async def post_body(self, url: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body``; its JSON answer (an object), or raise a :mod:`wa_bridge.errors` one."""
+        response = await send(
+            self._client, "POST", url, dialect=HUBSPOT_ERRORS, action=action, json=body
+        )
+        data = response.json() if response.content else {}
+        return data if isinstance(data, dict) else {}
 
 
 def _refused(
-    data: Mapping[str, Any], chunk: Sequence[shared.Record[str]]
-) -> list[tuple[shared.Record[str], Any]]:
+    data: Mapping[str, Any],
+    by_key: Mapping[str, _Record],
+    by_id: Mapping[str, _Record] | None = None,
+) -> list[tuple[_Record, Any]]:
     """The records HubSpot refused in a 207 answer, each with its error."""
-    by_key = {r.key: r for r in chunk}
-    refused: list[tuple[shared.Record[str], Any]] = []
+    refused: list[tuple[_Record, Any]] = []
     for error in data.get("errors") or []:
-        if isinstance(error, dict):
-            ids = (error.get("context") or {}).get("ids") or [error.get("id")]
-            records = [by_key[str(i)] for i in ids if str(i) in by_key] or [chunk[0]]
-            refused.extend((record, error) for record in records)
+        if not isinstance(error, dict):
+            continue
+        context = error.get("context") or {}
+        keys = [*(context.get("objectWriteTraceId") or []), *(context.get("ids") or [])]
+        if error.get("id") is not None:
+            keys.append(error["id"])
+        records = {
+            id(r): r
+            for k in keys
+            if (r := by_key.get(str(k)) or (by_id or {}).get(str(k))) is not None
+        }
+        if not records and by_key:
+            first = next(iter(by_key.values()))
+            records = {id(first): first}
+        refused.extend((record, error) for record in records.values())
     return refused

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from wa_bridge.connectors.base import Vendor
+from wa_bridge.connectors.base import Vendor, Wiring
 from wa_bridge.connectors.http import client_for
 from wa_bridge.connectors.salesforce.connector import SalesforceConnector, SalesforceOptions
 from wa_bridge.connectors.salesforce.fields import EXTERNAL_IDS, custom_field
 from wa_bridge.connectors.salesforce.setup import set_up
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from wa_bridge.settings import Settings
 
 __all__ = ["EXTERNAL_IDS", "VENDOR", "SalesforceConnector", "SalesforceOptions", "custom_field"]
 
 
-def _build(settings: Settings, engine: AsyncEngine | None) -> SalesforceConnector:
+def _build(settings: Settings, wiring: Wiring) -> SalesforceConnector:
     options = SalesforceOptions(api_version=settings.salesforce_api_version)
-    return SalesforceConnector(client_for(settings), options)
+    return SalesforceConnector(client_for(settings), options, match_order=wiring.match_order)
 
 
 VENDOR: Final = Vendor(build=_build, set_up=set_up)

@@ -1,7 +1,11 @@
 """The Salesforce connector: sObject Collections upserts by external-id fields.
 
 - contacts: ``PATCH /composite/sobjects/Contact/WA_Contact_Key__c`` (≤ 200 records per
-  call, one sObject type per call, ``allOrNone: false``); consent fields on Contact.
+  call, one sObject type per call, ``allOrNone: false``); consent fields on Contact. A
+  Contact the book does not know is first looked for among the org's own (one SOQL by
+  external id and e-mail, one SOSL over phone fields: :mod:`.lookup`) and, when found by
+  phone or e-mail, adopted: our external id is written onto it by Id (``PATCH
+  /composite/sobjects``).
 - cases: Case upserted by ``WA_Case_Key__c``, linked to its contact by the contact's
   external id (``"Contact": {"WA_Contact_Key__c": …}``), so no id lookup is needed;
   outcomes are Case fields (Contact fields when the operation names no case).
@@ -9,27 +13,30 @@
   ``Who``/``What`` relationships by external id; a status update keeps the Description.
 
 A Contact's default ``LastName`` (required to create one) is sent only for contacts that
-do not exist yet (the shared :class:`~wa_bridge.connectors._records.RecordConnector` looks
-unknown keys up first, here by one SOQL query per upsert batch), so an update never
-overwrites the real last name.
+do not exist yet, like the mapping's ``on_create`` fields; ``if_empty`` ones only where
+the record holds no value (see :class:`~wa_bridge.connectors._records.RecordConnector`),
+so an update never overwrites the real last name. A Case or Task refused because the
+Contact (or Case) it names by external id is gone (a user deleted it) has that record
+written again in full, then is retried once.
 
-Salesforce answers 200 even when records failed: each item's ``success`` is checked and
-the earliest failed operation raises CrmRejected with Salesforce's message. Custom fields
-are ``WA_<Name>__c`` (:mod:`.fields`); they must exist in the org as the setup guide lists.
+Salesforce answers 200 even when records failed: each item's ``success`` is checked and a
+failed record's operations are refused with Salesforce's message. Custom fields are
+``WA_<Name>__c`` (:mod:`.fields`); they must exist in the org as the setup guide lists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
 
 import httpx
 
 from wa_bridge.connectors import _records as shared
 from wa_bridge.connectors.http import send
+from wa_bridge.connectors.salesforce import lookup
 from wa_bridge.connectors.salesforce.dialect import SALESFORCE_ERRORS
 from wa_bridge.connectors.salesforce.fields import (
     EXTERNAL_IDS,
@@ -41,12 +48,11 @@ from wa_bridge.connectors.salesforce.fields import (
     task_field,
 )
 from wa_bridge.errors import CrmUnavailable
-from wa_bridge.operations import CrmOperation, FieldValue
+from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, FieldValue, MatchRule
 
 __all__ = ["SalesforceConnector", "SalesforceOptions"]
 
-# SOQL text per lookup query: keeps the GET URL well under Salesforce's 16,384 bytes.
-_QUERY_MAX_CHARS: Final = 6_000
+_Record = shared.Record[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +79,23 @@ def _values(fields: Mapping[str, FieldValue], name: Callable[[str], str] = str) 
     return {name(k): _value(v) for k, v in fields.items()}
 
 
+def _one(name: Callable[[str], str]) -> Callable[[str], Iterable[str]]:
+    return lambda f: (name(f),)
+
+
 def _by_external_id(sobject: SObject, key: str | None) -> dict[str, Any]:
     """A relationship to the ``sobject`` record whose external id is ``key``."""
     return {"attributes": {"type": sobject}, EXTERNAL_IDS[sobject]: key}
+
+
+def _codes(body: Any) -> list[tuple[str, str]]:
+    """(code, message) of each error of a refused record."""
+    items = body if isinstance(body, list) else []
+    return [
+        (str(i.get("statusCode") or i.get("errorCode") or ""), str(i.get("message") or ""))
+        for i in items
+        if isinstance(i, dict)
+    ]
 
 
 class SalesforceConnector(shared.RecordConnector[SObject, Any]):
@@ -84,30 +104,63 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any]):
     name = "salesforce"
     max_batch = 200
     groups = tuple(EXTERNAL_IDS)  # in write order
+    contact_group = "Contact"
+    case_group = "Case"
     errors = SALESFORCE_ERRORS
 
-    def __init__(self, client: httpx.AsyncClient, options: SalesforceOptions | None = None) -> None:
-        super().__init__(client)
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        options: SalesforceOptions | None = None,
+        *,
+        match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
+    ) -> None:
+        super().__init__(client, match_order=match_order)
         self.options = options or SalesforceOptions()
-        self._base = f"/services/data/{self.options.api_version}"
+        self.base = f"/services/data/{self.options.api_version}"
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self._client
 
     # --- translation ------------------------------------------------------------------
     def _translate(self, op: CrmOperation) -> shared.Write[SObject, Any]:
         contact_key = shared.require_key(op, "contact_key")
         fields = op.fields
         if op.kind == "upsert_contact":
-            defaults = {"LastName": self.options.default_last_name}
-            return shared.Write("Contact", contact_key, _values(fields, contact_field), defaults)
+            return shared.Write(
+                "Contact",
+                contact_key,
+                _values(fields, contact_field),
+                {"LastName": self.options.default_last_name},
+                shared.modes_of(op, _one(contact_field)),
+                facts=shared.MatchFacts.of(op),
+            )
         if op.kind == "set_consent":
             return shared.Write("Contact", contact_key, _values(consent_fields(fields)))
         if op.kind == "upsert_case":
-            return shared.Write("Case", shared.require_key(op, "case_key"), self._case_fields(op))
+            return shared.Write(
+                "Case",
+                shared.require_key(op, "case_key"),
+                self._case_fields(op),
+                modes=shared.modes_of(op, _one(case_field)),
+                contact_key=contact_key,
+            )
         if op.kind == "record_outcome":
             out = _values(fields, outcome_field)
+            modes = shared.modes_of(op, _one(outcome_field))
             if op.case_key:
-                return shared.Write("Case", op.case_key, out)
-            return shared.Write("Contact", contact_key, out)
-        return shared.Write("Task", shared.note_key(op), self._task_fields(op, contact_key))
+                return shared.Write("Case", op.case_key, out, modes=modes, contact_key=contact_key)
+            return shared.Write("Contact", contact_key, out, modes=modes)
+        status_only = shared.is_status_only(fields)
+        return shared.Write(
+            "Task",
+            shared.note_key(op),
+            self._task_fields(op, contact_key),
+            modes=shared.modes_of(op, _one(lambda f: task_field(f, is_status_only=status_only))),
+            contact_key=contact_key,
+            case_key=op.case_key,
+        )
 
     def _case_fields(self, op: CrmOperation) -> dict[str, Any]:
         # linked to its contact by external id: no id lookup needed
@@ -139,28 +192,56 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any]):
     async def _upsert(
         self,
         group: SObject,
-        chunk: Sequence[shared.Record[Any]],
+        chunk: Sequence[_Record],
         values: Sequence[Mapping[str, Any]],
     ) -> shared.Upserted[Any]:
         external_id = EXTERNAL_IDS[group]
-        body = {
-            "allOrNone": False,
-            "records": [
-                {"attributes": {"type": group}, external_id: r.key, **v}
-                for r, v in zip(chunk, values, strict=True)
-            ],
-        }
+        records = [
+            {"attributes": {"type": group}, external_id: r.key, **v}
+            for r, v in zip(chunk, values, strict=True)
+        ]
+        return await self._collection(
+            "PATCH",
+            f"{self.base}/composite/sobjects/{group}/{external_id}",
+            f"upsert {group}",
+            chunk,
+            records,
+        )
+
+    async def _update(
+        self, group: SObject, items: Sequence[tuple[_Record, str, Mapping[str, Any]]]
+    ) -> shared.Upserted[Any]:
+        """Adopted records, by Id: our external id written onto each."""
+        external_id = EXTERNAL_IDS[group]
+        records = [
+            {"attributes": {"type": group}, "Id": crm_id, **values, external_id: record.key}
+            for record, crm_id, values in items
+        ]
+        chunk = [record for record, _, _ in items]
+        return await self._collection(
+            "PATCH", f"{self.base}/composite/sobjects", f"update {group}", chunk, records
+        )
+
+    async def _collection(
+        self,
+        method: str,
+        url: str,
+        action: str,
+        chunk: Sequence[_Record],
+        records: list[dict[str, Any]],
+    ) -> shared.Upserted[Any]:
+        """Send an sObject Collections request; each record's id, or its errors."""
         response = await send(
             self._client,
-            "PATCH",
-            f"{self._base}/composite/sobjects/{group}/{external_id}",
+            method,
+            url,
             dialect=SALESFORCE_ERRORS,
-            action=f"upsert {group}",
-            json=body,
+            action=action,
+            json={"allOrNone": False, "records": records},
         )
         items = response.json()
         if not isinstance(items, list) or len(items) != len(chunk):
-            raise CrmUnavailable(f"salesforce: upsert {group} answered an unexpected body")
+            raise CrmUnavailable(f"salesforce: {action} answered an unexpected body")
         answer: shared.Upserted[Any] = shared.Upserted()
         for record, item in zip(chunk, items, strict=True):
             if item.get("success"):
@@ -169,37 +250,21 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any]):
                 answer.refused.append((record, item.get("errors")))
         return answer
 
-    async def _lookup(self, group: SObject, keys: Sequence[str]) -> None:
-        """Find the Ids of existing records by external id (SOQL ``IN``, batched by length).
+    async def _lookup(
+        self, group: SObject, keys: Sequence[str], names: Sequence[str]
+    ) -> dict[str, shared.Candidate]:
+        return await lookup.by_key(self, group, keys, names)
 
-        At most 200 keys per call, so one answer page holds them all (SOQL pages ≥ 200).
-        """
-        external_id = EXTERNAL_IDS[group]
-        head = f"SELECT Id, {external_id} FROM {group} WHERE {external_id} IN ("
-        queries: list[list[str]] = []
-        size = _QUERY_MAX_CHARS
-        for key in keys:
-            literal = _soql_string(key)
-            if size + len(literal) + 1 > _QUERY_MAX_CHARS:
-                queries.append([])
-                size = len(head)
-            queries[-1].append(literal)
-            size += len(literal) + 1
-        for literals in queries:
-            response = await send(
-                self._client,
-                "GET",
-                f"{self._base}/query",
-                dialect=SALESFORCE_ERRORS,
-                action=f"look up {group}",
-                params={"q": head + ",".join(literals) + ")"},
-            )
-            data = response.json()
-            for row in data.get("records") or [] if isinstance(data, dict) else []:
-                if isinstance(row, dict) and row.get(external_id) and row.get("Id"):
-                    self._ids.remember(group, str(row[external_id]), str(row["Id"]))
+    async def _find_contacts(
+        self, records: Sequence[_Record], names: Sequence[str]
+    ) -> list[shared.Candidate]:
+        return await lookup.contacts(self, records, names)
 
+    def _wants_create(self, body: Any) -> bool:
+        return any(code == "REQUIRED_FIELD_MISSING" for code, _ in _codes(body))
 
-def _soql_string(value: str) -> str:
-    """``value`` as a SOQL string literal (backslash and quote escaped)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    def _missing_link(self, body: Any) -> bool:
+        return any(
+            code == "INVALID_FIELD" and message.startswith("Foreign key external ID")
+            for code, message in _codes(body)
+        )

@@ -1,0 +1,103 @@
+"""The forms a CRM may hold one phone number in, for finding its existing records.
+
+A company's CRM keeps numbers as people typed them: ``+54 9 11 2345-6789``,
+``(513) 227-1572``, ``+52 1 55 1234 5678``. To find the record of a WhatsApp user by
+phone, a connector searches every form of the user's E.164 number (:func:`variants`) and
+compares what the CRM answers digit by digit (:func:`same_number`):
+
+- the E.164 number itself, and its variants: **MX** with and without the pre-2019 mobile
+  ``1`` (``+52 55…`` / ``+52 1 55…``); **AR** with and without the mobile ``9``
+  (``+54 9 11…`` / ``+54 11…``). Brazil's ninth digit is never added or removed: a 12- and
+  a 13-digit number may be two people (see :mod:`wa_bridge.normalize.phones`);
+- each variant as international digits (``5491123456789``, a number typed with the
+  country code but no ``+``) and as national digits (``91123456789``, a number typed
+  without the country code; HubSpot's ``hs_searchable_calculated_*`` numbers).
+
+Pure and cached; never raises.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import phonenumbers
+
+__all__ = ["same_number", "search_digits", "variants"]
+
+_AR_MOBILE = "+549"  # + 10 digits
+_MX = "+52"
+
+
+@lru_cache(maxsize=16384)
+def variants(e164: str) -> tuple[str, ...]:
+    """``e164`` and the other E.164 forms of the same WhatsApp number, ``e164`` first.
+
+    ``+5491123456789`` → (``+5491123456789``, ``+541123456789``); ``+525512345678`` →
+    (``+525512345678``, ``+5215512345678``); any other number → (``e164``,).
+    """
+    if not e164.startswith("+") or not e164[1:].isdigit():
+        return (e164,)
+    national = e164[3:]
+    if e164.startswith(_AR_MOBILE) and len(e164) == len(_AR_MOBILE) + 10:
+        return (e164, "+54" + e164[4:])
+    if e164.startswith("+54") and len(e164) == 3 + 10:
+        return (e164, _AR_MOBILE + national)
+    if e164.startswith(_MX) and len(e164) == 3 + 10:
+        return (e164, "+521" + national)
+    if e164.startswith("+521") and len(e164) == 4 + 10:
+        return (e164, _MX + e164[4:])
+    return (e164,)
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
+@lru_cache(maxsize=16384)
+def _forms(e164: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(international digits, national digits) of ``e164`` and its variants."""
+    international: set[str] = set()
+    national: set[str] = set()
+    for form in variants(e164):
+        digits = _digits(form)
+        if not digits:
+            continue
+        international.add(digits)
+        try:
+            number = phonenumbers.parse("+" + digits, None)
+        except phonenumbers.NumberParseException:
+            continue
+        significant = phonenumbers.national_significant_number(number)
+        if significant:
+            national.add(significant)
+    return frozenset(international), frozenset(national)
+
+
+def search_digits(e164: str) -> tuple[str, ...]:
+    """Every digit string a CRM may hold ``e164`` (or a variant of it) as, sorted: the
+    international and the national digits of each variant."""
+    international, national = _forms(e164)
+    return tuple(sorted(international | national))
+
+
+def same_number(stored: str, e164: str) -> bool:
+    """True when the CRM's ``stored`` phone text is ``e164`` or one of its variants.
+
+    Digits are compared whole, never by suffix. A value typed with ``+`` (or ``00``) is
+    international: its digits must be a variant's, country code included (``+1 551 234
+    5678`` is not ``+52 55 1234 5678``, although both have the national digits
+    ``5512345678``). A value typed without is compared with the international digits (a
+    country code without ``+``) and with the national digits of each variant (``(513)
+    227-1572`` is ``+15132271572``): a national number names no country, so that is the
+    best a CRM that holds one allows.
+    """
+    text = stored.strip()
+    digits = _digits(text)
+    if not digits:
+        return False
+    international, national = _forms(e164)
+    if text.startswith("+"):
+        return digits in international
+    if text.startswith("00"):
+        return digits[2:] in international
+    return digits in international or digits in national

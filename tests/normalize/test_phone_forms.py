@@ -1,0 +1,86 @@
+"""phone_forms: the forms a CRM holds a number in, one table per country, plus invariants."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wa_bridge.normalize.phone_forms import same_number, search_digits, variants
+from wa_bridge.normalize.phones import user_e164
+
+VARIANTS = [
+    ("+5491123456789", ("+5491123456789", "+541123456789")),  # AR: with and without the 9
+    ("+541123456789", ("+541123456789", "+5491123456789")),
+    ("+525512345678", ("+525512345678", "+5215512345678")),  # MX: without and with the 1
+    ("+5215512345678", ("+5215512345678", "+525512345678")),
+    ("+5511999990001", ("+5511999990001",)),  # BR: the ninth digit is never guessed
+    ("+551199990001", ("+551199990001",)),
+    ("+15132271572", ("+15132271572",)),
+    ("not a phone", ("not a phone",)),
+]
+
+
+@pytest.mark.parametrize(("e164", "expected"), VARIANTS)
+def test_variants(e164: str, expected: tuple[str, ...]) -> None:
+    assert variants(e164) == expected
+
+
+def test_search_digits_hold_international_and_national_forms() -> None:
+    assert search_digits("+5491123456789") == (
+        "1123456789",
+        "541123456789",
+        "5491123456789",
+        "91123456789",
+    )
+    assert search_digits("+525512345678") == (
+        "15512345678",
+        "5215512345678",
+        "525512345678",
+        "5512345678",
+    )
+    assert search_digits("+15132271572") == ("15132271572", "5132271572")
+
+
+STORED = [
+    # (as a company typed it, the WhatsApp user's E.164, same person?)
+    ("+54 9 11 2345-6789", "+5491123456789", True),  # with +, spaces and dashes
+    ("+54 11 2345-6789", "+5491123456789", True),  # AR without the 9
+    ("11 2345-6789", "+5491123456789", True),  # AR national, no 9
+    ("911 2345 6789", "+5491123456789", True),  # AR national with the 9
+    ("5491123456789", "+5491123456789", True),  # country code without +
+    ("(513) 227-1572", "+15132271572", True),  # US national format
+    ("513.227.1572", "+15132271572", True),
+    ("+1 513 227 1572", "+15132271572", True),
+    ("+52 1 55 1234 5678", "+525512345678", True),  # MX with the old mobile 1
+    ("+52 55 1234 5678", "+525512345678", True),
+    ("55 1234 5678", "+525512345678", True),  # MX national
+    ("0052 55 1234 5678", "+525512345678", True),  # 00 international prefix
+    ("+55 11 99999-0001", "+5511999990001", True),
+    ("+5511999990001", "+5511999990001", True),
+    ("+55 11 9999-0001", "+5511999990001", False),  # BR 12 digits: maybe someone else
+    ("+1 551 234 5678", "+525512345678", False),  # same national digits, other country
+    ("+52 55 1234 5679", "+525512345678", False),  # one digit apart
+    ("2271572", "+15132271572", False),  # a suffix is not the number
+    ("", "+15132271572", False),
+    ("n/a", "+15132271572", False),
+]
+
+
+@pytest.mark.parametrize(("stored", "e164", "same"), STORED)
+def test_same_number(stored: str, e164: str, same: bool) -> None:
+    assert same_number(stored, e164) is same
+
+
+@given(st.from_regex(r"\+(1|52|521|54|549|55|56|57)[0-9]{9,10}", fullmatch=True))
+def test_every_variant_finds_the_others(raw: str) -> None:
+    e164 = user_e164(raw)
+    if e164 is None:
+        return
+    forms = variants(e164)
+    assert forms[0] == e164 and len(set(forms)) == len(forms)
+    for form in forms:
+        assert same_number(form, e164)  # each variant, as typed with +
+        assert same_number(form.lstrip("+"), e164)  # and without
+        assert set(variants(form)) == set(forms)  # the relation is symmetric
+        assert set(search_digits(form)) == set(search_digits(e164))
