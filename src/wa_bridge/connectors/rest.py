@@ -115,7 +115,7 @@ class RestConnector:
 
 
 def _build(settings: Settings, engine: AsyncEngine | None) -> RestConnector:
-    return RestConnector(client_for(settings))
+    return RestConnector(client_for(settings, REST_ERRORS, engine=engine))
 
 
 VENDOR: Final = Vendor(build=_build)

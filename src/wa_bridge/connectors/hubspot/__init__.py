@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Final
 from wa_bridge.connectors.base import Vendor
 from wa_bridge.connectors.http import client_for
 from wa_bridge.connectors.hubspot.connector import HubSpotConnector
+from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
 from wa_bridge.connectors.hubspot.properties import (
     HubSpotOptions,
     consent_property_prefix,
@@ -33,7 +34,9 @@ __all__ = [
 
 
 def _build(settings: Settings, engine: AsyncEngine | None) -> HubSpotConnector:
-    return HubSpotConnector(client_for(settings), HubSpotOptions.from_settings(settings))
+    return HubSpotConnector(
+        client_for(settings, HUBSPOT_ERRORS, engine=engine), HubSpotOptions.from_settings(settings)
+    )
 
 
 VENDOR: Final = Vendor(build=_build, set_up=set_up)

@@ -243,7 +243,7 @@ async def set_up(settings: Settings, dry_run: bool) -> SetupResult:
     """Create the properties the configured mapping makes the connector write (or, with
     ``dry_run``, only report the missing ones)."""
     options = HubSpotOptions.from_settings(settings)
-    async with client_for(settings) as client:
+    async with client_for(settings, HUBSPOT_ERRORS) as client:
         mapping = load_mapping(resolve_mappings_path(settings.mappings_path))
         specs = required_properties(mapping, options)
         report = await ensure_properties(client, options, specs, dry_run=dry_run)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Final
 from wa_bridge.connectors.base import Vendor
 from wa_bridge.connectors.http import client_for
 from wa_bridge.connectors.salesforce.connector import SalesforceConnector, SalesforceOptions
+from wa_bridge.connectors.salesforce.dialect import SALESFORCE_ERRORS
 from wa_bridge.connectors.salesforce.fields import EXTERNAL_IDS, custom_field
 from wa_bridge.connectors.salesforce.setup import set_up
 
@@ -20,7 +21,7 @@ __all__ = ["EXTERNAL_IDS", "VENDOR", "SalesforceConnector", "SalesforceOptions",
 
 def _build(settings: Settings, engine: AsyncEngine | None) -> SalesforceConnector:
     options = SalesforceOptions(api_version=settings.salesforce_api_version)
-    return SalesforceConnector(client_for(settings), options)
+    return SalesforceConnector(client_for(settings, SALESFORCE_ERRORS, engine=engine), options)
 
 
 VENDOR: Final = Vendor(build=_build, set_up=set_up)
