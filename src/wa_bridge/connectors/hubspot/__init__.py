@@ -1,13 +1,12 @@
-"""HubSpot: the connector, its property names (read by writing and by setup), and setup."""
+"""HubSpot: the connector, its property names (read by writing and by setup), sign-in, setup."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
 from wa_bridge.connectors.base import Vendor
-from wa_bridge.connectors.http import client_for
+from wa_bridge.connectors.hubspot.auth import hubspot_client
 from wa_bridge.connectors.hubspot.connector import HubSpotConnector
-from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
 from wa_bridge.connectors.hubspot.properties import (
     HubSpotOptions,
     consent_property_prefix,
@@ -34,9 +33,8 @@ __all__ = [
 
 
 def _build(settings: Settings, engine: AsyncEngine | None) -> HubSpotConnector:
-    return HubSpotConnector(
-        client_for(settings, HUBSPOT_ERRORS, engine=engine), HubSpotOptions.from_settings(settings)
-    )
+    client = hubspot_client(settings, engine)
+    return HubSpotConnector(client, HubSpotOptions.from_settings(settings))
 
 
 VENDOR: Final = Vendor(build=_build, set_up=set_up)

@@ -1,13 +1,12 @@
-"""Salesforce: the connector, its field names (read by writing and by setup), and setup."""
+"""Salesforce: the connector, its field names (read by writing and by setup), sign-in, setup."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
 from wa_bridge.connectors.base import Vendor
-from wa_bridge.connectors.http import client_for
+from wa_bridge.connectors.salesforce.auth import salesforce_client
 from wa_bridge.connectors.salesforce.connector import SalesforceConnector, SalesforceOptions
-from wa_bridge.connectors.salesforce.dialect import SALESFORCE_ERRORS
 from wa_bridge.connectors.salesforce.fields import EXTERNAL_IDS, custom_field
 from wa_bridge.connectors.salesforce.setup import set_up
 
@@ -21,7 +20,8 @@ __all__ = ["EXTERNAL_IDS", "VENDOR", "SalesforceConnector", "SalesforceOptions",
 
 def _build(settings: Settings, engine: AsyncEngine | None) -> SalesforceConnector:
     options = SalesforceOptions(api_version=settings.salesforce_api_version)
-    return SalesforceConnector(client_for(settings, SALESFORCE_ERRORS, engine=engine), options)
+    client, _ = salesforce_client(settings, engine)
+    return SalesforceConnector(client, options)
 
 
 VENDOR: Final = Vendor(build=_build, set_up=set_up)
