@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import logging
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from wa_bridge.errors import (
     PermanentError,
     RetryableError,
 )
+from wa_bridge.log import configure_logging
 
 REQUEST = httpx.Request("POST", "http://crm.test/x")
 DIALECTS: dict[str, ErrorDialect] = {
@@ -180,3 +182,22 @@ async def test_client_sets_all_four_timeouts_and_bearer() -> None:
 def test_bad_base_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         build_client("ftp://crm.test", token=None, timeout_s=1, vendor="rest")
+
+
+async def test_httpx_does_not_log_each_request_with_its_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # CLI commands (and the worker) used to print "HTTP Request: POST https://…?q=… 200"
+    # at INFO for every CRM call; a URL may hold a SOQL query's e-mail or a key.
+    configure_logging()
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("httpx").setLevel(logging.NOTSET)  # what caplog.set_level left
+    configure_logging()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={})
+
+    transport = httpx.MockTransport(answer)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("http://crm.test/query?q=SELECT+Id+FROM+Contact")
+    assert [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))] == []
