@@ -28,14 +28,18 @@ def build_connector(settings: Settings, *, engine: AsyncEngine | None = None) ->
     return _vendor(settings.connector).build(settings, engine)
 
 
-async def set_up_crm(settings: Settings, *, dry_run: bool = False) -> SetupResult:
+async def set_up_crm(
+    settings: Settings, *, dry_run: bool = False, engine: AsyncEngine | None = None
+) -> SetupResult:
     """Prepare the CRM ``settings.connector`` names for the connector (``wa-bridge crm setup``).
 
-    Creates what is missing (nothing with ``dry_run``) and reports each item. Raises
-    :mod:`wa_bridge.errors` errors: ConfigError for a missing setting, CRM errors when the
-    CRM cannot be reached or refuses the token.
+    Creates what is missing (nothing with ``dry_run``) and reports each item. Its requests
+    wait for the CRM's gate, shared through ``engine``'s database (the state store) with
+    every worker. Raises :mod:`wa_bridge.errors` errors: ConfigError for a missing setting,
+    CRM errors when the CRM cannot be reached or refuses the token, CrmQuotaExhausted when
+    its daily budget is spent.
     """
-    return await _vendor(settings.connector).set_up(settings, dry_run)
+    return await _vendor(settings.connector).set_up(settings, dry_run, engine)
 
 
 def _vendor(name: str) -> Vendor:

@@ -67,7 +67,9 @@ class SetupResult:
     ok: bool = True
 
 
-async def nothing_to_set_up(settings: Settings, dry_run: bool) -> SetupResult:
+async def nothing_to_set_up(
+    settings: Settings, dry_run: bool, engine: AsyncEngine | None
+) -> SetupResult:
     """The setup of a CRM that needs none (the SQL CRM, the REST contract)."""
     return SetupResult((f"connector {settings.connector}: nothing to set up",))
 
@@ -77,9 +79,12 @@ class Vendor:
     """One CRM as the factory sees it: how to build its connector and set the CRM up.
 
     ``build(settings, engine)`` raises ConfigError when a setting it needs is missing
-    (``engine`` is the state database, for the built-in SQL CRM); ``set_up(settings,
-    dry_run)`` raises :mod:`wa_bridge.errors` errors when the CRM cannot be reached.
+    (``engine`` is the state database: the built-in SQL CRM's tables, and the CRM quota
+    every HTTP connector shares); ``set_up(settings, dry_run, engine)`` raises
+    :mod:`wa_bridge.errors` errors when the CRM cannot be reached.
     """
 
     build: Callable[[Settings, AsyncEngine | None], CrmConnector]
-    set_up: Callable[[Settings, bool], Awaitable[SetupResult]] = nothing_to_set_up
+    set_up: Callable[[Settings, bool, AsyncEngine | None], Awaitable[SetupResult]] = (
+        nothing_to_set_up
+    )
