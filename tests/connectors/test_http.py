@@ -13,6 +13,7 @@ from wa_bridge.connectors.http import (
     ErrorDialect,
     build_client,
     crm_error,
+    item_error,
     parse_retry_after,
 )
 from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
@@ -27,6 +28,7 @@ from wa_bridge.errors import (
     RetryableError,
 )
 from wa_bridge.log import configure_logging
+from wa_bridge.operations import CrmOperation
 
 REQUEST = httpx.Request("POST", "http://crm.test/x")
 DIALECTS: dict[str, ErrorDialect] = {
@@ -201,3 +203,31 @@ async def test_httpx_does_not_log_each_request_with_its_url(
     async with httpx.AsyncClient(transport=transport) as client:
         await client.get("http://crm.test/query?q=SELECT+Id+FROM+Contact")
     assert [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))] == []
+
+
+def test_a_missing_field_says_run_crm_setup() -> None:
+    # The worker's first refusal for a property or field the CRM lacks must tell the
+    # operator what to do; it travels in the error message, so the dead letter has it.
+    missing = {
+        "status": "error",
+        "message": 'Property values were not valid: [{"error":"PROPERTY_DOESNT_EXIST"}]',
+        "category": "VALIDATION_ERROR",
+        "errors": [
+            {"message": 'Property "wa_bsuid" does not exist', "code": "PROPERTY_DOESNT_EXIST"}
+        ],
+    }
+    error = crm_error(_status(400, json=missing), dialect=DIALECTS["hubspot"], action="a")
+    assert isinstance(error, CrmRejected) and "run `wa-bridge crm setup`" in str(error)
+    other = {"status": "error", "message": "bad phone", "category": "VALIDATION_ERROR"}
+    plain = crm_error(_status(400, json=other), dialect=DIALECTS["hubspot"], action="a")
+    assert "crm setup" not in str(plain) and "see crm_error" in str(plain)
+
+    field = [{"message": "No such column 'WA_Bsuid__c'", "errorCode": "INVALID_FIELD"}]
+    error = crm_error(_status(400, json=field), dialect=DIALECTS["salesforce"], action="a")
+    assert "run `wa-bridge crm setup`" in str(error)
+    item = [{"statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE", "message": "read-only"}]
+    operation = CrmOperation(kind="upsert_contact", fields={}, event_id="e-1", index=0)
+    refused = item_error(
+        DIALECTS["salesforce"], operation, status=400, body=item, what="refused in upsert"
+    )
+    assert "run `wa-bridge crm setup`" in str(refused)
