@@ -2,7 +2,8 @@
 
 - ``normalize/`` and ``mapping/`` are pure: no I/O libraries, no other wa_bridge layer but
   the shared contracts (and mapping may use normalize's phone rules).
-- Nothing imports ``cli/``; only ``cli/`` and ``ops/`` import ``receiver/``.
+- Nothing imports ``cli/``; only ``cli/`` and ``ops/`` import ``receiver/``; only ``cli/``
+  imports ``ops/`` (metric names and token auth live below it, in ``metrics`` and ``auth``).
 - The receiver half never imports the worker half, and the reverse.
 - No package imports another package's private names: a ``_module`` or a ``_name`` stays
   inside its package (CONVENTIONS.md "Peers share a shape").
@@ -88,6 +89,20 @@ def test_nothing_imports_cli_and_only_the_top_imports_receiver() -> None:
     assert problems == []
 
 
+def test_ops_sits_on_top_only_the_cli_imports_it() -> None:
+    problems = []
+    for path in PACKAGE.rglob("*.py"):
+        layer = path.relative_to(PACKAGE).parts[0]
+        if layer in ("ops", "cli"):
+            continue
+        problems += [
+            f"{path.relative_to(PACKAGE)} imports {module}"
+            for module in _imports(path)
+            if _layer_of(module) == "ops"
+        ]
+    assert problems == []
+
+
 def test_the_two_halves_meet_only_through_the_bus_and_contracts() -> None:
     problems = []
     for half, other in (("receiver", "worker"), ("worker", "receiver")):
@@ -114,3 +129,24 @@ def test_no_package_imports_another_packages_private_names() -> None:
                 continue
             problems.append(f"{rel} imports {target}")
     assert sorted(problems) == []
+
+
+@pytest.mark.parametrize("package", ["bus", "ops", "worker"])
+def test_module_packages_list_every_public_module_in_all(package: str) -> None:
+    """Packages whose ``__all__`` names modules list exactly their public modules."""
+    import importlib
+
+    listed = set(importlib.import_module(f"wa_bridge.{package}").__all__)
+    modules = {p.stem for p in (PACKAGE / package).glob("*.py") if not p.stem.startswith("_")} | {
+        p.name for p in (PACKAGE / package).iterdir() if (p / "__init__.py").exists()
+    }
+    assert listed == modules
+
+
+def test_every_package_curates_its_all() -> None:
+    missing = [
+        str(init.relative_to(PACKAGE))
+        for init in PACKAGE.rglob("__init__.py")
+        if "__all__" not in init.read_text()
+    ]
+    assert missing == []

@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 from ruamel.yaml import YAML
 
+from wa_bridge.ops.openapi import documented_app, openapi_document
 from wa_bridge.receiver import WEBHOOK_PATH
-from wa_bridge.receiver.openapi import documented_app, openapi_document
 
 ROOT = Path(__file__).resolve().parent.parent
-REGENERATE = "python -m wa_bridge.receiver.openapi > openapi.yaml"
+REGENERATE = "python -m wa_bridge.ops.openapi > openapi.yaml"
 
 
 def committed() -> dict[str, Any]:

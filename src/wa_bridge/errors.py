@@ -14,6 +14,7 @@
     │   └── StoreUnavailable      database connection lost
     └── PermanentError            never retried → dead letter, with the reason
         ├── InvalidEvent          cannot parse, normalize or map
+        │   ├── NotAWebhook       a body that is not a WABA webhook (the receiver's 400)
         │   └── UnkeyedOperation  an operation has no contact or case key to write by
         ├── UnknownRoute          an event for a phone_number_id this deployment does not serve
         ├── MappingOutputInvalid  fails a type, catalog or required-field check
@@ -38,6 +39,7 @@ __all__ = [
     "DlqLimitExceeded",
     "InvalidEvent",
     "MappingOutputInvalid",
+    "NotAWebhook",
     "PermanentError",
     "RetryableError",
     "StoreUnavailable",
@@ -118,6 +120,10 @@ class InvalidEvent(PermanentError):
 
 class UnkeyedOperation(InvalidEvent):
     """A CRM operation has no contact (or case) key to write its record by."""
+
+
+class NotAWebhook(InvalidEvent):
+    """The body is not a WhatsApp Business Account webhook; the message says why (400 body)."""
 
 
 class UnknownRoute(PermanentError):

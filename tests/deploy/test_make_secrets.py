@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from wa_bridge.ops.auth import TokenBook
+from wa_bridge.auth import TokenBook
 
 from ._files import DEPLOY
 

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 from pydantic import SecretStr
 
+from wa_bridge.auth import TokenBook, token_digest
 from wa_bridge.errors import ConfigError
-from wa_bridge.ops.auth import TokenBook, token_digest
 
 OPERATOR = "operator-token-0123456789"
 VIEWER = "viewer-token-0123456789ab"

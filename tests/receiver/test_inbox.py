@@ -310,7 +310,7 @@ async def test_resolved_records_the_outcome_and_closes_the_case(
 
 
 def test_openapi_documents_every_inbox_answer_and_the_body() -> None:
-    from wa_bridge.receiver.openapi import openapi_document
+    from wa_bridge.ops.openapi import openapi_document
 
     post = openapi_document()["paths"][INBOX_PATH]["post"]
     assert set(post["responses"]) == {"202", "400", "401", "403", "413", "503"}

@@ -290,7 +290,7 @@ async def test_health_and_readiness(receiver: Receiver) -> None:
 
 
 async def test_metrics_count_acknowledged_events(receiver: Receiver) -> None:
-    from wa_bridge.ops.metrics import REGISTRY
+    from wa_bridge.metrics import REGISTRY
 
     def published() -> float:  # the counter is process-wide: compare before and after
         return REGISTRY.get_sample_value("wa_bridge_events_published_total") or 0.0

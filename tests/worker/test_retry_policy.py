@@ -9,7 +9,7 @@ import pytest
 from wa_bridge import errors
 from wa_bridge.clock import ManualClock
 from wa_bridge.errors import CrmRateLimited, CrmRejected, WaBridgeError
-from wa_bridge.ops.metrics import REGISTRY
+from wa_bridge.metrics import REGISTRY
 from wa_bridge.worker.retry import (
     ERROR_CLASSES,
     Fate,

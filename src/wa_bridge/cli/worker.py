@@ -25,7 +25,7 @@ async def _main(metrics_port: int) -> None:
     if metrics_port:
         from prometheus_client import start_http_server
 
-        from wa_bridge.ops.metrics import REGISTRY
+        from wa_bridge.metrics import REGISTRY
 
         # a daemon thread serving /metrics; it reads counters, never touches the loop
         start_http_server(metrics_port, registry=REGISTRY)

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import orjson
 
-from wa_bridge.errors import InvalidEvent
+from wa_bridge.errors import InvalidEvent, NotAWebhook
 
 __all__ = [
     "OBJECT_WABA",
@@ -35,10 +35,6 @@ __all__ = [
 OBJECT_WABA: Final = "whatsapp_business_account"
 _MAX_EPOCH: Final = 253402300799  # 9999-12-31T23:59:59Z
 _REPR_CHARS: Final = 60
-
-
-class NotAWebhook(InvalidEvent):
-    """The body is not a WhatsApp Business Account webhook; the message says why (400 body)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
-from wa_bridge.ops.auth import Principal, Role, TokenBook
-from wa_bridge.ops.guard import bearer_guard
+from wa_bridge.auth import Principal, Role, TokenBook
+from wa_bridge.receiver.guard import bearer_guard
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, Store
 
 __all__ = ["ReplayOutcome", "Replayer", "build_admin_router"]

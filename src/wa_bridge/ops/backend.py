@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
+from wa_bridge.auth import Role, TokenBook
 from wa_bridge.ops.admin import ReplayOutcome, build_admin_router
-from wa_bridge.ops.auth import Role, TokenBook
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
 

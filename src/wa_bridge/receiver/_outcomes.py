@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from wa_bridge.log import get_logger
-from wa_bridge.ops.metrics import EVENTS_PUBLISHED, WEBHOOK_REQUESTS
+from wa_bridge.metrics import EVENTS_PUBLISHED, WEBHOOK_REQUESTS
 
 __all__ = ["Outcomes"]
 

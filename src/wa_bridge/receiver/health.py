@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from wa_bridge.ops import metrics
+from wa_bridge import metrics
 
 __all__ = ["HealthStatus", "build_health_router"]
 

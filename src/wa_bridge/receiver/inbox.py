@@ -25,14 +25,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, TypeAdapter
 
+from wa_bridge.auth import Principal, TokenBook
 from wa_bridge.bus.producer import RETRY_AFTER_S, EventPublisher
 from wa_bridge.errors import BusUnavailable, InvalidEvent
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
+from wa_bridge.metrics import EVENTS_PUBLISHED
 from wa_bridge.normalize.inbox import InboxEventIn, normalize_inbox_event
-from wa_bridge.ops.auth import Principal, TokenBook
-from wa_bridge.ops.guard import bearer_guard
-from wa_bridge.ops.metrics import EVENTS_PUBLISHED
+from wa_bridge.receiver.guard import bearer_guard
 from wa_bridge.settings import Settings
 
 __all__ = [

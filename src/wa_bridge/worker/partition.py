@@ -26,7 +26,7 @@ from wa_bridge.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from wa_bridge.errors import InvalidEvent, PermanentError, RetryableError
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
-from wa_bridge.ops.metrics import EVENT_OUTCOMES, WORKER_BATCH_SECONDS
+from wa_bridge.metrics import EVENT_OUTCOMES, WORKER_BATCH_SECONDS
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import LedgerOutcome
 from wa_bridge.worker.dlq import DeadLetterer, dead_letter_of

@@ -23,7 +23,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import BusUnavailable, PermanentError, RetryableError, StoreUnavailable
-from wa_bridge.ops.metrics import WORKER_PARKED_CONTACTS
+from wa_bridge.metrics import WORKER_PARKED_CONTACTS
 
 __all__ = [
     "ERROR_CLASSES",
@@ -53,6 +53,7 @@ ErrorClass = Literal[
     "StoreUnavailable",
     "PermanentError",
     "InvalidEvent",
+    "NotAWebhook",
     "UnkeyedOperation",
     "UnknownRoute",
     "MappingOutputInvalid",

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from wa_bridge.ops.auth import Principal, Role, TokenBook
+from wa_bridge.auth import Principal, Role, TokenBook
 
 __all__ = ["bearer_guard"]
 

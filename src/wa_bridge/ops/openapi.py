@@ -1,6 +1,6 @@
 """The receiver's OpenAPI document, as served at ``/openapi.json`` and kept in openapi.yaml.
 
-``python -m wa_bridge.receiver.openapi > openapi.yaml`` regenerates the file;
+``python -m wa_bridge.ops.openapi > openapi.yaml`` regenerates the file;
 ``tests/test_openapi.py`` fails when the two differ.
 """
 
@@ -48,7 +48,7 @@ def openapi_yaml(app: ReceiverApp | None = None) -> str:
     yaml.width = 100
     yaml.default_flow_style = False
     out = io.StringIO()
-    out.write("# Generated: python -m wa_bridge.receiver.openapi > openapi.yaml\n")
+    out.write("# Generated: python -m wa_bridge.ops.openapi > openapi.yaml\n")
     yaml.dump(openapi_document(app), out)
     return out.getvalue()
 
