@@ -24,8 +24,8 @@ from wa_bridge.connectors.gate import SETTLE_S, CrmGate, quota_key
 from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
 from wa_bridge.connectors.quota import combine
 from wa_bridge.errors import CrmQuotaExhausted, CrmRateLimited
+from wa_bridge.metrics import REGISTRY
 from wa_bridge.operations import CrmOperation
-from wa_bridge.ops.metrics import REGISTRY
 from wa_bridge.settings import Settings
 from wa_bridge.store import create_engine, open_store
 from wa_bridge.store.crm_quota import CrmQuota, SqlQuotaStore, quota_store_for

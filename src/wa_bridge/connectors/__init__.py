@@ -22,8 +22,9 @@ __all__ = ["CrmConnector", "CrmResult", "SetupResult", "build_connector", "set_u
 def build_connector(settings: Settings, *, engine: AsyncEngine | None = None) -> CrmConnector:
     """The connector ``settings.connector`` names; the caller closes it with ``aclose()``.
 
-    ``engine`` is the state database, used by the built-in ``sql`` CRM tables. Raises
-    ConfigError when a setting the connector needs is missing.
+    ``engine`` is the state database: the built-in ``sql`` CRM's tables, and for the HTTP
+    CRMs the quota their gate shares with every other worker (``crm_quota``; None: this
+    process only). Raises ConfigError when a setting the connector needs is missing.
     """
     return _vendor(settings.connector).build(settings, engine)
 

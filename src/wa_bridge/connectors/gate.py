@@ -54,7 +54,7 @@ from wa_bridge.connectors.quota import (
 )
 from wa_bridge.errors import CrmQuotaExhausted, StoreUnavailable
 from wa_bridge.log import get_logger
-from wa_bridge.ops.metrics import CRM_QUOTA_REMAINING
+from wa_bridge.metrics import CRM_QUOTA_REMAINING
 from wa_bridge.store.crm_quota import CrmQuota, quota_store_for
 
 if TYPE_CHECKING:
