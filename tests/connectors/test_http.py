@@ -8,13 +8,16 @@ import logging
 import httpx
 import pytest
 
+from connectors.servers import HubSpotServer
 from wa_bridge.connectors.http import (
     EXCEPTION_MAP,
     ErrorDialect,
     build_client,
+    client_for,
     crm_error,
     item_error,
     parse_retry_after,
+    send,
 )
 from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
 from wa_bridge.connectors.rest import REST_ERRORS
@@ -29,6 +32,7 @@ from wa_bridge.errors import (
 )
 from wa_bridge.log import configure_logging
 from wa_bridge.operations import CrmOperation
+from wa_bridge.settings import Settings
 
 REQUEST = httpx.Request("POST", "http://crm.test/x")
 DIALECTS: dict[str, ErrorDialect] = {
@@ -231,3 +235,20 @@ def test_a_missing_field_says_run_crm_setup() -> None:
         DIALECTS["salesforce"], operation, status=400, body=item, what="refused in upsert"
     )
     assert "run `wa-bridge crm setup`" in str(refused)
+
+
+async def test_a_gated_client_still_uses_the_environments_proxy(
+    hubspot_server: HubSpotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client with a transport of its own loses httpx's HTTP(S)_PROXY handling; the
+    # gate's transport must keep it (CRMs are often reached through a company proxy).
+    monkeypatch.setenv("HTTP_PROXY", hubspot_server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    settings = Settings(connector="rest", crm_base_url="http://crm.invalid", crm_token="t")  # type: ignore[arg-type]
+    async with client_for(settings, DIALECTS["rest"]) as client:
+        with pytest.raises(CrmRejected):
+            await send(client, "GET", "/contacts/c-1", dialect=DIALECTS["rest"], action="read")
+    (through_proxy,) = hubspot_server.requests
+    assert through_proxy.path == "http://crm.invalid/contacts/c-1"
+    hubspot_server.reset()  # the stand-in is no proxy: that request broke its contract

@@ -31,6 +31,7 @@ with keys in them, or request bodies.
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -39,7 +40,7 @@ import httpx
 import orjson
 
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
-from wa_bridge.connectors.gate import GatedTransport, gate_for
+from wa_bridge.connectors.gate import CrmGate, GatedTransport, gate_for
 from wa_bridge.connectors.quota import (
     DailyReset,
     QuotaReading,
@@ -186,7 +187,7 @@ def client_for(
         timeout_s=settings.crm_timeout_s,
         vendor=settings.connector,
         auth=auth,
-        transport=GatedTransport(gate),
+        gate=gate,
     )
 
 
@@ -197,11 +198,11 @@ def build_client(
     timeout_s: float,
     vendor: str,
     auth: httpx.Auth | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    gate: CrmGate | None = None,
 ) -> httpx.AsyncClient:
-    """An AsyncClient with all four timeouts set and Bearer auth (``token``, or ``auth``);
-    the caller closes it. ``vendor`` names the CRM in the error message of a bad
-    ``base_url``.
+    """An AsyncClient with all four timeouts set and Bearer auth (``token``, or ``auth``),
+    whose requests go through ``gate`` when given; the caller closes it. ``vendor`` names
+    the CRM in the error message of a bad ``base_url``.
     """
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"WA_BRIDGE_CRM_BASE_URL must be an http(s) URL for {vendor}")
@@ -209,9 +210,20 @@ def build_client(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     timeout = httpx.Timeout(connect=timeout_s, read=timeout_s, write=timeout_s, pool=timeout_s)
+    transport = GatedTransport(gate, _environment_transport(base_url)) if gate else None
     return httpx.AsyncClient(
         base_url=base_url, headers=headers, timeout=timeout, auth=auth, transport=transport
     )
+
+
+def _environment_transport(base_url: str) -> httpx.AsyncHTTPTransport:
+    """httpx's default transport with the proxy the environment names for ``base_url``
+    (``HTTPS_PROXY``…, unless ``NO_PROXY`` exempts the host), as httpx itself does for a
+    client without a transport of its own."""
+    url = httpx.URL(base_url)
+    if urllib.request.proxy_bypass(url.host):
+        return httpx.AsyncHTTPTransport()
+    return httpx.AsyncHTTPTransport(proxy=urllib.request.getproxies().get(url.scheme))
 
 
 async def send(
