@@ -392,3 +392,26 @@ async def test_a_spent_salesforce_allocation_is_raised_before_sending(
     finally:
         await first.aclose()
         await second.aclose()
+
+
+@pytest.mark.postgres
+async def test_the_gate_never_waits_for_a_connection_the_batches_hold(pg_url: str) -> None:
+    # The worker's batches each hold a store connection while they call the CRM; the
+    # gate reads its row in that call, so it must not draw from the same pool.
+    engine = create_engine(pg_url, pool_size=1, max_overflow=0, pool_timeout=1)
+    clock = ManualClock(T0)
+    gate = _gate(clock, quota_store_for(engine))
+    try:
+        async with engine.begin() as batch:  # the pool's only connection
+            await batch.execute(text("SELECT 1"))
+            await asyncio.wait_for(gate.observe(*_rate_limited(3)), 5)  # written meanwhile
+            clock.advance(3)
+            await asyncio.wait_for(gate.admit(), 5)  # and read
+        reader = quota_store_for(engine)
+        assert reader is not None
+        row = await reader.load(CRM)
+        await reader.aclose()
+        assert row is not None and row.blocked_until == T0 + timedelta(seconds=3)
+    finally:
+        await gate.aclose()
+        await engine.dispose()

@@ -8,7 +8,9 @@ reads and writes the row, a change merged under a row lock so two writers never 
 other's block.
 
 :func:`quota_store_for` picks how to reach the row from the state store's engine:
-PostgreSQL shares the engine (its pool); a SQLite file gets a connection of its own, which
+PostgreSQL gets a pool of its own made like the store's (a worker's batch holds a store
+connection while it calls the CRM, so the gate must never wait for one of those); a SQLite
+file gets a connection of its own, which
 waits at most ``SQLITE_BUSY_MS`` for SQLite's one write lock (a worker's open batch holds
 it while it calls the CRM), so a write that would wait longer fails with StoreUnavailable
 and the caller keeps its change for later; an in-memory SQLite database has no second
@@ -24,9 +26,9 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import event, exc, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from wa_bridge.errors import ConfigError
+from wa_bridge.errors import ConfigError, StoreUnavailable
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.db import create_engine, store_errors
 from wa_bridge.store.tables import crm_quota
@@ -107,7 +109,11 @@ def quota_store_for(engine: AsyncEngine | None) -> SqlQuotaStore | None:
     if engine is None:
         return None
     if engine.dialect.name != "sqlite":
-        return SqlQuotaStore(engine)
+        # a pool of its own, made like the store's (same server settings): the worker's
+        # batches hold the store's connections while they call the CRM, and each call
+        # needs this row; sharing one pool could leave none for it
+        pool = engine.sync_engine.pool.recreate()
+        return SqlQuotaStore(create_async_engine(engine.url, pool=pool), owns_engine=True)
     database = engine.url.database
     if database in (None, "", ":memory:") or "mode=memory" in str(engine.url):
         return None
@@ -139,6 +145,8 @@ def _errors(what: str) -> Iterator[None]:
     try:
         with store_errors(what):
             yield
+    except exc.TimeoutError as err:  # no connection free in time: the database is busy
+        raise StoreUnavailable(f"state database busy during {what}; retry later") from err
     except exc.ProgrammingError as err:
         raise ConfigError(
             "the state database has no crm_quota table: run `wa-bridge db upgrade`"
