@@ -103,6 +103,21 @@ async def test_after_a_wait_one_request_goes_first() -> None:
     assert sorted([await task for task in admitted]) == [False, True, True]
 
 
+async def test_a_late_answer_to_an_earlier_request_does_not_skip_the_probe() -> None:
+    clock = ManualClock(T0)
+    gate = _gate(clock)
+    await gate.observe(*_rate_limited(2))
+    clock.advance(0.5)
+    await gate.observe(200, httpx.Headers(), None)  # sent before the 429, answered now
+    admitted = [asyncio.create_task(gate.admit()) for _ in range(2)]
+    await clock.sleeping(2)
+    clock.advance(1.5)
+    await asyncio.sleep(0.01)
+    assert [task.result() for task in admitted if task.done()] == [True]
+    for task in admitted:
+        task.cancel()
+
+
 async def test_a_long_wait_pauses_instead_of_blocking_the_request() -> None:
     clock = ManualClock(T0)
     gate = _gate(clock, max_wait_s=60)

@@ -223,8 +223,9 @@ class CrmGate:
                 before = self._state.blocked_until
                 self._stored = row
                 self._state = combine(row, self._state)
-                if self._state.blocked_until != before:
-                    self._recovering = True  # another process was told to wait
+                later = self._state.blocked_until != before
+                if later and blocked_for_s(self._state, self._clock.now()) > 0:
+                    self._recovering, self._settle_at = True, None  # another was told to wait
                 self._export_daily()
 
     # --- after an answer --------------------------------------------------------------
@@ -233,10 +234,7 @@ class CrmGate:
         share it. Raises CrmQuotaExhausted when the answer refused the request because the
         daily budget is spent."""
         reading = self._read(status, headers, body)
-        if reading.wait_s is not None or reading.window_wait_s is not None:
-            self._recovering, self._settle_at = True, None
-        elif self._recovering and status not in (429, 503) and self._settle_at is None:
-            self._settle_at = self._clock.monotonic() + SETTLE_S
+        self._track_recovery(status, reading)
         if not reading.says_anything:
             return
         now = self._clock.now()
@@ -250,6 +248,17 @@ class CrmGate:
         resume_at = paused_until(self._state, now)
         if reading.daily_spent and status >= 400 and resume_at is not None:
             raise self._exhausted(resume_at, now, "daily")
+
+    def _track_recovery(self, status: int, reading: QuotaReading) -> None:
+        """A new wait (re)starts the recovery; the first answer that is no rate limit,
+        once the wait is over (not a late answer to an earlier request), starts the
+        settle after which everyone goes."""
+        if reading.wait_s is not None or reading.window_wait_s is not None:
+            self._recovering, self._settle_at = True, None
+            return
+        is_go = status not in (429, 503) and blocked_for_s(self._state, self._clock.now()) <= 0
+        if self._recovering and self._settle_at is None and is_go:
+            self._settle_at = self._clock.monotonic() + SETTLE_S
 
     def _resets_at(self, now: datetime) -> datetime:
         if self._daily_reset == "midnight":
