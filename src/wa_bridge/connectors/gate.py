@@ -82,6 +82,10 @@ MAX_WAIT_IN_PLACE_S: Final = 60.0
 # one of them may have met another 429 that is on its way into the database.
 SETTLE_S: Final = 0.1
 
+# After a failed write (the database down, or SQLite's one write lock held by a batch), the
+# daily figures are written again no sooner than this; a new block or pause is at once.
+STORE_RETRY_S: Final = 5.0
+
 Reader = Callable[[int, httpx.Headers, Any], QuotaReading]
 
 log = get_logger("crm_gate")
@@ -146,6 +150,7 @@ class CrmGate:
         self._recovering = False  # a wait was asked for and no answer since said "go"
         self._probe: asyncio.Event | None = None  # set when the probe's answer is in
         self._settle_at: float | None = None  # monotonic: the probe went through; go then
+        self._write_again_at: float | None = None  # monotonic: after a failed write
 
     @property
     def state(self) -> CrmQuota:
@@ -244,7 +249,7 @@ class CrmGate:
         self._state = fold(before, reading, now=now, resets_at=resets_at)
         self._export(reading)
         self._log_change(before, now, reading)
-        await self._persist(now)
+        await self._persist(now, before)
         resume_at = paused_until(self._state, now)
         if reading.daily_spent and status >= 400 and resume_at is not None:
             raise self._exhausted(resume_at, now, "daily")
@@ -265,18 +270,28 @@ class CrmGate:
             return next_midnight(now, self._reset_tz)
         return now + timedelta(seconds=self._probe_s)
 
-    async def _persist(self, now: datetime) -> None:
+    async def _persist(self, now: datetime, before: CrmQuota) -> None:
+        """Write the view if it changed materially since the database last saw it.
+        After a failed write, only a change of this answer's own that others must know at
+        once (a new block, a pause) is written before ``STORE_RETRY_S`` has passed."""
         if self._store is None:
             return
         async with self._save_lock:
             if not is_material(self._stored, self._state):
                 return
+            urgent = self._state.blocked_until != before.blocked_until or (
+                paused_until(self._state, now) != paused_until(before, now)
+            )
+            resume = self._write_again_at
+            if not urgent and resume is not None and self._clock.monotonic() < resume:
+                return  # the database just failed us: the budget's figures can wait
             try:
                 merged = await self._store.merge(self.crm, self._state, combine, now=now)
             except StoreUnavailable as exc:
                 self._store_failed(exc)
+                self._write_again_at = self._clock.monotonic() + STORE_RETRY_S
                 return
-            self._store_failing = False
+            self._store_failing, self._write_again_at = False, None
             self._stored = merged
             self._state = combine(merged, self._state)
 
