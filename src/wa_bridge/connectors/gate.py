@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_WAIT_IN_PLACE_S",
     "SETTLE_S",
+    "STORE_RETRY_S",
     "CrmGate",
     "GatedTransport",
     "QuotaStore",
