@@ -9,6 +9,7 @@
     ├── RetryableError            has retry_after_s: float | None
     │   ├── CrmUnavailable        timeout, connect error, 5xx
     │   ├── CrmRateLimited        429 (+ Retry-After)
+    │   ├── CrmQuotaExhausted     CRM budget spent (daily limit, long wait): pause until resume_at
     │   ├── BusUnavailable        Kafka unreachable or not acknowledging in time
     │   └── StoreUnavailable      database connection lost
     └── PermanentError            never retried → dead letter, with the reason
@@ -26,9 +27,12 @@ ids, never personal data, and their message says what to do next.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 __all__ = [
     "BusUnavailable",
     "ConfigError",
+    "CrmQuotaExhausted",
     "CrmRateLimited",
     "CrmRejected",
     "CrmUnavailable",
@@ -75,6 +79,27 @@ class CrmUnavailable(RetryableError):
 
 class CrmRateLimited(RetryableError):
     """The CRM answered 429 (or its own rate-limit equivalent); honour retry_after_s."""
+
+
+class CrmQuotaExhausted(RetryableError):
+    """The CRM's budget is spent until ``resume_at`` (an aware UTC datetime): its daily
+    request allocation (HubSpot ``DAILY``, Salesforce ``REQUEST_LIMIT_EXCEEDED``), or a
+    ``Retry-After`` longer than a worker should wait inside a request.
+
+    Raised by the CRM's gate (``wa_bridge.connectors.gate``) *before* a request is sent
+    (nothing was written), or instead of the CRM's refusal. It is shared: every worker
+    process sees the same pause through the state database.
+
+    Contract for the worker: stop fetching (pause consumption; Kafka holds the backlog),
+    wait until ``resume_at``, then retry the same batch. A quota is not a failure of the
+    events: it never counts against the retry budget, never routes an event to a retry
+    topic and never dead-letters one. ``retry_after_s`` holds the seconds from when it
+    was raised until ``resume_at``, for code that only knows RetryableError.
+    """
+
+    def __init__(self, message: str, *, resume_at: datetime, retry_after_s: float) -> None:
+        super().__init__(message, retry_after_s=max(0.0, retry_after_s))
+        self.resume_at = resume_at
 
 
 class BusUnavailable(RetryableError):

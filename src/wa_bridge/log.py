@@ -112,6 +112,10 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # httpx logs every request with its full URL at INFO: noise in a CLI, and a URL may
+    # carry personal data (a SOQL query's e-mail, a key in a path)
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> Any:

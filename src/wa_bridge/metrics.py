@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 __all__ = [
     "CONTENT_TYPE",
+    "CRM_QUOTA_REMAINING",
     "EVENTS_PUBLISHED",
     "EVENT_OUTCOMES",
     "REGISTRY",
@@ -56,6 +57,16 @@ WORKER_BATCH_SECONDS: Final = Histogram(
 WORKER_PARKED_CONTACTS: Final = Gauge(
     "wa_bridge_worker_parked_contacts",
     "Contacts with an event in a retry topic",
+    registry=REGISTRY,
+)
+
+# Connectors: what is left of each CRM instance's quota, as the CRM last reported it
+# (window: daily, interval = HubSpot's ten seconds, secondly). crm names the instance
+# (connector and host, never a credential).
+CRM_QUOTA_REMAINING: Final = Gauge(
+    "wa_bridge_crm_quota_remaining",
+    "Requests left in the CRM's quota window, as the CRM last reported",
+    ["crm", "window"],
     registry=REGISTRY,
 )
 

@@ -15,6 +15,7 @@ import os
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -149,6 +150,60 @@ class Settings(BaseSettings):
     salesforce_api_version: str = Field(default="v61.0", pattern=r"^v\d+\.\d$")
     mappings_path: str = "mappings/sql.yaml"
 
+    # --- CRM sign-in (see wa_bridge.connectors.auth) ---------------------------------
+    crm_auth: Literal["token", "refresh_token", "client_credentials", "jwt_bearer"] = Field(
+        default="token",
+        description="How to sign in: a static bearer token (CRM_TOKEN); OAuth 2.0 with a "
+        "refresh token (HubSpot apps); client credentials or a JWT bearer assertion "
+        "(Salesforce connected apps).",
+    )
+    crm_login_url: str | None = Field(
+        default=None,
+        description="OAuth token endpoint's site: Salesforce's login URL "
+        "(https://login.salesforce.com, https://test.salesforce.com or My Domain); "
+        "HubSpot: CRM_BASE_URL when unset.",
+    )
+    crm_client_id: str | None = Field(
+        default=None, description="OAuth client id (Salesforce: the consumer key)."
+    )
+    crm_client_secret: SecretStr | None = None
+    crm_refresh_token: SecretStr | None = None
+    crm_jwt_private_key: SecretStr | None = Field(
+        default=None,
+        description="PEM private key that signs JWT bearer assertions (RS256); usually "
+        "WA_BRIDGE_CRM_JWT_PRIVATE_KEY_FILE.",
+    )
+    crm_username: str | None = Field(
+        default=None,
+        description="The CRM user wa-bridge acts as: the JWT bearer subject; Salesforce "
+        "setup assigns its permission set to this user.",
+    )
+
+    # --- CRM quota (see wa_bridge.connectors.gate) -----------------------------------
+    crm_daily_reset_tz: str = Field(
+        default="UTC",
+        description="Time zone whose midnight resets the CRM's daily API budget (HubSpot: "
+        "the account's time zone).",
+    )
+    crm_quota_key: str | None = Field(
+        default=None,
+        description="Names the CRM instance whose quota workers share in the state "
+        "database; unset: the connector and the CRM's host (and OAuth client or user).",
+    )
+    crm_quota_refresh_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="How stale a worker's view of the shared quota may be. 0: read it (one "
+        "indexed row) before each CRM request, so a Retry-After one worker got binds the "
+        "others at once.",
+    )
+    crm_quota_probe_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="When a spent daily budget has no known reset time (Salesforce's "
+        "rolling 24 hours), try again this often.",
+    )
+
     # --- worker ---------------------------------------------------------------------
     retry_in_place_attempts: int = Field(default=3, ge=1)
     retry_delays_s: Annotated[list[float], NoDecode] = Field(
@@ -209,6 +264,15 @@ class Settings(BaseSettings):
     @classmethod
     def _csv_floats(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("crm_daily_reset_tz")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. UTC, America/Bogota)") from exc
+        return value
 
 
 def _holds_secret(annotation: object) -> bool:

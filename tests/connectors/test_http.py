@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import email.utils
+import logging
 
 import httpx
 import pytest
 
+from connectors.servers import HubSpotServer
 from wa_bridge.connectors.http import (
     EXCEPTION_MAP,
     ErrorDialect,
     build_client,
+    client_for,
     crm_error,
+    item_error,
     parse_retry_after,
+    send,
 )
 from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
 from wa_bridge.connectors.rest import REST_ERRORS
@@ -25,6 +30,9 @@ from wa_bridge.errors import (
     PermanentError,
     RetryableError,
 )
+from wa_bridge.log import configure_logging
+from wa_bridge.operations import CrmOperation
+from wa_bridge.settings import Settings
 
 REQUEST = httpx.Request("POST", "http://crm.test/x")
 DIALECTS: dict[str, ErrorDialect] = {
@@ -180,3 +188,67 @@ async def test_client_sets_all_four_timeouts_and_bearer() -> None:
 def test_bad_base_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         build_client("ftp://crm.test", token=None, timeout_s=1, vendor="rest")
+
+
+async def test_httpx_does_not_log_each_request_with_its_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # CLI commands (and the worker) used to print "HTTP Request: POST https://…?q=… 200"
+    # at INFO for every CRM call; a URL may hold a SOQL query's e-mail or a key.
+    configure_logging()
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("httpx").setLevel(logging.NOTSET)  # what caplog.set_level left
+    configure_logging()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={})
+
+    transport = httpx.MockTransport(answer)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("http://crm.test/query?q=SELECT+Id+FROM+Contact")
+    assert [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))] == []
+
+
+def test_a_missing_field_says_run_crm_setup() -> None:
+    # The worker's first refusal for a property or field the CRM lacks must tell the
+    # operator what to do; it travels in the error message, so the dead letter has it.
+    missing = {
+        "status": "error",
+        "message": 'Property values were not valid: [{"error":"PROPERTY_DOESNT_EXIST"}]',
+        "category": "VALIDATION_ERROR",
+        "errors": [
+            {"message": 'Property "wa_bsuid" does not exist', "code": "PROPERTY_DOESNT_EXIST"}
+        ],
+    }
+    error = crm_error(_status(400, json=missing), dialect=DIALECTS["hubspot"], action="a")
+    assert isinstance(error, CrmRejected) and "run `wa-bridge crm setup`" in str(error)
+    other = {"status": "error", "message": "bad phone", "category": "VALIDATION_ERROR"}
+    plain = crm_error(_status(400, json=other), dialect=DIALECTS["hubspot"], action="a")
+    assert "crm setup" not in str(plain) and "see crm_error" in str(plain)
+
+    field = [{"message": "No such column 'WA_Bsuid__c'", "errorCode": "INVALID_FIELD"}]
+    error = crm_error(_status(400, json=field), dialect=DIALECTS["salesforce"], action="a")
+    assert "run `wa-bridge crm setup`" in str(error)
+    item = [{"statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE", "message": "read-only"}]
+    operation = CrmOperation(kind="upsert_contact", fields={}, event_id="e-1", index=0)
+    refused = item_error(
+        DIALECTS["salesforce"], operation, status=400, body=item, what="refused in upsert"
+    )
+    assert "run `wa-bridge crm setup`" in str(refused)
+
+
+async def test_a_gated_client_still_uses_the_environments_proxy(
+    hubspot_server: HubSpotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client with a transport of its own loses httpx's HTTP(S)_PROXY handling; the
+    # gate's transport must keep it (CRMs are often reached through a company proxy).
+    monkeypatch.setenv("HTTP_PROXY", hubspot_server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    settings = Settings(connector="rest", crm_base_url="http://crm.invalid", crm_token="t")  # type: ignore[arg-type]
+    async with client_for(settings, DIALECTS["rest"]) as client:
+        with pytest.raises(CrmRejected):
+            await send(client, "GET", "/contacts/c-1", dialect=DIALECTS["rest"], action="read")
+    (through_proxy,) = hubspot_server.requests
+    assert through_proxy.path == "http://crm.invalid/contacts/c-1"
+    hubspot_server.reset()  # the stand-in is no proxy: that request broke its contract

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from typer.testing import CliRunner
 from connectors.conftest import connector_for
 from connectors.servers import HubSpotServer
 from wa_bridge.cli.main import app
+from wa_bridge.connectors import set_up_crm
 from wa_bridge.connectors.hubspot import HubSpotOptions
 from wa_bridge.connectors.hubspot.setup import (
     GROUP_NAME,
@@ -25,6 +29,7 @@ from wa_bridge.errors import CrmRejected
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.mapping import CompiledMapping, load_mapping
 from wa_bridge.resources import resolve_mappings_path
+from wa_bridge.settings import Settings
 
 IDS = {"contacts": "wa_contact_key", "tickets": "wa_case_key", "communications": "wa_note_key"}
 
@@ -164,6 +169,7 @@ async def test_strict_portal_rejects_until_setup(
         with pytest.raises(CrmRejected) as refused:
             await connector.apply(ops)
         assert "does not exist" in refused.value.crm_error
+        assert "run `wa-bridge crm setup`" in str(refused.value)  # so the dead letter says it
         report = await ensure_properties(client, HubSpotOptions(), required_properties(mapping))
         assert report.ok
         results = await connector.apply(ops)
@@ -174,28 +180,36 @@ async def test_strict_portal_rejects_until_setup(
     assert note is not None and note["properties"]["wa_message_type"] == "text"
 
 
-def _cli_env(monkeypatch: pytest.MonkeyPatch, server: HubSpotServer) -> None:
+def _cli_env(monkeypatch: pytest.MonkeyPatch, server: HubSpotServer, tmp_path: Path) -> None:
     monkeypatch.setenv("WA_BRIDGE_CONNECTOR", "hubspot")
     monkeypatch.setenv("WA_BRIDGE_CRM_BASE_URL", server.url)
     monkeypatch.setenv("WA_BRIDGE_CRM_TOKEN", server.token)
     monkeypatch.setenv("WA_BRIDGE_MAPPINGS_PATH", "mappings/hubspot.yaml")
+    monkeypatch.setenv("WA_BRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
 
 
 async def test_cli_setup_creates_then_finds(
-    hubspot_server: HubSpotServer, monkeypatch: pytest.MonkeyPatch
+    hubspot_server: HubSpotServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _cli_env(monkeypatch, hubspot_server)
+    _cli_env(monkeypatch, hubspot_server, tmp_path)
+    caplog.set_level(logging.INFO)
     runner = CliRunner()
     dry = await asyncio.to_thread(runner.invoke, app, ["crm", "setup", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "contacts.wa_contact_key: missing (unique, would create)" in dry.stdout
+    assert f"contacts: property group {GROUP_NAME} missing (would create)" in dry.stdout
     assert hubspot_server.property("contacts", "wa_contact_key") is None
 
     done = await asyncio.to_thread(runner.invoke, app, ["crm", "setup"])
     assert done.exit_code == 0, done.output
     assert "contacts.wa_contact_key: created (hasUniqueValue)" in done.stdout
     assert "tickets.wa_case_key: created (hasUniqueValue)" in done.stdout
+    assert f"contacts: property group {GROUP_NAME} created" in done.stdout
     assert hubspot_server.property("communications", "wa_note_key") is not None
+    assert [r for r in caplog.records if r.name.startswith("httpx")] == []  # no URL lines
 
     again = await asyncio.to_thread(runner.invoke, app, ["crm", "setup"])
     assert again.exit_code == 0, again.output
@@ -203,20 +217,72 @@ async def test_cli_setup_creates_then_finds(
 
 
 async def test_cli_setup_exits_1_on_a_problem(
-    hubspot_server: HubSpotServer, monkeypatch: pytest.MonkeyPatch
+    hubspot_server: HubSpotServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _cli_env(monkeypatch, hubspot_server)
+    _cli_env(monkeypatch, hubspot_server, tmp_path)
     hubspot_server.add_property("contacts", "wa_contact_key", unique=False)
     result = await asyncio.to_thread(CliRunner().invoke, app, ["crm", "setup"])
     assert result.exit_code == 1, result.output
     assert "contacts.wa_contact_key: problem" in result.stdout
 
 
-def test_cli_setup_other_connectors(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cli_setup_prints_the_crms_own_refusal(
+    hubspot_server: HubSpotServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _cli_env(monkeypatch, hubspot_server, tmp_path)
+    scopes = (
+        "This app hasn't been granted all required scopes to make this call. Read more "
+        "about required scopes here: https://developers.hubspot.com/scopes."
+    )
+    body = {"status": "error", "message": scopes, "category": "MISSING_SCOPES"}
+    hubspot_server.script(status=403, body=body)
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["crm", "setup"])
+    assert result.exit_code == 1
+    assert "check the token and its scopes" in result.stderr
+    assert f"the CRM said: MISSING_SCOPES: {scopes}" in result.stderr
+
+
+async def test_setup_backs_off_on_429_through_the_gate(hubspot_server: HubSpotServer) -> None:
+    hubspot_server.enforce_retry_after = True
+    hubspot_server.script(status=429, retry_after_s=1, times=2)
+    settings = Settings(
+        connector="hubspot",
+        crm_base_url=hubspot_server.url,
+        crm_token=hubspot_server.token,  # type: ignore[arg-type]
+        mappings_path="mappings/hubspot.yaml",
+    )
+    result = await set_up_crm(settings)
+    assert result.ok, result.lines
+    assert "contacts.wa_contact_key: created (hasUniqueValue)" in result.lines
+    assert [r.status for r in hubspot_server.requests[:3]] == [429, 429, 200]
+    gaps = [b.arrived - a.arrived for a, b in itertools.pairwise(hubspot_server.requests[:3])]
+    assert min(gaps) >= 0.95
+    assert hubspot_server.early == []
+
+
+class _Refused(PropertySpec):
+    def create_body(self) -> dict[str, object]:
+        return {**super().create_body(), "fieldType": "booleancheckbox"}
+
+
+async def test_a_refused_property_is_a_problem_with_hubspots_message(
+    hubspot_server: HubSpotServer, client: httpx.AsyncClient
+) -> None:
+    specs = {"contacts": [_Refused("wa_bad", "x"), PropertySpec("wa_good", "y")]}
+    report = await ensure_properties(client, HubSpotOptions(), specs)
+    assert not report.ok
+    (problem,) = report.by_status("problem")
+    assert problem.name == "wa_bad"
+    assert problem.detail.startswith("HubSpot refused: VALIDATION_ERROR: fieldType")
+    assert [o.name for o in report.by_status("created")] == ["wa_good"]
+
+
+def test_cli_setup_other_connectors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     runner = CliRunner()
+    monkeypatch.setenv("WA_BRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
     monkeypatch.setenv("WA_BRIDGE_CONNECTOR", "sql")
     sql = runner.invoke(app, ["crm", "setup"])
     assert sql.exit_code == 0 and "nothing to set up" in sql.stdout
     monkeypatch.setenv("WA_BRIDGE_CONNECTOR", "salesforce")
-    sf = runner.invoke(app, ["crm", "setup"])
-    assert sf.exit_code == 0 and "WA_Contact_Key__c" in sf.stdout
+    sf = runner.invoke(app, ["crm", "setup", "--dry-run"])  # it asks the org: where is it?
+    assert sf.exit_code == 1 and "WA_BRIDGE_CRM_BASE_URL" in sf.stderr

@@ -116,6 +116,9 @@ def _set(root: Any, path: tuple[Any, ...], value: Any) -> None:
     node = root
     for part in path[:-1]:
         node = node[part]
+    if isinstance(node, dict) and not isinstance(path[-1], str):
+        # an earlier mutation made a list a dict: an int key is no JSON a webhook can carry
+        raise TypeError(f"JSON object keys are strings, not {path[-1]!r}")
     node[path[-1]] = value
 
 

@@ -12,7 +12,10 @@ from typing import Any, assert_type
 from wa_bridge.bus.consumer import Delivery, RecordConsumer, TopicPartition, build_consumer
 from wa_bridge.bus.record_producer import RecordProducer, build_producer
 from wa_bridge.clock import SYSTEM_CLOCK, Clock, ManualClock, epoch_ms
+from wa_bridge.connectors import SetupResult, set_up_crm
 from wa_bridge.connectors.base import CrmConnector, OpResult, RecordBook
+from wa_bridge.connectors.gate import CrmGate, quota_key
+from wa_bridge.errors import CrmQuotaExhausted
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.mapping import CompiledMapping, load_mapping
 from wa_bridge.normalize import normalize_webhook
@@ -84,3 +87,13 @@ async def _clock_and_bus(settings: Settings) -> None:
     assert_type(fetched, dict[TopicPartition, list[Delivery]])
     producer: RecordProducer = build_producer(settings)
     await producer.send_and_wait("t", b"v", key=None, partition=None, headers=())
+
+
+async def _quota_and_setup(settings: Settings, gate: CrmGate) -> None:
+    assert_type(await gate.admit(), bool)  # True: the probe; release it when answered
+    gate.release(True)
+    assert_type(quota_key(settings), str)
+    assert_type(
+        CrmQuotaExhausted("x", resume_at=datetime.now(UTC), retry_after_s=1).resume_at, datetime
+    )
+    assert_type(await set_up_crm(settings, dry_run=True, engine=None), SetupResult)

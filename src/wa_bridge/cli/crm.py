@@ -17,12 +17,14 @@ import typer
 from sqlalchemy import select
 
 from wa_bridge.cli._common import settings_or_exit
-from wa_bridge.connectors import set_up_crm
-from wa_bridge.errors import WaBridgeError
+from wa_bridge.connectors import SetupResult, set_up_crm
+from wa_bridge.errors import CrmRejected, WaBridgeError
+from wa_bridge.log import configure_logging
+from wa_bridge.settings import Settings
 from wa_bridge.store import open_store, resolve_database_url
 from wa_bridge.store.tables import crm_cases, crm_contacts, crm_notes
 
-__all__ = ["load_crm_view", "register"]
+__all__ = ["load_crm_view", "register", "run_setup"]
 
 DATA_DIR = Path(".wa-bridge")
 crm_app = typer.Typer(help="The CRM: the built-in SQL CRM, and setup.", no_args_is_help=True)
@@ -91,10 +93,7 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print contacts with their cases and last notes from the SQL CRM."""
-    configured = settings_or_exit().database_url
-    if configured is None:
-        DATA_DIR.mkdir(exist_ok=True)
-    url = resolve_database_url(configured, DATA_DIR)
+    url = _state_url(settings_or_exit())
     try:
         contacts = asyncio.run(load_crm_view(url, contact_key=contact, limit=limit))
     except WaBridgeError as exc:
@@ -110,16 +109,36 @@ def show_cmd(
         typer.echo(_text(contacts))
 
 
+def _state_url(settings: Settings) -> str:
+    """The state database's URL (the dev SQLite file under .wa-bridge when unset)."""
+    if settings.database_url is None:
+        DATA_DIR.mkdir(exist_ok=True)
+    return resolve_database_url(settings.database_url, DATA_DIR)
+
+
+async def run_setup(settings: Settings, url: str, *, dry_run: bool) -> SetupResult:
+    """``set_up_crm`` with the state store at ``url`` open, so setup's requests wait for
+    the CRM's quota like the workers' do (and tell them of any rate limit it meets)."""
+    store = await open_store(url, create=url.startswith("sqlite"))
+    try:
+        return await set_up_crm(settings, dry_run=dry_run, engine=store.engine)
+    finally:
+        await store.aclose()
+
+
 @crm_app.command("setup")
 def setup_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only report; create nothing."),
 ) -> None:
     """Create what the CRM needs for the connector (e.g. its properties); exit 1 on a problem."""
     settings = settings_or_exit()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     try:
-        result = asyncio.run(set_up_crm(settings, dry_run=dry_run))
+        result = asyncio.run(run_setup(settings, _state_url(settings), dry_run=dry_run))
     except WaBridgeError as exc:
         typer.echo(f"wa-bridge: {exc}", err=True)
+        if isinstance(exc, CrmRejected):
+            typer.echo(f"wa-bridge: the CRM said: {exc.crm_error}", err=True)
         raise typer.Exit(code=1) from exc
     for line in result.lines:
         typer.echo(line)

@@ -45,22 +45,28 @@ def build_connector(
 ) -> CrmConnector:
     """The connector ``settings.connector`` names; the caller closes it with ``aclose()``.
 
-    ``engine`` is the state database, used by the built-in ``sql`` CRM tables;
-    ``match_order`` the mapping's ``match:`` (how HubSpot and Salesforce find a contact's
-    existing record). Raises ConfigError when a setting the connector needs is missing.
+    ``engine`` is the state database: the built-in ``sql`` CRM's tables, and for the HTTP
+    CRMs the quota their gate shares with every other worker (``crm_quota``; None: this
+    process only); ``match_order`` the mapping's ``match:`` (how HubSpot and Salesforce
+    find a contact's existing record). Raises ConfigError when a setting the connector
+    needs is missing.
     """
     wiring = Wiring(engine=engine, match_order=tuple(match_order))
     return _vendor(settings.connector).build(settings, wiring)
 
 
-async def set_up_crm(settings: Settings, *, dry_run: bool = False) -> SetupResult:
+async def set_up_crm(
+    settings: Settings, *, dry_run: bool = False, engine: AsyncEngine | None = None
+) -> SetupResult:
     """Prepare the CRM ``settings.connector`` names for the connector (``wa-bridge crm setup``).
 
-    Creates what is missing (nothing with ``dry_run``) and reports each item. Raises
-    :mod:`wa_bridge.errors` errors: ConfigError for a missing setting, CRM errors when the
-    CRM cannot be reached or refuses the token.
+    Creates what is missing (nothing with ``dry_run``) and reports each item. Its requests
+    wait for the CRM's gate, shared through ``engine``'s database (the state store) with
+    every worker. Raises :mod:`wa_bridge.errors` errors: ConfigError for a missing setting,
+    CRM errors when the CRM cannot be reached or refuses the token, CrmQuotaExhausted when
+    its daily budget is spent.
     """
-    return await _vendor(settings.connector).set_up(settings, dry_run)
+    return await _vendor(settings.connector).set_up(settings, dry_run, engine)
 
 
 def _vendor(name: str) -> Vendor:

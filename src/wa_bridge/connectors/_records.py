@@ -91,11 +91,17 @@ class RecordConnector(ABC, Generic[G, V]):
     errors: ErrorDialect
 
     def __init__(
-        self, client: httpx.AsyncClient, *, match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER
+        self,
+        client: httpx.AsyncClient,
+        *,
+        match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
+        instance: str | None = None,
     ) -> None:
         self._client = client
         self.match_order: tuple[MatchRule, ...] = tuple(match_order)
-        self.instance = f"{self.name}:{client.base_url}"
+        # The CRM instance (crm_records' scope): the factory passes the quota key, which
+        # names the account even when OAuth sends every org's requests from one login URL.
+        self.instance = instance or f"{self.name}:{client.base_url}"
         self._own_book = RecordBook(self.instance)
 
     async def aclose(self) -> None:

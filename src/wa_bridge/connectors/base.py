@@ -122,7 +122,9 @@ class SetupResult:
     ok: bool = True
 
 
-async def nothing_to_set_up(settings: Settings, dry_run: bool) -> SetupResult:
+async def nothing_to_set_up(
+    settings: Settings, dry_run: bool, engine: AsyncEngine | None
+) -> SetupResult:
     """The setup of a CRM that needs none (the SQL CRM, the REST contract)."""
     return SetupResult((f"connector {settings.connector}: nothing to set up",))
 
@@ -141,10 +143,13 @@ class Wiring:
 class Vendor:
     """One CRM as the factory sees it: how to build its connector and set the CRM up.
 
-    ``build(settings, wiring)`` raises ConfigError when a setting it needs is missing;
-    ``set_up(settings, dry_run)`` raises :mod:`wa_bridge.errors` errors when the CRM
-    cannot be reached.
+    ``build(settings, wiring)`` raises ConfigError when a setting it needs is missing
+    (``wiring.engine`` is the state database: the built-in SQL CRM's tables, and the CRM
+    quota every HTTP connector shares); ``set_up(settings, dry_run, engine)`` raises
+    :mod:`wa_bridge.errors` errors when the CRM cannot be reached.
     """
 
     build: Callable[[Settings, Wiring], CrmConnector]
-    set_up: Callable[[Settings, bool], Awaitable[SetupResult]] = nothing_to_set_up
+    set_up: Callable[[Settings, bool, AsyncEngine | None], Awaitable[SetupResult]] = (
+        nothing_to_set_up
+    )

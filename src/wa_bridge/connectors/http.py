@@ -17,7 +17,13 @@ an unsupported URL scheme (a bad ``crm_base_url``)    ``ConfigError``
 A batch item the CRM refused (while the batch itself succeeded) goes through the same
 :func:`classify` by :func:`item_error`. This module knows no vendor: each CRM brings its
 :class:`ErrorDialect` (how to read its message, what it calls a rate limit, how long it
-asks to wait).
+asks to wait, what its answers say about its quota, what to do about a refusal).
+
+:func:`client_for` builds a CRM's client: its sign-in (a static bearer token, or an
+``httpx.Auth`` from :mod:`wa_bridge.connectors.auth`) and its gate
+(:mod:`wa_bridge.connectors.gate`), under which every request waits for the CRM's quota,
+shared by every worker process, and which raises ``CrmQuotaExhausted`` when the daily
+budget is spent.
 
 No retry happens here: the worker owns the retry policy. Nothing here logs tokens, URLs
 with keys in them, or request bodies.
@@ -25,8 +31,7 @@ with keys in them, or request bodies.
 
 from __future__ import annotations
 
-import email.utils
-import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -34,6 +39,14 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 import orjson
 
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
+from wa_bridge.connectors.gate import CrmGate, GatedTransport, gate_for
+from wa_bridge.connectors.quota import (
+    DailyReset,
+    QuotaReading,
+    parse_retry_after,
+    standard_reading,
+)
 from wa_bridge.errors import (
     ConfigError,
     CrmRateLimited,
@@ -44,6 +57,8 @@ from wa_bridge.errors import (
 from wa_bridge.operations import CrmOperation
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from wa_bridge.settings import Settings
 
 __all__ = [
@@ -93,23 +108,6 @@ _RETRYABLE_STATUS: Final = frozenset({408, 425})
 _MAX_CRM_ERROR_CHARS: Final = 1000
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), else None."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
 def retry_after_header(headers: httpx.Headers) -> float | None:
     """The standard wait: the ``Retry-After`` header, if any."""
     return parse_retry_after(headers.get("Retry-After"))
@@ -124,6 +122,10 @@ def _no_message(body: Any) -> str | None:
     return None
 
 
+def _no_hint(status: int, body: Any) -> str | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorDialect:
     """How one CRM words its failures; :func:`classify` asks it and never names a vendor.
@@ -133,33 +135,74 @@ class ErrorDialect:
     - ``rate_limit(status, body)``: why the answer is a rate limit, for the error message
       (``"(rate limited)"``), or None when it is not one.
     - ``wait_s(headers)``: seconds the CRM asks us to wait after a rate limit, or None.
+    - ``hint(status, body)``: what the operator should do about a refusal, when the CRM's
+      answer tells (``"run `wa-bridge crm setup`"`` for a field it lacks); else None.
+    - ``quota(status, headers, body)``: what an answer says about the CRM's quota, for the
+      gate (``body`` is the parsed error body of a status ≥ 400, else None).
+    - ``daily_reset``: how a spent daily budget comes back (``midnight`` in the account's
+      time zone, or ``rolling``).
     """
 
     vendor: str
     message: Callable[[Any], str | None] = _no_message
     rate_limit: Callable[[int, Any], str | None] = rate_limit_429
     wait_s: Callable[[httpx.Headers], float | None] = retry_after_header
+    hint: Callable[[int, Any], str | None] = _no_hint
+    quota: Callable[[int, httpx.Headers, Any], QuotaReading] = standard_reading
+    daily_reset: DailyReset = "rolling"
 
 
-def client_for(settings: Settings) -> httpx.AsyncClient:
-    """The client of the HTTP CRM ``settings`` names; raises ConfigError without a base URL."""
-    if not settings.crm_base_url:
+def client_for(
+    settings: Settings,
+    dialect: ErrorDialect,
+    *,
+    engine: AsyncEngine | None = None,
+    auth: httpx.Auth | None = None,
+    base_url: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> httpx.AsyncClient:
+    """The client of the HTTP CRM ``settings`` names; the caller closes it.
+
+    Requests go through the CRM's gate, shared through ``engine``'s database (the state
+    store; None: this process only). ``auth`` signs requests in (None: the static
+    ``crm_token``); ``base_url`` overrides ``crm_base_url`` (an OAuth sign-in that learns
+    the API's address from its token answer starts at the login site). Raises ConfigError
+    without a base URL.
+    """
+    url = base_url or settings.crm_base_url
+    if not url:
         raise ConfigError(f"WA_BRIDGE_CRM_BASE_URL is required for connector {settings.connector}")
-    token = settings.crm_token.get_secret_value() if settings.crm_token else None
+    token = settings.crm_token.get_secret_value() if settings.crm_token and auth is None else None
+    gate = gate_for(
+        settings,
+        vendor=dialect.vendor,
+        read=dialect.quota,
+        daily_reset=dialect.daily_reset,
+        engine=engine,
+        clock=clock,
+    )
     return build_client(
-        settings.crm_base_url,
+        url,
         token=token,
         timeout_s=settings.crm_timeout_s,
         vendor=settings.connector,
+        auth=auth,
+        gate=gate,
     )
 
 
 def build_client(
-    base_url: str, *, token: str | None, timeout_s: float, vendor: str
+    base_url: str,
+    *,
+    token: str | None,
+    timeout_s: float,
+    vendor: str,
+    auth: httpx.Auth | None = None,
+    gate: CrmGate | None = None,
 ) -> httpx.AsyncClient:
-    """An AsyncClient with all four timeouts set and Bearer auth; the caller closes it.
-
-    ``vendor`` names the CRM in the error message of a bad ``base_url``.
+    """An AsyncClient with all four timeouts set and Bearer auth (``token``, or ``auth``),
+    whose requests go through ``gate`` when given; the caller closes it. ``vendor`` names
+    the CRM in the error message of a bad ``base_url``.
     """
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"WA_BRIDGE_CRM_BASE_URL must be an http(s) URL for {vendor}")
@@ -167,7 +210,20 @@ def build_client(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     timeout = httpx.Timeout(connect=timeout_s, read=timeout_s, write=timeout_s, pool=timeout_s)
-    return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
+    transport = GatedTransport(gate, _environment_transport(base_url)) if gate else None
+    return httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=timeout, auth=auth, transport=transport
+    )
+
+
+def _environment_transport(base_url: str) -> httpx.AsyncHTTPTransport:
+    """httpx's default transport with the proxy the environment names for ``base_url``
+    (``HTTPS_PROXY``…, unless ``NO_PROXY`` exempts the host), as httpx itself does for a
+    client without a transport of its own."""
+    url = httpx.URL(base_url)
+    if urllib.request.proxy_bypass(url.host):
+        return httpx.AsyncHTTPTransport()
+    return httpx.AsyncHTTPTransport(proxy=urllib.request.getproxies().get(url.scheme))
 
 
 async def send(
@@ -179,17 +235,20 @@ async def send(
     action: str,
     json: Any = None,
     params: Mapping[str, str] | None = None,
+    form: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """Send one request; return a 2xx response or raise a :mod:`wa_bridge.errors` error.
 
     ``action`` names what was attempted (e.g. ``"upsert_contact"``) for the error message;
-    it must not carry personal data (no keys, no values).
+    it must not carry personal data (no keys, no values). The body is ``json``, or
+    ``form`` form-encoded (OAuth token requests). The client's gate may raise
+    CrmQuotaExhausted before sending.
     """
     content = orjson.dumps(json) if json is not None else None
     headers = {"Content-Type": "application/json"} if content is not None else None
     try:
         response = await client.request(
-            method, url, content=content, headers=headers, params=params
+            method, url, content=content, data=form, headers=headers, params=params
         )
         response.raise_for_status()
     except httpx.HTTPError as exc:
@@ -256,7 +315,9 @@ def classify(
         wait_s = retry_after_header(headers) if headers is not None else None
         return CrmUnavailable(f"{where}; the CRM is failing", retry_after_s=wait_s)
     message = (dialect.message(body) or text)[:_MAX_CRM_ERROR_CHARS]
-    hint = "check the token and its scopes" if status in (401, 403) else "see crm_error"
+    hint = dialect.hint(status, body)
+    if hint is None:
+        hint = "check the token and its scopes" if status in (401, 403) else "see crm_error"
     return CrmRejected(f"{where} (rejected; {hint})", status_code=status, crm_error=message)
 
 

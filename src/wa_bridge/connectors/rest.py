@@ -17,6 +17,7 @@ import httpx
 
 from wa_bridge.connectors._plan import json_value, require_key
 from wa_bridge.connectors.base import CrmResult, OpRejected, OpResult, Vendor, Wiring, note_key
+from wa_bridge.connectors.gate import quota_key
 from wa_bridge.connectors.http import ErrorDialect, client_for, item_error, send
 from wa_bridge.connectors.rest_search import CONTACTS, ContactSearch
 from wa_bridge.errors import CrmUnavailable, PermanentError
@@ -86,10 +87,14 @@ class RestConnector:
     max_batch = 100
 
     def __init__(
-        self, client: httpx.AsyncClient, *, match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER
+        self,
+        client: httpx.AsyncClient,
+        *,
+        match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
+        instance: str | None = None,
     ) -> None:
         self._client = client
-        self.instance = f"rest:{client.base_url}"
+        self.instance = instance or f"rest:{client.base_url}"
         self._search = ContactSearch(client, REST_ERRORS, tuple(match_order))
         self._own_book = RecordBook(self.instance)
 
@@ -187,7 +192,11 @@ class RestConnector:
 
 
 def _build(settings: Settings, wiring: Wiring) -> RestConnector:
-    return RestConnector(client_for(settings), match_order=wiring.match_order)
+    return RestConnector(
+        client_for(settings, REST_ERRORS, engine=wiring.engine),
+        match_order=wiring.match_order,
+        instance=quota_key(settings),
+    )
 
 
 VENDOR: Final = Vendor(build=_build)

@@ -1,9 +1,10 @@
-"""The state schema as SQLAlchemy Core tables; Alembic migrations 0001… create exactly these.
+"""The state schema as SQLAlchemy Core tables; the Alembic migrations create exactly these.
 
 The same tables serve PostgreSQL (asyncpg) and SQLite (aiosqlite). Times are stored in UTC
-(``UtcDateTime``), JSON is ``jsonb`` on PostgreSQL. The ``crm_*`` tables are the built-in
-SQL CRM (``wa_bridge.connectors.sql``): columns for the shared field vocabulary, anything
-else in ``attributes``.
+(``UtcDateTime``), JSON is ``jsonb`` on PostgreSQL. ``crm_contacts``, ``crm_cases``,
+``crm_notes``, ``crm_outcomes`` and ``crm_consents`` are the built-in SQL CRM
+(``wa_bridge.connectors.sql``): columns for the shared field vocabulary, anything else in
+``attributes``. ``crm_quota`` is worker state: each CRM's shared quota.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "crm_contacts",
     "crm_notes",
     "crm_outcomes",
+    "crm_quota",
     "crm_records",
     "dead_letters",
     "identities",
@@ -239,6 +241,19 @@ crm_records = Table(
     Column("written", JsonType, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("crm", "key", "kind"),
+)
+
+# One row per CRM instance (a HubSpot portal, a Salesforce org): the quota every worker
+# process shares (wa_bridge.store.crm_quota, the gate of wa_bridge.connectors.gate).
+crm_quota = Table(
+    "crm_quota",
+    metadata,
+    Column("crm", String(200), primary_key=True),
+    Column("blocked_until", UtcDateTime),  # no request before this (Retry-After, window)
+    Column("daily_remaining", BigInteger),
+    Column("daily_limit", BigInteger),
+    Column("resets_at", UtcDateTime),  # when a spent daily budget is back
+    Column("updated_at", UtcDateTime, nullable=False),  # when the daily figures were seen
 )
 
 # --- the built-in SQL CRM -------------------------------------------------------------

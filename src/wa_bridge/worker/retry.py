@@ -48,6 +48,7 @@ ErrorClass = Literal[
     "RetryableError",
     "CrmUnavailable",
     "CrmRateLimited",
+    "CrmQuotaExhausted",
     "BusUnavailable",
     "StoreUnavailable",
     "PermanentError",

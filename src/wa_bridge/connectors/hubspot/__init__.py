@@ -1,11 +1,12 @@
-"""HubSpot: the connector, its property names (read by writing and by setup), and setup."""
+"""HubSpot: the connector, its property names (read by writing and by setup), sign-in, setup."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
 from wa_bridge.connectors.base import Vendor, Wiring
-from wa_bridge.connectors.http import client_for
+from wa_bridge.connectors.gate import quota_key
+from wa_bridge.connectors.hubspot.auth import hubspot_client
 from wa_bridge.connectors.hubspot.connector import HubSpotConnector
 from wa_bridge.connectors.hubspot.properties import (
     HubSpotOptions,
@@ -32,9 +33,10 @@ __all__ = [
 
 def _build(settings: Settings, wiring: Wiring) -> HubSpotConnector:
     return HubSpotConnector(
-        client_for(settings),
+        hubspot_client(settings, wiring.engine),
         HubSpotOptions.from_settings(settings),
         match_order=wiring.match_order,
+        instance=quota_key(settings),
     )
 
 

@@ -84,8 +84,9 @@ class HubSpotConnector(shared.RecordConnector[Group, str]):
         options: HubSpotOptions | None = None,
         *,
         match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
+        instance: str | None = None,
     ) -> None:
-        super().__init__(client, match_order=match_order)
+        super().__init__(client, match_order=match_order, instance=instance)
         self.options = o = options or HubSpotOptions()
         if o.api_style == "v3":
             self.objects, self.associations = "/crm/v3/objects", "/crm/v4/associations"

@@ -1,8 +1,15 @@
-"""How HubSpot words its failures (an :class:`~wa_bridge.connectors.http.ErrorDialect`).
+"""How HubSpot words its failures and its quota (an ``ErrorDialect`` of ``connectors.http``).
 
-Errors are ``{"status": "error", "message", "category", "errors": [{"message", "in"}]}``,
-as a whole answer or as one item of a 207 batch answer. A 429 without ``Retry-After``
-waits out the window of ``X-HubSpot-RateLimit-Interval-Milliseconds``.
+Errors are ``{"status": "error", "message", "category", "errors": [{"message", "in",
+"code"}]}``, as a whole answer or as one item of a 207 batch answer. A property the portal
+lacks is ``PROPERTY_DOESNT_EXIST``: the refusal says to run ``wa-bridge crm setup``.
+
+Quota (CRM.md "Limits"): every answer carries ``X-HubSpot-RateLimit-*``: the ten-second
+window (``-Interval-Milliseconds``, ``-Max``, ``-Remaining``), ``-Secondly[-Remaining]``
+and, for private apps, ``-Daily[-Remaining]``. A 429 names its ``policyName``:
+``TEN_SECONDLY_ROLLING`` or ``SECONDLY`` wait ``Retry-After`` (else the window's
+interval); ``DAILY`` means the daily budget is spent until midnight in the account's
+time zone.
 """
 
 from __future__ import annotations
@@ -13,10 +20,21 @@ from typing import Any, Final
 import httpx
 
 from wa_bridge.connectors.http import ErrorDialect, retry_after_header
+from wa_bridge.connectors.quota import QuotaReading, QuotaWindow
 
 __all__ = ["HUBSPOT_ERRORS", "error_text"]
 
-_INTERVAL_HEADER: Final = "X-HubSpot-RateLimit-Interval-Milliseconds"
+_PREFIX: Final = "X-HubSpot-RateLimit-"
+_INTERVAL_HEADER: Final = _PREFIX + "Interval-Milliseconds"
+# What is left of each window, by the header that says it.
+_WINDOWS: Final[tuple[tuple[QuotaWindow, str], ...]] = (
+    ("daily", "Daily-Remaining"),
+    ("interval", "Remaining"),
+    ("secondly", "Secondly-Remaining"),
+)
+_SETUP_HINT: Final = (
+    "a property the mapping writes does not exist in HubSpot: run `wa-bridge crm setup`"
+)
 
 
 def error_text(error: Mapping[str, Any]) -> str:
@@ -49,4 +67,67 @@ def _wait_s(headers: httpx.Headers) -> float | None:
         return None
 
 
-HUBSPOT_ERRORS: Final = ErrorDialect("hubspot", message=_message, wait_s=_wait_s)
+def _codes(body: Any) -> set[str]:
+    if not isinstance(body, dict):
+        return set()
+    details = body.get("errors")
+    found = {str(body.get("subCategory") or "")}
+    if isinstance(details, list):
+        found |= {str(d.get("code")) for d in details if isinstance(d, dict) and d.get("code")}
+    return found
+
+
+def _hint(status: int, body: Any) -> str | None:
+    if status != 400:
+        return None
+    message = str(body.get("message", "")) if isinstance(body, dict) else ""
+    if "PROPERTY_DOESNT_EXIST" in _codes(body) or "PROPERTY_DOESNT_EXIST" in message:
+        return _SETUP_HINT
+    # CRM search names no code for a filter on a property the portal lacks, only
+    # "There was a problem with the request: <name> does not exist".
+    if "does not exist" in message:
+        return _SETUP_HINT
+    return None
+
+
+def _number(headers: httpx.Headers, name: str) -> int | None:
+    raw = headers.get(_PREFIX + name)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _quota(status: int, headers: httpx.Headers, body: Any) -> QuotaReading:
+    remaining: dict[QuotaWindow, int] = {}
+    for window, name in _WINDOWS:
+        value = _number(headers, name)
+        if value is not None:
+            remaining[window] = value
+    policy = body.get("policyName") if isinstance(body, dict) else None
+    spent = status == 429 and policy == "DAILY"
+    wait_s = _wait_s(headers) if status == 429 and not spent else None
+    window_wait_s = None
+    if status < 400:  # a refusal's own wait (Retry-After) is the better word
+        if remaining.get("interval", 1) <= 0:
+            window_wait_s = (_number(headers, "Interval-Milliseconds") or 10_000) / 1000
+        if remaining.get("secondly", 1) <= 0:
+            window_wait_s = max(window_wait_s or 0.0, 1.0)
+    return QuotaReading(
+        wait_s=wait_s,
+        window_wait_s=window_wait_s,
+        daily_remaining=remaining.get("daily"),
+        daily_limit=_number(headers, "Daily"),
+        daily_spent=spent,
+        remaining=remaining,
+    )
+
+
+HUBSPOT_ERRORS: Final = ErrorDialect(
+    "hubspot",
+    message=_message,
+    wait_s=_wait_s,
+    hint=_hint,
+    quota=_quota,
+    daily_reset="midnight",
+)

@@ -2,23 +2,30 @@
 
 :func:`required_properties` says, without I/O, which ``wa_*`` properties the HubSpot
 connector sends for a mapping (the names of :mod:`.properties`, which the connector writes);
-:func:`ensure_properties` reads each one from the portal and creates the missing ones
-(``type: string``, ``fieldType: text``, in the ``wa_bridge`` property group, created first
-when absent). The id properties get ``hasUniqueValue: true``. Existing properties are never
-changed: one whose uniqueness is wrong is reported as a problem saying what to do.
+:func:`ensure_properties` lists each object type's properties (one read per type) and
+creates the missing ones (``type: string``, ``fieldType: text``) in the ``wa_bridge``
+property group, which it creates first (HubSpot refuses a property in a group that does
+not exist). The id properties get ``hasUniqueValue: true``. Existing properties are never
+changed: one whose uniqueness is wrong is reported as a problem saying what to do; a
+property HubSpot refuses to create is a problem line with HubSpot's own message.
+
+Requests back off on a rate limit (``Retry-After``) through the portal's gate, shared with
+the workers, so a dry run and a real run in a row, or setup beside a running worker, finish.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, get_args
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
+from wa_bridge.connectors._setup import Outcome, SetupReport, Status, send_patiently
 from wa_bridge.connectors.base import SetupResult
-from wa_bridge.connectors.http import client_for, send
 from wa_bridge.connectors.hubspot import properties as naming
+from wa_bridge.connectors.hubspot.auth import hubspot_client
 from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
 from wa_bridge.connectors.hubspot.properties import HubSpotOptions
 from wa_bridge.errors import CrmRejected
@@ -27,6 +34,8 @@ from wa_bridge.operations import FieldValue, OperationKind
 from wa_bridge.resources import resolve_mappings_path
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from wa_bridge.settings import Settings
 
 __all__ = [
@@ -42,7 +51,8 @@ __all__ = [
 
 GROUP_NAME: Final = "wa_bridge"
 GROUP_LABEL: Final = "WhatsApp (wa-bridge)"
-Status = Literal["created", "exists", "missing", "problem"]
+# The report's shapes are shared by every CRM's setup.
+PropertyOutcome = Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,36 +76,6 @@ class PropertySpec:
         if self.unique:
             body["hasUniqueValue"] = True
         return body
-
-
-@dataclass(frozen=True, slots=True)
-class PropertyOutcome:
-    object_type: str
-    name: str
-    status: Status
-    detail: str = ""
-
-    def line(self) -> str:
-        text = f"{self.object_type}.{self.name}: {self.status}"
-        return f"{text} ({self.detail})" if self.detail else text
-
-
-@dataclass(frozen=True, slots=True)
-class SetupReport:
-    outcomes: tuple[PropertyOutcome, ...]
-
-    def by_status(self, status: Status) -> list[PropertyOutcome]:
-        return [o for o in self.outcomes if o.status == status]
-
-    @property
-    def ok(self) -> bool:
-        return not self.by_status("problem")
-
-    def result(self) -> SetupResult:
-        """One line per property, then the count of each status."""
-        counts = {s: len(self.by_status(s)) for s in get_args(Status)}
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-        return SetupResult((*(o.line() for o in self.outcomes), summary), ok=self.ok)
 
 
 def _label(name: str) -> str:
@@ -165,16 +145,30 @@ def _paths(options: HubSpotOptions) -> str:
     return f"/crm/properties/{options.api_style}"
 
 
-async def _get(client: httpx.AsyncClient, url: str, action: str) -> dict[str, object] | None:
+async def _get(
+    client: httpx.AsyncClient, url: str, action: str, clock: Clock
+) -> dict[str, Any] | None:
     """The JSON object at ``url``, or None on 404."""
     try:
-        response = await send(client, "GET", url, dialect=HUBSPOT_ERRORS, action=action)
+        response = await send_patiently(
+            client, "GET", url, dialect=HUBSPOT_ERRORS, action=action, clock=clock
+        )
     except CrmRejected as exc:
         if exc.status_code == 404:
             return None
         raise
     body = response.json()
     return body if isinstance(body, dict) else {}
+
+
+async def _existing(
+    client: httpx.AsyncClient, url: str, object_type: str, clock: Clock
+) -> dict[str, dict[str, Any]]:
+    """The portal's properties of ``object_type`` by name (one read)."""
+    body = await _get(client, url, f"list {object_type} properties", clock) or {}
+    results = body.get("results")
+    found = results if isinstance(results, list) else []
+    return {str(p["name"]): p for p in found if isinstance(p, dict) and p.get("name")}
 
 
 def _conflict(object_type: str, spec: PropertySpec, existing: Mapping[str, object]) -> str | None:
@@ -199,65 +193,83 @@ async def ensure_properties(
     specs: Mapping[str, Sequence[PropertySpec]],
     *,
     dry_run: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> SetupReport:
-    """Create the missing properties of ``specs`` (and their group); change nothing else.
+    """Create the missing properties of ``specs`` (their group first); change nothing else.
 
-    Each property is read first (``GET …/properties/{type}/{name}``); a missing one is
-    created, or reported as ``missing`` with ``dry_run``. Raises :mod:`wa_bridge.errors`
-    errors for a failing portal (bad token, unreachable); conflicts are report lines.
+    Each object type's properties are listed once; a missing one is created, or reported
+    as ``missing`` with ``dry_run``. Raises :mod:`wa_bridge.errors` errors for a failing
+    portal (bad token, unreachable, daily budget spent); conflicts and refused creations
+    are report lines.
     """
     base = _paths(options or HubSpotOptions())
-    outcomes: list[PropertyOutcome] = []
+    outcomes: list[Outcome] = []
+    notes: list[str] = []
     for object_type, properties in specs.items():
-        group_checked = False
+        existing = await _existing(client, f"{base}/{object_type}", object_type, clock)
+        missing = [spec for spec in properties if spec.name not in existing]
+        if missing:
+            note = await _ensure_group(client, f"{base}/{object_type}/groups", dry_run, clock)
+            notes.append(f"{object_type}: property group {GROUP_NAME} {note}")
         for spec in properties:
-            existing = await _get(
-                client, f"{base}/{object_type}/{spec.name}", f"read property {spec.name}"
-            )
-            if existing is not None:
-                problem = _conflict(object_type, spec, existing)
+            if spec.name in existing:
+                problem = _conflict(object_type, spec, existing[spec.name])
                 status: Status = "problem" if problem else "exists"
-                outcomes.append(PropertyOutcome(object_type, spec.name, status, problem or ""))
-                continue
-            if dry_run:
+                outcomes.append(Outcome(object_type, spec.name, status, problem or ""))
+            elif dry_run:
                 detail = "unique, would create" if spec.unique else "would create"
-                outcomes.append(PropertyOutcome(object_type, spec.name, "missing", detail))
-                continue
-            if not group_checked:
-                await _ensure_group(client, f"{base}/{object_type}/groups")
-                group_checked = True
-            await send(
-                client,
-                "POST",
-                f"{base}/{object_type}",
-                dialect=HUBSPOT_ERRORS,
-                action=f"create property {spec.name}",
-                json=spec.create_body(),
-            )
-            detail = "hasUniqueValue" if spec.unique else ""
-            outcomes.append(PropertyOutcome(object_type, spec.name, "created", detail))
-    return SetupReport(tuple(outcomes))
+                outcomes.append(Outcome(object_type, spec.name, "missing", detail))
+            else:
+                outcomes.append(await _create(client, base, object_type, spec, clock))
+    return SetupReport(tuple(outcomes), tuple(notes))
 
 
-async def set_up(settings: Settings, dry_run: bool) -> SetupResult:
+async def _create(
+    client: httpx.AsyncClient, base: str, object_type: str, spec: PropertySpec, clock: Clock
+) -> Outcome:
+    """Create ``spec``; a refusal (other than the token's) is a problem line."""
+    url = f"{base}/{object_type}"
+    try:
+        await send_patiently(
+            client,
+            "POST",
+            url,
+            dialect=HUBSPOT_ERRORS,
+            action=f"create property {spec.name}",
+            json=spec.create_body(),
+            clock=clock,
+        )
+    except CrmRejected as exc:
+        if exc.status_code in (401, 403):
+            raise  # the token: nothing else will work either
+        return Outcome(object_type, spec.name, "problem", f"HubSpot refused: {exc.crm_error}")
+    return Outcome(object_type, spec.name, "created", "hasUniqueValue" if spec.unique else "")
+
+
+async def set_up(settings: Settings, dry_run: bool, engine: AsyncEngine | None) -> SetupResult:
     """Create the properties the configured mapping makes the connector write (or, with
     ``dry_run``, only report the missing ones)."""
     options = HubSpotOptions.from_settings(settings)
-    async with client_for(settings) as client:
-        mapping = load_mapping(resolve_mappings_path(settings.mappings_path))
-        specs = required_properties(mapping, options)
+    mapping = load_mapping(resolve_mappings_path(settings.mappings_path))
+    specs = required_properties(mapping, options)
+    async with hubspot_client(settings, engine) as client:
         report = await ensure_properties(client, options, specs, dry_run=dry_run)
     return report.result()
 
 
-async def _ensure_group(client: httpx.AsyncClient, url: str) -> None:
-    if await _get(client, f"{url}/{GROUP_NAME}", "read property group") is not None:
-        return
-    await send(
+async def _ensure_group(client: httpx.AsyncClient, url: str, dry_run: bool, clock: Clock) -> str:
+    """Create the ``wa_bridge`` group at ``url`` unless it exists; what happened."""
+    if await _get(client, f"{url}/{GROUP_NAME}", "read property group", clock) is not None:
+        return "exists"
+    if dry_run:
+        return "missing (would create)"
+    await send_patiently(
         client,
         "POST",
         url,
         dialect=HUBSPOT_ERRORS,
         action="create property group",
         json={"name": GROUP_NAME, "label": GROUP_LABEL},
+        clock=clock,
     )
+    return "created"

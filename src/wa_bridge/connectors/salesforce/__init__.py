@@ -1,11 +1,12 @@
-"""Salesforce: the connector, its field names (read by writing and by setup), and setup."""
+"""Salesforce: the connector, its field names (read by writing and by setup), sign-in, setup."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
 from wa_bridge.connectors.base import Vendor, Wiring
-from wa_bridge.connectors.http import client_for
+from wa_bridge.connectors.gate import quota_key
+from wa_bridge.connectors.salesforce.auth import salesforce_client
 from wa_bridge.connectors.salesforce.connector import SalesforceConnector, SalesforceOptions
 from wa_bridge.connectors.salesforce.fields import EXTERNAL_IDS, custom_field
 from wa_bridge.connectors.salesforce.setup import set_up
@@ -18,7 +19,10 @@ __all__ = ["EXTERNAL_IDS", "VENDOR", "SalesforceConnector", "SalesforceOptions",
 
 def _build(settings: Settings, wiring: Wiring) -> SalesforceConnector:
     options = SalesforceOptions(api_version=settings.salesforce_api_version)
-    return SalesforceConnector(client_for(settings), options, match_order=wiring.match_order)
+    client, _ = salesforce_client(settings, wiring.engine)
+    return SalesforceConnector(
+        client, options, match_order=wiring.match_order, instance=quota_key(settings)
+    )
 
 
 VENDOR: Final = Vendor(build=_build, set_up=set_up)

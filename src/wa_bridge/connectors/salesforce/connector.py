@@ -114,8 +114,9 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any]):
         options: SalesforceOptions | None = None,
         *,
         match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
+        instance: str | None = None,
     ) -> None:
-        super().__init__(client, match_order=match_order)
+        super().__init__(client, match_order=match_order, instance=instance)
         self.options = options or SalesforceOptions()
         self.base = f"/services/data/{self.options.api_version}"
 

@@ -1,17 +1,36 @@
-"""How Salesforce words its failures (an :class:`~wa_bridge.connectors.http.ErrorDialect`).
+"""How Salesforce words its failures and its quota (an ``ErrorDialect`` of ``connectors.http``).
 
 Errors are a JSON array ``[{"message", "errorCode", "fields"}]`` (a record of an sObject
-Collections answer has the same items, with ``statusCode``, in its ``errors``). A spent API
-allocation is 403 ``REQUEST_LIMIT_EXCEEDED``: a rate limit, not a refusal.
+Collections answer has the same items, with ``statusCode``, in its ``errors``). A field
+the org lacks, or that field-level security hides from the API user, is ``INVALID_FIELD``
+(``INVALID_FIELD_FOR_INSERT_UPDATE`` when it is read-only to the user): the refusal says
+to run ``wa-bridge crm setup``.
+
+Quota: every answer carries ``Sforce-Limit-Info: api-usage=N/M`` (the org's daily
+allocation, a rolling 24 hours). A spent allocation is 403 ``REQUEST_LIMIT_EXCEEDED``
+("TotalRequests Limit exceeded"), not 429, and has no ``Retry-After``; the same code while
+the header shows some allocation left is the limit on concurrent long requests: a rate
+limit.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
+import httpx
+
 from wa_bridge.connectors.http import ErrorDialect, rate_limit_429
+from wa_bridge.connectors.quota import QuotaReading, standard_reading
 
 __all__ = ["SALESFORCE_ERRORS"]
+
+_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+_SETUP_CODES: Final = frozenset({"INVALID_FIELD", "INVALID_FIELD_FOR_INSERT_UPDATE"})
+_SETUP_HINT: Final = (
+    "a field the mapping writes is missing or not granted to the API user: "
+    "run `wa-bridge crm setup`"
+)
 
 
 def _code(item: dict[str, Any]) -> str | None:
@@ -19,23 +38,61 @@ def _code(item: dict[str, Any]) -> str | None:
     return str(code) if code is not None else None
 
 
+def _items(body: Any) -> list[dict[str, Any]]:
+    return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
+
+
 def _message(body: Any) -> str | None:
-    if not isinstance(body, list):
-        return None
     parts = []
-    for item in body:
-        if isinstance(item, dict):
-            fields = item.get("fields") or []
-            suffix = f" [{', '.join(map(str, fields))}]" if fields else ""
-            parts.append(f"{_code(item) or 'ERROR'}: {item.get('message', '')}{suffix}")
+    for item in _items(body):
+        fields = item.get("fields") or []
+        suffix = f" [{', '.join(map(str, fields))}]" if fields else ""
+        parts.append(f"{_code(item) or 'ERROR'}: {item.get('message', '')}{suffix}")
     return "; ".join(parts) or None
 
 
+def _limit_exceeded(status: int, body: Any) -> bool:
+    first = _items(body)[:1]
+    return status == 403 and bool(first) and _code(first[0]) == "REQUEST_LIMIT_EXCEEDED"
+
+
 def _rate_limit(status: int, body: Any) -> str | None:
-    first = body[0] if isinstance(body, list) and body else None
-    if status == 403 and isinstance(first, dict) and _code(first) == "REQUEST_LIMIT_EXCEEDED":
+    if _limit_exceeded(status, body):
         return "REQUEST_LIMIT_EXCEEDED (API allocation used up)"
     return rate_limit_429(status, body)
 
 
-SALESFORCE_ERRORS: Final = ErrorDialect("salesforce", message=_message, rate_limit=_rate_limit)
+def _hint(status: int, body: Any) -> str | None:
+    if any(_code(item) in _SETUP_CODES for item in _items(body)):
+        return _SETUP_HINT
+    return None
+
+
+def _quota(status: int, headers: httpx.Headers, body: Any) -> QuotaReading:
+    standard = standard_reading(status, headers, body)
+    match = _USAGE.search(headers.get("Sforce-Limit-Info", ""))
+    if match is None:
+        spent = _limit_exceeded(status, body)
+        return QuotaReading(wait_s=standard.wait_s, daily_spent=spent)
+    used, limit = int(match.group(1)), int(match.group(2))
+    remaining = max(0, limit - used)
+    # the usage header is the allocation's own word: a refusal while some is left is the
+    # limit on concurrent long requests
+    spent = _limit_exceeded(status, body) and remaining == 0
+    return QuotaReading(
+        wait_s=standard.wait_s,
+        daily_remaining=0 if spent else remaining,
+        daily_limit=limit,
+        daily_spent=spent,
+        remaining={"daily": remaining},
+    )
+
+
+SALESFORCE_ERRORS: Final = ErrorDialect(
+    "salesforce",
+    message=_message,
+    rate_limit=_rate_limit,
+    hint=_hint,
+    quota=_quota,
+    daily_reset="rolling",
+)

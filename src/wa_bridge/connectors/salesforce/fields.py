@@ -75,11 +75,16 @@ def outcome_field(name: str) -> str:
     return custom_field(name if name == "outcome" else f"outcome_{name}")
 
 
+# A consent's time and evidence, by the suffix of their Contact field: Salesforce names are
+# at most 40 characters, and ``..._Consent_Occurred_At`` is 41 for WhatsApp marketing.
+_CONSENT_PARTS: Final = (("occurred_at", "at"), ("evidence", "evidence"))
+
+
 def consent_fields(fields: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
     """A ``set_consent``'s fields by Contact field: the status, its time and its evidence."""
     prefix = f"{fields.get('channel') or 'whatsapp'}_{fields.get('purpose') or 'marketing'}"
     out = {custom_field(f"{prefix}_consent"): fields.get("status")}
-    for name in ("occurred_at", "evidence"):
+    for name, suffix in _CONSENT_PARTS:
         if name in fields:
-            out[custom_field(f"{prefix}_consent_{name}")] = fields[name]
+            out[custom_field(f"{prefix}_consent_{suffix}")] = fields[name]
     return out
