@@ -23,11 +23,11 @@ __all__ = [
     "add_dead_letters",
     "count_open",
     "dead_letters_about",
-    "message_id_of",
-    "purge_open_dead_letters",
     "get_dead_letter",
     "list_dead_letters",
+    "message_id_of",
     "purge_dead_letters",
+    "purge_open_dead_letters",
     "set_dead_letter_status",
 ]
 

@@ -34,9 +34,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
     "JsonType",
+    "UtcDateTime",
     "account_signals",
     "alert_incidents",
-    "UtcDateTime",
     "audit_log",
     "cases",
     "consents",
