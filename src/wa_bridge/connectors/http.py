@@ -41,6 +41,7 @@ from wa_bridge.errors import (
     CrmUnavailable,
     WaBridgeError,
 )
+from wa_bridge.metrics import observe_crm_failure, observe_crm_request
 from wa_bridge.operations import CrmOperation
 
 if TYPE_CHECKING:
@@ -193,7 +194,9 @@ async def send(
         )
         response.raise_for_status()
     except httpx.HTTPError as exc:
+        observe_crm_failure(dialect.vendor, action, exc)  # ops metrics hook
         raise crm_error(exc, dialect=dialect, action=action) from exc
+    observe_crm_request(dialect.vendor, action, response)  # ops metrics hook
     return response
 
 

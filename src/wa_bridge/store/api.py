@@ -125,7 +125,7 @@ class EventTrace:
     event_id: str
     event_type: str
     outcome: LedgerOutcome
-    at: datetime
+    at: datetime | None = None  # when the outcome was recorded (the store stamps it)
     message_id: str | None = None
     contact_id: str | None = None
     contact_hash: str | None = None

@@ -127,7 +127,7 @@ class SqlStoreTx:
         self, traces_: Sequence[EventTrace], signals: Sequence[AccountSignal] = ()
     ) -> None:
         with store_errors("record_traces"):
-            await traces.record_traces(self.connection, traces_)
+            await traces.record_traces(self.connection, traces_, self._clock())
             if signals:
                 await traces.record_signals(self.connection, signals)
 

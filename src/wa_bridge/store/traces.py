@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Row, func, or_, select
@@ -42,7 +43,7 @@ _PG_SUFFIX = (
 )
 
 
-def _row(trace: EventTrace) -> dict[str, Any]:
+def _row(trace: EventTrace, now: datetime) -> dict[str, Any]:
     origin = trace.origin
     return {
         "event_id": trace.event_id,
@@ -57,14 +58,15 @@ def _row(trace: EventTrace) -> dict[str, Any]:
         "event_time": trace.event_time,
         "received_at": trace.received_at,
         "outcome": trace.outcome,
-        "outcome_at": trace.at,
+        "outcome_at": trace.at or now,
         "crm_ids": [list(pair) for pair in trace.crm_ids] if trace.crm_ids else None,
     }
 
 
-async def record_traces(conn: AsyncConnection, traces: Sequence[EventTrace]) -> None:
-    """Upsert one row per event (the last trace given for an event id wins)."""
-    rows = list({t.event_id: _row(t) for t in traces}.values())
+async def record_traces(conn: AsyncConnection, traces: Sequence[EventTrace], now: datetime) -> None:
+    """Upsert one row per event (the last trace given for an event id wins); a trace
+    without a time gets ``now``."""
+    rows = list({t.event_id: _row(t, now) for t in traces}.values())
     if not rows:
         return
     if is_postgres(conn):

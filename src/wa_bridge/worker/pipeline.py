@@ -12,7 +12,7 @@ Any exception leaves nothing committed; the caller decides what to do by its cla
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Protocol, runtime_checkable
@@ -21,8 +21,9 @@ from wa_bridge.connectors.base import CrmConnector, CrmResult
 from wa_bridge.errors import UnkeyedOperation, UnknownRoute
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.operations import CrmOperation
-from wa_bridge.store.api import LedgerOutcome, Store, StoreTx
+from wa_bridge.store.api import EventOrigin, LedgerOutcome, Store, StoreTx
 from wa_bridge.worker import facts
+from wa_bridge.worker.tracing import batch_facts, count_outcomes
 
 __all__ = ["BatchResult", "EventMapper", "Pipeline", "TxConnector", "check_route"]
 
@@ -81,20 +82,24 @@ class Pipeline:
         self.connector = connector
 
     async def apply(
-        self, events: Sequence[CanonicalEvent], *, use_ledger: bool = True
+        self,
+        events: Sequence[CanonicalEvent],
+        *,
+        use_ledger: bool = True,
+        origins: Mapping[str, EventOrigin] | None = None,
     ) -> BatchResult:
         """Apply ``events`` (in order) in one transaction; return each one's outcome.
 
         With ``use_ledger`` false (replay) every event is applied even if the ledger knows
-        it; its outcome is then recorded as ``replayed``. Raises whatever a step raised;
+        it; its outcome is then recorded as ``replayed``. ``origins`` (event id → where it
+        was consumed) goes into each event's trace. Raises whatever a step raised;
         nothing is committed then.
         """
         result = BatchResult()
         async with self.store.transaction() as tx:
             todo = await self._claim(tx, events, use_ledger, result)
             ops = await self._operations(tx, todo, result)
-            if ops:
-                await self._write(tx, ops)
+            crm_results = await self._write(tx, ops) if ops else None
             result.operations = len(ops)
             fresh: LedgerOutcome = "applied" if use_ledger else "replayed"
             for event in todo:
@@ -102,6 +107,11 @@ class Pipeline:
             claimed = [(event.id, result.outcomes[event.id]) for event in todo]
             if claimed:
                 await tx.set_outcomes(claimed)
+                # ops hook (wa_bridge.worker.tracing): traces + account signals, same tx
+                await tx.record_traces(
+                    *batch_facts(todo, result.outcomes, ops, crm_results, origins)
+                )
+        count_outcomes(events, result.outcomes)  # ops hook: committed outcomes by type
         return result
 
     async def _claim(
@@ -207,13 +217,14 @@ class Pipeline:
                 await tx.close_cases([out[event.id]], facts.event_time(event))
         return out
 
-    async def _write(self, tx: StoreTx, ops: list[CrmOperation]) -> None:
+    async def _write(self, tx: StoreTx, ops: list[CrmOperation]) -> list[CrmResult]:
         if isinstance(self.connector, TxConnector):
-            await self.connector.apply_in(tx, ops)
-            return
+            return list(await self.connector.apply_in(tx, ops))
         size = max(1, self.connector.max_batch)
+        results: list[CrmResult] = []
         for start in range(0, len(ops), size):
-            await self.connector.apply(ops[start : start + size])
+            results += await self.connector.apply(ops[start : start + size])
+        return results
 
 
 def _check_keys(
