@@ -83,7 +83,7 @@ def _annotation(summary: str) -> str:
         name = found.group(1)
         if name in ("value", "now", "quality"):
             return "{{ $value }}"
-        return "{{ $labels.%s }}" % name
+        return "{{ $labels." + name + " }}"
 
     return re.sub(r"\{([a-z_]+)(?::[^}]*)?\}", swap, summary)
 
