@@ -68,7 +68,7 @@ def mask_event(value: Any, key: str = "") -> Any:
         return {k: mask_event(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_event(v, key) for v in value]
-    if value is None or isinstance(value, bool | int | float) and key not in _PHONE_KEYS:
+    if value is None or (isinstance(value, bool | int | float) and key not in _PHONE_KEYS):
         return value
     if key in _PHONE_KEYS:
         return mask_phone(str(value))
