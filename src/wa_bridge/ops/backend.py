@@ -15,6 +15,7 @@ from fastapi import APIRouter
 
 from wa_bridge.auth import Role, TokenBook
 from wa_bridge.ops.admin import ReplayOutcome, build_admin_router
+from wa_bridge.ops.console import build_console_router
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
 
@@ -102,4 +103,12 @@ def admin_api(settings: Settings) -> tuple[list[APIRouter], list[Callable[[], Aw
     router = build_admin_router(
         tokens=tokens, get_store=backend.store, get_replayer=lambda: backend
     )
-    return [router], [backend.aclose]
+    secret = settings.console_session_secret
+    console = build_console_router(
+        tokens=tokens,
+        backend=backend,
+        session_key=secret.get_secret_value().encode() if secret else None,
+        session_ttl_s=settings.console_session_ttl_s,
+        secure_cookie=settings.console_secure_cookie,
+    )
+    return [router, console], [backend.aclose]

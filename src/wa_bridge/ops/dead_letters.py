@@ -85,8 +85,14 @@ def preview(letter: DeadLetter, mapper: _Mapper) -> Preview:
         return Preview([], f"{type(exc).__name__}: {exc}")
     out = []
     for op in ops:
-        data = dataclasses.asdict(op)
-        data["fields"] = dict(op.fields)
+        data = {
+            "kind": op.kind,
+            "contact_key": op.contact_key,
+            "case_key": op.case_key,
+            "fields": dict(op.fields),
+            "write_modes": dict(op.write_modes),
+            "source": op.source,
+        }
         out.append(orjson.loads(orjson.dumps(data, default=str)))
     return Preview(out)
 

@@ -22,6 +22,7 @@ _PHONE_KEYS: Final = frozenset(
         "phone_number",
         "subject",
         "key",
+        "contact_key",
         "linked_phones",
         "display_phone_number_customer",
     }
