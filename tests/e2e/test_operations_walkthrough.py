@@ -49,7 +49,9 @@ rules:
 
 async def _until(check: Callable[[], Any], what: str, timeout_s: float = 30.0) -> None:
     async with asyncio.timeout(timeout_s):
-        while not await check():  # polled: the worker and the monitor run on their own
+        while True:  # polled: the worker and the monitor run on their own
+            if await check():
+                return
             await asyncio.sleep(0.1)
 
 
