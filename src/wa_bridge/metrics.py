@@ -125,8 +125,8 @@ def count_webhook_changes(payload: object, outcome: WebhookChangeOutcome) -> Non
         changes = entry.get("changes") if isinstance(entry, dict) else None
         for change in changes if isinstance(changes, list) else ():
             field = change.get("field") if isinstance(change, dict) else None
-            name = field if field in WEBHOOK_FIELDS else "other"
-            _change_child(str(name), outcome).inc()
+            name = field if isinstance(field, str) and field in WEBHOOK_FIELDS else "other"
+            _change_child(name, outcome).inc()
 
 
 def _change_child(field: str, outcome: str) -> Any:

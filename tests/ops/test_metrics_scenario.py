@@ -135,3 +135,13 @@ async def test_webhook_changes_are_counted_by_meta_field(broker: Any, topic_fact
         assert (await receiver.post(b"{}")).status_code == 400  # not a webhook
     assert {f: count(f) - before[f] for f in fields} == dict.fromkeys(fields, 1)
     assert count("messages") - messages == 1
+
+
+def test_odd_webhook_shapes_are_counted_as_other_never_raise() -> None:
+    from wa_bridge.metrics import count_webhook_changes
+
+    before = _value("wa_bridge_webhook_changes_total", field="other", outcome="not_a_webhook")
+    for odd in ({"entry": [{"changes": [{"field": ["x"]}, {"field": {"a": 1}}, 5]}]}, [], None):
+        count_webhook_changes(odd, "not_a_webhook")
+    after = _value("wa_bridge_webhook_changes_total", field="other", outcome="not_a_webhook")
+    assert after - before == 2

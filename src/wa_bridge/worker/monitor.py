@@ -162,7 +162,8 @@ async def run_monitor(
 ) -> None:
     """Tick every ``settings.monitor_interval_s`` until ``stop`` (interval 0: never)."""
     interval_s = settings.monitor_interval_s
-    if interval_s <= 0:
+    if interval_s <= 0:  # no monitor: ready once in the group (the loop runs)
+        WORKER_READY.set(1)
         return
     worker_id = worker_identity()
     ops = worker.processor.pipeline.store.ops
