@@ -6,20 +6,44 @@ Labels are closed sets (status codes, event types, outcomes): never a contact or
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = [
+    "ALERTS_FIRING",
+    "CONSUMER_LAG",
     "CONTENT_TYPE",
+    "CONVERSATIONS_CLOSED",
+    "CONVERSATIONS_OPENED",
+    "CONVERSATION_CSAT",
+    "CONVERSATION_FIRST_RESPONSE_SECONDS",
+    "CONVERSATION_HANDLING_SECONDS",
     "CRM_QUOTA_REMAINING",
+    "CRM_REQUESTS",
+    "CRM_REQUEST_SECONDS",
+    "DEAD_LETTERS_OPEN",
+    "EVENTS",
     "EVENTS_PUBLISHED",
     "EVENT_OUTCOMES",
+    "MESSAGING_LIMIT",
+    "PHONE_NUMBER_QUALITY",
+    "QUALITY_LEVELS",
     "REGISTRY",
+    "TEMPLATE_QUALITY",
+    "WEBHOOK_CHANGES",
+    "WEBHOOK_FIELDS",
     "WEBHOOK_REQUESTS",
     "WORKER_BATCH_SECONDS",
     "WORKER_PARKED_CONTACTS",
+    "WORKER_READY",
+    "count_event",
+    "count_webhook_changes",
+    "observe_crm_failure",
+    "observe_crm_request",
     "render",
+    "sample_values",
 ]
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -69,6 +93,200 @@ CRM_QUOTA_REMAINING: Final = Gauge(
     ["crm", "window"],
     registry=REGISTRY,
 )
+
+
+# --- receiver: webhooks by Meta field ------------------------------------------------------
+
+# Meta's ``entry[].changes[].field`` values we label by name; any other is "other" (a
+# closed set keeps the series count bounded whatever Meta sends).
+WEBHOOK_FIELDS: Final = frozenset(
+    {
+        "messages",
+        "smb_message_echoes",
+        "smb_app_state_sync",
+        "history",
+        "account_update",
+        "account_alerts",
+        "message_template_status_update",
+        "message_template_quality_update",
+        "template_category_update",
+        "phone_number_quality_update",
+        "phone_number_name_update",
+        "user_preferences",
+        "business_capability_update",
+    }
+)
+WebhookChangeOutcome = Literal["published", "not_a_webhook", "bus_unavailable"]
+WEBHOOK_CHANGES: Final = Counter(
+    "wa_bridge_webhook_changes_total",
+    "Webhook changes (entry[].changes[]) by Meta field and outcome",
+    ["field", "outcome"],
+    registry=REGISTRY,
+)
+_change_children: dict[tuple[str, str], Any] = {}
+
+
+def count_webhook_changes(payload: object, outcome: WebhookChangeOutcome) -> None:
+    """Count each change of a parsed webhook body under its field (cheap: the hot path)."""
+    entries = payload.get("entry") if isinstance(payload, dict) else None
+    if not isinstance(entries, list):
+        _change_child("unknown", outcome).inc()
+        return
+    for entry in entries:
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        for change in changes if isinstance(changes, list) else ():
+            field = change.get("field") if isinstance(change, dict) else None
+            name = field if isinstance(field, str) and field in WEBHOOK_FIELDS else "other"
+            _change_child(name, outcome).inc()
+
+
+def _change_child(field: str, outcome: str) -> Any:
+    child = _change_children.get((field, outcome))
+    if child is None:
+        child = _change_children[(field, outcome)] = WEBHOOK_CHANGES.labels(field, outcome)
+    return child
+
+
+# --- worker: events by type, lag, dead letters ---------------------------------------------
+
+# Worker: events by canonical type and how they ended (applied, noop, stale, replayed,
+# retried, dead_lettered); the type is a closed set (wa_bridge.events.EventType).
+EVENTS: Final = Counter(
+    "wa_bridge_events_total",
+    "Events handled by the worker, by type and outcome",
+    ["type", "outcome"],
+    registry=REGISTRY,
+)
+
+
+def count_event(event_type: str, outcome: str, count: int = 1) -> None:
+    EVENTS.labels(type=event_type, outcome=outcome).inc(count)
+
+
+# Worker: records of each assigned partition not yet consumed (end offset - position).
+CONSUMER_LAG: Final = Gauge(
+    "wa_bridge_consumer_lag",
+    "Records not yet consumed, per partition this worker owns",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+# Worker (monitor task, read from the state database): dead letters waiting for someone.
+DEAD_LETTERS_OPEN: Final = Gauge(
+    "wa_bridge_dead_letters_open",
+    "Open dead letters (state database)",
+    registry=REGISTRY,
+)
+# Worker: 1 while it is in its group and its state database answers (GET /readyz).
+WORKER_READY: Final = Gauge(
+    "wa_bridge_worker_ready",
+    "1 when the worker is consuming and its state database answers",
+    registry=REGISTRY,
+)
+# Worker: built-in alerts this worker sees firing (1) per rule.
+ALERTS_FIRING: Final = Gauge(
+    "wa_bridge_alerts_firing",
+    "Built-in alert rules firing in this worker's evaluation",
+    ["alert"],
+    registry=REGISTRY,
+)
+
+# --- CRM requests (connectors/http.py ``send``) ------------------------------------------------
+
+CRM_REQUESTS: Final = Counter(
+    "wa_bridge_crm_requests_total",
+    "CRM HTTP requests by connector, endpoint (the action) and status (code, or 'error')",
+    ["connector", "endpoint", "status"],
+    registry=REGISTRY,
+)
+CRM_REQUEST_SECONDS: Final = Histogram(
+    "wa_bridge_crm_request_seconds",
+    "CRM HTTP request latency (answered requests)",
+    ["connector", "endpoint"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+
+
+def observe_crm_request(connector: str, endpoint: str, status: int, elapsed_s: float) -> None:
+    """One answered CRM request: its status and how long the caller waited for it."""
+    CRM_REQUESTS.labels(connector, endpoint, str(status)).inc()
+    CRM_REQUEST_SECONDS.labels(connector, endpoint).observe(elapsed_s)
+
+
+def observe_crm_failure(
+    connector: str, endpoint: str, exc: BaseException, elapsed_s: float
+) -> None:
+    """A CRM request that failed: a non-2xx answer (status, latency) or no answer ('error')."""
+    response = getattr(exc, "response", None)  # httpx.HTTPStatusError has one
+    if response is not None:
+        observe_crm_request(connector, endpoint, response.status_code, elapsed_s)
+    else:
+        CRM_REQUESTS.labels(connector, endpoint, "error").inc()
+
+
+# --- conversations (fed by the conversations work, issue "conversations") ---------------------
+
+CONVERSATIONS_OPENED: Final = Counter(
+    "wa_bridge_conversations_opened_total", "Conversations (cases) opened", registry=REGISTRY
+)
+CONVERSATIONS_CLOSED: Final = Counter(
+    "wa_bridge_conversations_closed_total",
+    "Conversations (cases) closed; first_contact=yes when resolved without a reopen (FCR)",
+    ["first_contact"],
+    registry=REGISTRY,
+)
+CONVERSATION_FIRST_RESPONSE_SECONDS: Final = Histogram(
+    "wa_bridge_conversation_first_response_seconds",
+    "First response time (FRT): customer's first message to the first agent reply",
+    buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+    registry=REGISTRY,
+)
+CONVERSATION_HANDLING_SECONDS: Final = Histogram(
+    "wa_bridge_conversation_handling_seconds",
+    "Handling time (TMO): conversation opened to resolved",
+    buckets=(300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800),
+    registry=REGISTRY,
+)
+CONVERSATION_CSAT: Final = Histogram(
+    "wa_bridge_conversation_csat",
+    "CSAT scores given (1-5)",
+    buckets=(1, 2, 3, 4, 5),
+    registry=REGISTRY,
+)
+
+# --- account signals (worker monitor task, from the state database) --------------------------
+
+QUALITY_LEVELS: Final[Mapping[str, int]] = {"GREEN": 3, "YELLOW": 2, "RED": 1, "UNKNOWN": 0}
+PHONE_NUMBER_QUALITY: Final = Gauge(
+    "wa_bridge_phone_number_quality",
+    "Business number quality rating: 3 GREEN, 2 YELLOW, 1 RED, 0 unknown",
+    ["phone_number"],
+    registry=REGISTRY,
+)
+MESSAGING_LIMIT: Final = Gauge(
+    "wa_bridge_phone_number_messaging_limit",
+    "Business-initiated conversations a number may open per day (unlimited: 1e9)",
+    ["phone_number"],
+    registry=REGISTRY,
+)
+TEMPLATE_QUALITY: Final = Gauge(
+    "wa_bridge_template_quality",
+    "Message template quality: 3 GREEN, 2 YELLOW, 1 RED, 0 unknown",
+    ["template"],
+    registry=REGISTRY,
+)
+
+
+def sample_values(names: Iterable[str]) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Current samples of the named series (counters by their ``_total`` name, histograms
+    by ``_bucket``/``_sum``/``_count``): name → [(labels, value)]. Reads the registry."""
+    wanted = set(names)
+    out: dict[str, list[tuple[dict[str, str], float]]] = {name: [] for name in wanted}
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            if sample.name in wanted:
+                out[sample.name].append((dict(sample.labels), float(sample.value)))
+    return out
 
 
 def render() -> bytes:

@@ -223,6 +223,49 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(
         default=3600.0, ge=0, description="How often the worker purges; 0 turns it off."
     )
+    open_dead_letter_retention_days: int = Field(
+        default=0, ge=0, description="Open dead letters older than this are deleted; 0 keeps them."
+    )
+    note_body_retention_days: int = Field(
+        default=0,
+        ge=0,
+        description="Built-in SQL CRM: note bodies (message text) older than this are blanked "
+        "(the note stays); 0 keeps them.",
+    )
+    status_history_retention_days: int = Field(
+        default=0, ge=0, description="Message delivery states older than this are forgotten."
+    )
+    identity_event_retention_days: int = Field(
+        default=0, ge=0, description="Identity decisions (identity_events) kept this long."
+    )
+    audit_retention_days: int = Field(
+        default=0, ge=0, description="Audit log rows kept this long; 0 keeps them."
+    )
+    trace_retention_days: int = Field(
+        default=30, ge=0, description="Per-event traces (wa-bridge trace) kept this long."
+    )
+    replay_max_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Loop guard: a dead letter replayed this many times without success is "
+        "left out of bulk replays (replay it by id to try again).",
+    )
+
+    # --- monitoring and alerts (the worker's monitor task) ------------------------------
+    monitor_interval_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="How often a worker samples lag, dead letters and account signals, "
+        "writes its heartbeat and evaluates the built-in alerts; 0 turns it off.",
+    )
+    alert_rules_path: str | None = Field(
+        default=None, description="Built-in alert rules (YAML); unset: the shipped rules."
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Where the worker posts built-in alerts (a Slack-compatible incoming "
+        "webhook); unset: alerts are only logged and shown in the console.",
+    )
 
     # --- ops ------------------------------------------------------------------------
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(
@@ -231,6 +274,16 @@ class Settings(BaseSettings):
             "Tokens as role:token, comma-separated. Roles: viewer, operator (admin API) and "
             "inbox (may only POST /inbox/events)."
         ),
+    )
+    console_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs console sign-in cookies; unset: a random key per "
+        "process (sign-ins end at restart; set it when several receivers serve /admin).",
+    )
+    console_session_ttl_s: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    console_secure_cookie: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="The Secure flag on the console cookie: auto sets it on HTTPS requests.",
     )
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -45,31 +45,15 @@ def upgrade_cmd(
 
 @db_app.command("purge")
 def purge_cmd() -> None:
-    """Forget ledger ids and closed dead letters older than the retention windows.
-
-    The worker runs the same job every WA_BRIDGE_RETENTION_INTERVAL_S; this command is for
-    cron or a one-off. Open dead letters are never purged.
+    """Same as ``wa-bridge retention run`` (kept as an alias): purge what is older than
+    the retention windows, audited. Open dead letters are kept unless their window is set.
     """
-    import asyncio
-    from datetime import UTC, datetime
+    from wa_bridge.cli.retention import run_retention_once
 
-    from wa_bridge.store.retention import purge_expired
-    from wa_bridge.worker.assembly import state_store
-
-    settings = settings_or_exit()
-
-    async def run() -> tuple[int, int]:
-        async with state_store(settings) as store:
-            purged = await purge_expired(
-                store,
-                now=datetime.now(UTC),
-                ledger_days=settings.dedup_retention_days,
-                dead_letter_days=settings.dead_letter_retention_days,
-            )
-        return purged.ledger, purged.dead_letters
-
-    ledger, dead = asyncio.run(run())
-    typer.echo(f"purged {ledger} ledger ids and {dead} closed dead letters")
+    counts = run_retention_once(settings_or_exit())
+    ledger, dead = counts.get("ledger", 0), counts.get("dead_letters", 0)
+    others = sum(counts.values()) - ledger - dead
+    typer.echo(f"purged {ledger} ledger ids and {dead} closed dead letters ({others} other rows)")
 
 
 def register(app: typer.Typer) -> None:

@@ -16,11 +16,12 @@ from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus
 
 if TYPE_CHECKING:
+    from wa_bridge.store.replay_runs import ReplayRun
     from wa_bridge.worker.replay import ReplayResult
 
 __all__ = ["register"]
 
-dlq_app = typer.Typer(help="Dead letters: list, show, replay.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: list, show, replay, discard.", no_args_is_help=True)
 
 ErrorClass = Annotated[str | None, typer.Option("--error-class", help="e.g. CrmRejected")]
 EventType = Annotated[str | None, typer.Option("--event-type")]
@@ -139,35 +140,123 @@ def show(dead_letter_id: int) -> None:
 @dlq_app.command()
 def replay(
     ids: Annotated[list[int] | None, typer.Argument(help="dead letter ids")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="every open dead letter")] = False,
     use_filter: Annotated[
         bool, typer.Option("--filter", help="replay what the filters select")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="go on with the last interrupted --all/--filter run")
     ] = False,
     error_class: ErrorClass = None,
     event_type: EventType = None,
     contact: ContactOpt = None,
     since: Since = None,
     until: Until = None,
-    limit: Limit = 1000,
+    limit: Limit = 10_000,
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
     actor: Annotated[
         str | None, typer.Option("--actor", help="who replays (default $USER)")
     ] = None,
 ) -> None:
-    """Send dead letters through the normal path again (mapping → connector); audited."""
-    if not ids and not use_filter:
-        raise typer.BadParameter("give dead letter ids or --filter")
+    """Send dead letters through the normal path again (mapping → connector); audited.
+
+    By id: each one, whatever happened before. With --all or --filter: a resumable run
+    (Ctrl-C, then --resume) with a progress bar; a dead letter already replayed
+    WA_BRIDGE_REPLAY_MAX_FAILURES times without success is held back (loop guard).
+    """
+    if not ids and not (replay_all or use_filter or resume):
+        raise typer.BadParameter("give dead letter ids, --all, --filter or --resume")
     settings = settings_or_exit()
     who = actor or os.environ.get("USER") or getpass.getuser()
     flt = _filter(error_class, event_type, contact, since, until, "open", limit)
-    results = asyncio.run(_replay(settings, ids or [], flt if use_filter else None, who, dry_run))
-    failed = 0
-    for r in results:
-        if r.status == "not_found":
-            typer.echo(f"wa-bridge dlq: no dead letter {r.dead_letter_id}", err=True)
-            continue
-        failed += r.status == "failed"
-        typer.echo(f"{r.dead_letter_id:>6}  {r.status:<12} {r.event_id}  {r.detail}".rstrip())
-    if failed:
+    if ids or dry_run:
+        selected = flt if (replay_all or use_filter) else None
+        results = asyncio.run(_replay(settings, ids or [], selected, who, dry_run))
+        failed = 0
+        for r in results:
+            if r.status == "not_found":
+                typer.echo(f"wa-bridge dlq: no dead letter {r.dead_letter_id}", err=True)
+                continue
+            failed += r.status == "failed"
+            typer.echo(f"{r.dead_letter_id:>6}  {r.status:<12} {r.event_id}  {r.detail}".rstrip())
+        if failed:
+            raise typer.Exit(code=1)
+        return
+    run = asyncio.run(_bulk(settings, flt, who, resume=resume))
+    typer.echo(
+        f"run {run.id}: {run.replayed} replayed, {run.failed} failed, {run.held} held "
+        "by the loop guard"
+    )
+    if run.failed or run.held:
+        raise typer.Exit(code=1)
+
+
+async def _bulk(
+    settings: Settings, flt: DeadLetterFilter, actor: str, *, resume: bool
+) -> ReplayRun:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from wa_bridge.ops.dead_letters import BulkReplay, RunProgress
+    from wa_bridge.worker.assembly import DeadLetterReplayer, state_store
+
+    async with (
+        state_store(settings) as store,
+        DeadLetterReplayer(settings, store) as replayer,
+    ):
+
+        async def one(dead_letter_id: int) -> tuple[str, str]:
+            [result] = await replayer.replay([dead_letter_id], actor=actor)
+            return result.status, result.detail
+
+        bulk = BulkReplay(store, one, max_failures=settings.replay_max_failures)
+        if resume:
+            run = await store.ops.replay_run()
+            if run is None:
+                typer.echo("wa-bridge dlq: no interrupted run to resume", err=True)
+                raise typer.Exit(code=1)
+            typer.echo(f"resuming run {run.id} after dead letter {run.cursor}", err=True)
+        else:
+            run = await bulk.start(flt, actor=actor)
+        total = len(await bulk.pending(run))
+        with Progress(
+            TextColumn("replaying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"),
+        ) as bar:
+            task = bar.add_task("replay", total=total, last="")
+
+            def step(p: RunProgress) -> None:
+                bar.update(task, completed=p.done, last=f"{p.dead_letter_id}: {p.result}")
+                if p.result != "replayed":
+                    bar.console.print(f"{p.dead_letter_id:>6}  {p.result:<10} {p.detail}")
+
+            return await bulk.run(run, step)
+
+
+@dlq_app.command()
+def discard(
+    ids: Annotated[list[int], typer.Argument(help="dead letter ids")],
+    reason: Annotated[str, typer.Option("--reason", help="why (kept in the audit log)")] = "",
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="who discards (default $USER)")
+    ] = None,
+) -> None:
+    """Close dead letters without replaying them (audited); they are purged later."""
+    from wa_bridge.ops.dead_letters import discard as discard_letters
+    from wa_bridge.worker.assembly import state_store
+
+    settings = settings_or_exit()
+    who = actor or os.environ.get("USER") or getpass.getuser()
+
+    async def run() -> dict[int, str]:
+        async with state_store(settings) as store:
+            return await discard_letters(store, ids, actor=who, role="operator", reason=reason)
+
+    results = asyncio.run(run())
+    for dead_letter_id, result in results.items():
+        typer.echo(f"{dead_letter_id:>6}  {result}")
+    if any(r == "not_found" for r in results.values()):
         raise typer.Exit(code=1)
 
 

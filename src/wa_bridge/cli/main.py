@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from wa_bridge.cli import crm, db, dev, dlq, mappings, normalize, receiver, worker
+from wa_bridge.cli import (
+    audit,
+    crm,
+    db,
+    dev,
+    dlq,
+    gaps,
+    mappings,
+    normalize,
+    receiver,
+    retention,
+    trace,
+    worker,
+)
 
 __all__ = ["app", "main"]
 
@@ -16,7 +29,20 @@ app = typer.Typer(
 )
 
 # Each command group lives in its own module and registers itself (order: --help order).
-for _group in (dev, receiver, normalize, mappings, worker, db, dlq, crm):
+for _group in (
+    dev,
+    receiver,
+    normalize,
+    mappings,
+    worker,
+    db,
+    dlq,
+    trace,
+    gaps,
+    audit,
+    retention,
+    crm,
+):
     _group.register(app)
 
 

@@ -23,12 +23,10 @@ async def _main(metrics_port: int) -> None:
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     tune_gc()
     if metrics_port:
-        from prometheus_client import start_http_server
+        from wa_bridge.ops.probes import start_probe_server
 
-        from wa_bridge.metrics import REGISTRY
-
-        # a daemon thread serving /metrics; it reads counters, never touches the loop
-        start_http_server(metrics_port, registry=REGISTRY)
+        # a daemon thread serving /healthz, /readyz and /metrics; never touches the loop
+        start_probe_server(metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -38,7 +36,7 @@ async def _main(metrics_port: int) -> None:
 
 def worker(
     metrics_port: int = typer.Option(
-        0, help="Serve Prometheus /metrics on this port (0: off)", min=0, max=65535
+        0, help="Serve /metrics, /healthz and /readyz on this port (0: off)", min=0, max=65535
     ),
 ) -> None:
     """Run a worker in the consumer group (stop with SIGTERM or Ctrl-C: it drains first)."""

@@ -31,6 +31,7 @@ with keys in them, or request bodies.
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from wa_bridge.errors import (
     CrmUnavailable,
     WaBridgeError,
 )
+from wa_bridge.metrics import observe_crm_failure, observe_crm_request
 from wa_bridge.operations import CrmOperation
 
 if TYPE_CHECKING:
@@ -246,13 +248,16 @@ async def send(
     """
     content = orjson.dumps(json) if json is not None else None
     headers = {"Content-Type": "application/json"} if content is not None else None
+    started = time.perf_counter()  # includes the gate's wait: what the batch waited for
     try:
         response = await client.request(
             method, url, content=content, data=form, headers=headers, params=params
         )
         response.raise_for_status()
     except httpx.HTTPError as exc:
+        observe_crm_failure(dialect.vendor, action, exc, time.perf_counter() - started)
         raise crm_error(exc, dialect=dialect, action=action) from exc
+    observe_crm_request(dialect.vendor, action, response.status_code, time.perf_counter() - started)
     return response
 
 

@@ -17,6 +17,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
 from wa_bridge.auth import Principal, Role, TokenBook
+from wa_bridge.ops.dead_letters import discard
 from wa_bridge.receiver.guard import bearer_guard
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, Store
 
@@ -157,11 +158,9 @@ def build_admin_router(
     )
     async def discard_dead_letter(dead_letter_id: DeadLetterId, who: operator) -> DeadLetterSummary:
         store = await get_store()
-        letter = await store.get_dead_letter(dead_letter_id)
-        if letter is None:
+        done = await discard(store, [dead_letter_id], actor=who.actor, role=who.role)
+        if done[dead_letter_id] == "not_found":
             raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")
-        await store.set_dead_letter_status(dead_letter_id, "discarded", note=f"by {who.actor}")
-        await audit(who, "dlq.discard", f"dead_letter:{dead_letter_id}")
         updated = await store.get_dead_letter(dead_letter_id)
         assert updated is not None  # just read it; deletes are not an API operation
         return _summary(updated)

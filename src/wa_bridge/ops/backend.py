@@ -15,11 +15,13 @@ from fastapi import APIRouter
 
 from wa_bridge.auth import Role, TokenBook
 from wa_bridge.ops.admin import ReplayOutcome, build_admin_router
+from wa_bridge.ops.console import build_console_router
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
 
 if TYPE_CHECKING:
     from wa_bridge.worker.assembly import DeadLetterReplayer
+    from wa_bridge.worker.pipeline import EventMapper
 
 __all__ = ["AdminBackend", "admin_api"]
 
@@ -31,6 +33,7 @@ class AdminBackend:
         self._settings = settings
         self._store: Store | None = None
         self._replayer: DeadLetterReplayer | None = None
+        self._stamp = 0.0
         self._lock = asyncio.Lock()
 
     async def store(self) -> Store:
@@ -42,14 +45,36 @@ class AdminBackend:
                 self._store = await open_state_store(self._settings)
             return self._store
 
+    def mapping_stamp(self) -> float:
+        """The newest change time among the mapping's directory's YAML files: a replay
+        after the mapping was fixed uses the fix (no restart)."""
+        from wa_bridge.resources import resolve_mappings_path
+
+        folder = resolve_mappings_path(self._settings.mappings_path).parent
+        try:
+            return max((f.stat().st_mtime for f in folder.rglob("*.y*ml")), default=0.0)
+        except OSError:
+            return 0.0
+
+    def mapper(self) -> EventMapper:
+        """The mapping as it is on disk now (raises ConfigError when it is broken)."""
+        from wa_bridge.worker.assembly import load_event_mapper
+
+        return load_event_mapper(self._settings)
+
     async def replay(
         self, ids: Sequence[int], *, dry_run: bool, actor: str, role: Role
     ) -> list[ReplayOutcome]:
         store = await self.store()
+        stamp = self.mapping_stamp()
+        if self._replayer is not None and stamp != self._stamp:
+            await self._replayer.aclose()  # the mapping changed: build it again
+            self._replayer = None
         if self._replayer is None:
             from wa_bridge.worker.assembly import DeadLetterReplayer
 
             self._replayer = DeadLetterReplayer(self._settings, store)
+            self._stamp = stamp
         results = await self._replayer.replay(ids, actor=actor, role=role, dry_run=dry_run)
         outcomes = {
             r.dead_letter_id: ReplayOutcome(
@@ -78,4 +103,12 @@ def admin_api(settings: Settings) -> tuple[list[APIRouter], list[Callable[[], Aw
     router = build_admin_router(
         tokens=tokens, get_store=backend.store, get_replayer=lambda: backend
     )
-    return [router], [backend.aclose]
+    secret = settings.console_session_secret
+    console = build_console_router(
+        tokens=tokens,
+        backend=backend,
+        session_key=secret.get_secret_value().encode() if secret else None,
+        session_ttl_s=settings.console_session_ttl_s,
+        secure_cookie=settings.console_secure_cookie,
+    )
+    return [router, console], [backend.aclose]

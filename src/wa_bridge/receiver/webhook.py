@@ -23,6 +23,7 @@ import orjson
 from wa_bridge.bus.producer import RETRY_AFTER_S, EventPublisher
 from wa_bridge.errors import BusUnavailable, InvalidEvent
 from wa_bridge.events import CanonicalEvent
+from wa_bridge.metrics import count_webhook_changes
 from wa_bridge.receiver._outcomes import Outcomes
 from wa_bridge.receiver.signature import SIGNATURE_HEADER, verify_signature, verify_token
 
@@ -155,11 +156,14 @@ class WebhookEndpoint:
         try:
             events = self._normalize(payload, received_at=datetime.now(UTC))
         except InvalidEvent as exc:
+            count_webhook_changes(payload, "not_a_webhook")
             raise _Reject(400, "not_a_webhook", str(exc)) from exc
         try:
             await self._publisher.publish_many(events)
         except BusUnavailable as exc:
+            count_webhook_changes(payload, "bus_unavailable")
             raise _Reject(503, "bus_unavailable", str(exc)) from exc
+        count_webhook_changes(payload, "published")
         return len(events)
 
     def _too_deep(self) -> _Reject:

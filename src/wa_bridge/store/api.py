@@ -14,15 +14,22 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from wa_bridge.events import Contact
 from wa_bridge.store.book import RecordBook
 
+if TYPE_CHECKING:
+    from wa_bridge.store.ops import OpsStore
+    from wa_bridge.store.retention import PurgeTarget
+
 __all__ = [
+    "AccountSignal",
     "DeadLetter",
     "DeadLetterFilter",
     "DeadLetterStatus",
+    "EventOrigin",
+    "EventTrace",
     "Identifier",
     "IdentifierKind",
     "IdentityChange",
@@ -91,6 +98,59 @@ class DeadLetter:
     last_failed_at: datetime
     status: DeadLetterStatus
     errors: tuple[str, ...] = ()  # history: one line per failure, oldest first
+    message_id: str | None = None  # the wamid the event is about, when it names one
+    origin: EventOrigin | None = None  # where it was consumed, when known
+    note: str | None = None  # why its status last changed (replayed, discarded by ...)
+
+
+@dataclass(frozen=True, slots=True)
+class EventOrigin:
+    """Where the worker consumed an event: the record's first topic, partition and offset
+    (a retried record keeps its origin in headers) and the retry level it was applied at."""
+
+    topic: str
+    partition: int
+    offset: int
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EventTrace:
+    """One event's last step as the worker recorded it (``wa-bridge trace``).
+
+    No personal data: ``contact_hash`` is the keyed hash of the contact key at receipt
+    (``wa_bridge.log.hash_key``), ``contact_id`` our own minted id. ``crm_ids`` are the
+    CRM's record ids the event's operations wrote, as (operation kind, CRM id).
+    """
+
+    event_id: str
+    event_type: str
+    outcome: LedgerOutcome
+    at: datetime | None = None  # when the outcome was recorded (the store stamps it)
+    message_id: str | None = None
+    contact_id: str | None = None
+    contact_hash: str | None = None
+    event_time: datetime | None = None
+    received_at: datetime | None = None
+    origin: EventOrigin | None = None
+    crm_ids: tuple[tuple[str, str], ...] = ()
+
+
+AccountSignalScope = Literal["phone_number", "template"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSignal:
+    """The latest quality / messaging limit Meta reported for a business number or a
+    template (``subject``: phone_number_id or template id; ``label``: a display name)."""
+
+    scope: AccountSignalScope
+    subject: str
+    at: datetime
+    label: str | None = None
+    quality: str | None = None  # GREEN | YELLOW | RED | UNKNOWN
+    messaging_limit: int | None = None  # business-initiated conversations per day
+    event: str | None = None  # Meta's word for the change (UPGRADE, FLAGGED, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +219,21 @@ class StoreTx(Protocol):
         """Store the changes the connector made to ``book`` (in this transaction)."""
         ...
 
+    async def record_traces(
+        self, traces: Sequence[EventTrace], signals: Sequence[AccountSignal] = ()
+    ) -> None:
+        """Keep each event's trace (a later one for the same event replaces it, keeping
+        the origin when the new one has none) and the latest account signals."""
+        ...
+
 
 class Store(Protocol):
     """The state database. Open with ``wa_bridge.store.open_store(url)``."""
+
+    @property
+    def ops(self) -> OpsStore:
+        """Traces, audit log, alert incidents, heartbeats, replay runs (ops tools)."""
+        ...
 
     def transaction(self) -> AbstractAsyncContextManager[StoreTx]: ...
 
@@ -183,6 +255,10 @@ class Store(Protocol):
 
     async def purge_dead_letters(self, older_than: datetime) -> int:
         """Delete replayed/discarded dead letters last failed before ``older_than``."""
+        ...
+
+    async def purge(self, target: PurgeTarget, older_than: datetime) -> int:
+        """Retention: remove ``target``'s rows older than ``older_than`` (see store.retention)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -6,17 +6,28 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, delete, insert, select, update
+import orjson
+from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, NewDeadLetter
+from wa_bridge.store.api import (
+    DeadLetter,
+    DeadLetterFilter,
+    DeadLetterStatus,
+    EventOrigin,
+    NewDeadLetter,
+)
 from wa_bridge.store.tables import dead_letters
 
 __all__ = [
     "add_dead_letters",
+    "count_open",
+    "dead_letters_about",
     "get_dead_letter",
     "list_dead_letters",
+    "message_id_of",
     "purge_dead_letters",
+    "purge_open_dead_letters",
     "set_dead_letter_status",
 ]
 
@@ -54,6 +65,7 @@ async def add_dead_letters(conn: AsyncConnection, letters: Sequence[NewDeadLette
                 insert(dead_letters).returning(_d.id),
                 {
                     **common,
+                    "message_id": message_id_of(letter.payload),
                     "event_id": letter.event_id,
                     "event_type": letter.event_type,
                     "contact_key": letter.contact_key,
@@ -79,7 +91,21 @@ async def add_dead_letters(conn: AsyncConnection, letters: Sequence[NewDeadLette
     return ids
 
 
+def message_id_of(payload: bytes) -> str | None:
+    """The wamid a stored canonical event is about (``data.message_id``), if any."""
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    data = event.get("data") if isinstance(event, dict) else None
+    found = data.get("message_id") if isinstance(data, dict) else None
+    return found[:200] if isinstance(found, str) and found else None
+
+
 def _to_letter(row: Row[Any]) -> DeadLetter:
+    origin = None
+    if row.topic is not None:
+        origin = EventOrigin(row.topic, int(row.partition or 0), int(row.offset or 0))
     return DeadLetter(
         id=int(row.id),
         event_id=row.event_id,
@@ -94,6 +120,9 @@ def _to_letter(row: Row[Any]) -> DeadLetter:
         last_failed_at=row.last_failed_at,
         status=cast(DeadLetterStatus, row.status),
         errors=tuple(row.errors or ()),
+        message_id=row.message_id,
+        origin=origin,
+        note=row.note,
     )
 
 
@@ -138,3 +167,37 @@ async def purge_dead_letters(conn: AsyncConnection, older_than: datetime) -> int
         )
     )
     return int(result.rowcount)
+
+
+async def purge_open_dead_letters(conn: AsyncConnection, older_than: datetime) -> int:
+    """Delete OPEN letters last failed before ``older_than`` (only with a window set)."""
+    result = await conn.execute(
+        delete(dead_letters).where(_d.status == "open", _d.last_failed_at < older_than)
+    )
+    return int(result.rowcount)
+
+
+async def count_open(conn: AsyncConnection) -> int:
+    found = await conn.execute(
+        select(func.count()).select_from(dead_letters).where(_d.status == "open")
+    )
+    return int(found.scalar_one())
+
+
+async def dead_letters_about(
+    conn: AsyncConnection,
+    *,
+    ids: Sequence[str] = (),
+    contact_keys: Sequence[str] = (),
+    limit: int = 200,
+) -> list[DeadLetter]:
+    """Dead letters (any status) of the given event or message ids, or contact keys."""
+    clauses = []
+    if ids:
+        clauses += [_d.event_id.in_(list(ids)), _d.message_id.in_(list(ids))]
+    if contact_keys:
+        clauses.append(_d.contact_key.in_(list(contact_keys)))
+    if not clauses:
+        return []
+    stmt = select(dead_letters).where(or_(*clauses)).order_by(_d.id).limit(limit)
+    return [_to_letter(row) for row in await conn.execute(stmt)]

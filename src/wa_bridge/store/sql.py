@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wa_bridge.events import Contact
-from wa_bridge.store import audit, cases, crm_records, dead_letters, ledger, statuses
+from wa_bridge.store import audit, cases, crm_records, dead_letters, ledger, statuses, traces
 from wa_bridge.store.api import (
+    AccountSignal,
     DeadLetter,
     DeadLetterFilter,
     DeadLetterStatus,
+    EventTrace,
     IdentityChange,
     LedgerOutcome,
     NewDeadLetter,
@@ -27,6 +29,8 @@ from wa_bridge.store.book import RecordBook
 from wa_bridge.store.consent import ConsentRecord, record_consents
 from wa_bridge.store.db import create_engine, store_errors
 from wa_bridge.store.identity_map import IdentityGraph, all_keys, change_keys
+from wa_bridge.store.ops import OpsStore
+from wa_bridge.store.retention import PurgeTarget, purge_target
 from wa_bridge.store.tables import metadata
 
 __all__ = ["Clock", "SqlStore", "SqlStoreTx", "open_store", "utc_now"]
@@ -128,6 +132,14 @@ class SqlStoreTx:
         with store_errors("save_records"):
             await crm_records.save_book(self.connection, book, self._clock())
 
+    async def record_traces(
+        self, traces_: Sequence[EventTrace], signals: Sequence[AccountSignal] = ()
+    ) -> None:
+        with store_errors("record_traces"):
+            await traces.record_traces(self.connection, traces_, self._clock())
+            if signals:
+                await traces.record_signals(self.connection, signals)
+
     async def record_consents(self, records: Sequence[ConsentRecord]) -> None:
         """Not in the StoreTx protocol: the consent ledger for opt-in/opt-out events."""
         with store_errors("record_consents"):
@@ -140,6 +152,7 @@ class SqlStore:
     def __init__(self, engine: AsyncEngine, *, clock: Clock = utc_now) -> None:
         self.engine = engine
         self._clock = clock
+        self.ops = OpsStore(engine, now=clock)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlStoreTx]:
@@ -192,6 +205,12 @@ class SqlStore:
         with store_errors("purge_dead_letters"):
             async with self.engine.begin() as conn:
                 return await dead_letters.purge_dead_letters(conn, older_than)
+
+    async def purge(self, target: PurgeTarget, older_than: datetime) -> int:
+        """Retention: remove ``target``'s rows older than ``older_than``; return how many."""
+        with store_errors(f"purge {target}"):
+            async with self.engine.begin() as conn:
+                return await purge_target(conn, target, older_than)
 
     async def create_all(self) -> None:
         """Create the tables that are missing (SQLite dev and tests; production migrates)."""

@@ -36,6 +36,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 __all__ = [
     "JsonType",
     "UtcDateTime",
+    "account_signals",
+    "alert_incidents",
     "audit_log",
     "cases",
     "consents",
@@ -48,11 +50,14 @@ __all__ = [
     "crm_quota",
     "crm_records",
     "dead_letters",
+    "event_traces",
     "identities",
     "identity_events",
     "message_statuses",
     "metadata",
     "processed_events",
+    "replay_runs",
+    "worker_heartbeats",
 ]
 
 NAMING: Final = {
@@ -196,7 +201,9 @@ dead_letters = Table(
     Column("topic", String(255)),
     Column("partition", Integer),
     Column("offset", BigInteger),
+    Column("message_id", String(200)),  # the wamid it is about (0005), for wa-bridge trace
     Index(None, "status", "last_failed_at"),
+    Index(None, "message_id"),
 )
 
 audit_log = Table(
@@ -209,6 +216,93 @@ audit_log = Table(
     Column("action", String(100), nullable=False),
     Column("target", String(200), nullable=False),
     Column("detail", Text, nullable=False),
+)
+
+# --- operations (migration 0005): traces, signals, alerts, heartbeats, replay runs ------
+
+# One row per event the worker applied (or replayed): where it was consumed, both times,
+# the outcome and the CRM ids it became. No personal data (hashed contact key only).
+event_traces = Table(
+    "event_traces",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("event_type", String(100), nullable=False),
+    Column("message_id", String(200)),
+    Column("contact_id", String(KEY)),
+    Column("contact_hash", String(SHORT)),
+    Column("topic", String(255)),
+    Column("partition", Integer),
+    Column("offset", BigInteger),
+    Column("attempt", Integer),
+    Column("event_time", UtcDateTime),
+    Column("received_at", UtcDateTime),
+    Column("outcome", String(SHORT), nullable=False),
+    Column("outcome_at", UtcDateTime, nullable=False),
+    Column("crm_ids", JsonType),
+    Index(None, "message_id"),
+    Index(None, "contact_id"),
+    Index(None, "contact_hash"),
+    Index(None, "outcome_at"),
+)
+
+# The latest quality rating / messaging limit per business number or template.
+account_signals = Table(
+    "account_signals",
+    metadata,
+    Column("scope", String(16), nullable=False),  # phone_number | template
+    Column("subject", String(100), nullable=False),
+    Column("label", String(200)),
+    Column("quality", String(16)),
+    Column("messaging_limit", BigInteger),
+    Column("event", String(SHORT)),
+    Column("at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("scope", "subject"),
+)
+
+# Built-in alerts: one row per incident key (rule + labels); who notified what.
+alert_incidents = Table(
+    "alert_incidents",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("rule", String(100), nullable=False),
+    Column("labels", JsonType, nullable=False),
+    Column("state", String(16), nullable=False),  # firing | resolved
+    Column("summary", Text, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column(
+        "notified", String(16), nullable=False
+    ),  # the state last posted: firing | resolved | none
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime),
+    Index(None, "state", "opened_at"),
+)
+
+# One row per worker process: when it was last seen and its own figures (lag, CRM).
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("worker_id", String(200), primary_key=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Column("figures", JsonType, nullable=False),
+)
+
+# Bulk replays (wa-bridge dlq replay --all|--filter): resumable from ``cursor``.
+replay_runs = Table(
+    "replay_runs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("actor", String(200), nullable=False),
+    Column("selection", JsonType, nullable=False),
+    Column("status", String(16), nullable=False),  # running | done
+    Column("cursor", BigInteger, nullable=False),  # the last dead letter id handled
+    Column("replayed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("held", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 consents = Table(

@@ -28,9 +28,9 @@ from wa_bridge.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from wa_bridge.errors import InvalidEvent, PermanentError, RetryableError
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
-from wa_bridge.metrics import EVENT_OUTCOMES, WORKER_BATCH_SECONDS
+from wa_bridge.metrics import EVENT_OUTCOMES, WORKER_BATCH_SECONDS, count_event
 from wa_bridge.settings import Settings
-from wa_bridge.store.api import LedgerOutcome
+from wa_bridge.store.api import EventOrigin, LedgerOutcome
 from wa_bridge.worker.dlq import DeadLetterer, dead_letter_of
 from wa_bridge.worker.pipeline import BatchResult, Pipeline, check_route
 from wa_bridge.worker.retry import (
@@ -171,7 +171,9 @@ class PartitionProcessor:
         events = [i.event for i in items if i.event is not None]
         started = self.clock.monotonic()
         try:
-            result = await self._apply(events, attempts=self.options.in_place_attempts)
+            result = await self._apply(
+                events, attempts=self.options.in_place_attempts, origins=_origins(items)
+            )
         except Exception as exc:  # the pipeline failed for some event: find it, one by one
             log.info(
                 "batch_failed_isolating",
@@ -200,7 +202,9 @@ class PartitionProcessor:
         started = self.clock.monotonic()
         try:
             result = await self._apply(
-                [item.event], attempts=attempts or self.options.in_place_attempts
+                [item.event],
+                attempts=attempts or self.options.in_place_attempts,
+                origins=_origins([item]),
             )
         except Exception as exc:  # the poison-event rule: its class decides (bugs included)
             await self._fail(item, exc, tally, level=level)
@@ -209,7 +213,13 @@ class PartitionProcessor:
         if await self._dead_letter_refused([item], result, tally, attempts=level + 1):
             self._delivered([item], result, tally, started)
 
-    async def _apply(self, events: list[CanonicalEvent], *, attempts: int) -> BatchResult:
+    async def _apply(
+        self,
+        events: list[CanonicalEvent],
+        *,
+        attempts: int,
+        origins: dict[str, EventOrigin] | None = None,
+    ) -> BatchResult:
         """Pipeline with the in-place budget; waits out infrastructure outages."""
 
         def waiting(exc: BaseException) -> None:
@@ -217,7 +227,7 @@ class PartitionProcessor:
 
         return await wait_out_outages(
             lambda: retry_in_place(
-                lambda: self.pipeline.apply(events),
+                lambda: self.pipeline.apply(events, origins=origins),
                 attempts=attempts,
                 on_retry=_log_in_place_retry,
                 clock=self.clock,
@@ -380,6 +390,14 @@ class PartitionProcessor:
         )
 
 
+def _origins(items: Sequence[_Item]) -> dict[str, EventOrigin]:
+    """Ops hook: where each event was consumed (its first topic/partition/offset, and the
+    retry level), for its trace."""
+    return {
+        i.event_id: EventOrigin(*i.delivery.origin(), attempt=i.delivery.attempt) for i in items
+    }
+
+
 def _log_in_place_retry(error: BaseException, attempt: int) -> None:
     error_class = error_class_of(error)
     if error_class == UNEXPECTED_ERROR:  # a bug of ours: keep the traceback
@@ -404,6 +422,7 @@ def _routed(
 ) -> None:
     """Export and log (one INFO line) an event sent to a retry topic or the DLQ."""
     _export(outcome)
+    count_event(item.event_type, outcome)  # ops hook: by event type
     log.info(
         f"event_{outcome}",
         event_id=item.event_id,

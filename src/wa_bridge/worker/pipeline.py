@@ -19,7 +19,7 @@ Any exception leaves nothing committed; the caller decides what to do by its cla
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Protocol, runtime_checkable
@@ -28,10 +28,11 @@ from wa_bridge.connectors.base import CrmConnector, CrmResult, book_keys
 from wa_bridge.errors import PermanentError, UnkeyedOperation, UnknownRoute
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.operations import CrmOperation
-from wa_bridge.store.api import LedgerOutcome, Store, StoreTx
+from wa_bridge.store.api import EventOrigin, LedgerOutcome, Store, StoreTx
 from wa_bridge.store.book import RecordBook
 from wa_bridge.worker import facts
 from wa_bridge.worker.crm_writes import refused_events, with_contacts
+from wa_bridge.worker.tracing import batch_facts, count_outcomes
 
 __all__ = ["BatchResult", "EventMapper", "Pipeline", "TxConnector", "check_route"]
 
@@ -103,13 +104,18 @@ class Pipeline:
         self.connector = connector
 
     async def apply(
-        self, events: Sequence[CanonicalEvent], *, use_ledger: bool = True
+        self,
+        events: Sequence[CanonicalEvent],
+        *,
+        use_ledger: bool = True,
+        origins: Mapping[str, EventOrigin] | None = None,
     ) -> BatchResult:
         """Apply ``events`` (in order) in one transaction; return each one's outcome.
 
         With ``use_ledger`` false (replay) every event is applied even if the ledger knows
         it; its outcome is then recorded as ``replayed``. Events whose records the CRM
         refused are left out and returned in ``rejected`` (see the module docstring).
+        ``origins`` (event id → where it was consumed) goes into each event's trace.
         Raises whatever a step raised; nothing is committed then.
         """
         rejected: dict[str, PermanentError] = {}
@@ -117,7 +123,7 @@ class Pipeline:
         while True:
             todo = [event for event in events if event.id not in rejected]
             try:
-                result = await self._apply_once(todo, use_ledger, book)
+                result = await self._apply_once(todo, use_ledger, book, origins)
             except _Refused as refused:
                 fresh = {k: v for k, v in refused.errors.items() if k not in rejected}
                 if not fresh:  # refused for events already left out: cannot happen
@@ -129,15 +135,18 @@ class Pipeline:
             return result
 
     async def _apply_once(
-        self, events: Sequence[CanonicalEvent], use_ledger: bool, book: RecordBook | None
+        self,
+        events: Sequence[CanonicalEvent],
+        use_ledger: bool,
+        book: RecordBook | None,
+        origins: Mapping[str, EventOrigin] | None,
     ) -> BatchResult:
         """One try of :meth:`apply`; raises ``_Refused`` when the CRM refused records."""
         result = BatchResult()
         async with self.store.transaction() as tx:
             todo = await self._claim(tx, events, use_ledger, result)
             ops = await self._operations(tx, todo, result)
-            if ops:
-                await self._write(tx, ops, todo, book)
+            written_ops, crm_results = await self._write(tx, ops, todo, book) if ops else ([], None)
             result.operations = len(ops)
             fresh: LedgerOutcome = "applied" if use_ledger else "replayed"
             for event in todo:
@@ -145,6 +154,11 @@ class Pipeline:
             claimed = [(event.id, result.outcomes[event.id]) for event in todo]
             if claimed:
                 await tx.set_outcomes(claimed)
+                # ops hook (wa_bridge.worker.tracing): traces + account signals, same tx
+                await tx.record_traces(
+                    *batch_facts(todo, result.outcomes, written_ops, crm_results, origins)
+                )
+        count_outcomes(events, result.outcomes)  # ops hook: committed outcomes by type
         return result
 
     async def _claim(
@@ -256,8 +270,9 @@ class Pipeline:
         ops: list[CrmOperation],
         events: Sequence[CanonicalEvent],
         carried: RecordBook | None,
-    ) -> None:
-        """The batch's operations (with the contacts they name) into the CRM.
+    ) -> tuple[list[CrmOperation], list[CrmResult]]:
+        """The batch's operations (with the contacts they name) into the CRM; returns the
+        operations written and one result each (for the events' traces).
 
         An HTTP CRM gets the batch's record book (``carried`` from a try the CRM refused
         records of, else loaded in one SELECT), saved here when every record was taken;
@@ -265,8 +280,7 @@ class Pipeline:
         """
         ops = with_contacts(ops, events)
         if isinstance(self.connector, TxConnector):
-            await self.connector.apply_in(tx, ops)
-            return
+            return ops, list(await self.connector.apply_in(tx, ops))
         book = carried
         if book is None:
             book = await tx.load_records(self.connector.instance, book_keys(ops))
@@ -275,6 +289,7 @@ class Pipeline:
         if refused:
             raise _Refused(refused, book)
         await tx.save_records(book)
+        return ops, [r for r in results if isinstance(r, CrmResult)]
 
 
 def _check_keys(

@@ -8,13 +8,13 @@ again next time: retention never stops event processing.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
-from wa_bridge.store.retention import purge_expired
+from wa_bridge.store.retention import RetentionWindows, purge_expired
 
 __all__ = ["RetentionOptions", "run_retention"]
 
@@ -28,6 +28,7 @@ class RetentionOptions:
     interval_s: float  # between purges; 0 turns the job off
     ledger_days: int  # ledger ids older than this are forgotten
     dead_letter_days: int  # replayed/discarded dead letters older than this are deleted
+    windows: RetentionWindows = field(default_factory=RetentionWindows)  # store.retention
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionOptions:
@@ -35,6 +36,7 @@ class RetentionOptions:
             interval_s=settings.retention_interval_s,
             ledger_days=settings.dedup_retention_days,
             dead_letter_days=settings.dead_letter_retention_days,
+            windows=RetentionWindows.from_settings(settings),
         )
 
 
@@ -54,14 +56,15 @@ async def run_retention(
             purged = await purge_expired(
                 store,
                 now=clock.now(),
+                windows=options.windows,
                 ledger_days=options.ledger_days,
                 dead_letter_days=options.dead_letter_days,
             )
         except Exception as exc:  # next round tries again; processing goes on
             log.warning("retention_failed", error_class=type(exc).__name__)
         else:
-            if purged.ledger or purged.dead_letters:
-                log.info("retention_purged", ledger=purged.ledger, dead_letters=purged.dead_letters)
+            if purged.total:
+                log.info("retention_purged", **{k: v for k, v in purged.counts.items() if v})
         await _sleep_unless_stopped(clock, interval_s, stop)
 
 

@@ -25,6 +25,7 @@ from wa_bridge.store.api import Store
 from wa_bridge.worker.assembly import open_pipeline
 from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
 from wa_bridge.worker.loop import Worker, WorkerOptions
+from wa_bridge.worker.monitor import run_monitor
 from wa_bridge.worker.partition import PartitionOptions, PartitionProcessor
 from wa_bridge.worker.pipeline import EventMapper
 from wa_bridge.worker.retention import RetentionOptions, run_retention
@@ -125,6 +126,9 @@ async def _run_with_retention(worker: Worker, settings: Settings, stop: asyncio.
                     clock=worker.clock,
                 ),
                 name="retention",
+            )
+            tasks.create_task(
+                run_monitor(worker, settings, stop, clock=worker.clock), name="monitor"
             )
             try:
                 await worker.run(stop)

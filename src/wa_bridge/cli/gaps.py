@@ -1,0 +1,81 @@
+"""``wa-bridge gaps --since``: events Kafka received that the CRM has not got, and why."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import orjson
+import typer
+
+from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.errors import BusUnavailable
+
+__all__ = ["parse_since", "register"]
+
+_SPAN = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``2h``, ``30m``, ``7d`` (ago) or an ISO time (UTC when it has no zone)."""
+    found = _SPAN.fullmatch(text.strip())
+    if found:
+        return now - timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--since: give 2h, 30m, 7d or an ISO time, not {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def gaps(
+    since: Annotated[str, typer.Option("--since", help="2h, 30m, 7d or an ISO time")] = "24h",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List events received (held by Kafka's main topic) since a time but not applied,
+    each with why: dead-lettered, in retry, not consumed yet, or no ledger row."""
+    from wa_bridge.ops.gaps import Gap, find_gaps
+    from wa_bridge.worker.assembly import state_store
+
+    settings = settings_or_exit()
+    start = parse_since(since, datetime.now(UTC))
+
+    async def run() -> tuple[int, list[Gap]]:
+        async with state_store(settings) as store:
+            return await find_gaps(settings, store, since=start)
+
+    try:
+        received, found = asyncio.run(run())
+    except BusUnavailable as exc:
+        typer.echo(f"wa-bridge gaps: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    for gap in found:
+        e = gap.event
+        if as_json:
+            row = {
+                "event_id": e.event_id,
+                "event_type": e.event_type,
+                "partition": e.partition,
+                "offset": e.offset,
+                "reason": gap.reason,
+                "detail": gap.detail,
+            }
+            typer.echo(orjson.dumps(row).decode())
+        else:
+            typer.echo(
+                f"{e.partition:>3}@{e.offset:<8} {e.event_type:<30} {gap.reason:<17} "
+                f"{e.event_id}  {gap.detail}"
+            )
+    typer.echo(
+        f"{received} event(s) received since {start:%Y-%m-%dT%H:%M:%SZ}; {len(found)} not applied",
+        err=True,
+    )
+    if found:
+        raise typer.Exit(code=1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="gaps")(gaps)

@@ -1,0 +1,176 @@
+"""Built-in alert incidents, shared by every worker: one incident per key, one owner.
+
+Each worker evaluates the rules on its own figures. An incident key (rule + labels) is
+opened by the first worker that sees it firing (:func:`open_incident` claims it with a
+conditional write, so two workers never both notify), refreshed by its owner while it
+fires, and resolved by its owner, or by any worker once the owner has not refreshed it
+for ``stale_after`` (a worker that died or lost the partition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wa_bridge.store._upsert import insert_for
+from wa_bridge.store.tables import alert_incidents
+
+__all__ = [
+    "Incident",
+    "IncidentState",
+    "list_incidents",
+    "mark_notified",
+    "open_incident",
+    "refresh_incident",
+    "resolve_incident",
+]
+
+IncidentState = Literal["firing", "resolved"]
+_i = alert_incidents.c
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    key: str
+    rule: str
+    labels: dict[str, str]
+    state: IncidentState
+    summary: str
+    severity: str
+    owner: str
+    notified: str
+    opened_at: datetime
+    seen_at: datetime
+    resolved_at: datetime | None
+
+
+def _to_incident(row: Any) -> Incident:
+    return Incident(
+        key=row.key,
+        rule=row.rule,
+        labels=dict(row.labels or {}),
+        state=row.state,
+        summary=row.summary,
+        severity=row.severity,
+        owner=row.owner,
+        notified=row.notified,
+        opened_at=row.opened_at,
+        seen_at=row.seen_at,
+        resolved_at=row.resolved_at,
+    )
+
+
+async def open_incident(
+    conn: AsyncConnection,
+    *,
+    key: str,
+    rule: str,
+    labels: Mapping[str, str],
+    summary: str,
+    severity: str,
+    owner: str,
+    now: datetime,
+) -> bool:
+    """Claim a firing incident for ``key``; True when this call opened it (notify then)."""
+    await conn.execute(
+        insert_for(conn, alert_incidents)
+        .values(
+            key=key,
+            rule=rule,
+            labels=dict(labels),
+            state="resolved",
+            summary=summary,
+            severity=severity,
+            owner=owner,
+            notified="resolved",
+            opened_at=now,
+            seen_at=now,
+            resolved_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    result = await conn.execute(
+        update(alert_incidents)
+        .where(_i.key == key, _i.state == "resolved")
+        .values(
+            state="firing",
+            summary=summary,
+            severity=severity,
+            owner=owner,
+            notified="none",
+            opened_at=now,
+            seen_at=now,
+            resolved_at=None,
+        )
+    )
+    return int(result.rowcount) == 1
+
+
+async def refresh_incident(
+    conn: AsyncConnection,
+    *,
+    key: str,
+    summary: str,
+    owner: str,
+    now: datetime,
+    stale_before: datetime,
+) -> bool:
+    """The owner (or anyone, once the owner went stale) keeps a firing incident fresh;
+    True when ``owner`` owns it afterwards."""
+    result = await conn.execute(
+        update(alert_incidents)
+        .where(
+            _i.key == key,
+            _i.state == "firing",
+            or_(_i.owner == owner, _i.seen_at < stale_before),
+        )
+        .values(summary=summary, owner=owner, seen_at=now)
+    )
+    return int(result.rowcount) == 1
+
+
+async def resolve_incident(
+    conn: AsyncConnection, *, key: str, owner: str, now: datetime, stale_before: datetime
+) -> bool:
+    """Resolve a firing incident owned by ``owner`` (or stale); True when this call did."""
+    result = await conn.execute(
+        update(alert_incidents)
+        .where(
+            _i.key == key,
+            _i.state == "firing",
+            or_(_i.owner == owner, _i.seen_at < stale_before),
+        )
+        .values(state="resolved", owner=owner, notified="none", resolved_at=now, seen_at=now)
+    )
+    return int(result.rowcount) == 1
+
+
+async def mark_notified(conn: AsyncConnection, *, key: str, state: IncidentState) -> None:
+    await conn.execute(
+        update(alert_incidents).where(_i.key == key, _i.state == state).values(notified=state)
+    )
+
+
+async def list_incidents(
+    conn: AsyncConnection,
+    *,
+    owner: str | None = None,
+    unnotified: bool = False,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[Incident]:
+    """Incidents, firing first then the most recently opened."""
+    stmt = select(alert_incidents)
+    if owner is not None:
+        stmt = stmt.where(_i.owner == owner)
+    if unnotified:
+        stmt = stmt.where(_i.notified != _i.state)
+    if since is not None:
+        stmt = stmt.where(or_(_i.state == "firing", and_(_i.resolved_at >= since)))
+    stmt = stmt.order_by(_i.state, _i.opened_at.desc()).limit(limit)
+    return [_to_incident(row) for row in await conn.execute(stmt)]
