@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -103,3 +104,34 @@ async def test_statuses_never_regress_in_any_arrival_order(
             )
         ).one()
     assert row.status == "played"
+
+
+class RolledBack(Exception):
+    """Raised inside a transaction to roll it back, as a failed CRM call does."""
+
+
+async def test_case_keys_survive_a_rollback_and_differ_per_conversation(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    store = await store_factory(store_url)
+    items = [("c1", "n1", T0), ("c1", "n2", T0), ("c2", "n1", T0)]
+    try:
+        async with store.transaction() as tx:
+            first = await tx.open_cases(items)
+            raise RolledBack
+    except RolledBack:
+        pass
+    async with store.transaction() as tx:
+        assert await tx.open_cases(items) == first  # the retried batch: the same keys
+        await tx.close_cases([first[0]], T0 + timedelta(hours=1))
+    assert len(set(first)) == 3
+    assert all(re.fullmatch(r"k_[0-9a-f]{32}", key) for key in first)
+    try:
+        async with store.transaction() as tx:
+            [second] = await tx.open_cases([("c1", "n1", T0 + timedelta(hours=2))])
+            raise RolledBack
+    except RolledBack:
+        pass
+    async with store.transaction() as tx:
+        assert await tx.open_cases([("c1", "n1", T0 + timedelta(hours=2))]) == [second]
+    assert second not in first  # the next conversation is a new case

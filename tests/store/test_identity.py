@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -462,3 +463,52 @@ async def test_number_change_in_any_order_converges_on_one_contact(
     owners = {c for _, _, _, c in landed}
     by_person = {p: {c for _, q, _, c in landed if q == p} for p in people}
     assert sum(len(v) for v in by_person.values()) == len(owners)  # never shared
+
+
+# --- contact ids: decided from state a rollback leaves as it was ------------------------
+
+
+class RolledBack(Exception):
+    """Raised inside a transaction to roll it back, as a failed CRM call does."""
+
+
+async def test_a_rolled_back_batch_mints_the_same_contact_ids_on_retry(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    store = await store_factory(store_url)
+    items = [(WABA, bsuid("MX.9", MX)), (WABA, phone(BR13)), (WABA, bsuid("MX.8"))]
+    change = notice([("bsuid", "MX.gone")], [("bsuid", "MX.7")])
+    first: list[str | None] = []
+    try:
+        async with store.transaction() as tx:
+            first += await tx.apply_identity_changes([change])
+            first += await tx.resolve_contacts(items)
+            raise RolledBack
+    except RolledBack:
+        pass
+    assert await contact_count(store) == 0  # nothing of the first try is kept
+    async with store.transaction() as tx:
+        retried = [*await tx.apply_identity_changes([change]), *await tx.resolve_contacts(items)]
+    assert retried == first
+    assert len(set(first)) == 4
+    assert all(cid is not None and re.fullmatch(r"c_[0-9a-f]{32}", cid) for cid in first)
+    # the same identifiers in another batch, alone and in another order: the same ids
+    async with store.transaction() as tx:
+        assert await tx.resolve_contacts(items[::-1]) == first[1:][::-1]
+
+
+async def test_an_identifier_that_named_someone_before_mints_a_new_id(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    """A parent BSUID let go by its person and then seen alone opens another contact: the
+    seed is the same, its generation (contacts ever linked to it) is not."""
+    store = await store_factory(store_url)
+    parent_only = Contact(key=None, parent_user_id="MX.ENT.1")
+    [a] = await resolve(store, (WABA, parent_only))
+    moved = notice([("parent_bsuid", "MX.ENT.1")], [("parent_bsuid", "MX.ENT.2")])
+    assert await apply(store, moved) == [a]
+    [b] = await resolve(store, (WABA, parent_only))
+    assert b is not None and b != a
+    assert await contact_count(store) == 2
+    [again] = await resolve(store, (WABA, parent_only))
+    assert again == b  # and from now on it names b

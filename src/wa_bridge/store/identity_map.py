@@ -22,11 +22,15 @@ Rules (DESIGN.md "Contact identity"; README "Identity"):
 Current links match first, then that fallback. Every decision is written to
 ``identity_events`` (no raw identifiers: hashes only). A batch costs two SELECTs plus bulk
 writes; only moves, which are rare, cost a statement each.
+
+A new contact's id is decided from state a rolled-back batch leaves as it was (see
+:func:`contact_id_for`): the CRM may have been written under it before the batch failed,
+and the retried batch must write under the same id, not a second person.
 """
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -42,7 +46,7 @@ from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.api import Identifier, IdentityChange
 from wa_bridge.store.tables import contacts, identities, identity_events
 
-__all__ = ["IdentityGraph", "identifiers", "new_contact_id"]
+__all__ = ["IdentityGraph", "contact_id_for", "identifiers"]
 
 IdKey = tuple[str, str, str]  # (business, kind, value)
 STRONG_KINDS: Final = frozenset({"bsuid", "parent_bsuid"})
@@ -50,8 +54,17 @@ PHONE_SCOPE: Final = ""
 _log = get_logger("store.identity")
 
 
-def new_contact_id() -> str:
-    return "c_" + uuid.uuid4().hex
+def contact_id_for(seed: IdKey, generation: int) -> str:
+    """The id of the contact opened under ``seed`` (its strongest identifier at creation)
+    when ``generation`` contacts were ever linked to that identifier before.
+
+    Deterministic: a batch retried after a rollback (the CRM may already hold a record
+    under the id) mints the same id, while a seed that already names someone (a reissued
+    identifier) gets a new one. ``c_`` + 32 hex digits of SHA-256.
+    """
+    business, kind, value = seed
+    digest = hashlib.sha256(f"{business}|{kind}|{value}|{generation}".encode())
+    return "c_" + digest.hexdigest()[:32]
 
 
 def identifiers(business: str, contact: Contact) -> list[IdKey]:
@@ -100,6 +113,7 @@ class IdentityGraph:
         self._strong: dict[str, dict[tuple[str, str], str]] = {}
         self._touched: dict[tuple[IdKey, str], datetime] = {}
         self._new_contacts: list[str] = []
+        self._ever: dict[IdKey, set[str]] = {}  # contacts ever linked, current or history
         self._audit: list[dict[str, Any]] = []
 
     async def load(self, keys: Iterable[IdKey]) -> None:
@@ -119,6 +133,7 @@ class IdentityGraph:
                 key = (business, kind, value)
                 if key not in wanted:
                     continue
+                self._ever.setdefault(key, set()).add(contact_id)
                 if is_current:
                     self._db_current[key] = contact_id
                 else:
@@ -322,6 +337,7 @@ class IdentityGraph:
         self._last_holder[key] = cid
         self._retired_at[key] = at
         self._touched.setdefault((key, cid), self._at)
+        self._ever.setdefault(key, set()).add(cid)
 
     def _compatible(self, cid: str, keys: Sequence[IdKey]) -> bool:
         """False when ``cid`` already has another BSUID (or parent) in the same business."""
@@ -334,7 +350,10 @@ class IdentityGraph:
         return True
 
     def _create(self, keys: Sequence[IdKey]) -> str:
-        cid = new_contact_id()
+        seed = keys[0]  # strongest first (identifiers, _keys)
+        ever = self._ever.setdefault(seed, set())
+        cid = contact_id_for(seed, len(ever))
+        ever.add(cid)  # a second contact on this seed in the same batch is another one
         self._new_contacts.append(cid)
         self._decide(cid, "created", keys, None)
         return cid
@@ -354,6 +373,7 @@ class IdentityGraph:
             _log.info("identity_moved", kind=kind, from_contact=old, to_contact=cid)
         self._current[key] = cid
         self._touched.setdefault((key, cid), self._at)
+        self._ever.setdefault(key, set()).add(cid)
         if kind in STRONG_KINDS:
             self._strong.setdefault(cid, {})[(business, kind)] = value
 
