@@ -135,13 +135,15 @@ class Pipeline:
             await tx.apply_identity_changes([c for _, c in changes])
         contact_ids = await self._resolve(tx, events)
         mapped = [self.mapper.apply(event) for event in events]
-        stale = await self._stale_statuses(tx, events)
+        stale, superseded = await self._statuses(tx, events)
         case_keys = await self._cases(tx, events, contact_ids)
         ops: list[CrmOperation] = []
         for event, event_ops in zip(events, mapped, strict=True):
             if event.id in stale:
                 result.outcomes[event.id] = "stale"
                 continue
+            if event.id in superseded:
+                continue  # applied: a later status of its message in this batch is written
             contact_id = contact_ids.get(event.id)
             case_key = case_keys.get(event.id)
             _check_keys(event, event_ops, contact_id, case_key)
@@ -170,12 +172,31 @@ class Pipeline:
         resolved = await tx.resolve_contacts(items)
         return {eid: cid for eid, cid in zip(owners, resolved, strict=True) if cid is not None}
 
-    async def _stale_statuses(self, tx: StoreTx, events: list[CanonicalEvent]) -> set[str]:
+    async def _statuses(
+        self, tx: StoreTx, events: list[CanonicalEvent]
+    ) -> tuple[set[str], set[str]]:
+        """Advance message statuses in order; return the status events that are stale (did
+        not move their message forward) and those superseded in this batch (moved it, but
+        a later status event of the same message moved it further).
+
+        Coalescing: of several statuses of one message in a batch only the latest is
+        written to the CRM (one write instead of sent + delivered + read); each event
+        still gets its own ledger outcome (``applied`` or ``stale``).
+        """
         statuses = [(e.id, s) for e in events if (s := facts.status_of(e)) is not None]
         if not statuses:
-            return set()
+            return set(), set()
         moved = await tx.advance_statuses([(s.message_id, s.status, s.at) for _, s in statuses])
-        return {eid for (eid, _), forward in zip(statuses, moved, strict=True) if not forward}
+        stale: set[str] = set()
+        latest: dict[str, str] = {}  # message id → the last event that moved it
+        for (event_id, status), forward in zip(statuses, moved, strict=True):
+            if forward:
+                latest[status.message_id] = event_id
+            else:
+                stale.add(event_id)
+        kept = set(latest.values())
+        superseded = {eid for eid, _ in statuses if eid not in stale and eid not in kept}
+        return stale, superseded
 
     async def _cases(
         self, tx: StoreTx, events: list[CanonicalEvent], contact_ids: dict[str, str]
