@@ -6,7 +6,10 @@ connector writes inside the same transaction (atomic with the ledger: exactly on
 an HTTP CRM the connector is called before the transaction commits, and its idempotent
 upserts make a crash between the two harmless.
 
-Any exception leaves nothing committed; the caller decides what to do by its class.
+Any exception leaves nothing committed; the caller decides what to do by its class. Events
+that fail on their own before any CRM call (their mapping, their keys) are named together in
+one :class:`EventsRefused`, so the caller dead-letters exactly those and applies the rest
+again, without searching the batch for them.
 """
 
 from __future__ import annotations
@@ -18,13 +21,20 @@ from datetime import datetime
 from typing import Final, Protocol, runtime_checkable
 
 from wa_bridge.connectors.base import CrmConnector, CrmResult
-from wa_bridge.errors import UnkeyedOperation, UnknownRoute
+from wa_bridge.errors import PermanentError, UnkeyedOperation, UnknownRoute
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.operations import CrmOperation
 from wa_bridge.store.api import LedgerOutcome, Store, StoreTx
 from wa_bridge.worker import facts
 
-__all__ = ["BatchResult", "EventMapper", "Pipeline", "TxConnector", "check_route"]
+__all__ = [
+    "BatchResult",
+    "EventMapper",
+    "EventsRefused",
+    "Pipeline",
+    "TxConnector",
+    "check_route",
+]
 
 
 class EventMapper(Protocol):
@@ -46,6 +56,17 @@ class BatchResult:
 
     outcomes: dict[str, LedgerOutcome] = field(default_factory=dict)
     operations: int = 0
+
+
+class EventsRefused(Exception):
+    """Some events of a batch failed on their own, before any CRM call; nothing was
+    committed. ``errors`` maps each one's event id to its PermanentError: dead-letter those
+    and apply the others again. (A batch of one event raises that event's error instead.)
+    """
+
+    def __init__(self, errors: dict[str, PermanentError]) -> None:
+        super().__init__(f"{len(errors)} event(s) of the batch refused before any CRM call")
+        self.errors = errors
 
 
 def check_route(event: CanonicalEvent, phone_number_ids: frozenset[str]) -> None:
@@ -90,19 +111,33 @@ class Pipeline:
         nothing is committed then.
         """
         result = BatchResult()
-        async with self.store.transaction() as tx:
-            todo = await self._claim(tx, events, use_ledger, result)
-            ops = await self._operations(tx, todo, result)
-            if ops:
-                await self._write(tx, ops)
-            result.operations = len(ops)
-            fresh: LedgerOutcome = "applied" if use_ledger else "replayed"
-            for event in todo:
-                result.outcomes.setdefault(event.id, fresh)
-            claimed = [(event.id, result.outcomes[event.id]) for event in todo]
-            if claimed:
-                await tx.set_outcomes(claimed)
+        try:
+            async with self.store.transaction() as tx:
+                await self._apply_in(tx, events, use_ledger, result)
+        except EventsRefused as refused:
+            if len(events) == 1:  # replay, or a batch of one: its own error, as it is
+                raise next(iter(refused.errors.values())) from None
+            raise
         return result
+
+    async def _apply_in(
+        self,
+        tx: StoreTx,
+        events: Sequence[CanonicalEvent],
+        use_ledger: bool,
+        result: BatchResult,
+    ) -> None:
+        todo = await self._claim(tx, events, use_ledger, result)
+        ops = await self._operations(tx, todo, result)
+        if ops:
+            await self._write(tx, ops)
+        result.operations = len(ops)
+        fresh: LedgerOutcome = "applied" if use_ledger else "replayed"
+        for event in todo:
+            result.outcomes.setdefault(event.id, fresh)
+        claimed = [(event.id, result.outcomes[event.id]) for event in todo]
+        if claimed:
+            await tx.set_outcomes(claimed)
 
     async def _claim(
         self,
@@ -130,14 +165,15 @@ class Pipeline:
     ) -> list[CrmOperation]:
         if not events:
             return []
+        mapped = self._map(events)  # pure: refuses bad events before any state changes
         changes = [(e, c) for e in events if (c := facts.identity_change_of(e)) is not None]
         if changes:
             await tx.apply_identity_changes([c for _, c in changes])
         contact_ids = await self._resolve(tx, events)
-        mapped = [self.mapper.apply(event) for event in events]
         stale, superseded = await self._statuses(tx, events)
         case_keys = await self._cases(tx, events, contact_ids)
         ops: list[CrmOperation] = []
+        refused: dict[str, PermanentError] = {}
         for event, event_ops in zip(events, mapped, strict=True):
             if event.id in stale:
                 result.outcomes[event.id] = "stale"
@@ -146,7 +182,11 @@ class Pipeline:
                 continue  # applied: a later status of its message in this batch is written
             contact_id = contact_ids.get(event.id)
             case_key = case_keys.get(event.id)
-            _check_keys(event, event_ops, contact_id, case_key)
+            try:
+                _check_keys(event, event_ops, contact_id, case_key)
+            except PermanentError as exc:
+                refused[event.id] = exc
+                continue
             for op in event_ops:
                 ops.append(
                     dataclasses.replace(
@@ -157,7 +197,24 @@ class Pipeline:
                 )
             if not event_ops:
                 result.outcomes[event.id] = "noop"
+        if refused:
+            raise EventsRefused(refused)
         return ops
+
+    def _map(self, events: list[CanonicalEvent]) -> list[list[CrmOperation]]:
+        """Each event's operations; raises EventsRefused naming every event whose mapping
+        failed (a bug in the mapping code is not a refusal: it propagates)."""
+        mapped: list[list[CrmOperation]] = []
+        refused: dict[str, PermanentError] = {}
+        for event in events:
+            try:
+                mapped.append(self.mapper.apply(event))
+            except PermanentError as exc:
+                refused[event.id] = exc
+                mapped.append([])
+        if refused:
+            raise EventsRefused(refused)
+        return mapped
 
     async def _resolve(self, tx: StoreTx, events: list[CanonicalEvent]) -> dict[str, str]:
         items: list[tuple[str, Contact]] = []

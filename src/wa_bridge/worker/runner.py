@@ -23,9 +23,10 @@ from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
 from wa_bridge.worker.assembly import open_pipeline
+from wa_bridge.worker.batch import BatchProcessor
 from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
-from wa_bridge.worker.loop import Worker, WorkerOptions
-from wa_bridge.worker.partition import PartitionOptions, PartitionProcessor
+from wa_bridge.worker.loop import Worker
+from wa_bridge.worker.options import BatchOptions, WorkerOptions
 from wa_bridge.worker.pipeline import EventMapper
 from wa_bridge.worker.retention import RetentionOptions, run_retention
 
@@ -72,8 +73,8 @@ async def open_worker(
         await producer.start()
         stack.push_async_callback(producer.stop)
         dead_letterer = DeadLetterer(producer, pipeline.store, base_topic=settings.kafka_topic)
-        processor = PartitionProcessor(
-            PartitionOptions.from_settings(settings),
+        processor = BatchProcessor(
+            BatchOptions.from_settings(settings),
             pipeline=pipeline,
             dead_letterer=dead_letterer,
             producer=producer,
