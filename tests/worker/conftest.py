@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -56,15 +57,28 @@ def make_event(
 
 
 class FlakyCrm(RestCrmServer):
-    """The REST CRM, plus: notes of given message ids fail with 503 a number of times."""
+    """The REST CRM, plus: notes of given message ids fail with 503 a number of times
+    (``flaky``), or make their request answer late (``slow``: seconds)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.flaky: dict[str, int] = {}
+        self.slow: dict[str, float] = {}
+        self.slow_started: list[str] = []  # slow notes whose request arrived
 
     def reset(self) -> None:
         super().reset()
         self.flaky = {}
+        self.slow = {}
+        self.slow_started = []
+
+    async def _answer(self, request: RecordedRequest) -> Reply:
+        ops = request.body.get("operations", []) if request.path == "/batch" else []
+        slow = [item["key"] for item in ops if item.get("key") in self.slow]
+        if slow:
+            self.slow_started += slow
+            await asyncio.sleep(max(self.slow[key] for key in slow))
+        return await super()._answer(request)
 
     def handle(self, request: RecordedRequest) -> Reply:
         ops = request.body.get("operations", []) if request.path == "/batch" else []

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from wa_bridge.bus.consumer import Delivery
-from wa_bridge.bus.record_producer import Headers
 from wa_bridge.bus.topics import dlq_topic, retry_topic
 from wa_bridge.clock import ManualClock
 from wa_bridge.errors import BusUnavailable
@@ -29,30 +27,10 @@ from wa_bridge.worker.pipeline import Pipeline
 
 from .conftest import make_event
 from .mapper import NoteMapper
+from .scripted import ScriptedProducer
 
 TOPIC = "wa.unit"
 K = "+5215512340000"
-
-
-@dataclass
-class ScriptedProducer:
-    """Fails the next sends with ``failures`` (in order), then acknowledges."""
-
-    failures: list[BaseException] = field(default_factory=list)
-    sent: list[str] = field(default_factory=list)
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None,
-        partition: int | None,
-        headers: Headers,
-    ) -> None:
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append(topic)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ transaction, as few CRM requests as the connector can make of it). What a failur
   about two calls per halving. Halves split between contacts when the batch has several
   (independent of each other); if both halves fail for a reason about the call, not a
   record (the CRM down, our credentials refused), every event is routed at once instead
-  of calling a failing CRM 2n times.
+  of calling a failing CRM 2n times; and the search stops after about four calls per
+  halving level (many bad events, a bad deploy): what is left is routed by its error.
 
 Order per contact: a contact's events keep their offset order in every half, an earlier
 half is settled before a later one of the same contact, and before each try the events
@@ -30,9 +31,10 @@ committed instead of stalling in a loop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 import orjson
 
@@ -76,6 +78,10 @@ Outcome = Literal["applied", "noop", "stale", "retried", "dead_lettered"]
 RetryReason = ErrorClass | Literal["ParkedBehind"]
 # CRM answers that refuse the caller, not a record: splitting the batch cannot help.
 _CALLER_REFUSED = frozenset({401, 403})
+# Calls a batch's search for its failing events may make, per halving level (two halves
+# each, twice over: a few bad events are found; a batch where everything fails is not
+# searched 2n times).
+_SEARCH_CALLS_PER_LEVEL: Final = 4
 
 
 @dataclass(slots=True)
@@ -127,6 +133,17 @@ class _Failed:
     error: BaseException
 
 
+@dataclass(slots=True)
+class _Search:
+    """What is left of a failed batch's budget of single tries."""
+
+    calls: int
+
+    @classmethod
+    def for_size(cls, size: int) -> _Search:
+        return cls(_SEARCH_CALLS_PER_LEVEL * max(1, math.ceil(math.log2(max(2, size)))))
+
+
 class BatchProcessor:
     """Applies batches of records; shared by every batch in flight (stateless apart from
     the parking lot, which is keyed by partition)."""
@@ -171,7 +188,7 @@ class BatchProcessor:
         items = await self._unparked(good, tally)
         failed = await self._attempt(items, tally, attempts=self.options.in_place_attempts)
         if failed is not None:
-            await self._isolate(failed, tally)
+            await self._isolate(failed, tally, _Search.for_size(len(failed.items)))
         return tally
 
     def _parse(self, delivery: Delivery) -> _Item:
@@ -248,11 +265,14 @@ class BatchProcessor:
                 await self._dead_letter(item, error, tally, attempts=item.level + 1)
         return rest
 
-    async def _isolate(self, failed: _Failed, tally: Tally) -> None:
+    async def _isolate(self, failed: _Failed, tally: Tally, search: _Search) -> None:
         """Find the events that make ``failed.items`` fail by halving (module docstring)."""
         items, error = failed.items, failed.error
-        if len(items) == 1:
-            await self._fail(items[0], error, tally)
+        if len(items) == 1 or search.calls < 2:
+            if len(items) > 1:
+                log.info("batch_search_spent", size=len(items), error_class=error_class_of(error))
+            for item in items:
+                await self._fail(item, error, tally)
             return
         log.info(
             "batch_failed_splitting",
@@ -261,11 +281,12 @@ class BatchProcessor:
             error_class=error_class_of(error),
         )
         left, right, independent = _halves(items)
+        search.calls -= 2
         if not independent:  # one contact: settle the earlier half before the later one
             for half in (left, right):
                 again = await self._once(half, tally)
                 if again is not None:
-                    await self._isolate(again, tally)
+                    await self._isolate(again, tally, search)
             return
         results = [await self._once(half, tally) for half in (left, right)]
         failures = [f for f in results if f is not None]
@@ -276,7 +297,7 @@ class BatchProcessor:
                     await self._fail(item, f.error, tally)
             return
         for f in failures:
-            await self._isolate(f, tally)
+            await self._isolate(f, tally, search)
 
     async def _once(self, items: list[_Item], tally: Tally) -> _Failed | None:
         """One try of ``items`` (rate limits and outages still waited out)."""

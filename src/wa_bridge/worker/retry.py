@@ -114,8 +114,9 @@ def fate_of(error: BaseException, *, attempt: int, max_attempt: int) -> Fate:
 
 
 def rate_limit_wait_s(error: CrmRateLimited, times: int) -> float:
-    """How long to wait after the ``times``-th rate limit in a row: the CRM's
-    ``retry_after_s`` in full (it binds), else a backoff from 1 s doubling to 60 s."""
+    """How long to wait after a rate limit: the CRM's ``retry_after_s`` in full (it
+    binds), else, for the ``times``-th one in a row without it, a backoff from 1 s
+    doubling to 60 s."""
     if error.retry_after_s is not None and error.retry_after_s >= 0:
         return float(error.retry_after_s)
     return min(RATE_LIMIT_MAX_S, RATE_LIMIT_FIRST_S * 2.0 ** min(times - 1, 16))
@@ -150,7 +151,7 @@ async def retry_in_place(
     ``on_retry(error, n)`` is told each failure before its wait (``n`` counts them all).
     """
     failures = 0  # counted: retryable errors and bugs
-    limited = 0  # rate limits in a row (their backoff grows when no Retry-After)
+    limited = 0  # rate limits without Retry-After in a row: their backoff grows
     tries = 0
     while True:
         tries += 1
@@ -159,8 +160,8 @@ async def retry_in_place(
         except (PermanentError, *INFRASTRUCTURE_ERRORS):
             raise
         except CrmRateLimited as exc:
-            limited += 1
-            wait_s = rate_limit_wait_s(exc, limited)
+            limited += exc.retry_after_s is None
+            wait_s = rate_limit_wait_s(exc, max(1, limited))
             error: BaseException = exc
         except Exception as exc:  # retryable, or a bug: the poison-event rule's small budget
             failures += 1
