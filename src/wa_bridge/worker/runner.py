@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from wa_bridge.bus.admin import ensure_topics
@@ -30,7 +30,7 @@ from wa_bridge.worker.options import BatchOptions, WorkerOptions
 from wa_bridge.worker.pipeline import EventMapper
 from wa_bridge.worker.retention import RetentionOptions, run_retention
 
-__all__ = ["open_worker", "run_worker", "worker_topics"]
+__all__ = ["open_worker", "run_embedded_worker", "run_worker", "worker_topics"]
 
 log = get_logger("worker")
 
@@ -98,24 +98,54 @@ async def run_worker(
     *,
     stop: asyncio.Event,
     consumer_options: dict[str, Any] | None = None,
+    drain_s: float = 0.0,
 ) -> None:
     """Run the worker until ``stop`` is set (SIGTERM, Ctrl-C, or the dev command).
 
-    On stop: no more fetching; the round in flight finishes within
-    ``settings.shutdown_grace_s``; finished offsets are committed; the producer flushes;
-    the database closes. Raises DlqLimitExceeded (after logging CRITICAL) when most
-    recent events were dead-lettered.
+    On stop: no more batches (with ``drain_s``: first keep going until caught up, for at
+    most ``drain_s``); the batches in flight finish within ``settings.shutdown_grace_s``;
+    finished offsets are committed; the producer flushes; the database closes. Raises
+    DlqLimitExceeded (after logging CRITICAL) when most recent events were dead-lettered.
     """
     async with open_worker(settings, consumer_options=consumer_options) as worker:
         log.info("worker_started", group=settings.consumer_group, topics=worker.topics)
         try:
-            await _run_with_retention(worker, settings, stop)
+            await _run_with_retention(worker, settings, stop, drain_s)
         except DlqLimitExceeded as exc:
             log.critical("dlq_limit_exceeded", reason=str(exc))
             raise
 
 
-async def _run_with_retention(worker: Worker, settings: Settings, stop: asyncio.Event) -> None:
+async def run_embedded_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    on_pause: Callable[[str], None],
+    consumer_options: dict[str, Any] | None = None,
+) -> None:
+    """The worker of ``wa-bridge dev``, whose broker keeps events in memory only.
+
+    When the DLQ guard trips it pauses instead of stopping the process: ``on_pause`` gets
+    the reason (once) and the worker consumes nothing until ``stop``. On ``stop`` it
+    drains the broker for up to ``settings.dev_drain_timeout_s``: every event the
+    receiver acknowledged ends in the CRM or, failing there, in the dead-letter table
+    (the guard does not stop a drain), not in a broker that is about to go away.
+    """
+    drain_s = settings.dev_drain_timeout_s
+    try:
+        await run_worker(settings, stop=stop, consumer_options=consumer_options, drain_s=drain_s)
+        return
+    except DlqLimitExceeded as exc:
+        on_pause(str(exc))
+    log.warning("worker_paused", until="stop")
+    await stop.wait()
+    if drain_s > 0:
+        await run_worker(settings, stop=stop, consumer_options=consumer_options, drain_s=drain_s)
+
+
+async def _run_with_retention(
+    worker: Worker, settings: Settings, stop: asyncio.Event, drain_s: float
+) -> None:
     """The consumer loop and the retention job in one TaskGroup; the loop's end stops both.
 
     A single failure is re-raised as itself (not as an ExceptionGroup), so callers keep
@@ -133,7 +163,7 @@ async def _run_with_retention(worker: Worker, settings: Settings, stop: asyncio.
                 name="retention",
             )
             try:
-                await worker.run(stop)
+                await worker.run(stop, drain_s=drain_s)
             finally:
                 stop.set()
     except BaseExceptionGroup as group:
