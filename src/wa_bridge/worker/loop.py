@@ -57,6 +57,7 @@ log = get_logger("worker")
 IDLE_POLL_MS: Final = 500
 BURST_POLL_MS: Final = 100
 FETCH_RETRY_S: Final = 0.5
+FETCH_THROTTLE_MAX_S: Final = 0.5  # a fetch waits at most this for a batch to end
 ALL_DUE_MS: Final = 2**62  # while draining, every retry record is due
 Taken = list[tuple[PartitionState, list[Delivery]]]
 
@@ -338,7 +339,32 @@ class Worker:
             elif s.burst and self._is_quiet():
                 s.caught_up = await self._is_caught_up() and self._is_quiet()
             self._wake.set()
-            await asyncio.sleep(0)  # let batches run between fetches that return at once
+            await self._throttle(sum(len(records) for records in fetched.values()))
+
+    async def _throttle(self, fetched: int) -> None:
+        """Before the next fetch. When the last one drained what the broker had ready and
+        no new batch could start now (no free slot, or every main-topic partition is in a
+        batch), wait for a batch to end: records are then fetched once per batch instead
+        of a few at a time as they arrive (which kept the broker busy answering tiny
+        fetches: bench/e2e, Tansu). A full fetch means more is ready: fetch on (up to the
+        partition cap), so the next batch never waits for its records."""
+        await asyncio.sleep(0)  # let the batches run between fetches that return at once
+        if fetched >= self.options.batch_max:
+            return
+        slots_full = len(self._in_flight) >= self.options.batches_in_flight
+        if not slots_full and any(
+            tp.topic == self.main_topic and not self._is_busy(tp)
+            for tp in self.consumer.assignment()
+        ):
+            return
+        self._batch_done.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FETCH_THROTTLE_MAX_S):
+                await self._batch_done.wait()
+
+    def _is_busy(self, tp: TopicPartition) -> bool:
+        state = self._states.get(tp)
+        return state is not None and state.busy
 
     async def _fetch(self, poll_ms: int) -> dict[TopicPartition, list[Delivery]]:
         try:
@@ -429,11 +455,16 @@ class Worker:
         fetched before is fetched again. A partition held without being revoked first
         (the member was reset: a broker restart, a missed heartbeat) is forgotten too."""
         now = set(assigned)
+        lost: set[int] = set()
         for state in list(self._states.values()):
             state.restart()
             if state.tp not in now:
                 state.revoking = True
                 self._forget(state)
+                if state.tp.topic == self.main_topic:
+                    lost.add(state.tp.partition)
+        for partition in lost:
+            self.processor.parking.drop_partition(partition)
         log.info("partitions_assigned", partitions=sorted(_name(tp) for tp in assigned))
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
