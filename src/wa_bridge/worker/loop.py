@@ -45,9 +45,11 @@ from wa_bridge.bus.topics import retry_topic
 from wa_bridge.clock import SYSTEM_CLOCK, Clock, epoch_ms
 from wa_bridge.errors import BusUnavailable, DlqLimitExceeded
 from wa_bridge.log import get_logger
-from wa_bridge.worker.batch import BatchProcessor, Tally
+from wa_bridge.worker.batch import BatchProcessor
+from wa_bridge.worker.commits import OffsetCommitter, cause_name
 from wa_bridge.worker.dlq import DlqGuard
 from wa_bridge.worker.options import WorkerOptions
+from wa_bridge.worker.outcomes import Tally
 from wa_bridge.worker.partition import PartitionState
 
 __all__ = ["Worker", "WorkerOptions", "WorkerStats"]
@@ -114,8 +116,7 @@ class Worker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()  # the dispatcher has something to look at
         self._batch_done = asyncio.Event()  # a batch ended (rebalance waits on it)
-        self._commit_due = asyncio.Event()  # finished offsets moved
-        self._commit_lock = asyncio.Lock()
+        self._committer = OffsetCommitter(consumer, self._committed, clock)
         self._session = _Session()
 
     @property
@@ -148,7 +149,7 @@ class Worker:
                 session.group = group
                 helpers = [
                     group.create_task(self._fetch_loop(), name="worker-fetch"),
-                    group.create_task(self._commit_loop(), name="worker-commit"),
+                    group.create_task(self._committer.run(self._states), name="worker-commit"),
                 ]
                 if stop is not None:
                     helpers.append(group.create_task(self._watch(stop, drain_s)))
@@ -163,7 +164,7 @@ class Worker:
                 raise group_error.exceptions[0] from None
             raise
         finally:
-            await self._commit()
+            await self._committer.commit(list(self._states.values()))
         if session.failure is not None:
             raise session.failure
 
@@ -292,7 +293,7 @@ class Worker:
             else:
                 self._resume_if_drained(state)
         self._count(tally)
-        self._commit_due.set()
+        self._committer.mark_due()
 
     def _count(self, tally: Tally) -> None:
         self.stats.add(tally)
@@ -372,7 +373,7 @@ class Worker:
                 timeout_ms=poll_ms, max_records=self.options.batch_max
             )
         except BusUnavailable as exc:
-            log.warning("fetch_failed", error=_cause_name(exc))
+            log.warning("fetch_failed", error=cause_name(exc))
             await self.clock.sleep(FETCH_RETRY_S)
             return {}
 
@@ -419,35 +420,6 @@ class Worker:
             return False
         return True
 
-    # --- committing -------------------------------------------------------------------
-
-    async def _commit_loop(self) -> None:
-        while True:
-            await self._commit_due.wait()
-            self._commit_due.clear()
-            await self._commit()
-
-    async def _commit(self, only: frozenset[TopicPartition] | None = None) -> None:
-        """Commit the next offset of every partition (of ``only``) that moved."""
-        async with self._commit_lock:
-            moved = [
-                (state, offset)
-                for state in self._states.values()
-                if (only is None or state.tp in only) and (offset := state.to_commit()) is not None
-            ]
-            if not moved:
-                return
-            try:
-                await self.consumer.commit({state.tp: offset for state, offset in moved})
-            except BusUnavailable as exc:
-                # The group moved on or the broker is gone; the new owner re-reads these
-                # records and the ledger skips what took effect. Nothing is lost.
-                log.warning("offset_commit_failed", error=_cause_name(exc))
-                return
-            for state, offset in moved:
-                state.committed = offset
-            self.stats.commits += 1
-
     # --- rebalance --------------------------------------------------------------------
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -465,6 +437,7 @@ class Worker:
                     lost.add(state.tp.partition)
         for partition in lost:
             self.processor.parking.drop_partition(partition)
+        self._committer.resume()
         log.info("partitions_assigned", partitions=sorted(_name(tp) for tp in assigned))
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -476,12 +449,15 @@ class Worker:
         while any(state.busy for state in states):
             self._batch_done.clear()
             await self._batch_done.wait()
-        await self._commit(frozenset(state.tp for state in states))
+        await self._committer.commit(states)
         for state in states:
             self._forget(state)
         for partition in {tp.partition for tp in revoked if tp.topic == self.main_topic}:
             self.processor.parking.drop_partition(partition)
         log.info("partitions_revoked", partitions=sorted(_name(tp) for tp in revoked))
+
+    def _committed(self) -> None:
+        self.stats.commits += 1
 
     def _forget(self, state: PartitionState) -> None:
         """Drop a revoked partition once its batch in flight (if any) has finished."""
@@ -518,9 +494,3 @@ class _Session:
 
 def _name(tp: TopicPartition) -> str:
     return f"{tp.topic}-{tp.partition}"
-
-
-def _cause_name(exc: BusUnavailable) -> str:
-    """The Kafka error's class behind ``exc`` (what the log used to name)."""
-    cause = exc.__cause__
-    return type(cause).__name__ if cause is not None else type(exc).__name__
