@@ -18,6 +18,7 @@ import pytest
 from wa_bridge.bus.consumer import Delivery
 from wa_bridge.bus.topics import dlq_topic, retry_topic
 from wa_bridge.clock import SYSTEM_CLOCK, Clock, ManualClock
+from wa_bridge.errors import CrmRejected
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.settings import Settings
 from wa_bridge.store import open_store
@@ -196,3 +197,36 @@ async def test_when_every_event_fails_the_search_stops_and_routes_the_rest(
     assert isinstance(processor.pipeline, CountingPipeline)
     assert processor.pipeline.calls <= 1 + 4 * 6  # the batch, then ≤ 4 per halving level
     assert batch_requests(crm) == 0
+
+
+class RefusingPipeline(Pipeline):
+    """The real pipeline, plus what a connector's batch results will say: the CRM refused
+    the records of the events listed in ``refuse`` (PHASE2: OpRejected per operation)."""
+
+    refuse: frozenset[str] = frozenset({"ev-1", "ev-4"})
+
+    async def apply(
+        self, events: Sequence[CanonicalEvent], *, use_ledger: bool = True
+    ) -> BatchResult:
+        result = await super().apply(events, use_ledger=use_ledger)
+        for event in events:
+            if event.id in self.refuse:
+                result.rejected[event.id] = CrmRejected(
+                    "record refused", status_code=400, crm_error="email is invalid"
+                )
+        return result
+
+
+async def test_records_the_crm_refused_are_dead_lettered_and_the_batch_is_not_split(
+    build: Build, crm: FlakyCrm, store: Store
+) -> None:
+    producer = ScriptedProducer()
+    processor = build(producer, pipeline_cls=RefusingPipeline)
+    tally = await processor.process(records(6))
+    assert (tally.delivered, tally.dead_lettered, tally.retried) == (4, 2, 0)
+    assert batch_requests(crm) == 1  # written once; nothing searched, nothing retried
+    letters = await store.list_dead_letters(DeadLetterFilter())
+    assert sorted((d.event_id, d.crm_error) for d in letters) == [
+        ("ev-1", "email is invalid"),
+        ("ev-4", "email is invalid"),
+    ]

@@ -165,11 +165,24 @@ class BatchProcessor:
                 continue
             except Exception as exc:  # the poison-event rule: its class decides (bugs too)
                 return _Failed(items, exc)
+            elapsed_s = self.clock.monotonic() - started
+            delivered = [i for i in items if i.event_id not in result.rejected]
             for item in items:
                 self.router.release(item)
-            count_delivered(items, result, tally, self.clock.monotonic() - started)
+            if delivered:
+                count_delivered(delivered, result, tally, elapsed_s)
+            await self._rejected(items, result, tally)
             return None
         return None
+
+    async def _rejected(self, items: list[BatchItem], result: BatchResult, tally: Tally) -> None:
+        """Dead-letter the events the CRM refused record by record; the rest took effect."""
+        done: set[str] = set()
+        for item in items:
+            error = result.rejected.get(item.event_id)
+            if error is not None and item.event_id not in done:
+                done.add(item.event_id)
+                await self.router.dead_letter(item, error, tally, attempts=item.level + 1)
 
     async def _apply(self, events: list[CanonicalEvent], attempts: int) -> BatchResult:
         """Pipeline with the in-place budget; waits out rate limits and our own outages."""

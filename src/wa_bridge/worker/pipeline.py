@@ -52,10 +52,16 @@ class TxConnector(Protocol):
 
 @dataclass(slots=True)
 class BatchResult:
-    """Ledger outcome per event id of the batch (duplicates are ``noop``)."""
+    """Ledger outcome per event id of the batch (duplicates are ``noop``).
+
+    ``rejected``: events the CRM refused record by record (batch results) while the rest
+    of the batch was written; their ledger outcome is ``dead_lettered`` and the caller
+    dead-letters exactly them. (Filled by the connector step; see PHASE2 "the seam".)
+    """
 
     outcomes: dict[str, LedgerOutcome] = field(default_factory=dict)
     operations: int = 0
+    rejected: dict[str, PermanentError] = field(default_factory=dict)
 
 
 class EventsRefused(Exception):
@@ -133,6 +139,8 @@ class Pipeline:
             await self._write(tx, ops)
         result.operations = len(ops)
         fresh: LedgerOutcome = "applied" if use_ledger else "replayed"
+        for event_id in result.rejected:
+            result.outcomes[event_id] = "dead_lettered"
         for event in todo:
             result.outcomes.setdefault(event.id, fresh)
         claimed = [(event.id, result.outcomes[event.id]) for event in todo]
