@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.bus.headers import event_headers, record_key
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.settings import Settings
+from wa_bridge.store import open_store
+from wa_bridge.store.api import Store
 from wa_bridge.worker.dlq import DlqGuard
 from wa_bridge.worker.loop import Worker
 from wa_bridge.worker.runner import open_worker, worker_topics
@@ -104,6 +107,14 @@ class FlakyCrm(RestCrmServer):
             if r.path == "/batch" and r.status in (200, 207):
                 out += [i["key"] for i in r.body["operations"] if i["op"] == "add_note"]
         return out
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A state store on a fresh SQLite file (tables created), closed after the test."""
+    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}", create=True)
+    yield opened
+    await opened.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,6 @@ from wa_bridge.clock import SYSTEM_CLOCK, Clock, ManualClock
 from wa_bridge.errors import CrmRejected
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.settings import Settings
-from wa_bridge.store import open_store
 from wa_bridge.store.api import DeadLetterFilter, Store
 from wa_bridge.worker.assembly import build_crm_connector
 from wa_bridge.worker.batch import BatchProcessor
@@ -35,13 +33,6 @@ from .scripted import ScriptedProducer
 
 TOPIC = "wa.unit"
 Build = Callable[..., BatchProcessor]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}", create=True)
-    yield opened
-    await opened.aclose()
 
 
 @pytest.fixture

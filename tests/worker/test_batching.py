@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from wa_bridge.settings import Settings
@@ -20,6 +19,7 @@ from wa_bridge.worker.loop import Worker
 
 from .conftest import FlakyCrm, make_event, publish
 from .processes import wait_for
+from .sqlcrm import committed_offsets
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -51,16 +51,7 @@ def contacts_on(partition: int, count: int, partitions: int) -> list[str]:
 
 async def committed(settings: Settings, partition: int) -> int:
     """The group's committed offset of one main-topic partition (0: none)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.consumer_group,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        return await consumer.committed(TopicPartition(settings.kafka_topic, partition)) or 0
-    finally:
-        await consumer.stop()
+    return await committed_offsets(settings, [partition])
 
 
 def batch_requests(crm: FlakyCrm) -> int:

@@ -7,8 +7,6 @@ RecordProducer (a real alternative to Kafka's, per the seam) and a ManualClock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +15,6 @@ from wa_bridge.bus.topics import dlq_topic, retry_topic
 from wa_bridge.clock import ManualClock
 from wa_bridge.errors import BusUnavailable
 from wa_bridge.settings import Settings
-from wa_bridge.store import open_store
 from wa_bridge.store.api import DeadLetterFilter, Store
 from wa_bridge.worker.assembly import build_crm_connector
 from wa_bridge.worker.batch import BatchProcessor
@@ -31,13 +28,6 @@ from .scripted import ScriptedProducer
 
 TOPIC = "wa.unit"
 K = "+5215512340000"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}", create=True)
-    yield opened
-    await opened.aclose()
 
 
 def _processor(store: Store, producer: ScriptedProducer, clock: ManualClock) -> BatchProcessor:

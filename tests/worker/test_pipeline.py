@@ -6,14 +6,12 @@ A real SQLite store and the REST connector against the contract server (``crm``)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.settings import Settings
-from wa_bridge.store import open_store
 from wa_bridge.store.api import Store
 from wa_bridge.worker.assembly import build_crm_connector
 from wa_bridge.worker.pipeline import Pipeline
@@ -22,13 +20,6 @@ from .conftest import PNID, FlakyCrm, make_event
 from .mapper import NoteMapper
 
 K = "+5215512340000"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}", create=True)
-    yield opened
-    await opened.aclose()
 
 
 @pytest.fixture

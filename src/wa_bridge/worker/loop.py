@@ -49,7 +49,7 @@ from wa_bridge.worker.batch import BatchProcessor
 from wa_bridge.worker.commits import OffsetCommitter, cause_name
 from wa_bridge.worker.dlq import DlqGuard
 from wa_bridge.worker.options import WorkerOptions
-from wa_bridge.worker.outcomes import Tally
+from wa_bridge.worker.outcomes import TALLY_FIELDS, Tally
 from wa_bridge.worker.partition import PartitionState
 
 __all__ = ["Worker", "WorkerOptions", "WorkerStats"]
@@ -65,23 +65,16 @@ Taken = list[tuple[PartitionState, list[Delivery]]]
 
 
 @dataclass(slots=True)
-class WorkerStats:
-    """Counts since start (one event per counted outcome)."""
+class WorkerStats(Tally):
+    """Counts since start (one event per counted outcome), batches and commit calls."""
 
-    delivered: int = 0
-    duplicates: int = 0
-    stale: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
     batches: int = 0
     commits: int = 0
 
     def add(self, tally: Tally) -> None:
-        self.delivered += tally.delivered
-        self.duplicates += tally.duplicates
-        self.stale += tally.stale
-        self.retried += tally.retried
-        self.dead_lettered += tally.dead_lettered
+        """Add one batch's tally."""
+        for name in TALLY_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(tally, name))
         self.batches += 1
 
 
@@ -465,14 +458,7 @@ class Worker:
             del self._states[state.tp]
 
     def _stats_fields(self) -> dict[str, int]:
-        s = self.stats
-        return {
-            "delivered": s.delivered,
-            "duplicates": s.duplicates,
-            "stale": s.stale,
-            "retried": s.retried,
-            "dead_lettered": s.dead_lettered,
-        }
+        return {name: getattr(self.stats, name) for name in TALLY_FIELDS}
 
 
 @dataclass(slots=True)

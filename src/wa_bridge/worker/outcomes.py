@@ -5,8 +5,8 @@ dead-lettered)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Final, Literal
 
 from wa_bridge.bus.consumer import Delivery
 from wa_bridge.events import CanonicalEvent
@@ -16,7 +16,15 @@ from wa_bridge.store.api import LedgerOutcome
 from wa_bridge.worker.pipeline import BatchResult
 from wa_bridge.worker.retry import ErrorClass
 
-__all__ = ["BatchItem", "Outcome", "RetryReason", "Tally", "count_delivered", "count_routed"]
+__all__ = [
+    "TALLY_FIELDS",
+    "BatchItem",
+    "Outcome",
+    "RetryReason",
+    "Tally",
+    "count_delivered",
+    "count_routed",
+]
 
 log = get_logger("worker")
 
@@ -30,6 +38,8 @@ RetryReason = ErrorClass | Literal["ParkedBehind"]
 
 @dataclass(slots=True)
 class Tally:
+    """Events of a batch (or since start) by outcome."""
+
     delivered: int = 0
     duplicates: int = 0
     stale: int = 0
@@ -40,6 +50,9 @@ class Tally:
     def finished(self) -> int:
         """Events that took effect (or needed none): the DLQ guard's good outcomes."""
         return self.delivered + self.duplicates + self.stale
+
+
+TALLY_FIELDS: Final = tuple(f.name for f in fields(Tally))
 
 
 @dataclass(frozen=True, slots=True)
