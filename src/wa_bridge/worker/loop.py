@@ -192,7 +192,7 @@ class Worker:
         if s.is_draining:
             assert s.drain_until is not None
             if self.clock.monotonic() >= s.drain_until:
-                log.warning("worker_drain_timed_out", **self._unfinished())
+                log.warning("worker_drain_incomplete", timeout=True, **self._unfinished())
                 return True
         elif s.stop_requested:
             return True
