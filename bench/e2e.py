@@ -1,10 +1,12 @@
 """End-to-end: signed webhooks at a steady rate through ``wa-bridge dev`` into the SQL CRM.
 
     .venv/bin/python -m bench.e2e                      # 1,000 webhooks/s for 30 s, SQLite
+    .venv/bin/python -m bench.e2e --db postgres        # the production shape: 12 partitions
     .venv/bin/python -m bench.e2e --rate 500 --duration 10 --db postgres --profile
 
 GitHub issue #5: "1,000 signed webhooks/s through `wa-bridge dev` for 30 s, printing
-p50/p99 from receipt to CRM row (target p99 < 500 ms)". Not a test: it prints figures.
+p50/p99 from receipt to CRM row (target p99 < 500 ms)"; #13: on PostgreSQL with 12
+partitions, p99 < 250 ms. Not a test: it prints figures.
 
 How it runs: ``wa-bridge dev`` (embedded Tansu, receiver and worker in one process) as a
 subprocess with its data dir under ``bench/results/e2e-<stamp>/``, SQLite state by default
@@ -58,7 +60,8 @@ BODY_PATH = HERE / "data" / "text_webhook.json"
 RESULTS = HERE / "results"
 HOST = "127.0.0.1"
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-TARGET_P99_MS = 500.0
+TARGET_P99_MS = {"sqlite": 500.0, "postgres": 250.0}
+DEFAULT_PARTITIONS = {"sqlite": 1, "postgres": 12}  # dev's default; the production shape
 STATUS_IO_ERROR = 0  # the connection failed before an answer (not resent)
 
 
@@ -440,9 +443,10 @@ class Report:
         planned = [ms + (s.send_ns[q] - s.sched_ns[q]) / 1e6 for q, ms in lat]
         print(f"  (from the planned send:     {_pcts(planned)}; counts the generator's lag)")
         p99 = percentile(sorted(values), 99)
-        verdict = "MET" if p99 < TARGET_P99_MS else "NOT MET"
+        target = TARGET_P99_MS[self.args.db]
+        verdict = "MET" if p99 < target else "NOT MET"
         print(
-            f"  target p99 < {TARGET_P99_MS:.0f} ms (receipt → row; send → row bounds it): "
+            f"  target p99 < {target:.0f} ms (receipt → row; send → row bounds it): "
             f"{verdict} (p99 {p99:,.0f} ms)"
         )
         self._timeline(lat)
@@ -496,6 +500,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--contacts", type=int, default=300)
     p.add_argument("--connections", type=int, default=64, help="keep-alive connections")
     p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help="partitions of the topic (default: 1, dev's own, on SQLite; 12 on PostgreSQL)",
+    )
     p.add_argument(
         "--pg-url", default=os.environ.get("WA_BRIDGE_TEST_DATABASE_URL", DEFAULT_PG_URL)
     )
@@ -555,7 +565,7 @@ async def run(args: argparse.Namespace) -> int:
     from wa_bridge.cli.dev import load_dev_secrets
     from wa_bridge.receiver import WEBHOOK_PATH
 
-    for name in ("WA_BRIDGE_DATABASE_URL", "WA_BRIDGE_APP_SECRETS"):
+    for name in ("WA_BRIDGE_DATABASE_URL", "WA_BRIDGE_APP_SECRETS", "WA_BRIDGE_KAFKA_PARTITIONS"):
         os.environ.pop(name, None)  # the run decides these, not the caller's shell
     workdir = RESULTS / f"e2e-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     data_dir = workdir / "data"
@@ -563,7 +573,8 @@ async def run(args: argparse.Namespace) -> int:
     load_before = _loadavg()
     async with database(args, data_dir) as pg_url:
         db_url = pg_url or f"sqlite+aiosqlite:///{(data_dir / 'wa-bridge.db').resolve()}"
-        env = {"WA_BRIDGE_LOG_LEVEL": "WARNING"}
+        partitions = args.partitions or DEFAULT_PARTITIONS[args.db]
+        env = {"WA_BRIDGE_LOG_LEVEL": "WARNING", "WA_BRIDGE_KAFKA_PARTITIONS": str(partitions)}
         if pg_url:
             env["WA_BRIDGE_DATABASE_URL"] = pg_url
         port = free_port(HOST)
@@ -579,7 +590,8 @@ async def run(args: argparse.Namespace) -> int:
                 ready_s = await wait_ready(url, secret, notes, timeout_s=90)
                 print(
                     f"wa-bridge dev pid {server.pid} on {url}; database: "
-                    f"{'PostgreSQL (fresh schema)' if pg_url else 'SQLite (dev default)'}; "
+                    f"{'PostgreSQL (fresh schema)' if pg_url else 'SQLite (dev default)'}, "
+                    f"{partitions} partition(s); "
                     f"probe 200 + CRM row after {ready_s:.1f} s; logs {log}"
                 )
                 run_tag = secrets.token_hex(3)

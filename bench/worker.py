@@ -1,8 +1,9 @@
 """Worker throughput: pre-loaded canonical events → one Worker → the SQL CRM on PostgreSQL.
 
     .venv/bin/python bench/worker.py [--events 100000] [--contacts 5000] [--statuses 0.3]
-                                     [--partitions 12] [--batch 2000] [--log-level INFO]
-                                     [--url URL] [--skip-plain] [--skip-steps]
+                                     [--partitions 12] [--batch 2000] [--in-flight 2]
+                                     [--log-level INFO] [--url URL]
+                                     [--skip-plain] [--skip-steps]
 
 Starts its own Tansu broker, builds the events with ``normalize_webhook`` from real webhook
 shapes (text messages; a share of them followed by a status about an earlier message of
@@ -223,6 +224,7 @@ async def one_run(
             connector="sql",
             mappings_path=str(MAPPING),
             worker_batch_max=args.batch,
+            worker_batches_in_flight=args.in_flight,
         )
         await ensure_topics(broker.bootstrap, worker_topics(settings), args.partitions)
         await preload(broker.bootstrap, settings.kafka_topic, records)
@@ -258,10 +260,10 @@ async def _joined(worker: Any) -> None:
 
 
 def _report_steps(steps: Steps, seconds: float, events: int) -> None:
-    # Partitions are applied concurrently (one transaction each), so step times are summed
+    # Batches in flight run concurrently (one transaction each), so step times are summed
     # over overlapping transactions: compare shares, not against the wall time.
     total = sum(steps.seconds.values())
-    print("   step        seconds   µs/event   share of step time (summed over partitions)")
+    print("   step        seconds   µs/event   share of step time (summed over batches)")
     for name in STEPS:
         s = steps.seconds.get(name, 0.0)
         print(f"   {name:<10} {s:8.2f}  {s / events * 1e6:9.1f}   {s / total:6.1%}")
@@ -278,7 +280,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print(
         f"built {len(records)} events ({statuses} statuses) over {args.contacts} contacts "
         f"in {time.perf_counter() - t0:.1f} s; partitions={args.partitions} "
-        f"batch={args.batch} log_level={args.log_level}"
+        f"batch={args.batch} in_flight={args.in_flight} log_level={args.log_level}"
     )
     broker = EmbeddedBroker()
     await broker.astart()
@@ -309,6 +311,7 @@ def main() -> None:
     parser.add_argument("--statuses", type=float, default=0.3, help="share of status events")
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--batch", type=int, default=2000, help="worker_batch_max")
+    parser.add_argument("--in-flight", type=int, default=2, help="worker_batches_in_flight")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--skip-plain", action="store_true")
     parser.add_argument("--skip-steps", action="store_true")

@@ -209,8 +209,36 @@ class Settings(BaseSettings):
     retry_delays_s: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [5.0, 60.0, 600.0]
     )
-    worker_batch_max: int = Field(default=2000, gt=0)
+    worker_batch_max: int = Field(
+        default=2000,
+        gt=0,
+        description="Events per pipeline batch (one store transaction, across partitions).",
+    )
+    worker_linger_ms: int | None = Field(
+        default=None,
+        ge=0,
+        description="How long ready events wait for more before their batch is applied "
+        "(0: no wait). Default: 0 for the built-in SQL CRM, which has no request quota; "
+        "200 for HTTP CRMs, where bigger batches mean fewer requests.",
+    )
+    worker_batches_in_flight: int = Field(
+        default=2,
+        ge=1,
+        description="Batches applied at once; a partition is in at most one of them.",
+    )
+    worker_partition_cap: int = Field(
+        default=4000,
+        gt=0,
+        description="Events fetched but not finished per partition; at the cap the "
+        "partition's fetching pauses until half of them are finished.",
+    )
     shutdown_grace_s: float = Field(default=20.0, ge=0)
+    dev_drain_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="On Ctrl-C, how long `wa-bridge dev` keeps applying what its in-memory "
+        "broker holds before it exits (0: no drain).",
+    )
     consumer_session_timeout_ms: int = Field(
         default=10000,
         ge=500,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,8 @@ from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.bus.headers import event_headers, record_key
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.settings import Settings
+from wa_bridge.store import open_store
+from wa_bridge.store.api import Store
 from wa_bridge.worker.dlq import DlqGuard
 from wa_bridge.worker.loop import Worker
 from wa_bridge.worker.runner import open_worker, worker_topics
@@ -56,15 +60,28 @@ def make_event(
 
 
 class FlakyCrm(RestCrmServer):
-    """The REST CRM, plus: notes of given message ids fail with 503 a number of times."""
+    """The REST CRM, plus: notes of given message ids fail with 503 a number of times
+    (``flaky``), or make their request answer late (``slow``: seconds)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.flaky: dict[str, int] = {}
+        self.slow: dict[str, float] = {}
+        self.slow_started: list[str] = []  # slow notes whose request arrived
 
     def reset(self) -> None:
         super().reset()
         self.flaky = {}
+        self.slow = {}
+        self.slow_started = []
+
+    async def _answer(self, request: RecordedRequest) -> Reply:
+        ops = request.body.get("operations", []) if request.path == "/batch" else []
+        slow = [item["key"] for item in ops if item.get("key") in self.slow]
+        if slow:
+            self.slow_started += slow
+            await asyncio.sleep(max(self.slow[key] for key in slow))
+        return await super()._answer(request)
 
     def handle(self, request: RecordedRequest) -> Reply:
         ops = request.body.get("operations", []) if request.path == "/batch" else []
@@ -90,6 +107,14 @@ class FlakyCrm(RestCrmServer):
             if r.path == "/batch" and r.status in (200, 207):
                 out += [i["key"] for i in r.body["operations"] if i["op"] == "add_note"]
         return out
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A state store on a fresh SQLite file (tables created), closed after the test."""
+    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}", create=True)
+    yield opened
+    await opened.aclose()
 
 
 @pytest.fixture(scope="session")

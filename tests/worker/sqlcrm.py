@@ -202,8 +202,9 @@ async def crm_state(database_url: str) -> CrmState:
     )
 
 
-async def committed_offsets(settings: Settings) -> int:
-    """Sum over the main topic's partitions of the group's committed offsets.
+async def committed_offsets(settings: Settings, partitions: Sequence[int] = ()) -> int:
+    """Sum over the main topic's partitions (``partitions``, else all) of the group's
+    committed offsets (0 for a partition with none).
 
     Read with a consumer of the group that never joins it (aiokafka's admin client
     cannot decode Tansu's OffsetFetch answer).
@@ -218,7 +219,7 @@ async def committed_offsets(settings: Settings) -> int:
     await consumer.start()
     try:
         total = 0
-        for partition in range(settings.kafka_partitions):
+        for partition in partitions or range(settings.kafka_partitions):
             offset = await consumer.committed(TopicPartition(settings.kafka_topic, partition))
             total += offset or 0
         return total

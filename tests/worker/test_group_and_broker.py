@@ -122,7 +122,15 @@ async def test_broker_restart_then_meta_retries_apply_once(
     broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
     await broker.astart()
     try:
-        settings = sql_settings(broker.bootstrap, "wa.restart", sql_crm_url, worker_batch_max=50)
+        # a small cap: the worker holds few records ahead, so most must come from the
+        # restarted broker (with the default cap it may hold all 2,000 before the stop)
+        settings = sql_settings(
+            broker.bootstrap,
+            "wa.restart",
+            sql_crm_url,
+            worker_batch_max=50,
+            worker_partition_cap=100,
+        )
         events = text_events(2000, contacts=30)
         await publish(settings, events)
         async with running(settings) as worker:

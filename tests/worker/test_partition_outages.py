@@ -1,71 +1,40 @@
 """Bookkeeping waits out bus and store outages, and a bug there stops the partition.
 
-A PartitionProcessor on a real SQLite store and the built-in SQL CRM, with a scripted
+A BatchProcessor on a real SQLite store and the built-in SQL CRM, with a scripted
 RecordProducer (a real alternative to Kafka's, per the seam) and a ManualClock.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from wa_bridge.bus.consumer import Delivery
-from wa_bridge.bus.record_producer import Headers
 from wa_bridge.bus.topics import dlq_topic, retry_topic
 from wa_bridge.clock import ManualClock
 from wa_bridge.errors import BusUnavailable
 from wa_bridge.settings import Settings
-from wa_bridge.store import open_store
 from wa_bridge.store.api import DeadLetterFilter, Store
 from wa_bridge.worker.assembly import build_crm_connector
+from wa_bridge.worker.batch import BatchProcessor
 from wa_bridge.worker.dlq import DeadLetterer
-from wa_bridge.worker.partition import PartitionOptions, PartitionProcessor
+from wa_bridge.worker.options import BatchOptions
 from wa_bridge.worker.pipeline import Pipeline
 
 from .conftest import make_event
 from .mapper import NoteMapper
+from .scripted import ScriptedProducer
 
 TOPIC = "wa.unit"
 K = "+5215512340000"
 
 
-@dataclass
-class ScriptedProducer:
-    """Fails the next sends with ``failures`` (in order), then acknowledges."""
-
-    failures: list[BaseException] = field(default_factory=list)
-    sent: list[str] = field(default_factory=list)
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None,
-        partition: int | None,
-        headers: Headers,
-    ) -> None:
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append(topic)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}", create=True)
-    yield opened
-    await opened.aclose()
-
-
-def _processor(store: Store, producer: ScriptedProducer, clock: ManualClock) -> PartitionProcessor:
+def _processor(store: Store, producer: ScriptedProducer, clock: ManualClock) -> BatchProcessor:
     settings = Settings(kafka_topic=TOPIC, connector="sql", retry_delays_s=[5.0])
     pipeline = Pipeline(store, NoteMapper(), build_crm_connector(settings, store))
-    return PartitionProcessor(
-        PartitionOptions.from_settings(settings),
+    return BatchProcessor(
+        BatchOptions.from_settings(settings),
         pipeline=pipeline,
         dead_letterer=DeadLetterer(producer, store, base_topic=TOPIC),
         producer=producer,
@@ -82,7 +51,7 @@ async def test_a_bus_outage_while_dead_lettering_is_waited_out(store: Store) -> 
     producer = ScriptedProducer([BusUnavailable("down"), BusUnavailable("still down")])
     processor = _processor(store, producer, clock)
     async with asyncio.timeout(5):
-        work = asyncio.create_task(processor.process([_garbage()], is_retry=False))
+        work = asyncio.create_task(processor.process([_garbage()]))
         await clock.sleeping()
         clock.advance(0.1)
         await clock.sleeping()
@@ -99,7 +68,7 @@ async def test_a_bug_while_dead_lettering_stops_instead_of_looping(store: Store)
     processor = _processor(store, producer, ManualClock())
     with pytest.raises(RuntimeError, match="a bug in our bookkeeping"):
         async with asyncio.timeout(5):
-            await processor.process([_garbage()], is_retry=False)
+            await processor.process([_garbage()])
     assert await store.list_dead_letters(DeadLetterFilter()) == []  # nothing recorded
 
 
@@ -113,7 +82,7 @@ async def test_a_bug_while_publishing_to_a_retry_topic_stops_instead_of_looping(
     parked = Delivery(topic=TOPIC, partition=0, offset=1, key=K, value=event.to_json())
     with pytest.raises(TypeError, match="retry headers"):
         async with asyncio.timeout(5):
-            await processor.process([parked], is_retry=False)
+            await processor.process([parked])
 
 
 async def test_a_bus_outage_while_publishing_to_a_retry_topic_is_waited_out(
@@ -126,7 +95,7 @@ async def test_a_bus_outage_while_publishing_to_a_retry_topic_is_waited_out(
     event = make_event(1, K)
     parked = Delivery(topic=TOPIC, partition=0, offset=1, key=K, value=event.to_json())
     async with asyncio.timeout(5):
-        work = asyncio.create_task(processor.process([parked], is_retry=False))
+        work = asyncio.create_task(processor.process([parked]))
         await clock.sleeping()
         clock.advance(0.1)
         tally = await work

@@ -3,14 +3,22 @@
 Starts the embedded Kafka-protocol broker (Tansu, memory storage) on a free port, then the
 receiver and the worker in one event loop, with SQLite state under ``--data-dir``. An app
 secret and a verify token are generated on first use and kept in
-``<data-dir>/dev-secrets.env`` (this is a local tool: they are printed). Ctrl-C or SIGTERM
-stops the receiver and the worker cleanly, then the broker.
+``<data-dir>/dev-secrets.env`` (this is a local tool: they are printed).
+
+The broker keeps events in memory only, so ``dev`` keeps what the receiver acknowledged:
+
+- Ctrl-C (or SIGTERM) stops the receiver first (no new webhooks), then the worker drains
+  the broker into the CRM (or the dead-letter table) until caught up, for at most
+  ``WA_BRIDGE_DEV_DRAIN_TIMEOUT_S``, then everything stops. A second Ctrl-C stops at once.
+- a tripped dead-letter guard pauses the worker (one CRITICAL log line; ``/readyz``
+  answers 503 with the reason) while the receiver keeps serving; Ctrl-C then drains.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import shlex
@@ -30,6 +38,7 @@ from wa_bridge.cli.receiver import build_receiver, uvicorn_config
 from wa_bridge.errors import ConfigError
 from wa_bridge.log import configure_logging, get_logger
 from wa_bridge.receiver import WEBHOOK_PATH
+from wa_bridge.receiver.health import Readiness
 from wa_bridge.settings import ENV_PREFIX, Settings
 
 __all__ = ["dev_settings", "load_dev_secrets", "register", "sample_webhook"]
@@ -148,7 +157,8 @@ def _banner(settings: Settings, url: str, data_dir: Path, *, with_worker: bool) 
             f"  curl -sS -X POST {q(url)} -H 'Content-Type: application/json' "
             '-H "X-Hub-Signature-256: sha256=$SIG" --data-binary "$BODY"',
             "",
-            "Ctrl-C to stop.",
+            "Ctrl-C to stop (the worker first drains what the broker holds; Ctrl-C again "
+            "to stop at once).",
         ]
     )
 
@@ -176,21 +186,53 @@ async def _guarded(name: str, coro: Coroutine[Any, Any, None], stop: asyncio.Eve
     return False
 
 
+class _Signals:
+    """The first Ctrl-C (or SIGTERM) asks for a clean stop; the second forces it."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+
+    def __call__(self) -> None:
+        if not self.stop.is_set():
+            self.stop.set()
+        elif not self.force.is_set():
+            typer.echo("wa-bridge dev: stopping now, without finishing the drain")
+            self.force.set()
+
+
 async def _serve(settings: Settings, server: _Server, runner: WorkerRunner | None) -> int:
-    stop = asyncio.Event()
+    """Receiver and worker until a signal (or a part's end); then the receiver stops first,
+    the worker drains and stops; a second signal forces both. Returns the exit code."""
+    signals = _Signals()
+    worker_stop = asyncio.Event()  # set once the receiver is down: nothing new comes in
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signals)
     async with asyncio.TaskGroup() as tasks:
-        parts = [tasks.create_task(_guarded("receiver", server.serve(), stop))]
+        receiver = tasks.create_task(_guarded("receiver", server.serve(), signals.stop))
+        worker = None
         if runner is not None:
-            parts.append(tasks.create_task(_guarded("worker", runner(settings, stop=stop), stop)))
-        await stop.wait()
+            work = runner(settings, stop=worker_stop)
+            worker = tasks.create_task(_guarded("worker", work, signals.stop))
+        await signals.stop.wait()
         server.should_exit = True
+        forced = tasks.create_task(signals.force.wait())
+        await asyncio.wait({receiver, forced}, return_when=asyncio.FIRST_COMPLETED)
+        server.force_exit = signals.force.is_set()
+        worker_stop.set()
+        if worker is not None and not worker.done():
+            if receiver.done() and not signals.force.is_set():
+                typer.echo("wa-bridge dev: applying what the broker holds (Ctrl-C to stop now)")
+            await asyncio.wait({worker, forced}, return_when=asyncio.FIRST_COMPLETED)
+            if not worker.done():
+                worker.cancel()
+        forced.cancel()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
-    failed = any(part.result() for part in parts) or not server.started
-    return 1 if failed else 0
+    parts = [receiver] + ([worker] if worker is not None else [])
+    failed = any(not p.cancelled() and p.result() for p in parts) or not server.started
+    return 1 if failed or signals.force.is_set() else 0
 
 
 def dev(
@@ -202,7 +244,7 @@ def dev(
     worker: Annotated[bool, typer.Option(help="Run the worker beside the receiver.")] = True,
 ) -> None:
     """Run receiver + worker + an embedded Kafka broker locally (SQLite state)."""
-    from wa_bridge.worker.runner import run_worker  # the worker's imports only when it runs
+    from wa_bridge.worker.runner import run_embedded_worker  # the worker's imports on use
 
     base = settings_or_exit()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -215,9 +257,16 @@ def dev(
     try:
         settings = dev_settings(base, bootstrap=broker.bootstrap, data_dir=data_dir)
         configure_logging(fmt=settings.log_format, level=settings.log_level)
-        app = build_receiver(settings)
+        readiness = Readiness()
+        app = build_receiver(settings, readiness=readiness)
         server = _Server(uvicorn_config(app, host=host, port=port, log_level=settings.log_level))
-        runner: WorkerRunner | None = run_worker if worker else None
+
+        def paused(reason: str) -> None:
+            readiness.set_not_ready("worker", f"worker paused: {reason}")
+
+        runner: WorkerRunner | None = (
+            functools.partial(run_embedded_worker, on_pause=paused) if worker else None
+        )
         url = f"http://{host}:{port}{WEBHOOK_PATH}"
         typer.echo(_banner(settings, url, data_dir, with_worker=runner is not None))
         tune_gc()

@@ -89,27 +89,35 @@ def list_(
     limit: Limit = 100,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List dead letters, newest filters first applied by the store."""
+    """List dead letters matching the filters, newest first; the count (on stderr) is of
+    all that match, not only the ``--limit`` shown."""
     settings = settings_or_exit()
     flt = _filter(error_class, event_type, contact, since, until, status, limit)
 
-    async def run() -> list[DeadLetter]:
+    async def run() -> tuple[list[DeadLetter], int]:
         from wa_bridge.worker.assembly import state_store  # the worker's imports on use
 
         async with state_store(settings) as store:
-            return await store.list_dead_letters(flt)
+            return await store.list_dead_letters(flt), await store.count_dead_letters(flt)
 
-    letters = asyncio.run(run())
+    letters, total = asyncio.run(run())
     if as_json:
         for d in letters:
             typer.echo(orjson.dumps(_summary(d)).decode())
-        return
-    for d in letters:
-        typer.echo(
-            f"{d.id:>6}  {d.status:<9} {d.error_class:<22} {d.event_type:<30} "
-            f"attempts={d.attempts} last={d.last_failed_at:%Y-%m-%dT%H:%M:%S}  {d.event_id}"
-        )
-    typer.echo(f"{len(letters)} dead letter(s)", err=True)
+    else:
+        for d in letters:
+            typer.echo(
+                f"{d.id:>6}  {d.status:<9} {d.error_class:<22} {d.event_type:<30} "
+                f"attempts={d.attempts} last={d.last_failed_at:%Y-%m-%dT%H:%M:%S}  {d.event_id}"
+            )
+    typer.echo(_count_line(len(letters), total), err=True)
+
+
+def _count_line(shown: int, total: int) -> str:
+    """The true count of matching dead letters, and how many of them the page shows."""
+    if shown < total:
+        return f"{total} dead letter(s) match; showing the newest {shown} (raise --limit)"
+    return f"{total} dead letter(s)"
 
 
 @dlq_app.command()

@@ -12,6 +12,7 @@ from wa_bridge.cli._common import settings_or_exit, tune_gc
 from wa_bridge.errors import BusUnavailable, ConfigError
 from wa_bridge.log import configure_logging, get_logger
 from wa_bridge.receiver import ReceiverApp, create_app
+from wa_bridge.receiver.health import Readiness
 from wa_bridge.settings import Settings
 
 __all__ = ["build_receiver", "check_bus", "register", "uvicorn_config"]
@@ -39,9 +40,9 @@ def uvicorn_config(app: ReceiverApp, *, host: str, port: int, log_level: str) ->
     )
 
 
-def build_receiver(settings: Settings) -> ReceiverApp:
+def build_receiver(settings: Settings, *, readiness: Readiness | None = None) -> ReceiverApp:
     """``create_app`` (with the admin API when admin tokens are set, and the inbox route);
-    bad config → exit 2."""
+    bad config → exit 2. ``readiness``: see :func:`~wa_bridge.receiver.create_app`."""
     from wa_bridge.bus.producer import KafkaPublisher
     from wa_bridge.ops.backend import admin_api
     from wa_bridge.receiver.inbox import inbox_api
@@ -50,7 +51,9 @@ def build_receiver(settings: Settings) -> ReceiverApp:
         routers, closers = admin_api(settings)
         publisher = KafkaPublisher.from_settings(settings)  # shared by webhook and inbox
         routers = [*routers, inbox_api(settings, publisher)]
-        return create_app(settings, publisher=publisher, routers=routers, closers=closers)
+        return create_app(
+            settings, publisher=publisher, routers=routers, closers=closers, readiness=readiness
+        )
     except ConfigError as exc:
         typer.echo(f"wa-bridge: configuration error: {exc}", err=True)
         raise typer.Exit(code=2) from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.connectors.base import (
     CrmConnector,
     CrmResult,
@@ -42,6 +43,7 @@ def build_connector(
     *,
     engine: AsyncEngine | None = None,
     match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> CrmConnector:
     """The connector ``settings.connector`` names; the caller closes it with ``aclose()``.
 
@@ -51,7 +53,7 @@ def build_connector(
     find a contact's existing record). Raises ConfigError when a setting the connector
     needs is missing.
     """
-    wiring = Wiring(engine=engine, match_order=tuple(match_order))
+    wiring = Wiring(engine=engine, match_order=tuple(match_order), clock=clock)
     return _vendor(settings.connector).build(settings, wiring)
 
 

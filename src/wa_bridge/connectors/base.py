@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import PermanentError
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, MatchRule
 from wa_bridge.store.book import RecordBook
@@ -132,11 +133,12 @@ async def nothing_to_set_up(
 @dataclass(frozen=True, slots=True)
 class Wiring:
     """What a connector is built with besides the settings: the state database (the
-    built-in SQL CRM's tables) and the mapping's ``match:`` order (how to find a contact's
-    existing CRM record)."""
+    built-in SQL CRM's tables, the CRM quota), the mapping's ``match:`` order (how to find
+    a contact's existing CRM record) and the clock its gate and sign-in wait on."""
 
     engine: AsyncEngine | None = None
     match_order: tuple[MatchRule, ...] = DEFAULT_MATCH_ORDER
+    clock: Clock = SYSTEM_CLOCK
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,7 @@ class RestConnector:
 
 def _build(settings: Settings, wiring: Wiring) -> RestConnector:
     return RestConnector(
-        client_for(settings, REST_ERRORS, engine=wiring.engine),
+        client_for(settings, REST_ERRORS, engine=wiring.engine, clock=wiring.clock),
         match_order=wiring.match_order,
         instance=quota_key(settings),
     )

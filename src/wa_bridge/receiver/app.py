@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI
 from wa_bridge import __version__
 from wa_bridge.bus.producer import EventPublisher, KafkaPublisher
 from wa_bridge.errors import ConfigError
-from wa_bridge.receiver.health import build_health_router
+from wa_bridge.receiver.health import Readiness, build_health_router
 from wa_bridge.receiver.routes import build_webhook_docs_router
 from wa_bridge.receiver.webhook import (
     WEBHOOK_PATH,
@@ -78,12 +78,14 @@ def create_app(
     normalize: Normalizer | None = None,
     routers: Sequence[APIRouter] = (),
     closers: Sequence[Callable[[], Awaitable[None]]] = (),
+    readiness: Readiness | None = None,
 ) -> ReceiverApp:
     """Build the receiver; raise ConfigError when no app secret is configured.
 
     ``publisher`` defaults to a :class:`KafkaPublisher` from ``settings``; ``normalize`` to
     :func:`wa_bridge.normalize.normalize_webhook`. ``routers`` (the admin API, say) are
-    added to the FastAPI part; ``closers`` run at shutdown (the admin API's store).
+    added to the FastAPI part; ``closers`` run at shutdown (the admin API's store);
+    ``readiness`` holds what else keeps ``/readyz`` from 200 (a paused dev worker).
     """
     secrets = [s.get_secret_value().encode() for s in settings.app_secrets]
     secrets = [s for s in secrets if s]
@@ -119,7 +121,7 @@ def create_app(
         lifespan=lifespan,
     )
     api.include_router(build_webhook_docs_router())
-    api.include_router(build_health_router(lambda: bus.is_ready))
+    api.include_router(build_health_router(lambda: bus.is_ready, readiness))
     for router in routers:
         api.include_router(router)
     app = ReceiverApp(api=api, webhook=webhook, publisher=bus, closers=closers)

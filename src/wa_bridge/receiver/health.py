@@ -1,9 +1,15 @@
-"""Ops routes: ``/healthz`` (the process is up), ``/readyz`` (Kafka is reachable), ``/metrics``."""
+"""Ops routes: ``/healthz`` (the process is up), ``/readyz`` (ready to take webhooks),
+``/metrics``.
+
+``/readyz`` answers 503 while Kafka is not reachable, or while a part of the process said
+why it is not ready (:class:`Readiness`: ``wa-bridge dev`` reports a paused worker there,
+while the receiver keeps acknowledging webhooks).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Final, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -11,7 +17,9 @@ from pydantic import BaseModel
 
 from wa_bridge import metrics
 
-__all__ = ["HealthStatus", "build_health_router"]
+__all__ = ["HealthStatus", "Readiness", "build_health_router"]
+
+KAFKA_DOWN: Final = "Kafka is not reachable"
 
 
 class HealthStatus(BaseModel):
@@ -19,8 +27,29 @@ class HealthStatus(BaseModel):
     detail: str | None = None
 
 
-def build_health_router(is_ready: Callable[[], bool]) -> APIRouter:
-    """``is_ready`` must be cheap (no I/O): it is called on every probe."""
+class Readiness:
+    """Why parts of the process are not ready, by part name; no I/O, safe to read on
+    every probe. A part sets its reason when it stops doing its job and clears it when it
+    resumes."""
+
+    def __init__(self) -> None:
+        self._reasons: dict[str, str] = {}
+
+    def set_not_ready(self, part: str, reason: str) -> None:
+        self._reasons[part] = reason
+
+    def clear(self, part: str) -> None:
+        self._reasons.pop(part, None)
+
+    def reason(self) -> str | None:
+        """Every part's reason, joined (None when every part is ready)."""
+        return "; ".join(self._reasons.values()) or None
+
+
+def build_health_router(
+    is_ready: Callable[[], bool], readiness: Readiness | None = None
+) -> APIRouter:
+    """``is_ready`` (Kafka) must be cheap (no I/O): it is called on every probe."""
     router = APIRouter(tags=["health"])
 
     @router.get(
@@ -35,14 +64,21 @@ def build_health_router(is_ready: Callable[[], bool]) -> APIRouter:
         "/readyz",
         response_model=HealthStatus,
         summary="Readiness: 200 when the Kafka producer is connected and the broker answered",
-        responses={503: {"model": HealthStatus, "description": "Kafka is not reachable"}},
+        responses={
+            503: {
+                "model": HealthStatus,
+                "description": "Kafka is not reachable, or a part of the process (the "
+                "worker of `wa-bridge dev`) is paused: `detail` says why",
+            }
+        },
     )
     async def readyz() -> HealthStatus | JSONResponse:
-        if is_ready():
+        reason = readiness.reason() if readiness is not None else None
+        if reason is None and is_ready():
             return HealthStatus(status="ready")
         return JSONResponse(
             status_code=503,
-            content={"status": "not_ready", "detail": "Kafka is not reachable"},
+            content={"status": "not_ready", "detail": reason or KAFKA_DOWN},
         )
 
     @router.get(

@@ -239,6 +239,10 @@ class Store(Protocol):
 
     async def list_dead_letters(self, flt: DeadLetterFilter) -> list[DeadLetter]: ...
 
+    async def count_dead_letters(self, flt: DeadLetterFilter) -> int:
+        """How many dead letters ``flt`` selects (its ``limit`` does not apply)."""
+        ...
+
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None: ...
 
     async def set_dead_letter_status(

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Row, delete, func, insert, or_, select, update
+from sqlalchemy import Row, Select, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_bridge.store.api import (
@@ -21,6 +21,7 @@ from wa_bridge.store.tables import dead_letters
 
 __all__ = [
     "add_dead_letters",
+    "count_dead_letters",
     "count_open",
     "dead_letters_about",
     "get_dead_letter",
@@ -128,7 +129,18 @@ def _to_letter(row: Row[Any]) -> DeadLetter:
 
 async def list_dead_letters(conn: AsyncConnection, flt: DeadLetterFilter) -> list[DeadLetter]:
     """Newest failures first, filtered; at most ``flt.limit``."""
-    stmt = select(dead_letters)
+    stmt = _filtered(select(dead_letters), flt)
+    stmt = stmt.order_by(_d.last_failed_at.desc(), _d.id.desc()).limit(flt.limit)
+    return [_to_letter(row) for row in await conn.execute(stmt)]
+
+
+async def count_dead_letters(conn: AsyncConnection, flt: DeadLetterFilter) -> int:
+    """How many dead letters ``flt`` selects, whatever its ``limit``."""
+    stmt = _filtered(select(func.count()).select_from(dead_letters), flt)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+def _filtered(stmt: Select[Any], flt: DeadLetterFilter) -> Select[Any]:
     if flt.status is not None:
         stmt = stmt.where(_d.status == flt.status)
     if flt.error_class is not None:
@@ -141,8 +153,7 @@ async def list_dead_letters(conn: AsyncConnection, flt: DeadLetterFilter) -> lis
         stmt = stmt.where(_d.last_failed_at >= flt.since)
     if flt.until is not None:
         stmt = stmt.where(_d.last_failed_at < flt.until)
-    stmt = stmt.order_by(_d.last_failed_at.desc(), _d.id.desc()).limit(flt.limit)
-    return [_to_letter(row) for row in await conn.execute(stmt)]
+    return stmt
 
 
 async def get_dead_letter(conn: AsyncConnection, dead_letter_id: int) -> DeadLetter | None:

@@ -167,6 +167,11 @@ class SqlStore:
             async with self.engine.connect() as conn:
                 return await dead_letters.list_dead_letters(conn, flt)
 
+    async def count_dead_letters(self, flt: DeadLetterFilter) -> int:
+        with store_errors("count_dead_letters"):
+            async with self.engine.connect() as conn:
+                return await dead_letters.count_dead_letters(conn, flt)
+
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None:
         with store_errors("get_dead_letter"):
             async with self.engine.connect() as conn:

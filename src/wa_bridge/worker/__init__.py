@@ -7,16 +7,21 @@ cheap). Build the worker's parts through :mod:`wa_bridge.worker.assembly`, never
 __all__ = [
     "alerts",  # built-in alert rules, evaluated by the monitor, posted to a webhook
     "assembly",  # the one place that wires store, mapping, connector, pipeline, replay
+    "batch",  # one batch of records: apply together, route each failure by its class
+    "commits",  # the offsets each partition may commit
     "crm_writes",  # around a connector call: contacts the batch names, events the CRM refused
     "dlq",  # dead-letter records and the DLQ guard
     "facts",  # what the worker reads from a canonical event, in one place
     "loop",  # the consume loop
     "monitor",  # lag, heartbeats, readiness and alerts, sampled periodically
-    "partition",  # one partition's records: apply in order, route failures
+    "options",  # the worker's small option objects, built from Settings
+    "outcomes",  # what became of each event: counts, log lines, metrics
+    "partition",  # one partition's records between the fetch and the commit
     "pipeline",  # a batch of events → ledger, identity, cases, CRM
     "replay",  # replaying dead letters through the pipeline
     "retention",  # the periodic purge
     "retry",  # fates by error class, in-place retries, park-behind
+    "routing",  # park behind, retry topics, the DLQ
     "runner",  # run_worker: the worker's parts in one AsyncExitStack
     "tracing",  # each event's trace and the outcome counters
 ]

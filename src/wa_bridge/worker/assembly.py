@@ -86,16 +86,20 @@ def build_crm_connector(
     store: Store,
     *,
     match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> CrmConnector:
     """The connector of ``settings.connector``; the caller closes it (``aclose``).
 
     The built-in SQL CRM writes through the store's engine; ``match_order`` is the
-    mapping's ``match:`` (how a connector finds a contact's existing CRM record). Raises
-    ConfigError when the connector's settings are incomplete.
+    mapping's ``match:`` (how a connector finds a contact's existing CRM record); ``clock``
+    is what the CRM's gate waits on. Raises ConfigError when the connector's settings are
+    incomplete.
     """
     from wa_bridge.connectors import build_connector
 
-    return build_connector(settings, engine=getattr(store, "engine", None), match_order=match_order)
+    return build_connector(
+        settings, engine=getattr(store, "engine", None), match_order=match_order, clock=clock
+    )
 
 
 def match_order_of(mapper: EventMapper) -> tuple[MatchRule, ...]:
@@ -112,6 +116,7 @@ async def open_pipeline(
     store: Store | None = None,
     mapper: EventMapper | None = None,
     connector: CrmConnector | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Pipeline:
     """Store → mapping → connector → pipeline. Parts not given are built from ``settings``
     and closed by ``stack`` (in reverse order); parts given stay the caller's to close."""
@@ -121,7 +126,9 @@ async def open_pipeline(
     if mapper is None:
         mapper = load_event_mapper(settings)
     if connector is None:
-        connector = build_crm_connector(settings, store, match_order=match_order_of(mapper))
+        connector = build_crm_connector(
+            settings, store, match_order=match_order_of(mapper), clock=clock
+        )
         stack.push_async_callback(connector.aclose)
     return Pipeline(store, mapper, connector)
 

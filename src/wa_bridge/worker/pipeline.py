@@ -13,7 +13,10 @@ idempotent, and the book carried over says what the CRM holds now, so nothing is
 twice); the refused events come back in :attr:`BatchResult.rejected`, untouched in the
 store, for the caller to dead-letter.
 
-Any exception leaves nothing committed; the caller decides what to do by its class.
+Any exception leaves nothing committed; the caller decides what to do by its class. Events
+that fail on their own before any CRM call (their mapping, their keys) are named together in
+one :class:`EventsRefused`, so the caller dead-letters exactly those and applies the rest
+again, without searching the batch for them.
 """
 
 from __future__ import annotations
@@ -34,7 +37,14 @@ from wa_bridge.worker import facts
 from wa_bridge.worker.crm_writes import refused_events, with_contacts
 from wa_bridge.worker.tracing import batch_facts, count_outcomes
 
-__all__ = ["BatchResult", "EventMapper", "Pipeline", "TxConnector", "check_route"]
+__all__ = [
+    "BatchResult",
+    "EventMapper",
+    "EventsRefused",
+    "Pipeline",
+    "TxConnector",
+    "check_route",
+]
 
 
 class EventMapper(Protocol):
@@ -53,8 +63,8 @@ class TxConnector(Protocol):
 @dataclass(slots=True)
 class BatchResult:
     """Ledger outcome per event id of the batch (duplicates are ``noop``), and the events
-    the CRM refused (``rejected``: event id → the CRM's error; not applied, nothing of
-    them committed: the caller dead-letters them)."""
+    the CRM refused record by record (``rejected``: event id → the CRM's error; not
+    applied, nothing of them committed: the caller dead-letters exactly them)."""
 
     outcomes: dict[str, LedgerOutcome] = field(default_factory=dict)
     operations: int = 0
@@ -69,6 +79,17 @@ class _Refused(Exception):
         super().__init__(f"the CRM refused the records of {len(errors)} event(s)")
         self.errors = errors
         self.book = book
+
+
+class EventsRefused(Exception):
+    """Some events of a batch failed on their own, before any CRM call; nothing was
+    committed. ``errors`` maps each one's event id to its PermanentError: dead-letter those
+    and apply the others again. (A batch of one event raises that event's error instead.)
+    """
+
+    def __init__(self, errors: dict[str, PermanentError]) -> None:
+        super().__init__(f"{len(errors)} event(s) of the batch refused before any CRM call")
+        self.errors = errors
 
 
 def check_route(event: CanonicalEvent, phone_number_ids: frozenset[str]) -> None:
@@ -143,21 +164,28 @@ class Pipeline:
     ) -> BatchResult:
         """One try of :meth:`apply`; raises ``_Refused`` when the CRM refused records."""
         result = BatchResult()
-        async with self.store.transaction() as tx:
-            todo = await self._claim(tx, events, use_ledger, result)
-            ops = await self._operations(tx, todo, result)
-            written_ops, crm_results = await self._write(tx, ops, todo, book) if ops else ([], None)
-            result.operations = len(ops)
-            fresh: LedgerOutcome = "applied" if use_ledger else "replayed"
-            for event in todo:
-                result.outcomes.setdefault(event.id, fresh)
-            claimed = [(event.id, result.outcomes[event.id]) for event in todo]
-            if claimed:
-                await tx.set_outcomes(claimed)
-                # ops hook (wa_bridge.worker.tracing): traces + account signals, same tx
-                await tx.record_traces(
-                    *batch_facts(todo, result.outcomes, written_ops, crm_results, origins)
+        try:
+            async with self.store.transaction() as tx:
+                todo = await self._claim(tx, events, use_ledger, result)
+                ops = await self._operations(tx, todo, result)
+                written_ops, crm_results = (
+                    await self._write(tx, ops, todo, book) if ops else ([], None)
                 )
+                result.operations = len(ops)
+                fresh: LedgerOutcome = "applied" if use_ledger else "replayed"
+                for event in todo:
+                    result.outcomes.setdefault(event.id, fresh)
+                claimed = [(event.id, result.outcomes[event.id]) for event in todo]
+                if claimed:
+                    await tx.set_outcomes(claimed)
+                    # ops hook (wa_bridge.worker.tracing): traces + account signals, same tx
+                    await tx.record_traces(
+                        *batch_facts(todo, result.outcomes, written_ops, crm_results, origins)
+                    )
+        except EventsRefused as refused:
+            if len(events) == 1:  # replay, or a batch of one: its own error, as it is
+                raise next(iter(refused.errors.values())) from None
+            raise
         count_outcomes(events, result.outcomes)  # ops hook: committed outcomes by type
         return result
 
@@ -187,21 +215,28 @@ class Pipeline:
     ) -> list[CrmOperation]:
         if not events:
             return []
+        mapped = self._map(events)  # pure: refuses bad events before any state changes
         changes = [(e, c) for e in events if (c := facts.identity_change_of(e)) is not None]
         if changes:
             await tx.apply_identity_changes([c for _, c in changes])
         contact_ids = await self._resolve(tx, events)
-        mapped = [self.mapper.apply(event) for event in events]
-        stale = await self._stale_statuses(tx, events)
+        stale, superseded = await self._statuses(tx, events)
         case_keys = await self._cases(tx, events, contact_ids)
         ops: list[CrmOperation] = []
+        refused: dict[str, PermanentError] = {}
         for event, event_ops in zip(events, mapped, strict=True):
             if event.id in stale:
                 result.outcomes[event.id] = "stale"
                 continue
+            if event.id in superseded:
+                continue  # applied: a later status of its message in this batch is written
             contact_id = contact_ids.get(event.id)
             case_key = case_keys.get(event.id)
-            _check_keys(event, event_ops, contact_id, case_key)
+            try:
+                _check_keys(event, event_ops, contact_id, case_key)
+            except PermanentError as exc:
+                refused[event.id] = exc
+                continue
             for op in event_ops:
                 ops.append(
                     dataclasses.replace(
@@ -212,7 +247,24 @@ class Pipeline:
                 )
             if not event_ops:
                 result.outcomes[event.id] = "noop"
+        if refused:
+            raise EventsRefused(refused)
         return ops
+
+    def _map(self, events: list[CanonicalEvent]) -> list[list[CrmOperation]]:
+        """Each event's operations; raises EventsRefused naming every event whose mapping
+        failed (a bug in the mapping code is not a refusal: it propagates)."""
+        mapped: list[list[CrmOperation]] = []
+        refused: dict[str, PermanentError] = {}
+        for event in events:
+            try:
+                mapped.append(self.mapper.apply(event))
+            except PermanentError as exc:
+                refused[event.id] = exc
+                mapped.append([])
+        if refused:
+            raise EventsRefused(refused)
+        return mapped
 
     async def _resolve(self, tx: StoreTx, events: list[CanonicalEvent]) -> dict[str, str]:
         items: list[tuple[str, Contact]] = []
@@ -227,12 +279,31 @@ class Pipeline:
         resolved = await tx.resolve_contacts(items)
         return {eid: cid for eid, cid in zip(owners, resolved, strict=True) if cid is not None}
 
-    async def _stale_statuses(self, tx: StoreTx, events: list[CanonicalEvent]) -> set[str]:
+    async def _statuses(
+        self, tx: StoreTx, events: list[CanonicalEvent]
+    ) -> tuple[set[str], set[str]]:
+        """Advance message statuses in order; return the status events that are stale (did
+        not move their message forward) and those superseded in this batch (moved it, but
+        a later status event of the same message moved it further).
+
+        Coalescing: of several statuses of one message in a batch only the latest is
+        written to the CRM (one write instead of sent + delivered + read); each event
+        still gets its own ledger outcome (``applied`` or ``stale``).
+        """
         statuses = [(e.id, s) for e in events if (s := facts.status_of(e)) is not None]
         if not statuses:
-            return set()
+            return set(), set()
         moved = await tx.advance_statuses([(s.message_id, s.status, s.at) for _, s in statuses])
-        return {eid for (eid, _), forward in zip(statuses, moved, strict=True) if not forward}
+        stale: set[str] = set()
+        latest: dict[str, str] = {}  # message id → the last event that moved it
+        for (event_id, status), forward in zip(statuses, moved, strict=True):
+            if forward:
+                latest[status.message_id] = event_id
+            else:
+                stale.add(event_id)
+        kept = set(latest.values())
+        superseded = {eid for eid, _ in statuses if eid not in stale and eid not in kept}
+        return stale, superseded
 
     async def _cases(
         self, tx: StoreTx, events: list[CanonicalEvent], contact_ids: dict[str, str]

@@ -1,7 +1,10 @@
-"""Retries: in place (tenacity, backoff + jitter, Retry-After), then delayed retry topics.
+"""Retries: in place (backoff + jitter, Retry-After), then delayed retry topics.
 
 The fate of a failure is decided by its class alone:
 
+- ``CrmRateLimited``: the CRM asked us to wait. Wait its ``retry_after_s`` and try again,
+  as often as it asks: a quota never uses up the retry budget, never sends an event to a
+  retry topic or the DLQ.
 - ``RetryableError``: back off in place up to ``retry_in_place_attempts``; then the event
   goes to ``<topic>.retry.<n>`` (due after ``retry_delays_s[n-1]``), and after the last
   retry topic to the DLQ.
@@ -19,10 +22,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeVar, cast, get_args
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
-from wa_bridge.errors import BusUnavailable, PermanentError, RetryableError, StoreUnavailable
+from wa_bridge.errors import (
+    BusUnavailable,
+    CrmRateLimited,
+    PermanentError,
+    RetryableError,
+    StoreUnavailable,
+)
 from wa_bridge.metrics import WORKER_PARKED_CONTACTS
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "error_class_of",
     "fate_of",
     "is_infrastructure",
+    "rate_limit_wait_s",
     "retry_in_place",
     "wait_out_outages",
 ]
@@ -66,6 +74,8 @@ UNEXPECTED_ERROR: Final = "UnexpectedError"
 FateAction = Literal["retry", "dead_letter"]
 BACKOFF_BASE_S: Final = 0.05
 BACKOFF_MAX_S: Final = 5.0
+RATE_LIMIT_FIRST_S: Final = 1.0  # a 429 without Retry-After: wait 1 s, 2 s, … 60 s
+RATE_LIMIT_MAX_S: Final = 60.0
 OUTAGE_WAIT_FIRST_S: Final = 0.1
 OUTAGE_WAIT_MAX_S: Final = 5.0
 
@@ -105,18 +115,22 @@ def fate_of(error: BaseException, *, attempt: int, max_attempt: int) -> Fate:
     return Fate("dead_letter", cls)
 
 
-def _is_retried_in_place(error: BaseException) -> bool:
-    return not isinstance(error, PermanentError) and not is_infrastructure(error)
+def rate_limit_wait_s(error: CrmRateLimited, times: int) -> float:
+    """How long to wait after a rate limit: the CRM's ``retry_after_s`` in full (it
+    binds), else, for the ``times``-th one in a row without it, a backoff from 1 s
+    doubling to 60 s."""
+    if error.retry_after_s is not None and error.retry_after_s >= 0:
+        return float(error.retry_after_s)
+    return min(RATE_LIMIT_MAX_S, RATE_LIMIT_FIRST_S * 2.0 ** min(times - 1, 16))
 
 
-def _wait_s(state: RetryCallState) -> float:
-    error = state.outcome.exception() if state.outcome else None
+def _backoff_s(error: BaseException, failures: int, max_wait_s: float) -> float:
     after = getattr(error, "retry_after_s", None)
     if isinstance(after, int | float) and after >= 0:
-        return float(after)
-    backoff = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (state.attempt_number - 1))
+        return min(max_wait_s, float(after))
+    backoff = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2.0 ** min(failures - 1, 16))
     jitter = 0.5 + random.random() / 2  # spreads retries of many workers apart
-    return float(backoff * jitter)
+    return min(max_wait_s, backoff * jitter)
 
 
 async def retry_in_place(
@@ -127,33 +141,40 @@ async def retry_in_place(
     max_wait_s: float = 30.0,
     clock: Clock = SYSTEM_CLOCK,
 ) -> T:
-    """Run ``call`` up to ``attempts`` times while it fails with a non-permanent error.
+    """Run ``call`` until it returns, or until ``attempts`` tries failed with a retryable
+    error or a bug; re-raise the last such error then.
 
-    Waits with exponential backoff and jitter, or the error's ``retry_after_s`` (capped at
-    ``max_wait_s``) on ``clock``. Permanent and infrastructure errors are raised at once;
-    the last error is re-raised when the budget is spent.
+    - ``CrmRateLimited`` does not count as a try: wait :func:`rate_limit_wait_s` on
+      ``clock`` and call again, for as long as the CRM keeps asking (cancel to give up).
+    - other retryable errors and bugs: wait exponential backoff with jitter, or the
+      error's ``retry_after_s``, at most ``max_wait_s``.
+    - permanent and infrastructure errors are raised at once.
+
+    ``on_retry(error, n)`` is told each failure before its wait (``n`` counts them all).
     """
-
-    def before_sleep(state: RetryCallState) -> None:
-        if on_retry is not None and state.outcome is not None:
-            error = state.outcome.exception()
-            if error is not None:
-                on_retry(error, state.attempt_number)
-
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(attempts),
-        wait=lambda state: min(max_wait_s, _wait_s(state)),
-        retry=retry_if_exception(_is_retried_in_place),
-        before_sleep=before_sleep,
-        reraise=True,
-        sleep=clock.sleep,
-    )
-
-    async def attempt() -> T:  # a coroutine function, so tenacity awaits each try
-        return await call()
-
-    result: T = await retrying(attempt)
-    return result
+    failures = 0  # counted: retryable errors and bugs
+    limited = 0  # rate limits without Retry-After in a row: their backoff grows
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return await call()
+        except (PermanentError, *INFRASTRUCTURE_ERRORS):
+            raise
+        except CrmRateLimited as exc:
+            limited += exc.retry_after_s is None
+            wait_s = rate_limit_wait_s(exc, max(1, limited))
+            error: BaseException = exc
+        except Exception as exc:  # retryable, or a bug: the poison-event rule's small budget
+            failures += 1
+            if failures >= attempts:
+                raise
+            limited = 0
+            wait_s = _backoff_s(exc, failures, max_wait_s)
+            error = exc
+        if on_retry is not None:
+            on_retry(error, tries)
+        await clock.sleep(wait_s)
 
 
 async def wait_out_outages(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from wa_bridge.bus.admin import ensure_topics_for
@@ -23,14 +23,15 @@ from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
 from wa_bridge.worker.assembly import open_pipeline
+from wa_bridge.worker.batch import BatchProcessor
 from wa_bridge.worker.dlq import DeadLetterer, DlqGuard
-from wa_bridge.worker.loop import Worker, WorkerOptions
+from wa_bridge.worker.loop import Worker
 from wa_bridge.worker.monitor import run_monitor
-from wa_bridge.worker.partition import PartitionOptions, PartitionProcessor
+from wa_bridge.worker.options import BatchOptions, WorkerOptions
 from wa_bridge.worker.pipeline import EventMapper
 from wa_bridge.worker.retention import RetentionOptions, run_retention
 
-__all__ = ["open_worker", "run_worker", "worker_topics"]
+__all__ = ["open_worker", "run_embedded_worker", "run_worker", "worker_topics"]
 
 log = get_logger("worker")
 
@@ -61,15 +62,15 @@ async def open_worker(
         raise ConfigError("WA_BRIDGE_RETRY_DELAYS_S needs at least one delay")
     async with contextlib.AsyncExitStack() as stack:
         pipeline = await open_pipeline(
-            settings, stack, store=store, mapper=mapper, connector=connector
+            settings, stack, store=store, mapper=mapper, connector=connector, clock=clock
         )
         await ensure_topics_for(settings, worker_topics(settings))
         producer = build_producer(settings)
         await producer.start()
         stack.push_async_callback(producer.stop)
         dead_letterer = DeadLetterer(producer, pipeline.store, base_topic=settings.kafka_topic)
-        processor = PartitionProcessor(
-            PartitionOptions.from_settings(settings),
+        processor = BatchProcessor(
+            BatchOptions.from_settings(settings),
             pipeline=pipeline,
             dead_letterer=dead_letterer,
             producer=producer,
@@ -93,24 +94,54 @@ async def run_worker(
     *,
     stop: asyncio.Event,
     consumer_options: dict[str, Any] | None = None,
+    drain_s: float = 0.0,
 ) -> None:
     """Run the worker until ``stop`` is set (SIGTERM, Ctrl-C, or the dev command).
 
-    On stop: no more fetching; the round in flight finishes within
-    ``settings.shutdown_grace_s``; finished offsets are committed; the producer flushes;
-    the database closes. Raises DlqLimitExceeded (after logging CRITICAL) when most
-    recent events were dead-lettered.
+    On stop: no more batches (with ``drain_s``: first keep going until caught up, for at
+    most ``drain_s``); the batches in flight finish within ``settings.shutdown_grace_s``;
+    finished offsets are committed; the producer flushes; the database closes. Raises
+    DlqLimitExceeded (after logging CRITICAL) when most recent events were dead-lettered.
     """
     async with open_worker(settings, consumer_options=consumer_options) as worker:
         log.info("worker_started", group=settings.consumer_group, topics=worker.topics)
         try:
-            await _run_with_retention(worker, settings, stop)
+            await _run_with_retention(worker, settings, stop, drain_s)
         except DlqLimitExceeded as exc:
             log.critical("dlq_limit_exceeded", reason=str(exc))
             raise
 
 
-async def _run_with_retention(worker: Worker, settings: Settings, stop: asyncio.Event) -> None:
+async def run_embedded_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    on_pause: Callable[[str], None],
+    consumer_options: dict[str, Any] | None = None,
+) -> None:
+    """The worker of ``wa-bridge dev``, whose broker keeps events in memory only.
+
+    When the DLQ guard trips it pauses instead of stopping the process: ``on_pause`` gets
+    the reason (once) and the worker consumes nothing until ``stop``. On ``stop`` it
+    drains the broker for up to ``settings.dev_drain_timeout_s``: every event the
+    receiver acknowledged ends in the CRM or, failing there, in the dead-letter table
+    (the guard does not stop a drain), not in a broker that is about to go away.
+    """
+    drain_s = settings.dev_drain_timeout_s
+    try:
+        await run_worker(settings, stop=stop, consumer_options=consumer_options, drain_s=drain_s)
+        return
+    except DlqLimitExceeded as exc:
+        on_pause(str(exc))
+    log.warning("worker_paused", until="stop")
+    await stop.wait()
+    if drain_s > 0:
+        await run_worker(settings, stop=stop, consumer_options=consumer_options, drain_s=drain_s)
+
+
+async def _run_with_retention(
+    worker: Worker, settings: Settings, stop: asyncio.Event, drain_s: float
+) -> None:
     """The consumer loop and the retention job in one TaskGroup; the loop's end stops both.
 
     A single failure is re-raised as itself (not as an ExceptionGroup), so callers keep
@@ -131,7 +162,7 @@ async def _run_with_retention(worker: Worker, settings: Settings, stop: asyncio.
                 run_monitor(worker, settings, stop, clock=worker.clock), name="monitor"
             )
             try:
-                await worker.run(stop)
+                await worker.run(stop, drain_s=drain_s)
             finally:
                 stop.set()
     except BaseExceptionGroup as group:

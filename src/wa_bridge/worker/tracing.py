@@ -127,6 +127,20 @@ def _crm_ids(
     return out
 
 
+def _crm_ids_by_message(
+    ops: Sequence[CrmOperation], crm_ids: Mapping[str, list[tuple[str, str]]]
+) -> dict[str, list[tuple[str, str]]]:
+    """Message id → the (kind, CRM id) of the note written for it in this batch."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for op in ops:
+        message_id = op.fields.get("message_id")
+        if op.kind == "add_note" and isinstance(message_id, str):
+            ids = [pair for pair in crm_ids.get(op.event_id, ()) if pair[0] == "add_note"]
+            if ids:
+                out[message_id] = ids
+    return out
+
+
 def batch_facts(
     events: Sequence[CanonicalEvent],
     outcomes: Mapping[str, LedgerOutcome],
@@ -138,6 +152,9 @@ def batch_facts(
 
     The traces carry no time of their own: the store stamps them when it writes them."""
     crm_ids = _crm_ids(ops, results)
+    # A status whose write was coalesced into a later status of its message (one write
+    # per message per batch) became the same CRM record: the note of its message.
+    by_message = _crm_ids_by_message(ops, crm_ids)
     contact_ids = {op.event_id: op.contact_key for op in ops if op.contact_key}
     traces: list[EventTrace] = []
     signals: list[AccountSignal] = []
@@ -155,7 +172,7 @@ def batch_facts(
                 event_time=event_time,
                 received_at=_time(event.recvtime),
                 origin=origins.get(event.id) if origins else None,
-                crm_ids=tuple(crm_ids.get(event.id, ())),
+                crm_ids=tuple(crm_ids.get(event.id) or by_message.get(message_id or "") or ()),
             )
         )
         signal_time = event_time or _time(event.recvtime)

@@ -33,7 +33,7 @@ __all__ = [
 
 def _build(settings: Settings, wiring: Wiring) -> HubSpotConnector:
     return HubSpotConnector(
-        hubspot_client(settings, wiring.engine),
+        hubspot_client(settings, wiring.engine, wiring.clock),
         HubSpotOptions.from_settings(settings),
         match_order=wiring.match_order,
         instance=quota_key(settings),

@@ -19,7 +19,7 @@ __all__ = ["EXTERNAL_IDS", "VENDOR", "SalesforceConnector", "SalesforceOptions",
 
 def _build(settings: Settings, wiring: Wiring) -> SalesforceConnector:
     options = SalesforceOptions(api_version=settings.salesforce_api_version)
-    client, _ = salesforce_client(settings, wiring.engine)
+    client, _ = salesforce_client(settings, wiring.engine, wiring.clock)
     return SalesforceConnector(
         client, options, match_order=wiring.match_order, instance=quota_key(settings)
     )
