@@ -236,3 +236,19 @@ def test_a_second_ctrl_c_stops_without_finishing_the_drain(tmp_path: Path) -> No
         assert code == 1
         assert "stopping now, without finishing the drain" in stdout
         assert "wa-bridge dev: stopped" in stdout
+
+
+def test_a_mapping_for_another_connector_stops_dev_before_it_starts(tmp_path: Path) -> None:
+    if not WA_BRIDGE.exists():
+        pytest.skip("the wa-bridge console script is not installed in this venv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WA_BRIDGE_")}
+    env |= {
+        "WA_BRIDGE_MAPPINGS_PATH": str(ROOT / "mappings" / "sql.yaml"),
+        "WA_BRIDGE_CONNECTOR": "rest",
+        "WA_BRIDGE_CRM_BASE_URL": "http://127.0.0.1:9",
+    }
+    command = [str(WA_BRIDGE), "dev", "--port", str(free_port()), "--data-dir", str(tmp_path)]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=60)
+    assert done.returncode == 2, done.stderr.decode()[-2000:]
+    assert "mappings/sql.yaml:11:1: connector:" in done.stderr.decode()
+    assert not (tmp_path / "tansu.log").exists()  # nothing was started

@@ -244,9 +244,16 @@ def dev(
     worker: Annotated[bool, typer.Option(help="Run the worker beside the receiver.")] = True,
 ) -> None:
     """Run receiver + worker + an embedded Kafka broker locally (SQLite state)."""
-    from wa_bridge.worker.runner import run_embedded_worker  # the worker's imports on use
+    from wa_bridge.worker.assembly import load_event_mapper  # the worker's imports on use
+    from wa_bridge.worker.runner import run_embedded_worker
 
     base = settings_or_exit()
+    if worker:
+        try:  # a bad mapping (or one for another connector) stops here, before anything runs
+            load_event_mapper(base)
+        except ConfigError as exc:
+            typer.echo(f"wa-bridge: configuration error: {exc}", err=True)
+            raise typer.Exit(code=2) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(log_path=data_dir / "tansu.log")
     try:
