@@ -1,0 +1,494 @@
+"""Merging two contacts in our maps (``wa-bridge identity merge KEEP OTHER``).
+
+What moves from OTHER to KEEP, so that every later event of either identity lands on KEEP:
+
+- identity links: each identifier OTHER holds now becomes KEEP's (OTHER keeps it as
+  history); an identifier nobody holds now whose last holder was OTHER gets KEEP as its
+  last holder (a late status for a retired number reaches KEEP);
+- cases: OTHER's cases become KEEP's; where both had an open case on one business number,
+  KEEP's stays open and OTHER's is closed in our map (its CRM record is left as it is);
+- the consent ledger (``consents``): OTHER's opt-in / opt-out evidence;
+- the record book (``crm_records``): OTHER's contact record is forgotten for the CRM
+  merged in (its CRM record is merged away: a key the CRM no longer holds); KEEP's takes
+  the CRM's new id, if the merge gave one, and the fields the merge filled.
+
+Nothing else names a contact id: the ledger, message statuses and dead letters are keyed
+by event, message or the identifier as received, and go through the graph again.
+
+Each merge is one ``identity_merges`` row whose ``undo`` holds what
+:mod:`wa_bridge.store.identity_unmerge` needs to give it all back, plus two
+``identity_events`` rows (``merged`` on KEEP, ``merged_into`` on OTHER; ids only). All
+of it runs on the caller's connection, in its transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wa_bridge.errors import MergeRefused
+from wa_bridge.store._bulk import members
+from wa_bridge.store.book import KnownRecord
+from wa_bridge.store.crm_records import _known as known_record
+from wa_bridge.store.tables import (
+    cases,
+    consents,
+    contacts,
+    crm_records,
+    identities,
+    identity_events,
+    identity_merges,
+)
+
+__all__ = [
+    "CaseMove",
+    "CrmOutcome",
+    "LinkMove",
+    "MergePlan",
+    "MergeRow",
+    "active_merges",
+    "apply_merge",
+    "get_merge",
+    "link_where",
+    "list_merges",
+    "plan_merge",
+]
+
+IdKey = tuple[str, str, str]  # (business, kind, value)
+# A copied history link is let go just after OTHER's, so KEEP is its last holder.
+HISTORY_STEP: Final = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkMove:
+    """One identifier link given to KEEP: a current one (``current``) or a retired one
+    whose last holder was OTHER. ``keep_row``: KEEP already had a (history) row for it,
+    let go at ``keep_replaced_at``; ``other_replaced_at``: when OTHER let a retired one go."""
+
+    business: str
+    kind: str
+    value: str
+    current: bool
+    keep_row: bool = False
+    keep_replaced_at: datetime | None = None
+    other_replaced_at: datetime | None = None
+
+    @property
+    def key(self) -> IdKey:
+        return (self.business, self.kind, self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseMove:
+    """One of OTHER's cases, given to KEEP; ``closed``: it was open while KEEP had an open
+    case on the same business number, so the merge closes it in our map."""
+
+    case_key: str
+    business_number: str
+    closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MergePlan:
+    """What merging ``other_id`` into ``keep_id`` moves (read by :func:`plan_merge`).
+
+    ``keep_record`` / ``other_record``: their contact records in the CRM instance's book,
+    as (kind, record), when it knows them.
+    """
+
+    keep_id: str
+    other_id: str
+    links: tuple[LinkMove, ...]
+    cases: tuple[CaseMove, ...]
+    consents: tuple[int, ...]
+    keep_record: tuple[str, KnownRecord] | None = None
+    other_record: tuple[str, KnownRecord] | None = None
+
+    def lines(self) -> list[str]:
+        """What moves, for the operator: counts and kinds, no identifier values."""
+        current = [m.kind for m in self.links if m.current]
+        retired = [m.kind for m in self.links if not m.current]
+        closed = sum(1 for c in self.cases if c.closed)
+        out = [
+            f"identifiers: {len(current)} move to {self.keep_id} ({_kinds(current)})"
+            + (f", {len(retired)} retired ones follow ({_kinds(retired)})" if retired else ""),
+            f"cases: {len(self.cases)} move"
+            + (f", {closed} of them closed (the kept contact has an open case)" if closed else ""),
+            f"consent records: {len(self.consents)} move",
+        ]
+        return out
+
+
+def _kinds(kinds: Sequence[str]) -> str:
+    return ", ".join(sorted(set(kinds))) or "none"
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRow:
+    """One ``identity_merges`` row."""
+
+    id: int
+    keep_id: str
+    other_id: str
+    status: str  # merged | unmerged
+    crm: str
+    crm_result: str
+    crm_reversible: bool
+    undo: Mapping[str, Any]
+    actor: str
+    merged_at: datetime
+    unmerged_by: str | None = None
+    unmerged_at: datetime | None = None
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def _row(r: Any) -> MergeRow:
+    return MergeRow(
+        id=int(r.id),
+        keep_id=str(r.keep_id),
+        other_id=str(r.other_id),
+        status=str(r.status),
+        crm=str(r.crm),
+        crm_result=str(r.crm_result),
+        crm_reversible=bool(r.crm_reversible),
+        undo=r.undo if isinstance(r.undo, dict) else {},
+        actor=str(r.actor),
+        merged_at=r.merged_at,
+        unmerged_by=r.unmerged_by,
+        unmerged_at=r.unmerged_at,
+    )
+
+
+async def get_merge(conn: AsyncConnection, merge_id: int) -> MergeRow | None:
+    found = (
+        await conn.execute(select(identity_merges).where(identity_merges.c.id == merge_id))
+    ).first()
+    return _row(found) if found is not None else None
+
+
+async def list_merges(conn: AsyncConnection, limit: int = 100) -> list[MergeRow]:
+    """Newest first."""
+    rows = await conn.execute(
+        select(identity_merges).order_by(identity_merges.c.id.desc()).limit(limit)
+    )
+    return [_row(r) for r in rows]
+
+
+async def active_merges(conn: AsyncConnection) -> dict[str, MergeRow]:
+    """OTHER id → its merge, for every merge not undone."""
+    rows = await conn.execute(select(identity_merges).where(identity_merges.c.status == "merged"))
+    return {str(r.other_id): _row(r) for r in rows}
+
+
+async def plan_merge(conn: AsyncConnection, keep_id: str, other_id: str, crm: str) -> MergePlan:
+    """What merging ``other_id`` into ``keep_id`` moves, with the book of CRM instance
+    ``crm``. Raises MergeRefused (nothing read changes anything) for the same contact
+    twice, an unknown contact, or a contact already merged."""
+    if keep_id == other_id:
+        raise MergeRefused("KEEP and OTHER are the same contact: nothing to merge")
+    known = set(
+        (
+            await conn.execute(
+                select(contacts.c.contact_id).where(contacts.c.contact_id.in_([keep_id, other_id]))
+            )
+        ).scalars()
+    )
+    for cid in (keep_id, other_id):
+        if cid not in known:
+            raise MergeRefused(f"no contact {cid} (see `wa-bridge identity report`)")
+    merged = await conn.execute(
+        select(identity_merges.c.id, identity_merges.c.keep_id, identity_merges.c.other_id).where(
+            identity_merges.c.status == "merged",
+            identity_merges.c.other_id.in_([keep_id, other_id]),
+        )
+    )
+    for merge_id, into, was in merged:
+        if was == other_id:
+            raise MergeRefused(
+                f"{other_id} is already merged into {into} (merge {merge_id}); "
+                f"`wa-bridge identity unmerge {merge_id}` first"
+            )
+        raise MergeRefused(f"{keep_id} was merged into {into} (merge {merge_id}): keep {into}")
+    return MergePlan(
+        keep_id,
+        other_id,
+        tuple(await _links(conn, keep_id, other_id)),
+        tuple(await _cases(conn, keep_id, other_id)),
+        tuple(
+            int(i)
+            for i in (
+                await conn.execute(select(consents.c.id).where(consents.c.contact_id == other_id))
+            ).scalars()
+        ),
+        *await _records(conn, crm, keep_id, other_id),
+    )
+
+
+async def _links(conn: AsyncConnection, keep_id: str, other_id: str) -> list[LinkMove]:
+    t = identities.c
+    rows = (
+        await conn.execute(
+            select(t.business, t.kind, t.value, t.is_current, t.replaced_at).where(
+                t.contact_id == other_id
+            )
+        )
+    ).all()
+    current = {(b, k, v) for b, k, v, is_current, _ in rows if is_current}
+    retired = {(b, k, v): at for b, k, v, is_current, at in rows if not is_current}
+    values = sorted({key[2] for key in current | set(retired)})
+    holders: dict[IdKey, list[tuple[str, bool, datetime | None]]] = {}
+    for clause in members(conn, t.value, values):
+        found = await conn.execute(
+            select(t.business, t.kind, t.value, t.contact_id, t.is_current, t.replaced_at).where(
+                clause
+            )
+        )
+        for b, k, v, cid, is_current, at in found:
+            holders.setdefault((b, k, v), []).append((cid, bool(is_current), at))
+    out: list[LinkMove] = []
+    for key in sorted(current | set(retired)):
+        rows_of_key = holders.get(key, [])
+        keep_row = next((r for r in rows_of_key if r[0] == keep_id), None)
+        if key not in current and not _last_holder_is(rows_of_key, other_id):
+            continue  # someone holds it now, or let it go after OTHER did
+        out.append(
+            LinkMove(
+                *key,
+                current=key in current,
+                keep_row=keep_row is not None,
+                keep_replaced_at=keep_row[2] if keep_row else None,
+                other_replaced_at=retired.get(key),
+            )
+        )
+    return out
+
+
+def _last_holder_is(rows: Sequence[tuple[str, bool, datetime | None]], contact_id: str) -> bool:
+    """Nobody holds the identifier now and ``contact_id`` let it go last."""
+    if any(is_current for _, is_current, _ in rows):
+        return False
+    dated = [(at, cid) for cid, _, at in rows if at is not None]
+    return bool(dated) and max(dated)[1] == contact_id
+
+
+async def _cases(conn: AsyncConnection, keep_id: str, other_id: str) -> list[CaseMove]:
+    c = cases.c
+    keep_open = set(
+        (
+            await conn.execute(
+                select(c.business_number).where(c.contact_id == keep_id, c.status == "open")
+            )
+        ).scalars()
+    )
+    rows = await conn.execute(
+        select(c.case_key, c.business_number, c.status)
+        .where(c.contact_id == other_id)
+        .order_by(c.opened_at, c.case_key)
+    )
+    return [
+        CaseMove(str(key), str(number), closed=status == "open" and number in keep_open)
+        for key, number, status in rows
+    ]
+
+
+async def _records(
+    conn: AsyncConnection, crm: str, keep_id: str, other_id: str
+) -> tuple[tuple[str, KnownRecord] | None, tuple[str, KnownRecord] | None]:
+    t = crm_records.c
+    rows = await conn.execute(
+        select(t.kind, t.key, t.crm_id, t.match, t.filled, t.written).where(
+            t.crm == crm, t.key.in_([keep_id, other_id])
+        )
+    )
+    found: dict[str, tuple[str, KnownRecord]] = {}
+    for row in rows:
+        found.setdefault(str(row.key), (str(row.kind), known_record(row)))
+    return found.get(keep_id), found.get(other_id)
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CrmOutcome:
+    """What the CRM's merge said, as :func:`apply_merge` records it."""
+
+    crm: str  # the CRM instance
+    lines: tuple[str, ...]
+    reversible: bool
+    undo: Mapping[str, Any]
+    keep_crm_id: str | None = None
+    fields_merged: bool = False
+
+
+async def apply_merge(
+    conn: AsyncConnection, plan: MergePlan, crm: CrmOutcome, *, actor: str, at: datetime
+) -> int:
+    """Write ``plan`` (see the module docstring) and its ``identity_merges`` row; return
+    the merge's id."""
+    merge_id = await _insert_merge(conn, plan, crm, actor=actor, at=at)
+    for move in plan.links:
+        await _give_link(conn, move, plan, at)
+    await _give_cases(conn, plan, at)
+    for part in _parts(plan.consents):
+        await conn.execute(
+            update(consents)
+            .where(consents.c.id.in_(part), consents.c.contact_id == plan.other_id)
+            .values(contact_id=plan.keep_id)
+        )
+    await _rebook(conn, plan, crm, at)
+    kinds = ",".join(sorted({m.kind for m in plan.links if m.current}))
+    await conn.execute(
+        insert(identity_events),
+        [
+            {
+                "contact_id": plan.keep_id,
+                "decision": "merged",
+                "kinds": kinds,
+                "detail": f"from={plan.other_id} merge={merge_id}",
+                "at": at,
+            },
+            {
+                "contact_id": plan.other_id,
+                "decision": "merged_into",
+                "kinds": kinds,
+                "detail": f"into={plan.keep_id} merge={merge_id}",
+                "at": at,
+            },
+        ],
+    )
+    return merge_id
+
+
+def _parts(ids: Sequence[int]) -> list[list[int]]:
+    return [list(ids[i : i + 500]) for i in range(0, len(ids), 500)]
+
+
+async def _insert_merge(
+    conn: AsyncConnection, plan: MergePlan, crm: CrmOutcome, *, actor: str, at: datetime
+) -> int:
+    undo = {
+        "at": at.isoformat(),
+        "links": [
+            {
+                "business": m.business,
+                "kind": m.kind,
+                "value": m.value,
+                "current": m.current,
+                "keep_row": m.keep_row,
+                "keep_replaced_at": _iso(m.keep_replaced_at),
+                "other_replaced_at": _iso(m.other_replaced_at),
+            }
+            for m in plan.links
+        ],
+        "cases": [
+            {"case_key": c.case_key, "business_number": c.business_number, "closed": c.closed}
+            for c in plan.cases
+        ],
+        "consents": list(plan.consents),
+        "crm": dict(crm.undo),
+    }
+    result = await conn.execute(
+        insert(identity_merges).values(
+            keep_id=plan.keep_id,
+            other_id=plan.other_id,
+            status="merged",
+            crm=crm.crm,
+            crm_result="\n".join(crm.lines),
+            crm_reversible=crm.reversible,
+            undo=undo,
+            actor=actor,
+            merged_at=at,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def link_where(key: IdKey, contact_id: str) -> Any:
+    """The ``identities`` row of ``key`` linked to ``contact_id``."""
+    t = identities.c
+    return and_(
+        t.business == key[0], t.kind == key[1], t.value == key[2], t.contact_id == contact_id
+    )
+
+
+async def _give_link(conn: AsyncConnection, move: LinkMove, plan: MergePlan, at: datetime) -> None:
+    key = move.key
+    if move.current:  # OTHER's row first: one current link per identifier
+        await conn.execute(
+            update(identities)
+            .where(link_where(key, plan.other_id), identities.c.is_current)
+            .values(is_current=False, replaced_at=at)
+        )
+        current, replaced = True, None
+    else:
+        current, replaced = False, (move.other_replaced_at or at) + HISTORY_STEP
+    if move.keep_row:
+        await conn.execute(
+            update(identities)
+            .where(link_where(key, plan.keep_id))
+            .values(is_current=current, replaced_at=replaced)
+        )
+        return
+    await conn.execute(
+        insert(identities).values(
+            business=key[0],
+            kind=key[1],
+            value=key[2],
+            contact_id=plan.keep_id,
+            is_current=current,
+            linked_at=at,
+            replaced_at=replaced,
+        )
+    )
+
+
+async def _give_cases(conn: AsyncConnection, plan: MergePlan, at: datetime) -> None:
+    c = cases.c
+    closed = [m.case_key for m in plan.cases if m.closed]
+    others = [m.case_key for m in plan.cases if not m.closed]
+    if closed:  # first: KEEP may hold only one open case per number
+        await conn.execute(
+            update(cases)
+            .where(c.case_key.in_(closed), c.contact_id == plan.other_id)
+            .values(contact_id=plan.keep_id, status="resolved", closed_at=at)
+        )
+    for i in range(0, len(others), 500):
+        await conn.execute(
+            update(cases)
+            .where(c.case_key.in_(others[i : i + 500]), c.contact_id == plan.other_id)
+            .values(contact_id=plan.keep_id)
+        )
+
+
+async def _rebook(conn: AsyncConnection, plan: MergePlan, crm: CrmOutcome, at: datetime) -> None:
+    t = crm_records.c
+    if plan.other_record is not None:
+        await conn.execute(delete(crm_records).where(t.crm == crm.crm, t.key == plan.other_id))
+    if plan.keep_record is None:
+        return
+    kind, record = plan.keep_record
+    filled = set(record.filled)
+    if crm.fields_merged and plan.other_record is not None:
+        filled |= plan.other_record[1].filled
+    crm_id = crm.keep_crm_id or record.crm_id
+    if crm_id == record.crm_id and filled == set(record.filled):
+        return
+    await conn.execute(
+        update(crm_records)
+        .where(t.crm == crm.crm, t.kind == kind, t.key == plan.keep_id)
+        .values(crm_id=crm_id, filled=sorted(filled), updated_at=at)
+    )
