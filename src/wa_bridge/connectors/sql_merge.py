@@ -63,12 +63,12 @@ async def _contact(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
         .mappings()
         .first()
     )
-    return dict(row) if row is not None else None
+    return {str(k): v for k, v in row.items()} if row is not None else None
 
 
 def _snapshot(row: Mapping[str, Any]) -> dict[str, Any]:
     """A ``crm_contacts`` row as JSON data (times as ISO strings)."""
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+    return {str(k): (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
 def _restored(snapshot: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,7 +99,7 @@ async def merge_contacts(connector: CrmConnector, request: MergeRequest) -> CrmM
     """Move the other contact's rows to the kept one (see the module docstring)."""
     conn = _conn(request.conn)
     keep, other = request.keep_key, request.other_key
-    moved = {t.name: await _keys(conn, t, k, other) for t, k in MOVED}
+    moved = {str(t.name): await _keys(conn, t, k, other) for t, k in MOVED}
     verb = "would " if request.dry_run else ""
     counts = ", ".join(f"{len(keys)} {name.removeprefix('crm_')}" for name, keys in moved.items())
     lines = [f"sql: {verb}move {counts} to contact {keep}"]
