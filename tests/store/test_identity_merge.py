@@ -104,7 +104,7 @@ async def audit_actions(store: SqlStore) -> list[tuple[str, str, str]]:
                 audit_log.c.id
             )
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
 async def report(store: SqlStore) -> dict[frozenset[str], tuple[str, str, list[str]]]:

@@ -2,8 +2,8 @@
 
 Each vendor may bring a :class:`ContactMerger` on its :class:`~wa_bridge.connectors.base.
 Vendor` record: ``merge(connector, request)`` makes the CRM hold one contact where it held
-two (HubSpot's merge endpoint; Salesforce: the Cases, Tasks and Opportunities moved to the
-kept Contact; the REST contract's optional merge; the SQL CRM's rows moved), and, where
+two (the CRM's own merge endpoint, or the records that name the other contact moved to
+the kept one; each vendor's ``merge`` module says which), and, where
 the CRM allows it, ``unmerge(connector, request)`` undoes that from what the merge
 returned in :attr:`CrmMergeResult.undo`. The caller (``wa_bridge.ops.identity``) changes
 our own maps in the same breath; nothing here touches them.

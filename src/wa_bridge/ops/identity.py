@@ -9,8 +9,8 @@
   maps' changes (:mod:`wa_bridge.store.identity_merges`) and the audit row; a CRM that
   fails or refuses leaves our maps as they were. ``dry_run`` reads only (and audits).
 - :func:`unmerge`: our maps back (:mod:`wa_bridge.store.identity_unmerge`), and the CRM's
-  merge too where the vendor can undo it (the SQL CRM); HubSpot's, Salesforce's and the
-  REST contract's merges are final there, and the lines say so.
+  merge too where the vendor can undo it (the SQL CRM); the HTTP CRMs' merges are final
+  there, and the lines say so.
 
 Every action is written to ``audit_log`` with the caller's actor and role.
 """
