@@ -22,7 +22,7 @@ from wa_bridge.errors import CrmRejected, WaBridgeError
 if TYPE_CHECKING:
     from wa_bridge.ops.identity import MergeOutcome, UnmergeOutcome
     from wa_bridge.settings import Settings
-    from wa_bridge.store.identity_merges import MergeRow
+    from wa_bridge.store.merges import MergeRow
     from wa_bridge.store.sql import SqlStore
 
 __all__ = ["register"]

@@ -31,6 +31,7 @@ __all__ = [
     "CrmMergeResult",
     "MergeRequest",
     "UnmergeRequest",
+    "crm_ids",
     "merge_in_crm",
     "unmerge_in_crm",
 ]
@@ -96,6 +97,20 @@ class ContactMerger:
 
     merge: MergeFn
     unmerge: UnmergeFn | None = None
+
+
+def crm_ids(vendor: str, request: MergeRequest, record: str) -> tuple[str, str] | CrmMergeResult:
+    """(kept id, other id) of the two CRM records, or, when the book knows only one of
+    them (or none), the result of a merge with nothing to do in the CRM. ``record`` names
+    the vendor's contact record in that result's line."""
+    keep, other = request.keep_crm_id, request.other_crm_id
+    if keep is not None and other is not None:
+        return keep, other
+    which = "the other contact" if other is None else "the kept contact"
+    return CrmMergeResult(
+        (f"{vendor}: {which} has no {record} known to wa-bridge: nothing to merge there",),
+        reversible=True,
+    )
 
 
 def _merger(connector_name: str) -> ContactMerger | None:

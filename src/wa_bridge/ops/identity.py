@@ -17,7 +17,8 @@ Every action is written to ``audit_log`` with the caller's actor and role.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -34,15 +35,10 @@ from wa_bridge.log import hash_key
 from wa_bridge.ops.masking import HIDDEN, mask_phone
 from wa_bridge.store import audit
 from wa_bridge.store.db import store_errors
-from wa_bridge.store.identity_merges import (
-    CrmOutcome,
-    MergeRow,
-    apply_merge,
-    list_merges,
-    plan_merge,
-)
+from wa_bridge.store.identity_merges import CrmOutcome, apply_merge, plan_merge
 from wa_bridge.store.identity_report import ContactFacts, Lookalike, find_lookalikes
 from wa_bridge.store.identity_unmerge import apply_unmerge, plan_unmerge
+from wa_bridge.store.merges import MergeRow, list_merges
 
 if TYPE_CHECKING:
     from wa_bridge.connectors.base import CrmConnector
@@ -160,24 +156,50 @@ def lookalike_data(item: Lookalike, *, reveal: bool = False) -> dict[str, Any]:
 # --- merge ------------------------------------------------------------------------------
 
 
-async def _audit(
-    conn: AsyncConnection,
-    at: datetime,
+@dataclass(frozen=True, slots=True)
+class _Act:
+    """One merge or unmerge: its transaction, time and who does it (for the audit row)."""
+
+    conn: AsyncConnection
+    connector: CrmConnector
+    at: datetime
+    actor: str
+    role: str
+
+    async def audit(self, action: str, target: str, detail: str) -> None:
+        await audit.record_audit(
+            self.conn,
+            at=self.at,
+            actor=self.actor,
+            role=self.role,
+            action=action,
+            target=target,
+            detail=detail[:AUDIT_DETAIL_CHARS],
+        )
+
+
+@contextlib.asynccontextmanager
+async def _acting(
+    settings: Settings,
+    store: SqlStore,
+    connector: CrmConnector | None,
+    *,
     actor: str,
     role: str,
-    action: str,
-    target: str,
-    detail: str,
-) -> None:
-    await audit.record_audit(
-        conn,
-        at=at,
-        actor=actor,
-        role=role,
-        action=action,
-        target=target,
-        detail=detail[:AUDIT_DETAIL_CHARS],
-    )
+    now: Now,
+    what: str,
+) -> AsyncIterator[_Act]:
+    """One transaction of the state store, with the CRM's connector (``connector``, else
+    the configured one, closed on exit)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if connector is None:
+            from wa_bridge.worker.assembly import build_crm_connector
+
+            connector = build_crm_connector(settings, store)
+            stack.push_async_callback(connector.aclose)
+        with store_errors(what):
+            async with store.engine.begin() as conn:
+                yield _Act(conn, connector, now(), actor, role)
 
 
 async def merge(
@@ -195,34 +217,17 @@ async def merge(
     """Merge contact ``other_id`` into ``keep_id`` in our maps and in the CRM (see the
     module docstring). Raises MergeRefused (nothing changed) or the CRM's error (nothing
     changed in our maps; the CRM may have done part of its move: run it again)."""
-    own = connector is None
-    if connector is None:
-        from wa_bridge.worker.assembly import build_crm_connector
-
-        connector = build_crm_connector(settings, store)
-    try:
-        with store_errors("identity merge"):
-            async with store.engine.begin() as conn:
-                return await _merge_in(
-                    conn, settings, connector, keep_id, other_id, actor, role, dry_run, now()
-                )
-    finally:
-        if own:
-            await connector.aclose()
+    acting = _acting(
+        settings, store, connector, actor=actor, role=role, now=now, what="identity merge"
+    )
+    async with acting as act:
+        return await _merge_in(act, settings.connector, keep_id, other_id, dry_run)
 
 
 async def _merge_in(
-    conn: AsyncConnection,
-    settings: Settings,
-    connector: CrmConnector,
-    keep_id: str,
-    other_id: str,
-    actor: str,
-    role: str,
-    dry_run: bool,
-    at: datetime,
+    act: _Act, connector_name: str, keep_id: str, other_id: str, dry_run: bool
 ) -> MergeOutcome:
-    plan = await plan_merge(conn, keep_id, other_id, connector.instance)
+    plan = await plan_merge(act.conn, keep_id, other_id, act.connector.instance)
     keep_record = plan.keep_record[1] if plan.keep_record else None
     other_record = plan.other_record[1] if plan.other_record else None
     request = MergeRequest(
@@ -232,25 +237,26 @@ async def _merge_in(
         other_crm_id=other_record.crm_id if other_record else None,
         other_match=other_record.match if other_record else None,
         dry_run=dry_run,
-        conn=conn,
+        conn=act.conn,
     )
-    crm = await merge_in_crm(settings.connector, connector, request)
+    crm = await merge_in_crm(connector_name, act.connector, request)
     target = f"contact:{other_id}"
+    merge_id = None
     if dry_run:
         detail = f"would merge into {keep_id}; " + "; ".join(crm.lines)
-        await _audit(conn, at, actor, role, "identity.merge.dry_run", target, detail)
-        return MergeOutcome(keep_id, other_id, None, tuple(plan.lines()), crm.lines, crm.reversible)
-    outcome = CrmOutcome(
-        crm=connector.instance,
-        lines=crm.lines,
-        reversible=crm.reversible,
-        undo=crm.undo,
-        keep_crm_id=crm.keep_crm_id,
-        fields_merged=crm.fields_merged,
-    )
-    merge_id = await apply_merge(conn, plan, outcome, actor=actor, at=at)
-    detail = f"merge {merge_id}: into {keep_id}; " + "; ".join(crm.lines)
-    await _audit(conn, at, actor, role, "identity.merge", target, detail)
+        await act.audit("identity.merge.dry_run", target, detail)
+    else:
+        outcome = CrmOutcome(
+            crm=act.connector.instance,
+            lines=crm.lines,
+            reversible=crm.reversible,
+            undo=crm.undo,
+            keep_crm_id=crm.keep_crm_id,
+            fields_merged=crm.fields_merged,
+        )
+        merge_id = await apply_merge(act.conn, plan, outcome, actor=act.actor, at=act.at)
+        detail = f"merge {merge_id}: into {keep_id}; " + "; ".join(crm.lines)
+        await act.audit("identity.merge", target, detail)
     return MergeOutcome(keep_id, other_id, merge_id, tuple(plan.lines()), crm.lines, crm.reversible)
 
 
@@ -269,35 +275,24 @@ async def unmerge(
 ) -> UnmergeOutcome:
     """Undo merge ``merge_id`` in our maps (and in the CRM where it can be undone).
     Raises MergeRefused (nothing changed)."""
-    own = connector is None
-    if connector is None:
-        from wa_bridge.worker.assembly import build_crm_connector
-
-        connector = build_crm_connector(settings, store)
-    try:
-        with store_errors("identity unmerge"):
-            async with store.engine.begin() as conn:
-                at = now()
-                plan = await plan_unmerge(conn, merge_id)
-                row = plan.merge
-                crm_lines = await _unmerge_crm(conn, settings, connector, row)
-                await apply_unmerge(conn, plan, actor=actor, at=at)
-                detail = f"{row.other_id} out of {row.keep_id}; " + "; ".join(crm_lines)
-                await _audit(conn, at, actor, role, "identity.unmerge", f"merge:{merge_id}", detail)
-                return UnmergeOutcome(
-                    merge_id, row.keep_id, row.other_id, tuple(plan.lines()), crm_lines
-                )
-    finally:
-        if own:
-            await connector.aclose()
+    acting = _acting(
+        settings, store, connector, actor=actor, role=role, now=now, what="identity unmerge"
+    )
+    async with acting as act:
+        plan = await plan_unmerge(act.conn, merge_id)
+        row = plan.merge
+        crm_lines = await _unmerge_crm(act, settings.connector, row)
+        await apply_unmerge(act.conn, plan, actor=act.actor, at=act.at)
+        detail = f"{row.other_id} out of {row.keep_id}; " + "; ".join(crm_lines)
+        await act.audit("identity.unmerge", f"merge:{merge_id}", detail)
+        return UnmergeOutcome(merge_id, row.keep_id, row.other_id, tuple(plan.lines()), crm_lines)
 
 
-async def _unmerge_crm(
-    conn: AsyncConnection, settings: Settings, connector: CrmConnector, row: MergeRow
-) -> tuple[str, ...]:
-    if row.crm != connector.instance:
+async def _unmerge_crm(act: _Act, connector_name: str, row: MergeRow) -> tuple[str, ...]:
+    instance = act.connector.instance
+    if row.crm != instance:
         return (
-            f"the merge was made in CRM {row.crm}, not the configured {connector.instance}: "
+            f"the merge was made in CRM {row.crm}, not the configured {instance}: "
             "nothing undone in a CRM",
         )
     crm_undo = row.undo.get("crm")
@@ -305,9 +300,9 @@ async def _unmerge_crm(
         keep_key=row.keep_id,
         other_key=row.other_id,
         undo=crm_undo if isinstance(crm_undo, dict) else {},
-        conn=conn,
+        conn=act.conn,
     )
-    return await unmerge_in_crm(settings.connector, connector, request)
+    return await unmerge_in_crm(connector_name, act.connector, request)
 
 
 async def merges(store: SqlStore, *, limit: int = 100) -> list[MergeRow]:

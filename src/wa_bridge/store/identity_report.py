@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_bridge.normalize.phone_forms import variants
 from wa_bridge.normalize.phones import user_e164
 from wa_bridge.store._bulk import members
-from wa_bridge.store.identity_merges import active_merges
+from wa_bridge.store.merges import active_merges
 from wa_bridge.store.tables import cases, contacts, identities, identity_events
 
 __all__ = ["ContactFacts", "Evidence", "Lookalike", "Rule", "find_lookalikes"]

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from wa_bridge.connectors.base import CrmConnector
 from wa_bridge.connectors.hubspot.connector import HubSpotConnector
-from wa_bridge.connectors.merging import ContactMerger, CrmMergeResult, MergeRequest
+from wa_bridge.connectors.merging import ContactMerger, CrmMergeResult, MergeRequest, crm_ids
 from wa_bridge.errors import ConfigError, MergeRefused
 
 __all__ = ["HUBSPOT_MERGER", "merge_contacts"]
@@ -53,13 +53,10 @@ async def _live(hs: HubSpotConnector, ids: list[str]) -> dict[str, dict[str, Any
 async def merge_contacts(connector: CrmConnector, request: MergeRequest) -> CrmMergeResult:
     """Merge the other contact's HubSpot record into the kept one's (see the module doc)."""
     hs = _hubspot(connector)
-    keep, other = request.keep_crm_id, request.other_crm_id
-    if other is None or keep is None:
-        which = "the other contact" if other is None else "the kept contact"
-        return CrmMergeResult(
-            (f"hubspot: {which} has no HubSpot record known to wa-bridge: nothing to merge there",),
-            reversible=True,
-        )
+    ids = crm_ids("hubspot", request, "HubSpot record")
+    if isinstance(ids, CrmMergeResult):
+        return ids
+    keep, other = ids
     live = await _live(hs, [keep, other])
     if keep not in live:
         raise MergeRefused(

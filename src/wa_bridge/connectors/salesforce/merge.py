@@ -31,6 +31,7 @@ from wa_bridge.connectors.merging import (
     CrmMergeResult,
     MergeRequest,
     UnmergeRequest,
+    crm_ids,
 )
 from wa_bridge.connectors.salesforce.connector import SalesforceConnector
 from wa_bridge.connectors.salesforce.dialect import SALESFORCE_ERRORS
@@ -116,13 +117,10 @@ async def merge_contacts(connector: CrmConnector, request: MergeRequest) -> CrmM
     """Move the other Contact's Cases, Tasks and Opportunities to the kept Contact, then
     delete the other if wa-bridge created it (see the module docstring)."""
     sf = _salesforce(connector)
-    keep, other = request.keep_crm_id, request.other_crm_id
-    if other is None or keep is None:
-        which = "the other contact" if other is None else "the kept contact"
-        return CrmMergeResult(
-            (f"salesforce: {which} has no Contact known to wa-bridge: nothing to move",),
-            reversible=True,
-        )
+    pair = crm_ids("salesforce", request, "Contact")
+    if isinstance(pair, CrmMergeResult):
+        return pair
+    keep, other = pair
     found = {(s, f): await _ids(sf, s, f, other) for s, f in RELATED}
     counts = ", ".join(f"{len(ids)} {s}" for (s, _), ids in found.items())
     ours = request.other_match == "created"
