@@ -35,9 +35,10 @@ from wa_bridge.log import hash_key
 from wa_bridge.ops.masking import HIDDEN, mask_phone
 from wa_bridge.store import audit
 from wa_bridge.store.db import store_errors
-from wa_bridge.store.identity_merges import CrmOutcome, apply_merge, plan_merge
+from wa_bridge.store.identity_merges import CrmOutcome, apply_merge
 from wa_bridge.store.identity_report import ContactFacts, Lookalike, find_lookalikes
 from wa_bridge.store.identity_unmerge import apply_unmerge, plan_unmerge
+from wa_bridge.store.merge_plan import plan_merge
 from wa_bridge.store.merges import MergeRow, list_merges
 
 if TYPE_CHECKING:

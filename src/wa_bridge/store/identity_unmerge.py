@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_bridge.errors import MergeRefused
 from wa_bridge.store.cases import case_key_for
-from wa_bridge.store.identity_merges import CaseMove, LinkMove, link_where
+from wa_bridge.store.identity_merges import link_where
+from wa_bridge.store.merge_plan import CaseMove, LinkMove
 from wa_bridge.store.merges import MergeRow, get_merge
 from wa_bridge.store.tables import cases, consents, identities, identity_events, identity_merges
 
