@@ -330,3 +330,27 @@ async def test_unmerge_that_would_reuse_a_case_key_is_refused(
     with pytest.raises(MergeRefused, match="reuse case key"):
         await ops.unmerge(settings, store, outcome.merge_id, actor="ana")
     assert await tables(store) == before
+
+
+async def test_a_second_bsuid_of_one_business_reaches_keep_as_history(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    """A contact holds one current BSUID per business: OTHER's joins KEEP as history, so
+    its events still land on KEEP, and KEEP's own stays the one that decides."""
+    store = await store_factory(store_url)
+    keep = await resolve(store, bsuid("AR.keep", AR))
+    other = await resolve(store, bsuid("AR.other", MX))
+    settings = sql_settings(store_url)
+    outcome = await ops.merge(settings, store, keep, other, actor="ana")
+    assert "1 kept as history (it holds its own bsuid)" in outcome.map_lines[0]
+    links = await current_links(store)
+    assert links[(WABA, "bsuid", "AR.keep")] == keep
+    assert (WABA, "bsuid", "AR.other") not in links
+    assert links[("", "phone", MX)] == keep
+    assert await resolve(store, bsuid("AR.other")) == keep
+    assert await resolve(store, bsuid("AR.other", MX)) == keep
+    assert outcome.merge_id is not None
+    await ops.unmerge(settings, store, outcome.merge_id, actor="ana")
+    links = await current_links(store)
+    assert links[(WABA, "bsuid", "AR.other")] == other and links[("", "phone", MX)] == other
+    assert await resolve(store, bsuid("AR.other", MX)) == other

@@ -73,7 +73,7 @@ async def apply_merge(
             .values(contact_id=plan.keep_id)
         )
     await _rebook(conn, plan, crm, at)
-    kinds = ",".join(sorted({m.kind for m in plan.links if m.current}))
+    kinds = ",".join(sorted({m.kind for m in plan.links if m.keep_current}))
     await conn.execute(
         insert(identity_events),
         [
@@ -114,6 +114,7 @@ async def _insert_merge(
                 "keep_row": m.keep_row,
                 "keep_replaced_at": _iso(m.keep_replaced_at),
                 "other_replaced_at": _iso(m.other_replaced_at),
+                "shadowed": m.shadowed,
             }
             for m in plan.links
         ],
@@ -162,7 +163,8 @@ async def _give_link(conn: AsyncConnection, move: LinkMove, plan: MergePlan, at:
             .where(link_where(key, plan.other_id), identities.c.is_current)
             .values(is_current=False, replaced_at=at)
         )
-        current, replaced = True, None
+        current = move.keep_current
+        replaced = None if current else at + HISTORY_STEP
     else:
         current, replaced = False, (move.other_replaced_at or at) + HISTORY_STEP
     if move.keep_row:

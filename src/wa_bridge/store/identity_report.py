@@ -34,13 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_bridge.normalize.phone_forms import variants
 from wa_bridge.normalize.phones import user_e164
 from wa_bridge.store._bulk import members
+from wa_bridge.store.identity_map import STRONG_KINDS
 from wa_bridge.store.merges import active_merges
 from wa_bridge.store.tables import cases, contacts, identities, identity_events
 
 __all__ = ["ContactFacts", "Evidence", "Lookalike", "Rule", "find_lookalikes"]
 
 Rule = Literal["phone_variant", "moved", "orphaned"]
-_STRONG: Final = ("bsuid", "parent_bsuid")
 _ORDER: Final[dict[Rule, int]] = {"orphaned": 0, "moved": 1, "phone_variant": 2}
 
 
@@ -174,7 +174,7 @@ async def _strong(
     for clause in members(conn, t.contact_id, sorted(contact_ids)):
         rows = await conn.execute(
             select(t.contact_id, t.business, t.kind, t.value).where(
-                clause, t.is_current, t.kind.in_(_STRONG)
+                clause, t.is_current, t.kind.in_(sorted(STRONG_KINDS))
             )
         )
         for cid, business, kind, value in rows:

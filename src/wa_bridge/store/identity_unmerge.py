@@ -78,6 +78,7 @@ def _links(undo: Mapping[str, Any]) -> list[LinkMove]:
             keep_row=bool(x.get("keep_row")),
             keep_replaced_at=_time(x.get("keep_replaced_at")),
             other_replaced_at=_time(x.get("other_replaced_at")),
+            shadowed=bool(x.get("shadowed")),
         )
         for x in undo.get("links") or []
     ]
@@ -97,7 +98,7 @@ async def plan_unmerge(conn: AsyncConnection, merge_id: int) -> UnmergePlan:
     still: list[LinkMove] = []
     for move in links:
         row = (await conn.execute(select(t.is_current).where(link_where(move.key, keep)))).first()
-        if row is not None and bool(row[0]) == move.current:
+        if row is not None and bool(row[0]) == move.keep_current:
             still.append(move)
     moved = [
         CaseMove(str(x["case_key"]), str(x["business_number"]), bool(x.get("closed")))

@@ -15,6 +15,7 @@ from wa_bridge.errors import MergeRefused
 from wa_bridge.store._bulk import members
 from wa_bridge.store.book import KnownRecord
 from wa_bridge.store.crm_records import _known as known_record
+from wa_bridge.store.identity_map import STRONG_KINDS
 from wa_bridge.store.tables import (
     cases,
     consents,
@@ -35,7 +36,10 @@ HISTORY_STEP: Final = timedelta(microseconds=1)
 class LinkMove:
     """One identifier link given to KEEP: a current one (``current``) or a retired one
     whose last holder was OTHER. ``keep_row``: KEEP already had a (history) row for it,
-    let go at ``keep_replaced_at``; ``other_replaced_at``: when OTHER let a retired one go."""
+    let go at ``keep_replaced_at``; ``other_replaced_at``: when OTHER let a retired one go.
+    ``shadowed``: a current BSUID (or parent) of a business where KEEP holds its own: KEEP
+    takes it as history (a contact holds one per business), so its events still reach KEEP.
+    """
 
     business: str
     kind: str
@@ -44,10 +48,16 @@ class LinkMove:
     keep_row: bool = False
     keep_replaced_at: datetime | None = None
     other_replaced_at: datetime | None = None
+    shadowed: bool = False
 
     @property
     def key(self) -> IdKey:
         return (self.business, self.kind, self.value)
+
+    @property
+    def keep_current(self) -> bool:
+        """KEEP holds it as a current link after the merge."""
+        return self.current and not self.shadowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +88,17 @@ class MergePlan:
 
     def lines(self) -> list[str]:
         """What moves, for the operator: counts and kinds, no identifier values."""
-        current = [m.kind for m in self.links if m.current]
+        current = [m.kind for m in self.links if m.keep_current]
+        shadowed = [m.kind for m in self.links if m.shadowed]
         retired = [m.kind for m in self.links if not m.current]
         closed = sum(1 for c in self.cases if c.closed)
         out = [
             f"identifiers: {len(current)} move to {self.keep_id} ({_kinds(current)})"
+            + (
+                f", {len(shadowed)} kept as history (it holds its own {_kinds(shadowed)})"
+                if shadowed
+                else ""
+            )
             + (f", {len(retired)} retired ones follow ({_kinds(retired)})" if retired else ""),
             f"cases: {len(self.cases)} move"
             + (f", {closed} of them closed (the kept contact has an open case)" if closed else ""),
@@ -160,6 +176,14 @@ async def _links(conn: AsyncConnection, keep_id: str, other_id: str) -> list[Lin
         )
         for b, k, v, cid, is_current, at in found:
             holders.setdefault((b, k, v), []).append((cid, bool(is_current), at))
+    keep_slots = {
+        (b, k)
+        for b, k in await conn.execute(
+            select(t.business, t.kind).where(
+                t.contact_id == keep_id, t.is_current, t.kind.in_(sorted(STRONG_KINDS))
+            )
+        )
+    }
     out: list[LinkMove] = []
     for key in sorted(current | set(retired)):
         rows_of_key = holders.get(key, [])
@@ -173,6 +197,7 @@ async def _links(conn: AsyncConnection, keep_id: str, other_id: str) -> list[Lin
                 keep_row=keep_row is not None,
                 keep_replaced_at=keep_row[2] if keep_row else None,
                 other_replaced_at=retired.get(key),
+                shadowed=key in current and key[:2] in keep_slots,
             )
         )
     return out
