@@ -354,3 +354,34 @@ async def test_a_second_bsuid_of_one_business_reaches_keep_as_history(
     links = await current_links(store)
     assert links[(WABA, "bsuid", "AR.other")] == other and links[("", "phone", MX)] == other
     assert await resolve(store, bsuid("AR.other", MX)) == other
+
+
+async def test_the_record_book_follows_the_crm_merge(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    """OTHER's record is forgotten (merged away); KEEP's takes the id the CRM gave the
+    merged record and the if_empty fields the merge filled from OTHER's."""
+    from wa_bridge.store.crm_records import load_book, save_book
+    from wa_bridge.store.identity_merges import CrmOutcome, apply_merge
+    from wa_bridge.store.merge_plan import plan_merge
+
+    store = await store_factory(store_url)
+    keep, other = await resolve(store, phone(AR)), await resolve(store, phone(AR_OLD))
+    async with store.engine.begin() as conn:
+        book = await load_book(conn, "hubspot:1", [])
+        book.remember("contacts", keep, "101", filled=["country"])
+        book.remember("contacts", other, "202", match="phone", filled=["name"])
+        book.remember("tickets", "k_1", "303")
+        await save_book(conn, book, T0)
+        plan = await plan_merge(conn, keep, other, "hubspot:1")
+        assert plan.other_record is not None and plan.other_record[1].match == "phone"
+        crm = CrmOutcome("hubspot:1", ("merged",), False, {}, keep_crm_id="404", fields_merged=True)
+        await apply_merge(conn, plan, crm, actor="ana", at=T0)
+        after = await load_book(conn, "hubspot:1", [keep, other, "k_1"])
+    kept = after.get("contacts", keep)
+    assert kept is not None and (kept.crm_id, kept.filled) == (
+        "404",
+        frozenset({"country", "name"}),
+    )
+    assert after.get("contacts", other) is None
+    assert after.get("tickets", "k_1") is not None  # tickets and notes keep their own keys
