@@ -6,6 +6,7 @@
     ├── ConfigError               bad settings or mapping file: fail at startup, CLI exit 2
     │   └── MappingErrors         every problem of a mapping file, each at file:line:column
     ├── DlqLimitExceeded          most recent events were dead-lettered: the worker stops (exit 3)
+    ├── MergeRefused              an identity merge or unmerge that cannot be done as asked
     ├── RetryableError            has retry_after_s: float | None
     │   ├── CrmUnavailable        timeout, connect error, 5xx
     │   ├── CrmRateLimited        429 (+ Retry-After)
@@ -39,6 +40,7 @@ __all__ = [
     "DlqLimitExceeded",
     "InvalidEvent",
     "MappingOutputInvalid",
+    "MergeRefused",
     "NotAWebhook",
     "PermanentError",
     "RetryableError",
@@ -63,6 +65,11 @@ class DlqLimitExceeded(WaBridgeError):
     Raised by the worker's DLQ guard (a bad deploy, a CRM that rejects everything); the
     worker stops with a CRITICAL log and ``wa-bridge worker`` exits with code 3.
     """
+
+
+class MergeRefused(WaBridgeError, ValueError):
+    """``wa-bridge identity merge`` / ``unmerge`` cannot do what was asked (an unknown or
+    already merged contact, an unmerge that would reuse a case key); nothing was changed."""
 
 
 class RetryableError(WaBridgeError):

@@ -11,6 +11,7 @@ from wa_bridge.cli import (
     dev,
     dlq,
     gaps,
+    identity,
     mappings,
     normalize,
     receiver,
@@ -42,6 +43,7 @@ for _group in (
     audit,
     retention,
     crm,
+    identity,
 ):
     _group.register(app)
 

@@ -30,6 +30,7 @@ from wa_bridge.store.book import RecordBook
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from wa_bridge.connectors.merging import ContactMerger
     from wa_bridge.settings import Settings
 
 __all__ = [
@@ -155,3 +156,5 @@ class Vendor:
     set_up: Callable[[Settings, bool, AsyncEngine | None], Awaitable[SetupResult]] = (
         nothing_to_set_up
     )
+    # How the CRM merges two contacts (wa-bridge identity merge); None: it cannot.
+    merger: ContactMerger | None = None

@@ -19,6 +19,7 @@ from wa_bridge.connectors._plan import json_value, require_key
 from wa_bridge.connectors.base import CrmResult, OpRejected, OpResult, Vendor, Wiring, note_key
 from wa_bridge.connectors.gate import quota_key
 from wa_bridge.connectors.http import ErrorDialect, client_for, item_error, send
+from wa_bridge.connectors.rest_merge import REST_MERGER
 from wa_bridge.connectors.rest_search import CONTACTS, ContactSearch
 from wa_bridge.errors import CrmUnavailable, PermanentError
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, MatchRule
@@ -97,6 +98,10 @@ class RestConnector:
         self.instance = instance or f"rest:{client.base_url}"
         self._search = ContactSearch(client, REST_ERRORS, tuple(match_order))
         self._own_book = RecordBook(self.instance)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self._client
 
     async def apply(
         self, ops: Sequence[CrmOperation], book: RecordBook | None = None
@@ -199,4 +204,4 @@ def _build(settings: Settings, wiring: Wiring) -> RestConnector:
     )
 
 
-VENDOR: Final = Vendor(build=_build)
+VENDOR: Final = Vendor(build=_build, merger=REST_MERGER)

@@ -32,6 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from wa_bridge.connectors._records import json_value, note_key, require_key
 from wa_bridge.connectors.base import CrmResult, OpResult, Vendor, Wiring
+from wa_bridge.connectors.sql_merge import SQL_MERGER
 from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable
 from wa_bridge.operations import CrmOperation, OperationKind, WriteMode
 from wa_bridge.store.book import RecordBook
@@ -324,7 +325,7 @@ def _build(settings: Settings, wiring: Wiring) -> SqlCrmConnector:
     return SqlCrmConnector(target)
 
 
-VENDOR: Final = Vendor(build=_build)
+VENDOR: Final = Vendor(build=_build, merger=SQL_MERGER)
 
 
 def _update_columns(spec: _Spec, row: Row) -> list[str]:

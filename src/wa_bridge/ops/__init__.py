@@ -9,6 +9,7 @@ __all__ = [
     "console",  # the server-rendered console under /admin (sign-in, CSRF, roles)
     "dead_letters",  # dead-letter views and the replay preview
     "gaps",  # events Kafka received that are not applied, with why
+    "identity",  # contacts that look like one person; merge and unmerge them, audited
     "masking",  # personal data masked for viewers
     "openapi",  # the receiver + admin API as documented in openapi.yaml
     "probes",  # the worker's /healthz, /readyz and /metrics server

@@ -46,7 +46,7 @@ from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.api import Identifier, IdentityChange
 from wa_bridge.store.tables import contacts, identities, identity_events
 
-__all__ = ["IdentityGraph", "contact_id_for", "identifiers"]
+__all__ = ["STRONG_KINDS", "IdentityGraph", "contact_id_for", "identifiers"]
 
 IdKey = tuple[str, str, str]  # (business, kind, value)
 STRONG_KINDS: Final = frozenset({"bsuid", "parent_bsuid"})

@@ -53,6 +53,7 @@ __all__ = [
     "event_traces",
     "identities",
     "identity_events",
+    "identity_merges",
     "message_statuses",
     "metadata",
     "processed_events",
@@ -149,6 +150,28 @@ identity_events = Table(
     Column("detail", String(200)),  # hashed identifiers only, never raw numbers
     Column("at", UtcDateTime, nullable=False),
     Index(None, "contact_id"),
+)
+
+# Merges of two contacts (wa-bridge identity merge): ``other_id`` was merged into
+# ``keep_id``; ``undo`` (JSON) is what ``identity unmerge`` needs to give the links, cases
+# and consent rows back; ``crm_result`` says what the CRM did (its merge may be final).
+identity_merges = Table(
+    "identity_merges",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("keep_id", String(KEY), nullable=False),
+    Column("other_id", String(KEY), nullable=False),
+    Column("status", String(16), nullable=False),  # merged | unmerged
+    Column("crm", String(255), nullable=False),  # the CRM instance merged in
+    Column("crm_result", Text, nullable=False),
+    Column("crm_reversible", Boolean, nullable=False),
+    Column("undo", JsonType, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("merged_at", UtcDateTime, nullable=False),
+    Column("unmerged_by", String(200)),
+    Column("unmerged_at", UtcDateTime),
+    Index(None, "keep_id"),
+    Index(None, "other_id"),
 )
 
 cases = Table(

@@ -4,7 +4,8 @@ Request bodies are validated with the contract's own JSON Schemas (OpenAPI 3.1 i
 Schema 2020-12), so the contract server and the published contract cannot drift apart.
 
 It offers the optional ``POST /contacts/search`` (``searchable`` off: it answers 404, a
-CRM without it) and ``adopt`` in a contact PUT. :meth:`RestCrmServer.seed_contact` adds a
+CRM without it), ``adopt`` in a contact PUT and the optional ``POST
+/contacts/{key}/merge`` (``mergeable`` off: 404). :meth:`RestCrmServer.seed_contact` adds a
 contact the CRM held before wa-bridge (no key: stored under ``crm:<id>``).
 """
 
@@ -30,6 +31,7 @@ from .base import ContractServer, RecordedRequest, Reply, path_key
 
 CONTRACT_URI = "urn:wa-bridge:rest-crm"
 _ROUTE = re.compile(r"^/(contacts|cases|notes|outcomes|consents)/([^/]+)$")
+_MERGE = re.compile(r"^/contacts/([^/]+)/merge$")
 _SCHEMAS = {
     "contacts": "ContactPut",
     "cases": "CasePut",
@@ -81,12 +83,14 @@ class RestCrmServer(ContractServer):
         self.contract = load_contract()
         self._validators = _validators(self.contract)
         self.searchable = True
+        self.mergeable = True
         self._ticks = itertools.count()
 
     def reset(self) -> None:
         super().reset()
         with self._lock:
             self.searchable = True
+            self.mergeable = True
 
     def seed_contact(self, **fields: Any) -> str:
         """A contact the CRM held before wa-bridge (no key); returns its id."""
@@ -109,6 +113,8 @@ class RestCrmServer(ContractServer):
     def check(self, request: RecordedRequest) -> list[str]:
         if request.path == "/contacts/search" and request.method == "POST":
             return self._schema_errors("ContactSearch", request.body)
+        if _MERGE.match(request.path) and request.method == "POST":
+            return self._schema_errors("ContactMerge", request.body)
         match = _ROUTE.match(request.path)
         if match and request.method == "PUT":
             return self._schema_errors(_SCHEMAS[match.group(1)], request.body)
@@ -133,6 +139,9 @@ class RestCrmServer(ContractServer):
             return self._search(request.body)
         if request.path == "/batch":
             return self._batch(request.body["operations"])
+        merge = _MERGE.match(request.path)
+        if merge is not None:
+            return self._merge(path_key(merge.group(1)), request.body["merge"])
         match = _ROUTE.match(request.path)
         assert match is not None
         status, result = self._put(match.group(1), path_key(match.group(2)), request.body)
@@ -160,6 +169,26 @@ class RestCrmServer(ContractServer):
                     }
                 )
         return Reply(200, {"results": found})
+
+    def _merge(self, keep_key: str, other_key: str) -> Reply:
+        if not self.mergeable:
+            return self.error_reply(404, "no such operation")
+        contacts = self.collection("contacts")
+        keep = contacts.get(keep_key)
+        if keep is None:
+            return self.error_reply(404, f"no contact {keep_key}")
+        other = contacts.pop(other_key, None)
+        if other is None or other is keep:
+            return Reply(200, {"id": keep["id"], "merged": False})
+        for name, value in other["fields"].items():
+            if keep["fields"].get(name) in (None, ""):
+                keep["fields"][name] = value
+        for collection in ("cases", "notes", "outcomes", "consents"):
+            for record in self.collection(collection).values():
+                if record.get("contact_key") == other_key:
+                    record["contact_key"] = keep_key
+        self._touch(keep)
+        return Reply(200, {"id": keep["id"], "merged": True})
 
     def _put(self, collection: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         records = self.collection(collection)

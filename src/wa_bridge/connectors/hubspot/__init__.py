@@ -8,6 +8,7 @@ from wa_bridge.connectors.base import Vendor, Wiring
 from wa_bridge.connectors.gate import quota_key
 from wa_bridge.connectors.hubspot.auth import hubspot_client
 from wa_bridge.connectors.hubspot.connector import HubSpotConnector
+from wa_bridge.connectors.hubspot.merge import HUBSPOT_MERGER
 from wa_bridge.connectors.hubspot.properties import (
     HubSpotOptions,
     consent_property_prefix,
@@ -40,4 +41,4 @@ def _build(settings: Settings, wiring: Wiring) -> HubSpotConnector:
     )
 
 
-VENDOR: Final = Vendor(build=_build, set_up=set_up)
+VENDOR: Final = Vendor(build=_build, set_up=set_up, merger=HUBSPOT_MERGER)

@@ -9,6 +9,7 @@ from wa_bridge.connectors.gate import quota_key
 from wa_bridge.connectors.salesforce.auth import salesforce_client
 from wa_bridge.connectors.salesforce.connector import SalesforceConnector, SalesforceOptions
 from wa_bridge.connectors.salesforce.fields import EXTERNAL_IDS, custom_field
+from wa_bridge.connectors.salesforce.merge import SALESFORCE_MERGER
 from wa_bridge.connectors.salesforce.setup import set_up
 
 if TYPE_CHECKING:
@@ -25,4 +26,4 @@ def _build(settings: Settings, wiring: Wiring) -> SalesforceConnector:
     )
 
 
-VENDOR: Final = Vendor(build=_build, set_up=set_up)
+VENDOR: Final = Vendor(build=_build, set_up=set_up, merger=SALESFORCE_MERGER)
