@@ -51,6 +51,12 @@ EventType = Literal[
     "inbox.conversation.resolved",
     "inbox.conversation.converted",
     "inbox.conversation.csat",
+    "inbox.conversation.handoff",
+    # made by the worker (wa_bridge.worker.conversations), never by Meta or the inbox:
+    # the check that a case's window lapsed, sent through the bus in order with the
+    # contact's events, and a case's state as it changed, mapped like any event
+    "conversation.window.check",
+    "conversation.case.updated",
 ]
 EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
 

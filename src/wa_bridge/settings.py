@@ -279,6 +279,20 @@ class Settings(BaseSettings):
         "left out of bulk replays (replay it by id to try again).",
     )
 
+    # --- conversations (cases; wa_bridge.worker.conversations) ---------------------------
+    conversation_window_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="A case lapses (closes) this long after the customer's last message, "
+        "and their next message opens a new one; 24 h is WhatsApp's customer-service window.",
+    )
+    conversation_sweep_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often a worker looks for open cases whose window has lapsed and "
+        "closes them (through the bus, in order with the contact's events); 0 turns it off.",
+    )
+
     # --- monitoring and alerts (the worker's monitor task) ------------------------------
     monitor_interval_s: float = Field(
         default=15.0,
@@ -302,6 +316,12 @@ class Settings(BaseSettings):
             "Tokens as role:token, comma-separated. Roles: viewer, operator (admin API) and "
             "inbox (may only POST /inbox/events)."
         ),
+    )
+    inbox_signing_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="For an inbox that cannot hold a bearer token: secrets, comma-separated "
+        "(several so one can rotate), any of which may sign POST /inbox/events with "
+        "X-Inbox-Signature-256: sha256=<hex HMAC-SHA256 of the body>.",
     )
     console_session_secret: SecretStr | None = Field(
         default=None,
@@ -335,7 +355,12 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @field_validator(
-        "app_secrets", "phone_number_ids", "admin_tokens", "kafka_oauth_extensions", mode="before"
+        "app_secrets",
+        "phone_number_ids",
+        "admin_tokens",
+        "kafka_oauth_extensions",
+        "inbox_signing_secrets",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: object) -> object:

@@ -137,6 +137,22 @@ async def test_dry_run_creates_nothing(
     assert all(r.method == "GET" for r in hubspot_server.requests)
 
 
+# The worker's update of the case that message opened (conversation.case.updated).
+CASE_OPENED = {
+    "id": "ev-setup-1#case",
+    "type": "conversation.case.updated",
+    "source": "wa-bridge:worker",
+    "time": "2026-06-10T14:04:00Z",
+    "data": {
+        "case_key": "case-1",
+        "status": "open",
+        "opened_at": "2026-06-10T14:04:00Z",
+        "opened_by": "message",
+        "first_inbound_at": "2026-06-10T14:04:00Z",
+    },
+}
+
+
 def _received_ops(mapping: CompiledMapping) -> list[Any]:
     event = CanonicalEvent.from_dict(
         {
@@ -153,8 +169,10 @@ def _received_ops(mapping: CompiledMapping) -> list[Any]:
             },
         }
     )
+    case = CanonicalEvent.from_dict(CASE_OPENED)
     return [
-        dataclasses.replace(op, contact_key="c-1", case_key="case-1") for op in mapping.apply(event)
+        dataclasses.replace(op, contact_key="c-1", case_key="case-1")
+        for op in [*mapping.apply(event), *mapping.apply(case)]
     ]
 
 

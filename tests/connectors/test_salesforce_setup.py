@@ -87,7 +87,10 @@ def test_every_field_the_connector_writes_with_its_type_and_length() -> None:
     assert kinds["Task.WA_Status_At__c"] == "DateTime"  # a status's own time
     assert kinds["Contact.WA_Whatsapp_Marketing_Consent_At__c"] == "DateTime"
     assert kinds["Case.WA_Outcome_Value__c"] == "Number(18, 4)"
-    assert kinds["Case.WA_Outcome_Csat__c"] == "Number(18, 0)"
+    assert kinds["Case.WA_Csat__c"] == "Number(18, 0)"  # its own field, not the outcome's
+    assert "Case.WA_Outcome_Csat__c" not in kinds
+    assert kinds["Case.WA_Frt_S__c"] == "Number(18, 0)" and kinds["Case.WA_Fcr__c"] == "Checkbox"
+    assert kinds["Contact.WA_First_Touch_Ctwa_Clid__c"] == "LongTextArea(512)"
     # Salesforce's own fields are written, not created
     assert not {"Contact.MobilePhone", "Contact.LastName", "Task.Description"} & set(fields)
     assert all(len(f.name.removesuffix("__c")) <= 40 for f in fields.values())
@@ -231,6 +234,22 @@ async def test_cli_setup_for_salesforce(
     assert "Case.WA_Source_Url__c: created (LongTextArea(2048))" in done.stdout
 
 
+# The worker's update of the case that message opened (conversation.case.updated).
+CASE_OPENED = {
+    "id": "ev-setup-1#case",
+    "type": "conversation.case.updated",
+    "source": "wa-bridge:worker",
+    "time": "2026-06-10T14:04:00Z",
+    "data": {
+        "case_key": "case-1",
+        "status": "open",
+        "opened_at": "2026-06-10T14:04:00Z",
+        "opened_by": "message",
+        "first_inbound_at": "2026-06-10T14:04:00Z",
+    },
+}
+
+
 def _received_ops() -> list[CrmOperation]:
     mapping = load_mapping(resolve_mappings_path(MAPPING))
     event = CanonicalEvent.from_dict(
@@ -248,6 +267,8 @@ def _received_ops() -> list[CrmOperation]:
             },
         }
     )
+    case = CanonicalEvent.from_dict(CASE_OPENED)
     return [
-        dataclasses.replace(op, contact_key="c-1", case_key="case-1") for op in mapping.apply(event)
+        dataclasses.replace(op, contact_key="c-1", case_key="case-1")
+        for op in [*mapping.apply(event), *mapping.apply(case)]
     ]

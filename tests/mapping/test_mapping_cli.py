@@ -177,8 +177,7 @@ def test_dry_run_shows_the_write_mode_of_fields_not_written_always() -> None:
     ops = _printed_ops(result.output)
     assert [(op["op"], op.get("write")) for op in ops] == [
         ("upsert_contact", {"name": "if_empty", "country": "if_empty"}),
-        ("upsert_case", {"channel": "on_create", "opened_at": "on_create"}),
-        ("add_note", None),
+        ("add_note", None),  # the case: the worker's conversation.case.updated
     ]
 
 

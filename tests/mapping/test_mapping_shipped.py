@@ -227,11 +227,23 @@ def test_contact_name_limit_per_connector(name: str, event_type: str) -> None:
 
 
 # Field ownership in the shipped mappings: the fields NOT written `always`, per operation.
-# Names (and the phone's country) are the CRM's once set; when and how a case was opened
-# is decided by the message that opened it; our keys, wa_* fields and statuses: always.
+# Names (and the phone's country) are the CRM's once set, and so is the contact's first
+# touch; when and how a case was opened is decided by the message that opened it, and the
+# touch that opened it is written once; our keys, wa_* fields and statuses: always.
+_FIRST_TOUCH = ("at", "origin", "source_type", "source_id", "ctwa_clid", "source_url")
+_FIRST_TOUCH += ("headline", "utm_source", "utm_medium", "utm_campaign")
+_CASE_TOUCH = ("ctwa_clid", "source_url", "ad_id", "utm_source", "utm_medium", "utm_campaign")
 OWNERSHIP: dict[str, dict[str, str]] = {
-    "upsert_contact": {"name": "if_empty", "country": "if_empty"},
-    "upsert_case": {"opened_at": "on_create", "channel": "on_create"},
+    "upsert_contact": {
+        "name": "if_empty",
+        "country": "if_empty",
+        **{f"first_touch_{name}": "if_empty" for name in _FIRST_TOUCH},
+    },
+    "upsert_case": {
+        "opened_at": "on_create",
+        "channel": "on_create",
+        **{name: "if_empty" for name in _CASE_TOUCH},
+    },
 }
 
 
@@ -263,6 +275,13 @@ def test_a_named_contact_carries_its_write_modes() -> None:
     )
     assert [(op.kind, dict(op.write_modes)) for op in ops] == [
         ("upsert_contact", {"name": "if_empty"}),  # no country in the event: not listed
+        ("add_note", {}),  # the case comes with the worker's conversation.case.updated
+    ]
+    case = {"case_key": "k_" + "0" * 32, "status": "open", "opened_at": "2026-06-10T14:00:00Z"}
+    raw = {"id": "e#case", "type": "conversation.case.updated", "source": "s"}
+    ops = mapping.apply(
+        CanonicalEvent.from_dict({**raw, "time": "2026-06-10T14:00:00Z", "data": case})
+    )
+    assert [(op.kind, dict(op.write_modes)) for op in ops] == [
         ("upsert_case", {"opened_at": "on_create", "channel": "on_create"}),
-        ("add_note", {}),
     ]

@@ -28,6 +28,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "resolved": {"outcome": "lost", "reason": "complaint", "agent": "agent-7"},
     "converted": {"outcome": "converted", "value": "1249.90"},
     "csat": {"csat": 5},
+    "handoff": {},
 }
 
 
@@ -105,6 +106,51 @@ def test_data_carries_every_posted_field() -> None:
         "csat": 4,
         "note": "called back",
     }
+
+
+def test_a_handoff_keeps_the_queue_the_intents_and_the_captured_data() -> None:
+    body = posted(
+        "handoff",
+        queue="ventas",
+        intents=["comprar", "envio"],
+        captured={"talla": "M", "cantidad": 2, "regalo": True, "nota": None, "peso": 1.5},
+    )
+    event = normalize(body)
+    assert not schema_errors(event)
+    data = event.data
+    assert (data["queue"], data["intents"]) == ("ventas", ["comprar", "envio"])
+    assert data["captured"] == {
+        "talla": "M",
+        "cantidad": 2,
+        "regalo": True,
+        "nota": None,
+        "peso": 1.5,
+    }
+    assert data["captured_text"] == "talla: M\ncantidad: 2\nregalo: yes\nnota: -\npeso: 1.5"
+
+
+def test_a_conversion_carries_its_currency_in_upper_case() -> None:
+    event = normalize(posted("converted", currency="mxn"))
+    assert (event.data["value"], event.data["currency"]) == ("1249.90", "MXN")
+    assert not schema_errors(event)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"currency": "pesos"}, "currency: must be a 3-letter ISO 4217 currency code"),
+        ({"currency": 484}, "currency: must be a 3-letter ISO 4217 currency code"),
+        ({"captured": {"x": {"nested": 1}}}, "captured.x"),
+        ({"captured": {f"k{i}": i for i in range(51)}}, "captured: must have at most 50 entries"),
+        ({"captured": {"x": float("nan")}}, "captured.x"),
+        ({"intents": ["x" * 129]}, "intents.0: must have at most 128 characters"),
+        ({"queue": ""}, "queue: must have at least 1 character"),
+    ],
+)
+def test_bad_handoff_and_conversion_fields_are_refused(
+    changes: dict[str, Any], expected: str
+) -> None:
+    assert expected in reason(posted("handoff", **changes))
 
 
 def test_short_and_full_type_names_give_the_same_event() -> None:

@@ -22,7 +22,13 @@ from wa_bridge.bus.producer import KafkaPublisher
 from wa_bridge.cli.receiver import build_receiver
 from wa_bridge.normalize.inbox import SHORT_TYPES
 from wa_bridge.receiver import ReceiverApp, create_app
-from wa_bridge.receiver.inbox import INBOX_PATH, MAX_EVENTS_PER_REQUEST, inbox_api
+from wa_bridge.receiver.inbox import (
+    INBOX_PATH,
+    INBOX_SIGNATURE_HEADER,
+    MAX_EVENTS_PER_REQUEST,
+    inbox_api,
+)
+from wa_bridge.receiver.signature import sign
 
 from ._harness import READY_WAIT_S, read_records, receiver_settings
 
@@ -39,9 +45,10 @@ PNID = "106540352242922"
 def inbox_event(kind: str = "resolved", n: int = 1, **changes: Any) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "assigned": {"agent": "agent-7"},
+        "handoff": {"queue": "ventas", "intents": ["sofa"], "captured": {"talla": "M"}},
         "tagged": {"tags": ["pricing", "vip"]},
         "resolved": {"agent": "agent-7", "outcome": "won", "reason": "pricing"},
-        "converted": {"outcome": "converted", "value": "1249.90"},
+        "converted": {"outcome": "converted", "value": "1249.90", "currency": "MXN"},
         "csat": {"csat": 4},
     }[kind]
     body: dict[str, Any] = {
@@ -65,11 +72,16 @@ class Inbox:
     topic: str
     bootstrap: str
 
-    async def post(self, body: object, *, token: str | None = INBOX_TOKEN) -> httpx.Response:
+    async def post(
+        self, body: object, *, token: str | None = INBOX_TOKEN, secret: bytes | None = None
+    ) -> httpx.Response:
+        """Post ``body`` with a bearer ``token``, and signed with ``secret`` when given."""
         content = body if isinstance(body, bytes) else orjson.dumps(body)
         headers = {"content-type": "application/json"}
         if token is not None:
             headers["authorization"] = f"Bearer {token}"
+        if secret is not None:
+            headers[INBOX_SIGNATURE_HEADER] = sign(content, secret)
         return await self.client.post(INBOX_PATH, content=content, headers=headers)
 
     async def records(self, at_least: int) -> list[dict[str, Any]]:
@@ -141,6 +153,43 @@ async def test_an_inbox_token_cannot_read_the_admin_api(inbox: Inbox) -> None:
 async def test_auth_is_checked_before_the_body_is_read(inbox: Inbox) -> None:
     assert (await inbox.post(b"{not json", token=None)).status_code == 401
     assert (await inbox.post(b"{not json", token=VIEWER_TOKEN)).status_code == 403
+
+
+SIGNING = b"inbox-signing-secret-for-tests"
+
+
+async def test_an_inbox_without_a_token_may_sign_its_calls(
+    broker: EmbeddedBroker, topic_factory: Callable[[str], str]
+) -> None:
+    secrets = f"old-secret-being-rotated,{SIGNING.decode()}"
+    topic = topic_factory("inbox-hmac")
+    async with running_inbox(broker.bootstrap, topic, inbox_signing_secrets=secrets) as inbox:
+        body = inbox_event("handoff")
+        accepted = await inbox.post(body, token=None, secret=SIGNING)
+        assert accepted.status_code == 202, accepted.text
+        assert (
+            await inbox.post(body, token=None, secret=b"old-secret-being-rotated")
+        ).status_code == 202
+        wrong = await inbox.post(inbox_event("csat"), token=None, secret=b"a-guess")
+        assert wrong.status_code == 401 and wrong.json()["error"] == "bad_signature"
+        # a signature of another body (a replayed header on changed content) does not sign it
+        changed = orjson.dumps(inbox_event("csat"))
+        headers = {
+            "content-type": "application/json",
+            INBOX_SIGNATURE_HEADER: sign(orjson.dumps(body), SIGNING),
+        }
+        response = await inbox.client.post(INBOX_PATH, content=changed, headers=headers)
+        assert response.status_code == 401
+        # a bearer token, when sent, decides: a viewer's is refused even with a signature
+        assert (await inbox.post(body, token=VIEWER_TOKEN, secret=SIGNING)).status_code == 403
+        records = await inbox.records(2)
+    assert [r["value"]["id"] for r in records] == ["inbox:evt-handoff-1"] * 2  # no csat
+
+
+async def test_signatures_are_refused_when_no_signing_secret_is_set(inbox: Inbox) -> None:
+    refused = await inbox.post(inbox_event(), token=None, secret=SIGNING)
+    assert refused.status_code == 401
+    assert "WA_BRIDGE_INBOX_SIGNING_SECRETS" in refused.json()["detail"]
 
 
 # --- publishing --------------------------------------------------------------------------
@@ -318,7 +367,7 @@ def test_openapi_documents_every_inbox_answer_and_the_body() -> None:
     one, many = post["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
     assert set(one["required"]) == {"type", "id", "time", "phone_number_id", "contact"}
     assert many["items"] == one
-    assert post["security"] == [{"InboxBearer": []}]
+    assert post["security"] == [{"InboxBearer": []}, {"InboxSignature": []}]  # either one
 
 
 async def test_csat_after_resolution_rates_that_case_and_opens_no_new_one(
@@ -327,7 +376,7 @@ async def test_csat_after_resolution_rates_that_case_and_opens_no_new_one(
     from sqlalchemy import select
 
     from wa_bridge.store import create_engine
-    from wa_bridge.store.tables import cases, crm_outcomes
+    from wa_bridge.store.tables import cases, crm_cases, crm_outcomes
     from wa_bridge.worker.runner import open_worker
     from worker.sqlcrm import sql_settings
 
@@ -347,8 +396,14 @@ async def test_csat_after_resolution_rates_that_case_and_opens_no_new_one(
         async with engine.connect() as conn:
             internal = (await conn.execute(select(cases))).mappings().all()
             outcomes = (await conn.execute(select(crm_outcomes))).mappings().all()
+            [case] = (await conn.execute(select(crm_cases))).mappings().all()
     finally:
         await engine.dispose()
     assert [c["status"] for c in internal] == ["resolved"]  # no empty case opened for the CSAT
     assert {o["case_key"] for o in outcomes} == {internal[0]["case_key"]}
-    assert sorted(o["outcome"] for o in outcomes) == ["csat", "won"]
+    assert [o["outcome"] for o in outcomes] == ["won"]  # the CSAT is not an outcome
+    assert (case["case_key"], case["csat"], case["outcome"]) == (
+        internal[0]["case_key"],
+        4,
+        "won",
+    )

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import text
 
 from wa_bridge.events import Contact
 from wa_bridge.store._chunks import IN_CHUNK
+from wa_bridge.store.api import CaseRecord
+from wa_bridge.store.cases import case_key_for
 
 from ._helpers import T0, StoreFactory
 
 N = IN_CHUNK + 7  # SQLite splits its IN lists here; PostgreSQL sends one array
+
+
+def _case(key: str, contact_id: str) -> CaseRecord:
+    return CaseRecord(key, contact_id, "n1", "open", T0, lapses_at=T0 + timedelta(days=1))
 
 
 def _contact(i: int) -> Contact:
@@ -25,21 +33,28 @@ async def test_batch_larger_than_one_chunk(store_url: str, store_factory: StoreF
     async with store.transaction() as tx:
         assert await tx.claim_events(ids) == set(ids)
         first = await tx.resolve_contacts(items)
-        cases = await tx.open_cases([(c or "", "n1", T0) for c in first])
+        contact_ids = [c or "" for c in first]
+        cases = [_case(case_key_for(c, "n1", 0), c) for c in contact_ids]
+        await tx.save_cases(cases, [c.case_key for c in cases])
         moved = await tx.advance_statuses([(f"m{i}", "read", T0) for i in range(N)])
     assert len(set(first)) == N and None not in first
-    assert len(set(cases)) == N and all(moved)
+    assert len({c.case_key for c in cases}) == N and all(moved)
     async with store.transaction() as tx:
         assert await tx.claim_events([*ids, "new"]) == {"new"}
         assert await tx.resolve_contacts(items) == first
-        assert await tx.open_cases([(c or "", "n1", T0) for c in first]) == cases
+        loaded = await tx.load_cases(contact_ids)
+        assert loaded.cases == {c.case_key: c for c in cases}
+        assert await tx.seen_messages([f"m{i}" for i in range(N)]) == {f"m{i}" for i in range(N)}
         assert (
             await tx.advance_statuses([(f"m{i}", "delivered", T0) for i in range(N)]) == [False] * N
         )
-        await tx.close_cases(cases, T0)
+        for case in cases:
+            case.status = "closed"
+        await tx.save_cases(cases, [])
     async with store.transaction() as tx:
-        reopened = await tx.open_cases([(c or "", "n1", T0) for c in first])
-    assert not set(reopened) & set(cases)
+        loaded = await tx.load_cases(contact_ids)
+    assert set(loaded.counts.values()) == {1}
+    assert {c.status for c in loaded.cases.values()} == {"closed"}
 
 
 @pytest.mark.postgres

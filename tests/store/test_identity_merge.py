@@ -15,6 +15,8 @@ from wa_bridge.events import Contact
 from wa_bridge.ops import identity as ops
 from wa_bridge.settings import Settings
 from wa_bridge.store import SqlStore
+from wa_bridge.store.api import CaseRecord
+from wa_bridge.store.cases import case_key_for
 from wa_bridge.store.consent import ConsentRecord
 from wa_bridge.store.identity_report import find_lookalikes
 from wa_bridge.store.tables import (
@@ -55,14 +57,35 @@ async def resolve(store: SqlStore, contact: Contact) -> str:
 
 
 async def open_case(store: SqlStore, cid: str, at: datetime = T0) -> str:
+    """The contact's open case on NUMBER, opened (as the worker opens one) if none is."""
     async with store.transaction() as tx:
-        [key] = await tx.open_cases([(cid, NUMBER, at)])
+        loaded = await tx.load_cases([cid])
+        for case in loaded.cases.values():
+            if (case.contact_id, case.business_number, case.status) == (cid, NUMBER, "open"):
+                return case.case_key
+        key = case_key_for(cid, NUMBER, loaded.counts.get((cid, NUMBER), 0))
+        record = CaseRecord(
+            case_key=key, contact_id=cid, business_number=NUMBER, status="open", opened_at=at
+        )
+        await tx.save_cases([record], [key])
     return key
 
 
 async def close_case(store: SqlStore, key: str, at: datetime) -> None:
+    [(contact_id, _)] = await _pairs(store, key)  # before the transaction: one SQLite writer
     async with store.transaction() as tx:
-        await tx.close_cases([key], at)
+        loaded = await tx.load_cases([contact_id])
+        case = loaded.cases[key]
+        case.status, case.closed_at = "resolved", at
+        await tx.save_cases([case], [])
+
+
+async def _pairs(store: SqlStore, key: str) -> list[tuple[str, str]]:
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(
+            select(cases.c.contact_id, cases.c.business_number).where(cases.c.case_key == key)
+        )
+        return [(r[0], r[1]) for r in rows]
 
 
 async def crm_contact(store: SqlStore, cid: str, **columns: Any) -> None:
@@ -221,8 +244,7 @@ async def test_merge_moves_links_cases_consents_and_crm_rows_to_keep(
             await conn.execute(select(identity_events.c.contact_id, identity_events.c.decision))
         ).all()
     assert sorted(case_rows) == [(keep, "open"), (keep, "resolved")]  # OTHER's closed here
-    async with store.transaction() as tx:
-        [open_key] = await tx.open_cases([(keep, NUMBER, T0 + timedelta(hours=2))])
+    open_key = await open_case(store, keep, T0 + timedelta(hours=2))
     assert open_key == next(k for k, c, s in await case_list(store) if c == keep and s == "open")
     assert consent_owner == keep
     assert [(r["contact_key"], r["name"], r["email"]) for r in crm] == [

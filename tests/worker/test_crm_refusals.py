@@ -73,6 +73,8 @@ class EmailMapper:
     """A contact with an e-mail (HubSpot refuses a bad one) and a note per message."""
 
     def apply(self, event: CanonicalEvent) -> list[CrmOperation]:
+        if event.type != "whatsapp.message.received":
+            return []  # e.g. the worker's conversation.case.updated
         fields: dict[str, Any] = {"phone_e164": event.subject}
         if event.data.get("email"):
             fields["email"] = event.data["email"]

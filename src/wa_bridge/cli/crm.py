@@ -1,4 +1,5 @@
-"""``wa-bridge crm show``: the built-in SQL CRM's contacts with their cases and last notes.
+"""``wa-bridge crm show``: the built-in SQL CRM's contacts (with their first touch) and
+their cases (status, outcome, CSAT, service figures) and last notes.
 ``wa-bridge crm setup``: prepare the configured CRM for its connector (each connector's
 package says what that means, e.g. the custom properties it writes).
 
@@ -43,6 +44,7 @@ async def load_crm_view(
             out = [_plain(r) for r in (await conn.execute(stmt)).mappings()]
             for contact in out:
                 key = contact["contact_key"]
+                contact["first_touch"] = _first_touch(contact.get("attributes"))
                 cases = await conn.execute(
                     select(crm_cases)
                     .where(crm_cases.c.contact_key == key)
@@ -65,17 +67,38 @@ def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in row.items()}
 
 
+_TOUCH_PREFIX = "first_touch_"
+
+
+def _first_touch(attributes: Any) -> dict[str, Any] | None:
+    """The contact's first touch (the mapping's ``first_touch_*`` fields), as one object."""
+    if not isinstance(attributes, dict):
+        return None
+    touch = {
+        k.removeprefix(_TOUCH_PREFIX): v
+        for k, v in attributes.items()
+        if k.startswith(_TOUCH_PREFIX)
+    }
+    return touch or None
+
+
 def _text(contacts: list[dict[str, Any]]) -> str:
     lines: list[str] = []
     for c in contacts:
         who = " ".join(str(v) for v in (c["name"], c["phone_e164"], c["bsuid"], c["country"]) if v)
         lines.append(f"{c['contact_key']}  {who}")
+        touch = c.get("first_touch") or {}
+        if touch:
+            source = touch.get("utm_source") or touch.get("source_type") or touch.get("origin")
+            campaign = touch.get("utm_campaign") or touch.get("source_id") or "-"
+            lines.append(f"  first touch {touch.get('at') or '-'}  {source or '-'}  {campaign}")
         for case in c["cases"]:
             opened = case["opened_at"].isoformat() if case["opened_at"] else "-"
             lines.append(
                 f"  case {case['case_key']}  {case['status'] or '-'}  opened {opened}"
-                f"  agent {case['agent'] or '-'}"
+                f"  {case.get('channel') or '-'}  agent {case['agent'] or '-'}"
             )
+            lines.append(f"    {_figures(case)}")
         for note in c["notes"]:
             at = note["occurred_at"].isoformat() if note["occurred_at"] else "-"
             body = (note["body"] or "").replace("\n", " ")[:80]
@@ -84,6 +107,23 @@ def _text(contacts: list[dict[str, Any]]) -> str:
                 f"{note['message_type'] or '-':8} {body}"
             )
     return "\n".join(lines) if lines else "no contacts"
+
+
+def _figures(case: Mapping[str, Any]) -> str:
+    """Outcome, value, CSAT and service figures of a case, as one line."""
+    value = case.get("outcome_value")
+    amount = f" {value} {case.get('outcome_currency') or ''}".rstrip() if value is not None else ""
+    resolved_first = case.get("fcr")
+    fcr = "-" if resolved_first is None else ("yes" if resolved_first else "no")
+    return (
+        f"outcome {case.get('outcome') or '-'}{amount}  csat {case.get('csat') or '-'}"
+        f"  frt {_seconds(case.get('frt_s'))}  handling {_seconds(case.get('handling_s'))}"
+        f"  fcr {fcr}"
+    )
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{value}s"
 
 
 @crm_app.command("show")

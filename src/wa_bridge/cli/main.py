@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from wa_bridge.cli import (
+    account,
     audit,
     crm,
     db,
@@ -44,6 +45,7 @@ for _group in (
     retention,
     crm,
     identity,
+    account,
 ):
     _group.register(app)
 

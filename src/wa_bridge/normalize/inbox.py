@@ -1,7 +1,7 @@
 """An event posted by the agents' inbox → one canonical ``inbox.conversation.*`` event. Pure.
 
-The inbox posts outcome events (assigned, tagged, resolved, converted, CSAT) to
-``POST /inbox/events``. :class:`InboxEventIn` is the posted shape (it also documents the
+The inbox posts conversation events (assigned, handoff, tagged, resolved, converted,
+CSAT) to ``POST /inbox/events``. :class:`InboxEventIn` is the posted shape (it also documents the
 request body in the OpenAPI file); :func:`normalize_inbox_event` checks it, per type, and
 raises :class:`~wa_bridge.errors.InvalidEvent` with a reason the client can act on.
 
@@ -15,12 +15,18 @@ Decisions:
   ``phone`` may be in any international format and an MX ``521…`` gives the same key as
   ``52…``. ``wa_id`` (the reply address) is kept exactly as sent.
 - ``value`` (a decimal as a string or a JSON number) travels as a plain decimal string,
-  so no float rounding reaches the CRM.
+  so no float rounding reaches the CRM; ``currency`` is an ISO 4217 code, upper case.
+- ``conversation_id`` is the inbox's own id of the conversation: the worker binds it to
+  the case, and later events naming it land on that case (a late one never reopens it).
+- ``handoff`` (a bot hands the conversation to a person) may carry the bot's ``intents``
+  and the data it ``captured`` (name → text, number or boolean), kept on the case; the
+  data also travels as ``captured_text``, one ``name: value`` line each, for a CRM field.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Final, cast
@@ -50,10 +56,12 @@ __all__ = [
 ]
 
 INBOX_TYPE_PREFIX: Final = "inbox.conversation."
-SHORT_TYPES: Final = ("assigned", "tagged", "resolved", "converted", "csat")
+SHORT_TYPES: Final = ("assigned", "tagged", "resolved", "converted", "csat", "handoff")
 _MAX_ID_CHARS: Final = 200
 _MAX_TEXT_CHARS: Final = 2000
 _MAX_TAGS: Final = 50
+_MAX_CAPTURED: Final = 50
+_CURRENCY: Final = re.compile(r"^[A-Za-z]{3}$")
 _RFC3339: Final = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
@@ -80,7 +88,38 @@ def _decimal_text(value: object) -> str:
     return plain
 
 
+def _currency(value: object) -> str:
+    if not isinstance(value, str) or not _CURRENCY.match(value):
+        raise ValueError("must be a 3-letter ISO 4217 currency code such as MXN")
+    return value.upper()
+
+
+def _captured(value: object) -> object:
+    if not isinstance(value, dict):
+        return value  # pydantic says what is wrong
+    if len(value) > _MAX_CAPTURED:
+        raise ValueError(f"must have at most {_MAX_CAPTURED} entries")
+    return value
+
+
 Text = Annotated[str, Field(min_length=1, max_length=_MAX_TEXT_CHARS)]
+Currency = Annotated[
+    str,
+    BeforeValidator(_currency),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{3}$", "examples": ["MXN"]}),
+]
+Short = Annotated[str, Field(min_length=1, max_length=128)]
+CapturedValue = (
+    Annotated[str, Field(max_length=1000)]
+    | StrictInt
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+    | None
+)
+Captured = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=64)], CapturedValue],
+    BeforeValidator(_captured),
+]
 Ident = Annotated[str, Field(min_length=1, max_length=_MAX_ID_CHARS)]
 DecimalText = Annotated[
     str,
@@ -121,11 +160,14 @@ class InboxEventIn(BaseModel):
     waba_id: Ident | None = Field(
         default=None, description="WhatsApp Business Account id: the scope of a BSUID."
     )
-    conversation_id: Ident | None = None
-    contact: InboxContactIn
-    agent: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
-        default=None, description="Required for assigned."
+    conversation_id: Ident | None = Field(
+        default=None,
+        description="The inbox's own id of the conversation: later events naming it land "
+        "on the same case.",
     )
+    contact: InboxContactIn
+    agent: Short | None = Field(default=None, description="Required for assigned.")
+    queue: Short | None = Field(default=None, description="The queue (team) handling it.")
     tags: (
         Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=50)]
         | None
@@ -133,6 +175,17 @@ class InboxEventIn(BaseModel):
     outcome: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     value: DecimalText | None = Field(
         default=None, description="A decimal, as a string or a number.", examples=["1249.90"]
+    )
+    currency: Currency | None = Field(
+        default=None, description="ISO 4217 code of value (converted)."
+    )
+    intents: Annotated[list[Short], Field(max_length=_MAX_TAGS)] | None = Field(
+        default=None, description="handoff: what the bot understood the customer wants."
+    )
+    captured: Captured | None = Field(
+        default=None,
+        description="handoff: what the bot asked the customer for, name → value "
+        f"(at most {_MAX_CAPTURED}).",
     )
     reason: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     csat: Annotated[StrictInt, Field(ge=1, le=5)] | None = Field(
@@ -155,11 +208,16 @@ def normalize_inbox_event(raw: object, *, received_at: datetime) -> CanonicalEve
         "phone_number_id": posted.phone_number_id,
         "contact": contact.to_dict(),
         "agent": posted.agent,
+        "queue": posted.queue,
         "tags": list(posted.tags) if posted.tags is not None else None,
         "outcome": posted.outcome,
         "value": posted.value,
+        "currency": posted.currency,
         "reason": posted.reason,
         "csat": posted.csat,
+        "intents": list(posted.intents) if posted.intents is not None else None,
+        "captured": dict(posted.captured) if posted.captured is not None else None,
+        "captured_text": _captured_text(posted.captured),
         "note": posted.note,
     }
     return CanonicalEvent(
@@ -172,6 +230,20 @@ def normalize_inbox_event(raw: object, *, received_at: datetime) -> CanonicalEve
         recvtime=rfc3339(received_at),
         wabaid=posted.waba_id,
     )
+
+
+def _captured_text(captured: Mapping[str, object] | None) -> str | None:
+    """``name: value`` per entry, one a line (booleans as yes / no, null as -)."""
+    if not captured:
+        return None
+    lines = []
+    for name, value in captured.items():
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        else:
+            shown = "-" if value is None else str(value)
+        lines.append(f"{name}: {shown}")
+    return "\n".join(lines)
 
 
 def _parse(raw: object) -> InboxEventIn:

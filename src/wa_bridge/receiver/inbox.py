@@ -11,19 +11,24 @@ none is published and the 400 names each bad event and field.
 
 The caller needs a bearer token of role ``inbox`` (``inbox:<token>`` in
 WA_BRIDGE_ADMIN_TOKENS). That role may do nothing else, and no other role may post here.
-The body is parsed by hand rather than by a FastAPI body parameter so that auth is checked
-before the body is read and bad input gets a 400 with our reasons (FastAPI answers 422).
+An inbox that cannot hold a bearer token may sign each call instead, as Meta signs its
+webhooks: ``X-Inbox-Signature-256: sha256=<hex HMAC-SHA256 of the exact body>`` with a
+secret of WA_BRIDGE_INBOX_SIGNING_SECRETS (its own: never the Meta app secret). A bearer
+token, when sent, is checked first and decides. The body is parsed by hand rather than by
+a FastAPI body parameter so that auth is checked before the body is read (a signature,
+once it is read, before it is parsed) and bad input gets a 400 with our reasons (FastAPI
+answers 422).
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBearer
-from pydantic import BaseModel, TypeAdapter
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, SecretStr, TypeAdapter
 
 from wa_bridge.auth import Principal, TokenBook
 from wa_bridge.bus.producer import RETRY_AFTER_S, EventPublisher
@@ -33,10 +38,12 @@ from wa_bridge.log import get_logger
 from wa_bridge.metrics import EVENTS_PUBLISHED
 from wa_bridge.normalize.inbox import InboxEventIn, normalize_inbox_event
 from wa_bridge.receiver.guard import bearer_guard
+from wa_bridge.receiver.signature import verify_signature
 from wa_bridge.settings import Settings
 
 __all__ = [
     "INBOX_PATH",
+    "INBOX_SIGNATURE_HEADER",
     "MAX_EVENTS_PER_REQUEST",
     "InboxAccepted",
     "build_inbox_router",
@@ -44,6 +51,7 @@ __all__ = [
 ]
 
 INBOX_PATH: Final = "/inbox/events"
+INBOX_SIGNATURE_HEADER: Final = "X-Inbox-Signature-256"
 MAX_EVENTS_PER_REQUEST: Final = 500
 _MAX_REASONS: Final = 20
 
@@ -79,10 +87,41 @@ _BEARER = HTTPBearer(
 )
 
 
-def _require_inbox(tokens: TokenBook) -> Callable[..., Awaitable[Principal]]:
-    return bearer_guard(
+_SIGNATURE = APIKeyHeader(
+    name=INBOX_SIGNATURE_HEADER,
+    auto_error=False,
+    scheme_name="InboxSignature",
+    description="sha256=<hex HMAC-SHA256 of the body> with a secret of "
+    "WA_BRIDGE_INBOX_SIGNING_SECRETS (for an inbox that cannot hold a bearer token)",
+)
+# Who posted a signed call, once its signature is checked against the body.
+SIGNED: Final = Principal(role="inbox", actor="signature")
+
+
+def _require_inbox(tokens: TokenBook, signing: bool) -> Callable[..., Awaitable[Principal | None]]:
+    """The caller's principal (a bearer token of role inbox), or None for a signed call
+    (``signing``: secrets are configured) whose signature the route checks on the body;
+    else 401 / 403 as for any bearer route."""
+    bearer = bearer_guard(
         tokens, "inbox", _BEARER, refused="posting inbox events needs the inbox role"
     )
+
+    async def dependency(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+        signature: Annotated[str | None, Depends(_SIGNATURE)],
+    ) -> Principal | None:
+        if credentials is None and signature is not None and signing:
+            return None
+        if credentials is None and signature is not None:
+            raise HTTPException(
+                status_code=401,
+                detail="signed inbox calls need WA_BRIDGE_INBOX_SIGNING_SECRETS; "
+                "use a bearer token of role inbox",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await bearer(credentials)
+
+    return dependency
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -118,10 +157,13 @@ def build_inbox_router(
     publisher: EventPublisher,
     max_body_bytes: int,
     max_events: int = MAX_EVENTS_PER_REQUEST,
+    signing_secrets: Sequence[SecretStr] = (),
 ) -> APIRouter:
-    """The ``/inbox/events`` route, publishing through ``publisher`` (the receiver's)."""
+    """The ``/inbox/events`` route, publishing through ``publisher`` (the receiver's);
+    calls signed with one of ``signing_secrets`` are taken without a bearer token."""
     router = APIRouter(tags=["inbox"])
-    inbox = Annotated[Principal, Depends(_require_inbox(tokens))]
+    secrets = [secret.get_secret_value().encode() for secret in signing_secrets]
+    inbox = Annotated[Principal | None, Depends(_require_inbox(tokens, bool(secrets)))]
 
     @router.post(
         INBOX_PATH,
@@ -130,7 +172,7 @@ def build_inbox_router(
         summary="Post agents' inbox events (one, or a list)",
         responses={
             400: _problem("Malformed JSON or an invalid event; detail names each one"),
-            401: {"description": "No bearer token, or an unknown one"},
+            401: {"description": "No bearer token or signature, or a wrong one"},
             403: {"description": "The token's role is not inbox"},
             413: _problem("The body or the number of events is over the limit"),
             503: {
@@ -148,12 +190,18 @@ def build_inbox_router(
     async def post_inbox_events(request: Request, who: inbox) -> Response:
         """Publish the events to Kafka; 202 once Kafka acknowledged every one of them.
 
-        ``type``: assigned (needs ``agent``), tagged (needs ``tags``), resolved,
-        converted, csat (needs ``csat`` 1-5). ``id`` is the idempotency key: posting the
-        same id again (after a timeout, say) takes effect once.
+        ``type``: assigned (needs ``agent``), handoff (a bot hands over to a person, with
+        ``queue``, ``intents`` and ``captured`` data), tagged (needs ``tags``), resolved,
+        converted (``value`` and ``currency``), csat (needs ``csat`` 1-5).
+        ``conversation_id`` is the inbox's own id: events naming it land on one case.
+        ``id`` is the idempotency key: posting the same id again (after a timeout, say)
+        takes effect once. Authenticate with a bearer token of role inbox, or sign the
+        body (``X-Inbox-Signature-256``).
         """
         try:
             body = await _read_body(request, max_body_bytes)
+            if who is None:
+                who = _signed(request, body, secrets)
             events = _events(body, max_events)
             await _publish(publisher, events)
         except _Reject as reject:
@@ -178,7 +226,16 @@ def inbox_api(settings: Settings, publisher: EventPublisher) -> APIRouter:
         tokens=TokenBook(settings.admin_tokens),
         publisher=publisher,
         max_body_bytes=settings.max_body_bytes,
+        signing_secrets=settings.inbox_signing_secrets,
     )
+
+
+def _signed(request: Request, body: bytes, secrets: Sequence[bytes]) -> Principal:
+    """The signed caller, if the signature header is a valid signature of ``body``."""
+    header = request.headers.get(INBOX_SIGNATURE_HEADER)
+    if not verify_signature(body, header.encode() if header else None, secrets):
+        raise _Reject(401, "bad_signature", f"{INBOX_SIGNATURE_HEADER} does not sign this body")
+    return SIGNED
 
 
 async def _read_body(request: Request, cap: int) -> bytes:

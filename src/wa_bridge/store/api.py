@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from wa_bridge.events import Contact
 from wa_bridge.store.book import RecordBook
@@ -24,12 +25,19 @@ if TYPE_CHECKING:
     from wa_bridge.store.retention import PurgeTarget
 
 __all__ = [
+    "AccountEvent",
+    "AccountEventScope",
     "AccountSignal",
+    "CaseRecord",
+    "CaseSet",
+    "CaseStatus",
+    "CloseReason",
     "DeadLetter",
     "DeadLetterFilter",
     "DeadLetterStatus",
     "EventOrigin",
     "EventTrace",
+    "FirstTouch",
     "Identifier",
     "IdentifierKind",
     "IdentityChange",
@@ -153,6 +161,87 @@ class AccountSignal:
     event: str | None = None  # Meta's word for the change (UPGRADE, FLAGGED, ...)
 
 
+AccountEventScope = Literal["template", "phone_number", "account"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent:
+    """One account notice Meta sent, as ``wa-bridge account events`` lists it: a template's
+    status, quality or category, a number's quality or messaging limit, an account update.
+    ``change`` is Meta's word for it; ``previous`` / ``current`` the values around it."""
+
+    event_id: str
+    event_type: str
+    scope: AccountEventScope
+    at: datetime
+    subject: str | None = None  # template id, business number, WABA id
+    label: str | None = None  # template name (language), display number
+    change: str | None = None
+    previous: str | None = None
+    current: str | None = None
+    detail: str | None = None
+
+
+CaseStatus = Literal["open", "resolved", "closed"]  # closed: the window lapsed
+CloseReason = Literal["resolved", "converted", "lapsed"]
+
+
+@dataclass(slots=True)
+class CaseRecord:
+    """One conversation as the worker tracks it (``wa_bridge.worker.conversations``).
+
+    Mutable: the worker changes a batch's copy and saves it with the batch. Times are
+    Meta's event times. ``lapses_at`` is when the customer-service window ends (the
+    customer's last message, else the opening, plus the window); ``contact_ref`` the
+    Kafka key of the contact's latest event, so a check of the window can be sent in order
+    with that contact's events.
+    """
+
+    case_key: str
+    contact_id: str
+    business_number: str
+    status: CaseStatus
+    opened_at: datetime
+    closed_at: datetime | None = None
+    conversation_id: str | None = None
+    contact_ref: str | None = None
+    opened_by: str | None = None  # message | inbox
+    attribution: dict[str, Any] | None = None
+    first_inbound_at: datetime | None = None
+    last_inbound_at: datetime | None = None
+    lapses_at: datetime | None = None
+    handoff_at: datetime | None = None
+    first_response_at: datetime | None = None
+    frt_s: int | None = None
+    close_reason: CloseReason | None = None
+    handling_s: int | None = None
+    fcr: bool | None = None
+    is_repeat: bool | None = None
+    outcome: str | None = None
+    outcome_value: Decimal | None = None
+    outcome_currency: str | None = None
+    csat: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseSet:
+    """What a batch needs of its contacts' cases: per (contact id, business number) how
+    many were ever opened (the next key's seed) and the open one; each pair's latest case
+    and the cases bound to the inbox conversation ids asked for, by key."""
+
+    counts: dict[tuple[str, str], int]
+    cases: dict[str, CaseRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class FirstTouch:
+    """A contact's first attributed touch (``data.attribution`` of their message)."""
+
+    contact_id: str
+    touch: dict[str, Any]
+    at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetterFilter:
     status: DeadLetterStatus | None = "open"
@@ -188,16 +277,32 @@ class StoreTx(Protocol):
         """Apply number/BSUID change notices; return the contact id each one touched."""
         ...
 
-    async def open_cases(self, items: Sequence[tuple[str, str, datetime]]) -> list[str]:
-        """For each (contact id, business number, time): the open case key, opened if none."""
+    async def load_cases(
+        self, contact_ids: Sequence[str], conversation_ids: Sequence[str] = ()
+    ) -> CaseSet:
+        """The cases of ``contact_ids`` a batch needs (see :class:`CaseSet`), one SELECT."""
         ...
 
-    async def current_cases(self, items: Sequence[tuple[str, str, datetime]]) -> list[str]:
-        """Like open_cases, but a contact with no open case gets its latest closed one (for
-        events that follow a resolution: resolved, converted, CSAT)."""
+    async def save_cases(self, cases: Sequence[CaseRecord], new: Sequence[str]) -> None:
+        """Insert the cases whose key is in ``new``, update the others (whole rows). A new
+        case whose key or open slot another transaction took fails the transaction."""
         ...
 
-    async def close_cases(self, case_keys: Sequence[str], at: datetime) -> None: ...
+    async def seen_messages(self, message_ids: Sequence[str]) -> set[str]:
+        """The message ids a status was recorded for before (``advance_statuses``)."""
+        ...
+
+    async def first_touches(self, contact_ids: Sequence[str]) -> set[str]:
+        """The contacts of ``contact_ids`` that already have a first touch."""
+        ...
+
+    async def set_first_touches(self, touches: Sequence[FirstTouch]) -> None:
+        """Give each contact its first touch, unless it has one (never overwritten)."""
+        ...
+
+    async def record_account_events(self, events: Sequence[AccountEvent]) -> None:
+        """Append account notices (an event id already recorded is kept as it was)."""
+        ...
 
     async def advance_statuses(self, items: Sequence[tuple[str, str, datetime]]) -> list[bool]:
         """For each (message id, status, time): True when it moves the status forward.
@@ -252,6 +357,21 @@ class Store(Protocol):
     async def record_audit(
         self, *, actor: str, role: str, action: str, target: str, detail: str
     ) -> None: ...
+
+    async def account_events(
+        self,
+        *,
+        since: datetime | None = None,
+        scope: AccountEventScope | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+    ) -> list[AccountEvent]:
+        """The latest ``limit`` account notices matching the filters, oldest first."""
+        ...
+
+    async def lapsed_cases(self, at: datetime, limit: int = 1000) -> list[CaseRecord]:
+        """Open cases whose window ended before ``at``, the oldest first (for the sweep)."""
+        ...
 
     async def purge_ledger(self, older_than: datetime) -> int:
         """Forget ledger ids first seen before ``older_than``; return how many."""

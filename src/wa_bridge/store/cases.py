@@ -1,22 +1,41 @@
 """The case map: one open case per (contact, business number); a closed case stays closed.
 
-A new case's key is decided from state a rolled-back batch leaves as it was (see
-:func:`case_key_for`), so a batch retried after a CRM call used the key writes the same one.
+The worker (``wa_bridge.worker.conversations``) decides when a case opens and closes and
+what it measures; this module loads what a batch needs of its contacts' cases and saves
+what the worker changed, in the batch's transaction. A new case's key is decided from
+state a rolled-back batch leaves as it was (see :func:`case_key_for`), so a batch retried
+after a CRM call used the key writes the same one.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import asdict, fields
 from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, cast
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres, members
-from wa_bridge.store.tables import cases
+from wa_bridge.store._chunks import chunks
+from wa_bridge.store.api import CaseRecord, CaseSet, FirstTouch
+from wa_bridge.store.tables import cases, contacts, message_statuses
 
-__all__ = ["case_key_for", "close_cases", "current_cases", "open_cases"]
+__all__ = [
+    "case_key_for",
+    "first_touches",
+    "lapsed_cases",
+    "load_cases",
+    "save_cases",
+    "seen_messages",
+    "set_first_touches",
+]
+
+_COLUMNS: Final = tuple(f.name for f in fields(CaseRecord))
+_KEYED: Final = ("case_key",)
 
 
 def case_key_for(contact_id: str, business_number: str, opened_before: int) -> str:
@@ -30,91 +49,110 @@ def case_key_for(contact_id: str, business_number: str, opened_before: int) -> s
     return "k_" + digest.hexdigest()[:32]
 
 
-async def open_cases(
-    conn: AsyncConnection, items: Sequence[tuple[str, str, datetime]]
-) -> list[str]:
-    """The open case key of each (contact id, business number, time); opens missing ones.
+def _record(row: Row[Any]) -> CaseRecord:
+    values = {name: getattr(row, name) for name in _COLUMNS}
+    value = values["outcome_value"]
+    values["outcome_value"] = None if value is None else Decimal(value)
+    return CaseRecord(**values)
 
-    One SELECT (open case and case count per pair) and one INSERT per batch (from arrays
-    on PostgreSQL). Two workers opening the same case at once mint the same key: the
-    loser's transaction fails on the key (or the partial unique index) and its batch is
-    retried, then finds the winner's case.
+
+async def load_cases(
+    conn: AsyncConnection, contact_ids: Sequence[str], conversation_ids: Sequence[str] = ()
+) -> CaseSet:
+    """Each (contact, number)'s count of cases, its open and its latest case, and the
+    cases bound to ``conversation_ids``, of the contacts ``contact_ids`` (one SELECT).
+
+    A window over the contact's cases ranks them newest first, so only the rows a batch
+    needs are read, however many conversations a contact had.
     """
     c = cases.c
-    contact_ids = sorted({cid for cid, _, _ in items})
-    open_map: dict[tuple[str, str], str] = {}
+    ids = sorted(set(contact_ids))
+    wanted = sorted(set(conversation_ids))
     counts: dict[tuple[str, str], int] = {}
-    open_key = func.max(case((c.status == "open", c.case_key), else_=None))
-    for clause in members(conn, c.contact_id, contact_ids):
-        rows = await conn.execute(
-            select(c.contact_id, c.business_number, func.count(), open_key)
-            .where(clause)
-            .group_by(c.contact_id, c.business_number)
-        )
-        for contact_id, number, count, case_key in rows:
-            counts[(contact_id, number)] = int(count)
-            if case_key is not None:
-                open_map[(contact_id, number)] = case_key
-    new_rows = []
-    out = []
-    for contact_id, number, at in items:
-        key = open_map.get((contact_id, number))
-        if key is None:
-            key = case_key_for(contact_id, number, counts.get((contact_id, number), 0))
-            open_map[(contact_id, number)] = key
-            new_rows.append(
-                {
-                    "case_key": key,
-                    "contact_id": contact_id,
-                    "business_number": number,
-                    "status": "open",
-                    "opened_at": at,
-                }
-            )
-        out.append(key)
-    if new_rows and is_postgres(conn):
-        await insert_arrays(conn, cases, column_arrays(new_rows))
-    elif new_rows:
-        await conn.execute(insert(cases), new_rows)
+    found: dict[str, CaseRecord] = {}
+    pair = (c.contact_id, c.business_number)
+    rank = func.row_number().over(partition_by=pair, order_by=(c.opened_at.desc(), c.case_key))
+    total = func.count().over(partition_by=pair)
+    for clause in members(conn, c.contact_id, ids):
+        inner = select(cases, rank.label("rank_"), total.label("total_")).where(clause).subquery()
+        keep = [inner.c.rank_ == 1, inner.c.status == "open"]
+        if wanted:
+            keep.append(inner.c.conversation_id.in_(wanted))
+        rows = await conn.execute(select(inner).where(or_(*keep)))
+        for row in rows:
+            counts[(row.contact_id, row.business_number)] = int(row.total_)
+            found[row.case_key] = _record(row)
+    return CaseSet(counts=counts, cases=found)
+
+
+def _row(record: CaseRecord) -> dict[str, Any]:
+    return asdict(record)
+
+
+async def save_cases(
+    conn: AsyncConnection, records: Sequence[CaseRecord], new: Sequence[str]
+) -> None:
+    """Update the records not keyed in ``new``, then insert those that are (plain INSERT:
+    a key or open slot another transaction took fails this one, whose batch is then
+    retried)."""
+    fresh = set(new)
+    inserted = [_row(r) for r in records if r.case_key in fresh]
+    updated = [_row(r) for r in records if r.case_key not in fresh]
+    if updated:
+        changed: dict[str, Any] = {
+            name: bindparam(f"v_{name}") for name in _COLUMNS if name not in _KEYED
+        }
+        stmt = update(cases).where(cases.c.case_key == bindparam("k_case_key")).values(changed)
+        params = [
+            {("k_" if name in _KEYED else "v_") + name: value for name, value in row.items()}
+            for row in updated
+        ]
+        for part in chunks(params, 1000):
+            await conn.execute(stmt, list(part))
+    # after the updates: a case closed in this batch frees its pair for the new one
+    if inserted and is_postgres(conn):
+        await insert_arrays(conn, cases, column_arrays(inserted))
+    elif inserted:
+        await conn.execute(insert(cases), inserted)
+
+
+async def lapsed_cases(conn: AsyncConnection, at: datetime, limit: int) -> list[CaseRecord]:
+    """Open cases whose window ended before ``at``, the longest lapsed first."""
+    c = cases.c
+    rows = await conn.execute(
+        select(cases)
+        .where(and_(c.status == "open", c.lapses_at < at))
+        .order_by(c.lapses_at)
+        .limit(limit)
+    )
+    return [_record(row) for row in rows]
+
+
+async def seen_messages(conn: AsyncConnection, message_ids: Sequence[str]) -> set[str]:
+    """Message ids with a recorded status."""
+    m = message_statuses.c
+    out: set[str] = set()
+    for clause in members(conn, m.message_id, sorted(set(message_ids))):
+        out.update((await conn.execute(select(m.message_id).where(clause))).scalars())
     return out
 
 
-async def close_cases(conn: AsyncConnection, case_keys: Sequence[str], at: datetime) -> None:
-    """Mark the cases resolved; the next open_cases for that contact opens a new one."""
-    for clause in members(conn, cases.c.case_key, list(dict.fromkeys(case_keys))):
+async def first_touches(conn: AsyncConnection, contact_ids: Sequence[str]) -> set[str]:
+    """The contacts that have a first touch."""
+    t = contacts.c
+    out: set[str] = set()
+    for clause in members(conn, t.contact_id, sorted(set(contact_ids))):
+        rows = await conn.execute(select(t.contact_id).where(clause, t.first_touch_at.is_not(None)))
+        out.update(cast(list[str], rows.scalars().all()))
+    return out
+
+
+async def set_first_touches(conn: AsyncConnection, touches: Sequence[FirstTouch]) -> None:
+    """Set each contact's first touch where it has none (a few rows: one UPDATE each)."""
+    t = contacts.c
+    for touch in touches:
         await conn.execute(
-            update(cases)
-            .where(clause, cases.c.status == "open")
-            .values(status="resolved", closed_at=at)
+            update(contacts)
+            .where(t.contact_id == touch.contact_id, t.first_touch_at.is_(None))
+            .values(first_touch=touch.touch, first_touch_at=touch.at)
         )
-
-
-async def current_cases(
-    conn: AsyncConnection, items: Sequence[tuple[str, str, datetime]]
-) -> list[str]:
-    """For events that may follow a resolution (resolved, converted, CSAT): the open case,
-    else the most recently opened closed one, else a new open case.
-
-    So a CSAT that arrives after ``resolved`` lands on the conversation it rates instead of
-    opening an empty case.
-    """
-    c = cases.c
-    contact_ids = sorted({cid for cid, _, _ in items})
-    best: dict[tuple[str, str], tuple[bool, datetime, str]] = {}
-    for clause in members(conn, c.contact_id, contact_ids):
-        rows = await conn.execute(
-            select(c.contact_id, c.business_number, c.case_key, c.status, c.opened_at).where(clause)
-        )
-        for contact_id, number, case_key, status, opened_at in rows:
-            rank = (status == "open", opened_at, case_key)
-            seen = best.get((contact_id, number))
-            if seen is None or rank > seen:
-                best[(contact_id, number)] = rank
-    missing = [item for item in items if (item[0], item[1]) not in best]
-    opened = dict(
-        zip(((m[0], m[1]) for m in missing), await open_cases(conn, missing), strict=True)
-    )
-    return [
-        best[(cid, number)][2] if (cid, number) in best else opened[(cid, number)]
-        for cid, number, _ in items
-    ]

@@ -14,13 +14,27 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wa_bridge.events import Contact
-from wa_bridge.store import audit, cases, crm_records, dead_letters, ledger, statuses, traces
+from wa_bridge.store import (
+    account_events,
+    audit,
+    cases,
+    crm_records,
+    dead_letters,
+    ledger,
+    statuses,
+    traces,
+)
 from wa_bridge.store.api import (
+    AccountEvent,
+    AccountEventScope,
     AccountSignal,
+    CaseRecord,
+    CaseSet,
     DeadLetter,
     DeadLetterFilter,
     DeadLetterStatus,
     EventTrace,
+    FirstTouch,
     IdentityChange,
     LedgerOutcome,
     NewDeadLetter,
@@ -104,17 +118,31 @@ class SqlStoreTx:
             await graph.flush()
             return out
 
-    async def open_cases(self, items: Sequence[tuple[str, str, datetime]]) -> list[str]:
-        with store_errors("open_cases"):
-            return await cases.open_cases(self.connection, items)
+    async def load_cases(
+        self, contact_ids: Sequence[str], conversation_ids: Sequence[str] = ()
+    ) -> CaseSet:
+        with store_errors("load_cases"):
+            return await cases.load_cases(self.connection, contact_ids, conversation_ids)
 
-    async def current_cases(self, items: Sequence[tuple[str, str, datetime]]) -> list[str]:
-        with store_errors("current_cases"):
-            return await cases.current_cases(self.connection, items)
+    async def save_cases(self, records: Sequence[CaseRecord], new: Sequence[str]) -> None:
+        with store_errors("save_cases"):
+            await cases.save_cases(self.connection, records, new)
 
-    async def close_cases(self, case_keys: Sequence[str], at: datetime) -> None:
-        with store_errors("close_cases"):
-            await cases.close_cases(self.connection, case_keys, at)
+    async def seen_messages(self, message_ids: Sequence[str]) -> set[str]:
+        with store_errors("seen_messages"):
+            return await cases.seen_messages(self.connection, message_ids)
+
+    async def first_touches(self, contact_ids: Sequence[str]) -> set[str]:
+        with store_errors("first_touches"):
+            return await cases.first_touches(self.connection, contact_ids)
+
+    async def set_first_touches(self, touches: Sequence[FirstTouch]) -> None:
+        with store_errors("set_first_touches"):
+            await cases.set_first_touches(self.connection, touches)
+
+    async def record_account_events(self, events: Sequence[AccountEvent]) -> None:
+        with store_errors("record_account_events"):
+            await account_events.record_account_events(self.connection, events)
 
     async def advance_statuses(self, items: Sequence[tuple[str, str, datetime]]) -> list[bool]:
         with store_errors("advance_statuses"):
@@ -198,6 +226,25 @@ class SqlStore:
                     target=target,
                     detail=detail,
                 )
+
+    async def account_events(
+        self,
+        *,
+        since: datetime | None = None,
+        scope: AccountEventScope | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+    ) -> list[AccountEvent]:
+        with store_errors("account_events"):
+            async with self.engine.connect() as conn:
+                return await account_events.list_account_events(
+                    conn, since=since, scope=scope, subject=subject, limit=limit
+                )
+
+    async def lapsed_cases(self, at: datetime, limit: int = 1000) -> list[CaseRecord]:
+        with store_errors("lapsed_cases"):
+            async with self.engine.connect() as conn:
+                return await cases.lapsed_cases(conn, at, limit)
 
     async def purge_ledger(self, older_than: datetime) -> int:
         """Delete ledger ids first seen before ``older_than`` (the retention job)."""

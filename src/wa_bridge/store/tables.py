@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 __all__ = [
     "JsonType",
     "UtcDateTime",
+    "account_events",
     "account_signals",
     "alert_incidents",
     "audit_log",
@@ -113,6 +114,9 @@ contacts = Table(
     metadata,
     Column("contact_id", String(KEY), primary_key=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # the first attributed touch (0007): set once by the worker, never overwritten
+    Column("first_touch", JsonType),
+    Column("first_touch_at", UtcDateTime),
 )
 
 # One row per (identifier, contact) ever linked; at most one current link per identifier.
@@ -174,16 +178,37 @@ identity_merges = Table(
     Index(None, "other_id"),
 )
 
+# One row per conversation (wa_bridge.store.cases, worker.conversations); the columns from
+# conversation_id on are 0007's: what the worker tracks to open, close and measure a case.
 cases = Table(
     "cases",
     metadata,
     Column("case_key", String(KEY), primary_key=True),
     Column("contact_id", String(KEY), nullable=False),
     Column("business_number", String(KEY), nullable=False),
-    Column("status", String(16), nullable=False),  # open | resolved
+    Column("status", String(16), nullable=False),  # open | resolved | closed (lapsed)
     Column("opened_at", UtcDateTime, nullable=False),
     Column("closed_at", UtcDateTime),
+    Column("conversation_id", String(200)),  # the agents' inbox's own id, once it names one
+    Column("contact_ref", String(200)),  # the Kafka key of the contact's latest event
+    Column("opened_by", String(16)),  # message | inbox
+    Column("attribution", JsonType),  # the touch that opened it (last touch)
+    Column("first_inbound_at", UtcDateTime),
+    Column("last_inbound_at", UtcDateTime),
+    Column("lapses_at", UtcDateTime),  # when the customer-service window ends
+    Column("handoff_at", UtcDateTime),
+    Column("first_response_at", UtcDateTime),
+    Column("frt_s", Integer),
+    Column("close_reason", String(16)),  # resolved | converted | lapsed
+    Column("handling_s", Integer),
+    Column("fcr", Boolean),
+    Column("is_repeat", Boolean),  # opened within the window after the previous case closed
+    Column("outcome", String(100)),
+    Column("outcome_value", Numeric(18, 4)),
+    Column("outcome_currency", String(8)),
+    Column("csat", Integer),
     Index(None, "contact_id"),
+    Index(None, "status", "lapses_at"),
     Index(
         "uq_cases_open",
         "contact_id",
@@ -280,6 +305,27 @@ account_signals = Table(
     Column("event", String(SHORT)),
     Column("at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("scope", "subject"),
+)
+
+# Every account notice Meta sent (0007), oldest first: template status / quality /
+# category, phone-number quality and messaging limit, account updates (wa-bridge account
+# events). ``account_signals`` keeps only the latest quality per subject, for the gauges.
+account_events = Table(
+    "account_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("event_type", String(100), nullable=False),
+    Column("scope", String(16), nullable=False),  # template | phone_number | account
+    Column("subject", String(200)),  # template id, business number, WABA id
+    Column("label", String(300)),  # template name (language), display number
+    Column("change", String(100)),  # Meta's word: APPROVED, FLAGGED, UPGRADE, ...
+    Column("previous", String(100)),  # the value before, when Meta says
+    Column("current", String(100)),  # the value after (quality, category, limit tier)
+    Column("detail", Text),  # a reason, when Meta gives one
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "at"),
+    Index(None, "scope", "subject"),
 )
 
 # Built-in alerts: one row per incident key (rule + labels); who notified what.
@@ -410,6 +456,23 @@ crm_cases = Table(
     Column("utm_medium", String(200)),
     Column("utm_campaign", String(200)),
     Column("opened_at", UtcDateTime),
+    # 0007: the conversation as the business sees it
+    Column("queue", String(200)),
+    Column("conversation_id", String(200)),
+    Column("closed_at", UtcDateTime),
+    Column("close_reason", String(16)),
+    Column("outcome", String(100)),
+    Column("outcome_value", Numeric(18, 4)),
+    Column("outcome_currency", String(8)),
+    Column("csat", Integer),
+    Column("csat_at", UtcDateTime),
+    Column("first_response_at", UtcDateTime),
+    Column("frt_s", Integer),
+    Column("handling_s", Integer),
+    Column("fcr", Boolean),
+    Column("handoff_at", UtcDateTime),
+    Column("intents", JsonType),
+    Column("captured", Text),
     Column("attributes", JsonType),
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "contact_key"),

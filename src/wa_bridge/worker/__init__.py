@@ -5,10 +5,12 @@ cheap). Build the worker's parts through :mod:`wa_bridge.worker.assembly`, never
 """
 
 __all__ = [
+    "account",  # account notices (templates, numbers, the account) into account_events
     "alerts",  # built-in alert rules, evaluated by the monitor, posted to a webhook
     "assembly",  # the one place that wires store, mapping, connector, pipeline, replay
     "batch",  # one batch of records: apply together, route each failure by its class
     "commits",  # the offsets each partition may commit
+    "conversations",  # cases: when they open and close, FRT, handling time, FCR
     "crm_writes",  # around a connector call: contacts the batch names, events the CRM refused
     "dlq",  # dead-letter records and the DLQ guard
     "facts",  # what the worker reads from a canonical event, in one place
@@ -23,5 +25,6 @@ __all__ = [
     "retry",  # fates by error class, in-place retries, park-behind
     "routing",  # park behind, retry topics, the DLQ
     "runner",  # run_worker: the worker's parts in one AsyncExitStack
+    "sweep",  # the periodic check for cases whose window lapsed
     "tracing",  # each event's trace and the outcome counters
 ]

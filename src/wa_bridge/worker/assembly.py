@@ -25,6 +25,7 @@ from wa_bridge.connectors.base import CrmConnector
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, MatchRule
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, Store
+from wa_bridge.worker.conversations import ConversationOptions
 from wa_bridge.worker.pipeline import EventMapper, Pipeline
 from wa_bridge.worker.replay import ReplayResult, replay_dead_letters
 
@@ -130,7 +131,9 @@ async def open_pipeline(
             settings, store, match_order=match_order_of(mapper), clock=clock
         )
         stack.push_async_callback(connector.aclose)
-    return Pipeline(store, mapper, connector)
+    return Pipeline(
+        store, mapper, connector, conversations=ConversationOptions.from_settings(settings)
+    )
 
 
 class DeadLetterReplayer:

@@ -8,25 +8,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Literal, cast, get_args
 
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.store.api import Identifier, IdentifierKind, IdentityChange
 
 __all__ = [
-    "INBOUND_TYPES",
+    "CASE_UPDATED",
+    "CUSTOMER_MESSAGE",
+    "ECHO",
+    "INBOX_KINDS",
+    "WINDOW_CHECK",
+    "InboxFact",
+    "InboxKind",
     "StatusFact",
+    "WindowCheck",
+    "attribution_of",
     "business_of",
     "contact_of",
     "event_time",
     "identity_change_of",
+    "inbox_fact_of",
     "phone_number_id_of",
     "status_of",
+    "window_check_of",
 ]
 
-# Events that open (or continue) a conversation case.
-INBOUND_TYPES = frozenset({"whatsapp.message.received", "whatsapp.message.echo"})
+# The conversation events (wa_bridge.worker.conversations): a customer's message opens or
+# continues a case; an echo (the business app's own message) only answers in one.
+CUSTOMER_MESSAGE: Final = "whatsapp.message.received"
+ECHO: Final = "whatsapp.message.echo"
+WINDOW_CHECK: Final = "conversation.window.check"
+CASE_UPDATED: Final = "conversation.case.updated"
+_INBOX_PREFIX: Final = "inbox.conversation."
+
+InboxKind = Literal["assigned", "tagged", "resolved", "converted", "csat", "handoff"]
+INBOX_KINDS: Final = frozenset(get_args(InboxKind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +53,27 @@ class StatusFact:
     message_id: str
     status: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFact:
+    """What an ``inbox.conversation.*`` event tells about its case."""
+
+    kind: InboxKind
+    conversation_id: str | None = None
+    outcome: str | None = None
+    value: Decimal | None = None
+    currency: str | None = None
+    csat: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCheck:
+    """A ``conversation.window.check``: has this case's window lapsed (as of its time)?"""
+
+    case_key: str
+    contact_id: str
+    business_number: str
 
 
 def _str(value: Any) -> str | None:
@@ -174,3 +214,50 @@ def _legacy_identity_change(event: CanonicalEvent) -> IdentityChange | None:
         at=event_time(event),
         renews_bsuids=moved == "phone",
     )
+
+
+def inbox_fact_of(event: CanonicalEvent) -> InboxFact | None:
+    """The case facts of an inbox event (schemas/inbox.conversation.*.json), else None."""
+    kind = event.type.removeprefix(_INBOX_PREFIX)
+    if kind == event.type or kind not in INBOX_KINDS:
+        return None
+    data = event.data
+    csat = data.get("csat")
+    return InboxFact(
+        kind=cast(InboxKind, kind),
+        conversation_id=_str(data.get("conversation_id")),
+        outcome=_str(data.get("outcome")),
+        value=_decimal(data.get("value")),
+        currency=_str(data.get("currency")),
+        csat=csat if isinstance(csat, int) and not isinstance(csat, bool) else None,
+    )
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def attribution_of(event: CanonicalEvent) -> dict[str, Any] | None:
+    """Where a customer's message came from (``data.attribution``: a click-to-WhatsApp
+    referral or a UTM link in its text), else None."""
+    if event.type != CUSTOMER_MESSAGE:
+        return None
+    found = event.data.get("attribution")
+    return found if isinstance(found, dict) and found else None
+
+
+def window_check_of(event: CanonicalEvent) -> WindowCheck | None:
+    if event.type != WINDOW_CHECK:
+        return None
+    data = event.data
+    case_key, contact_id = _str(data.get("case_key")), _str(data.get("contact_id"))
+    number = _str(data.get("business_number"))
+    if case_key is None or contact_id is None or number is None:
+        return None
+    return WindowCheck(case_key=case_key, contact_id=contact_id, business_number=number)

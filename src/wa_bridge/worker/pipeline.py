@@ -1,7 +1,8 @@
 """The steps that make a batch of canonical events take effect in the CRM.
 
-One call, one store transaction: ledger claim → identity changes → contact resolution →
-mapping → case and status bookkeeping → connector → outcomes. For the SQL CRM the
+One call, one store transaction: ledger claim → mapping → identity changes → contact
+resolution → status and conversation bookkeeping (:mod:`wa_bridge.worker.conversations`,
+whose case updates are mapped too) → connector → outcomes. For the SQL CRM the
 connector writes inside the same transaction (atomic with the ledger: exactly once); for
 an HTTP CRM the connector is called before the transaction commits, with the batch's
 record book (``crm_records``, saved in the same transaction), and its idempotent upserts
@@ -24,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Final, Protocol, runtime_checkable
 
 from wa_bridge.connectors.base import CrmConnector, CrmResult, book_keys
@@ -34,6 +34,8 @@ from wa_bridge.operations import CrmOperation
 from wa_bridge.store.api import EventOrigin, LedgerOutcome, Store, StoreTx
 from wa_bridge.store.book import RecordBook
 from wa_bridge.worker import facts
+from wa_bridge.worker.account import account_events_of
+from wa_bridge.worker.conversations import ConversationOptions, Derived, Figures, observe, track
 from wa_bridge.worker.crm_writes import refused_events, with_contacts
 from wa_bridge.worker.tracing import batch_facts, count_outcomes
 
@@ -104,11 +106,8 @@ def check_route(event: CanonicalEvent, phone_number_ids: frozenset[str]) -> None
         )
 
 
-# Inbox events that may come after the conversation was resolved: they belong to the
-# latest case, not to a new one (a CSAT rates the conversation that just ended).
-_FOLLOW_UP: Final = frozenset(
-    {"inbox.conversation.resolved", "inbox.conversation.converted", "inbox.conversation.csat"}
-)
+# The index of a case update's first operation (its event's own start at 0).
+_DERIVED_INDEX: Final = 1000
 
 
 class Pipeline:
@@ -119,10 +118,13 @@ class Pipeline:
         store: Store,
         mapper: EventMapper,
         connector: CrmConnector | TxConnector,
+        *,
+        conversations: ConversationOptions | None = None,
     ) -> None:
         self.store = store
         self.mapper = mapper
         self.connector = connector
+        self.conversations = conversations or ConversationOptions()
 
     async def apply(
         self,
@@ -164,10 +166,11 @@ class Pipeline:
     ) -> BatchResult:
         """One try of :meth:`apply`; raises ``_Refused`` when the CRM refused records."""
         result = BatchResult()
+        figures = Figures()
         try:
             async with self.store.transaction() as tx:
                 todo = await self._claim(tx, events, use_ledger, result)
-                ops = await self._operations(tx, todo, result)
+                ops = await self._operations(tx, todo, result, figures)
                 written_ops, crm_results = (
                     await self._write(tx, ops, todo, book) if ops else ([], None)
                 )
@@ -182,11 +185,15 @@ class Pipeline:
                     await tx.record_traces(
                         *batch_facts(todo, result.outcomes, written_ops, crm_results, origins)
                     )
+                    notices = account_events_of(todo)  # wa-bridge account events
+                    if notices:
+                        await tx.record_account_events(notices)
         except EventsRefused as refused:
             if len(events) == 1:  # replay, or a batch of one: its own error, as it is
                 raise next(iter(refused.errors.values())) from None
             raise
         count_outcomes(events, result.outcomes)  # ops hook: committed outcomes by type
+        observe(figures)  # the conversations' figures, committed
         return result
 
     async def _claim(
@@ -211,7 +218,7 @@ class Pipeline:
         return todo
 
     async def _operations(
-        self, tx: StoreTx, events: list[CanonicalEvent], result: BatchResult
+        self, tx: StoreTx, events: list[CanonicalEvent], result: BatchResult, figures: Figures
     ) -> list[CrmOperation]:
         if not events:
             return []
@@ -220,8 +227,12 @@ class Pipeline:
         if changes:
             await tx.apply_identity_changes([c for _, c in changes])
         contact_ids = await self._resolve(tx, events)
+        seen = await self._seen(tx, events)  # before this batch's statuses are recorded
         stale, superseded = await self._statuses(tx, events)
-        case_keys = await self._cases(tx, events, contact_ids)
+        tracked = await track(tx, events, contact_ids, seen, self.conversations)
+        figures.merge(tracked.figures)
+        case_keys = tracked.case_keys
+        triggers = {d.trigger_id for d in tracked.derived}
         ops: list[CrmOperation] = []
         refused: dict[str, PermanentError] = {}
         for event, event_ops in zip(events, mapped, strict=True):
@@ -245,10 +256,38 @@ class Pipeline:
                         case_key=op.case_key or case_key,
                     )
                 )
-            if not event_ops:
+            if not event_ops and event.id not in triggers:
                 result.outcomes[event.id] = "noop"
+        ops += self._case_updates(tracked.derived, refused)
         if refused:
             raise EventsRefused(refused)
+        return ops
+
+    def _case_updates(
+        self, derived: Sequence[Derived], refused: dict[str, PermanentError]
+    ) -> list[CrmOperation]:
+        """The operations the mapping gives each case update, as operations of the event
+        that made the change (a mapping error refuses that event)."""
+        ops: list[CrmOperation] = []
+        next_index: dict[str, int] = {}
+        for update in derived:
+            try:
+                mapped = self.mapper.apply(update.event)
+            except PermanentError as exc:
+                refused.setdefault(update.trigger_id, exc)
+                continue
+            for op in mapped:
+                index = next_index.get(update.trigger_id, _DERIVED_INDEX)
+                next_index[update.trigger_id] = index + 1
+                ops.append(
+                    dataclasses.replace(
+                        op,
+                        event_id=update.trigger_id,
+                        index=index,
+                        contact_key=update.case.contact_id,
+                        case_key=update.case.case_key,
+                    )
+                )
         return ops
 
     def _map(self, events: list[CanonicalEvent]) -> list[list[CrmOperation]]:
@@ -305,35 +344,10 @@ class Pipeline:
         superseded = {eid for eid, _ in statuses if eid not in stale and eid not in kept}
         return stale, superseded
 
-    async def _cases(
-        self, tx: StoreTx, events: list[CanonicalEvent], contact_ids: dict[str, str]
-    ) -> dict[str, str]:
-        wanted: list[tuple[str, str, datetime]] = []
-        owners: list[CanonicalEvent] = []
-        for event in events:
-            contact_id = contact_ids.get(event.id)
-            is_case_event = event.type in facts.INBOUND_TYPES or event.type.startswith(
-                "inbox.conversation."
-            )
-            if contact_id is not None and is_case_event:
-                wanted.append(
-                    (contact_id, facts.business_number_of(event), facts.event_time(event))
-                )
-                owners.append(event)
-        if not wanted:
-            return {}
-        out: dict[str, str] = {}
-        for follows, group in ((False, "open"), (True, "current")):
-            picked = [i for i, e in enumerate(owners) if (e.type in _FOLLOW_UP) == follows]
-            if not picked:
-                continue
-            items = [wanted[i] for i in picked]
-            keys = await (tx.current_cases(items) if group == "current" else tx.open_cases(items))
-            out.update((owners[i].id, key) for i, key in zip(picked, keys, strict=True))
-        for event in owners:
-            if event.type == "inbox.conversation.resolved":
-                await tx.close_cases([out[event.id]], facts.event_time(event))
-        return out
+    async def _seen(self, tx: StoreTx, events: list[CanonicalEvent]) -> set[str]:
+        """The message ids of the batch's statuses that had a status before it."""
+        ids = [s.message_id for e in events if (s := facts.status_of(e)) is not None]
+        return await tx.seen_messages(ids) if ids else set()
 
     async def _write(
         self,
@@ -376,6 +390,7 @@ def _check_keys(
         )
     if case_key is None and any(op.kind == "upsert_case" and op.case_key is None for op in ops):
         raise UnkeyedOperation(
-            f"the mapping emits upsert_case for {event.type}, but no case is opened for this "
-            "event type (cases open on inbound messages, echoes and inbox events)"
+            f"the mapping emits upsert_case for {event.type}, but this event has no case "
+            "(cases open on customers' messages and inbox events; echoes and statuses "
+            "land on an open case only)"
         )

@@ -30,6 +30,7 @@ from wa_bridge.worker.monitor import run_monitor
 from wa_bridge.worker.options import BatchOptions, WorkerOptions
 from wa_bridge.worker.pipeline import EventMapper
 from wa_bridge.worker.retention import RetentionOptions, run_retention
+from wa_bridge.worker.sweep import SweepOptions, run_sweep
 
 __all__ = ["open_worker", "run_embedded_worker", "run_worker", "worker_topics"]
 
@@ -160,6 +161,16 @@ async def _run_with_retention(
             )
             tasks.create_task(
                 run_monitor(worker, settings, stop, clock=worker.clock), name="monitor"
+            )
+            tasks.create_task(
+                run_sweep(
+                    worker.processor.pipeline.store,
+                    worker.processor.router.producer,
+                    SweepOptions.from_settings(settings),
+                    stop,
+                    clock=worker.clock,
+                ),
+                name="sweep",
             )
             try:
                 await worker.run(stop, drain_s=drain_s)

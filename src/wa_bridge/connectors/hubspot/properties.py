@@ -49,6 +49,7 @@ CONTACT_KEY_REF: Final = "wa_contact_key"
 CASE_KEY_REF: Final = "wa_case_key_ref"
 _OUTCOME_NAMES: Final[Mapping[str, str]] = {
     "value": "outcome_value",
+    "currency": "outcome_currency",
     "reason": "outcome_reason",
     "occurred_at": "outcome_at",
 }
@@ -61,7 +62,7 @@ class HubSpotOptions:
     api_style: ApiStyle = "v3"
     note_object: NoteObject = "communications"
     ticket_stages: Mapping[str, str] = field(  # the pipeline stage of each case status
-        default_factory=lambda: {"open": "1", "pending": "2", "resolved": "4"}
+        default_factory=lambda: {"open": "1", "pending": "2", "resolved": "4", "closed": "4"}
     )
     contact_id_property: str = "wa_contact_key"  # the unique properties records are keyed by
     case_id_property: str = "wa_case_key"

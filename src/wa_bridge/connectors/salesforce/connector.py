@@ -59,7 +59,12 @@ _Record = shared.Record[Any]
 class SalesforceOptions:
     api_version: str = "v61.0"
     case_statuses: Mapping[str, str] = field(
-        default_factory=lambda: {"open": "New", "pending": "Working", "resolved": "Closed"}
+        default_factory=lambda: {
+            "open": "New",
+            "pending": "Working",
+            "resolved": "Closed",
+            "closed": "Closed",
+        }
     )
     default_last_name: str = "WhatsApp contact"
 
