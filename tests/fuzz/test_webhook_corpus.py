@@ -45,6 +45,7 @@ async def test_corpus_gets_no_500_and_loses_no_valid_event(
     assert len(cases) == 10_000
     topic = topic_factory("fuzz")
     answers: list[tuple[int, dict[str, object]]] = []
+    resent: list[Case] = []
     started = time.monotonic()
     async with running_receiver(
         broker.bootstrap, topic, max_body_bytes=MAX_BODY_BYTES, kafka_partitions=4
@@ -57,6 +58,7 @@ async def test_corpus_gets_no_500_and_loses_no_valid_event(
                 response = await receiver.post(case.body)
                 if response.status_code != 503:
                     break
+                resent.append(case)
                 await asyncio.sleep(0.5)
             return response.status_code, orjson.loads(response.content)
 
@@ -72,7 +74,9 @@ async def test_corpus_gets_no_500_and_loses_no_valid_event(
     published = sum(int(body["events"]) for status, body in answers if status == 200)  # type: ignore[call-overload]
     records = await read_records(broker.bootstrap, topic, at_least=published, timeout_s=60)
     on_topic = {orjson.loads(r.value)["id"] for r in records}
-    assert len(records) == published
+    # A body sent again after a 503 may sit on the topic twice (the worker's ledger drops
+    # the copy); without a resend the count is exact.
+    assert len(records) == published if not resent else len(records) >= published
     lost = [
         (case.kind, sorted(case.valid_ids - on_topic)[:3])
         for case, (status, _) in zip(cases, answers, strict=True)
