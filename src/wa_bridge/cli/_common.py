@@ -9,7 +9,13 @@ import typer
 from wa_bridge.errors import ConfigError
 from wa_bridge.settings import Settings, load_settings
 
-__all__ = ["settings_or_exit", "tune_gc"]
+__all__ = ["exit_with", "settings_or_exit", "tune_gc"]
+
+
+def exit_with(message: str, code: int) -> typer.Exit:
+    """Print ``message`` on stderr; return the exit with ``code`` for the caller to raise."""
+    typer.echo(message, err=True)
+    return typer.Exit(code=code)
 
 
 def settings_or_exit(**overrides: object) -> Settings:
@@ -17,8 +23,7 @@ def settings_or_exit(**overrides: object) -> Settings:
     try:
         return load_settings(**overrides)
     except ConfigError as exc:
-        typer.echo(f"wa-bridge: configuration error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise exit_with(f"wa-bridge: configuration error: {exc}", 2) from exc
 
 
 # Young-generation collections every 100k net allocations instead of 700 (Python's default).

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import exit_with, settings_or_exit
 from wa_bridge.cli.gaps import parse_since
 from wa_bridge.errors import WaBridgeError
 from wa_bridge.store.api import AccountEvent
@@ -73,8 +73,7 @@ def events_cmd(
     try:
         found = asyncio.run(run())
     except WaBridgeError as exc:
-        typer.echo(f"wa-bridge: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise exit_with(f"wa-bridge: {exc}", 1) from exc
     for event in found:
         typer.echo(orjson.dumps(_row(event)).decode() if as_json else _line(event))
     if not found and not as_json:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import exit_with, settings_or_exit
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus
 
@@ -133,8 +133,7 @@ def show(dead_letter_id: int) -> None:
 
     letter = asyncio.run(run())
     if letter is None:
-        typer.echo(f"wa-bridge dlq: no dead letter {dead_letter_id}", err=True)
-        raise typer.Exit(code=1)
+        raise exit_with(f"wa-bridge dlq: no dead letter {dead_letter_id}", 1)
     out = _summary(letter)
     out["crm_error"] = letter.crm_error
     out["history"] = list(letter.errors)
@@ -220,8 +219,7 @@ async def _bulk(
         if resume:
             run = await store.ops.replay_run()
             if run is None:
-                typer.echo("wa-bridge dlq: no interrupted run to resume", err=True)
-                raise typer.Exit(code=1)
+                raise exit_with("wa-bridge dlq: no interrupted run to resume", 1)
             typer.echo(f"resuming run {run.id} after dead letter {run.cursor}", err=True)
         else:
             run = await bulk.start(flt, actor=actor)

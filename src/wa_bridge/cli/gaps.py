@@ -10,7 +10,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import exit_with, settings_or_exit
 from wa_bridge.errors import BusUnavailable
 
 __all__ = ["parse_since", "register"]
@@ -50,8 +50,7 @@ def gaps(
     try:
         received, found = asyncio.run(run())
     except BusUnavailable as exc:
-        typer.echo(f"wa-bridge gaps: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise exit_with(f"wa-bridge gaps: {exc}", 2) from exc
     for gap in found:
         e = gap.event
         if as_json:

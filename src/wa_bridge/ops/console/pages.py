@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from wa_bridge.auth import Role, TokenBook
+from wa_bridge.clock import parse_iso_time
 from wa_bridge.errors import ConfigError
 from wa_bridge.ops.console.session import COOKIE, Session, SessionSigner, csrf_ok
 from wa_bridge.ops.dead_letters import Preview, discard, preview
@@ -58,16 +59,6 @@ def _environment() -> Environment:
     env.filters["masked"] = lambda v: mask_phone(str(v)) if v else ""
     env.filters["when"] = lambda v: f"{v:%Y-%m-%d %H:%M:%S}" if v else "—"
     return env
-
-
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _Console:
@@ -196,8 +187,8 @@ class _Console:
             error_class=error_class or None,
             event_type=event_type or None,
             contact_key=_contact_key(contact),
-            since=_time(since),
-            until=_time(until),
+            since=parse_iso_time(since),
+            until=parse_iso_time(until),
             limit=200,
         )
         rows = await (await self.backend.store()).list_dead_letters(flt)
