@@ -255,7 +255,7 @@ def jwt_bearer_grant(
     return fetch
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class OAuthAuth(httpx.Auth):
     """Bearer tokens from ``fetch``, kept fresh (see the module docstring). For an
     ``httpx.AsyncClient`` only (a sync client would send the request unsigned)."""

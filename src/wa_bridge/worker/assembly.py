@@ -137,7 +137,7 @@ async def open_pipeline(
     )
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class DeadLetterReplayer:
     """Replays dead letters of ``store`` through the worker's pipeline.
 

@@ -88,7 +88,7 @@ class _Search:
         return cls(_SEARCH_CALLS_PER_LEVEL * max(1, math.ceil(math.log2(max(2, size)))))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class BatchProcessor:
     """Applies batches of records; shared by every batch in flight (stateless apart from
     the parking lot, which is keyed by partition)."""

@@ -57,7 +57,7 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Monitor:
     """One worker's figures and alerts; :meth:`tick` does one round (see the module)."""
 

@@ -34,7 +34,7 @@ __all__ = ["Router"]
 log = get_logger("worker")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Router:
     """Routes events to the retry topics and the DLQ, and keeps the parking lot right."""
 

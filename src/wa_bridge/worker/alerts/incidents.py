@@ -25,7 +25,7 @@ __all__ = ["Alerter"]
 log = get_logger("worker.alerts")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Alerter:
     """Turns each tick's findings into incident transitions and notifications."""
 
