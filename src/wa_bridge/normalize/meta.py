@@ -59,14 +59,23 @@ def iter_changes(payload: object) -> Iterator[Change]:
     obj = payload.get("object")
     if obj != OBJECT_WABA:
         raise NotAWebhook(f"'object' must be {OBJECT_WABA!r}, got {_short(obj)}")
-    for i, entry in _objects(payload.get("entry"), "entry", "'entry'"):
-        changes = _objects(entry.get("changes"), f"entry[{i}].changes")
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        raise NotAWebhook("'entry' must be a list of objects")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise NotAWebhook(f"entry[{i}] must be an object")
+        changes = entry.get("changes")
+        if not isinstance(changes, list):
+            raise NotAWebhook(f"entry[{i}].changes must be a list of objects")
         raw_id = entry.get("id")
         entry_id = raw_id if isinstance(raw_id, str) else None
         if isinstance(raw_id, int) and not isinstance(raw_id, bool):
             entry_id = str(raw_id)
         entry_time = epoch_of(entry.get("time"))
-        for j, change in changes:
+        for j, change in enumerate(changes):
+            if not isinstance(change, dict):
+                raise NotAWebhook(f"entry[{i}].changes[{j}] must be an object")
             field = change.get("field")
             if not isinstance(field, str):
                 raise NotAWebhook(f"entry[{i}].changes[{j}].field must be a string")
@@ -74,19 +83,6 @@ def iter_changes(payload: object) -> Iterator[Change]:
             if not isinstance(value, dict):
                 raise NotAWebhook(f"entry[{i}].changes[{j}].value must be an object")
             yield Change(entry_id, entry_time, field, value)
-
-
-def _objects(
-    value: object, where: str, shown: str | None = None
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Each item of the list ``value`` at ``where`` (``shown`` so in the message about the
-    list) with its index; raise NotAWebhook when ``value`` is not a list of objects."""
-    if not isinstance(value, list):
-        raise NotAWebhook(f"{shown or where} must be a list of objects")
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise NotAWebhook(f"{where}[{i}] must be an object")
-        yield i, item
 
 
 def as_str(value: object) -> str | None:
