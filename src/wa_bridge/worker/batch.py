@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, InitVar, dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import orjson
@@ -88,27 +88,30 @@ class _Search:
         return cls(_SEARCH_CALLS_PER_LEVEL * max(1, math.ceil(math.log2(max(2, size)))))
 
 
-@dataclass(eq=False, repr=False)
 class BatchProcessor:
     """Applies batches of records; shared by every batch in flight (stateless apart from
     the parking lot, which is keyed by partition)."""
 
-    options: BatchOptions
-    _: KW_ONLY
-    pipeline: Pipeline
-    dead_letterer: InitVar[DeadLetterer]
-    producer: InitVar[RecordProducer]
-    parking: ParkingLot = field(default_factory=ParkingLot)
-    clock: Clock = SYSTEM_CLOCK
-    router: Router = field(init=False)
-
-    def __post_init__(self, dead_letterer: DeadLetterer, producer: RecordProducer) -> None:
+    def __init__(
+        self,
+        options: BatchOptions,
+        *,
+        pipeline: Pipeline,
+        dead_letterer: DeadLetterer,
+        producer: RecordProducer,
+        parking: ParkingLot | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.options = options
+        self.pipeline = pipeline
+        self.clock = clock
+        self.parking = parking or ParkingLot()
         self.router = Router(
-            self.options,
+            options,
             producer=producer,
             dead_letterer=dead_letterer,
             parking=self.parking,
-            clock=self.clock,
+            clock=clock,
         )
 
     def note_in_retry(self, delivery: Delivery) -> None:
