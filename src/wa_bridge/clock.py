@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock", "epoch_ms"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock", "epoch_ms", "parse_iso_time"]
 
 
 class Clock(Protocol):
@@ -44,6 +44,18 @@ class Clock(Protocol):
 def epoch_ms(clock: Clock) -> int:
     """``clock.now()`` in milliseconds since the Unix epoch (Kafka's unit for times)."""
     return int(clock.now().timestamp() * 1000)
+
+
+def parse_iso_time(text: str | None) -> datetime | None:
+    """``text`` as an aware datetime (ISO 8601; no zone is UTC), or None when empty or
+    not ISO 8601."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class SystemClock:

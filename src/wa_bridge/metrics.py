@@ -50,48 +50,52 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 
+
+def _counter(name: str, documentation: str, *labels: str) -> Counter:
+    return Counter(name, documentation, labels, registry=REGISTRY)
+
+
+def _gauge(name: str, documentation: str, *labels: str) -> Gauge:
+    return Gauge(name, documentation, labels, registry=REGISTRY)
+
+
+def _histogram(
+    name: str, documentation: str, buckets: tuple[float, ...], *labels: str
+) -> Histogram:
+    return Histogram(name, documentation, labels, buckets=buckets, registry=REGISTRY)
+
+
 # Receiver: one count per webhook POST outcome (status code: 200, 400, 401, 413, 503, ...).
-WEBHOOK_REQUESTS: Final = Counter(
-    "wa_bridge_webhook_requests_total",
-    "Webhook POSTs by HTTP status answered",
-    ["status"],
-    registry=REGISTRY,
+WEBHOOK_REQUESTS: Final = _counter(
+    "wa_bridge_webhook_requests_total", "Webhook POSTs by HTTP status answered", "status"
 )
 # Receiver: canonical events acknowledged by Kafka (webhooks and inbox posts).
-EVENTS_PUBLISHED: Final = Counter(
-    "wa_bridge_events_published_total",
-    "Canonical events acknowledged by Kafka",
-    registry=REGISTRY,
+EVENTS_PUBLISHED: Final = _counter(
+    "wa_bridge_events_published_total", "Canonical events acknowledged by Kafka"
 )
 # Worker: one count per event outcome (applied, noop, stale, duplicate, retried, dead_lettered).
-EVENT_OUTCOMES: Final = Counter(
-    "wa_bridge_event_outcomes_total",
-    "Events consumed by the worker, by outcome",
-    ["outcome"],
-    registry=REGISTRY,
+EVENT_OUTCOMES: Final = _counter(
+    "wa_bridge_event_outcomes_total", "Events consumed by the worker, by outcome", "outcome"
 )
 # Worker: time to apply one partition batch (ledger + mapping + CRM + commit).
-WORKER_BATCH_SECONDS: Final = Histogram(
+WORKER_BATCH_SECONDS: Final = _histogram(
     "wa_bridge_worker_batch_seconds",
     "Time to apply one partition batch",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-    registry=REGISTRY,
+    (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 # Worker: contacts whose later events are parked behind an event in retry.
-WORKER_PARKED_CONTACTS: Final = Gauge(
-    "wa_bridge_worker_parked_contacts",
-    "Contacts with an event in a retry topic",
-    registry=REGISTRY,
+WORKER_PARKED_CONTACTS: Final = _gauge(
+    "wa_bridge_worker_parked_contacts", "Contacts with an event in a retry topic"
 )
 
 # Connectors: what is left of each CRM instance's quota, as the CRM last reported it
 # (window: daily, interval = HubSpot's ten seconds, secondly). crm names the instance
 # (connector and host, never a credential).
-CRM_QUOTA_REMAINING: Final = Gauge(
+CRM_QUOTA_REMAINING: Final = _gauge(
     "wa_bridge_crm_quota_remaining",
     "Requests left in the CRM's quota window, as the CRM last reported",
-    ["crm", "window"],
-    registry=REGISTRY,
+    "crm",
+    "window",
 )
 
 
@@ -117,11 +121,11 @@ WEBHOOK_FIELDS: Final = frozenset(
     }
 )
 WebhookChangeOutcome = Literal["published", "not_a_webhook", "bus_unavailable"]
-WEBHOOK_CHANGES: Final = Counter(
+WEBHOOK_CHANGES: Final = _counter(
     "wa_bridge_webhook_changes_total",
     "Webhook changes (entry[].changes[]) by Meta field and outcome",
-    ["field", "outcome"],
-    registry=REGISTRY,
+    "field",
+    "outcome",
 )
 _change_children: dict[tuple[str, str], Any] = {}
 
@@ -151,11 +155,8 @@ def _change_child(field: str, outcome: str) -> Any:
 
 # Worker: events by canonical type and how they ended (applied, noop, stale, replayed,
 # retried, dead_lettered); the type is a closed set (wa_bridge.events.EventType).
-EVENTS: Final = Counter(
-    "wa_bridge_events_total",
-    "Events handled by the worker, by type and outcome",
-    ["type", "outcome"],
-    registry=REGISTRY,
+EVENTS: Final = _counter(
+    "wa_bridge_events_total", "Events handled by the worker, by type and outcome", "type", "outcome"
 )
 
 
@@ -164,46 +165,40 @@ def count_event(event_type: str, outcome: str, count: int = 1) -> None:
 
 
 # Worker: records of each assigned partition not yet consumed (end offset - position).
-CONSUMER_LAG: Final = Gauge(
+CONSUMER_LAG: Final = _gauge(
     "wa_bridge_consumer_lag",
     "Records not yet consumed, per partition this worker owns",
-    ["topic", "partition"],
-    registry=REGISTRY,
+    "topic",
+    "partition",
 )
 # Worker (monitor task, read from the state database): dead letters waiting for someone.
-DEAD_LETTERS_OPEN: Final = Gauge(
-    "wa_bridge_dead_letters_open",
-    "Open dead letters (state database)",
-    registry=REGISTRY,
+DEAD_LETTERS_OPEN: Final = _gauge(
+    "wa_bridge_dead_letters_open", "Open dead letters (state database)"
 )
 # Worker: 1 while it is in its group and its state database answers (GET /readyz).
-WORKER_READY: Final = Gauge(
-    "wa_bridge_worker_ready",
-    "1 when the worker is consuming and its state database answers",
-    registry=REGISTRY,
+WORKER_READY: Final = _gauge(
+    "wa_bridge_worker_ready", "1 when the worker is consuming and its state database answers"
 )
 # Worker: built-in alerts this worker sees firing (1) per rule.
-ALERTS_FIRING: Final = Gauge(
-    "wa_bridge_alerts_firing",
-    "Built-in alert rules firing in this worker's evaluation",
-    ["alert"],
-    registry=REGISTRY,
+ALERTS_FIRING: Final = _gauge(
+    "wa_bridge_alerts_firing", "Built-in alert rules firing in this worker's evaluation", "alert"
 )
 
 # --- CRM requests (connectors/http.py ``send``) ------------------------------------------------
 
-CRM_REQUESTS: Final = Counter(
+CRM_REQUESTS: Final = _counter(
     "wa_bridge_crm_requests_total",
     "CRM HTTP requests by connector, endpoint (the action) and status (code, or 'error')",
-    ["connector", "endpoint", "status"],
-    registry=REGISTRY,
+    "connector",
+    "endpoint",
+    "status",
 )
-CRM_REQUEST_SECONDS: Final = Histogram(
+CRM_REQUEST_SECONDS: Final = _histogram(
     "wa_bridge_crm_request_seconds",
     "CRM HTTP request latency (answered requests)",
-    ["connector", "endpoint"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
-    registry=REGISTRY,
+    (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    "connector",
+    "endpoint",
 )
 
 
@@ -226,54 +221,45 @@ def observe_crm_failure(
 
 # --- conversations (fed by the conversations work, issue "conversations") ---------------------
 
-CONVERSATIONS_OPENED: Final = Counter(
-    "wa_bridge_conversations_opened_total", "Conversations (cases) opened", registry=REGISTRY
+CONVERSATIONS_OPENED: Final = _counter(
+    "wa_bridge_conversations_opened_total", "Conversations (cases) opened"
 )
-CONVERSATIONS_CLOSED: Final = Counter(
+CONVERSATIONS_CLOSED: Final = _counter(
     "wa_bridge_conversations_closed_total",
     "Conversations (cases) closed; first_contact=yes when resolved without a reopen (FCR)",
-    ["first_contact"],
-    registry=REGISTRY,
+    "first_contact",
 )
-CONVERSATION_FIRST_RESPONSE_SECONDS: Final = Histogram(
+CONVERSATION_FIRST_RESPONSE_SECONDS: Final = _histogram(
     "wa_bridge_conversation_first_response_seconds",
     "First response time (FRT): customer's first message to the first agent reply",
-    buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
-    registry=REGISTRY,
+    (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
 )
-CONVERSATION_HANDLING_SECONDS: Final = Histogram(
+CONVERSATION_HANDLING_SECONDS: Final = _histogram(
     "wa_bridge_conversation_handling_seconds",
     "Handling time (TMO): conversation opened to resolved",
-    buckets=(300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800),
-    registry=REGISTRY,
+    (300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800),
 )
-CONVERSATION_CSAT: Final = Histogram(
-    "wa_bridge_conversation_csat",
-    "CSAT scores given (1-5)",
-    buckets=(1, 2, 3, 4, 5),
-    registry=REGISTRY,
+CONVERSATION_CSAT: Final = _histogram(
+    "wa_bridge_conversation_csat", "CSAT scores given (1-5)", (1, 2, 3, 4, 5)
 )
 
 # --- account signals (worker monitor task, from the state database) --------------------------
 
 QUALITY_LEVELS: Final[Mapping[str, int]] = {"GREEN": 3, "YELLOW": 2, "RED": 1, "UNKNOWN": 0}
-PHONE_NUMBER_QUALITY: Final = Gauge(
+PHONE_NUMBER_QUALITY: Final = _gauge(
     "wa_bridge_phone_number_quality",
     "Business number quality rating: 3 GREEN, 2 YELLOW, 1 RED, 0 unknown",
-    ["phone_number"],
-    registry=REGISTRY,
+    "phone_number",
 )
-MESSAGING_LIMIT: Final = Gauge(
+MESSAGING_LIMIT: Final = _gauge(
     "wa_bridge_phone_number_messaging_limit",
     "Business-initiated conversations a number may open per day (unlimited: 1e9)",
-    ["phone_number"],
-    registry=REGISTRY,
+    "phone_number",
 )
-TEMPLATE_QUALITY: Final = Gauge(
+TEMPLATE_QUALITY: Final = _gauge(
     "wa_bridge_template_quality",
     "Message template quality: 3 GREEN, 2 YELLOW, 1 RED, 0 unknown",
-    ["template"],
-    registry=REGISTRY,
+    "template",
 )
 
 

@@ -17,7 +17,8 @@ cluster (``wa-bridge dev``, Tansu) has one copy by construction and passes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -110,35 +111,26 @@ async def ensure_topics(
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return []
-    admin = _admin(bootstrap, client_options, timeout_s)
-    try:
-        async with asyncio.timeout(timeout_s):
-            await admin.start()
-            existing = set(await admin.list_topics())
-            missing = [name for name in wanted if name not in existing]
-            if not missing:
-                return []
-            if replication_factor is None:
-                brokers = len((await admin.describe_cluster())["brokers"])
-                replication_factor = max(1, min(MAX_AUTO_REPLICATION_FACTOR, brokers))
-            configs = _topic_configs(replication_factor, min_insync_replicas)
-            response = await admin.create_topics(
-                [
-                    NewTopic(
-                        name,
-                        num_partitions=partitions,
-                        replication_factor=replication_factor,
-                        topic_configs=configs,
-                    )
-                    for name in missing
-                ]
-            )
-    except (KafkaError, OSError, TimeoutError) as exc:
-        raise BusUnavailable(
-            f"could not ensure topics on {bootstrap}: {type(exc).__name__}: {exc}"
-        ) from exc
-    finally:
-        await admin.close()
+    async with _started_admin(bootstrap, client_options, timeout_s, "ensure topics") as admin:
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if not missing:
+            return []
+        if replication_factor is None:
+            brokers = len((await admin.describe_cluster())["brokers"])
+            replication_factor = max(1, min(MAX_AUTO_REPLICATION_FACTOR, brokers))
+        configs = _topic_configs(replication_factor, min_insync_replicas)
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    num_partitions=partitions,
+                    replication_factor=replication_factor,
+                    topic_configs=configs,
+                )
+                for name in missing
+            ]
+        )
     return _created(response.topic_errors)
 
 
@@ -176,21 +168,32 @@ async def describe_durability(
 ) -> TopicDurability:
     """Read how ``topic`` is replicated; raise BusUnavailable when the broker won't say
     (unreachable, or the client may not DescribeConfigs the topic)."""
+    what = f"describe topic {topic!r}"
+    async with _started_admin(bootstrap, client_options, timeout_s, what) as admin:
+        brokers = len((await admin.describe_cluster())["brokers"])
+        described = await admin.describe_topics([topic])
+        replication_factor = _replication_factor(topic, described)
+        isr = await _min_insync(admin, topic)
+    return TopicDurability(topic, brokers, replication_factor, isr)
+
+
+@contextlib.asynccontextmanager
+async def _started_admin(
+    bootstrap: str, client_options: Mapping[str, Any] | None, timeout_s: float, what: str
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed afterwards; the whole use is bounded by
+    ``timeout_s``, and a broker failure raises BusUnavailable naming ``what`` failed."""
     admin = _admin(bootstrap, client_options, timeout_s)
     try:
         async with asyncio.timeout(timeout_s):
             await admin.start()
-            brokers = len((await admin.describe_cluster())["brokers"])
-            described = await admin.describe_topics([topic])
-            replication_factor = _replication_factor(topic, described)
-            isr = await _min_insync(admin, topic)
+            yield admin
     except (KafkaError, OSError, TimeoutError) as exc:
         raise BusUnavailable(
-            f"could not describe topic {topic!r} on {bootstrap}: {type(exc).__name__}: {exc}"
+            f"could not {what} on {bootstrap}: {type(exc).__name__}: {exc}"
         ) from exc
     finally:
         await admin.close()
-    return TopicDurability(topic, brokers, replication_factor, isr)
 
 
 def _admin(

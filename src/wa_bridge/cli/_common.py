@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from wa_bridge.errors import ConfigError
 from wa_bridge.settings import Settings, load_settings
 
-__all__ = ["settings_or_exit", "tune_gc"]
+if TYPE_CHECKING:
+    from wa_bridge.store.api import Store
+
+__all__ = ["exit_with", "settings_or_exit", "tune_gc", "with_store"]
+
+T = TypeVar("T")
+
+
+def exit_with(message: str, code: int) -> typer.Exit:
+    """Print ``message`` on stderr; return the exit with ``code`` for the caller to raise."""
+    typer.echo(message, err=True)
+    return typer.Exit(code=code)
 
 
 def settings_or_exit(**overrides: object) -> Settings:
@@ -17,8 +31,18 @@ def settings_or_exit(**overrides: object) -> Settings:
     try:
         return load_settings(**overrides)
     except ConfigError as exc:
-        typer.echo(f"wa-bridge: configuration error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise exit_with(f"wa-bridge: configuration error: {exc}", 2) from exc
+
+
+def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the state store, run ``work`` on it, close it; ``work``'s answer."""
+    from wa_bridge.worker.assembly import state_store  # the worker's imports on use
+
+    async def run() -> T:
+        async with state_store(settings) as store:
+            return await work(store)
+
+    return asyncio.run(run())
 
 
 # Young-generation collections every 100k net allocations instead of 700 (Python's default).

@@ -7,7 +7,6 @@ They carry no personal data.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -15,7 +14,7 @@ from typing import Annotated, Literal
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import exit_with, settings_or_exit, with_store
 from wa_bridge.cli.gaps import parse_since
 from wa_bridge.errors import WaBridgeError
 from wa_bridge.store.api import AccountEvent
@@ -59,22 +58,17 @@ def events_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
 ) -> None:
     """List account notices, oldest first: what changed, from what to what, and why."""
-    from wa_bridge.worker.assembly import state_store
-
     settings = settings_or_exit()
     start = parse_since(since, datetime.now(UTC)) if since else None
-
-    async def run() -> list[AccountEvent]:
-        async with state_store(settings) as store:
-            return await store.account_events(
-                since=start, scope=scope, subject=subject, limit=limit
-            )
-
     try:
-        found = asyncio.run(run())
+        found = with_store(
+            settings,
+            lambda store: store.account_events(
+                since=start, scope=scope, subject=subject, limit=limit
+            ),
+        )
     except WaBridgeError as exc:
-        typer.echo(f"wa-bridge: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise exit_with(f"wa-bridge: {exc}", 1) from exc
     for event in found:
         typer.echo(orjson.dumps(_row(event)).decode() if as_json else _line(event))
     if not found and not as_json:

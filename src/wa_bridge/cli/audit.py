@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
-from wa_bridge.store.audit import AuditEntry, AuditFilter
+from wa_bridge.cli._common import settings_or_exit, with_store
+from wa_bridge.store.audit import AuditFilter
 
 __all__ = ["register"]
 
@@ -29,7 +28,6 @@ def list_(
     from datetime import UTC, datetime
 
     from wa_bridge.cli.gaps import parse_since
-    from wa_bridge.worker.assembly import state_store
 
     settings = settings_or_exit()
     flt = AuditFilter(
@@ -39,12 +37,7 @@ def list_(
         targets=[target] if target else [],
         limit=limit,
     )
-
-    async def run() -> list[AuditEntry]:
-        async with state_store(settings) as store:
-            return await store.ops.list_audit(flt)
-
-    for row in asyncio.run(run()):
+    for row in with_store(settings, lambda store: store.ops.list_audit(flt)):
         if as_json:
             data = {
                 "id": row.id,

@@ -17,7 +17,7 @@ import orjson
 import typer
 from sqlalchemy import select
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import exit_with, settings_or_exit
 from wa_bridge.connectors import SetupResult, set_up_crm
 from wa_bridge.errors import CrmRejected, WaBridgeError
 from wa_bridge.log import configure_logging
@@ -137,8 +137,7 @@ def show_cmd(
     try:
         contacts = asyncio.run(load_crm_view(url, contact_key=contact, limit=limit))
     except WaBridgeError as exc:
-        typer.echo(f"wa-bridge: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise exit_with(f"wa-bridge: {exc}", 1) from exc
     if as_json:
         typer.echo(
             orjson.dumps(

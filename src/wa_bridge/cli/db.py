@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from sqlalchemy.engine import make_url
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import exit_with, settings_or_exit
 from wa_bridge.errors import ConfigError
 
 __all__ = ["register"]
@@ -35,11 +35,9 @@ def upgrade_cmd(
     try:
         upgrade(target, revision)
     except ConfigError as exc:
-        typer.echo(f"wa-bridge: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise exit_with(f"wa-bridge: {exc}", 2) from exc
     except OSError as exc:
-        typer.echo(f"wa-bridge: database unreachable at {shown}: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise exit_with(f"wa-bridge: database unreachable at {shown}: {exc}", 1) from exc
     typer.echo(f"database at {shown} is at revision {revision}")
 
 

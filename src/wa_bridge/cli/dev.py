@@ -33,7 +33,7 @@ import uvicorn
 import uvloop
 
 from wa_bridge.bus.embedded import EmbeddedBroker
-from wa_bridge.cli._common import settings_or_exit, tune_gc
+from wa_bridge.cli._common import exit_with, settings_or_exit, tune_gc
 from wa_bridge.cli.receiver import build_receiver, uvicorn_config
 from wa_bridge.errors import ConfigError
 from wa_bridge.log import configure_logging, get_logger
@@ -252,15 +252,13 @@ def dev(
         try:  # a bad mapping (or one for another connector) stops here, before anything runs
             load_event_mapper(base)
         except ConfigError as exc:
-            typer.echo(f"wa-bridge: configuration error: {exc}", err=True)
-            raise typer.Exit(code=2) from exc
+            raise exit_with(f"wa-bridge: configuration error: {exc}", 2) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(log_path=data_dir / "tansu.log")
     try:
         broker.start()
     except ConfigError as exc:
-        typer.echo(f"wa-bridge: cannot start the embedded broker: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise exit_with(f"wa-bridge: cannot start the embedded broker: {exc}", 2) from exc
     try:
         settings = dev_settings(base, bootstrap=broker.bootstrap, data_dir=data_dir)
         configure_logging(fmt=settings.log_format, level=settings.log_level)

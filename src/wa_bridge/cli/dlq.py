@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import exit_with, settings_or_exit, with_store
 from wa_bridge.settings import Settings
-from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus
+from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, Store
 
 if TYPE_CHECKING:
     from wa_bridge.store.replay_runs import ReplayRun
@@ -94,13 +94,10 @@ def list_(
     settings = settings_or_exit()
     flt = _filter(error_class, event_type, contact, since, until, status, limit)
 
-    async def run() -> tuple[list[DeadLetter], int]:
-        from wa_bridge.worker.assembly import state_store  # the worker's imports on use
+    async def page(store: Store) -> tuple[list[DeadLetter], int]:
+        return await store.list_dead_letters(flt), await store.count_dead_letters(flt)
 
-        async with state_store(settings) as store:
-            return await store.list_dead_letters(flt), await store.count_dead_letters(flt)
-
-    letters, total = asyncio.run(run())
+    letters, total = with_store(settings, page)
     if as_json:
         for d in letters:
             typer.echo(orjson.dumps(_summary(d)).decode())
@@ -125,16 +122,9 @@ def show(dead_letter_id: int) -> None:
     """Show one dead letter: the event, the error, the CRM's message, attempts, history."""
     settings = settings_or_exit()
 
-    async def run() -> DeadLetter | None:
-        from wa_bridge.worker.assembly import state_store
-
-        async with state_store(settings) as store:
-            return await store.get_dead_letter(dead_letter_id)
-
-    letter = asyncio.run(run())
+    letter = with_store(settings, lambda store: store.get_dead_letter(dead_letter_id))
     if letter is None:
-        typer.echo(f"wa-bridge dlq: no dead letter {dead_letter_id}", err=True)
-        raise typer.Exit(code=1)
+        raise exit_with(f"wa-bridge dlq: no dead letter {dead_letter_id}", 1)
     out = _summary(letter)
     out["crm_error"] = letter.crm_error
     out["history"] = list(letter.errors)
@@ -220,8 +210,7 @@ async def _bulk(
         if resume:
             run = await store.ops.replay_run()
             if run is None:
-                typer.echo("wa-bridge dlq: no interrupted run to resume", err=True)
-                raise typer.Exit(code=1)
+                raise exit_with("wa-bridge dlq: no interrupted run to resume", 1)
             typer.echo(f"resuming run {run.id} after dead letter {run.cursor}", err=True)
         else:
             run = await bulk.start(flt, actor=actor)
@@ -252,16 +241,13 @@ def discard(
 ) -> None:
     """Close dead letters without replaying them (audited); they are purged later."""
     from wa_bridge.ops.dead_letters import discard as discard_letters
-    from wa_bridge.worker.assembly import state_store
 
     settings = settings_or_exit()
     who = actor or os.environ.get("USER") or getpass.getuser()
-
-    async def run() -> dict[int, str]:
-        async with state_store(settings) as store:
-            return await discard_letters(store, ids, actor=who, role="operator", reason=reason)
-
-    results = asyncio.run(run())
+    results = with_store(
+        settings,
+        lambda store: discard_letters(store, ids, actor=who, role="operator", reason=reason),
+    )
     for dead_letter_id, result in results.items():
         typer.echo(f"{dead_letter_id:>6}  {result}")
     if any(r == "not_found" for r in results.values()):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import exit_with, settings_or_exit, with_store
 from wa_bridge.errors import BusUnavailable
 
 __all__ = ["parse_since", "register"]
@@ -37,21 +36,16 @@ def gaps(
 ) -> None:
     """List events received (held by Kafka's main topic) since a time but not applied,
     each with why: dead-lettered, in retry, not consumed yet, or no ledger row."""
-    from wa_bridge.ops.gaps import Gap, find_gaps
-    from wa_bridge.worker.assembly import state_store
+    from wa_bridge.ops.gaps import find_gaps
 
     settings = settings_or_exit()
     start = parse_since(since, datetime.now(UTC))
-
-    async def run() -> tuple[int, list[Gap]]:
-        async with state_store(settings) as store:
-            return await find_gaps(settings, store, since=start)
-
     try:
-        received, found = asyncio.run(run())
+        received, found = with_store(
+            settings, lambda store: find_gaps(settings, store, since=start)
+        )
     except BusUnavailable as exc:
-        typer.echo(f"wa-bridge gaps: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise exit_with(f"wa-bridge gaps: {exc}", 2) from exc
     for gap in found:
         e = gap.event
         if as_json:

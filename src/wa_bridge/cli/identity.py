@@ -7,7 +7,6 @@ audited with ``--actor`` (default ``$USER``) as an operator, like ``wa-bridge dl
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
 from collections.abc import Awaitable, Callable
@@ -16,12 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import settings_or_exit, with_store
 from wa_bridge.errors import CrmRejected, WaBridgeError
 
 if TYPE_CHECKING:
     from wa_bridge.ops.identity import MergeOutcome, UnmergeOutcome
     from wa_bridge.settings import Settings
+    from wa_bridge.store.api import Store
     from wa_bridge.store.merges import MergeRow
     from wa_bridge.store.sql import SqlStore
 
@@ -43,15 +43,13 @@ def _who(actor: str | None) -> str:
 def _run(settings: Settings, work: Callable[[SqlStore], Awaitable[T]]) -> T:
     """Open the state store, run ``work`` on it; a refusal or CRM error exits 1."""
     from wa_bridge.store.sql import SqlStore
-    from wa_bridge.worker.assembly import state_store
 
-    async def run() -> T:
-        async with state_store(settings) as store:
-            assert isinstance(store, SqlStore)
-            return await work(store)
+    def on_sql(store: Store) -> Awaitable[T]:
+        assert isinstance(store, SqlStore)
+        return work(store)
 
     try:
-        return asyncio.run(run())
+        return with_store(settings, on_sql)
     except WaBridgeError as exc:
         typer.echo(f"wa-bridge identity: {exc}", err=True)
         if isinstance(exc, CrmRejected):

@@ -10,6 +10,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from wa_bridge.cli._common import exit_with
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.normalize import NotAWebhook, normalize_webhook
 
@@ -22,8 +23,7 @@ def _read(file: str) -> bytes:
     try:
         return Path(file).read_bytes()
     except OSError as exc:
-        typer.echo(f"wa-bridge normalize: cannot read {file}: {exc.strerror}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise exit_with(f"wa-bridge normalize: cannot read {file}: {exc.strerror}", 1) from exc
 
 
 def _received_at(text: str | None) -> datetime:
@@ -32,8 +32,9 @@ def _received_at(text: str | None) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        typer.echo(f"wa-bridge normalize: --received-at is not an ISO time: {text!r}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise exit_with(
+            f"wa-bridge normalize: --received-at is not an ISO time: {text!r}", 2
+        ) from exc
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -71,13 +72,11 @@ def normalize(
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        typer.echo(f"wa-bridge normalize: not valid JSON: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise exit_with(f"wa-bridge normalize: not valid JSON: {exc}", 1) from exc
     try:
         events = _events(payload, moment, all_named=all_named)
     except NotAWebhook as exc:
-        typer.echo(f"wa-bridge normalize: not a WhatsApp webhook: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise exit_with(f"wa-bridge normalize: not a WhatsApp webhook: {exc}", 1) from exc
     out = sys.stdout.buffer
     for event in events:
         out.write(event.to_json() + b"\n")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from wa_bridge.cli._common import settings_or_exit, tune_gc
+from wa_bridge.cli._common import exit_with, settings_or_exit, tune_gc
 from wa_bridge.errors import BusUnavailable, ConfigError
 from wa_bridge.log import configure_logging, get_logger
 from wa_bridge.receiver import ReceiverApp, create_app
@@ -55,8 +55,7 @@ def build_receiver(settings: Settings, *, readiness: Readiness | None = None) ->
             settings, publisher=publisher, routers=routers, closers=closers, readiness=readiness
         )
     except ConfigError as exc:
-        typer.echo(f"wa-bridge: configuration error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise exit_with(f"wa-bridge: configuration error: {exc}", 2) from exc
 
 
 async def check_bus(settings: Settings) -> bool:
@@ -91,8 +90,7 @@ def receiver(
     try:
         asyncio.run(check_bus(settings))
     except ConfigError as exc:
-        typer.echo(f"wa-bridge: refusing to start: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise exit_with(f"wa-bridge: refusing to start: {exc}", 2) from exc
     tune_gc()
     uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=settings.log_level)).run()
 

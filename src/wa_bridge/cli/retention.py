@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import settings_or_exit, with_store
 from wa_bridge.settings import Settings
 
 __all__ = ["register", "run_retention_once"]
@@ -21,16 +19,12 @@ def run_retention_once(settings: Settings) -> dict[str, int]:
     from datetime import UTC, datetime
 
     from wa_bridge.store.retention import RetentionWindows, purge_expired
-    from wa_bridge.worker.assembly import state_store
 
-    async def run() -> dict[str, int]:
-        async with state_store(settings) as store:
-            purged = await purge_expired(
-                store, now=datetime.now(UTC), windows=RetentionWindows.from_settings(settings)
-            )
-        return {str(k): v for k, v in purged.counts.items()}
-
-    return asyncio.run(run())
+    windows = RetentionWindows.from_settings(settings)
+    purged = with_store(
+        settings, lambda store: purge_expired(store, now=datetime.now(UTC), windows=windows)
+    )
+    return {str(k): v for k, v in purged.counts.items()}
 
 
 @retention_app.command("run")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import settings_or_exit, with_store
 
 __all__ = ["register"]
 
@@ -20,17 +19,10 @@ def trace(
 ) -> None:
     """Follow a message from Meta to the CRM: received, published, applied or failed,
     replays, and the CRM record ids. Phones are shown masked."""
-    from wa_bridge.ops.trace import TraceReport
     from wa_bridge.ops.trace import trace as run_trace
-    from wa_bridge.worker.assembly import state_store
 
     settings = settings_or_exit()
-
-    async def run() -> TraceReport:
-        async with state_store(settings) as store:
-            return await run_trace(store, query, limit=limit)
-
-    report = asyncio.run(run())
+    report = with_store(settings, lambda store: run_trace(store, query, limit=limit))
     if as_json:
         typer.echo(orjson.dumps(_as_data(report), option=orjson.OPT_INDENT_2).decode())
     else:

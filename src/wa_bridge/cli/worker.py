@@ -7,7 +7,7 @@ import signal
 
 import typer
 
-from wa_bridge.cli._common import settings_or_exit, tune_gc
+from wa_bridge.cli._common import exit_with, settings_or_exit, tune_gc
 from wa_bridge.errors import ConfigError, DlqLimitExceeded, WaBridgeError
 from wa_bridge.log import configure_logging
 
@@ -43,14 +43,11 @@ def worker(
     try:
         asyncio.run(_main(metrics_port))
     except DlqLimitExceeded as exc:
-        typer.echo(f"wa-bridge worker: stopped: {exc}", err=True)
-        raise typer.Exit(code=EXIT_DLQ_LIMIT) from exc
+        raise exit_with(f"wa-bridge worker: stopped: {exc}", EXIT_DLQ_LIMIT) from exc
     except ConfigError as exc:
-        typer.echo(f"wa-bridge worker: configuration error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+        raise exit_with(f"wa-bridge worker: configuration error: {exc}", 2) from exc
     except WaBridgeError as exc:
-        typer.echo(f"wa-bridge worker: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
+        raise exit_with(f"wa-bridge worker: {exc}", 1) from exc
 
 
 def register(app: typer.Typer) -> None:

@@ -23,7 +23,7 @@ once, group after group (contacts, then cases, then notes):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Generic, Literal, TypeVar
 
@@ -32,9 +32,11 @@ import httpx
 from wa_bridge.connectors._call import NEW, Refusal, Target, Upserted, WriteCall, is_empty
 from wa_bridge.connectors._matching import Candidate, choose
 from wa_bridge.connectors._plan import (
+    G,
     MatchFacts,
     Record,
     RecordPlan,
+    V,
     Write,
     case_status,
     is_status_only,
@@ -67,20 +69,20 @@ __all__ = [
     "require_key",
 ]
 
-G = TypeVar("G", bound=str)  # a vendor's record groups, in write order (a Literal)
-V = TypeVar("V")  # a vendor's field value type
+Opts = TypeVar("Opts")  # a vendor's options
 
 _OWN_BOOK_MAX: Final = 50_000  # records a connector remembers when no book is given
 Retry = Literal["create", "links"]
 
 
-class RecordConnector(ABC, Generic[G, V]):
+class RecordConnector(ABC, Generic[G, V, Opts]):
     """A :class:`~wa_bridge.connectors.base.CrmConnector` that writes records by our keys.
 
     Owns ``client`` (closed by :meth:`aclose`). Raises only :mod:`wa_bridge.errors`.
     Subclasses set ``name``, ``max_batch`` (records per write call), ``groups`` (record
-    groups in write order: contacts, cases, notes), ``contact_group``, ``case_group`` and
-    ``errors`` (the vendor's dialect).
+    groups in write order: contacts, cases, notes), ``contact_group``, ``case_group``,
+    ``errors`` (the vendor's dialect) and ``default_options`` (the vendor's options when
+    none are given); :meth:`_configure` derives what they need from ``options``.
     """
 
     name: str
@@ -89,20 +91,27 @@ class RecordConnector(ABC, Generic[G, V]):
     contact_group: G
     case_group: G
     errors: ErrorDialect
+    default_options: Callable[[], Opts]
 
     def __init__(
         self,
         client: httpx.AsyncClient,
+        options: Opts | None = None,
         *,
         match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
         instance: str | None = None,
     ) -> None:
+        self.options: Opts = options if options is not None else self.default_options()
         self._client = client
         self.match_order: tuple[MatchRule, ...] = tuple(match_order)
         # The CRM instance (crm_records' scope): the factory passes the quota key, which
         # names the account even when OAuth sends every org's requests from one login URL.
         self.instance = instance or f"{self.name}:{client.base_url}"
         self._own_book = RecordBook(self.instance)
+        self._configure()
+
+    def _configure(self) -> None:
+        """Derive the vendor's paths and names from ``self.options`` (nothing by default)."""
 
     async def aclose(self) -> None:
         await self._client.aclose()

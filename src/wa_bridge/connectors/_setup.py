@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, NotRequired, TypedDict, Unpack, get_args
 
 import httpx
 
@@ -21,7 +21,14 @@ from wa_bridge.connectors.base import SetupResult
 from wa_bridge.connectors.http import ErrorDialect, send
 from wa_bridge.errors import CrmRateLimited
 
-__all__ = ["RATE_LIMIT_ATTEMPTS", "Outcome", "SetupReport", "Status", "send_patiently"]
+__all__ = [
+    "RATE_LIMIT_ATTEMPTS",
+    "Outcome",
+    "SetupReport",
+    "SetupRequest",
+    "Status",
+    "send_patiently",
+]
 
 # Setup's statuses: found usable, created now, granted now (it existed, hidden from the
 # API user), missing (a dry run: would be created or granted), needs a human.
@@ -69,17 +76,23 @@ class SetupReport:
         return SetupResult(lines, ok=self.ok)
 
 
+class SetupRequest(TypedDict):
+    """What :func:`send_patiently` passes on to :func:`~wa_bridge.connectors.http.send`."""
+
+    dialect: ErrorDialect
+    action: str
+    json: NotRequired[Any]
+    params: NotRequired[Mapping[str, str] | None]
+
+
 async def send_patiently(
     client: httpx.AsyncClient,
     method: str,
     url: str,
     *,
-    dialect: ErrorDialect,
-    action: str,
-    json: Any = None,
-    params: Mapping[str, str] | None = None,
     clock: Clock = SYSTEM_CLOCK,
     attempts: int = RATE_LIMIT_ATTEMPTS,
+    **request: Unpack[SetupRequest],
 ) -> httpx.Response:
     """:func:`~wa_bridge.connectors.http.send`, sent again after a rate limit (up to
     ``attempts`` times in all, waiting ``Retry-After`` or 1, 2, 4… s, at most 30 s).
@@ -87,9 +100,7 @@ async def send_patiently(
     backoff_s = _BACKOFF_FIRST_S
     for attempt in range(1, attempts + 1):
         try:
-            return await send(
-                client, method, url, dialect=dialect, action=action, json=json, params=params
-            )
+            return await send(client, method, url, **request)
         except CrmRateLimited as exc:
             if attempt == attempts:
                 raise

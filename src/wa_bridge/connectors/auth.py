@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Final
 
 import httpx
@@ -255,26 +255,20 @@ def jwt_bearer_grant(
     return fetch
 
 
+@dataclass(eq=False, repr=False)
 class OAuthAuth(httpx.Auth):
     """Bearer tokens from ``fetch``, kept fresh (see the module docstring). For an
     ``httpx.AsyncClient`` only (a sync client would send the request unsigned)."""
 
-    def __init__(
-        self,
-        fetch: TokenFetch,
-        *,
-        vendor: str,
-        clock: Clock = SYSTEM_CLOCK,
-        refresh_margin_s: float = REFRESH_MARGIN_S,
-    ) -> None:
-        self._fetch = fetch
-        self._vendor = vendor
-        self._clock = clock
-        self._margin_s = refresh_margin_s
-        self._token: Token | None = None
-        self._issued_at = 0.0
-        self._lock = asyncio.Lock()
-        self.renewals = 0  # tokens fetched so far (tests, metrics)
+    fetch: TokenFetch
+    _: KW_ONLY
+    vendor: str
+    clock: Clock = SYSTEM_CLOCK
+    refresh_margin_s: float = REFRESH_MARGIN_S
+    _token: Token | None = field(init=False, default=None)
+    _issued_at: float = field(init=False, default=0.0)
+    _lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    renewals: int = field(init=False, default=0)  # tokens fetched so far (tests, metrics)
 
     @property
     def token(self) -> Token | None:
@@ -292,19 +286,19 @@ class OAuthAuth(httpx.Auth):
         if token.expires_at is None:
             return False
         lifetime = token.expires_at - self._issued_at
-        margin = min(self._margin_s, lifetime / 2)
-        return self._clock.monotonic() >= token.expires_at - margin
+        margin = min(self.refresh_margin_s, lifetime / 2)
+        return self.clock.monotonic() >= token.expires_at - margin
 
     async def _renew(self, stale: Token | None, reason: str) -> Token:
         """A new token, unless another request renewed ``stale`` meanwhile."""
         async with self._lock:
             if self._token is not None and self._token is not stale:
                 return self._token
-            started = self._clock.monotonic()
-            token = await self._fetch()
+            started = self.clock.monotonic()
+            token = await self.fetch()
             self._token, self._issued_at = token, started
             self.renewals += 1
-        log.info("crm_token_renewed", connector=self._vendor, reason=reason)
+        log.info("crm_token_renewed", connector=self.vendor, reason=reason)
         return token
 
     async def async_auth_flow(

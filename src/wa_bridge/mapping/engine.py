@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, cast
@@ -121,6 +121,7 @@ class _Problem(Exception):
         self.location = location
 
 
+@dataclass(eq=False, repr=False)
 class CompiledMapping:
     """A mapping ready to apply; build it with :func:`load_mapping`.
 
@@ -131,21 +132,16 @@ class CompiledMapping:
     creates a contact.
     """
 
-    def __init__(
-        self,
-        path: str,
-        connector: str,
-        rules: Mapping[str, tuple[_Rule, ...]],
-        *,
-        extends: tuple[str, ...] = (),
-        connector_loc: Loc | None = None,
-        match_order: tuple[MatchRule, ...] = DEFAULT_MATCH_ORDER,
-    ) -> None:
-        self.path = path
-        self.connector = connector
-        self.connector_loc = connector_loc
-        self.extends = extends
-        self.match_order = match_order
+    path: str
+    connector: str
+    rules: InitVar[Mapping[str, tuple[_Rule, ...]]]
+    _: KW_ONLY
+    extends: tuple[str, ...] = ()
+    connector_loc: Loc | None = None
+    match_order: tuple[MatchRule, ...] = DEFAULT_MATCH_ORDER
+    _rules: dict[str, tuple[_Rule, ...]] = field(init=False)
+
+    def __post_init__(self, rules: Mapping[str, tuple[_Rule, ...]]) -> None:
         self._rules = dict(rules)
 
     def __repr__(self) -> str:

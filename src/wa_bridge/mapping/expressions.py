@@ -301,6 +301,15 @@ def _operator(data: dict[str, Any], node: Node, ctx: _Ctx) -> Getter | None:
     return _case(inner, upper=op == "upper")
 
 
+def _compile_from(data: dict[str, Any], node: Node, ctx: _Ctx, op: str, what: str) -> Getter | None:
+    """The getter of operator ``op``'s ``from`` (``what`` it must give); None, with an
+    issue, when it is missing or does not compile."""
+    if "from" not in data:
+        ctx.issues.append(node.issue(f"'{op}' needs 'from': {what}", op))
+        return None
+    return compile_expr(data["from"], node.child("from"), ctx)
+
+
 def _lookup(data: dict[str, Any], node: Node, ctx: _Ctx) -> Getter | None:
     name = data["lookup"]
     catalog = ctx.catalogs.get(name)
@@ -308,10 +317,7 @@ def _lookup(data: dict[str, Any], node: Node, ctx: _Ctx) -> Getter | None:
         known = ", ".join(ctx.catalogs) or "none defined"
         ctx.issues.append(node.issue(f"unknown catalog {name!r}; known: {known}", "lookup"))
         return None
-    if "from" not in data:
-        ctx.issues.append(node.issue("'lookup' needs 'from': the value to translate", "lookup"))
-        return None
-    inner = compile_expr(data["from"], node.child("from"), ctx)
+    inner = _compile_from(data, node, ctx, "lookup", "the value to translate")
     if inner is None:
         return None
     translate = catalog.lookup
@@ -320,10 +326,7 @@ def _lookup(data: dict[str, Any], node: Node, ctx: _Ctx) -> Getter | None:
 
 def _query_param(data: dict[str, Any], node: Node, ctx: _Ctx) -> Getter | None:
     name = data["query_param"]
-    if "from" not in data:
-        ctx.issues.append(node.issue("'query_param' needs 'from': the URL", "query_param"))
-        return None
-    inner = compile_expr(data["from"], node.child("from"), ctx)
+    inner = _compile_from(data, node, ctx, "query_param", "the URL")
     if inner is None:
         return None
 

@@ -273,16 +273,17 @@ def _reasons(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# What a JSON value that is not an object is, in an error message (first match; else a number).
+_JSON_KINDS: Final = (
+    (type(None), "null"),
+    (list, "an array"),
+    (bool, "a boolean"),
+    (str, "a string"),
+)
+
+
 def _json_kind(raw: object) -> str:
-    if raw is None:
-        return "null"
-    if isinstance(raw, list):
-        return "an array"
-    if isinstance(raw, bool):
-        return "a boolean"
-    if isinstance(raw, str):
-        return "a string"
-    return "a number"
+    return next((kind for cls, kind in _JSON_KINDS if isinstance(raw, cls)), "a number")
 
 
 def _event_type(posted: str) -> EventType:

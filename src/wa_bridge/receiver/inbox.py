@@ -37,6 +37,7 @@ from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
 from wa_bridge.metrics import EVENTS_PUBLISHED
 from wa_bridge.normalize.inbox import InboxEventIn, normalize_inbox_event
+from wa_bridge.receiver._reject import Reject
 from wa_bridge.receiver.guard import bearer_guard
 from wa_bridge.receiver.signature import verify_signature
 from wa_bridge.settings import Settings
@@ -70,14 +71,6 @@ class InboxProblem(BaseModel):
 
     error: str
     detail: str
-
-
-class _Reject(Exception):
-    def __init__(self, status: int, error: str, detail: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.detail = detail
 
 
 _BEARER = HTTPBearer(
@@ -204,7 +197,7 @@ def build_inbox_router(
                 who = _signed(request, body, secrets)
             events = _events(body, max_events)
             await _publish(publisher, events)
-        except _Reject as reject:
+        except Reject as reject:
             log.warning("inbox_rejected", status=reject.status, error=reject.error)
             headers = {"Retry-After": str(int(RETRY_AFTER_S))} if reject.status == 503 else None
             content = {"error": reject.error, "detail": reject.detail}
@@ -234,7 +227,7 @@ def _signed(request: Request, body: bytes, secrets: Sequence[bytes]) -> Principa
     """The signed caller, if the signature header is a valid signature of ``body``."""
     header = request.headers.get(INBOX_SIGNATURE_HEADER)
     if not verify_signature(body, header.encode() if header else None, secrets):
-        raise _Reject(401, "bad_signature", f"{INBOX_SIGNATURE_HEADER} does not sign this body")
+        raise Reject(401, "bad_signature", f"{INBOX_SIGNATURE_HEADER} does not sign this body")
     return SIGNED
 
 
@@ -242,30 +235,30 @@ async def _read_body(request: Request, cap: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
-            raise _Reject(400, "bad_content_length", "Content-Length is not a number")
+            raise Reject(400, "bad_content_length", "Content-Length is not a number")
         if int(declared) > cap:
-            raise _Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+            raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > cap:
-            raise _Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+            raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _events(body: bytes, max_events: int) -> list[CanonicalEvent]:
-    """Parse and normalize every posted event, or raise _Reject naming all bad ones."""
+    """Parse and normalize every posted event, or raise Reject naming all bad ones."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _Reject(400, "malformed_json", str(exc)) from exc
+        raise Reject(400, "malformed_json", str(exc)) from exc
     if isinstance(payload, list):
         if not payload:
-            raise _Reject(400, "invalid_event", "the list of events is empty")
+            raise Reject(400, "invalid_event", "the list of events is empty")
         if len(payload) > max_events:
-            raise _Reject(
+            raise Reject(
                 413, "too_many_events", f"at most {max_events} events per request, not more"
             )
         items, labels = payload, [f"events[{i}]: " for i in range(len(payload))]
@@ -290,7 +283,7 @@ def _events(body: bytes, max_events: int) -> list[CanonicalEvent]:
         shown = reasons[:_MAX_REASONS]
         more = len(reasons) - len(shown)
         detail = "; ".join(shown) + (f"; and {more} more" if more else "")
-        raise _Reject(400, "invalid_event", detail)
+        raise Reject(400, "invalid_event", detail)
     return events
 
 
@@ -299,4 +292,4 @@ async def _publish(publisher: EventPublisher, events: list[CanonicalEvent]) -> N
         await publisher.publish_many(events)
         EVENTS_PUBLISHED.inc(len(events))
     except BusUnavailable as exc:
-        raise _Reject(503, "bus_unavailable", str(exc)) from exc
+        raise Reject(503, "bus_unavailable", str(exc)) from exc

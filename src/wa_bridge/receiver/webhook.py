@@ -25,6 +25,7 @@ from wa_bridge.errors import BusUnavailable, InvalidEvent
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.metrics import count_webhook_changes
 from wa_bridge.receiver._outcomes import Outcomes
+from wa_bridge.receiver._reject import Reject
 from wa_bridge.receiver.signature import SIGNATURE_HEADER, verify_signature, verify_token
 
 __all__ = ["DEFAULT_MAX_JSON_DEPTH", "WEBHOOK_PATH", "Normalizer", "WebhookEndpoint"]
@@ -44,16 +45,6 @@ class Normalizer(Protocol):
     """``wa_bridge.normalize.normalize_webhook``: raises InvalidEvent for a non-webhook."""
 
     def __call__(self, payload: object, *, received_at: datetime) -> list[CanonicalEvent]: ...
-
-
-class _Reject(Exception):
-    """An early answer: status, error code and detail."""
-
-    def __init__(self, status: int, error: str, detail: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.detail = detail
 
 
 class WebhookEndpoint:
@@ -122,7 +113,7 @@ class WebhookEndpoint:
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             count = await self._accept(scope, receive)
-        except _Reject as reject:
+        except Reject as reject:
             self._outcomes.record(reject.status, reject.error)
             extra = [(b"retry-after", b"%d" % RETRY_AFTER_S)] if reject.status == 503 else []
             await _send_json(
@@ -139,7 +130,7 @@ class WebhookEndpoint:
         signature, declared = _signature_and_length(scope)
         body = await self._read_body(receive, declared)
         if not verify_signature(body, signature, self._secrets):
-            raise _Reject(
+            raise Reject(
                 401, "bad_signature", "X-Hub-Signature-256 is missing or does not match the body"
             )
         try:
@@ -147,7 +138,7 @@ class WebhookEndpoint:
         except orjson.JSONDecodeError as exc:
             if "depth" in str(exc):  # orjson's own limit (1024), far past ours
                 raise self._too_deep() from exc
-            raise _Reject(400, "malformed_json", str(exc)) from exc
+            raise Reject(400, "malformed_json", str(exc)) from exc
         limit = self._max_json_depth
         # Fewer brackets than the limit cannot nest deeper than it: the common case costs
         # two C-level scans of the body, no walk.
@@ -157,17 +148,17 @@ class WebhookEndpoint:
             events = self._normalize(payload, received_at=datetime.now(UTC))
         except InvalidEvent as exc:
             count_webhook_changes(payload, "not_a_webhook")
-            raise _Reject(400, "not_a_webhook", str(exc)) from exc
+            raise Reject(400, "not_a_webhook", str(exc)) from exc
         try:
             await self._publisher.publish_many(events)
         except BusUnavailable as exc:
             count_webhook_changes(payload, "bus_unavailable")
-            raise _Reject(503, "bus_unavailable", str(exc)) from exc
+            raise Reject(503, "bus_unavailable", str(exc)) from exc
         count_webhook_changes(payload, "published")
         return len(events)
 
-    def _too_deep(self) -> _Reject:
-        return _Reject(
+    def _too_deep(self) -> Reject:
+        return Reject(
             400,
             "too_deep",
             f"JSON nesting deeper than {self._max_json_depth} levels is refused",
@@ -177,25 +168,25 @@ class WebhookEndpoint:
         cap = self._max_body_bytes
         if declared is not None:
             if not declared.strip().isdigit():
-                raise _Reject(400, "bad_content_length", "Content-Length is not a number")
+                raise Reject(400, "bad_content_length", "Content-Length is not a number")
             if int(declared) > cap:
-                raise _Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+                raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
         message = await receive()
         if message["type"] == "http.request" and not message.get("more_body", False):
             # The common case: the whole body arrived in one message; no copy.
             body: bytes = message.get("body", b"")
             if len(body) > cap:
-                raise _Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+                raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
             return body
         chunks: list[bytes] = []
         size = 0
         while True:
             if message["type"] == "http.disconnect":
-                raise _Reject(400, "client_disconnected", "the client went away mid-body")
+                raise Reject(400, "client_disconnected", "the client went away mid-body")
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > cap:
-                raise _Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+                raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)

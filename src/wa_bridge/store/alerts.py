@@ -77,36 +77,25 @@ async def open_incident(
     now: datetime,
 ) -> bool:
     """Claim a firing incident for ``key``; True when this call opened it (notify then)."""
+    # what the claim writes, whether the row is new or a resolved one opens again
+    claim: dict[str, Any] = {
+        "summary": summary,
+        "severity": severity,
+        "owner": owner,
+        "opened_at": now,
+        "seen_at": now,
+    }
+    # a new row starts resolved, so that the update below is what opens it
+    resolved = {"state": "resolved", "notified": "resolved", "resolved_at": now}
     await conn.execute(
         insert_for(conn, alert_incidents)
-        .values(
-            key=key,
-            rule=rule,
-            labels=dict(labels),
-            state="resolved",
-            summary=summary,
-            severity=severity,
-            owner=owner,
-            notified="resolved",
-            opened_at=now,
-            seen_at=now,
-            resolved_at=now,
-        )
+        .values(key=key, rule=rule, labels=dict(labels), **resolved, **claim)
         .on_conflict_do_nothing(index_elements=["key"])
     )
     result = await conn.execute(
         update(alert_incidents)
         .where(_i.key == key, _i.state == "resolved")
-        .values(
-            state="firing",
-            summary=summary,
-            severity=severity,
-            owner=owner,
-            notified="none",
-            opened_at=now,
-            seen_at=now,
-            resolved_at=None,
-        )
+        .values(state="firing", notified="none", resolved_at=None, **claim)
     )
     return int(result.rowcount) == 1
 
@@ -122,22 +111,30 @@ async def refresh_incident(
 ) -> bool:
     """The owner (or anyone, once the owner went stale) keeps a firing incident fresh;
     True when ``owner`` owns it afterwards."""
-    result = await conn.execute(
-        update(alert_incidents)
-        .where(
-            _i.key == key,
-            _i.state == "firing",
-            or_(_i.owner == owner, _i.seen_at < stale_before),
-        )
-        .values(summary=summary, owner=owner, seen_at=now)
-    )
-    return int(result.rowcount) == 1
+    return await _update_firing(conn, key, owner, stale_before, summary=summary, seen_at=now)
 
 
 async def resolve_incident(
     conn: AsyncConnection, *, key: str, owner: str, now: datetime, stale_before: datetime
 ) -> bool:
     """Resolve a firing incident owned by ``owner`` (or stale); True when this call did."""
+    return await _update_firing(
+        conn,
+        key,
+        owner,
+        stale_before,
+        state="resolved",
+        notified="none",
+        resolved_at=now,
+        seen_at=now,
+    )
+
+
+async def _update_firing(
+    conn: AsyncConnection, key: str, owner: str, stale_before: datetime, **values: Any
+) -> bool:
+    """Write ``values`` and ``owner`` to the firing incident ``key`` when ``owner`` holds
+    it, or its holder went stale (last seen before ``stale_before``); True when it did."""
     result = await conn.execute(
         update(alert_incidents)
         .where(
@@ -145,7 +142,7 @@ async def resolve_incident(
             _i.state == "firing",
             or_(_i.owner == owner, _i.seen_at < stale_before),
         )
-        .values(state="resolved", owner=owner, notified="none", resolved_at=now, seen_at=now)
+        .values(owner=owner, **values)
     )
     return int(result.rowcount) == 1
 

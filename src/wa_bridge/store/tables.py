@@ -97,6 +97,12 @@ JsonType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postg
 KEY = 64  # ids we mint or Meta's ids (wamid ~ 60 chars)
 SHORT = 32
 
+
+def _serial_id() -> Column[int]:
+    """An ``id`` primary key the database numbers (BIGINT; SQLite's INTEGER rowid)."""
+    return Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+
+
 # --- worker state -------------------------------------------------------------------
 
 processed_events = Table(
@@ -147,7 +153,7 @@ identities = Table(
 identity_events = Table(
     "identity_events",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    _serial_id(),
     Column("contact_id", String(KEY), nullable=False),
     Column("decision", String(SHORT), nullable=False),
     Column("kinds", String(100), nullable=False),
@@ -162,7 +168,7 @@ identity_events = Table(
 identity_merges = Table(
     "identity_merges",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    _serial_id(),
     Column("keep_id", String(KEY), nullable=False),
     Column("other_id", String(KEY), nullable=False),
     Column("status", String(16), nullable=False),  # merged | unmerged
@@ -232,7 +238,7 @@ message_statuses = Table(
 dead_letters = Table(
     "dead_letters",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    _serial_id(),
     Column("event_id", String(200), nullable=False, unique=True),
     Column("event_type", String(100), nullable=False),
     Column("contact_key", String(200)),
@@ -257,7 +263,7 @@ dead_letters = Table(
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    _serial_id(),
     Column("at", UtcDateTime, nullable=False),
     Column("actor", String(200), nullable=False),
     Column("role", String(SHORT), nullable=False),
@@ -313,7 +319,7 @@ account_signals = Table(
 account_events = Table(
     "account_events",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    _serial_id(),
     Column("event_id", String(200), nullable=False, unique=True),
     Column("event_type", String(100), nullable=False),
     Column("scope", String(16), nullable=False),  # template | phone_number | account
@@ -362,7 +368,7 @@ worker_heartbeats = Table(
 replay_runs = Table(
     "replay_runs",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    _serial_id(),
     Column("actor", String(200), nullable=False),
     Column("selection", JsonType, nullable=False),
     Column("status", String(16), nullable=False),  # running | done
@@ -377,7 +383,7 @@ replay_runs = Table(
 consents = Table(
     "consents",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    _serial_id(),
     Column("contact_id", String(KEY), nullable=False),
     Column("channel", String(SHORT), nullable=False),
     Column("purpose", String(SHORT), nullable=False),

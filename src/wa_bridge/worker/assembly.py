@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -136,6 +137,7 @@ async def open_pipeline(
     )
 
 
+@dataclass(eq=False, repr=False)
 class DeadLetterReplayer:
     """Replays dead letters of ``store`` through the worker's pipeline.
 
@@ -143,22 +145,14 @@ class DeadLetterReplayer:
     run needs neither) and closed by :meth:`aclose`; the store stays the caller's.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        *,
-        mapper: EventMapper | None = None,
-        connector: CrmConnector | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self._settings = settings
-        self._clock = clock
-        self._store = store
-        self._mapper = mapper
-        self._connector = connector
-        self._pipeline: Pipeline | None = None
-        self._stack = contextlib.AsyncExitStack()
+    settings: Settings
+    store: Store
+    _: KW_ONLY
+    mapper: EventMapper | None = None
+    connector: CrmConnector | None = None
+    clock: Clock = SYSTEM_CLOCK
+    _pipeline: Pipeline | None = field(init=False, default=None)
+    _stack: contextlib.AsyncExitStack = field(init=False, default_factory=contextlib.AsyncExitStack)
 
     async def __aenter__(self) -> DeadLetterReplayer:
         return self
@@ -189,12 +183,12 @@ class DeadLetterReplayer:
         """
         letters: dict[int, DeadLetter] = {}
         if flt is not None:
-            letters.update((d.id, d) for d in await self._store.list_dead_letters(flt))
+            letters.update((d.id, d) for d in await self.store.list_dead_letters(flt))
         missing: list[int] = []
         for dead_letter_id in ids:
             if dead_letter_id in letters or dead_letter_id in missing:
                 continue
-            letter = await self._store.get_dead_letter(dead_letter_id)
+            letter = await self.store.get_dead_letter(dead_letter_id)
             if letter is None:
                 missing.append(dead_letter_id)
             else:
@@ -203,12 +197,12 @@ class DeadLetterReplayer:
         if not dry_run and any(d.status == "open" for d in letters.values()):
             pipeline = await self._pipeline_once()
         results = await replay_dead_letters(
-            self._store, pipeline, list(letters.values()), dry_run=dry_run, clock=self._clock
+            self.store, pipeline, list(letters.values()), dry_run=dry_run, clock=self.clock
         )
         results += [ReplayResult(i, "", "not_found") for i in missing]
         action = "dlq.replay.dry_run" if dry_run else "dlq.replay"
         for result in results:
-            await self._store.record_audit(
+            await self.store.record_audit(
                 actor=actor,
                 role=role,
                 action=action,
@@ -220,11 +214,11 @@ class DeadLetterReplayer:
     async def _pipeline_once(self) -> Pipeline:
         if self._pipeline is None:
             self._pipeline = await open_pipeline(
-                self._settings,
+                self.settings,
                 self._stack,
-                store=self._store,
-                mapper=self._mapper,
-                connector=self._connector,
+                store=self.store,
+                mapper=self.mapper,
+                connector=self.connector,
             )
         return self._pipeline
 

@@ -7,10 +7,11 @@ the worker's only reader of them, so a schema change touches one file.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal, cast, get_args
 
+from wa_bridge.clock import parse_iso_time
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent, Contact
 from wa_bridge.store.api import Identifier, IdentifierKind, IdentityChange
@@ -92,23 +93,13 @@ def event_time(event: CanonicalEvent) -> datetime:
     Raises InvalidEvent when neither parses.
     """
     for text in (event.time, event.recvtime):
-        moment = _parse_time(text)
+        moment = parse_iso_time(text)
         if moment is not None:
             return moment
     raise InvalidEvent(
         f"event {event.id} has no readable time (time and recvtime are not ISO 8601); "
         "fix the producer"
     )
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def business_of(event: CanonicalEvent) -> str:

@@ -14,6 +14,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -56,29 +57,23 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@dataclass(eq=False, repr=False)
 class Monitor:
     """One worker's figures and alerts; :meth:`tick` does one round (see the module)."""
 
-    def __init__(
-        self,
-        worker: Worker,
-        ops: OpsStore,
-        *,
-        evaluator: Evaluator,
-        alerter: Alerter,
-        interval_s: float,
-        worker_id: str,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self.worker = worker
-        self.ops = ops
-        self.evaluator = evaluator
-        self.alerter = alerter
-        self.interval_s = interval_s
-        self.worker_id = worker_id
-        self.clock = clock
-        self.started_at: datetime = clock.now()
-        self._lag_series: set[tuple[str, str]] = set()
+    worker: Worker
+    ops: OpsStore
+    _: KW_ONLY
+    evaluator: Evaluator
+    alerter: Alerter
+    interval_s: float
+    worker_id: str
+    clock: Clock = SYSTEM_CLOCK
+    started_at: datetime = field(init=False)
+    _lag_series: set[tuple[str, str]] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.started_at = self.clock.now()
 
     async def tick(self) -> None:
         """May raise StoreUnavailable or BusUnavailable (nothing half done matters)."""

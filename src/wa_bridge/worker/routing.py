@@ -9,6 +9,8 @@ stalling in a loop.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import orjson
 
 from wa_bridge.bus.consumer import Delivery, retry_headers
@@ -32,23 +34,16 @@ __all__ = ["Router"]
 log = get_logger("worker")
 
 
+@dataclass(eq=False, repr=False)
 class Router:
     """Routes events to the retry topics and the DLQ, and keeps the parking lot right."""
 
-    def __init__(
-        self,
-        options: BatchOptions,
-        *,
-        producer: RecordProducer,
-        dead_letterer: DeadLetterer,
-        parking: ParkingLot,
-        clock: Clock,
-    ) -> None:
-        self.options = options
-        self.producer = producer
-        self.dead_letterer = dead_letterer
-        self.parking = parking
-        self.clock = clock
+    options: BatchOptions
+    _: KW_ONLY
+    producer: RecordProducer
+    dead_letterer: DeadLetterer
+    parking: ParkingLot
+    clock: Clock
 
     def note_in_retry(self, delivery: Delivery) -> None:
         """A fetched retry record parks its contact (rebuilds the lot after a restart)."""

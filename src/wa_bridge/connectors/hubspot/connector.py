@@ -32,8 +32,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-import httpx
-
 from wa_bridge.connectors import _records as shared
 from wa_bridge.connectors.http import send
 from wa_bridge.connectors.hubspot import links, search
@@ -49,7 +47,7 @@ from wa_bridge.connectors.hubspot.properties import (
     property_value,
     ticket_property,
 )
-from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, FieldValue, MatchRule
+from wa_bridge.operations import CrmOperation, FieldValue
 
 __all__ = ["HubSpotConnector"]
 
@@ -68,7 +66,7 @@ def _one(name: Callable[[str], str]) -> Callable[[str], Iterable[str]]:
     return lambda field: (name(field),)
 
 
-class HubSpotConnector(shared.RecordConnector[Group, str]):
+class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
     """HubSpot's translation of the shared record shape (see the module docstring)."""
 
     name = "hubspot"
@@ -77,17 +75,10 @@ class HubSpotConnector(shared.RecordConnector[Group, str]):
     contact_group = "contacts"
     case_group = "tickets"
     errors = HUBSPOT_ERRORS
+    default_options = HubSpotOptions
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        options: HubSpotOptions | None = None,
-        *,
-        match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
-        instance: str | None = None,
-    ) -> None:
-        super().__init__(client, match_order=match_order, instance=instance)
-        self.options = o = options or HubSpotOptions()
+    def _configure(self) -> None:
+        o = self.options
         if o.api_style == "v3":
             self.objects, self.associations = "/crm/v3/objects", "/crm/v4/associations"
         else:

@@ -48,7 +48,7 @@ from wa_bridge.connectors.salesforce.fields import (
     task_field,
 )
 from wa_bridge.errors import CrmUnavailable
-from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, FieldValue, MatchRule
+from wa_bridge.operations import CrmOperation, FieldValue
 
 __all__ = ["SalesforceConnector", "SalesforceOptions"]
 
@@ -103,7 +103,7 @@ def _codes(body: Any) -> list[tuple[str, str]]:
     ]
 
 
-class SalesforceConnector(shared.RecordConnector[SObject, Any]):
+class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions]):
     """Salesforce's translation (REST API) of the shared record shape (see the module doc)."""
 
     name = "salesforce"
@@ -112,17 +112,9 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any]):
     contact_group = "Contact"
     case_group = "Case"
     errors = SALESFORCE_ERRORS
+    default_options = SalesforceOptions
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        options: SalesforceOptions | None = None,
-        *,
-        match_order: Sequence[MatchRule] = DEFAULT_MATCH_ORDER,
-        instance: str | None = None,
-    ) -> None:
-        super().__init__(client, match_order=match_order, instance=instance)
-        self.options = options or SalesforceOptions()
+    def _configure(self) -> None:
         self.base = f"/services/data/{self.options.api_version}"
 
     @property

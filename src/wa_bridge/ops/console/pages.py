@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from wa_bridge.auth import Role, TokenBook
+from wa_bridge.clock import parse_iso_time
 from wa_bridge.errors import ConfigError
 from wa_bridge.ops.console.session import COOKIE, Session, SessionSigner, csrf_ok
 from wa_bridge.ops.dead_letters import Preview, discard, preview
@@ -58,16 +59,6 @@ def _environment() -> Environment:
     env.filters["masked"] = lambda v: mask_phone(str(v)) if v else ""
     env.filters["when"] = lambda v: f"{v:%Y-%m-%d %H:%M:%S}" if v else "—"
     return env
-
-
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _Console:
@@ -123,16 +114,19 @@ class _Console:
         )
 
     async def checked_post(
-        self,
-        request: Request,
-    ) -> tuple[Session | None, dict[str, str], Response | None]:
+        self, request: Request, *, operator_only: str | None = None
+    ) -> tuple[Session, dict[str, str]] | Response:
+        """A POST's session and form values, or the answer refusing it: no session (sign
+        in), a stale or foreign form, or a viewer doing what ``operator_only`` names."""
         session = self.session_of(request)
         if session is None:
-            return None, {}, self.to_sign_in(request)
+            return self.to_sign_in(request)
         values = await self.form(request)
         if not self.same_origin(request) or not csrf_ok(session, values.get("csrf")):
-            return None, values, HTMLResponse("refused: stale or foreign form", status_code=403)
-        return session, values, None
+            return HTMLResponse("refused: stale or foreign form", status_code=403)
+        if operator_only is not None and not session.may_act:
+            return HTMLResponse(f"{operator_only} needs the operator role", status_code=403)
+        return session, values
 
     async def home(self, request: Request) -> Response:
         return RedirectResponse("/admin/letters", status_code=303)
@@ -169,9 +163,10 @@ class _Console:
         return response
 
     async def sign_out(self, request: Request) -> Response:
-        session, _, refused = await self.checked_post(request)
-        if refused is not None or session is None:
-            return refused or self.to_sign_in(request)
+        checked = await self.checked_post(request)
+        if isinstance(checked, Response):
+            return checked
+        session, _ = checked
         await self.audit(session, "console.sign_out", "console")
         response = RedirectResponse("/admin/sign-in", status_code=303)
         response.delete_cookie(COOKIE, path="/admin")
@@ -196,8 +191,8 @@ class _Console:
             error_class=error_class or None,
             event_type=event_type or None,
             contact_key=_contact_key(contact),
-            since=_time(since),
-            until=_time(until),
+            since=parse_iso_time(since),
+            until=parse_iso_time(until),
             limit=200,
         )
         rows = await (await self.backend.store()).list_dead_letters(flt)
@@ -243,11 +238,10 @@ class _Console:
         )
 
     async def replay(self, request: Request, dead_letter_id: int) -> Response:
-        session, _, refused = await self.checked_post(request)
-        if refused is not None or session is None:
-            return refused or self.to_sign_in(request)
-        if not session.may_act:
-            return HTMLResponse("replay needs the operator role", status_code=403)
+        checked = await self.checked_post(request, operator_only="replay")
+        if isinstance(checked, Response):
+            return checked
+        session, _ = checked
         [outcome] = await self.backend.replay(
             [dead_letter_id], dry_run=False, actor=session.actor, role=session.role
         )  # audited by the replay path
@@ -257,11 +251,10 @@ class _Console:
         )
 
     async def discard_letter(self, request: Request, dead_letter_id: int) -> Response:
-        session, values, refused = await self.checked_post(request)
-        if refused is not None or session is None:
-            return refused or self.to_sign_in(request)
-        if not session.may_act:
-            return HTMLResponse("discard needs the operator role", status_code=403)
+        checked = await self.checked_post(request, operator_only="discard")
+        if isinstance(checked, Response):
+            return checked
+        session, values = checked
         done = await discard(
             await self.backend.store(),
             [dead_letter_id],

@@ -10,6 +10,7 @@ nobody reports any more (its series is gone) is resolved once stale.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
@@ -24,23 +25,16 @@ __all__ = ["Alerter"]
 log = get_logger("worker.alerts")
 
 
+@dataclass(eq=False, repr=False)
 class Alerter:
     """Turns each tick's findings into incident transitions and notifications."""
 
-    def __init__(
-        self,
-        ops: OpsStore,
-        notifier: Notifier | None,
-        *,
-        owner: str,
-        stale_after_s: float,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self.ops = ops
-        self.notifier = notifier
-        self.owner = owner
-        self.stale_after_s = stale_after_s
-        self.clock = clock
+    ops: OpsStore
+    notifier: Notifier | None
+    _: KW_ONLY
+    owner: str
+    stale_after_s: float
+    clock: Clock = SYSTEM_CLOCK
 
     async def handle(self, findings: Sequence[Finding]) -> None:
         """Open, refresh or resolve incidents for ``findings``; then post what is unposted.
