@@ -128,6 +128,17 @@ class Case:
 
 
 @dataclass
+class Deal:
+    """A deal / opportunity, in wa-bridge's words."""
+
+    stage: str | None
+    amount: Decimal | None
+    currency: str | None
+    case_key: str | None
+    contact_linked: bool  # associated with (HubSpot), looked up from (Salesforce) the contact
+
+
+@dataclass
 class Note:
     direction: str | None
     status: str | None
@@ -147,6 +158,9 @@ class CrmView:
         raise NotImplementedError
 
     def note(self, message_id: str) -> Note:
+        raise NotImplementedError
+
+    def deals(self) -> list[Deal]:
         raise NotImplementedError
 
 
@@ -225,6 +239,19 @@ class SqlView(CrmView):
                     return Note(note["direction"], note["status"], note["case_key"])
         raise AssertionError(f"no note {message_id}")
 
+    def deals(self) -> list[Deal]:
+        return [
+            Deal(
+                d["stage"],
+                _decimal(d["amount"]),
+                d["currency"],
+                d["case_key"],
+                d["contact_key"] == contact["contact_key"],
+            )
+            for contact in self.shown
+            for d in contact["deals"]
+        ]
+
 
 class HubSpotView(CrmView):
     def __init__(self, server: HubSpotServer) -> None:
@@ -278,6 +305,28 @@ class HubSpotView(CrmView):
             assert p.get("wa_case_key_ref") == case_key
         return Note(p.get("wa_direction"), p.get("wa_status") or None, case_key)
 
+    def deals(self) -> list[Deal]:
+        stages = {"closedwon": "won", "closedlost": "lost", "appointmentscheduled": "open"}
+        out = []
+        contact_ids = {c["id"] for c in self.server.objects("contacts")}
+        for record in self.server.objects("deals"):
+            p = record["properties"]
+            assert p.get("pipeline") == "default"
+            linked = self.server.associations_of("deals", record["id"], "contacts")
+            tickets = self.server.associations_of("deals", record["id"], "tickets")
+            [ticket] = [t for t in self.server.objects("tickets") if t["id"] in tickets]
+            assert ticket["properties"]["wa_case_key"] == p.get("wa_case_key_ref")
+            out.append(
+                Deal(
+                    stages.get(p.get("dealstage", ""), p.get("dealstage")),
+                    _decimal(p.get("amount")),
+                    p.get("deal_currency_code"),
+                    p.get("wa_case_key_ref"),
+                    bool(linked) and set(linked) <= contact_ids,
+                )
+            )
+        return out
+
 
 class SalesforceView(CrmView):
     def __init__(self, server: SalesforceServer) -> None:
@@ -328,6 +377,20 @@ class SalesforceView(CrmView):
             assert case is not None
             case_key = case["WA_Case_Key__c"]
         return Note(task.get("WA_Direction__c"), task.get("WA_Message_Status__c"), case_key)
+
+    def deals(self) -> list[Deal]:
+        stages = {"Closed Won": "won", "Closed Lost": "lost", "Prospecting": "open"}
+        contacts = {c["Id"] for c in self.server.objects("Contact")}
+        return [
+            Deal(
+                stages.get(r.get("StageName", ""), r.get("StageName")),
+                _decimal(r.get("Amount")),
+                r.get("WA_Currency__c"),
+                r.get("WA_Case_Key_Ref__c"),
+                r.get("ContactId") in contacts,
+            )
+            for r in self.server.objects("Opportunity")
+        ]
 
 
 @dataclass
@@ -404,8 +467,13 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
 
 
 def sales_and_consent_hook(target: Target, view: CrmView) -> None:
-    """TODO(#11, c11b-sales): one deal / opportunity for the conversion (18999.00 MXN)
-    and the contact's consent state; left to the sales and consent work."""
+    """One deal / opportunity for the conversion (18999.00 MXN, won, on the contact and
+    the first case), and the contact's consent state."""
+    [deal] = view.deals()
+    first = view.cases()[0]
+    assert (deal.stage, deal.amount, deal.currency) == ("won", Decimal("18999"), "MXN")
+    assert deal.case_key == first.key
+    assert deal.contact_linked
 
 
 async def test_the_sale_lands_in_every_crm(

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Final
 
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
+from wa_bridge.connectors import deals_enabled
 from wa_bridge.connectors.base import CrmConnector
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, MatchRule
 from wa_bridge.settings import Settings
@@ -132,7 +133,11 @@ async def open_pipeline(
         )
         stack.push_async_callback(connector.aclose)
     return Pipeline(
-        store, mapper, connector, conversations=ConversationOptions.from_settings(settings)
+        store,
+        mapper,
+        connector,
+        conversations=ConversationOptions.from_settings(settings),
+        deals=deals_enabled(settings),
     )
 
 

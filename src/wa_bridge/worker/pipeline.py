@@ -108,6 +108,8 @@ def check_route(event: CanonicalEvent, phone_number_ids: frozenset[str]) -> None
 
 # The index of a case update's first operation (its event's own start at 0).
 _DERIVED_INDEX: Final = 1000
+# Operations whose record is keyed by the event's case (a deal is its case's sale).
+_CASE_KEYED: Final = frozenset({"upsert_case", "upsert_deal"})
 
 
 class Pipeline:
@@ -120,11 +122,15 @@ class Pipeline:
         connector: CrmConnector | TxConnector,
         *,
         conversations: ConversationOptions | None = None,
+        deals: bool = False,
     ) -> None:
         self.store = store
         self.mapper = mapper
         self.connector = connector
         self.conversations = conversations or ConversationOptions()
+        # the mapping's upsert_deal operations reach the CRM only when deals are on
+        # (wa_bridge.connectors.deals_enabled); else they are left out
+        self.deals = deals
 
     async def apply(
         self,
@@ -261,6 +267,8 @@ class Pipeline:
         ops += self._case_updates(tracked.derived, refused)
         if refused:
             raise EventsRefused(refused)
+        if not self.deals:
+            ops = [op for op in ops if op.kind != "upsert_deal"]
         return ops
 
     def _case_updates(
@@ -388,9 +396,10 @@ def _check_keys(
             f"event {event.id} names no contact the CRM can key on (no valid phone number and "
             "no BSUID), so its CRM operations cannot be applied"
         )
-    if case_key is None and any(op.kind == "upsert_case" and op.case_key is None for op in ops):
+    unkeyed = [op.kind for op in ops if op.kind in _CASE_KEYED and op.case_key is None]
+    if case_key is None and unkeyed:
         raise UnkeyedOperation(
-            f"the mapping emits upsert_case for {event.type}, but this event has no case "
+            f"the mapping emits {unkeyed[0]} for {event.type}, but this event has no case "
             "(cases open on customers' messages and inbox events; echoes and statuses "
             "land on an open case only)"
         )
