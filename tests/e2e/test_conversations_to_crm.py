@@ -415,6 +415,7 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             "crm_base_url": ready.url,
             "crm_token": ready.token,
             "crm_timeout_s": 5,
+            "crm_deals": True,  # the conversion's deal / opportunity (on for SQL already)
             "mappings_path": str(ROOT / "mappings" / f"{request.param}.yaml"),
         }
         if isinstance(ready, HubSpotServer):
