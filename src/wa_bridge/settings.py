@@ -45,6 +45,15 @@ def _split_csv(value: object) -> object:
     return value
 
 
+KeywordKind = Literal["stop", "start"]
+# STOP-style keywords by language (a message that is exactly one changes consent).
+_CONSENT_KEYWORDS: Final[dict[str, dict[KeywordKind, list[str]]]] = {
+    "en": {"stop": ["stop", "unsubscribe"], "start": ["start", "subscribe"]},
+    "es": {"stop": ["baja", "parar", "alto"], "start": ["alta", "suscribir"]},
+    "pt": {"stop": ["sair", "parar", "cancelar"], "start": ["voltar", "assinar"]},
+}
+
+
 class Settings(BaseSettings):
     """Every knob of wa-bridge. Units are in the names."""
 
@@ -313,12 +322,8 @@ class Settings(BaseSettings):
     )
 
     # --- consent ledger (wa_bridge.worker.consent) ---------------------------------------
-    consent_keywords: dict[str, dict[Literal["stop", "start"], list[str]]] = Field(
-        default_factory=lambda: {  # type: ignore[arg-type] # mypy reads the keys as str
-            "en": {"stop": ["stop", "unsubscribe"], "start": ["start", "subscribe"]},
-            "es": {"stop": ["baja", "parar", "alto"], "start": ["alta", "suscribir"]},
-            "pt": {"stop": ["sair", "parar", "cancelar"], "start": ["voltar", "assinar"]},
-        },
+    consent_keywords: dict[str, dict[KeywordKind, list[str]]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in _CONSENT_KEYWORDS.items()},
         description="Per language, the inbound texts (the whole message, any case or "
         "accent, trailing punctuation ignored) that opt the customer out of (stop) or back "
         "into (start) marketing messages, as JSON; {} turns keyword handling off. Echoes "

@@ -26,6 +26,7 @@ from wa_bridge.connectors.base import CrmConnector
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, MatchRule
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, Store
+from wa_bridge.worker.consent import ConsentOptions
 from wa_bridge.worker.conversations import ConversationOptions
 from wa_bridge.worker.pipeline import EventMapper, Pipeline
 from wa_bridge.worker.replay import ReplayResult, replay_dead_letters
@@ -138,6 +139,7 @@ async def open_pipeline(
         connector,
         conversations=ConversationOptions.from_settings(settings),
         deals=deals_enabled(settings),
+        consent=ConsentOptions.from_settings(settings),
     )
 
 
