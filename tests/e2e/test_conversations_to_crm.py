@@ -5,13 +5,16 @@ SQL CRM (PostgreSQL), or HubSpot and Salesforce (their contract servers). A cust
 clicks a click-to-WhatsApp ad (UTMs in the ad's URL) and writes; a bot answers and hands
 off to an agent; the agent tags, answers (FRT), resolves as converted with a value and a
 currency; the customer rates 5; a late ``tagged`` arrives; 30 hours later the customer
-writes again. The CRM must show one contact with the first touch, two cases (the first
-closed with every attribute, FRT, outcome, value and CSAT intact; the second open), and
-notes for both directions.
+writes again. The customer had opted in on the shop's web form the day before (evidence
+posted to ``POST /consents``). The CRM must show one contact with the first touch, two
+cases (the first closed with every attribute, FRT, outcome, value and CSAT intact; the
+second open), notes for both directions, one deal / opportunity for the conversion and
+the contact's consent state (:func:`sales_and_consent_hook`).
 
-TODO(#11 sales/consent, branch c11b-sales): the same scenario must also show one deal /
-opportunity for the conversion and the contact's consent state; that helper adds those
-assertions at :func:`sales_and_consent_hook` (this test asserts only the parts above).
+Then, per CRM: opt-out by keyword (the customer writes "Baja."; the business's own
+"STOP" never counts) and opt-in again by evidence; evidence older than the opt-out,
+posted late, stays in the ledger and changes nothing. ``wa-bridge consent show`` prints
+the history; ``wa-bridge export conversions`` gives the sale with its click and consent.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from typer.testing import CliRunner
 
 from connectors.conftest import (  # noqa: F401 - fixtures
     checked,
@@ -39,7 +43,9 @@ from connectors.servers import HubSpotServer, SalesforceServer
 from receiver._harness import READY_WAIT_S, SECRET, receiver_settings
 from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.cli.crm import load_crm_view
+from wa_bridge.cli.main import app
 from wa_bridge.cli.receiver import build_receiver
+from wa_bridge.ops.consents import CONSENTS_PATH
 from wa_bridge.receiver import WEBHOOK_PATH, sign
 from wa_bridge.receiver.inbox import INBOX_PATH, INBOX_SIGNATURE_HEADER
 from wa_bridge.settings import Settings
@@ -50,7 +56,9 @@ from worker.conversation_events import (
     CTWA_CLID,
     at,
     business_status,
+    consent_post,
     customer_text,
+    echo,
     inbox_post,
     wamid,
 )
@@ -61,6 +69,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 ROOT = Path(__file__).resolve().parents[2]
 WA = "5215550001234"
 INBOX_SECRET = b"the-inbox-signs-with-this-secret"
+OPERATOR_TOKEN = "operator-token-for-consent-evidence"
 HOUR = 60.0
 
 
@@ -69,6 +78,7 @@ def scenario() -> list[tuple[str, dict[str, Any]]]:
     return [
         ("webhook", customer_text(WA, 1, at(0), "Hola, vi el anuncio del sofá", ad=True)),
         ("webhook", business_status(WA, 2, "sent", at(0.2))),  # the bot answers
+        ("consent", consent_post("form-1", at(-24 * HOUR), WA)),  # the web form, a day before
         (
             "inbox",
             inbox_post(
@@ -163,6 +173,10 @@ class CrmView:
     def deals(self) -> list[Deal]:
         raise NotImplementedError
 
+    def consent(self, contact: dict[str, Any]) -> tuple[str | None, datetime | None]:
+        """The contact's WhatsApp marketing consent in the CRM: state and since when."""
+        raise NotImplementedError
+
 
 def _time(value: Any) -> datetime | None:
     if value in (None, ""):
@@ -239,6 +253,10 @@ class SqlView(CrmView):
                     return Note(note["direction"], note["status"], note["case_key"])
         raise AssertionError(f"no note {message_id}")
 
+    def consent(self, contact: dict[str, Any]) -> tuple[str | None, datetime | None]:
+        state = contact["consent"].get("whatsapp:marketing") or {}
+        return state.get("status"), _time(state.get("at"))
+
     def deals(self) -> list[Deal]:
         return [
             Deal(
@@ -304,6 +322,10 @@ class HubSpotView(CrmView):
             case_key = ticket["properties"]["wa_case_key"]
             assert p.get("wa_case_key_ref") == case_key
         return Note(p.get("wa_direction"), p.get("wa_status") or None, case_key)
+
+    def consent(self, contact: dict[str, Any]) -> tuple[str | None, datetime | None]:
+        status = contact.get("wa_whatsapp_marketing_consent")
+        return status or None, _time(contact.get("wa_whatsapp_marketing_consent_at"))
 
     def deals(self) -> list[Deal]:
         stages = {"closedwon": "won", "closedlost": "lost", "appointmentscheduled": "open"}
@@ -378,6 +400,10 @@ class SalesforceView(CrmView):
             case_key = case["WA_Case_Key__c"]
         return Note(task.get("WA_Direction__c"), task.get("WA_Message_Status__c"), case_key)
 
+    def consent(self, contact: dict[str, Any]) -> tuple[str | None, datetime | None]:
+        status = contact.get("WA_Whatsapp_Marketing_Consent__c")
+        return status or None, _time(contact.get("WA_Whatsapp_Marketing_Consent_At__c"))
+
     def deals(self) -> list[Deal]:
         stages = {"Closed Won": "won", "Closed Lost": "lost", "Prospecting": "open"}
         contacts = {c["Id"] for c in self.server.objects("Contact")}
@@ -434,6 +460,9 @@ class Pipeline:
         if kind == "webhook":
             headers = {"x-hub-signature-256": sign(content, SECRET)}
             path = WEBHOOK_PATH
+        elif kind == "consent":  # evidence, by a caller with the operator role
+            headers = {"authorization": f"Bearer {OPERATOR_TOKEN}"}
+            path = CONSENTS_PATH
         else:  # the inbox signs its calls: it holds no bearer token
             headers = {INBOX_SIGNATURE_HEADER: sign(content, INBOX_SECRET)}
             path = INBOX_PATH
@@ -451,6 +480,8 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         settings.kafka_topic,
         kafka_partitions=settings.kafka_partitions,
         inbox_signing_secrets=INBOX_SECRET.decode(),
+        admin_tokens=[f"operator:{OPERATOR_TOKEN}"],
+        database_url=settings.database_url,  # POST /consents is audited there
     )
     app = build_receiver(receiving)
     transport = httpx.ASGITransport(app=app)
@@ -467,6 +498,12 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         yield Pipeline(client, worker)
 
 
+async def view_of(target: Target, pg_url: str) -> CrmView:
+    """What the CRM holds now."""
+    view: CrmView | None = target.view(pg_url)
+    return view or SqlView(await load_crm_view(pg_url, notes=20))
+
+
 def sales_and_consent_hook(target: Target, view: CrmView) -> None:
     """One deal / opportunity for the conversion (18999.00 MXN, won, on the contact and
     the first case), and the contact's consent state."""
@@ -475,6 +512,8 @@ def sales_and_consent_hook(target: Target, view: CrmView) -> None:
     assert (deal.stage, deal.amount, deal.currency) == ("won", Decimal("18999"), "MXN")
     assert deal.case_key == first.key
     assert deal.contact_linked
+    [contact] = view.contacts()
+    assert view.consent(contact) == ("opt_in", at(-24 * HOUR))  # the web form's evidence
 
 
 async def test_the_sale_lands_in_every_crm(
@@ -491,7 +530,7 @@ async def test_the_sale_lands_in_every_crm(
     async with pipeline(settings) as run:
         for kind, body in scenario():
             await run.send(kind, body)
-    view: CrmView = target.view(pg_url) or SqlView(await load_crm_view(pg_url, notes=20))
+    view = await view_of(target, pg_url)
 
     [contact] = view.contacts()  # one contact: the webhooks' and the inbox's
     assert view.first_touch_clid(contact) == CTWA_CLID
@@ -523,3 +562,87 @@ async def test_the_sale_lands_in_every_crm(
         assert contact["first_touch"]["utm_campaign"] == "invierno26"
         assert contact["first_touch"]["source_url"] == AD_URL
     sales_and_consent_hook(target, view)
+
+
+def cli(pg_url: str, *args: str) -> str:
+    """``wa-bridge ARGS`` on the scenario's state database; its output."""
+    env = {"WA_BRIDGE_DATABASE_URL": pg_url}
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+async def test_opt_out_by_keyword_then_opt_in_by_evidence(
+    target: Target, broker: EmbeddedBroker, topic_factory: Callable[[str], str], pg_url: str
+) -> None:
+    settings = sql_settings(
+        broker.bootstrap,
+        topic_factory(f"consent-{target.name}"),
+        pg_url,
+        kafka_partitions=3,
+        consumer_fetch_max_wait_ms=50,
+        **target.overrides,
+    )
+    async with pipeline(settings) as run:
+        await run.send("webhook", customer_text(WA, 1, at(0), "Hola"))
+        await run.send("webhook", echo(WA, 2, at(1), "STOP"))  # the business's: never counts
+        view = await view_of(target, pg_url)
+        [contact] = view.contacts()
+        assert view.consent(contact) == (None, None)
+        await run.send("webhook", customer_text(WA, 3, at(2), "Baja."))  # es: stop
+        view = await view_of(target, pg_url)
+        [contact] = view.contacts()
+        assert view.consent(contact) == ("opt_out", at(2))
+        await run.send("consent", consent_post("pos-7", at(60), WA, captured_via="pos"))
+        view = await view_of(target, pg_url)
+        [contact] = view.contacts()
+        assert view.consent(contact) == ("opt_in", at(60))
+        # evidence from before the opt-in, posted late: kept, but the state stays
+        await run.send("consent", consent_post("form-0", at(-60), WA))
+        await run.send("consent", consent_post("pos-7", at(60), WA, captured_via="pos"))  # again
+        view = await view_of(target, pg_url)
+        [contact] = view.contacts()
+        assert view.consent(contact) == ("opt_in", at(60))
+
+    shown = orjson.loads(
+        await asyncio.to_thread(cli, pg_url, "consent", "show", f"+{WA}", "--json")
+    )
+    history = [(r["status"], r["captured_via"], _time(r["at"])) for r in shown["history"]]
+    assert history == [
+        ("opt_in", "web_form", at(-60)),
+        ("opt_out", "whatsapp_keyword", at(2)),
+        ("opt_in", "pos", at(60)),
+    ]
+    assert shown["current"]["whatsapp:marketing"]["event_id"] == "consent:pos-7"
+    assert shown["history"][0]["text_shown"].startswith("Acepto recibir ofertas")
+    text = await asyncio.to_thread(cli, pg_url, "consent", "show", f"+{WA}")
+    assert "now whatsapp:marketing: opt_in since" in text
+
+
+async def test_export_conversions_gives_the_click_the_value_and_the_consent(
+    broker: EmbeddedBroker, topic_factory: Callable[[str], str], pg_url: str
+) -> None:
+    settings = sql_settings(
+        broker.bootstrap, topic_factory("export"), pg_url, consumer_fetch_max_wait_ms=50
+    )
+    async with pipeline(settings) as run:
+        for kind, body in scenario():
+            await run.send(kind, body)
+    rows = orjson.loads(
+        await asyncio.to_thread(
+            cli, pg_url, "export", "conversions", "--since", "2026-01-01", "--format", "json"
+        )
+    )
+    [row] = rows
+    assert (row["ctwa_clid"], row["touch"], row["source_type"]) == (CTWA_CLID, "case", "ad")
+    assert (row["utm_campaign"], row["outcome"]) == ("invierno26", "converted")
+    assert (row["value"], row["currency"]) == ("18999", "MXN")
+    assert (row["consent_status"], row["consent_captured_via"]) == ("opt_in", "web_form")
+    assert _time(row["converted_at"]) == at(10) and _time(row["opened_at"]) == at(0)
+    text = await asyncio.to_thread(cli, pg_url, "export", "conversions", "--since", "2026-01-01")
+    header, line = text.splitlines()
+    assert header.startswith("case_key,contact_id,ctwa_clid,") and CTWA_CLID in line
+    later = await asyncio.to_thread(
+        cli, pg_url, "export", "conversions", "--since", "2099-01-01", "--format", "json"
+    )
+    assert orjson.loads(later) == []

@@ -19,9 +19,15 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_bridge.store._upsert import insert_for
-from wa_bridge.store.tables import consents
+from wa_bridge.store.tables import consents, contacts, identities
 
-__all__ = ["ConsentRecord", "ConsentStatus", "consent_history", "record_consents"]
+__all__ = [
+    "ConsentRecord",
+    "ConsentStatus",
+    "consent_history",
+    "contact_by_reference",
+    "record_consents",
+]
 
 ConsentStatus = Literal["opt_in", "opt_out"]
 
@@ -103,3 +109,27 @@ async def consent_history(conn: AsyncConnection, contact_id: str) -> list[dict[s
         .order_by(consents.c.at, consents.c.id)
     )
     return [dict(row) for row in rows.mappings()]
+
+
+async def contact_by_reference(conn: AsyncConnection, reference: str) -> str | None:
+    """The contact id ``reference`` names: a contact id, or a phone (E.164 or as typed,
+    any form ``phone_forms`` knows) or a BSUID currently linked to one."""
+    from wa_bridge.normalize.phones import user_e164
+
+    found = await conn.execute(
+        select(contacts.c.contact_id).where(contacts.c.contact_id == reference)
+    )
+    if found.first() is not None:
+        return reference
+    values = [reference]
+    e164 = user_e164(reference)
+    if e164 is not None:
+        values.append(e164)
+    linked = await conn.execute(
+        select(identities.c.contact_id)
+        .where(identities.c.value.in_(values), identities.c.is_current)
+        .order_by(identities.c.linked_at.desc())
+        .limit(1)
+    )
+    row = linked.first()
+    return str(row[0]) if row is not None else None
