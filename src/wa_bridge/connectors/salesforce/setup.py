@@ -194,13 +194,15 @@ def _needs(spec: MappingSpec) -> dict[str, dict[str, _Need]]:
 
 
 def _consts(spec: MappingSpec, kind: str) -> dict[str, Any]:
+    """The values ``kind``'s fields have without an event: a ``const``, else a ``default``
+    (the channel and purpose that name a consent's fields)."""
     return {
-        f.name: f.data["const"]
+        f.name: f.data["const"] if "const" in f.data else f.data["default"]
         for rules in spec.rules.values()
         for rule in rules
         if rule.kind == kind
         for f in rule.fields
-        if isinstance(f.data, dict) and "const" in f.data
+        if isinstance(f.data, dict) and ("const" in f.data or "default" in f.data)
     }
 
 
