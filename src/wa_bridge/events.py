@@ -57,6 +57,10 @@ EventType = Literal[
     # contact's events, and a case's state as it changed, mapped like any event
     "conversation.window.check",
     "conversation.case.updated",
+    # consent evidence recorded through POST /consents (a web form, a POS, an SMS…), and
+    # the worker's word that a contact's consent state changed (wa_bridge.worker.consent)
+    "consent.recorded",
+    "consent.changed",
 ]
 EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
 

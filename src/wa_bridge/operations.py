@@ -32,6 +32,7 @@ OperationKind = Literal[
     "add_note",
     "record_outcome",
     "set_consent",
+    "upsert_deal",
 ]
 OPERATION_KINDS: Final[tuple[str, ...]] = get_args(OperationKind)
 
@@ -62,7 +63,8 @@ class CrmOperation:
     - ``event_id`` / ``index``: where it came from; ``idempotency_key`` is derived from them.
     - ``contact_key``: the stable contact key from the identity map (set by the worker; the
       mapping engine leaves the event's own ``subject``).
-    - ``case_key``: the conversation/case key for upsert_case, add_note and record_outcome.
+    - ``case_key``: the conversation/case key for upsert_case, add_note, record_outcome
+      and upsert_deal (a case's deal is keyed by the case: one deal per conversation).
     - ``source``: ``file:line`` of the mapping rule that emitted it, for error messages.
     - ``write_modes``: the :data:`WriteMode` of each field in ``fields`` that is not
       ``always`` (a field not listed is ``always``). A connector sends an ``on_create``

@@ -45,6 +45,15 @@ def _split_csv(value: object) -> object:
     return value
 
 
+KeywordKind = Literal["stop", "start"]
+# STOP-style keywords by language (a message that is exactly one changes consent).
+_CONSENT_KEYWORDS: Final[dict[str, dict[KeywordKind, list[str]]]] = {
+    "en": {"stop": ["stop", "unsubscribe"], "start": ["start", "subscribe"]},
+    "es": {"stop": ["baja", "parar", "alto"], "start": ["alta", "suscribir"]},
+    "pt": {"stop": ["sair", "parar", "cancelar"], "start": ["voltar", "assinar"]},
+}
+
+
 class Settings(BaseSettings):
     """Every knob of wa-bridge. Units are in the names."""
 
@@ -149,6 +158,25 @@ class Settings(BaseSettings):
     hubspot_note_object: Literal["communications", "notes"] = "communications"
     salesforce_api_version: str = Field(default="v61.0", pattern=r"^v\d+\.\d$")
     mappings_path: str = "mappings/sql.yaml"
+
+    # --- sales (deals / opportunities; the mapping's upsert_deal) ----------------------
+    crm_deals: bool | None = Field(
+        default=None,
+        description="Write the mapping's deals (a converted case with a value, an order): "
+        "HubSpot deals, Salesforce Opportunities, the SQL CRM's crm_deals. Unset: on for "
+        "the SQL CRM only; the REST contract has no deals.",
+    )
+    crm_deal_pipeline: str = Field(
+        default="default",
+        description="HubSpot: the deals pipeline (its internal id) new deals go into.",
+    )
+    crm_deal_stages: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="A deal's stage in the CRM for each wa-bridge stage, as "
+        "open:<stage>,won:<stage>,lost:<stage>; unset: HubSpot's default pipeline "
+        "(appointmentscheduled, closedwon, closedlost) or Salesforce's (Prospecting, "
+        "Closed Won, Closed Lost).",
+    )
 
     # --- CRM sign-in (see wa_bridge.connectors.auth) ---------------------------------
     crm_auth: Literal["token", "refresh_token", "client_credentials", "jwt_bearer"] = Field(
@@ -293,6 +321,15 @@ class Settings(BaseSettings):
         "closes them (through the bus, in order with the contact's events); 0 turns it off.",
     )
 
+    # --- consent ledger (wa_bridge.worker.consent) ---------------------------------------
+    consent_keywords: dict[str, dict[KeywordKind, list[str]]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in _CONSENT_KEYWORDS.items()},
+        description="Per language, the inbound texts (the whole message, any case or "
+        "accent, trailing punctuation ignored) that opt the customer out of (stop) or back "
+        "into (start) marketing messages, as JSON; {} turns keyword handling off. Echoes "
+        "and the business's own messages never count.",
+    )
+
     # --- monitoring and alerts (the worker's monitor task) ------------------------------
     monitor_interval_s: float = Field(
         default=15.0,
@@ -365,6 +402,21 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("crm_deal_stages", mode="before")
+    @classmethod
+    def _stages(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        out: dict[str, str] = {}
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            name, sep, stage = str(part).partition(":")
+            if not sep or name.strip() not in ("open", "won", "lost") or not stage.strip():
+                raise ValueError(f"{part!r}: expected open|won|lost:<CRM stage>")
+            out[name.strip()] = stage.strip()
+        return out
 
     @field_validator("retry_delays_s", mode="before")
     @classmethod

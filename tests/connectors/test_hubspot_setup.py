@@ -304,3 +304,65 @@ def test_cli_setup_other_connectors(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("WA_BRIDGE_CONNECTOR", "salesforce")
     sf = runner.invoke(app, ["crm", "setup", "--dry-run"])  # it asks the org: where is it?
     assert sf.exit_code == 1 and "WA_BRIDGE_CRM_BASE_URL" in sf.stderr
+
+
+# The inbox's conversion of that case, with a value: the case's deal (upsert_deal).
+CONVERTED = {
+    "id": "inbox:c-setup-1",
+    "type": "inbox.conversation.converted",
+    "source": "inbox:1",
+    "time": "2026-06-10T15:00:00Z",
+    "data": {"contact": {"key": "c-1"}, "value": "1249.90", "currency": "MXN"},
+}
+
+
+def test_deal_properties_only_when_deals_are_on(mapping: CompiledMapping) -> None:
+    assert "deals" not in required_properties(mapping, HubSpotOptions())
+    specs = required_properties(mapping, HubSpotOptions(deals=True))
+    assert [s.name for s in specs["deals"] if s.unique] == ["wa_deal_key"]
+    # HubSpot's own dealname, dealstage, amount, deal_currency_code, closedate are not ours
+    assert _names(specs, "deals") == {
+        "wa_deal_key",
+        "wa_contact_key",
+        "wa_case_key_ref",
+        "wa_source",
+        "wa_occurred_at",
+    }
+
+
+async def test_setup_with_deals_then_the_sale_is_a_deal_of_the_contact_and_ticket(
+    hubspot_server: HubSpotServer, client: httpx.AsyncClient, mapping: CompiledMapping
+) -> None:
+    hubspot_server.strict_properties = True
+    sale = [
+        dataclasses.replace(op, contact_key="c-1", case_key="case-1")
+        for op in mapping.apply(CanonicalEvent.from_dict(CONVERTED))
+    ]
+    assert [op.kind for op in sale] == ["record_outcome", "upsert_case", "upsert_deal"]
+    ops = [*_received_ops(mapping), *sale]
+    options = HubSpotOptions(deals=True)
+    report = await ensure_properties(client, options, required_properties(mapping, options))
+    assert report.ok, report.lines
+    connector = connector_for(hubspot_server)
+    try:
+        results = await connector.apply(ops)
+        again = await connector.apply(ops)  # idempotent: one deal, nothing new
+    finally:
+        await connector.aclose()
+    assert len(results) == len(ops) and not any(getattr(r, "created", False) for r in again[-1:])
+    [deal] = hubspot_server.objects("deals")
+    p = deal["properties"]
+    assert (p["dealname"], p["dealstage"], p["pipeline"]) == (
+        "WhatsApp sale",
+        "closedwon",
+        "default",
+    )
+    assert (p["amount"], p["deal_currency_code"], p["wa_case_key_ref"]) == (
+        "1249.90",
+        "MXN",
+        "case-1",
+    )
+    [contact] = hubspot_server.objects("contacts")
+    [ticket] = hubspot_server.objects("tickets")
+    assert hubspot_server.associations_of("deals", deal["id"], "contacts") == [contact["id"]]
+    assert hubspot_server.associations_of("deals", deal["id"], "tickets") == [ticket["id"]]

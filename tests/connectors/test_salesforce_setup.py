@@ -272,3 +272,56 @@ def _received_ops() -> list[CrmOperation]:
         dataclasses.replace(op, contact_key="c-1", case_key="case-1")
         for op in [*mapping.apply(event), *mapping.apply(case)]
     ]
+
+
+# --- deals --------------------------------------------------------------------------------
+def test_opportunity_fields_only_when_deals_are_on() -> None:
+    spec = load_spec(resolve_mappings_path(MAPPING))
+    assert "Opportunity" not in required_fields(spec)
+    fields = {f.full_name: f for f in required_fields(spec, deals=True)["Opportunity"]}
+    assert fields["Opportunity.WA_Deal_Key__c"].external_id
+    # Name, StageName, Amount and CloseDate are standard fields: not ours to create
+    assert set(fields) == {
+        "Opportunity.WA_Deal_Key__c",
+        "Opportunity.WA_Case_Key_Ref__c",
+        "Opportunity.WA_Currency__c",
+        "Opportunity.WA_Source__c",
+        "Opportunity.WA_Occurred_At__c",
+    }
+
+
+async def test_setup_with_deals_then_the_sale_is_an_opportunity_of_the_contact(
+    org: SalesforceServer,
+) -> None:
+    settings = _settings(org, crm_deals=True)
+    result = await set_up_crm(settings)
+    assert result.ok, result.lines
+    assert _lines(result)["Opportunity.WA_Deal_Key__c"].startswith("created")
+    mapping = load_mapping(resolve_mappings_path(MAPPING))
+    converted = CanonicalEvent.from_dict(
+        {
+            "id": "inbox:c-setup-1",
+            "type": "inbox.conversation.converted",
+            "source": "inbox:1",
+            "time": "2026-06-10T15:00:00Z",
+            "data": {"contact": {"key": "c-1"}, "value": "1249.90", "currency": "MXN"},
+        }
+    )
+    sale = [
+        dataclasses.replace(op, contact_key="c-1", case_key="case-1")
+        for op in mapping.apply(converted)
+    ]
+    ops = [*_received_ops(), *sale]
+    connector = build_connector(settings)
+    try:
+        results = await connector.apply(ops)
+        await connector.apply(ops)  # idempotent: one Opportunity
+    finally:
+        await connector.aclose()
+    assert len(results) == len(ops)
+    [opportunity] = org.objects("Opportunity")
+    [contact] = org.objects("Contact")
+    assert opportunity["ContactId"] == contact["Id"]
+    assert (opportunity["StageName"], opportunity["Amount"]) == ("Closed Won", 1249.9)
+    assert (opportunity["CloseDate"], opportunity["WA_Currency__c"]) == ("2026-06-10", "MXN")
+    assert opportunity["WA_Case_Key_Ref__c"] == "case-1" and opportunity["IsWon"]

@@ -5,13 +5,16 @@ SQL CRM (PostgreSQL), or HubSpot and Salesforce (their contract servers). A cust
 clicks a click-to-WhatsApp ad (UTMs in the ad's URL) and writes; a bot answers and hands
 off to an agent; the agent tags, answers (FRT), resolves as converted with a value and a
 currency; the customer rates 5; a late ``tagged`` arrives; 30 hours later the customer
-writes again. The CRM must show one contact with the first touch, two cases (the first
-closed with every attribute, FRT, outcome, value and CSAT intact; the second open), and
-notes for both directions.
+writes again. The customer had opted in on the shop's web form the day before (evidence
+posted to ``POST /consents``). The CRM must show one contact with the first touch, two
+cases (the first closed with every attribute, FRT, outcome, value and CSAT intact; the
+second open), notes for both directions, one deal / opportunity for the conversion and
+the contact's consent state (:func:`sales_and_consent_hook`).
 
-TODO(#11 sales/consent, branch c11b-sales): the same scenario must also show one deal /
-opportunity for the conversion and the contact's consent state; that helper adds those
-assertions at :func:`sales_and_consent_hook` (this test asserts only the parts above).
+Then, per CRM: opt-out by keyword (the customer writes "Baja."; the business's own
+"STOP" never counts) and opt-in again by evidence; evidence older than the opt-out,
+posted late, stays in the ledger and changes nothing. ``wa-bridge consent show`` prints
+the history; ``wa-bridge export conversions`` gives the sale with its click and consent.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from typer.testing import CliRunner
 
 from connectors.conftest import (  # noqa: F401 - fixtures
     checked,
@@ -39,7 +43,9 @@ from connectors.servers import HubSpotServer, SalesforceServer
 from receiver._harness import READY_WAIT_S, SECRET, receiver_settings
 from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.cli.crm import load_crm_view
+from wa_bridge.cli.main import app
 from wa_bridge.cli.receiver import build_receiver
+from wa_bridge.ops.consents import CONSENTS_PATH
 from wa_bridge.receiver import WEBHOOK_PATH, sign
 from wa_bridge.receiver.inbox import INBOX_PATH, INBOX_SIGNATURE_HEADER
 from wa_bridge.settings import Settings
@@ -50,7 +56,9 @@ from worker.conversation_events import (
     CTWA_CLID,
     at,
     business_status,
+    consent_post,
     customer_text,
+    echo,
     inbox_post,
     wamid,
 )
@@ -61,6 +69,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 ROOT = Path(__file__).resolve().parents[2]
 WA = "5215550001234"
 INBOX_SECRET = b"the-inbox-signs-with-this-secret"
+OPERATOR_TOKEN = "operator-token-for-consent-evidence"
 HOUR = 60.0
 
 
@@ -69,6 +78,7 @@ def scenario() -> list[tuple[str, dict[str, Any]]]:
     return [
         ("webhook", customer_text(WA, 1, at(0), "Hola, vi el anuncio del sofá", ad=True)),
         ("webhook", business_status(WA, 2, "sent", at(0.2))),  # the bot answers
+        ("consent", consent_post("form-1", at(-24 * HOUR), WA)),  # the web form, a day before
         (
             "inbox",
             inbox_post(
@@ -128,6 +138,17 @@ class Case:
 
 
 @dataclass
+class Deal:
+    """A deal / opportunity, in wa-bridge's words."""
+
+    stage: str | None
+    amount: Decimal | None
+    currency: str | None
+    case_key: str | None
+    contact_linked: bool  # associated with (HubSpot), looked up from (Salesforce) the contact
+
+
+@dataclass
 class Note:
     direction: str | None
     status: str | None
@@ -147,6 +168,13 @@ class CrmView:
         raise NotImplementedError
 
     def note(self, message_id: str) -> Note:
+        raise NotImplementedError
+
+    def deals(self) -> list[Deal]:
+        raise NotImplementedError
+
+    def consent(self, contact: dict[str, Any]) -> tuple[str | None, datetime | None]:
+        """The contact's WhatsApp marketing consent in the CRM: state and since when."""
         raise NotImplementedError
 
 
@@ -225,6 +253,23 @@ class SqlView(CrmView):
                     return Note(note["direction"], note["status"], note["case_key"])
         raise AssertionError(f"no note {message_id}")
 
+    def consent(self, contact: dict[str, Any]) -> tuple[str | None, datetime | None]:
+        state = contact["consent"].get("whatsapp:marketing") or {}
+        return state.get("status"), _time(state.get("at"))
+
+    def deals(self) -> list[Deal]:
+        return [
+            Deal(
+                d["stage"],
+                _decimal(d["amount"]),
+                d["currency"],
+                d["case_key"],
+                d["contact_key"] == contact["contact_key"],
+            )
+            for contact in self.shown
+            for d in contact["deals"]
+        ]
+
 
 class HubSpotView(CrmView):
     def __init__(self, server: HubSpotServer) -> None:
@@ -278,6 +323,32 @@ class HubSpotView(CrmView):
             assert p.get("wa_case_key_ref") == case_key
         return Note(p.get("wa_direction"), p.get("wa_status") or None, case_key)
 
+    def consent(self, contact: dict[str, Any]) -> tuple[str | None, datetime | None]:
+        status = contact.get("wa_whatsapp_marketing_consent")
+        return status or None, _time(contact.get("wa_whatsapp_marketing_consent_at"))
+
+    def deals(self) -> list[Deal]:
+        stages = {"closedwon": "won", "closedlost": "lost", "appointmentscheduled": "open"}
+        out = []
+        contact_ids = {c["id"] for c in self.server.objects("contacts")}
+        for record in self.server.objects("deals"):
+            p = record["properties"]
+            assert p.get("pipeline") == "default"
+            linked = self.server.associations_of("deals", record["id"], "contacts")
+            tickets = self.server.associations_of("deals", record["id"], "tickets")
+            [ticket] = [t for t in self.server.objects("tickets") if t["id"] in tickets]
+            assert ticket["properties"]["wa_case_key"] == p.get("wa_case_key_ref")
+            out.append(
+                Deal(
+                    stages.get(p.get("dealstage", ""), p.get("dealstage")),
+                    _decimal(p.get("amount")),
+                    p.get("deal_currency_code"),
+                    p.get("wa_case_key_ref"),
+                    bool(linked) and set(linked) <= contact_ids,
+                )
+            )
+        return out
+
 
 class SalesforceView(CrmView):
     def __init__(self, server: SalesforceServer) -> None:
@@ -329,6 +400,24 @@ class SalesforceView(CrmView):
             case_key = case["WA_Case_Key__c"]
         return Note(task.get("WA_Direction__c"), task.get("WA_Message_Status__c"), case_key)
 
+    def consent(self, contact: dict[str, Any]) -> tuple[str | None, datetime | None]:
+        status = contact.get("WA_Whatsapp_Marketing_Consent__c")
+        return status or None, _time(contact.get("WA_Whatsapp_Marketing_Consent_At__c"))
+
+    def deals(self) -> list[Deal]:
+        stages = {"Closed Won": "won", "Closed Lost": "lost", "Prospecting": "open"}
+        contacts = {c["Id"] for c in self.server.objects("Contact")}
+        return [
+            Deal(
+                stages.get(r.get("StageName", ""), r.get("StageName")),
+                _decimal(r.get("Amount")),
+                r.get("WA_Currency__c"),
+                r.get("WA_Case_Key_Ref__c"),
+                r.get("ContactId") in contacts,
+            )
+            for r in self.server.objects("Opportunity")
+        ]
+
 
 @dataclass
 class Target:
@@ -352,6 +441,7 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             "crm_base_url": ready.url,
             "crm_token": ready.token,
             "crm_timeout_s": 5,
+            "crm_deals": True,  # the conversion's deal / opportunity (on for SQL already)
             "mappings_path": str(ROOT / "mappings" / f"{request.param}.yaml"),
         }
         if isinstance(ready, HubSpotServer):
@@ -370,6 +460,9 @@ class Pipeline:
         if kind == "webhook":
             headers = {"x-hub-signature-256": sign(content, SECRET)}
             path = WEBHOOK_PATH
+        elif kind == "consent":  # evidence, by a caller with the operator role
+            headers = {"authorization": f"Bearer {OPERATOR_TOKEN}"}
+            path = CONSENTS_PATH
         else:  # the inbox signs its calls: it holds no bearer token
             headers = {INBOX_SIGNATURE_HEADER: sign(content, INBOX_SECRET)}
             path = INBOX_PATH
@@ -387,6 +480,8 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         settings.kafka_topic,
         kafka_partitions=settings.kafka_partitions,
         inbox_signing_secrets=INBOX_SECRET.decode(),
+        admin_tokens=[f"operator:{OPERATOR_TOKEN}"],
+        database_url=settings.database_url,  # POST /consents is audited there
     )
     app = build_receiver(receiving)
     transport = httpx.ASGITransport(app=app)
@@ -403,9 +498,22 @@ async def pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         yield Pipeline(client, worker)
 
 
+async def view_of(target: Target, pg_url: str) -> CrmView:
+    """What the CRM holds now."""
+    view: CrmView | None = target.view(pg_url)
+    return view or SqlView(await load_crm_view(pg_url, notes=20))
+
+
 def sales_and_consent_hook(target: Target, view: CrmView) -> None:
-    """TODO(#11, c11b-sales): one deal / opportunity for the conversion (18999.00 MXN)
-    and the contact's consent state; left to the sales and consent work."""
+    """One deal / opportunity for the conversion (18999.00 MXN, won, on the contact and
+    the first case), and the contact's consent state."""
+    [deal] = view.deals()
+    first = view.cases()[0]
+    assert (deal.stage, deal.amount, deal.currency) == ("won", Decimal("18999"), "MXN")
+    assert deal.case_key == first.key
+    assert deal.contact_linked
+    [contact] = view.contacts()
+    assert view.consent(contact) == ("opt_in", at(-24 * HOUR))  # the web form's evidence
 
 
 async def test_the_sale_lands_in_every_crm(
@@ -422,7 +530,7 @@ async def test_the_sale_lands_in_every_crm(
     async with pipeline(settings) as run:
         for kind, body in scenario():
             await run.send(kind, body)
-    view: CrmView = target.view(pg_url) or SqlView(await load_crm_view(pg_url, notes=20))
+    view = await view_of(target, pg_url)
 
     [contact] = view.contacts()  # one contact: the webhooks' and the inbox's
     assert view.first_touch_clid(contact) == CTWA_CLID
@@ -454,3 +562,87 @@ async def test_the_sale_lands_in_every_crm(
         assert contact["first_touch"]["utm_campaign"] == "invierno26"
         assert contact["first_touch"]["source_url"] == AD_URL
     sales_and_consent_hook(target, view)
+
+
+def cli(pg_url: str, *args: str) -> str:
+    """``wa-bridge ARGS`` on the scenario's state database; its output."""
+    env = {"WA_BRIDGE_DATABASE_URL": pg_url}
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+async def test_opt_out_by_keyword_then_opt_in_by_evidence(
+    target: Target, broker: EmbeddedBroker, topic_factory: Callable[[str], str], pg_url: str
+) -> None:
+    settings = sql_settings(
+        broker.bootstrap,
+        topic_factory(f"consent-{target.name}"),
+        pg_url,
+        kafka_partitions=3,
+        consumer_fetch_max_wait_ms=50,
+        **target.overrides,
+    )
+    async with pipeline(settings) as run:
+        await run.send("webhook", customer_text(WA, 1, at(0), "Hola"))
+        await run.send("webhook", echo(WA, 2, at(1), "STOP"))  # the business's: never counts
+        view = await view_of(target, pg_url)
+        [contact] = view.contacts()
+        assert view.consent(contact) == (None, None)
+        await run.send("webhook", customer_text(WA, 3, at(2), "Baja."))  # es: stop
+        view = await view_of(target, pg_url)
+        [contact] = view.contacts()
+        assert view.consent(contact) == ("opt_out", at(2))
+        await run.send("consent", consent_post("pos-7", at(60), WA, captured_via="pos"))
+        view = await view_of(target, pg_url)
+        [contact] = view.contacts()
+        assert view.consent(contact) == ("opt_in", at(60))
+        # evidence from before the opt-in, posted late: kept, but the state stays
+        await run.send("consent", consent_post("form-0", at(-60), WA))
+        await run.send("consent", consent_post("pos-7", at(60), WA, captured_via="pos"))  # again
+        view = await view_of(target, pg_url)
+        [contact] = view.contacts()
+        assert view.consent(contact) == ("opt_in", at(60))
+
+    shown = orjson.loads(
+        await asyncio.to_thread(cli, pg_url, "consent", "show", f"+{WA}", "--json")
+    )
+    history = [(r["status"], r["captured_via"], _time(r["at"])) for r in shown["history"]]
+    assert history == [
+        ("opt_in", "web_form", at(-60)),
+        ("opt_out", "whatsapp_keyword", at(2)),
+        ("opt_in", "pos", at(60)),
+    ]
+    assert shown["current"]["whatsapp:marketing"]["event_id"] == "consent:pos-7"
+    assert shown["history"][0]["text_shown"].startswith("Acepto recibir ofertas")
+    text = await asyncio.to_thread(cli, pg_url, "consent", "show", f"+{WA}")
+    assert "now whatsapp:marketing: opt_in since" in text
+
+
+async def test_export_conversions_gives_the_click_the_value_and_the_consent(
+    broker: EmbeddedBroker, topic_factory: Callable[[str], str], pg_url: str
+) -> None:
+    settings = sql_settings(
+        broker.bootstrap, topic_factory("export"), pg_url, consumer_fetch_max_wait_ms=50
+    )
+    async with pipeline(settings) as run:
+        for kind, body in scenario():
+            await run.send(kind, body)
+    rows = orjson.loads(
+        await asyncio.to_thread(
+            cli, pg_url, "export", "conversions", "--since", "2026-01-01", "--format", "json"
+        )
+    )
+    [row] = rows
+    assert (row["ctwa_clid"], row["touch"], row["source_type"]) == (CTWA_CLID, "case", "ad")
+    assert (row["utm_campaign"], row["outcome"]) == ("invierno26", "converted")
+    assert (row["value"], row["currency"]) == ("18999", "MXN")
+    assert (row["consent_status"], row["consent_captured_via"]) == ("opt_in", "web_form")
+    assert _time(row["converted_at"]) == at(10) and _time(row["opened_at"]) == at(0)
+    text = await asyncio.to_thread(cli, pg_url, "export", "conversions", "--since", "2026-01-01")
+    header, line = text.splitlines()
+    assert header.startswith("case_key,contact_id,ctwa_clid,") and CTWA_CLID in line
+    later = await asyncio.to_thread(
+        cli, pg_url, "export", "conversions", "--since", "2099-01-01", "--format", "json"
+    )
+    assert orjson.loads(later) == []

@@ -229,7 +229,8 @@ def test_contact_name_limit_per_connector(name: str, event_type: str) -> None:
 # Field ownership in the shipped mappings: the fields NOT written `always`, per operation.
 # Names (and the phone's country) are the CRM's once set, and so is the contact's first
 # touch; when and how a case was opened is decided by the message that opened it, and the
-# touch that opened it is written once; our keys, wa_* fields and statuses: always.
+# touch that opened it is written once; a deal keeps the name and source it was made
+# with; our keys, wa_* fields and statuses: always.
 _FIRST_TOUCH = ("at", "origin", "source_type", "source_id", "ctwa_clid", "source_url")
 _FIRST_TOUCH += ("headline", "utm_source", "utm_medium", "utm_campaign")
 _CASE_TOUCH = ("ctwa_clid", "source_url", "ad_id", "utm_source", "utm_medium", "utm_campaign")
@@ -244,6 +245,8 @@ OWNERSHIP: dict[str, dict[str, str]] = {
         "channel": "on_create",
         **{name: "if_empty" for name in _CASE_TOUCH},
     },
+    # a deal's name and where it came from (an order, a conversion) are the first one's
+    "upsert_deal": {"name": "on_create", "source": "on_create"},
 }
 
 

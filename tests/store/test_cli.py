@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -44,6 +45,26 @@ async def _fill(url: str) -> None:
                 contact_key="c_1",
                 case_key="k_1",
             ),
+            CrmOperation(
+                kind="upsert_deal",
+                fields={"stage": "won", "amount": Decimal("1249.90"), "currency": "MXN"},
+                event_id="e1",
+                index=3,
+                contact_key="c_1",
+                case_key="k_1",
+            ),
+            CrmOperation(
+                kind="set_consent",
+                fields={
+                    "channel": "whatsapp",
+                    "purpose": "marketing",
+                    "status": "opt_in",
+                    "occurred_at": T0,
+                },
+                event_id="e1",
+                index=4,
+                contact_key="c_1",
+            ),
         ]
         await SqlCrmConnector(store).apply(ops)
     finally:
@@ -60,11 +81,16 @@ def test_db_upgrade_then_crm_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     shown = runner.invoke(app, ["crm", "show"])
     assert shown.exit_code == 0, shown.output
     assert "c_1" in shown.output and "k_1" in shown.output and "hola" in shown.output
+    assert "deal k_1  won  1249.9000 MXN" in shown.output
+    assert "consent whatsapp:marketing  opt_in" in shown.output
     as_json = runner.invoke(app, ["crm", "show", "--json", "--contact", "c_1"])
     assert as_json.exit_code == 0, (as_json.output, as_json.exception)
     [contact] = orjson.loads(as_json.output)
     assert contact["phone_e164"] == "+5215512345678"
     assert [n["note_key"] for n in contact["notes"]] == ["wamid.1"]
+    [deal] = contact["deals"]
+    assert (deal["deal_key"], deal["stage"], deal["currency"]) == ("k_1", "won", "MXN")
+    assert contact["consent"]["whatsapp:marketing"]["status"] == "opt_in"
     none = runner.invoke(app, ["crm", "show", "--contact", "c_missing"])
     assert none.output.strip() == "no contacts"
 

@@ -119,3 +119,22 @@ def webhook_events(body: dict[str, Any], received: datetime | None = None) -> li
 
 def inbox_event(body: dict[str, Any]) -> CanonicalEvent:
     return normalize_inbox_event(body, received_at=T0)
+
+
+def consent_post(
+    post_id: str, when: datetime, wa_id: str, *, status: str = "opt_in", **fields: Any
+) -> dict[str, Any]:
+    """A ``POST /consents`` body: ``wa_id``'s consent captured on a web form."""
+    return {
+        "id": post_id,
+        "contact": {"wa_id": wa_id},
+        "status": status,
+        "captured_via": "web_form",
+        "purpose": "marketing",
+        "text_shown": "Acepto recibir ofertas por WhatsApp. Puedo darme de baja con BAJA.",
+        "time": when.isoformat().replace("+00:00", "Z"),
+        "source": "landing/invierno26",
+        "phone_number_id": PNID,
+        "waba_id": WABA,
+        **fields,
+    }

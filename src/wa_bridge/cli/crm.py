@@ -1,5 +1,5 @@
-"""``wa-bridge crm show``: the built-in SQL CRM's contacts (with their first touch) and
-their cases (status, outcome, CSAT, service figures) and last notes.
+"""``wa-bridge crm show``: the built-in SQL CRM's contacts (with their first touch and
+consent state), their cases (status, outcome, CSAT, service figures), deals and last notes.
 ``wa-bridge crm setup``: prepare the configured CRM for its connector (each connector's
 package says what that means, e.g. the custom properties it writes).
 
@@ -23,7 +23,7 @@ from wa_bridge.errors import CrmRejected, WaBridgeError
 from wa_bridge.log import configure_logging
 from wa_bridge.settings import Settings
 from wa_bridge.store import open_store, resolve_database_url
-from wa_bridge.store.tables import crm_cases, crm_contacts, crm_notes
+from wa_bridge.store.tables import crm_cases, crm_consents, crm_contacts, crm_deals, crm_notes
 
 __all__ = ["load_crm_view", "register", "run_setup"]
 
@@ -58,9 +58,33 @@ async def load_crm_view(
                     .limit(notes)
                 )
                 contact["notes"] = [_plain(r) for r in last.mappings()]
+                deals = await conn.execute(
+                    select(crm_deals)
+                    .where(crm_deals.c.contact_key == key)
+                    .order_by(crm_deals.c.created_at.desc())
+                )
+                contact["deals"] = [_plain(r) for r in deals.mappings()]
+                contact["consent"] = await _consent_state(conn, key)
         return out
     finally:
         await store.aclose()
+
+
+async def _consent_state(conn: Any, key: str) -> dict[str, dict[str, Any]]:
+    """``channel:purpose`` → the latest consent the CRM was given (status, time, evidence)."""
+    rows = await conn.execute(
+        select(crm_consents)
+        .where(crm_consents.c.contact_key == key)
+        .order_by(crm_consents.c.occurred_at, crm_consents.c.consent_key)
+    )
+    state: dict[str, dict[str, Any]] = {}
+    for row in rows.mappings():
+        state[f"{row['channel']}:{row['purpose']}"] = {
+            "status": row["status"],
+            "at": row["occurred_at"],
+            "evidence": row["evidence"],
+        }
+    return state
 
 
 def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -99,6 +123,14 @@ def _text(contacts: list[dict[str, Any]]) -> str:
                 f"  {case.get('channel') or '-'}  agent {case['agent'] or '-'}"
             )
             lines.append(f"    {_figures(case)}")
+        for deal in c.get("deals") or []:
+            amount = f"{deal['amount']} {deal['currency'] or ''}".rstrip()
+            lines.append(
+                f"  deal {deal['deal_key']}  {deal['stage'] or '-'}  {amount}"
+                f"  {deal['source'] or '-'}  {deal['name'] or '-'}"
+            )
+        for scope, consent in (c.get("consent") or {}).items():
+            lines.append(f"  consent {scope}  {consent['status']}  since {consent['at']}")
         for note in c["notes"]:
             at = note["occurred_at"].isoformat() if note["occurred_at"] else "-"
             body = (note["body"] or "").replace("\n", " ")[:80]

@@ -7,10 +7,12 @@ import typer
 from wa_bridge.cli import (
     account,
     audit,
+    consent,
     crm,
     db,
     dev,
     dlq,
+    export,
     gaps,
     identity,
     mappings,
@@ -46,6 +48,8 @@ for _group in (
     crm,
     identity,
     account,
+    consent,
+    export,
 ):
     _group.register(app)
 

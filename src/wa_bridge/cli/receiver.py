@@ -41,15 +41,16 @@ def uvicorn_config(app: ReceiverApp, *, host: str, port: int, log_level: str) ->
 
 
 def build_receiver(settings: Settings, *, readiness: Readiness | None = None) -> ReceiverApp:
-    """``create_app`` (with the admin API when admin tokens are set, and the inbox route);
+    """``create_app`` (with the admin API and POST /consents when admin tokens are set,
+    and the inbox route);
     bad config → exit 2. ``readiness``: see :func:`~wa_bridge.receiver.create_app`."""
     from wa_bridge.bus.producer import KafkaPublisher
     from wa_bridge.ops.backend import admin_api
     from wa_bridge.receiver.inbox import inbox_api
 
     try:
-        routers, closers = admin_api(settings)
-        publisher = KafkaPublisher.from_settings(settings)  # shared by webhook and inbox
+        publisher = KafkaPublisher.from_settings(settings)  # webhook, inbox and consents
+        routers, closers = admin_api(settings, publisher)
         routers = [*routers, inbox_api(settings, publisher)]
         return create_app(
             settings, publisher=publisher, routers=routers, closers=closers, readiness=readiness

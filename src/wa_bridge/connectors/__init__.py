@@ -34,6 +34,7 @@ __all__ = [
     "OpResult",
     "SetupResult",
     "build_connector",
+    "deals_enabled",
     "set_up_crm",
 ]
 
@@ -55,6 +56,17 @@ def build_connector(
     """
     wiring = Wiring(engine=engine, match_order=tuple(match_order), clock=clock)
     return _vendor(settings.connector).build(settings, wiring)
+
+
+def deals_enabled(settings: Settings) -> bool:
+    """Whether the mapping's deals (``upsert_deal``) go to the CRM: ``crm_deals``, else on
+    for the SQL CRM only. Raises ConfigError for the REST CRM, whose contract has none."""
+    enabled = settings.crm_deals if settings.crm_deals is not None else settings.connector == "sql"
+    if enabled and settings.connector == "rest":
+        raise ConfigError(
+            "WA_BRIDGE_CRM_DEALS: the REST CRM contract has no deals; unset it for connector rest"
+        )
+    return enabled
 
 
 async def set_up_crm(

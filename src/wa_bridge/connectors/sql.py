@@ -1,4 +1,5 @@
-"""The built-in SQL CRM: crm_contacts / crm_cases / crm_notes / crm_outcomes / crm_consents.
+"""The built-in SQL CRM: crm_contacts / crm_cases / crm_notes / crm_outcomes / crm_consents /
+crm_deals (a case's sale: one row per case, keyed by its case key).
 
 Each operation upserts its record by natural key (contact_key, case_key, the note's
 message id or the op's idempotency key), so applying an op twice leaves one row with the
@@ -39,7 +40,14 @@ from wa_bridge.store.book import RecordBook
 from wa_bridge.store.bulk import chunks, column_arrays, insert_arrays, insert_for, is_postgres
 from wa_bridge.store.db import create_engine, is_connection_error
 from wa_bridge.store.sql import Clock, SqlStore, SqlStoreTx, utc_now
-from wa_bridge.store.tables import crm_cases, crm_consents, crm_contacts, crm_notes, crm_outcomes
+from wa_bridge.store.tables import (
+    crm_cases,
+    crm_consents,
+    crm_contacts,
+    crm_deals,
+    crm_notes,
+    crm_outcomes,
+)
 
 if TYPE_CHECKING:
     from wa_bridge.settings import Settings
@@ -144,6 +152,14 @@ _SPECS: Final[dict[OperationKind, _Spec]] = {
         lambda op: op.idempotency_key,
         frozenset({"channel", "purpose", "status", "evidence", "occurred_at"}),
         ("contact_key",),
+    ),
+    "upsert_deal": _Spec(
+        crm_deals,
+        "deal_key",
+        lambda op: require_key(op, "case_key"),
+        frozenset({"name", "stage", "amount", "currency", "source", "closed_at", "occurred_at"}),
+        ("contact_key", "case_key"),
+        stamped=("created_at", "updated_at"),
     ),
 }
 _ORDER: Final[tuple[OperationKind, ...]] = tuple(_SPECS)

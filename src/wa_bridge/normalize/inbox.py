@@ -53,6 +53,9 @@ __all__ = [
     "InboxContactIn",
     "InboxEventIn",
     "normalize_inbox_event",
+    "posted_contact",
+    "posted_reasons",
+    "posted_time",
 ]
 
 INBOX_TYPE_PREFIX: Final = "inbox.conversation."
@@ -343,3 +346,20 @@ def _utc_time(posted: str) -> str:
     except ValueError:
         raise InvalidEvent("time: is not a real date and time") from None
     return rfc3339(moment)
+
+
+# The posted shapes other endpoints share (POST /consents): the contact, the time, and
+# what was wrong with a body.
+def posted_contact(posted: InboxContactIn) -> Contact:
+    """The canonical contact of a posted one; raises InvalidEvent when it names nobody."""
+    return _contact(posted)
+
+
+def posted_time(text: str) -> str:
+    """An RFC 3339 time with an offset, in UTC (``...Z``); raises InvalidEvent."""
+    return _utc_time(text)
+
+
+def posted_reasons(exc: ValidationError) -> str:
+    """``field: message`` per error, never echoing the input."""
+    return _reasons(exc)

@@ -6,6 +6,7 @@ Only ``cli/`` imports this package (tests/test_layering.py). Its public modules:
 __all__ = [
     "admin",  # the admin API routes (dead letters, replay, discard), audited
     "backend",  # the admin API wired to the store and the replayer
+    "consents",  # POST /consents: opt-in evidence for the consent ledger, audited
     "console",  # the server-rendered console under /admin (sign-in, CSRF, roles)
     "dead_letters",  # dead-letter views and the replay preview
     "gaps",  # events Kafka received that are not applied, with why

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
-from wa_bridge.auth import Role, TokenBook
+from wa_bridge.auth import Principal, Role, TokenBook
+from wa_bridge.bus.producer import EventPublisher
 from wa_bridge.ops.admin import ReplayOutcome, build_admin_router
 from wa_bridge.ops.console import build_console_router
 from wa_bridge.settings import Settings
@@ -91,8 +92,11 @@ class AdminBackend:
             await self._store.aclose()
 
 
-def admin_api(settings: Settings) -> tuple[list[APIRouter], list[Callable[[], Awaitable[None]]]]:
-    """The admin routers and their closers, or nothing when no admin token is configured.
+def admin_api(
+    settings: Settings, publisher: EventPublisher | None = None
+) -> tuple[list[APIRouter], list[Callable[[], Awaitable[None]]]]:
+    """The admin routers and their closers, or nothing when no admin token is configured;
+    with a ``publisher``, ``POST /consents`` too (it publishes, and audits in the store).
 
     Raises ConfigError for malformed WA_BRIDGE_ADMIN_TOKENS.
     """
@@ -111,4 +115,14 @@ def admin_api(settings: Settings) -> tuple[list[APIRouter], list[Callable[[], Aw
         session_ttl_s=settings.console_session_ttl_s,
         secure_cookie=settings.console_secure_cookie,
     )
-    return [router, console], [backend.aclose]
+    routers = [router, console]
+    if publisher is not None:
+        from wa_bridge.ops.consents import build_consents_router
+
+        async def audit(who: Principal, action: str, target: str, detail: str) -> None:
+            await (await backend.store()).record_audit(
+                actor=who.actor, role=who.role, action=action, target=target, detail=detail
+            )
+
+        routers.append(build_consents_router(tokens=tokens, publisher=publisher, audit=audit))
+    return routers, [backend.aclose]

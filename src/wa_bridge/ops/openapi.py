@@ -20,7 +20,7 @@ __all__ = ["documented_app", "openapi_document", "openapi_yaml"]
 
 
 def documented_app() -> ReceiverApp:
-    """The receiver as a deployment serves it, admin API and inbox route included
+    """The receiver as a deployment serves it, admin API, consents and inbox routes included
     (placeholder secrets; nothing is started or connected)."""
     from wa_bridge.bus.producer import KafkaPublisher
     from wa_bridge.ops.backend import admin_api
@@ -30,8 +30,8 @@ def documented_app() -> ReceiverApp:
         app_secrets=["placeholder-for-docs"],  # validated to SecretStr
         admin_tokens=["operator:placeholder-token-for-docs"],
     )
-    routers, _closers = admin_api(settings)
     publisher = KafkaPublisher.from_settings(settings)
+    routers, _closers = admin_api(settings, publisher)
     routers = [*routers, inbox_api(settings, publisher)]
     return create_app(settings, publisher=publisher, routers=routers)
 

@@ -49,6 +49,7 @@ __all__ = [
     "InboxAccepted",
     "build_inbox_router",
     "inbox_api",
+    "json_body_doc",
 ]
 
 INBOX_PATH: Final = "/inbox/events"
@@ -123,7 +124,12 @@ def _problem(description: str) -> dict[str, Any]:
 
 def _request_body_doc() -> dict[str, Any]:
     """The body's JSON Schema (one event or a list) with its ``$defs`` inlined."""
-    schema = TypeAdapter(InboxEventIn | list[InboxEventIn]).json_schema()
+    return json_body_doc(TypeAdapter(InboxEventIn | list[InboxEventIn]).json_schema())
+
+
+def json_body_doc(schema: dict[str, Any]) -> dict[str, Any]:
+    """An ``openapi_extra`` request body of JSON ``schema``, its ``$defs`` inlined (an
+    OpenAPI document has no ``$defs`` of its own for ``#/$defs/...`` to point at)."""
     defs = schema.pop("$defs", {})
 
     def inline(node: Any) -> Any:

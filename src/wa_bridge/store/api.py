@@ -21,6 +21,7 @@ from wa_bridge.events import Contact
 from wa_bridge.store.book import RecordBook
 
 if TYPE_CHECKING:
+    from wa_bridge.store.consent import ConsentRecord
     from wa_bridge.store.ops import OpsStore
     from wa_bridge.store.retention import PurgeTarget
 
@@ -302,6 +303,12 @@ class StoreTx(Protocol):
 
     async def record_account_events(self, events: Sequence[AccountEvent]) -> None:
         """Append account notices (an event id already recorded is kept as it was)."""
+        ...
+
+    async def record_consents(self, records: Sequence[ConsentRecord]) -> list[bool]:
+        """Append consent events to the ledger (an event id already recorded is skipped);
+        for each, True when it is now the contact's current state for its channel and
+        purpose (no later event in the ledger)."""
         ...
 
     async def advance_statuses(self, items: Sequence[tuple[str, str, datetime]]) -> list[bool]:

@@ -168,10 +168,9 @@ class SqlStoreTx:
             if signals:
                 await traces.record_signals(self.connection, signals)
 
-    async def record_consents(self, records: Sequence[ConsentRecord]) -> None:
-        """Not in the StoreTx protocol: the consent ledger for opt-in/opt-out events."""
+    async def record_consents(self, records: Sequence[ConsentRecord]) -> list[bool]:
         with store_errors("record_consents"):
-            await record_consents(self.connection, records)
+            return await record_consents(self.connection, records)
 
 
 class SqlStore:

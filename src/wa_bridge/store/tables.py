@@ -2,7 +2,7 @@
 
 The same tables serve PostgreSQL (asyncpg) and SQLite (aiosqlite). Times are stored in UTC
 (``UtcDateTime``), JSON is ``jsonb`` on PostgreSQL. ``crm_contacts``, ``crm_cases``,
-``crm_notes``, ``crm_outcomes`` and ``crm_consents`` are the built-in SQL CRM
+``crm_notes``, ``crm_outcomes``, ``crm_consents`` and ``crm_deals`` are the built-in SQL CRM
 (``wa_bridge.connectors.sql``): columns for the shared field vocabulary, anything else in
 ``attributes``. ``crm_quota`` is worker state: each CRM's shared quota.
 """
@@ -46,6 +46,7 @@ __all__ = [
     "crm_cases",
     "crm_consents",
     "crm_contacts",
+    "crm_deals",
     "crm_notes",
     "crm_outcomes",
     "crm_quota",
@@ -391,6 +392,14 @@ consents = Table(
     Column("evidence", Text),
     Column("event_id", String(200), nullable=False, unique=True),
     Column("at", UtcDateTime, nullable=False),
+    # 0008: where the consent was captured (whatsapp_preferences, whatsapp_keyword,
+    # web_form, pos, sms…), the text the customer was shown, who recorded it (the system
+    # or form that sent it), and the admin token's actor for POST /consents
+    Column("captured_via", String(SHORT)),
+    Column("text_shown", Text),
+    Column("source", String(200)),
+    Column("recorded_by", String(200)),
+    Column("recorded_at", UtcDateTime),
     Index(None, "contact_id"),
 )
 
@@ -528,4 +537,24 @@ crm_consents = Table(
     Column("evidence", Text),
     Column("occurred_at", UtcDateTime),
     Column("attributes", JsonType),
+)
+
+# A sale of a case (the mapping's upsert_deal): one per case, keyed by its case key.
+crm_deals = Table(
+    "crm_deals",
+    metadata,
+    Column("deal_key", String(KEY), primary_key=True),
+    Column("contact_key", String(KEY)),
+    Column("case_key", String(KEY)),
+    Column("name", String(500)),
+    Column("stage", String(16)),  # open | won | lost
+    Column("amount", Numeric(18, 4)),
+    Column("currency", String(8)),
+    Column("source", String(SHORT)),  # conversion | order
+    Column("closed_at", UtcDateTime),
+    Column("occurred_at", UtcDateTime),
+    Column("attributes", JsonType),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "contact_key"),
 )

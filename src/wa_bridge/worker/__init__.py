@@ -10,6 +10,7 @@ __all__ = [
     "assembly",  # the one place that wires store, mapping, connector, pipeline, replay
     "batch",  # one batch of records: apply together, route each failure by its class
     "commits",  # the offsets each partition may commit
+    "consent",  # the consent ledger: which events are consent, what changed
     "conversations",  # cases: when they open and close, FRT, handling time, FCR
     "crm_writes",  # around a connector call: contacts the batch names, events the CRM refused
     "dlq",  # dead-letter records and the DLQ guard

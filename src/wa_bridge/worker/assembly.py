@@ -22,10 +22,12 @@ from types import TracebackType
 from typing import Final
 
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
+from wa_bridge.connectors import deals_enabled
 from wa_bridge.connectors.base import CrmConnector
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, MatchRule
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, Store
+from wa_bridge.worker.consent import ConsentOptions
 from wa_bridge.worker.conversations import ConversationOptions
 from wa_bridge.worker.pipeline import EventMapper, Pipeline
 from wa_bridge.worker.replay import ReplayResult, replay_dead_letters
@@ -133,7 +135,12 @@ async def open_pipeline(
         )
         stack.push_async_callback(connector.aclose)
     return Pipeline(
-        store, mapper, connector, conversations=ConversationOptions.from_settings(settings)
+        store,
+        mapper,
+        connector,
+        conversations=ConversationOptions.from_settings(settings),
+        deals=deals_enabled(settings),
+        consent=ConsentOptions.from_settings(settings),
     )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final, Protocol, runtime_checkable
 
 from wa_bridge.connectors.base import CrmConnector, CrmResult, book_keys
@@ -35,6 +36,7 @@ from wa_bridge.store.api import EventOrigin, LedgerOutcome, Store, StoreTx
 from wa_bridge.store.book import RecordBook
 from wa_bridge.worker import facts
 from wa_bridge.worker.account import account_events_of
+from wa_bridge.worker.consent import ConsentChange, ConsentOptions, changed_event, consents_of
 from wa_bridge.worker.conversations import ConversationOptions, Derived, Figures, observe, track
 from wa_bridge.worker.crm_writes import refused_events, with_contacts
 from wa_bridge.worker.tracing import batch_facts, count_outcomes
@@ -108,6 +110,10 @@ def check_route(event: CanonicalEvent, phone_number_ids: frozenset[str]) -> None
 
 # The index of a case update's first operation (its event's own start at 0).
 _DERIVED_INDEX: Final = 1000
+# The index of a consent change's first operation.
+_CONSENT_INDEX: Final = 2000
+# Operations whose record is keyed by the event's case (a deal is its case's sale).
+_CASE_KEYED: Final = frozenset({"upsert_case", "upsert_deal"})
 
 
 class Pipeline:
@@ -120,11 +126,17 @@ class Pipeline:
         connector: CrmConnector | TxConnector,
         *,
         conversations: ConversationOptions | None = None,
+        deals: bool = False,
+        consent: ConsentOptions | None = None,
     ) -> None:
         self.store = store
         self.mapper = mapper
         self.connector = connector
         self.conversations = conversations or ConversationOptions()
+        # the mapping's upsert_deal operations reach the CRM only when deals are on
+        # (wa_bridge.connectors.deals_enabled); else they are left out
+        self.deals = deals
+        self.consent = consent or ConsentOptions()  # keywords: none unless configured
 
     async def apply(
         self,
@@ -231,8 +243,10 @@ class Pipeline:
         stale, superseded = await self._statuses(tx, events)
         tracked = await track(tx, events, contact_ids, seen, self.conversations)
         figures.merge(tracked.figures)
+        consents = await self._consents(tx, events, contact_ids)
         case_keys = tracked.case_keys
         triggers = {d.trigger_id for d in tracked.derived}
+        triggers |= {c.trigger.id for c in consents}
         ops: list[CrmOperation] = []
         refused: dict[str, PermanentError] = {}
         for event, event_ops in zip(events, mapped, strict=True):
@@ -259,8 +273,11 @@ class Pipeline:
             if not event_ops and event.id not in triggers:
                 result.outcomes[event.id] = "noop"
         ops += self._case_updates(tracked.derived, refused)
+        ops += self._consent_updates(consents, refused)
         if refused:
             raise EventsRefused(refused)
+        if not self.deals:
+            ops = [op for op in ops if op.kind != "upsert_deal"]
         return ops
 
     def _case_updates(
@@ -288,6 +305,42 @@ class Pipeline:
                         case_key=update.case.case_key,
                     )
                 )
+        return ops
+
+    async def _consents(
+        self, tx: StoreTx, events: list[CanonicalEvent], contact_ids: Mapping[str, str]
+    ) -> list[ConsentChange]:
+        """Append the batch's consent events to the ledger; those that are now their
+        contact's current state (the CRM is told of those)."""
+        changes = consents_of(events, contact_ids, self.consent, datetime.now(UTC))
+        if not changes:
+            return []
+        current = await tx.record_consents([c.record for c in changes])
+        return [c for c, is_current in zip(changes, current, strict=True) if is_current]
+
+    def _consent_updates(
+        self, changes: Sequence[ConsentChange], refused: dict[str, PermanentError]
+    ) -> list[CrmOperation]:
+        """The operations the mapping gives each consent change (``consent.changed``), as
+        operations of the event that made it."""
+        ops: list[CrmOperation] = []
+        for change in changes:
+            trigger_id = change.trigger.id
+            try:
+                mapped = self.mapper.apply(changed_event(change))
+            except PermanentError as exc:
+                refused.setdefault(trigger_id, exc)
+                continue
+            ops += [
+                dataclasses.replace(
+                    op,
+                    event_id=trigger_id,
+                    index=_CONSENT_INDEX + i,
+                    contact_key=change.record.contact_id,
+                    case_key=None,
+                )
+                for i, op in enumerate(mapped)
+            ]
         return ops
 
     def _map(self, events: list[CanonicalEvent]) -> list[list[CrmOperation]]:
@@ -388,9 +441,10 @@ def _check_keys(
             f"event {event.id} names no contact the CRM can key on (no valid phone number and "
             "no BSUID), so its CRM operations cannot be applied"
         )
-    if case_key is None and any(op.kind == "upsert_case" and op.case_key is None for op in ops):
+    unkeyed = [op.kind for op in ops if op.kind in _CASE_KEYED and op.case_key is None]
+    if case_key is None and unkeyed:
         raise UnkeyedOperation(
-            f"the mapping emits upsert_case for {event.type}, but this event has no case "
+            f"the mapping emits {unkeyed[0]} for {event.type}, but this event has no case "
             "(cases open on customers' messages and inbox events; echoes and statuses "
             "land on an open case only)"
         )

@@ -7,14 +7,19 @@
   (HubSpot's consent API is e-mail only).
 - cases: tickets upserted by ``wa_case_key``; outcomes are ticket properties (contact
   properties when the operation names no case).
+- deals: a case's sale (the mapping's ``upsert_deal``), upserted by ``wa_deal_key`` (the
+  case key) in the configured pipeline, its stage translated (open, won, lost →
+  ``HubSpotOptions.deal_stages``); associated with its contact and its ticket.
 - notes: WhatsApp communications (``hs_communication_channel_type=WHATS_APP``) upserted
   by ``wa_note_key`` (the wamid, else the operation's idempotency key), so a status update
   changes the same record and keeps its body.
-- associations: ticket → contact, note → contact and note → ticket, by the v4 batch
+- associations: ticket → contact, deal → contact and ticket, note → contact and ticket,
+  by the v4 batch
   "associate default" endpoint with the ids the book holds, once, when the ticket or note
   is new to the book (:mod:`.links`).
 
-Create-only defaults (a ticket's ``subject`` and ``hs_pipeline``, a status-only note's
+Create-only defaults (a ticket's ``subject`` and ``hs_pipeline``, a deal's name and
+stage, a status-only note's
 ``hs_timestamp``) are sent only for records that do not exist yet, like the mapping's
 ``on_create`` fields; ``if_empty`` ones only where the record holds no value (see
 :class:`~wa_bridge.connectors._records.RecordConnector`), so an update never overwrites
@@ -42,19 +47,22 @@ from wa_bridge.connectors.hubspot.properties import (
     HubSpotOptions,
     consent_properties,
     contact_property,
+    deal_property,
     note_property,
     outcome_property,
     property_value,
     ticket_property,
 )
+from wa_bridge.errors import MappingOutputInvalid
 from wa_bridge.operations import CrmOperation, FieldValue
 
 __all__ = ["HubSpotConnector"]
 
-Group = Literal["contacts", "tickets", "notes"]
+Group = Literal["contacts", "tickets", "deals", "notes"]
 _Write = shared.Write[Group, str]
 _Record = shared.Record[str]
 _STAGE = frozenset({"hs_pipeline_stage", "hs_pipeline"})
+_DEAL_STAGE = frozenset({"dealstage", "pipeline"})
 
 
 def _values(fields: Mapping[str, FieldValue], name: Callable[[str], str] = str) -> dict[str, str]:
@@ -71,7 +79,7 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
 
     name = "hubspot"
     max_batch = 100
-    groups = ("contacts", "tickets", "notes")
+    groups = ("contacts", "tickets", "deals", "notes")
     contact_group = "contacts"
     case_group = "tickets"
     errors = HUBSPOT_ERRORS
@@ -87,6 +95,7 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
         self.id_properties: Mapping[Group, str] = {
             "contacts": o.contact_id_property,
             "tickets": o.case_id_property,
+            "deals": o.deal_id_property,
             "notes": o.note_id_property,
         }
 
@@ -118,6 +127,18 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
                 modes,
                 contact_key=contact_key,
                 together=_STAGE,  # HubSpot checks a stage against the ticket's pipeline
+            )
+        if op.kind == "upsert_deal":
+            props, defaults = self._deal_properties(op)
+            return shared.Write(
+                "deals",
+                shared.require_key(op, "case_key"),
+                props,
+                defaults,
+                shared.modes_of(op, _one(deal_property)),
+                contact_key=contact_key,
+                case_key=op.case_key,
+                together=_DEAL_STAGE,  # a stage belongs to its pipeline
             )
         if op.kind == "record_outcome":
             props = _values(op.fields, outcome_property)
@@ -164,6 +185,33 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
             elif value or name != "subject":  # an empty subject leaves the default
                 props[ticket_property(name)] = property_value(value)
         props[CONTACT_KEY_REF] = property_value(op.contact_key)
+        return props, defaults
+
+    def _deal_properties(self, op: CrmOperation) -> tuple[dict[str, str], dict[str, str]]:
+        """The deal's properties, and the create-only defaults (name, pipeline, stage)."""
+        o = self.options
+        defaults = {
+            "dealname": o.default_deal_name,
+            "pipeline": o.deal_pipeline,
+            "dealstage": o.deal_stages["open"],
+        }
+        props: dict[str, str] = {}
+        for name, value in op.fields.items():
+            if name == "stage":
+                stage = o.deal_stages.get(str(value))
+                if stage is None:
+                    raise MappingOutputInvalid(
+                        f"upsert_deal of event {op.event_id}: no HubSpot deal stage for "
+                        f"{value!r} (WA_BRIDGE_CRM_DEAL_STAGES)",
+                        location=op.source,
+                        field="stage",
+                    )
+                props["dealstage"], props["pipeline"] = stage, o.deal_pipeline
+            else:
+                props[deal_property(name)] = property_value(value)
+        props[CONTACT_KEY_REF] = property_value(op.contact_key)
+        if op.case_key:
+            props[CASE_KEY_REF] = op.case_key
         return props, defaults
 
     def _note_properties(self, op: CrmOperation) -> tuple[dict[str, str], dict[str, str]]:

@@ -1,4 +1,5 @@
-"""HubSpot associations: ticket → contact, note → contact, note → ticket, by stored ids.
+"""HubSpot associations: ticket → contact, deal → contact and ticket, note → contact and
+ticket, by stored ids.
 
 A ticket or note is linked once, when it is new to the book (written for the first time,
 or again after a rollback lost the book's entry), and again when a record it links to was
@@ -30,6 +31,12 @@ def _pairs(call: Call) -> list[Pair]:
     out: list[Pair] = []
     for ticket in call.plan.records("tickets"):
         _add(call, out, "tickets", ticket.key, [("contacts", ticket.contact_key)])
+    for deal in call.plan.records("deals"):
+        targets: list[tuple[Group, str | None]] = [
+            ("contacts", deal.contact_key),
+            ("tickets", deal.case_key),
+        ]
+        _add(call, out, "deals", deal.key, targets)
     for note in call.plan.records("notes"):
         links: list[tuple[Group, str | None]] = [
             ("contacts", note.contact_key),

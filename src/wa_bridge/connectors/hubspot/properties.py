@@ -22,6 +22,8 @@ __all__ = [
     "CASE_KEY_REF",
     "CONTACT_KEY_REF",
     "CONTACT_PROPERTIES",
+    "DEAL_PROPERTIES",
+    "DEFAULT_DEAL_STAGES",
     "ApiStyle",
     "HubSpotOptions",
     "NoteObject",
@@ -29,6 +31,7 @@ __all__ = [
     "consent_property_prefix",
     "contact_property",
     "custom_property",
+    "deal_property",
     "note_property",
     "outcome_property",
     "property_value",
@@ -47,6 +50,20 @@ CONTACT_PROPERTIES: Final[Mapping[str, str]] = {
 # Tickets and notes carry their contact's (and a note its case's) key, for reports.
 CONTACT_KEY_REF: Final = "wa_contact_key"
 CASE_KEY_REF: Final = "wa_case_key_ref"
+# A deal's stage (the mapping's open | won | lost) in HubSpot's default sales pipeline.
+DEFAULT_DEAL_STAGES: Final[Mapping[str, str]] = {
+    "open": "appointmentscheduled",
+    "won": "closedwon",
+    "lost": "closedlost",
+}
+# upsert_deal fields HubSpot has a property of its own for (``stage`` is translated).
+DEAL_PROPERTIES: Final[Mapping[str, str]] = {
+    "name": "dealname",
+    "stage": "dealstage",
+    "amount": "amount",
+    "currency": "deal_currency_code",
+    "closed_at": "closedate",
+}
 _OUTCOME_NAMES: Final[Mapping[str, str]] = {
     "value": "outcome_value",
     "currency": "outcome_currency",
@@ -69,10 +86,21 @@ class HubSpotOptions:
     note_id_property: str = "wa_note_key"
     ticket_pipeline: str = "0"  # a new ticket's pipeline and subject
     default_subject: str = "WhatsApp conversation"
+    deal_id_property: str = "wa_deal_key"
+    deal_pipeline: str = "default"  # the deals pipeline, and its stage of each deal stage
+    deal_stages: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_DEAL_STAGES))
+    default_deal_name: str = "WhatsApp sale"
+    deals: bool = False  # deals are written (WA_BRIDGE_CRM_DEALS): setup provisions theirs
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubSpotOptions:
-        return cls(api_style=settings.hubspot_api_style, note_object=settings.hubspot_note_object)
+        return cls(
+            api_style=settings.hubspot_api_style,
+            note_object=settings.hubspot_note_object,
+            deal_pipeline=settings.crm_deal_pipeline,
+            deal_stages={**DEFAULT_DEAL_STAGES, **settings.crm_deal_stages},
+            deals=bool(settings.crm_deals),
+        )
 
     @property
     def note_body_property(self) -> str:
@@ -129,6 +157,11 @@ def note_property(name: str, *, is_status_only: bool, options: HubSpotOptions) -
     if name == "occurred_at":
         return "wa_status_at" if is_status_only else "hs_timestamp"
     return custom_property(name)
+
+
+def deal_property(name: str) -> str:
+    """The deal property an ``upsert_deal`` field is written to."""
+    return DEAL_PROPERTIES.get(name, custom_property(name))
 
 
 def outcome_property(name: str) -> str:

@@ -96,6 +96,10 @@ def _written(
             ("tickets", name)
             for name in (naming.CONTACT_KEY_REF, *map(naming.ticket_property, fields))
         ]
+    if kind == "upsert_deal":
+        refs = (naming.CONTACT_KEY_REF, naming.CASE_KEY_REF)
+        deal = [*refs, *map(naming.deal_property, fields)]
+        return [("deals", name) for name in deal] if options.deals else []
     if kind == "record_outcome":
         # on the ticket, or on the contact when the operation names no case
         names = [naming.outcome_property(name) for name in fields]
@@ -127,6 +131,9 @@ def required_properties(
         ("tickets", o.case_id_property, True),
         (o.note_object, o.note_id_property, True),
     ]
+    if o.deals:
+        wanted["deals"] = {}
+        found.append(("deals", o.deal_id_property, True))
     for kind, fields in mapping.operation_fields().items():
         found.extend((object_type, name, False) for object_type, name in _written(kind, fields, o))
     for object_type, name, unique in found:

@@ -7,7 +7,11 @@ from typing import TYPE_CHECKING, Final
 from wa_bridge.connectors.base import Vendor, Wiring
 from wa_bridge.connectors.gate import quota_key
 from wa_bridge.connectors.salesforce.auth import salesforce_client
-from wa_bridge.connectors.salesforce.connector import SalesforceConnector, SalesforceOptions
+from wa_bridge.connectors.salesforce.connector import (
+    DEFAULT_DEAL_STAGES,
+    SalesforceConnector,
+    SalesforceOptions,
+)
 from wa_bridge.connectors.salesforce.fields import EXTERNAL_IDS, custom_field
 from wa_bridge.connectors.salesforce.merge import SALESFORCE_MERGER
 from wa_bridge.connectors.salesforce.setup import set_up
@@ -19,7 +23,10 @@ __all__ = ["EXTERNAL_IDS", "VENDOR", "SalesforceConnector", "SalesforceOptions",
 
 
 def _build(settings: Settings, wiring: Wiring) -> SalesforceConnector:
-    options = SalesforceOptions(api_version=settings.salesforce_api_version)
+    options = SalesforceOptions(
+        api_version=settings.salesforce_api_version,
+        deal_stages={**DEFAULT_DEAL_STAGES, **settings.crm_deal_stages},
+    )
     client, _ = salesforce_client(settings, wiring.engine, wiring.clock)
     return SalesforceConnector(
         client, options, match_order=wiring.match_order, instance=quota_key(settings)

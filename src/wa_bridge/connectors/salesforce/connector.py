@@ -9,6 +9,10 @@
 - cases: Case upserted by ``WA_Case_Key__c``, linked to its contact by the contact's
   external id (``"Contact": {"WA_Contact_Key__c": …}``), so no id lookup is needed;
   outcomes are Case fields (Contact fields when the operation names no case).
+- deals: a case's sale (the mapping's ``upsert_deal``), an Opportunity upserted by
+  ``WA_Deal_Key__c`` (the case key), its ``ContactId`` set by the contact's external id,
+  its stage translated (open, won, lost → ``SalesforceOptions.deal_stages``); a new one
+  gets a Name, the open stage and a CloseDate (required) when the mapping gives none.
 - notes: Task upserted by ``WA_Note_Key__c`` (the wamid, else the idempotency key), with
   ``Who``/``What`` relationships by external id; a status update keeps the Description.
 
@@ -30,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -39,20 +43,30 @@ from wa_bridge.connectors.http import send
 from wa_bridge.connectors.salesforce import lookup
 from wa_bridge.connectors.salesforce.dialect import SALESFORCE_ERRORS
 from wa_bridge.connectors.salesforce.fields import (
+    CASE_KEY_REF,
     EXTERNAL_IDS,
     SObject,
     case_field,
     consent_fields,
     contact_field,
+    deal_field,
     outcome_field,
     task_field,
 )
-from wa_bridge.errors import CrmUnavailable
+from wa_bridge.errors import CrmUnavailable, MappingOutputInvalid
 from wa_bridge.operations import CrmOperation, FieldValue
 
-__all__ = ["SalesforceConnector", "SalesforceOptions"]
+__all__ = ["DEFAULT_DEAL_STAGES", "SalesforceConnector", "SalesforceOptions"]
 
 _Record = shared.Record[Any]
+
+
+# A deal's stage (the mapping's open | won | lost): Salesforce's standard StageName values.
+DEFAULT_DEAL_STAGES: Final[Mapping[str, str]] = {
+    "open": "Prospecting",
+    "won": "Closed Won",
+    "lost": "Closed Lost",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,8 @@ class SalesforceOptions:
         }
     )
     default_last_name: str = "WhatsApp contact"
+    deal_stages: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_DEAL_STAGES))
+    default_deal_name: str = "WhatsApp sale"
 
 
 def _value(value: FieldValue) -> Any:
@@ -77,6 +93,11 @@ def _value(value: FieldValue) -> Any:
     if isinstance(value, Decimal):
         return float(value)  # Salesforce number fields take JSON numbers
     return value
+
+
+def _date(value: datetime) -> str:
+    """A Date field's value: the UTC day."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).date().isoformat()
 
 
 def _values(fields: Mapping[str, FieldValue], name: Callable[[str], str] = str) -> dict[str, Any]:
@@ -144,6 +165,16 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
                 modes=shared.modes_of(op, _one(case_field)),
                 contact_key=contact_key,
             )
+        if op.kind == "upsert_deal":
+            return shared.Write(
+                "Opportunity",
+                shared.require_key(op, "case_key"),
+                self._opportunity_fields(op, contact_key),
+                self._opportunity_defaults(op),
+                shared.modes_of(op, _one(deal_field)),
+                contact_key=contact_key,
+                case_key=op.case_key,
+            )
         if op.kind == "record_outcome":
             out = _values(fields, outcome_field)
             modes = shared.modes_of(op, _one(outcome_field))
@@ -174,6 +205,39 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
             else:
                 out[case_field(name)] = _value(value)
         return out
+
+    def _opportunity_fields(self, op: CrmOperation, contact_key: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "Contact": {EXTERNAL_IDS["Contact"]: contact_key},
+            CASE_KEY_REF: op.case_key,
+        }
+        for name, value in op.fields.items():
+            if name == "stage":
+                stage = self.options.deal_stages.get(str(value))
+                if stage is None:
+                    raise MappingOutputInvalid(
+                        f"upsert_deal of event {op.event_id}: no Salesforce StageName for "
+                        f"{value!r} (WA_BRIDGE_CRM_DEAL_STAGES)",
+                        location=op.source,
+                        field="stage",
+                    )
+                out["StageName"] = stage
+            elif name == "closed_at" and isinstance(value, datetime):
+                out["CloseDate"] = _date(value)
+            else:
+                out[deal_field(name)] = _value(value)
+        return out
+
+    def _opportunity_defaults(self, op: CrmOperation) -> dict[str, Any]:
+        """What Salesforce requires to create an Opportunity: a Name, a StageName and a
+        CloseDate (the day it closed, else the day of the event)."""
+        when = op.fields.get("closed_at") or op.fields.get("occurred_at")
+        day = when if isinstance(when, datetime) else datetime.now(UTC)
+        return {
+            "Name": self.options.default_deal_name,
+            "StageName": self.options.deal_stages["open"],
+            "CloseDate": _date(day),
+        }
 
     def _task_fields(self, op: CrmOperation, contact_key: str) -> dict[str, Any]:
         status_only = shared.is_status_only(op.fields)

@@ -15,18 +15,21 @@ from wa_bridge.operations import FieldValue
 
 __all__ = [
     "CASE_FIELDS",
+    "CASE_KEY_REF",
     "CONTACT_FIELDS",
     "EXTERNAL_IDS",
+    "OPPORTUNITY_FIELDS",
     "SObject",
     "case_field",
     "consent_fields",
     "contact_field",
     "custom_field",
+    "deal_field",
     "outcome_field",
     "task_field",
 ]
 
-SObject = Literal["Contact", "Case", "Task"]
+SObject = Literal["Contact", "Case", "Opportunity", "Task"]
 
 CONTACT_FIELDS: Final[Mapping[str, str]] = {
     "phone_e164": "MobilePhone",
@@ -38,8 +41,19 @@ CASE_FIELDS: Final[Mapping[str, str]] = {"subject": "Subject", "reason": "Reason
 EXTERNAL_IDS: Final[Mapping[SObject, str]] = {
     "Contact": "WA_Contact_Key__c",
     "Case": "WA_Case_Key__c",
+    "Opportunity": "WA_Deal_Key__c",
     "Task": "WA_Note_Key__c",
 }
+# upsert_deal fields Opportunity has a standard field for (``stage`` is translated, and
+# ``closed_at`` is written as a date).
+OPPORTUNITY_FIELDS: Final[Mapping[str, str]] = {
+    "name": "Name",
+    "stage": "StageName",
+    "amount": "Amount",
+    "closed_at": "CloseDate",
+}
+# The case an Opportunity is the sale of (Opportunity has no Case lookup): its key.
+CASE_KEY_REF: Final = "WA_Case_Key_Ref__c"
 
 
 def custom_field(name: str) -> str:
@@ -68,6 +82,11 @@ def task_field(name: str, *, is_status_only: bool) -> str:
     if name == "occurred_at":
         return custom_field("status_at" if is_status_only else "occurred_at")
     return custom_field(name)
+
+
+def deal_field(name: str) -> str:
+    """The Opportunity field an ``upsert_deal`` field is written to."""
+    return OPPORTUNITY_FIELDS.get(name, custom_field(name))
 
 
 def outcome_field(name: str) -> str:

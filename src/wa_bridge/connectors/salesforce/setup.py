@@ -194,19 +194,23 @@ def _needs(spec: MappingSpec) -> dict[str, dict[str, _Need]]:
 
 
 def _consts(spec: MappingSpec, kind: str) -> dict[str, Any]:
+    """The values ``kind``'s fields have without an event: a ``const``, else a ``default``
+    (the channel and purpose that name a consent's fields)."""
     return {
-        f.name: f.data["const"]
+        f.name: f.data["const"] if "const" in f.data else f.data["default"]
         for rules in spec.rules.values()
         for rule in rules
         if rule.kind == kind
         for f in rule.fields
-        if isinstance(f.data, dict) and "const" in f.data
+        if isinstance(f.data, dict) and ("const" in f.data or "default" in f.data)
     }
 
 
-def _written(spec: MappingSpec) -> Iterable[tuple[SObject, str, _Need]]:
+def _written(spec: MappingSpec, deals: bool) -> Iterable[tuple[SObject, str, _Need]]:
     """(sObject, field, what it holds) for each field the connector writes."""
     needs = _needs(spec)
+    if deals:
+        yield from _opportunity(needs.get("upsert_deal", {}))
     for name, need in needs.get("upsert_contact", {}).items():
         yield "Contact", naming.contact_field(name), need
     consent = needs.get("set_consent", {})
@@ -232,14 +236,25 @@ def _written(spec: MappingSpec) -> Iterable[tuple[SObject, str, _Need]]:
             yield "Task", naming.task_field(name, is_status_only=is_status_only), need
 
 
-def required_fields(spec: MappingSpec) -> dict[SObject, list[CustomField]]:
-    """sObject → the custom fields the connector writes for ``spec`` (keys first). Pure."""
-    out: dict[SObject, dict[str, CustomField]] = {sobject: {} for sobject in EXTERNAL_IDS}
-    for sobject, name in EXTERNAL_IDS.items():
+def _opportunity(deal: Mapping[str, _Need]) -> Iterable[tuple[SObject, str, _Need]]:
+    """The Opportunity fields of the mapping's deals (and the key of their case)."""
+    if deal:
+        yield "Opportunity", naming.CASE_KEY_REF, _Need(max_length=TEXT_MAX)
+    for name, need in deal.items():
+        yield "Opportunity", naming.deal_field(name), need
+
+
+def required_fields(spec: MappingSpec, *, deals: bool = False) -> dict[SObject, list[CustomField]]:
+    """sObject → the custom fields the connector writes for ``spec`` (keys first); with
+    ``deals`` (WA_BRIDGE_CRM_DEALS) the Opportunity's too. Pure."""
+    sobjects = [s for s in EXTERNAL_IDS if deals or s != "Opportunity"]
+    out: dict[SObject, dict[str, CustomField]] = {sobject: {} for sobject in sobjects}
+    for sobject in sobjects:
+        name = EXTERNAL_IDS[sobject]
         out[sobject][name] = CustomField(
             sobject, name, "Text", length=TEXT_MAX, need=TEXT_MAX, external_id=True
         )
-    for sobject, name, need in _written(spec):
+    for sobject, name, need in _written(spec, deals):
         if not name.endswith("__c") or name in out[sobject]:
             continue
         out[sobject][name] = need.field(sobject, name)
@@ -251,6 +266,7 @@ def external_id_fields() -> list[str]:
     return [
         f"{sobject}.{name} (Text({TEXT_MAX}), External ID, Unique)"
         for sobject, name in EXTERNAL_IDS.items()
+        if sobject != "Opportunity"
     ]
 
 
@@ -515,7 +531,7 @@ async def set_up(settings: Settings, dry_run: bool, engine: AsyncEngine | None) 
     """Create and grant the fields the configured mapping makes the connector write (or,
     with ``dry_run``, only report)."""
     spec = load_spec(resolve_mappings_path(settings.mappings_path))
-    fields = required_fields(spec)
+    fields = required_fields(spec, deals=bool(settings.crm_deals))
     client, auth = salesforce_client(settings, engine)
     async with client:
         if auth is not None:
