@@ -212,6 +212,17 @@ class SalesforceServer(ContractServer):
         with self._lock:
             self.oauth.sessions.expire_all()
 
+    def expire_credentials(self) -> None:
+        self.expire_sessions()
+
+    def spend_daily_budget(self) -> None:
+        with self._lock:
+            self.budget.used = self.budget.limit
+
+    def renew_daily_budget(self) -> None:
+        with self._lock:
+            self.budget.reset()
+
     def seed(self, sobject: str, **fields: Any) -> str:
         """A record the org already holds (no request, no checks); returns its Id."""
         with self._lock:
