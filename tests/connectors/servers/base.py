@@ -195,6 +195,11 @@ class ContractServer:
                     )
                 )
 
+    def reset_faults(self) -> None:
+        """Drop the scripted faults not played yet."""
+        with self._lock:
+            self._faults.clear()
+
     @property
     def pending_faults(self) -> int:
         """Scripted faults not played yet."""
@@ -202,8 +207,13 @@ class ContractServer:
             return len(self._faults)
 
     def renew_daily_budget(self) -> None:
-        """Midnight (or the rolling day moved on): the daily allocation is whole again."""
+        """Midnight (or the rolling day moved on): the daily allocation is whole again,
+        and a Retry-After that pointed there has run out."""
         raise NotImplementedError(f"{self.vendor} has no daily budget")
+
+    def _wait_ran_out(self) -> None:
+        with self._lock:
+            self._wait = None
 
     def expire_credentials(self) -> None:
         """Every access token issued so far expires now (the ``expire_credentials`` action)."""

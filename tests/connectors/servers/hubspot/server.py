@@ -156,6 +156,7 @@ class HubSpotServer(ContractServer):
     def renew_daily_budget(self) -> None:
         with self._lock:
             self.limits.budget.reset()
+            self._wait_ran_out()
 
     def seed(self, object_type: str, properties: dict[str, str] | None = None, **more: str) -> str:
         """A record the portal already holds (no request, no checks); returns its id."""

@@ -222,6 +222,7 @@ class SalesforceServer(ContractServer):
     def renew_daily_budget(self) -> None:
         with self._lock:
             self.budget.reset()
+            self._wait_ran_out()
 
     def seed(self, sobject: str, **fields: Any) -> str:
         """A record the org already holds (no request, no checks); returns its Id."""
