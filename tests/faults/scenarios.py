@@ -1,0 +1,221 @@
+"""CRM faults played through the whole pipeline, the same way for every vendor.
+
+Each scenario sends a fresh batch of new people (contacts, cases, notes), plays one fault
+on the stand-in, lets the worker finish, then judges the stand-in's end state
+(:func:`~faults.crm_pipeline.audit`): exact records, 0 duplicates, 0 orphans, every event
+applied once, nothing dead-lettered. Every scenario adds a row to the fault table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from faults.crm_pipeline import Batch, Pipeline, audit, new_batch
+from faults.table import record
+from wa_bridge.connectors.gate import quota_key
+from wa_bridge.connectors.quota import next_midnight
+from wa_bridge.metrics import sample_values
+from wa_bridge.ops.probes import probe_app
+from wa_bridge.worker.quota_pause import quota_pause_reason
+
+# Waits short enough for the suite's time budget; the CRM's own words, all the same.
+RETRY_AFTER_S = 0.4
+HANG_S = 1.3  # longer than the pipeline's crm_timeout_s (1 s)
+ATTEMPTS_PER_INDEX = 3  # a batch split by the broker's timing takes more calls; try again
+
+
+def one_webhook(batch: Batch) -> Batch:
+    """``batch`` as a single webhook (one entry per message), so the worker most likely
+    fetches it whole and applies it as one batch with a known number of calls."""
+    bodies = [orjson.loads(b) for b in batch.bodies]
+    merged = bodies[0]
+    merged["entry"] = [entry for body in bodies for entry in body["entry"]]
+    return Batch(batch.phones, batch.message_ids, (orjson.dumps(merged),), batch.owner)
+
+
+def fresh_batch() -> Batch:
+    return one_webhook(new_batch(people=3, per_person=2))
+
+
+async def judge(run: Pipeline, batch: Batch, fault: str) -> None:
+    """Record ``batch``'s row and fail on any duplicate, loss, orphan or dead letter."""
+    result = audit(run.server, batch)
+    row = record(fault, result.sent, result.applied, result.duplicated, result.lost)
+    assert result.problems == [], f"{fault}: {result.problems}"
+    assert row.is_clean, row
+    assert await run.dead_letters() == 0, f"{fault}: dead-lettered"
+
+
+def vendor_of(run: Pipeline) -> str:
+    return run.server.vendor
+
+
+async def baseline(run: Pipeline) -> int:
+    """A batch with no fault; returns how many API calls it took."""
+    before = run.server.total()
+    batch = fresh_batch()
+    await run.send(batch)
+    await judge(run, batch, f"{vendor_of(run)}: none (baseline)")
+    return run.server.total() - before
+
+
+async def fault_on_each_call(run: Pipeline, label: str, **fault: Any) -> int:
+    """For i in 1..N (N: the calls of a clean batch), a batch whose i-th call meets
+    ``fault``; returns N."""
+    calls = await baseline(run)
+    assert calls >= 1
+    for index in range(1, calls + 1):
+        for _ in range(ATTEMPTS_PER_INDEX):
+            batch = fresh_batch()
+            run.server.script(at=index, **fault)
+            await run.send(batch)
+            played = run.server.pending_faults == 0
+            if not played:  # this batch took fewer calls: nothing was faulted
+                run.server.reset_faults()
+            await judge(
+                run,
+                batch,
+                f"{vendor_of(run)}: {label} on call {index}/{calls}"
+                if played
+                else f"{vendor_of(run)}: none (call {index} never came)",
+            )
+            if played:
+                break
+        else:
+            raise AssertionError(f"{label} on call {index} never played")
+    return calls
+
+
+async def accept_then_timeout(run: Pipeline, create_paths: dict[str, str]) -> None:
+    """The CRM writes the records of a create (an upsert that creates) and answers after
+    the client gave up: the retry must find them, not write them again."""
+    await baseline(run)
+    for name, path in create_paths.items():
+        batch = fresh_batch()
+        run.server.script(accept_then_hang_s=HANG_S, match=path)
+        await run.send(batch)
+        assert run.server.pending_faults == 0, f"no {name} call"
+        timeouts = [r for r in run.server.requests if path in r.path]
+        assert timeouts, name
+        await judge(run, batch, f"{vendor_of(run)}: accept-then-timeout on {name}")
+
+
+async def token_expiry(run: Pipeline, *, at: int = 3) -> None:
+    """Every access token expires from the ``at``-th call of a batch on: the connector
+    gets a new one and goes on."""
+    await baseline(run)
+    tokens_before = _token_calls(run)
+    batch = fresh_batch()
+    run.server.script(action="expire_credentials", at=at)
+    await run.send(batch)
+    assert run.server.pending_faults == 0
+    assert any(r.status == 401 for r in run.server.requests), "no 401 was met"
+    assert _token_calls(run) > tokens_before, "no new token"
+    await judge(run, batch, f"{vendor_of(run)}: token expired mid-batch")
+
+
+def _token_calls(run: Pipeline) -> int:
+    return sum(1 for r in run.server.requests if r.auth_endpoint and r.status == 200)
+
+
+class ShiftedClock:
+    """The system clock with its wall time moved by a test (sleeps and monotonic stay
+    real), so a daily budget's midnight can be a couple of seconds away."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def before_midnight(self, seconds: float) -> None:
+        """From now on it is ``seconds`` before the next UTC midnight."""
+        real = datetime.now(UTC)
+        self.offset = next_midnight(real, "UTC") - timedelta(seconds=seconds) - real
+
+
+async def wait_for(condition: Any, *, timeout_s: float = 20.0) -> None:
+    """Poll ``condition()`` until true (a state change with no event to wait on)."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110 - the state has no event to wait on
+            await asyncio.sleep(0.01)
+
+
+async def daily_limit_reached(
+    run: Pipeline, *, clock: ShiftedClock | None = None, at: int = 3
+) -> None:
+    """The CRM's daily budget runs out on the ``at``-th call of a batch: the worker pauses
+    (nothing dead-lettered, nothing routed to a retry topic, nothing sent), says so on
+    ``/readyz``, Kafka holds what arrives meanwhile, and everything is applied once the
+    budget is back. ``clock``: the worker's, moved to just before midnight (a CRM whose
+    budget comes back at midnight); without it the CRM's budget is rolling (probed)."""
+    await baseline(run)
+    if clock is not None:
+        clock.before_midnight(2.5)
+    first, backlog = fresh_batch(), fresh_batch()
+    run.server.script(action="spend_daily_budget", at=at)
+    await run.post(first)
+    quota = run.worker.processor.quota
+    applying = asyncio.create_task(run.worker.run_until_idle(timeout_s=60))
+    try:
+        await wait_for(lambda: quota.is_paused or applying.done())
+        assert quota.is_paused, "the worker never paused"
+        assert run.server.pending_faults == 0
+        paused_at = run.server.clock()
+        reason = quota_pause_reason()
+        assert reason is not None and "resumes at" in reason
+        status, body = readyz()
+        assert status.startswith("503") and "budget is spent" in body["detail"], body
+        assert daily_left(run) == 0
+        await run.post(backlog)  # while paused: Kafka holds it
+        await asyncio.sleep(0.5)  # room to misbehave (send, dead-letter, route) if it would
+        assert run.worker.stats.retried == 0 and run.worker.stats.dead_lettered == 0
+        assert await run.dead_letters() == 0
+        assert audit(run.server, backlog).applied == 0
+        run.server.renew_daily_budget()  # the CRM's midnight (or the rolling day moved on)
+        renewed_at = run.server.clock()
+        await applying
+    finally:
+        if not applying.done():
+            applying.cancel()
+    sent_while_paused = [
+        r for r in run.server.requests if not r.auth_endpoint and paused_at < r.arrived < renewed_at
+    ]
+    assert sent_while_paused == [], [r.endpoint for r in sent_while_paused]
+    assert not quota.is_paused and quota_pause_reason() is None
+    assert readyz()[0].startswith("200") or readyz()[1]["status"] == "not_ready"
+    await run.worker.run_until_idle()  # whatever of the backlog is left
+    vendor = vendor_of(run)
+    await judge(run, first, f"{vendor}: daily limit reached mid-batch (paused, resumed)")
+    await judge(run, backlog, f"{vendor}: daily limit: backlog held in Kafka while paused")
+    assert run.worker.stats.retried == 0
+
+
+def readyz() -> tuple[str, dict[str, Any]]:
+    """The worker's ``/readyz`` (its probe app, called as the probe server would)."""
+    answer: dict[str, str] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        answer["status"] = status
+
+    body = b"".join(probe_app()({"PATH_INFO": "/readyz"}, start_response))
+    return answer["status"], orjson.loads(body)
+
+
+def daily_left(run: Pipeline) -> float | None:
+    """The gauge ``wa_bridge_crm_quota_remaining{window="daily"}`` of this pipeline's CRM."""
+    crm = quota_key(run.settings)
+    samples = sample_values(["wa_bridge_crm_quota_remaining"])["wa_bridge_crm_quota_remaining"]
+    found = [v for labels, v in samples if labels == {"crm": crm, "window": "daily"}]
+    return found[0] if found else None

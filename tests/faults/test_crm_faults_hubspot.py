@@ -1,0 +1,87 @@
+"""HubSpot under CRM faults, through the whole pipeline (issue 10; fault table of 13).
+
+Receiver → Tansu → worker → the strict HubSpot stand-in; each fault ends with exactly the
+contacts, tickets and communications (notes) of the batch, each note on its contact and
+its ticket, 0 duplicates, nothing dead-lettered. Retry-After is enforced: a request sent
+before a wait the stand-in asked for ran out fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from connectors.conftest import checked
+from connectors.servers import HubSpotServer
+from faults import scenarios
+from faults.crm_pipeline import crm_pipeline
+from wa_bridge.bus.embedded import EmbeddedBroker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+CREATES = {
+    "contacts upsert": "contacts/batch/upsert",
+    "tickets upsert": "tickets/batch/upsert",
+    "notes upsert": "communications/batch/upsert",
+}
+
+
+@pytest.fixture
+def server(hubspot_session: HubSpotServer) -> Any:
+    for server in checked(hubspot_session):
+        server.enforce_retry_after = True
+        yield server
+
+
+@pytest.fixture
+def pipeline(
+    server: HubSpotServer,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> Callable[..., Any]:
+    def make(**overrides: Any) -> Any:
+        return crm_pipeline(server, broker.bootstrap, topic_factory("hs"), pg_url, **overrides)
+
+    return make
+
+
+async def test_429_on_each_call_of_a_batch(pipeline: Callable[..., Any]) -> None:
+    async with pipeline() as run:
+        await scenarios.fault_on_each_call(
+            run, "429", status=429, retry_after_s=scenarios.RETRY_AFTER_S
+        )
+
+
+async def test_5xx_on_each_call_of_a_batch(pipeline: Callable[..., Any]) -> None:
+    async with pipeline() as run:
+        await scenarios.fault_on_each_call(
+            run, "503", status=503, retry_after_s=scenarios.RETRY_AFTER_S
+        )
+
+
+async def test_accept_then_timeout_on_each_create(pipeline: Callable[..., Any]) -> None:
+    async with pipeline() as run:
+        await scenarios.accept_then_timeout(run, CREATES)
+
+
+async def test_oauth_token_expires_mid_batch(
+    pipeline: Callable[..., Any], server: HubSpotServer
+) -> None:
+    app = server.oauth
+    async with pipeline(
+        crm_token=None,
+        crm_auth="refresh_token",
+        crm_client_id=app.client_id,
+        crm_client_secret=app.client_secret,
+        crm_refresh_token=app.refresh_token,
+    ) as run:
+        await scenarios.token_expiry(run)
+
+
+async def test_daily_limit_pauses_until_midnight(pipeline: Callable[..., Any]) -> None:
+    clock = scenarios.ShiftedClock()
+    async with pipeline(clock=clock) as run:
+        await scenarios.daily_limit_reached(run, clock=clock)
