@@ -62,6 +62,17 @@ async def test_5xx_on_each_call_of_a_batch(pipeline: Callable[..., Any]) -> None
         )
 
 
+async def test_503_burst_past_the_in_place_budget(pipeline: Callable[..., Any]) -> None:
+    async with pipeline() as run:
+        await scenarios.burst_past_the_in_place_budget(
+            run,
+            "503 x4 (in-place tries spent, retry topic)",
+            status=503,
+            retry_after_s=scenarios.RETRY_AFTER_S,
+            times=4,
+        )
+
+
 async def test_accept_then_timeout_on_each_create(pipeline: Callable[..., Any]) -> None:
     async with pipeline() as run:
         await scenarios.accept_then_timeout(run, CREATES)

@@ -1,0 +1,103 @@
+"""Salesforce under CRM faults, through the whole pipeline (issue 10; fault table of 13).
+
+Receiver → Tansu → worker → the strict Salesforce stand-in; each fault ends with exactly
+the Contacts, Cases and Tasks (notes) of the batch, each Task on its Contact (WhoId) and
+Case (WhatId), each Case on its Contact, 0 duplicates, nothing dead-lettered.
+Retry-After is enforced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from connectors.conftest import checked
+from connectors.servers import SalesforceServer
+from faults import scenarios
+from faults.crm_pipeline import crm_pipeline
+from wa_bridge.bus.embedded import EmbeddedBroker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+CREATES = {
+    "Contact upsert": "composite/sobjects/Contact",
+    "Case upsert": "composite/sobjects/Case",
+    "Task upsert": "composite/sobjects/Task",
+}
+
+
+@pytest.fixture
+def server(salesforce_session: SalesforceServer) -> Any:
+    for server in checked(salesforce_session):
+        server.enforce_retry_after = True
+        yield server
+
+
+@pytest.fixture
+def pipeline(
+    server: SalesforceServer,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> Callable[..., Any]:
+    def make(**overrides: Any) -> Any:
+        return crm_pipeline(server, broker.bootstrap, topic_factory("sf"), pg_url, **overrides)
+
+    return make
+
+
+async def test_429_on_each_call_of_a_batch(pipeline: Callable[..., Any]) -> None:
+    async with pipeline() as run:
+        await scenarios.fault_on_each_call(
+            run, "429", status=429, retry_after_s=scenarios.RETRY_AFTER_S
+        )
+
+
+async def test_5xx_on_each_call_of_a_batch(pipeline: Callable[..., Any]) -> None:
+    async with pipeline() as run:
+        await scenarios.fault_on_each_call(
+            run, "503", status=503, retry_after_s=scenarios.RETRY_AFTER_S
+        )
+
+
+async def test_503_burst_past_the_in_place_budget(pipeline: Callable[..., Any]) -> None:
+    async with pipeline() as run:
+        await scenarios.burst_past_the_in_place_budget(
+            run,
+            "503 x4 (in-place tries spent, retry topic)",
+            status=503,
+            retry_after_s=scenarios.RETRY_AFTER_S,
+            times=4,
+        )
+
+
+async def test_accept_then_timeout_on_each_create(pipeline: Callable[..., Any]) -> None:
+    async with pipeline() as run:
+        await scenarios.accept_then_timeout(run, CREATES)
+
+
+async def test_session_expires_mid_batch(
+    pipeline: Callable[..., Any], server: SalesforceServer
+) -> None:
+    """Client-credentials sign-in; INVALID_SESSION_ID mid-batch gets a new session."""
+    app = server.oauth
+    async with pipeline(
+        crm_token=None,
+        crm_base_url=None,
+        crm_auth="client_credentials",
+        crm_login_url=server.url,
+        crm_client_id=app.client_id,
+        crm_client_secret=app.client_secret,
+    ) as run:
+        await scenarios.token_expiry(run)
+
+
+async def test_daily_allocation_spent_pauses_until_it_is_back(
+    pipeline: Callable[..., Any],
+) -> None:
+    """Salesforce's allocation is a rolling 24 hours: the worker probes every
+    ``crm_quota_probe_s`` until the CRM takes requests again."""
+    async with pipeline(crm_quota_probe_s=1.0) as run:
+        await scenarios.daily_limit_reached(run)
