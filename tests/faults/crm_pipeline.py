@@ -252,11 +252,15 @@ class Pipeline:
         await self.post(batch)
         await self.worker.run_until_idle(timeout_s=timeout_s)
 
-    async def dead_letters(self) -> int:
+    async def dead_letters(self, *, open_only: bool = False) -> int:
+        """Dead letters written (``open_only``: those not replayed or discarded)."""
+        query = "SELECT count(*) FROM dead_letters"
+        if open_only:
+            query += " WHERE status = 'open'"
         engine = create_engine(self.settings.database_url or "")
         try:
             async with engine.connect() as conn:
-                count = await conn.execute(text("SELECT count(*) FROM dead_letters"))
+                count = await conn.execute(text(query))
                 return int(count.scalar_one())
         finally:
             await engine.dispose()

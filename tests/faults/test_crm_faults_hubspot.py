@@ -73,6 +73,11 @@ async def test_503_burst_past_the_in_place_budget(pipeline: Callable[..., Any]) 
         )
 
 
+async def test_dlq_replay_waits_out_a_rate_limit(pipeline: Callable[..., Any]) -> None:
+    async with pipeline() as run:
+        await scenarios.replay_meets_a_rate_limit(run, "communications/batch/upsert")
+
+
 async def test_accept_then_timeout_on_each_create(pipeline: Callable[..., Any]) -> None:
     async with pipeline() as run:
         await scenarios.accept_then_timeout(run, CREATES)
