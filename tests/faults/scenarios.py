@@ -14,15 +14,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 
-from faults.crm_pipeline import Batch, Pipeline, audit, new_batch
+from faults.crm_pipeline import PARTITIONS, Batch, Pipeline, audit, new_batch
 from faults.table import record
+from wa_bridge.bus.headers import record_key
 from wa_bridge.connectors.gate import quota_key
 from wa_bridge.connectors.quota import next_midnight
 from wa_bridge.metrics import sample_values
+from wa_bridge.normalize import normalize_webhook
 from wa_bridge.ops.probes import probe_app
 from wa_bridge.store.api import DeadLetterFilter
 from wa_bridge.worker.assembly import DeadLetterReplayer, state_store
+from wa_bridge.worker.loop import Worker
 from wa_bridge.worker.quota_pause import quota_pause_reason
 
 # Waits short enough for the suite's time budget; the CRM's own words, all the same.
@@ -92,6 +96,50 @@ async def fault_on_each_call(run: Pipeline, label: str, **fault: Any) -> int:
         else:
             raise AssertionError(f"{label} on call {index} never played")
     return calls
+
+
+async def retry_after_binds_another_worker(run: Pipeline, other: Worker) -> None:
+    """Two workers of one group, one CRM: a 429 with Retry-After answered to one binds
+    the other's requests too (through the quota row they share in the database)."""
+    await run.worker.run_until_idle()  # the group settled: each holds its partitions
+    await other.run_until_idle()
+    mine = {tp.partition for tp in run.worker.consumer.assignment() if tp.topic == main_topic(run)}
+    theirs = {tp.partition for tp in other.consumer.assignment() if tp.topic == main_topic(run)}
+    assert mine and theirs, "the second worker got no partition"
+    batch = one_webhook(batch_over(mine | theirs, PARTITIONS))
+    before = (run.worker.stats.delivered, other.stats.delivered)
+    run.server.script(status=429, retry_after_s=1.0)
+    await run.post(batch)
+    await asyncio.gather(run.worker.run_until_idle(), other.run_until_idle())
+    assert run.server.pending_faults == 0
+    assert run.worker.stats.delivered > before[0] and other.stats.delivered > before[1]
+    refused = next(r for r in run.server.requests if r.status == 429)
+    others = [r for r in run.server.requests if r.arrived > refused.arrived]
+    assert {r.client for r in others} - {refused.client}, "one connection did it all"
+    await judge(run, batch, f"{vendor_of(run)}: 429 to one of two workers")
+
+
+def main_topic(run: Pipeline) -> str:
+    return run.settings.kafka_topic
+
+
+def batch_over(partitions: set[int], count: int) -> Batch:
+    """New people, one message each, until every partition of ``partitions`` (of
+    ``count``) has one (the receiver's partitioner: murmur2 of the contact key)."""
+    partitioner = DefaultPartitioner()
+    covered: set[int] = set()
+    people: list[Batch] = []
+    while not partitions <= covered or len(people) < 4:
+        person = new_batch(people=1, per_person=1)
+        [event] = normalize_webhook(orjson.loads(person.bodies[0]), received_at=datetime.now(UTC))
+        covered.add(partitioner(record_key(event), list(range(count)), list(range(count))))
+        people.append(person)
+    return Batch(
+        tuple(p.phones[0] for p in people),
+        tuple(p.message_ids[0] for p in people),
+        tuple(p.bodies[0] for p in people),
+        {k: v for p in people for k, v in p.owner.items()},
+    )
 
 
 async def burst_past_the_in_place_budget(run: Pipeline, label: str, **fault: Any) -> None:
@@ -190,18 +238,23 @@ async def wait_for(condition: Any, *, timeout_s: float = 20.0) -> None:
 
 
 async def daily_limit_reached(
-    run: Pipeline, *, clock: ShiftedClock | None = None, at: int = 3
+    run: Pipeline, *, clock: ShiftedClock | None = None, at: int = 3, refused: bool = True
 ) -> None:
     """The CRM's daily budget runs out on the ``at``-th call of a batch: the worker pauses
     (nothing dead-lettered, nothing routed to a retry topic, nothing sent), says so on
     ``/readyz``, Kafka holds what arrives meanwhile, and everything is applied once the
-    budget is back. ``clock``: the worker's, moved to just before midnight (a CRM whose
-    budget comes back at midnight); without it the CRM's budget is rolling (probed)."""
+    budget is back. ``refused``: the CRM refuses the ``at``-th call (another app spent the
+    budget); else the ``at``-th call is the budget's last, and its quota headers say so.
+    ``clock``: the worker's, moved to just before midnight (a CRM whose budget comes back
+    at midnight); without it the CRM's budget is rolling (probed)."""
     await baseline(run)
     if clock is not None:
         clock.before_midnight(2.5)
     first, backlog = fresh_batch(), fresh_batch()
-    run.server.script(action="spend_daily_budget", at=at)
+    if refused:
+        run.server.script(action="spend_daily_budget", at=at)
+    else:
+        run.server.leave_daily_budget(at)
     await run.post(first)
     quota = run.worker.processor.quota
     applying = asyncio.create_task(run.worker.run_until_idle(timeout_s=60))
@@ -209,6 +262,8 @@ async def daily_limit_reached(
         await wait_for(lambda: quota.is_paused or applying.done())
         assert quota.is_paused, "the worker never paused"
         assert run.server.pending_faults == 0
+        if not refused:  # the gate stopped before the CRM had to refuse anything
+            assert not any(r.status in (403, 429) for r in run.server.requests)
         paused_at = run.server.clock()
         reason = quota_pause_reason()
         assert reason is not None and "resumes at" in reason
@@ -233,9 +288,9 @@ async def daily_limit_reached(
     assert not quota.is_paused and quota_pause_reason() is None
     assert readyz()[0].startswith("200") or readyz()[1]["status"] == "not_ready"
     await run.worker.run_until_idle()  # whatever of the backlog is left
-    vendor = vendor_of(run)
-    await judge(run, first, f"{vendor}: daily limit reached mid-batch (paused, resumed)")
-    await judge(run, backlog, f"{vendor}: daily limit: backlog held in Kafka while paused")
+    how = f"daily limit ({'refused' if refused else 'headers at 0'}, call {at})"
+    await judge(run, first, f"{vendor_of(run)}: {how}: paused, resumed")
+    await judge(run, backlog, f"{vendor_of(run)}: {how}: backlog held in Kafka")
     assert run.worker.stats.retried == 0
 
 

@@ -18,6 +18,7 @@ from connectors.servers import HubSpotServer
 from faults import scenarios
 from faults.crm_pipeline import crm_pipeline
 from wa_bridge.bus.embedded import EmbeddedBroker
+from wa_bridge.worker.runner import open_worker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -78,6 +79,17 @@ async def test_dlq_replay_waits_out_a_rate_limit(pipeline: Callable[..., Any]) -
         await scenarios.replay_meets_a_rate_limit(run, "communications/batch/upsert")
 
 
+async def test_retry_after_binds_every_worker_of_the_group(
+    pipeline: Callable[..., Any], server: HubSpotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both workers and the stand-in share one interpreter (GIL, asyncio debug mode): a
+    # request that passed its gate before the 429 was answered takes up to ~15 ms to
+    # land (see tests/connectors/test_gate.py); allow 50 ms for one already under way.
+    monkeypatch.setattr(server, "retry_after_grace_s", 0.05)
+    async with pipeline() as run, open_worker(run.settings) as other:
+        await scenarios.retry_after_binds_another_worker(run, other)
+
+
 async def test_accept_then_timeout_on_each_create(pipeline: Callable[..., Any]) -> None:
     async with pipeline() as run:
         await scenarios.accept_then_timeout(run, CREATES)
@@ -97,7 +109,12 @@ async def test_oauth_token_expires_mid_batch(
         await scenarios.token_expiry(run)
 
 
-async def test_daily_limit_pauses_until_midnight(pipeline: Callable[..., Any]) -> None:
+@pytest.mark.parametrize("refused", [True, False], ids=["refused", "headers_at_0"])
+async def test_daily_limit_pauses_until_midnight(
+    pipeline: Callable[..., Any], refused: bool
+) -> None:
+    """Refused: a 429 ``DAILY``; headers at 0: ``X-HubSpot-RateLimit-Daily-Remaining: 0``
+    on a success, so the gate pauses before the CRM has to refuse."""
     clock = scenarios.ShiftedClock()
     async with pipeline(clock=clock) as run:
-        await scenarios.daily_limit_reached(run, clock=clock)
+        await scenarios.daily_limit_reached(run, clock=clock, refused=refused)

@@ -99,10 +99,13 @@ async def test_session_expires_mid_batch(
         await scenarios.token_expiry(run)
 
 
+@pytest.mark.parametrize("refused", [True, False], ids=["refused", "headers_at_0"])
 async def test_daily_allocation_spent_pauses_until_it_is_back(
-    pipeline: Callable[..., Any],
+    pipeline: Callable[..., Any], refused: bool
 ) -> None:
     """Salesforce's allocation is a rolling 24 hours: the worker probes every
-    ``crm_quota_probe_s`` until the CRM takes requests again."""
+    ``crm_quota_probe_s`` until the CRM takes requests again. Refused: 403
+    ``REQUEST_LIMIT_EXCEEDED``; headers at 0: ``Sforce-Limit-Info: api-usage=M/M`` on a
+    success."""
     async with pipeline(crm_quota_probe_s=1.0) as run:
-        await scenarios.daily_limit_reached(run)
+        await scenarios.daily_limit_reached(run, refused=refused)

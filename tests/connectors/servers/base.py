@@ -211,6 +211,11 @@ class ContractServer:
         and a Retry-After that pointed there has run out."""
         raise NotImplementedError(f"{self.vendor} has no daily budget")
 
+    def leave_daily_budget(self, requests: int) -> None:
+        """Only ``requests`` more requests fit in today's allocation (the answers' quota
+        headers count down to 0; the next request is refused)."""
+        raise NotImplementedError(f"{self.vendor} has no daily budget")
+
     def _wait_ran_out(self) -> None:
         with self._lock:
             self._wait = None

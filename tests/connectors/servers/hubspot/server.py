@@ -153,6 +153,11 @@ class HubSpotServer(ContractServer):
         with self._lock:
             self.limits.budget.used = self.limits.budget.limit
 
+    def leave_daily_budget(self, requests: int) -> None:
+        with self._lock:
+            budget = self.limits.budget
+            budget.used = max(0, budget.limit - requests)
+
     def renew_daily_budget(self) -> None:
         with self._lock:
             self.limits.budget.reset()

@@ -219,6 +219,10 @@ class SalesforceServer(ContractServer):
         with self._lock:
             self.budget.used = self.budget.limit
 
+    def leave_daily_budget(self, requests: int) -> None:
+        with self._lock:
+            self.budget.used = max(0, self.budget.limit - requests)
+
     def renew_daily_budget(self) -> None:
         with self._lock:
             self.budget.reset()
