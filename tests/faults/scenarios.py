@@ -30,7 +30,7 @@ from wa_bridge.worker.loop import Worker
 from wa_bridge.worker.quota_pause import quota_pause_reason
 
 # Waits short enough for the suite's time budget; the CRM's own words, all the same.
-RETRY_AFTER_S = 0.4
+RETRY_AFTER_S = 0.2
 HANG_S = 1.3  # longer than the pipeline's crm_timeout_s (1 s)
 ATTEMPTS_PER_INDEX = 3  # a batch split by the broker's timing takes more calls; try again
 
@@ -44,8 +44,8 @@ def one_webhook(batch: Batch) -> Batch:
     return Batch(batch.phones, batch.message_ids, (orjson.dumps(merged),), batch.owner)
 
 
-def fresh_batch() -> Batch:
-    return one_webhook(new_batch(people=3, per_person=2))
+def fresh_batch(people: int = 3, per_person: int = 2) -> Batch:
+    return one_webhook(new_batch(people=people, per_person=per_person))
 
 
 async def judge(run: Pipeline, batch: Batch, fault: str, *, replayed: bool = False) -> None:
@@ -160,7 +160,7 @@ async def replay_meets_a_rate_limit(run: Pipeline, note_path: str) -> None:
     a 429: the replay waits its Retry-After (the stand-in enforces it) and applies
     every letter once."""
     await baseline(run)
-    batch = fresh_batch()
+    batch = fresh_batch(people=2, per_person=1)  # the search for failing events is long
     run.server.script(status=400, match=note_path, times=1000)
     await run.send(batch)
     run.server.reset_faults()  # the cause is fixed

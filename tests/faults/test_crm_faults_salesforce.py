@@ -18,6 +18,7 @@ from connectors.servers import SalesforceServer
 from faults import scenarios
 from faults.crm_pipeline import crm_pipeline
 from wa_bridge.bus.embedded import EmbeddedBroker
+from wa_bridge.worker.runner import open_worker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -76,6 +77,16 @@ async def test_503_burst_past_the_in_place_budget(pipeline: Callable[..., Any]) 
 async def test_dlq_replay_waits_out_a_rate_limit(pipeline: Callable[..., Any]) -> None:
     async with pipeline() as run:
         await scenarios.replay_meets_a_rate_limit(run, "composite/sobjects/Task")
+
+
+async def test_retry_after_binds_every_worker_of_the_group(
+    pipeline: Callable[..., Any], server: SalesforceServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one interpreter for both workers and the stand-in: 50 ms for a request under way
+    # (see the HubSpot test of the same name)
+    monkeypatch.setattr(server, "retry_after_grace_s", 0.05)
+    async with pipeline() as run, open_worker(run.settings) as other:
+        await scenarios.retry_after_binds_another_worker(run, other)
 
 
 async def test_accept_then_timeout_on_each_create(pipeline: Callable[..., Any]) -> None:
