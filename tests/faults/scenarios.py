@@ -294,6 +294,45 @@ async def daily_limit_reached(
     assert run.worker.stats.retried == 0
 
 
+async def drain_while_paused(run: Pipeline) -> None:
+    """``wa-bridge dev`` stops (Ctrl-C: drain, then the in-memory broker is gone) while
+    the budget is spent: every event ends in the dead-letter table (with the reason), none
+    is lost, and ``dlq replay`` applies each once when the budget is back."""
+    await baseline(run)
+    batch = fresh_batch()
+    run.server.script(action="spend_daily_budget", at=1)
+    quota = run.worker.processor.quota
+    stop = asyncio.Event()
+    running = asyncio.create_task(run.worker.run(stop, drain_s=30))
+    try:
+        await run.post(batch)
+        await wait_for(lambda: quota.is_paused or running.done())
+        assert quota.is_paused, "the worker never paused"
+        resume_at = quota.paused_until
+        stop.set()
+        await running
+    finally:
+        if not running.done():
+            running.cancel()
+    assert await run.dead_letters(open_only=True) == batch.events
+    assert audit(run.server, batch).applied == 0
+    run.server.renew_daily_budget()
+    assert resume_at is not None
+    await wait_for(lambda: datetime.now(UTC) > resume_at)  # the gate's probe time
+    async with (
+        state_store(run.settings) as store,
+        DeadLetterReplayer(run.settings, store) as replayer,
+    ):
+        results = await replayer.replay(flt=DeadLetterFilter(limit=1000), actor="fault-test")
+    assert {r.status for r in results} == {"replayed"}, results
+    await judge(
+        run,
+        batch,
+        f"{vendor_of(run)}: dev drain while paused (dead-lettered, replayed)",
+        replayed=True,
+    )
+
+
 def readyz() -> tuple[str, dict[str, Any]]:
     """The worker's ``/readyz`` (its probe app, called as the probe server would)."""
     answer: dict[str, str] = {}

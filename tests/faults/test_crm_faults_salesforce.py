@@ -120,3 +120,10 @@ async def test_daily_allocation_spent_pauses_until_it_is_back(
     success."""
     async with pipeline(crm_quota_probe_s=1.0) as run:
         await scenarios.daily_limit_reached(run, refused=refused)
+
+
+async def test_a_drain_while_paused_dead_letters_instead_of_losing(
+    pipeline: Callable[..., Any],
+) -> None:
+    async with pipeline(crm_quota_probe_s=1.0) as run:
+        await scenarios.drain_while_paused(run)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+import pytest
 
 from wa_bridge.clock import ManualClock
 from wa_bridge.errors import CrmQuotaExhausted
@@ -60,3 +61,21 @@ async def test_a_spent_budget_pauses_until_it_is_back_and_says_so() -> None:
     pause.resumed()  # a second batch through: nothing more to say
     assert not pause.is_paused and heard == [True, False] and _paused_until() == 0
     assert _readyz()[0].startswith("200") and readiness.reason() is None
+
+
+async def test_giving_up_raises_in_the_waiting_batch_and_in_later_ones() -> None:
+    clock = ManualClock()
+    pause = QuotaPause(clock)
+    heard: list[bool] = []
+    pause.listen(heard.append)
+    error = CrmQuotaExhausted(
+        "spent", resume_at=clock.now() + timedelta(days=1), retry_after_s=86_400
+    )
+    waiting = asyncio.create_task(pause.wait_out(error))
+    await clock.sleeping()
+    pause.give_up()  # a drain before exit: tomorrow is too late
+    with pytest.raises(CrmQuotaExhausted):
+        await waiting
+    with pytest.raises(CrmQuotaExhausted):
+        await pause.wait_out(error)
+    assert not pause.is_paused and heard == [True, False] and _paused_until() == 0

@@ -173,6 +173,8 @@ class Worker:
             session.burst = True
             session.caught_up = False
             log.info("worker_draining", timeout_s=drain_s)
+            # the broker may be about to go away (dev): a spent CRM budget dead-letters
+            self.processor.quota.give_up()
         self._wake.set()
 
     # --- dispatching ------------------------------------------------------------------

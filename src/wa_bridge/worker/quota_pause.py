@@ -12,10 +12,15 @@ gauge ``wa_bridge_worker_paused_until_seconds`` holds the resume time (Unix seco
 ``/readyz`` answers 503 with the reason meanwhile), and the first batch that goes
 through again logs ``worker_resumed``. The budget left is the gate's gauge,
 ``wa_bridge_crm_quota_remaining{crm,window}``.
+
+A drain before exit (``wa-bridge dev``, whose broker keeps events in memory only) cannot
+wait for tomorrow's budget: :meth:`QuotaPause.give_up` ends the pause, and what meets the
+spent budget from then on is dead-lettered with its reason (replayable), not lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -39,6 +44,7 @@ class QuotaPause:
         self._clock = clock
         self._until: datetime | None = None
         self._listeners: list[Listener] = []
+        self._given_up = asyncio.Event()
 
     @property
     def is_paused(self) -> bool:
@@ -53,7 +59,10 @@ class QuotaPause:
 
     async def wait_out(self, error: CrmQuotaExhausted) -> None:
         """Pause (if not yet) until ``error.resume_at``; return then (the caller tries
-        its batch again). Cancellable like any sleep."""
+        its batch again). Cancellable like any sleep. After :meth:`give_up`, raises
+        ``error`` instead: the caller routes its events by that error's class."""
+        if self._given_up.is_set():
+            raise error
         resume_at = error.resume_at
         until = self._until
         starting = until is None
@@ -69,7 +78,24 @@ class QuotaPause:
             )
             self._tell(True)
         wait_s = (resume_at - self._clock.now()).total_seconds()
-        await self._clock.sleep(max(0.0, wait_s))
+        sleeping = asyncio.ensure_future(self._clock.sleep(max(0.0, wait_s)))
+        giving_up = asyncio.ensure_future(self._given_up.wait())
+        try:
+            await asyncio.wait({sleeping, giving_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (sleeping, giving_up):
+                waiter.cancel()
+            await asyncio.gather(sleeping, giving_up, return_exceptions=True)
+        if self._given_up.is_set():
+            raise error
+
+    def give_up(self) -> None:
+        """Stop waiting for the budget (``wa-bridge dev`` draining its in-memory broker
+        before it exits): batches waiting now, and every later one that meets the spent
+        budget, fail with CrmQuotaExhausted (retry topics, then the dead-letter table:
+        ``wa-bridge dlq replay`` once the budget is back), and consumption resumes."""
+        self._given_up.set()
+        self.resumed()
 
     def resumed(self) -> None:
         """A batch went through: the pause (if any) is over."""
