@@ -190,18 +190,22 @@ async def accept_then_timeout(run: Pipeline, create_paths: dict[str, str]) -> No
         await judge(run, batch, f"{vendor_of(run)}: accept-then-timeout on {name}")
 
 
-async def token_expiry(run: Pipeline, *, at: int = 3) -> None:
+async def token_expiry(run: Pipeline, *, at: int = 3, token_path: str | None = None) -> None:
     """Every access token expires from the ``at``-th call of a batch on: the connector
-    gets a new one and goes on."""
+    gets a new one and goes on. ``token_path``: the first request for the new token
+    times out (the token endpoint issued one the client never got)."""
     await baseline(run)
     tokens_before = _token_calls(run)
     batch = fresh_batch()
     run.server.script(action="expire_credentials", at=at)
+    if token_path is not None:
+        run.server.script(accept_then_hang_s=HANG_S, match=token_path)
     await run.send(batch)
     assert run.server.pending_faults == 0
     assert any(r.status == 401 for r in run.server.requests), "no 401 was met"
-    assert _token_calls(run) > tokens_before, "no new token"
-    await judge(run, batch, f"{vendor_of(run)}: token expired mid-batch")
+    assert _token_calls(run) > tokens_before + (token_path is not None), "no new token"
+    how = "; the token request timed out" if token_path else ""
+    await judge(run, batch, f"{vendor_of(run)}: token expired mid-batch{how}")
 
 
 def _token_calls(run: Pipeline) -> int:

@@ -95,8 +95,9 @@ async def test_accept_then_timeout_on_each_create(pipeline: Callable[..., Any]) 
         await scenarios.accept_then_timeout(run, CREATES)
 
 
+@pytest.mark.parametrize("token_times_out", [False, True], ids=["refreshed", "refresh_times_out"])
 async def test_oauth_token_expires_mid_batch(
-    pipeline: Callable[..., Any], server: HubSpotServer
+    pipeline: Callable[..., Any], token_times_out: bool, server: HubSpotServer
 ) -> None:
     app = server.oauth
     async with pipeline(
@@ -106,7 +107,7 @@ async def test_oauth_token_expires_mid_batch(
         crm_client_secret=app.client_secret,
         crm_refresh_token=app.refresh_token,
     ) as run:
-        await scenarios.token_expiry(run)
+        await scenarios.token_expiry(run, token_path="/oauth/v1/token" if token_times_out else None)
 
 
 @pytest.mark.parametrize("refused", [True, False], ids=["refused", "headers_at_0"])

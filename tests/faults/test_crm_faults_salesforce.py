@@ -94,8 +94,9 @@ async def test_accept_then_timeout_on_each_create(pipeline: Callable[..., Any]) 
         await scenarios.accept_then_timeout(run, CREATES)
 
 
+@pytest.mark.parametrize("token_times_out", [False, True], ids=["refreshed", "refresh_times_out"])
 async def test_session_expires_mid_batch(
-    pipeline: Callable[..., Any], server: SalesforceServer
+    pipeline: Callable[..., Any], token_times_out: bool, server: SalesforceServer
 ) -> None:
     """Client-credentials sign-in; INVALID_SESSION_ID mid-batch gets a new session."""
     app = server.oauth
@@ -107,7 +108,9 @@ async def test_session_expires_mid_batch(
         crm_client_id=app.client_id,
         crm_client_secret=app.client_secret,
     ) as run:
-        await scenarios.token_expiry(run)
+        await scenarios.token_expiry(
+            run, token_path="/services/oauth2/token" if token_times_out else None
+        )
 
 
 @pytest.mark.parametrize("refused", [True, False], ids=["refused", "headers_at_0"])
