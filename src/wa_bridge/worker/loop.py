@@ -27,10 +27,11 @@ Stop (SIGTERM): no new batch; the batches in flight finish within ``shutdown_gra
 (then they are cancelled: nothing of them is committed); finished offsets are committed.
 Records fetched but not in a batch are not committed: the next reader reads them again.
 With ``drain_s`` (``wa-bridge dev`` on Ctrl-C) the worker first keeps going until it is
-caught up, retry records due at once, for up to ``drain_s``. While the CRM's budget is
-spent (``CrmQuotaExhausted``) every partition is paused and no batch starts; the batch
-that met it waits and tries again (:mod:`~wa_bridge.worker.quota_pause`). A rebalance waits for the
-batches that hold a revoked partition, commits, and forgets the partition. The DLQ guard
+caught up, retry records due at once, for up to ``drain_s`` (a spent CRM budget is not
+waited for then: its events are dead-lettered). While the CRM's budget is spent
+(``CrmQuotaExhausted``) every partition is paused and no batch starts; the batch that met
+it waits and tries again (:mod:`~wa_bridge.worker.quota_pause`). A rebalance waits for
+the batches that hold a revoked partition, commits, and forgets the partition. The DLQ guard
 is checked after every batch; when it trips the worker stops as on SIGTERM and raises
 ``DlqLimitExceeded``.
 """
