@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from connectors.conftest import checked
+from connectors.conftest import checked, rest_crm_session  # noqa: F401 - fixture
 from connectors.servers import RestCrmServer
 from faults import scenarios
 from faults.crm_pipeline import crm_pipeline
@@ -25,8 +25,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
 @pytest.fixture
-def server(rest_crm_session: RestCrmServer) -> Any:
-    for server in checked(rest_crm_session):
+def server(request: pytest.FixtureRequest) -> Any:
+    session: RestCrmServer = request.getfixturevalue("rest_crm_session")
+    for server in checked(session):
         server.enforce_retry_after = True
         yield server
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from connectors.conftest import checked
+from connectors.conftest import checked, salesforce_session  # noqa: F401 - fixture
 from connectors.servers import SalesforceServer
 from faults import scenarios
 from faults.crm_pipeline import crm_pipeline
@@ -30,8 +30,9 @@ CREATES = {
 
 
 @pytest.fixture
-def server(salesforce_session: SalesforceServer) -> Any:
-    for server in checked(salesforce_session):
+def server(request: pytest.FixtureRequest) -> Any:
+    session: SalesforceServer = request.getfixturevalue("salesforce_session")
+    for server in checked(session):
         server.enforce_retry_after = True
         yield server
 
