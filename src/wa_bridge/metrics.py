@@ -37,6 +37,7 @@ __all__ = [
     "WEBHOOK_REQUESTS",
     "WORKER_BATCH_SECONDS",
     "WORKER_PARKED_CONTACTS",
+    "WORKER_PAUSED_UNTIL",
     "WORKER_READY",
     "count_event",
     "count_webhook_changes",
@@ -178,6 +179,13 @@ DEAD_LETTERS_OPEN: Final = _gauge(
 # Worker: 1 while it is in its group and its state database answers (GET /readyz).
 WORKER_READY: Final = _gauge(
     "wa_bridge_worker_ready", "1 when the worker is consuming and its state database answers"
+)
+# Worker: while the CRM's budget is spent, when consumption resumes (Unix seconds); 0 when
+# it is not paused (worker/quota_pause.py; /readyz answers 503 meanwhile).
+WORKER_PAUSED_UNTIL: Final = Gauge(
+    "wa_bridge_worker_paused_until_seconds",
+    "When a worker paused for a spent CRM budget resumes consuming (Unix time; 0: not paused)",
+    registry=REGISTRY,
 )
 # Worker: built-in alerts this worker sees firing (1) per rule.
 ALERTS_FIRING: Final = _gauge(

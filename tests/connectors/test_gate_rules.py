@@ -150,3 +150,10 @@ def test_salesforce_reads_api_usage() -> None:
     busy = SALESFORCE_ERRORS.quota(403, _headers(Sforce_Limit_Info="api-usage=3/100"), body)
     assert not busy.daily_spent
     assert SALESFORCE_ERRORS.daily_reset == "rolling"
+
+
+def test_a_503_retry_after_binds_for_every_vendor() -> None:
+    headers = _headers(Retry_After="3")
+    for dialect in (HUBSPOT_ERRORS, SALESFORCE_ERRORS, REST_ERRORS):
+        assert dialect.quota(503, headers, None).wait_s == 3.0, dialect.vendor
+        assert dialect.quota(500, headers, None).wait_s is None, dialect.vendor

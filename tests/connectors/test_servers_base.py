@@ -63,3 +63,52 @@ def _check_runner(process: subprocess.Popen[str]) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+async def test_fault_hooks_play_on_the_nth_request_and_keep_the_checks(
+    hubspot_server: HubSpotServer,
+) -> None:
+    headers = {"Authorization": f"Bearer {hubspot_server.token}"}
+    hubspot_server.script(status=503, at=2)
+    hubspot_server.script(status=429, retry_after_s=0.01, at=2)  # counts on its own
+    hubspot_server.script(action="spend_daily_budget", at=4)
+    async with httpx.AsyncClient(base_url=hubspot_server.url, headers=headers) as client:
+        assert (await client.get(LIST)).status_code == 200
+        assert (await client.get(LIST)).status_code == 503  # both due: the first plays
+        assert (await client.get(LIST)).status_code == 429  # the next one
+        daily = await client.get(LIST)
+        assert daily.status_code == 429 and daily.json()["policyName"] == "DAILY"
+        assert hubspot_server.pending_faults == 0
+        hubspot_server.renew_daily_budget()
+        # a request that breaks the contract is still refused, fault or not
+        hubspot_server.script(accept_then_hang_s=0.01)
+        bad = await client.post("/crm/v3/objects/contacts/batch/create", json={"inputs": 1})
+        assert bad.status_code == 400 and hubspot_server.pending_faults == 1
+        hubspot_server.requests.clear()  # the bad request was sent on purpose
+        made = await client.post(
+            "/crm/v3/objects/contacts", json={"properties": {"email": "a@example.com"}}
+        )
+        assert made.status_code == 201  # applied, then answered late
+        assert [c["properties"]["email"] for c in hubspot_server.objects("contacts")] == [
+            "a@example.com"
+        ]
+    hubspot_server.early.clear()  # the 429's wait was not honoured here on purpose
+
+
+async def test_expire_credentials_turns_the_oauth_token_away_from_the_nth_request(
+    hubspot_server: HubSpotServer,
+) -> None:
+    app = hubspot_server.oauth
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
+        "refresh_token": app.refresh_token,
+    }
+    async with httpx.AsyncClient(base_url=hubspot_server.url) as client:
+        token = (await client.post("/oauth/v1/token", data=form)).json()["access_token"]
+        hubspot_server.script(action="expire_credentials", at=2)
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await client.get(LIST, headers=headers)).status_code == 200
+        assert (await client.get(LIST, headers=headers)).status_code == 401
+        assert (await client.get(LIST, headers=headers)).status_code == 401

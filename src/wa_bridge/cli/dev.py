@@ -12,6 +12,8 @@ The broker keeps events in memory only, so ``dev`` keeps what the receiver ackno
   ``WA_BRIDGE_DEV_DRAIN_TIMEOUT_S``, then everything stops. A second Ctrl-C stops at once.
 - a tripped dead-letter guard pauses the worker (one CRITICAL log line; ``/readyz``
   answers 503 with the reason) while the receiver keeps serving; Ctrl-C then drains.
+- a spent CRM budget pauses the worker until it is back (``/readyz`` says until when)
+  while the receiver keeps serving: the broker holds the backlog.
 """
 
 from __future__ import annotations
@@ -263,6 +265,10 @@ def dev(
         settings = dev_settings(base, bootstrap=broker.bootstrap, data_dir=data_dir)
         configure_logging(fmt=settings.log_format, level=settings.log_level)
         readiness = Readiness()
+        if worker:
+            from wa_bridge.worker.quota_pause import quota_pause_reason
+
+            readiness.watch("crm_quota", quota_pause_reason)
         app = build_receiver(settings, readiness=readiness)
         server = _Server(uvicorn_config(app, host=host, port=port, log_level=settings.log_level))
 

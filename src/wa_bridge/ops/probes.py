@@ -3,7 +3,8 @@
 Served from a daemon thread (like prometheus_client's own server) so a busy event loop
 never delays a probe. ``/healthz`` answers 200 while the process is up; ``/readyz`` 200
 when ``wa_bridge_worker_ready`` is 1 (set by the monitor task once it is in its group and
-the database answered), else 503; ``/metrics`` the Prometheus text.
+the database answered) and the worker is not paused for a spent CRM budget, else 503
+(with the pause's reason in ``detail``); ``/metrics`` the Prometheus text.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import orjson
+
 from wa_bridge import metrics
+from wa_bridge.worker.quota_pause import quota_pause_reason
 
 __all__ = ["ProbeServer", "probe_app", "start_probe_server"]
 
@@ -26,7 +30,10 @@ def _is_ready() -> bool:
     return any(value >= 1 for _, value in samples)
 
 
-def probe_app(is_ready: Callable[[], bool] = _is_ready) -> Callable[..., Iterable[bytes]]:
+def probe_app(
+    is_ready: Callable[[], bool] = _is_ready,
+    paused_reason: Callable[[], str | None] = quota_pause_reason,
+) -> Callable[..., Iterable[bytes]]:
     """The WSGI app behind the worker's probe port."""
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -36,8 +43,15 @@ def probe_app(is_ready: Callable[[], bool] = _is_ready) -> Callable[..., Iterabl
         elif path == "/healthz":
             body, status, kind = b'{"status":"ok"}', "200 OK", "application/json"
         elif path == "/readyz":
-            ready = is_ready()
-            body = b'{"status":"ready"}' if ready else b'{"status":"not_ready"}'
+            reason = paused_reason()
+            ready = reason is None and is_ready()
+            if ready:
+                body = b'{"status":"ready"}'
+            else:
+                answer: dict[str, str] = {"status": "not_ready"}
+                if reason is not None:
+                    answer["detail"] = reason
+                body = orjson.dumps(answer)
             status = "200 OK" if ready else "503 Service Unavailable"
             kind = "application/json"
         else:

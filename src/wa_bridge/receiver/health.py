@@ -34,6 +34,7 @@ class Readiness:
 
     def __init__(self) -> None:
         self._reasons: dict[str, str] = {}
+        self._watched: dict[str, Callable[[], str | None]] = {}
 
     def set_not_ready(self, part: str, reason: str) -> None:
         self._reasons[part] = reason
@@ -41,9 +42,15 @@ class Readiness:
     def clear(self, part: str) -> None:
         self._reasons.pop(part, None)
 
+    def watch(self, part: str, reason: Callable[[], str | None]) -> None:
+        """Ask ``reason()`` (cheap, no I/O) on every probe: why ``part`` is not ready now,
+        or None (``wa-bridge dev``: a worker paused until the CRM's budget is back)."""
+        self._watched[part] = reason
+
     def reason(self) -> str | None:
         """Every part's reason, joined (None when every part is ready)."""
-        return "; ".join(self._reasons.values()) or None
+        watched = [r for get in self._watched.values() if (r := get()) is not None]
+        return "; ".join([*self._reasons.values(), *watched]) or None
 
 
 def build_health_router(

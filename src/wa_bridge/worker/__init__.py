@@ -21,6 +21,7 @@ __all__ = [
     "outcomes",  # what became of each event: counts, log lines, metrics
     "partition",  # one partition's records between the fetch and the commit
     "pipeline",  # a batch of events → ledger, identity, cases, CRM
+    "quota_pause",  # consumption paused while the CRM's budget is spent
     "replay",  # replaying dead letters through the pipeline
     "retention",  # the periodic purge
     "retry",  # fates by error class, in-place retries, park-behind

@@ -8,6 +8,8 @@ transaction, as few CRM requests as the connector can make of it). What a failur
   made): dead-lettered, and the others applied again;
 - a rate limit: waited out in place for as long as the CRM asks (never counted as a try,
   never a reason to route an event);
+- a spent CRM budget (``CrmQuotaExhausted``): the worker pauses consumption until the
+  budget is back, then the same batch again (:mod:`wa_bridge.worker.quota_pause`);
 - our state or bus down: waited out, then the same batch again;
 - a retryable error or a bug, after ``in_place_attempts`` tries of the whole batch (same
   keys: idempotent), or a permanent error at once: the batch is split in two halves and
@@ -38,6 +40,7 @@ from wa_bridge.bus.consumer import Delivery
 from wa_bridge.bus.record_producer import RecordProducer
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import (
+    CrmQuotaExhausted,
     CrmRateLimited,
     CrmRejected,
     InvalidEvent,
@@ -50,6 +53,7 @@ from wa_bridge.worker.dlq import DeadLetterer
 from wa_bridge.worker.options import BatchOptions
 from wa_bridge.worker.outcomes import BatchItem, Tally, count_delivered, export
 from wa_bridge.worker.pipeline import BatchResult, EventsRefused, Pipeline, check_route
+from wa_bridge.worker.quota_pause import QuotaPause
 from wa_bridge.worker.retry import (
     UNEXPECTED_ERROR,
     ParkingLot,
@@ -100,12 +104,14 @@ class BatchProcessor:
         dead_letterer: DeadLetterer,
         producer: RecordProducer,
         parking: ParkingLot | None = None,
+        quota: QuotaPause | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.options = options
         self.pipeline = pipeline
         self.clock = clock
         self.parking = parking or ParkingLot()
+        self.quota = quota or QuotaPause(clock)
         self.router = Router(
             options,
             producer=producer,
@@ -185,23 +191,31 @@ class BatchProcessor:
                 await self.router.dead_letter(item, error, tally, attempts=item.level + 1)
 
     async def _apply(self, items: list[BatchItem], attempts: int) -> BatchResult:
-        """Pipeline with the in-place budget; waits out rate limits and our own outages."""
+        """Pipeline with the in-place budget; waits out rate limits, our own outages and
+        a spent CRM budget (paused until it is back)."""
         events: list[CanonicalEvent] = [i.event for i in items if i.event]
         origins = {i.event_id: i.origin for i in items}  # for each event's trace
 
         def waiting(exc: BaseException) -> None:
             log.warning("store_unavailable_waiting", error_class=type(exc).__name__)
 
-        return await wait_out_outages(
-            lambda: retry_in_place(
-                lambda: self.pipeline.apply(events, origins=origins),
-                attempts=attempts,
-                on_retry=_log_in_place_retry,
-                clock=self.clock,
-            ),
-            clock=self.clock,
-            on_wait=waiting,
-        )
+        while True:
+            try:
+                result = await wait_out_outages(
+                    lambda: retry_in_place(
+                        lambda: self.pipeline.apply(events, origins=origins),
+                        attempts=attempts,
+                        on_retry=_log_in_place_retry,
+                        clock=self.clock,
+                    ),
+                    clock=self.clock,
+                    on_wait=waiting,
+                )
+            except CrmQuotaExhausted as exc:  # nothing committed: the same batch, later
+                await self.quota.wait_out(exc)
+                continue
+            self.quota.resumed()
+            return result
 
     async def _refuse(
         self, items: list[BatchItem], refused: EventsRefused, tally: Tally

@@ -27,8 +27,11 @@ Stop (SIGTERM): no new batch; the batches in flight finish within ``shutdown_gra
 (then they are cancelled: nothing of them is committed); finished offsets are committed.
 Records fetched but not in a batch are not committed: the next reader reads them again.
 With ``drain_s`` (``wa-bridge dev`` on Ctrl-C) the worker first keeps going until it is
-caught up, retry records due at once, for up to ``drain_s``. A rebalance waits for the
-batches that hold a revoked partition, commits, and forgets the partition. The DLQ guard
+caught up, retry records due at once, for up to ``drain_s`` (a spent CRM budget is not
+waited for then: its events are dead-lettered). While the CRM's budget is spent
+(``CrmQuotaExhausted``) every partition is paused and no batch starts; the batch that met
+it waits and tries again (:mod:`~wa_bridge.worker.quota_pause`). A rebalance waits for
+the batches that hold a revoked partition, commits, and forgets the partition. The DLQ guard
 is checked after every batch; when it trips the worker stops as on SIGTERM and raises
 ``DlqLimitExceeded``.
 """
@@ -111,6 +114,7 @@ class Worker:
         self._batch_done = asyncio.Event()  # a batch ended (rebalance waits on it)
         self._committer = OffsetCommitter(consumer, self._committed, clock)
         self._session = _Session()
+        processor.quota.listen(self._on_quota)
 
     @property
     def topics(self) -> list[str]:
@@ -170,6 +174,8 @@ class Worker:
             session.burst = True
             session.caught_up = False
             log.info("worker_draining", timeout_s=drain_s)
+            # the broker may be about to go away (dev): a spent CRM budget dead-letters
+            self.processor.quota.give_up()
         self._wake.set()
 
     # --- dispatching ------------------------------------------------------------------
@@ -201,6 +207,8 @@ class Worker:
     def _start_batches(self) -> None:
         group = self._session.group
         assert group is not None
+        if self.processor.quota.is_paused:  # the paused batch tries again; nothing new
+            return
         while len(self._in_flight) < self.options.batches_in_flight:
             taken = self._form_batch()
             if not taken:
@@ -383,11 +391,25 @@ class Worker:
                 self._pause(state)  # nothing more from it until these are due and done
             elif state.unfinished >= self.options.partition_cap:
                 self._pause(state)
+            if self.processor.quota.is_paused and tp in self.consumer.assignment():
+                self.consumer.pause(tp)  # fetched before the pause: nothing more
 
     def _pause(self, state: PartitionState) -> None:
         if not state.paused and state.tp in self.consumer.assignment():
             self.consumer.pause(state.tp)
             state.paused = True
+
+    def _on_quota(self, paused: bool) -> None:
+        """The CRM's budget is spent (``paused``) or back: stop or restart fetching every
+        assigned partition (one paused for its own reason stays paused)."""
+        for tp in self.consumer.assignment():
+            if paused:
+                self.consumer.pause(tp)
+            else:
+                state = self._states.get(tp)
+                if state is None or not state.paused:
+                    self.consumer.resume(tp)
+        self._wake.set()
 
     def _resume_if_drained(self, state: PartitionState) -> None:
         if not state.paused:
@@ -396,6 +418,9 @@ class Worker:
             drained = not state.waiting and not state.busy
         else:
             drained = state.unfinished <= self.options.partition_cap // 2
+        if drained and self.processor.quota.is_paused:
+            state.paused = False  # its own reason is gone; the quota's resume restarts it
+            return
         if drained and state.tp in self.consumer.assignment():
             self.consumer.resume(state.tp)
             state.paused = False

@@ -4,7 +4,9 @@ A replay applies the stored event with the same :class:`Pipeline` as the worker,
 past the ledger (which says ``dead_lettered``); success marks the dead letter
 ``replayed`` and the ledger ``replayed``. A dead letter that is not open is skipped, so
 replaying twice has the effect of replaying once (and every CRM write is idempotent).
-On failure the new error is appended and the dead letter stays open.
+On failure the new error is appended and the dead letter stays open. A rate limit is no
+failure: the replay waits the CRM's Retry-After and goes on (a spent daily budget fails
+the replay with the time it comes back; the letter stays open).
 
 Callers go through :class:`wa_bridge.worker.assembly.DeadLetterReplayer`, which finds the
 dead letters and writes the one audit row per replayed dead letter.
@@ -22,7 +24,7 @@ from wa_bridge.events import CanonicalEvent
 from wa_bridge.store.api import DeadLetter, Store
 from wa_bridge.worker.dlq import dead_letter_of
 from wa_bridge.worker.pipeline import Pipeline
-from wa_bridge.worker.retry import error_class_of
+from wa_bridge.worker.retry import error_class_of, retry_in_place
 
 __all__ = ["ReplayResult", "ReplayStatus", "replay_dead_letters"]
 
@@ -72,7 +74,9 @@ async def _replay_one(
         error: BaseException = InvalidEvent(f"stored payload is not an event: {exc}")
     else:
         try:
-            result = await pipeline.apply([event], use_ledger=False)
+            result = await retry_in_place(
+                lambda: pipeline.apply([event], use_ledger=False), attempts=1, clock=clock
+            )
         except Exception as exc:  # any failure is this replay's outcome, recorded below
             error = exc
         else:

@@ -5,6 +5,8 @@ The fate of a failure is decided by its class alone:
 - ``CrmRateLimited``: the CRM asked us to wait. Wait its ``retry_after_s`` and try again,
   as often as it asks: a quota never uses up the retry budget, never sends an event to a
   retry topic or the DLQ.
+- ``CrmQuotaExhausted``: the CRM's budget is spent for longer: raised at once, and the
+  batch processor pauses the worker until it is back (``worker/quota_pause.py``).
 - ``RetryableError``: back off in place up to ``retry_in_place_attempts``; then the event
   goes to ``<topic>.retry.<n>`` (due after ``retry_delays_s[n-1]``), and after the last
   retry topic to the DLQ.
@@ -25,6 +27,7 @@ from typing import Final, Literal, TypeVar, cast, get_args
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import (
     BusUnavailable,
+    CrmQuotaExhausted,
     CrmRateLimited,
     PermanentError,
     RetryableError,
@@ -148,7 +151,8 @@ async def retry_in_place(
       ``clock`` and call again, for as long as the CRM keeps asking (cancel to give up).
     - other retryable errors and bugs: wait exponential backoff with jitter, or the
       error's ``retry_after_s``, at most ``max_wait_s``.
-    - permanent and infrastructure errors are raised at once.
+    - permanent and infrastructure errors, and a spent CRM budget (``CrmQuotaExhausted``:
+      the caller pauses, it is no failure), are raised at once.
 
     ``on_retry(error, n)`` is told each failure before its wait (``n`` counts them all).
     """
@@ -159,7 +163,7 @@ async def retry_in_place(
         tries += 1
         try:
             return await call()
-        except (PermanentError, *INFRASTRUCTURE_ERRORS):
+        except (PermanentError, CrmQuotaExhausted, *INFRASTRUCTURE_ERRORS):
             raise
         except CrmRateLimited as exc:
             limited += exc.retry_after_s is None

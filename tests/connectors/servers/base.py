@@ -16,6 +16,23 @@ authenticated and let through the vendor's own limits, and before it is applied 
 delayed request is still applied: a timeout does not mean nothing happened). A fault
 without ``match`` applies to API requests only, never to a token endpoint.
 
+More faults for the fault tests (``tests/faults``); none of them weakens a check::
+
+    server.script(status=429, retry_after_s=0.5, at=3)     # the 3rd request from now
+    server.script(accept_then_hang_s=2, match="/batch/create")  # applied, answered late
+    server.script(action="expire_credentials", at=4)       # from the 4th request: 401
+    server.script(action="spend_daily_budget", at=2)       # from the 2nd: over the day's
+    server.renew_daily_budget()                            # midnight: the budget is back
+
+``at=N`` plays the fault on the Nth matching request from now; each queued fault counts
+on its own (an answer fault counts the requests that reach the fault stage, an action
+the requests that arrive). ``accept_then_hang_s`` applies the request, then answers that
+much later (a client with a shorter timeout sees a timeout for a write the CRM made).
+An ``action`` changes the vendor's state as the request arrives, before it is
+authenticated: ``expire_credentials`` expires every token issued so far (the vendor's
+401 follows), ``spend_daily_budget`` uses up the daily allocation (the vendor's own
+refusal follows, until :meth:`ContractServer.renew_daily_budget`).
+
 Every answer carrying ``Retry-After`` starts a wait: a later request that arrives before
 it ran out is recorded in :attr:`ContractServer.early` (on the same connection at once,
 on another after :attr:`ContractServer.retry_after_grace_s`, the time a request already
@@ -37,7 +54,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
 
 import orjson
@@ -61,6 +78,10 @@ class ManualClock:
         self.now += seconds
 
 
+# What a fault may do to the vendor's state as a request arrives (see the module doc).
+FaultAction = Literal["expire_credentials", "spend_daily_budget"]
+
+
 @dataclass
 class Fault:
     status: int | None = None
@@ -69,6 +90,14 @@ class Fault:
     body: Json = None
     headers: dict[str, str] = field(default_factory=dict)
     match: str | None = None  # a substring of the path; None: any API request
+    countdown: int = 0  # matching requests to let by before this one plays (``at`` - 1)
+    accept_then_hang_s: float = 0.0  # apply the request, then answer this much later
+    action: FaultAction | None = None  # done to the vendor's state on arrival
+
+    def matches(self, request: RecordedRequest) -> bool:
+        if self.match is None:
+            return not request.auth_endpoint
+        return self.match in request.path
 
 
 @dataclass
@@ -142,11 +171,62 @@ class ContractServer:
         headers: dict[str, str] | None = None,
         times: int = 1,
         match: str | None = None,
+        at: int = 1,
+        accept_then_hang_s: float = 0.0,
+        action: FaultAction | None = None,
     ) -> None:
-        """Queue ``times`` faulty answers for the next requests (whose path holds ``match``)."""
-        fault = Fault(status, retry_after_s, delay_s, body, dict(headers or {}), match)
+        """Queue ``times`` faulty answers for the next requests (whose path holds
+        ``match``), the first on the ``at``-th such request from now (module doc)."""
+        if at < 1:
+            raise ValueError("at counts requests from 1")
         with self._lock:
-            self._faults.extend([fault] * times)
+            for _ in range(times):
+                self._faults.append(
+                    Fault(
+                        status,
+                        retry_after_s,
+                        delay_s,
+                        body,
+                        dict(headers or {}),
+                        match,
+                        countdown=at - 1,
+                        accept_then_hang_s=accept_then_hang_s,
+                        action=action,
+                    )
+                )
+
+    def reset_faults(self) -> None:
+        """Drop the scripted faults not played yet."""
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def pending_faults(self) -> int:
+        """Scripted faults not played yet."""
+        with self._lock:
+            return len(self._faults)
+
+    def renew_daily_budget(self) -> None:
+        """Midnight (or the rolling day moved on): the daily allocation is whole again,
+        and a Retry-After that pointed there has run out."""
+        raise NotImplementedError(f"{self.vendor} has no daily budget")
+
+    def leave_daily_budget(self, requests: int) -> None:
+        """Only ``requests`` more requests fit in today's allocation (the answers' quota
+        headers count down to 0; the next request is refused)."""
+        raise NotImplementedError(f"{self.vendor} has no daily budget")
+
+    def _wait_ran_out(self) -> None:
+        with self._lock:
+            self._wait = None
+
+    def expire_credentials(self) -> None:
+        """Every access token issued so far expires now (the ``expire_credentials`` action)."""
+        raise NotImplementedError(f"{self.vendor} issues no tokens that expire")
+
+    def spend_daily_budget(self) -> None:
+        """The daily allocation is used up now (the ``spend_daily_budget`` action)."""
+        raise NotImplementedError(f"{self.vendor} has no daily budget")
 
     def reset(self) -> None:
         """Forget requests, records, pending faults and waits (between tests); back to
@@ -281,12 +361,30 @@ class ContractServer:
         return request
 
     def _take_fault(self, request: RecordedRequest) -> Fault | None:
-        for i, fault in enumerate(self._faults):
-            if fault.match is None and not request.auth_endpoint:
-                return self._faults.pop(i)
-            if fault.match is not None and fault.match in request.path:
-                return self._faults.pop(i)
-        return None
+        """The first answer fault due on ``request``; the others that match count it."""
+        due = self._due(request, actions=False, first_only=True)
+        return due[0] if due else None
+
+    def _arrive(self, request: RecordedRequest) -> None:
+        """Play the actions due on ``request`` (before it is authenticated)."""
+        for fault in self._due(request, actions=True, first_only=False):
+            if fault.action == "expire_credentials":
+                self.expire_credentials()
+            elif fault.action == "spend_daily_budget":
+                self.spend_daily_budget()
+
+    def _due(self, request: RecordedRequest, *, actions: bool, first_only: bool) -> list[Fault]:
+        """Take the faults (of one kind) due on ``request``; count it for the others."""
+        due: list[Fault] = []
+        for fault in list(self._faults):
+            if (fault.action is not None) != actions or not fault.matches(request):
+                continue
+            if fault.countdown > 0:
+                fault.countdown -= 1
+            elif not (first_only and due):
+                due.append(fault)
+                self._faults.remove(fault)
+        return due
 
     def _check_early(self, request: RecordedRequest) -> None:
         wait = self._wait
@@ -316,6 +414,7 @@ class ContractServer:
         with self._lock:
             self.requests.append(request)
             self._check_early(request)
+            self._arrive(request)
         if not request.auth_endpoint:
             if not request.headers.get("authorization", "").startswith("Bearer "):
                 request.violations.append("no Authorization: Bearer header")
@@ -337,7 +436,10 @@ class ContractServer:
             if fault.status is not None:
                 return self._decorated(request, self.fault_reply(fault))
         with self._lock:
-            return self._decorated(request, self.handle(request))
+            reply = self._decorated(request, self.handle(request))
+        if fault is not None and fault.accept_then_hang_s:
+            await asyncio.sleep(fault.accept_then_hang_s)  # written; the answer comes late
+        return reply
 
     def _decorated(self, request: RecordedRequest, reply: Reply) -> Reply:
         with self._lock:

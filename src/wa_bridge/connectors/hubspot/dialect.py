@@ -9,7 +9,7 @@ window (``-Interval-Milliseconds``, ``-Max``, ``-Remaining``), ``-Secondly[-Rema
 and, for private apps, ``-Daily[-Remaining]``. A 429 names its ``policyName``:
 ``TEN_SECONDLY_ROLLING`` or ``SECONDLY`` wait ``Retry-After`` (else the window's
 interval); ``DAILY`` means the daily budget is spent until midnight in the account's
-time zone.
+time zone. A 503's ``Retry-After`` binds as HTTP says (every later request waits).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Final
 import httpx
 
 from wa_bridge.connectors.http import ErrorDialect, retry_after_header
-from wa_bridge.connectors.quota import QuotaReading, QuotaWindow
+from wa_bridge.connectors.quota import QuotaReading, QuotaWindow, standard_reading
 
 __all__ = ["HUBSPOT_ERRORS", "error_text"]
 
@@ -106,7 +106,10 @@ def _quota(status: int, headers: httpx.Headers, body: Any) -> QuotaReading:
             remaining[window] = value
     policy = body.get("policyName") if isinstance(body, dict) else None
     spent = status == 429 and policy == "DAILY"
-    wait_s = _wait_s(headers) if status == 429 and not spent else None
+    if status == 429:
+        wait_s = None if spent else _wait_s(headers)
+    else:  # a 503's Retry-After binds like a 429's (HTTP's own signal)
+        wait_s = standard_reading(status, headers, body).wait_s
     window_wait_s = None
     if status < 400:  # a refusal's own wait (Retry-After) is the better word
         if remaining.get("interval", 1) <= 0:

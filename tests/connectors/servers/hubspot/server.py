@@ -17,8 +17,9 @@ Test helpers: :meth:`seed`, :meth:`seed_company_crm`, :meth:`agent_edit`,
 :meth:`delete`, :meth:`get`, :meth:`find`, :meth:`find_all`, :meth:`objects`,
 :meth:`associations_of`, :meth:`add_property`, :meth:`add_group`, :meth:`add_pipeline`,
 :meth:`set_limits`, :meth:`expire_tokens` and ``oauth`` (client id, secret, refresh
-token). Endpoints: ``objects.py``, ``links.py`` (associations), ``portal.py`` (properties,
-groups, pipelines, tokens); ``access.py``: auth and rate limits; ``store.py``: records.
+token); the fault hooks of ``base``. Endpoints: ``objects.py``, ``links.py``
+(associations), ``portal.py`` (properties, groups, pipelines, tokens); ``access.py``: auth
+and rate limits; ``store.py``: records.
 """
 
 from __future__ import annotations
@@ -143,6 +144,24 @@ class HubSpotServer(ContractServer):
         """Every OAuth access token issued so far expires now (the private-app token not)."""
         with self._lock:
             self.oauth.tokens.expire_all()
+
+    def expire_credentials(self) -> None:
+        self.expire_tokens()
+
+    def spend_daily_budget(self) -> None:
+        """The private app's daily budget is used up (OAuth calls have none)."""
+        with self._lock:
+            self.limits.budget.used = self.limits.budget.limit
+
+    def leave_daily_budget(self, requests: int) -> None:
+        with self._lock:
+            budget = self.limits.budget
+            budget.used = max(0, budget.limit - requests)
+
+    def renew_daily_budget(self) -> None:
+        with self._lock:
+            self.limits.budget.reset()
+            self._wait_ran_out()
 
     def seed(self, object_type: str, properties: dict[str, str] | None = None, **more: str) -> str:
         """A record the portal already holds (no request, no checks); returns its id."""

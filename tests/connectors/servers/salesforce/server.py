@@ -212,6 +212,22 @@ class SalesforceServer(ContractServer):
         with self._lock:
             self.oauth.sessions.expire_all()
 
+    def expire_credentials(self) -> None:
+        self.expire_sessions()
+
+    def spend_daily_budget(self) -> None:
+        with self._lock:
+            self.budget.used = self.budget.limit
+
+    def leave_daily_budget(self, requests: int) -> None:
+        with self._lock:
+            self.budget.used = max(0, self.budget.limit - requests)
+
+    def renew_daily_budget(self) -> None:
+        with self._lock:
+            self.budget.reset()
+            self._wait_ran_out()
+
     def seed(self, sobject: str, **fields: Any) -> str:
         """A record the org already holds (no request, no checks); returns its Id."""
         with self._lock:
