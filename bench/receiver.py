@@ -36,8 +36,8 @@ HERE = Path(__file__).resolve().parent
 BODY_PATH = HERE / "data" / "text_webhook.json"
 RESULTS = HERE / "results"
 HOST = "127.0.0.1"
-TARGET_B_OVER_A = 0.30
-TARGET_B_OVER_C = 3.0
+TARGET_B_OVER_A = 0.50
+TARGET_B_OVER_C = 7.0
 OTHERS_MAX = 0.10  # flag a run when others took more than this share of a CPU set
 
 
@@ -118,6 +118,11 @@ def _cpus(text: str) -> set[int] | None:
     return {int(c) for c in text.split(",") if c.strip()} or None
 
 
+def _env_pairs(text: str) -> dict[str, str]:
+    pairs = dict(item.split("=", 1) for item in text.split(",") if item.strip())
+    return {k.strip(): v.strip() for k, v in pairs.items()}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.receiver", description=__doc__.split("\n")[0])
     p.add_argument("--targets", default="a,b,c", help="comma-separated subset of a,b,c")
@@ -135,6 +140,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--receiver-cmd",
         default=None,
         help="command for (b) instead of `wa-bridge receiver` ({host}, {port} filled in)",
+    )
+    p.add_argument(
+        "--variant-env",
+        type=_env_pairs,
+        default=None,
+        help="K=V,K=V: also run (d), the receiver with this environment added, right after "
+        "(b) in each round (A/B in one run: WA_BRIDGE_KAFKA_CLIENT=aiokafka, or "
+        "PYTHONPATH=<an export of another commit>/src)",
     )
     p.add_argument("--profile", action="store_true", help="profile (b) with py-spy afterwards")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
@@ -207,13 +220,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.duration:g} s (+{args.warmup:g} s warm-up); server CPUs {args.server_cpus}, "
         f"client CPUs {args.client_cpus}; logs in {workdir}"
     )
-    runners = {"a": _targets.bare, "b": _targets.wa_bridge, "c": _targets.pywa}
-    rounds: dict[str, list[Outcome]] = {k: [] for k in ("a", "b", "c")}
+    runners = {
+        "a": _targets.bare,
+        "b": _targets.wa_bridge,
+        "d": _targets.wa_bridge_variant,
+        "c": _targets.pywa,
+    }
+    keys = ("a", "b", "d", "c") if args.variant_env else ("a", "b", "c")
+    if args.variant_env:
+        wanted.add("d")
+        print(f"(d) is (b) with {args.variant_env}")
+    rounds: dict[str, list[Outcome]] = {k: [] for k in keys}
     max_load = 0.0
     want_profile = args.profile
     for n in range(1, args.rounds + 1):
         args.profile = want_profile and n == args.rounds  # profile (b) once, in the last round
-        for key in ("a", "b", "c"):
+        for key in keys:
             out = Outcome(key, _targets.NAMES[key])
             rounds[key].append(out)
             if key not in wanted:
@@ -232,13 +254,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{key}] {rps} ({time.monotonic() - started:.0f} s)", flush=True)
     by_key = {key: _median_round(outs) for key, outs in rounds.items()}
 
-    outcomes = [by_key[k] for k in ("a", "b", "c")]
+    outcomes = [by_key[k] for k in keys]
     _print_table(outcomes)
     print()
     ratios = {
         "b/a": _ratio(by_key["b"], by_key["a"], TARGET_B_OVER_A),
         "b/c": _ratio(by_key["b"], by_key["c"], TARGET_B_OVER_C),
     }
+    if "d" in by_key:
+        ratios["d/a"] = _ratio(by_key["d"], by_key["a"], TARGET_B_OVER_A)
+        ratios["d/c"] = _ratio(by_key["d"], by_key["c"], TARGET_B_OVER_C)
     if any(o.problems for o in outcomes):
         print(
             "NOTE: flagged rows are not clean figures (see FLAGGED above); when other "
