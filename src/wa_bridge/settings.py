@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     )
     kafka_enable_idempotence: bool = True
     kafka_linger_ms: int = Field(default=2, ge=0)
+    kafka_client: Literal["confluent", "aiokafka"] = Field(
+        default="confluent",
+        description="The receiver's producer: librdkafka through confluent-kafka (batches "
+        "in C, the faster) or aiokafka (pure Python). Every other client is aiokafka.",
+    )
     consumer_group: str = "wa-bridge"
     consumer_fetch_max_wait_ms: int = Field(
         default=500,

@@ -43,13 +43,13 @@ def uvicorn_config(app: ReceiverApp, *, host: str, port: int, log_level: str) ->
 def build_receiver(settings: Settings, *, readiness: Readiness | None = None) -> ReceiverApp:
     """``create_app`` (with the admin API when admin tokens are set, and the inbox route);
     bad config → exit 2. ``readiness``: see :func:`~wa_bridge.receiver.create_app`."""
-    from wa_bridge.bus.producer import KafkaPublisher
+    from wa_bridge.bus.publishers import publisher_from_settings
     from wa_bridge.ops.backend import admin_api
     from wa_bridge.receiver.inbox import inbox_api
 
     try:
         routers, closers = admin_api(settings)
-        publisher = KafkaPublisher.from_settings(settings)  # shared by webhook and inbox
+        publisher = publisher_from_settings(settings)  # shared by webhook and inbox
         routers = [*routers, inbox_api(settings, publisher)]
         return create_app(
             settings, publisher=publisher, routers=routers, closers=closers, readiness=readiness
@@ -67,9 +67,9 @@ async def check_bus(settings: Settings) -> bool:
     connection settings are wrong or the topic would keep an acknowledged event on one
     broker only (see ``WA_BRIDGE_KAFKA_DURABILITY_CHECK``).
     """
-    from wa_bridge.bus.producer import KafkaPublisher
+    from wa_bridge.bus.publishers import publisher_from_settings
 
-    publisher = KafkaPublisher.from_settings(settings)
+    publisher = publisher_from_settings(settings)
     try:
         await publisher.start()
     except BusUnavailable as exc:

@@ -22,7 +22,7 @@ __all__ = ["documented_app", "openapi_document", "openapi_yaml"]
 def documented_app() -> ReceiverApp:
     """The receiver as a deployment serves it, admin API and inbox route included
     (placeholder secrets; nothing is started or connected)."""
-    from wa_bridge.bus.producer import KafkaPublisher
+    from wa_bridge.bus.publishers import publisher_from_settings
     from wa_bridge.ops.backend import admin_api
     from wa_bridge.receiver.inbox import inbox_api
 
@@ -31,7 +31,7 @@ def documented_app() -> ReceiverApp:
         admin_tokens=["operator:placeholder-token-for-docs"],
     )
     routers, _closers = admin_api(settings)
-    publisher = KafkaPublisher.from_settings(settings)
+    publisher = publisher_from_settings(settings)
     routers = [*routers, inbox_api(settings, publisher)]
     return create_app(settings, publisher=publisher, routers=routers)
 
