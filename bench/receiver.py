@@ -156,7 +156,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _print_table(outcomes: list[Outcome]) -> None:
     print()
-    head = ("req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "non-2xx")
+    head = ("req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "non-2xx", "CPU µs/r")
     print(f"{'target':<46}" + "".join(f"{h:>9}" for h in head))
     for o in outcomes:
         label = f"({o.key}) {o.name}"
@@ -165,13 +165,31 @@ def _print_table(outcomes: list[Outcome]) -> None:
             continue
         r = o.result
         cells = (f"{r.rps:.0f}", *(f"{v:.2f}" for v in (r.p50_ms, r.p90_ms, r.p99_ms)))
-        cells += (f"{r.max_ms:.0f}", str(r.non2xx))
+        cells += (f"{r.max_ms:.0f}", str(r.non2xx), _cpu_per_request(o))
         print(f"{label:<46}" + "".join(f"{c:>9}" for c in cells))
     for o in outcomes:
         for check in o.checks:
             print(f"  ({o.key}) ok: {check}")
         for problem in o.problems:
             print(f"  ({o.key}) FLAGGED: {problem}")
+
+
+def _cpu_per_request(o: Outcome) -> str:
+    """The server's own CPU time per request (steadier than req/s on a shared machine)."""
+    if o.cpu is None or o.result is None or not o.result.requests:
+        return "-"
+    return f"{o.cpu.server_cpu_s * 1e6 / o.result.requests:.0f}"
+
+
+def _cpu_ratio(num: Outcome, den: Outcome) -> None:
+    """den's CPU per request over num's: what b/a would be if both had a core each."""
+    if num.cpu is None or den.cpu is None or num.result is None or den.result is None:
+        return
+    if not num.result.requests or not den.result.requests or not num.cpu.server_cpu_s:
+        return
+    per_num = num.cpu.server_cpu_s / num.result.requests
+    per_den = den.cpu.server_cpu_s / den.result.requests
+    print(f"{num.key}/{den.key} by server CPU per request: {per_den / per_num:.2f}×")
 
 
 def _ratio(num: Outcome, den: Outcome, target: float) -> dict[str, object]:
@@ -264,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     if "d" in by_key:
         ratios["d/a"] = _ratio(by_key["d"], by_key["a"], TARGET_B_OVER_A)
         ratios["d/c"] = _ratio(by_key["d"], by_key["c"], TARGET_B_OVER_C)
+    for num, den in (("b", "a"), ("b", "c"), ("d", "a"), ("d", "c")):
+        if num in by_key and den in by_key:
+            _cpu_ratio(by_key[num], by_key[den])
     if any(o.problems for o in outcomes):
         print(
             "NOTE: flagged rows are not clean figures (see FLAGGED above); when other "
