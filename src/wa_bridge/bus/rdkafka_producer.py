@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from wa_bridge.settings import Settings
 __all__ = ["RdKafkaPublisher", "producer_config"]
 
 log = get_logger("bus.rdkafka")
+_LIBRDKAFKA_LOG: Final = logging.getLogger("wa_bridge.bus.librdkafka")
 
 # How long one poll() blocks when nothing happens: bounds how late a stop is noticed.
 _POLL_S: Final = 0.1
@@ -211,6 +213,9 @@ class RdKafkaPublisher(KafkaPublisher):
                 security=self.rdkafka_security,
             )
             config["error_cb"] = self._on_error
+            # librdkafka's own lines (connection failures, say) through stdlib logging,
+            # served by the poll thread, instead of raw lines on stderr
+            config["logger"] = _LIBRDKAFKA_LOG
             try:
                 producer = Producer(config)
             except KafkaException as exc:
