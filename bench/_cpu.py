@@ -65,6 +65,7 @@ class Shares:
     server_others: float
     client: float
     client_others: float
+    server_cpu_s: float = 0.0  # the server process's own CPU time in the window
 
     def describe(self) -> str:
         return (
@@ -103,4 +104,5 @@ class CpuSnapshot:
             server_others=server_others / (elapsed * n_server),
             client=client / (elapsed * n_client),
             client_others=client_others / (elapsed * n_client),
+            server_cpu_s=server,
         )

@@ -16,7 +16,7 @@ from bench._server import ServerProc, pinned, run_server, uvicorn_cmd
 if TYPE_CHECKING:
     from bench.receiver import Outcome, Run
 
-__all__ = ["NAMES", "bare", "pywa", "wa_bridge"]
+__all__ = ["NAMES", "bare", "pywa", "wa_bridge", "wa_bridge_variant"]
 
 HOST = "127.0.0.1"
 PYWA_PATH = "/webhook"
@@ -24,6 +24,7 @@ NAMES = {
     "a": "bare ASGI, 200",
     "b": "wa-bridge receiver (verify+normalize+Kafka)",
     "c": "pywa FastAPI route (verify+parse)",
+    "d": "(b) with --variant-env",
 }
 
 
@@ -132,7 +133,12 @@ def _receiver_path() -> str:
     return str(WEBHOOK_PATH)
 
 
-def wa_bridge(run: Run, out: Outcome) -> None:
+def wa_bridge_variant(run: Run, out: Outcome) -> None:
+    """(b) again, with ``--variant-env`` added to its environment (A/B in one run)."""
+    wa_bridge(run, out, extra_env=run.args.variant_env)
+
+
+def wa_bridge(run: Run, out: Outcome, extra_env: dict[str, str] | None = None) -> None:
     from bench import _kafka
     from wa_bridge.bus.embedded import EmbeddedBroker
 
@@ -155,6 +161,7 @@ def wa_bridge(run: Run, out: Outcome) -> None:
             "WA_BRIDGE_KAFKA_BOOTSTRAP": broker.bootstrap,
             "WA_BRIDGE_KAFKA_TOPIC": topic,
             "WA_BRIDGE_KAFKA_ENABLE_IDEMPOTENCE": "false",
+            **(extra_env or {}),
         }
         log = run.workdir / "b-server.log"
         with run_server(
@@ -185,7 +192,7 @@ def _run_receiver(run: Run, out: Outcome, s: ServerProc, bootstrap: str, topic: 
         out.problems.append(f"only {records} records on the topic for {result.ok} 200s")
     else:
         out.checks.append(f"{records} records on the topic ≥ {result.ok} 200s in the measured run")
-    if run.args.profile:
+    if run.args.profile and out.key == "b":
         _profile(run, out, s)
 
 

@@ -36,8 +36,8 @@ HERE = Path(__file__).resolve().parent
 BODY_PATH = HERE / "data" / "text_webhook.json"
 RESULTS = HERE / "results"
 HOST = "127.0.0.1"
-TARGET_B_OVER_A = 0.30
-TARGET_B_OVER_C = 3.0
+TARGET_B_OVER_A = 0.50
+TARGET_B_OVER_C = 7.0
 OTHERS_MAX = 0.10  # flag a run when others took more than this share of a CPU set
 
 
@@ -118,6 +118,11 @@ def _cpus(text: str) -> set[int] | None:
     return {int(c) for c in text.split(",") if c.strip()} or None
 
 
+def _env_pairs(text: str) -> dict[str, str]:
+    pairs = dict(item.split("=", 1) for item in text.split(",") if item.strip())
+    return {k.strip(): v.strip() for k, v in pairs.items()}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.receiver", description=__doc__.split("\n")[0])
     p.add_argument("--targets", default="a,b,c", help="comma-separated subset of a,b,c")
@@ -136,6 +141,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="command for (b) instead of `wa-bridge receiver` ({host}, {port} filled in)",
     )
+    p.add_argument(
+        "--variant-env",
+        type=_env_pairs,
+        default=None,
+        help="K=V,K=V: also run (d), the receiver with this environment added, right after "
+        "(b) in each round (A/B in one run: WA_BRIDGE_KAFKA_CLIENT=aiokafka, or "
+        "PYTHONPATH=<an export of another commit>/src)",
+    )
     p.add_argument("--profile", action="store_true", help="profile (b) with py-spy afterwards")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
     return p.parse_args(argv)
@@ -143,7 +156,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _print_table(outcomes: list[Outcome]) -> None:
     print()
-    head = ("req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "non-2xx")
+    head = ("req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "non-2xx", "CPU µs/r")
     print(f"{'target':<46}" + "".join(f"{h:>9}" for h in head))
     for o in outcomes:
         label = f"({o.key}) {o.name}"
@@ -152,13 +165,31 @@ def _print_table(outcomes: list[Outcome]) -> None:
             continue
         r = o.result
         cells = (f"{r.rps:.0f}", *(f"{v:.2f}" for v in (r.p50_ms, r.p90_ms, r.p99_ms)))
-        cells += (f"{r.max_ms:.0f}", str(r.non2xx))
+        cells += (f"{r.max_ms:.0f}", str(r.non2xx), _cpu_per_request(o))
         print(f"{label:<46}" + "".join(f"{c:>9}" for c in cells))
     for o in outcomes:
         for check in o.checks:
             print(f"  ({o.key}) ok: {check}")
         for problem in o.problems:
             print(f"  ({o.key}) FLAGGED: {problem}")
+
+
+def _cpu_per_request(o: Outcome) -> str:
+    """The server's own CPU time per request (steadier than req/s on a shared machine)."""
+    if o.cpu is None or o.result is None or not o.result.requests:
+        return "-"
+    return f"{o.cpu.server_cpu_s * 1e6 / o.result.requests:.0f}"
+
+
+def _cpu_ratio(num: Outcome, den: Outcome) -> None:
+    """den's CPU per request over num's: what b/a would be if both had a core each."""
+    if num.cpu is None or den.cpu is None or num.result is None or den.result is None:
+        return
+    if not num.result.requests or not den.result.requests or not num.cpu.server_cpu_s:
+        return
+    per_num = num.cpu.server_cpu_s / num.result.requests
+    per_den = den.cpu.server_cpu_s / den.result.requests
+    print(f"{num.key}/{den.key} by server CPU per request: {per_den / per_num:.2f}×")
 
 
 def _ratio(num: Outcome, den: Outcome, target: float) -> dict[str, object]:
@@ -207,13 +238,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.duration:g} s (+{args.warmup:g} s warm-up); server CPUs {args.server_cpus}, "
         f"client CPUs {args.client_cpus}; logs in {workdir}"
     )
-    runners = {"a": _targets.bare, "b": _targets.wa_bridge, "c": _targets.pywa}
-    rounds: dict[str, list[Outcome]] = {k: [] for k in ("a", "b", "c")}
+    runners = {
+        "a": _targets.bare,
+        "b": _targets.wa_bridge,
+        "d": _targets.wa_bridge_variant,
+        "c": _targets.pywa,
+    }
+    keys = ("a", "b", "d", "c") if args.variant_env else ("a", "b", "c")
+    if args.variant_env:
+        wanted.add("d")
+        print(f"(d) is (b) with {args.variant_env}")
+    rounds: dict[str, list[Outcome]] = {k: [] for k in keys}
     max_load = 0.0
     want_profile = args.profile
     for n in range(1, args.rounds + 1):
         args.profile = want_profile and n == args.rounds  # profile (b) once, in the last round
-        for key in ("a", "b", "c"):
+        for key in keys:
             out = Outcome(key, _targets.NAMES[key])
             rounds[key].append(out)
             if key not in wanted:
@@ -232,13 +272,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{key}] {rps} ({time.monotonic() - started:.0f} s)", flush=True)
     by_key = {key: _median_round(outs) for key, outs in rounds.items()}
 
-    outcomes = [by_key[k] for k in ("a", "b", "c")]
+    outcomes = [by_key[k] for k in keys]
     _print_table(outcomes)
     print()
     ratios = {
         "b/a": _ratio(by_key["b"], by_key["a"], TARGET_B_OVER_A),
         "b/c": _ratio(by_key["b"], by_key["c"], TARGET_B_OVER_C),
     }
+    if "d" in by_key:
+        ratios["d/a"] = _ratio(by_key["d"], by_key["a"], TARGET_B_OVER_A)
+        ratios["d/c"] = _ratio(by_key["d"], by_key["c"], TARGET_B_OVER_C)
+    for num, den in (("b", "a"), ("b", "c"), ("d", "a"), ("d", "c")):
+        if num in by_key and den in by_key:
+            _cpu_ratio(by_key[num], by_key[den])
     if any(o.problems for o in outcomes):
         print(
             "NOTE: flagged rows are not clean figures (see FLAGGED above); when other "

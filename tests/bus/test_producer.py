@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 from collections.abc import Callable
@@ -16,10 +17,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.embedded import EmbeddedBroker, free_port
 from wa_bridge.bus.producer import KafkaPublisher
+from wa_bridge.bus.rdkafka_producer import RdKafkaPublisher
 from wa_bridge.errors import BusUnavailable
 from wa_bridge.events import CanonicalEvent
 
 pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(params=["aiokafka", "confluent"])
+def publisher_cls(request: pytest.FixtureRequest) -> type[KafkaPublisher]:
+    """Both producers the receiver can use (``WA_BRIDGE_KAFKA_CLIENT``), same contract."""
+    return KafkaPublisher if request.param == "aiokafka" else RdKafkaPublisher
 
 
 def make_events(n: int, subject: str | None = "+5215512345678") -> list[CanonicalEvent]:
@@ -79,10 +87,10 @@ async def test_ensure_topics_without_a_broker_is_bus_unavailable() -> None:
 
 
 async def test_start_creates_the_topic_and_publishes_in_order(
-    broker: EmbeddedBroker, topic_factory: Callable[[str], str]
+    publisher_cls: type[KafkaPublisher], broker: EmbeddedBroker, topic_factory: Callable[[str], str]
 ) -> None:
     topic = topic_factory("pub")
-    publisher = KafkaPublisher(broker.bootstrap, topic, partitions=5, enable_idempotence=False)
+    publisher = publisher_cls(broker.bootstrap, topic, partitions=5, enable_idempotence=False)
     await publisher.start()
     try:
         assert publisher.is_ready
@@ -101,8 +109,10 @@ async def test_start_creates_the_topic_and_publishes_in_order(
         assert ids == [e.id for e in events[start : start + 10]]
 
 
-async def test_publish_before_connect_is_bus_unavailable() -> None:
-    publisher = KafkaPublisher(f"127.0.0.1:{free_port()}", "never", enable_idempotence=False)
+async def test_publish_before_connect_is_bus_unavailable(
+    publisher_cls: type[KafkaPublisher],
+) -> None:
+    publisher = publisher_cls(f"127.0.0.1:{free_port()}", "never", enable_idempotence=False)
     assert not publisher.is_ready
     with pytest.raises(BusUnavailable) as info:
         await publisher.publish_many(make_events(1))
@@ -110,11 +120,12 @@ async def test_publish_before_connect_is_bus_unavailable() -> None:
 
 
 async def test_start_without_a_broker_fails_fast_and_keep_connected_recovers(
+    publisher_cls: type[KafkaPublisher],
     topic_factory: Callable[[str], str],
 ) -> None:
     port = free_port()
     topic = topic_factory("late")
-    publisher = KafkaPublisher(
+    publisher = publisher_cls(
         f"127.0.0.1:{port}",
         topic,
         partitions=2,
@@ -171,12 +182,12 @@ def test_key_partitioner_matches_the_default_and_follows_the_partition_count() -
 
 
 async def test_one_contact_flooding_one_partition_is_all_acknowledged_in_order(
-    broker: EmbeddedBroker, topic_factory: Callable[[str], str]
+    publisher_cls: type[KafkaPublisher], broker: EmbeddedBroker, topic_factory: Callable[[str], str]
 ) -> None:
     # 64 concurrent requests of ~1 KB events for one key: far more than aiokafka's
     # default 16 KiB batch holds, so records wait for batches; none may be lost.
     topic = topic_factory("flood")
-    publisher = KafkaPublisher(broker.bootstrap, topic, partitions=3, enable_idempotence=False)
+    publisher = publisher_cls(broker.bootstrap, topic, partitions=3, enable_idempotence=False)
     await publisher.start()
     events = [
         CanonicalEvent(
@@ -201,14 +212,14 @@ async def test_one_contact_flooding_one_partition_is_all_acknowledged_in_order(
 
 
 async def test_a_broker_that_stops_answering_is_bus_unavailable_within_the_timeout(
-    tmp_path: Path, topic_factory: Callable[[str], str]
+    publisher_cls: type[KafkaPublisher], tmp_path: Path, topic_factory: Callable[[str], str]
 ) -> None:
     # Its own broker: it gets frozen (SIGSTOP), so the connection stays open and
     # silent; only the publish deadline can end the wait.
     own = EmbeddedBroker(log_path=tmp_path / "tansu.log")
     own.start()
     topic = topic_factory("frozen")
-    publisher = KafkaPublisher(
+    publisher = publisher_cls(
         own.bootstrap, topic, partitions=2, enable_idempotence=False, publish_timeout_s=1.0
     )
     try:
@@ -227,3 +238,42 @@ async def test_a_broker_that_stops_answering_is_bus_unavailable_within_the_timeo
     finally:
         await publisher.stop()
         own.stop()
+
+
+async def test_both_clients_put_a_key_on_the_same_partition(
+    broker: EmbeddedBroker, topic_factory: Callable[[str], str]
+) -> None:
+    # Switching WA_BRIDGE_KAFKA_CLIENT must not move a contact to another partition
+    # (its events would lose their order): both hash keys with murmur2.
+    topic = topic_factory("same-partition")
+    subjects = [f"+52155{i:08d}" for i in range(24)]
+    for cls in (KafkaPublisher, RdKafkaPublisher):
+        publisher = cls(broker.bootstrap, topic, partitions=7, enable_idempotence=False)
+        await publisher.start()
+        try:
+            events = [
+                dataclasses.replace(make_events(1, subject=s)[0], id=f"{cls.__name__}:{s}")
+                for s in subjects
+            ]
+            await publisher.publish_many(events)
+        finally:
+            await publisher.stop()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    partition_of: dict[tuple[str, str], int] = {}
+    try:
+        async with asyncio.timeout(20):
+            while len(partition_of) < 2 * len(subjects):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for r in records:
+                        client = CanonicalEvent.from_json(r.value).id.split(":")[0]
+                        partition_of[(client, r.key.decode())] = r.partition
+    finally:
+        await consumer.stop()
+    for subject in subjects:
+        assert (
+            partition_of[("KafkaPublisher", subject)] == partition_of[("RdKafkaPublisher", subject)]
+        )
+    assert len(set(partition_of.values())) > 1

@@ -12,6 +12,7 @@ import trustme
 from wa_bridge.bus.admin import ensure_topics_for
 from wa_bridge.bus.consumer import TopicPartition, build_consumer
 from wa_bridge.bus.producer import KafkaPublisher
+from wa_bridge.bus.rdkafka_producer import RdKafkaPublisher
 from wa_bridge.bus.record_producer import build_producer
 from wa_bridge.errors import BusUnavailable
 from wa_bridge.events import CanonicalEvent
@@ -125,3 +126,36 @@ async def test_without_a_client_certificate_a_mutual_tls_broker_refuses(
         )
         with pytest.raises(BusUnavailable):
             await ensure_topics_for(settings, [topic_factory("x")], timeout_s=3.0)
+
+
+async def test_the_confluent_publisher_speaks_mutual_tls_and_refuses_another_ca(
+    tmp_path: Path, topic_factory: Callable[[str], str]
+) -> None:
+    ca, other_ca = trustme.CA(), trustme.CA()
+    files = write_client_files(ca, tmp_path / "ours")
+    strangers = write_client_files(other_ca, tmp_path / "strangers")
+    topic = topic_factory("tls-rd")
+    async with tls_broker(ca, require_client_cert=True) as bootstrap:
+        publisher = RdKafkaPublisher.from_settings(tls_settings(bootstrap, files, topic))
+        await publisher.start()
+        try:
+            await publisher.publish_many([EVENT])
+        finally:
+            await publisher.stop()
+        refused = RdKafkaPublisher.from_settings(
+            tls_settings(bootstrap, strangers, topic_factory("x"))
+        )
+        with pytest.raises(BusUnavailable):
+            await refused.start()
+        assert not refused.is_ready
+        consumer = build_consumer(tls_settings(bootstrap, files, topic))
+        await consumer.start([topic], _Listener())
+        values: list[bytes] = []
+        try:
+            async with asyncio.timeout(30):
+                while not values:
+                    fetched = await consumer.getmany(timeout_ms=200, max_records=10)
+                    values += [r.value for records in fetched.values() for r in records]
+        finally:
+            await consumer.stop()
+    assert CanonicalEvent.from_json(values[0]).id == EVENT.id

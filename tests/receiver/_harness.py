@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from wa_bridge.bus.producer import KafkaPublisher
+from wa_bridge.bus.publishers import publisher_from_settings
 from wa_bridge.normalize import normalize_webhook
 from wa_bridge.receiver import WEBHOOK_PATH, ReceiverApp, create_app, sign
 from wa_bridge.settings import Settings
@@ -80,7 +81,7 @@ async def running_receiver(
 ) -> AsyncIterator[Receiver]:
     """A receiver app with its lifespan open and its publisher connected."""
     settings = receiver_settings(bootstrap, topic, **overrides)
-    publisher = KafkaPublisher.from_settings(settings)
+    publisher = publisher_from_settings(settings)
     publisher.probe_interval_s = probe_interval_s
     app = create_app(settings, publisher=publisher)
     transport = httpx.ASGITransport(app=app)

@@ -18,7 +18,7 @@ import structlog
 from jsonschema import Draft202012Validator
 
 from wa_bridge.bus.embedded import EmbeddedBroker
-from wa_bridge.bus.producer import KafkaPublisher
+from wa_bridge.bus.publishers import publisher_from_settings
 from wa_bridge.cli.receiver import build_receiver
 from wa_bridge.normalize.inbox import SHORT_TYPES
 from wa_bridge.receiver import ReceiverApp, create_app
@@ -291,7 +291,7 @@ async def test_nothing_posted_reaches_the_logs(inbox: Inbox) -> None:
 async def test_bus_down_is_503_with_retry_after() -> None:
     # A receiver whose broker was never reachable: its publisher has no connection.
     settings = receiver_settings("127.0.0.1:9", "inbox.down", admin_tokens=TOKENS)
-    publisher = KafkaPublisher.from_settings(settings)
+    publisher = publisher_from_settings(settings)
     app = create_app(settings, publisher=publisher, routers=[inbox_api(settings, publisher)])
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:

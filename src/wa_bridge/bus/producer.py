@@ -138,7 +138,7 @@ class KafkaPublisher:
     durability_check: Literal["enforce", "warn"] = "enforce"
     client_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     enable_idempotence: bool = True
-    linger_ms: int = 2
+    linger_ms: int = 1
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
     publish_timeout_s: float = 5.0
     probe_interval_s: float = 1.0
@@ -170,7 +170,10 @@ class KafkaPublisher:
     def is_ready(self) -> bool:
         window_s = self.probe_interval_s * _READY_WINDOW_PROBES + self.publish_timeout_s
         recent = time.monotonic() - self._last_ok_at <= window_s
-        return self._producer is not None and self._healthy and recent
+        return self._connected() and self._healthy and recent
+
+    def _connected(self) -> bool:
+        return self._producer is not None
 
     async def start(self) -> None:
         """Connect once; raise BusUnavailable when the broker cannot be reached."""
@@ -209,7 +212,7 @@ class KafkaPublisher:
     async def keep_connected(self) -> None:
         backoff_s = self.probe_interval_s
         while True:
-            if self._producer is None:
+            if not self._connected():
                 try:
                     await self.start()
                     backoff_s = self.probe_interval_s

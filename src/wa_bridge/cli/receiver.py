@@ -44,12 +44,12 @@ def build_receiver(settings: Settings, *, readiness: Readiness | None = None) ->
     """``create_app`` (with the admin API and POST /consents when admin tokens are set,
     and the inbox route);
     bad config → exit 2. ``readiness``: see :func:`~wa_bridge.receiver.create_app`."""
-    from wa_bridge.bus.producer import KafkaPublisher
+    from wa_bridge.bus.publishers import publisher_from_settings
     from wa_bridge.ops.backend import admin_api
     from wa_bridge.receiver.inbox import inbox_api
 
     try:
-        publisher = KafkaPublisher.from_settings(settings)  # webhook, inbox and consents
+        publisher = publisher_from_settings(settings)  # webhook, inbox and consents
         routers, closers = admin_api(settings, publisher)
         routers = [*routers, inbox_api(settings, publisher)]
         return create_app(
@@ -67,9 +67,9 @@ async def check_bus(settings: Settings) -> bool:
     connection settings are wrong or the topic would keep an acknowledged event on one
     broker only (see ``WA_BRIDGE_KAFKA_DURABILITY_CHECK``).
     """
-    from wa_bridge.bus.producer import KafkaPublisher
+    from wa_bridge.bus.publishers import publisher_from_settings
 
-    publisher = KafkaPublisher.from_settings(settings)
+    publisher = publisher_from_settings(settings)
     try:
         await publisher.start()
     except BusUnavailable as exc:

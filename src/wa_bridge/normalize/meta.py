@@ -118,8 +118,9 @@ def rfc3339_from_epoch(secs: int) -> str:
 
 def rfc3339(moment: datetime) -> str:
     """RFC 3339 UTC with a ``Z``; a naive datetime is taken as UTC."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.isoformat().replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat()[:-6] + "Z"  # a UTC isoformat ends with "+00:00"
 
 
 def item_hash(field: str, entry_id: str | None, item: object) -> str:

@@ -26,6 +26,7 @@ from wa_bridge.normalize._context import (
     ts,
     unknown_event,
 )
+from wa_bridge.normalize._fast import text_message
 from wa_bridge.normalize._notices import system_notice
 from wa_bridge.normalize.bodies import errors_of, request_phones
 from wa_bridge.normalize.meta import as_str, epoch_of, iter_changes, rfc3339
@@ -178,6 +179,14 @@ def normalize_webhook(payload: object, *, received_at: datetime) -> list[Canonic
     Pure: no I/O. ``received_at`` becomes every event's ``recvtime``.
     """
     recvtime = rfc3339(received_at)
+    fast = text_message(payload, recvtime)  # the common one-text webhook, or None
+    if fast is not None:
+        return [fast]
+    return normalize_changes(payload, recvtime)
+
+
+def normalize_changes(payload: object, recvtime: str) -> list[CanonicalEvent]:
+    """:func:`normalize_webhook` without its one-text fast path (the general path)."""
     out: list[CanonicalEvent] = []
     for change in iter_changes(payload):
         ctx = ChangeContext(change, recvtime)

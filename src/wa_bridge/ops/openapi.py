@@ -22,7 +22,7 @@ __all__ = ["documented_app", "openapi_document", "openapi_yaml"]
 def documented_app() -> ReceiverApp:
     """The receiver as a deployment serves it, admin API, consents and inbox routes included
     (placeholder secrets; nothing is started or connected)."""
-    from wa_bridge.bus.producer import KafkaPublisher
+    from wa_bridge.bus.publishers import publisher_from_settings
     from wa_bridge.ops.backend import admin_api
     from wa_bridge.receiver.inbox import inbox_api
 
@@ -30,7 +30,7 @@ def documented_app() -> ReceiverApp:
         app_secrets=["placeholder-for-docs"],  # validated to SecretStr
         admin_tokens=["operator:placeholder-token-for-docs"],
     )
-    publisher = KafkaPublisher.from_settings(settings)
+    publisher = publisher_from_settings(settings)
     routers, _closers = admin_api(settings, publisher)
     routers = [*routers, inbox_api(settings, publisher)]
     return create_app(settings, publisher=publisher, routers=routers)

@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from wa_bridge import __version__
-from wa_bridge.bus.producer import EventPublisher, KafkaPublisher
+from wa_bridge.bus.producer import EventPublisher
+from wa_bridge.bus.publishers import publisher_from_settings
 from wa_bridge.errors import ConfigError
 from wa_bridge.receiver.health import Readiness, build_health_router
 from wa_bridge.receiver.routes import build_webhook_docs_router
@@ -82,7 +83,7 @@ def create_app(
 ) -> ReceiverApp:
     """Build the receiver; raise ConfigError when no app secret is configured.
 
-    ``publisher`` defaults to a :class:`KafkaPublisher` from ``settings``; ``normalize`` to
+    ``publisher`` defaults to the one ``settings`` choose (``kafka_client``); ``normalize`` to
     :func:`wa_bridge.normalize.normalize_webhook`. ``routers`` (the admin API, say) are
     added to the FastAPI part; ``closers`` run at shutdown (the admin API's store);
     ``readiness`` holds what else keeps ``/readyz`` from 200 (a paused dev worker).
@@ -98,7 +99,7 @@ def create_app(
         from wa_bridge.normalize import normalize_webhook
 
         normalize = normalize_webhook
-    bus: EventPublisher = publisher or KafkaPublisher.from_settings(settings)
+    bus: EventPublisher = publisher or publisher_from_settings(settings)
     webhook = WebhookEndpoint(
         app_secrets=secrets,
         verify_token=settings.verify_token.get_secret_value(),

@@ -26,7 +26,7 @@ from wa_bridge.events import CanonicalEvent
 from wa_bridge.metrics import count_webhook_changes
 from wa_bridge.receiver._outcomes import Outcomes
 from wa_bridge.receiver._reject import Reject
-from wa_bridge.receiver.signature import SIGNATURE_HEADER, verify_signature, verify_token
+from wa_bridge.receiver.signature import SIGNATURE_HEADER, SignatureVerifier, verify_token
 
 __all__ = ["DEFAULT_MAX_JSON_DEPTH", "WEBHOOK_PATH", "Normalizer", "WebhookEndpoint"]
 
@@ -61,7 +61,7 @@ class WebhookEndpoint:
         outcomes: Outcomes | None = None,
         max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
     ) -> None:
-        self._secrets = tuple(app_secrets)
+        self._verify_signature = SignatureVerifier(app_secrets)
         self._max_json_depth = max_json_depth
         self._verify_token = verify_token
         self._max_body_bytes = max_body_bytes
@@ -129,7 +129,7 @@ class WebhookEndpoint:
         """Read, verify, parse, normalize, publish; return the number of events acknowledged."""
         signature, declared = _signature_and_length(scope)
         body = await self._read_body(receive, declared)
-        if not verify_signature(body, signature, self._secrets):
+        if not self._verify_signature(body, signature):
             raise Reject(
                 401, "bad_signature", "X-Hub-Signature-256 is missing or does not match the body"
             )
