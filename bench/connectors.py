@@ -7,10 +7,10 @@
 Each row is one connector at one rate, on fresh parts: a topic on one Tansu broker
 (``EmbeddedBroker``, 12 partitions), a fresh PostgreSQL schema, ``wa-bridge receiver`` and
 ``wa-bridge worker`` as processes of their own (the shipped mapping of that connector), and
-the strict contract stand-in of the CRM (``tests/connectors/servers``) served in this
-process, where every request is counted. A signed probe message must reach the stand-in
-before the load starts (the worker has joined its group); the probe's requests are not
-counted.
+the strict contract stand-in of the CRM (``tests/connectors/servers``) in a process of its
+own (its CPU never slows the load generator), where every request is counted. A signed
+probe message must reach the stand-in before the load starts (the worker has joined its
+group); the probe's requests are not counted.
 
 The load is a steady, realistic mix over ``--contacts`` people (200): an inbound text
 message, then the statuses of the business's answer (sent, delivered, read, seconds
@@ -34,7 +34,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import dataclasses
 import logging
+import multiprocessing as mp
 import os
 import random
 import re
@@ -46,6 +48,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +184,8 @@ def plan_load(tag: str, rate: float, seconds: float, contacts: int, seed: int) -
 class Sent:
     planned: Planned
     status: int = 0
-    accepted_s: float = 0.0  # time.monotonic() of the 2xx answer
+    accepted_s: float = 0.0  # time.time() of the 2xx answer
+    error: str = ""  # the HTTP client's error, when there was no answer
 
 
 async def send_load(
@@ -208,9 +212,9 @@ async def send_load(
         try:
             answer = await client.post(url, content=p.body, headers=headers)
             item.status = answer.status_code
-        except httpx.HTTPError:
-            item.status = 0
-        item.accepted_s = time.monotonic()
+        except httpx.HTTPError as exc:
+            item.status, item.error = 0, type(exc).__name__
+        item.accepted_s = time.time()
 
     start = time.monotonic() + 0.05
     async with asyncio.TaskGroup() as tg:
@@ -245,10 +249,88 @@ VENDORS = {
 }
 
 
-@contextmanager
-def stand_in(vendor: Vendor) -> Iterator[Any]:
-    server = vendor.server()
+@dataclass(frozen=True)
+class Seen:
+    """One request as the stand-in recorded it, without its body."""
+
+    method: str
+    endpoint: str
+    arrived: float  # time.time() at the stand-in
+    status: int
+    auth_endpoint: bool
+    violations: tuple[str, ...]
+    message_ids: tuple[str, ...]  # message ids in the body of a write
+
+    @property
+    def is_write(self) -> bool:
+        endpoint = self.endpoint.lower()
+        return self.method in WRITE_METHODS and not any(w in endpoint for w in NOT_WRITES)
+
+
+def _seen(request: Any) -> Seen:
+    seen = Seen(
+        request.method,
+        request.endpoint,
+        request.arrived,
+        request.status,
+        request.auth_endpoint,
+        tuple(request.violations),
+        (),
+    )
+    if request.body is None or not seen.is_write:
+        return seen
+    found = sorted({m.decode() for m in MSG_ID.findall(orjson.dumps(request.body))})
+    return dataclasses.replace(seen, message_ids=tuple(found))
+
+
+def serve_stand_in(vendor_name: str, conn: Connection) -> None:
+    """The stand-in's own process: serves until told ``None``; answers an index with the
+    requests recorded from it on (so its CPU never slows the load generator here)."""
+    server = VENDORS[vendor_name].server()
+    server.clock = time.time  # arrivals comparable with this machine's wall clock
     server.start(host=HOST)
+    conn.send((server.url, server.token))
+    while (start := conn.recv()) is not None:
+        with server._lock:
+            recorded = server.requests[start:]
+        conn.send([_seen(r) for r in recorded])
+    server.stop()
+
+
+class StandIn:
+    """The CRM stand-in in a process of its own, and the requests it saw."""
+
+    def __init__(self, vendor: Vendor) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=serve_stand_in, args=(vendor.name, child), daemon=True)
+        self.seen: list[Seen] = []
+
+    def start(self) -> None:
+        self._proc.start()
+        if not self._conn.poll(60):
+            raise RuntimeError("the CRM stand-in did not start")
+        self.url, self.token = self._conn.recv()
+
+    def refresh(self) -> list[Seen]:
+        self._conn.send(len(self.seen))
+        self.seen.extend(self._conn.recv())
+        return self.seen
+
+    async def arefresh(self) -> list[Seen]:
+        return await asyncio.to_thread(self.refresh)
+
+    def stop(self) -> None:
+        self._conn.send(None)
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+
+
+@contextmanager
+def stand_in(vendor: Vendor) -> Iterator[StandIn]:
+    server = StandIn(vendor)
+    server.start()
     try:
         yield server
     finally:
@@ -256,7 +338,7 @@ def stand_in(vendor: Vendor) -> Iterator[Any]:
 
 
 def pipeline_env(
-    vendor: Vendor, server: Any, bootstrap: str, db_url: str, secret: str, inbox: str
+    vendor: Vendor, server: StandIn, bootstrap: str, db_url: str, secret: str, inbox: str
 ) -> dict[str, str]:
     tag = secrets.token_hex(4)
     return {
@@ -312,19 +394,12 @@ def processes(env: dict[str, str], workdir: Path) -> Iterator[str]:
 # --- measuring ------------------------------------------------------------------------------
 
 
-def is_write(request: Any) -> bool:
-    endpoint = request.endpoint.lower()
-    return request.method in WRITE_METHODS and not any(w in endpoint for w in NOT_WRITES)
-
-
-def write_times(requests: list[Any]) -> dict[str, list[float]]:
+def write_times(requests: list[Seen]) -> dict[str, list[float]]:
     """Message id → the arrival times (ascending) of CRM writes carrying it."""
     seen: dict[str, list[float]] = {}
     for r in requests:
-        if r.body is None or not is_write(r):
-            continue
-        for found in set(MSG_ID.findall(orjson.dumps(r.body))):
-            seen.setdefault(found.decode(), []).append(r.arrived)
+        for found in r.message_ids:
+            seen.setdefault(found, []).append(r.arrived)
     for times in seen.values():
         times.sort()
     return seen
@@ -372,14 +447,13 @@ class Row:
         return ("met" if met and not problems else "NOT met") + f" (≤ {target:g}, p99 < 2 s)"
 
 
-async def wait_quiet(server: Any, traced: dict[str, float], timeout_s: float) -> None:
+async def wait_quiet(server: StandIn, traced: dict[str, float], timeout_s: float) -> None:
     """Until every traced event has a CRM write after its accept, or nothing new comes."""
     deadline = time.monotonic() + timeout_s
     last_n, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-        with server._lock:
-            requests = list(server.requests)
+        requests = await server.arefresh()
         if len(requests) != last_n:
             last_n, last_change = len(requests), time.monotonic()
         seen = write_times(requests)
@@ -390,7 +464,7 @@ async def wait_quiet(server: Any, traced: dict[str, float], timeout_s: float) ->
             return
 
 
-async def probe(client: httpx.AsyncClient, server: Any, secret: str, timeout_s: float) -> None:
+async def probe(client: httpx.AsyncClient, server: StandIn, secret: str, timeout_s: float) -> None:
     """A signed message answers 200 and reaches the stand-in (the worker is in its group)."""
     from wa_bridge.receiver import WEBHOOK_PATH, sign
 
@@ -416,7 +490,7 @@ async def probe(client: httpx.AsyncClient, server: Any, secret: str, timeout_s: 
             raise RuntimeError(f"the probe never got 200 (last {status})")
         if status != 200:
             await asyncio.sleep(0.2)
-    while wanted not in write_times(list(server.requests)):
+    while wanted not in write_times(await server.arefresh()):
         if time.monotonic() > deadline:
             raise RuntimeError("the probe never reached the CRM stand-in: see worker.log")
         await asyncio.sleep(0.2)
@@ -449,7 +523,7 @@ async def run_row(args: argparse.Namespace, vendor: Vendor, rate: float, bootstr
                 async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
                     await probe(client, server, secret, timeout_s=90)
                     await asyncio.sleep(1.0)  # the probe's batch is done
-                    before = len(server.requests)
+                    before = len(await server.arefresh())
                     tag = secrets.token_hex(3)
                     plan = plan_load(tag, rate, args.seconds, args.contacts, seed=args.seed)
                     sent = await send_load(client, plan, secret, inbox_token)
@@ -458,15 +532,16 @@ async def run_row(args: argparse.Namespace, vendor: Vendor, rate: float, bootstr
                         if item.planned.trace and item.status == 200:
                             traced[item.planned.trace] = item.accepted_s  # the latest accept
                     await wait_quiet(server, traced, timeout_s=args.drain_timeout)
-                with server._lock:
-                    requests = list(server.requests[before:])
+                requests = (await server.arefresh())[before:]
             row.dead_letters = await dead_letter_count(db_url)
     measure(row, sent, requests)
+    answers = Counter(s.error or s.status for s in sent)
+    print(f"  answers: {dict(answers)}", file=sys.stderr)
     print(f"  logs and figures of this row: {workdir}", file=sys.stderr)
     return row
 
 
-def measure(row: Row, sent: list[Sent], requests: list[Any]) -> None:
+def measure(row: Row, sent: list[Sent], requests: list[Seen]) -> None:
     api = [r for r in requests if not r.auth_endpoint]
     row.events = len(sent)
     row.accepted = sum(1 for s in sent if 200 <= s.status < 300)
