@@ -12,11 +12,14 @@ own (its CPU never slows the load generator), where every request is counted. A 
 probe message must reach the stand-in before the load starts (the worker has joined its
 group); the probe's requests are not counted.
 
-The load is a steady, realistic mix over ``--contacts`` people (200): an inbound text
-message, then the statuses of the business's answer (sent, delivered, read, seconds
-apart), and on every tenth exchange an inbox event (tagged); about 4.1 events per
-exchange, sent in time order at a fixed ``--rates`` per second for ``--seconds``. Webhooks
-are signed like Meta's; inbox events carry an inbox bearer token.
+Before the load, one inbound message from each contact (not counted): the CRM and the
+book (``crm_records``) know them all, as in a deployment that has run for a while
+(``--cold``: they are new when the load starts). The load is a steady, realistic mix
+over ``--contacts`` people (200): an inbound text message, then the statuses of the
+business's answer (sent, delivered, read, seconds apart), and on every tenth exchange an
+inbox event (tagged); about 4.1 events per exchange, sent in time order at a fixed
+``--rates`` per second for ``--seconds``. Webhooks are signed like Meta's; inbox events
+carry an inbox bearer token. ``--set NAME=VALUE`` passes a setting to receiver and worker.
 
 Per row it prints: CRM requests per 1,000 events (every API request the stand-in got from
 the first send until the pipeline went quiet, token calls apart), events/s achieved
@@ -177,6 +180,15 @@ def plan_load(tag: str, rate: float, seconds: float, contacts: int, seed: int) -
     return [
         Planned(i / rate, path, body, trace)
         for i, (_, _, path, body, trace) in enumerate(events[:want])
+    ]
+
+
+def plan_warmup(tag: str, contacts: int, rate: float = 100.0) -> list[Planned]:
+    """One inbound message from every contact: the CRM and the book know them all after."""
+    ts = int(time.time())
+    return [
+        Planned(i / rate, "webhook", _inbound(tag, i, i, ts), msg_id(tag, "I", i))
+        for i in range(contacts)
     ]
 
 
@@ -447,6 +459,11 @@ class Row:
         return ("met" if met and not problems else "NOT met") + f" (≤ {target:g}, p99 < 2 s)"
 
 
+def traces(sent: list[Sent]) -> dict[str, float]:
+    """Message id → its latest accept."""
+    return {s.planned.trace: s.accepted_s for s in sent if s.planned.trace and s.status == 200}
+
+
 async def wait_quiet(server: StandIn, traced: dict[str, float], timeout_s: float) -> None:
     """Until every traced event has a CRM write after its accept, or nothing new comes."""
     deadline = time.monotonic() + timeout_s
@@ -519,19 +536,21 @@ async def run_row(args: argparse.Namespace, vendor: Vendor, rate: float, bootstr
         await store.aclose()
         with stand_in(vendor) as server:
             env = pipeline_env(vendor, server, bootstrap, db_url, secret, inbox_token)
+            env.update(item.split("=", 1) for item in args.set)
             with processes(env, workdir) as base_url:
                 async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
                     await probe(client, server, secret, timeout_s=90)
-                    await asyncio.sleep(1.0)  # the probe's batch is done
+                    if not args.cold:
+                        warm = await send_load(
+                            client, plan_warmup("eeeeee", args.contacts), secret, inbox_token
+                        )
+                        await wait_quiet(server, traces(warm), timeout_s=args.drain_timeout)
+                    await asyncio.sleep(1.0)  # the last batch is done
                     before = len(await server.arefresh())
                     tag = secrets.token_hex(3)
                     plan = plan_load(tag, rate, args.seconds, args.contacts, seed=args.seed)
                     sent = await send_load(client, plan, secret, inbox_token)
-                    traced = {}
-                    for item in sent:
-                        if item.planned.trace and item.status == 200:
-                            traced[item.planned.trace] = item.accepted_s  # the latest accept
-                    await wait_quiet(server, traced, timeout_s=args.drain_timeout)
+                    await wait_quiet(server, traces(sent), timeout_s=args.drain_timeout)
                 requests = (await server.arefresh())[before:]
             row.dead_letters = await dead_letter_count(db_url)
     measure(row, sent, requests)
@@ -616,6 +635,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--contacts", type=int, default=200)
     p.add_argument("--seed", type=int, default=10)
     p.add_argument("--drain-timeout", type=float, default=60.0)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for receiver and worker, e.g. WA_BRIDGE_WORKER_LINGER_MS=1000",
+    )
+    p.add_argument(
+        "--cold",
+        action="store_true",
+        help="no warm-up: every contact is new to the CRM when the load starts",
+    )
     p.add_argument("--by-endpoint", action="store_true", help="requests per endpoint per row")
     p.add_argument(
         "--pg-url", default=os.environ.get("WA_BRIDGE_TEST_DATABASE_URL", DEFAULT_PG_URL)
@@ -631,7 +662,9 @@ async def run(args: argparse.Namespace) -> int:
     rates = [float(r) for r in args.rates.split(",")]
     vendors = [VENDORS[name.strip()] for name in args.connectors.split(",")]
     print(
-        f"{args.seconds:g} s per row, {args.contacts} contacts, 12 partitions; "
+        f"{args.seconds:g} s per row, {args.contacts} contacts "
+        f"({'new to the CRM' if args.cold else 'known: one message each before the load'}), "
+        "12 partitions; "
         f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     broker = EmbeddedBroker()
