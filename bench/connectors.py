@@ -86,6 +86,7 @@ class Planned:
     path: str  # "webhook" or "inbox"
     body: bytes
     trace: str | None  # the message id a CRM write of it carries
+    kind: str = "in"  # in, sent, delivered, read or inbox
 
 
 def _who(n: int) -> tuple[str, str]:
@@ -157,7 +158,7 @@ def plan_load(tag: str, rate: float, seconds: float, contacts: int, seed: int) -
     per_exchange = len(EXCHANGE) + 1 / INBOX_EVERY
     gap_s = per_exchange / rate
     t0 = int(time.time())
-    events: list[tuple[float, int, str, bytes, str | None]] = []
+    events: list[tuple[float, int, str, bytes, str | None, str]] = []
     order: list[int] = []
     n = 0
     while len(events) < want + len(EXCHANGE) * 4:
@@ -170,16 +171,16 @@ def plan_load(tag: str, rate: float, seconds: float, contacts: int, seed: int) -
                 body, trace = _inbound(tag, n, who, ts), msg_id(tag, "I", n)
             else:
                 body, trace = _status(tag, n, who, kind, ts), msg_id(tag, "O", n)
-            events.append((at, len(events), "webhook", body, trace))
+            events.append((at, len(events), "webhook", body, trace, kind))
         if n % INBOX_EVERY == INBOX_EVERY - 1:
             at = start + 1.5
             when = datetime.now(UTC) + timedelta(seconds=at)
-            events.append((at, len(events), "inbox", _inbox(tag, n, who, when), None))
+            events.append((at, len(events), "inbox", _inbox(tag, n, who, when), None, "inbox"))
         n += 1
     events.sort()
     return [
-        Planned(i / rate, path, body, trace)
-        for i, (_, _, path, body, trace) in enumerate(events[:want])
+        Planned(i / rate, path, body, trace, kind)
+        for i, (_, _, path, body, trace, kind) in enumerate(events[:want])
     ]
 
 
@@ -198,6 +199,7 @@ class Sent:
     status: int = 0
     accepted_s: float = 0.0  # time.time() of the 2xx answer
     error: str = ""  # the HTTP client's error, when there was no answer
+    sent_s: float = 0.0  # time.time() when the request went
 
 
 async def send_load(
@@ -221,6 +223,7 @@ async def send_load(
                 "authorization": f"Bearer {inbox_token}",
             }
             url = INBOX_PATH
+        item.sent_s = time.time()
         try:
             answer = await client.post(url, content=p.body, headers=headers)
             item.status = answer.status_code
@@ -442,6 +445,7 @@ class Row:
     p99_s: float = float("nan")
     traced: int = 0
     untraced: int = 0  # traceable events with no CRM write after their accept
+    untraced_kinds: Counter[str] = field(default_factory=Counter)
     dead_letters: int = 0
     violations: int = 0
     rate_limited: int = 0
@@ -477,7 +481,7 @@ async def wait_quiet(server: StandIn, traced: dict[str, float], timeout_s: float
         pending = sum(1 for m, t in traced.items() if first_after(seen.get(m, []), t) is None)
         if pending == 0 and time.monotonic() - last_change > 2.0:
             return
-        if time.monotonic() - last_change > 15.0:
+        if time.monotonic() - last_change > 30.0:
             return
 
 
@@ -538,7 +542,10 @@ async def run_row(args: argparse.Namespace, vendor: Vendor, rate: float, bootstr
             env = pipeline_env(vendor, server, bootstrap, db_url, secret, inbox_token)
             env.update(item.split("=", 1) for item in args.set)
             with processes(env, workdir) as base_url:
-                async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
+                limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+                async with httpx.AsyncClient(
+                    base_url=base_url, timeout=30.0, limits=limits
+                ) as client:
                     await probe(client, server, secret, timeout_s=90)
                     if not args.cold:
                         warm = await send_load(
@@ -554,8 +561,19 @@ async def run_row(args: argparse.Namespace, vendor: Vendor, rate: float, bootstr
                 requests = (await server.arefresh())[before:]
             row.dead_letters = await dead_letter_count(db_url)
     measure(row, sent, requests)
+    with open(workdir / "sent.jsonl", "wb") as out:  # noqa: ASYNC230 - the load is over
+        for item in sent:
+            p = item.planned
+            line = {"at": p.at_s, "kind": p.kind, "trace": p.trace, "status": item.status}
+            line |= {"error": item.error, "sent": item.sent_s, "accepted": item.accepted_s}
+            out.write(orjson.dumps(line) + b"\n")
     answers = Counter(s.error or s.status for s in sent)
-    print(f"  answers: {dict(answers)}", file=sys.stderr)
+    took = sorted(s.accepted_s - s.sent_s for s in sent)
+    print(
+        f"  answers: {dict(answers)}; answer time p50 {percentile(took, 50):.3f} "
+        f"p99 {percentile(took, 99):.3f} max {took[-1]:.3f} s",
+        file=sys.stderr,
+    )
     print(f"  logs and figures of this row: {workdir}", file=sys.stderr)
     return row
 
@@ -577,6 +595,7 @@ def measure(row: Row, sent: list[Sent], requests: list[Seen]) -> None:
         at = first_after(seen.get(trace, []), s.accepted_s)
         if at is None:
             row.untraced += 1
+            row.untraced_kinds[s.planned.kind] += 1
             continue
         latencies.append(at - s.accepted_s)
         last_write = max(last_write, at)
@@ -609,7 +628,8 @@ def print_table(rows: list[Row], *, by_endpoint: bool) -> None:
         if r.accepted != r.events:
             notes.append(f"{r.events - r.accepted} not accepted")
         if r.untraced:
-            notes.append(f"{r.untraced} events never reached the CRM")
+            kinds = ", ".join(f"{k} {n}" for k, n in r.untraced_kinds.most_common())
+            notes.append(f"{r.untraced} events never reached the CRM ({kinds})")
         if r.dead_letters:
             notes.append(f"{r.dead_letters} dead letters")
         if r.violations:
@@ -634,7 +654,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connectors", default="hubspot,salesforce,rest")
     p.add_argument("--contacts", type=int, default=200)
     p.add_argument("--seed", type=int, default=10)
-    p.add_argument("--drain-timeout", type=float, default=60.0)
+    p.add_argument("--drain-timeout", type=float, default=120.0)
     p.add_argument(
         "--set",
         action="append",
