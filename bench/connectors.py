@@ -4,8 +4,8 @@
     .venv/bin/python -m bench.connectors --seconds 20 --connectors hubspot --rates 100
     .venv/bin/python -m bench.connectors --by-endpoint      # where the requests go
 
-Each row is one connector at one rate, on fresh parts: a topic on one Tansu broker
-(``EmbeddedBroker``, 12 partitions), a fresh PostgreSQL schema, ``wa-bridge receiver`` and
+Each row is one connector at one rate, on fresh parts: a Tansu broker (``EmbeddedBroker``,
+a topic of 12 partitions), a fresh PostgreSQL schema, ``wa-bridge receiver`` and
 ``wa-bridge worker`` as processes of their own (the shipped mapping of that connector), and
 the strict contract stand-in of the CRM (``tests/connectors/servers``) in a process of its
 own (its CPU never slows the load generator), where every request is counted. A signed
@@ -687,16 +687,16 @@ async def run(args: argparse.Namespace) -> int:
         "12 partitions; "
         f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
-    broker = EmbeddedBroker()
-    await broker.astart()
     rows = []
-    try:
-        for vendor in vendors:
-            for rate in rates:
-                print(f"running {vendor.name} at {rate:g} events/s ...", flush=True)
+    for vendor in vendors:
+        for rate in rates:
+            print(f"running {vendor.name} at {rate:g} events/s ...", flush=True)
+            broker = EmbeddedBroker()  # a fresh broker per row: nothing left of the last
+            await broker.astart()
+            try:
                 rows.append(await run_row(args, vendor, rate, broker.bootstrap))
-    finally:
-        await broker.astop()
+            finally:
+                await broker.astop()
     print_table(rows, by_endpoint=args.by_endpoint)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     bad = any(r.untraced or r.violations or r.accepted != r.events for r in rows)
