@@ -258,7 +258,7 @@ class Settings(BaseSettings):
         ge=0,
         description="How long ready events wait for more before their batch is applied "
         "(0: no wait). Default: 0 for the built-in SQL CRM, which has no request quota; "
-        "200 for HTTP CRMs, where bigger batches mean fewer requests.",
+        "1000 for HTTP CRMs, where bigger batches mean fewer requests.",
     )
     worker_batches_in_flight: int = Field(
         default=2,

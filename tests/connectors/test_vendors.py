@@ -142,13 +142,22 @@ async def test_rest_a_refused_contact_refuses_what_names_it(
 async def test_hubspot_2026_03_paths(hubspot_server: HubSpotServer) -> None:
     connector = connector_for(hubspot_server, hubspot_api_style="2026-03")
     try:
-        await connector.apply([contact_op(), case_op(), message_op()])
+        await connector.apply([contact_op(), case_op()])
     finally:
         await connector.aclose()
+    fresh = connector_for(hubspot_server, hubspot_api_style="2026-03")
+    try:  # no book: the note is created, then linked to the contact it looked up
+        await fresh.apply([message_op()])
+    finally:
+        await fresh.aclose()
     paths = {r.path for r in hubspot_server.requests}
     assert "/crm/objects/2026-03/contacts/batch/upsert" in paths
-    assert "/crm/associations/2026-03/tickets/contacts/batch/associate/default" in paths
+    assert "/crm/objects/2026-03/tickets/batch/create" in paths  # linked to its contact inline
+    assert "/crm/associations/2026-03/communications/contacts/batch/associate/default" in paths
     assert not any("/v3/" in p or "/v4/" in p for p in paths)
+    ticket = hubspot_server.objects("tickets")[0]
+    contact = hubspot_server.objects("contacts")[0]
+    assert hubspot_server.associations_of("tickets", ticket["id"], "contacts") == [contact["id"]]
 
 
 async def test_hubspot_links_by_the_books_ids_in_a_new_process(

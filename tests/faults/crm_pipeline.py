@@ -272,6 +272,9 @@ def pipeline_settings(
     values: dict[str, Any] = {
         "kafka_partitions": PARTITIONS,
         "consumer_fetch_max_wait_ms": 50,
+        # each scenario sends one small batch at once; a short linger keeps its events in
+        # one CRM batch without the 1 s an HTTP CRM waits by default
+        "worker_linger_ms": 200,
         "connector": server.vendor,
         "crm_base_url": server.url,
         "crm_token": server.token,

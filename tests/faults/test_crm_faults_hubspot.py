@@ -24,8 +24,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 CREATES = {
     "contacts upsert": "contacts/batch/upsert",
-    "tickets upsert": "tickets/batch/upsert",
-    "notes upsert": "communications/batch/upsert",
+    # tickets and notes new to the book are created with their links inline
+    "tickets create": "tickets/batch/create",
+    "notes create": "communications/batch/create",
 }
 
 
@@ -77,7 +78,7 @@ async def test_503_burst_past_the_in_place_budget(pipeline: Callable[..., Any]) 
 
 async def test_dlq_replay_waits_out_a_rate_limit(pipeline: Callable[..., Any]) -> None:
     async with pipeline() as run:
-        await scenarios.replay_meets_a_rate_limit(run, "communications/batch/upsert")
+        await scenarios.replay_meets_a_rate_limit(run, "communications/batch/")
 
 
 async def test_retry_after_binds_every_worker_of_the_group(

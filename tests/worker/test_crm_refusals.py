@@ -109,7 +109,8 @@ async def test_hubspot_refusal_the_book_and_the_adoptions_are_saved_with_the_bat
     assert (stats.delivered, stats.dead_lettered) == (2, 1)
     counts = hubspot.counts()
     # the batch was applied again without the refused event: nothing written twice
-    assert counts["POST objects/communications/batch/upsert"] == 1
+    assert counts["POST objects/communications/batch/create"] == 1  # linked inline
+    assert counts["POST objects/communications/batch/upsert"] == 0
     assert counts["POST objects/contacts/search"] == 1
     assert counts["POST objects/tickets/batch/read"] == 0  # a case never written: not read
     keys = [c["properties"].get("wa_contact_key") for c in hubspot.objects("contacts")]

@@ -82,6 +82,8 @@ class WriteCall(Generic[G, V]):
         self.learned: dict[tuple[G, str], KnownRecord] = {}
         self.forgotten: set[tuple[G, str]] = set()
         self.rewritten: set[tuple[G, str]] = set()
+        # links made inline when a record was created: (group, key, linked group, its key)
+        self.linked: set[tuple[G, str, G, str]] = set()
         self.matches: list[tuple[G, str, MatchRule, int]] = []  # group, key, rule, count
 
     # --- what is known ----------------------------------------------------------------

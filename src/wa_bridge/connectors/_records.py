@@ -13,7 +13,9 @@ once, group after group (contacts, then cases, then notes):
    or note looked up by key only when create-only values are at stake;
 3. what to send: all values when the record is created; to an existing record neither
    ``on_create`` values nor ``if_empty`` ones it is known to hold, and no value whose hash
-   equals the one last written (a record with nothing left costs no request);
+   equals the one last written (a record with nothing left costs no request); a record
+   new to the book is created with its links inline where the vendor allows
+   (:attr:`RecordConnector.creates_linked`), else upserted by key;
 4. refusals become :class:`~wa_bridge.connectors.base.OpRejected` for the record's
    operations, and for those of records linked to it; a record the CRM lost (deleted by a
    user) is written again in full under our key, once, not refused;
@@ -92,6 +94,9 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
     case_group: G
     errors: ErrorDialect
     default_options: Callable[[], Opts]
+    # groups whose records new to the book are created with their links inline
+    # (:meth:`_create`); the others are always upserted by key
+    creates_linked: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -261,6 +266,15 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
             items = [(r, call.targets[(group, r.key)].crm_id or "", v) for r, v in chunk]
             answer = await self._update(group, items)
             retries += self._settle_chunk(call, group, chunk, answer)
+        if group in self.creates_linked:
+            fresh = [(r, v) for r, v in keyed if call.targets[(group, r.key)].crm_id is None]
+            keyed = [(r, v) for r, v in keyed if call.targets[(group, r.key)].crm_id is not None]
+            for start in range(0, len(fresh), self.max_batch):
+                chunk = fresh[start : start + self.max_batch]
+                made = await self._create(call, group, chunk)
+                done = [(r, v) for r, v in chunk if r.key in made.ids]
+                retries += self._settle_chunk(call, group, done, Upserted(ids=made.ids))
+                keyed += [(r, v) for r, v in chunk if r.key not in made.ids]
         for start in range(0, len(keyed), self.max_batch):
             chunk = keyed[start : start + self.max_batch]
             answer = await self._upsert(group, [r for r, _ in chunk], [v for _, v in chunk])
@@ -393,6 +407,20 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
     ) -> Upserted[V]:
         """Write (record, CRM id, values) by id, our key property included: the records
         adopted from the CRM's own."""
+
+    async def _create(
+        self,
+        call: WriteCall[G, V],
+        group: G,
+        chunk: Sequence[tuple[Record[V], Mapping[str, V]]],
+    ) -> Upserted[V]:
+        """Create ``chunk`` (records new to the book, at most ``max_batch``) under our key,
+        linked inline to the records of :meth:`_links` whose ids are known, and add those
+        links to ``call.linked``. Only the created records are in the answer's ``ids``:
+        any other (it exists already: an earlier attempt made it; or refused) is then
+        upserted by key as usual, so a create costs no idempotency. Only for the groups of
+        :attr:`creates_linked`."""
+        raise NotImplementedError(f"{self.name} creates no record with its links")
 
     def _wants_create(self, body: Any) -> bool:
         """True when a refusal of a record we believed existing says it must be created

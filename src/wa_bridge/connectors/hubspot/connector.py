@@ -13,10 +13,12 @@
 - notes: WhatsApp communications (``hs_communication_channel_type=WHATS_APP``) upserted
   by ``wa_note_key`` (the wamid, else the operation's idempotency key), so a status update
   changes the same record and keeps its body.
-- associations: ticket → contact, deal → contact and ticket, note → contact and ticket,
-  by the v4 batch
-  "associate default" endpoint with the ids the book holds, once, when the ticket or note
-  is new to the book (:mod:`.links`).
+- associations: ticket → contact, note → contact and note → ticket, deal → contact and
+  ticket. A ticket or note new to the book is created (``batch/create``) with its links
+  inline, by the ids this call and the book hold: no request of their own. One that existed
+  already (an earlier attempt made it and its commit was lost) or had an id missing, and
+  every deal, is upserted and then linked by the v4 batch "associate default" endpoint
+  (:mod:`.links`), once.
 
 Create-only defaults (a ticket's ``subject`` and ``hs_pipeline``, a deal's name and
 stage, a status-only note's
@@ -53,7 +55,7 @@ from wa_bridge.connectors.hubspot.properties import (
     property_value,
     ticket_property,
 )
-from wa_bridge.errors import MappingOutputInvalid
+from wa_bridge.errors import MappingOutputInvalid, PermanentError
 from wa_bridge.operations import CrmOperation, FieldValue
 
 __all__ = ["HubSpotConnector"]
@@ -61,6 +63,7 @@ __all__ = ["HubSpotConnector"]
 Group = Literal["contacts", "tickets", "deals", "notes"]
 _Write = shared.Write[Group, str]
 _Record = shared.Record[str]
+_Call = shared.WriteCall[Group, str]
 _STAGE = frozenset({"hs_pipeline_stage", "hs_pipeline"})
 _DEAL_STAGE = frozenset({"dealstage", "pipeline"})
 
@@ -84,6 +87,7 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
     case_group = "tickets"
     errors = HUBSPOT_ERRORS
     default_options = HubSpotOptions
+    creates_linked = frozenset({"tickets", "notes"})
 
     def _configure(self) -> None:
         o = self.options
@@ -260,6 +264,56 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
                 key = chunk[position].key  # HubSpot did not echo the property: same order
             answer.ids[str(key)] = (str(result["id"]), bool(result.get("new", False)))
         return answer
+
+    async def _create(
+        self, call: _Call, group: Group, chunk: Sequence[tuple[_Record, Mapping[str, str]]]
+    ) -> shared.Upserted[str]:
+        """Batch create with the links inline (see the module docstring)."""
+        object_type, id_property = self._object_type(group), self.id_properties[group]
+        inputs: list[dict[str, Any]] = []
+        inline: dict[str, list[tuple[Group, str, str, int]]] = {}
+        for record, values in chunk:
+            links_of = inline[record.key] = self._inline_links(call, group, record)
+            inputs.append(
+                {
+                    "objectWriteTraceId": record.key,
+                    "properties": {**values, id_property: record.key},
+                    "associations": [
+                        {"to": {"id": to_id}, "types": [links.default_type(type_id)]}
+                        for _, _, to_id, type_id in links_of
+                    ],
+                }
+            )
+        try:
+            data = await self.post(
+                f"{self.objects}/{object_type}/batch/create", f"create {object_type}", inputs
+            )
+        except PermanentError:
+            return shared.Upserted()  # all upserted by key, where a refusal is told
+        answer: shared.Upserted[str] = shared.Upserted()
+        for result in data.get("results") or []:
+            key = result.get("objectWriteTraceId") or (result.get("properties") or {}).get(
+                id_property
+            )
+            if key is None or str(key) not in inline:
+                continue
+            answer.ids[str(key)] = (str(result["id"]), True)
+            call.linked.update((group, str(key), g, k) for g, k, _, _ in inline[str(key)])
+        return answer
+
+    def _inline_links(
+        self, call: _Call, group: Group, record: _Record
+    ) -> list[tuple[Group, str, str, int]]:
+        """(linked group, key, CRM id, association type) of the links ``record`` can be
+        created with: those whose ids are known."""
+        out = []
+        for to_group, to_key in self._links(group, record):
+            to_id = call.id_of(to_group, to_key)
+            pair = (self._object_type(group), self._object_type(to_group))
+            type_id = links.DEFAULT_TYPE_IDS.get(pair)
+            if to_id is not None and type_id is not None:
+                out.append((to_group, to_key, to_id, type_id))
+        return out
 
     async def _update(
         self, group: Group, items: Sequence[tuple[_Record, str, Mapping[str, str]]]

@@ -3,7 +3,8 @@ ticket, by stored ids.
 
 A ticket or note is linked once, when it is new to the book (written for the first time,
 or again after a rollback lost the book's entry), and again when a record it links to was
-made anew in this call (a user deleted it). The ids come from the book or from this
+made anew in this call (a user deleted it); a link made inline when the record was created
+(``WriteCall.linked``) is not made again. The ids come from the book or from this
 call's writes, so linking needs no read; an id neither knows (a record this process never
 wrote) is looked up by our key. A link HubSpot refuses because one end no longer exists
 (``OBJECT_NOT_FOUND``: a user deleted it) has that record written again under our key,
@@ -19,7 +20,17 @@ from wa_bridge.connectors import _records as shared
 if TYPE_CHECKING:
     from wa_bridge.connectors.hubspot.connector import Group, HubSpotConnector
 
-__all__ = ["associate"]
+__all__ = ["DEFAULT_TYPE_IDS", "associate", "default_type"]
+
+# HubSpot's own (HUBSPOT_DEFINED) default association type per pair of object types, for
+# links made inline on create
+DEFAULT_TYPE_IDS: Final[dict[tuple[str, str], int]] = {
+    ("tickets", "contacts"): 16,
+    ("notes", "contacts"): 202,
+    ("notes", "tickets"): 228,
+    ("communications", "contacts"): 81,
+    ("communications", "tickets"): 83,
+}
 
 Pair = tuple["Group", str, "Group", str]  # source group, source key, target group, target key
 _GONE: Final = "OBJECT_NOT_FOUND"
@@ -55,8 +66,15 @@ def _add(
     for target_group, target_key in targets:
         if target_key is None or (target_group, target_key) in call.refused:
             continue
+        if (group, key, target_group, target_key) in call.linked:
+            continue
         if is_new or (target_group, target_key) in call.forgotten:
             out.append((group, key, target_group, target_key))
+
+
+def default_type(type_id: int) -> dict[str, Any]:
+    """One inline association type of HubSpot's own."""
+    return {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}
 
 
 async def associate(connector: HubSpotConnector, call: Call) -> None:
