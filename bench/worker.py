@@ -31,6 +31,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "samples" / "meta"
 MAPPING = ROOT / "mappings" / "sql.yaml"
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-STEPS = ("claim", "identity", "resolve", "statuses", "cases", "crm", "outcomes", "commit")
+STEPS = ("claim", "identity", "resolve", "statuses", "cases", "crm", "traces", "outcomes", "commit")
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+@dataclass
+class Expected:
+    """What the CRM and the store must hold after the run (the checks)."""
+
+    events: int = 0
+    contacts: int = 0
+    final_status: dict[str, str | None] = field(default_factory=dict)  # message → last status
 
 
 # --- events --------------------------------------------------------------------------
@@ -67,7 +77,9 @@ def _load(name: str) -> dict[str, Any]:
     return body
 
 
-def build_records(events: int, contacts: int, status_share: float) -> tuple[list[Record], int]:
+def build_records(
+    events: int, contacts: int, status_share: float
+) -> tuple[list[Record], int, Expected]:
     """``events`` records, all ids distinct: text messages, and every ``1/status_share``-th
     event a status (sent, then delivered, then read) about an earlier message of the same
     contact."""
@@ -87,6 +99,7 @@ def build_records(events: int, contacts: int, status_share: float) -> tuple[list
     pending: dict[int, list[tuple[str, int]]] = defaultdict(list)  # contact → (msg, step)
     cycle = ("sent", "delivered", "read")
     statuses = 0
+    expected = Expected(contacts=min(events, contacts))
     for n in range(events):
         who = n % contacts
         wa_id = f"52155{who:08d}"
@@ -98,6 +111,7 @@ def build_records(events: int, contacts: int, status_share: float) -> tuple[list
             status.update(id=msg_id, status=cycle[step], timestamp=str(1781200000 + n))
             status["recipient_id"] = wa_id
             batch = normalize_webhook(status_body, received_at=received)
+            expected.final_status[msg_id] = cycle[step]
             statuses += 1
         else:
             msg_id = f"wamid.B{who:06d}N{n:08d}"
@@ -107,8 +121,10 @@ def build_records(events: int, contacts: int, status_share: float) -> tuple[list
             message["from_user_id"] = f"MX.{who:019d}"
             batch = normalize_webhook(text_body, received_at=received)
             pending[who].append((msg_id, 0))
+            expected.final_status[msg_id] = None
         records += [(record_key(e), e.to_json(), event_headers(e)) for e in batch]
-    return records, statuses
+    expected.events = len(records)
+    return records, statuses, expected
 
 
 async def preload(bootstrap: str, topic: str, records: Sequence[Record]) -> None:
@@ -161,13 +177,25 @@ class TimedTx(SqlStoreTx):
         with self.steps.timed("identity"):
             return await super().apply_identity_changes(changes)
 
-    async def open_cases(self, items: Sequence[Any]) -> list[str]:
+    async def load_cases(self, contact_ids: Sequence[str], conversation_ids: Any = ()) -> Any:
         with self.steps.timed("cases"):
-            return await super().open_cases(items)
+            return await super().load_cases(contact_ids, conversation_ids)
+
+    async def save_cases(self, records: Sequence[Any], new: Sequence[str]) -> None:
+        with self.steps.timed("cases"):
+            await super().save_cases(records, new)
+
+    async def seen_messages(self, message_ids: Sequence[str]) -> set[str]:
+        with self.steps.timed("statuses"):
+            return await super().seen_messages(message_ids)
 
     async def advance_statuses(self, items: Sequence[Any]) -> list[bool]:
         with self.steps.timed("statuses"):
             return await super().advance_statuses(items)
+
+    async def record_traces(self, traces: Sequence[Any], signals: Sequence[Any] = ()) -> None:
+        with self.steps.timed("traces"):
+            await super().record_traces(traces, signals)
 
 
 class TimedStore(SqlStore):
@@ -209,9 +237,15 @@ async def fresh_schema(url: str) -> AsyncIterator[str]:
 
 
 async def one_run(
-    args: argparse.Namespace, broker: EmbeddedBroker, records: list[Record], *, timed: bool
+    args: argparse.Namespace,
+    broker: EmbeddedBroker,
+    records: list[Record],
+    expected: Expected,
+    *,
+    timed: bool,
 ) -> tuple[float, float, float, Steps | None, Any]:
-    """Returns (events/s, seconds, the worker process's CPU seconds, steps, stats)."""
+    """Returns (events/s, seconds, the worker process's CPU seconds, steps, stats); exits
+    with status 1 when a check failed."""
     async with fresh_schema(args.url) as url:
         settings = Settings(
             kafka_bootstrap=broker.bootstrap,
@@ -249,7 +283,66 @@ async def one_run(
         finally:
             await connector.aclose()
             await store.aclose()
+        problems = await verify(url, expected)
+        if problems:
+            print("CHECKS FAILED: " + "; ".join(problems))
+            raise SystemExit(1)
+        print("   checks: every event applied once, statuses monotonic, identity exact: ok")
         return len(records) / seconds, seconds, cpu_s, steps, stats
+
+
+async def verify(url: str, expected: Expected) -> list[str]:
+    """The checks: every event applied once, statuses monotonic, identity exact."""
+    problems: list[str] = []
+
+    def want(what: str, got: object, wanted: object) -> None:
+        if got != wanted:
+            problems.append(f"{what}: {got} (expected {wanted})")
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+
+            async def one(sql: str) -> Any:
+                return (await conn.execute(text(sql))).scalar_one()
+
+            want("ledger rows", await one("SELECT count(*) FROM processed_events"), expected.events)
+            want(
+                "ledger rows not applied",
+                await one(
+                    "SELECT count(*) FROM processed_events WHERE outcome IS DISTINCT FROM 'applied'"
+                ),
+                0,
+            )
+            want("traces", await one("SELECT count(*) FROM event_traces"), expected.events)
+            notes = dict((await conn.execute(text("SELECT note_key, status FROM crm_notes"))).all())
+            want("CRM notes", len(notes), len(expected.final_status))
+            statuses = dict(
+                (await conn.execute(text("SELECT message_id, status FROM message_statuses"))).all()
+            )
+            wrong = [
+                m
+                for m, last in expected.final_status.items()
+                if last is not None and (notes.get(m) != last or statuses.get(m) != last)
+            ]
+            want("messages whose status is not their last one", len(wrong), 0)
+            want("contacts", await one("SELECT count(*) FROM contacts"), expected.contacts)
+            want("CRM contacts", await one("SELECT count(*) FROM crm_contacts"), expected.contacts)
+            pairs = (
+                await conn.execute(
+                    text(
+                        "SELECT DISTINCT p.value, b.value FROM identities p JOIN identities b "
+                        "ON b.contact_id = p.contact_id AND b.kind = 'bsuid' AND b.is_current "
+                        "WHERE p.kind = 'phone' AND p.is_current"
+                    )
+                )
+            ).all()
+            want("contacts with their phone and BSUID", len(pairs), expected.contacts)
+            mixed = [1 for phone, bsuid in pairs if int(phone[-8:]) != int(bsuid.split(".")[1])]
+            want("phones linked to another contact's BSUID", len(mixed), 0)
+    finally:
+        await engine.dispose()
+    return problems
 
 
 async def _joined(worker: Any) -> None:
@@ -276,7 +369,7 @@ def _report_steps(steps: Steps, seconds: float, events: int) -> None:
 async def main_async(args: argparse.Namespace) -> None:
     configure_logging(level=args.log_level)
     t0 = time.perf_counter()
-    records, statuses = build_records(args.events, args.contacts, args.statuses)
+    records, statuses, expected = build_records(args.events, args.contacts, args.statuses)
     print(
         f"built {len(records)} events ({statuses} statuses) over {args.contacts} contacts "
         f"in {time.perf_counter() - t0:.1f} s; partitions={args.partitions} "
@@ -286,13 +379,17 @@ async def main_async(args: argparse.Namespace) -> None:
     await broker.astart()
     try:
         if not args.skip_plain:
-            rate, seconds, cpu_s, _, stats = await one_run(args, broker, records, timed=False)
+            rate, seconds, cpu_s, _, stats = await one_run(
+                args, broker, records, expected, timed=False
+            )
             print(
                 f"1. plain: {rate:,.0f} events/s ({seconds:.2f} s), "
                 f"{len(records) / cpu_s:,.0f} events per worker CPU-second; {stats}"
             )
         if not args.skip_steps:
-            rate, seconds, cpu_s, steps, stats = await one_run(args, broker, records, timed=True)
+            rate, seconds, cpu_s, steps, stats = await one_run(
+                args, broker, records, expected, timed=True
+            )
             print(
                 f"2. steps timed: {rate:,.0f} events/s ({seconds:.2f} s), "
                 f"{len(records) / cpu_s:,.0f} events per worker CPU-second"
