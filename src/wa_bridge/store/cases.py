@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, cast
@@ -19,7 +19,13 @@ from typing import Any, Final, cast
 from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres, members
+from wa_bridge.store._bulk import (
+    column_arrays,
+    insert_arrays,
+    is_postgres,
+    members,
+    update_arrays,
+)
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store.api import CaseRecord, CaseSet, FirstTouch
 from wa_bridge.store.tables import cases, contacts, message_statuses
@@ -86,7 +92,9 @@ async def load_cases(
 
 
 def _row(record: CaseRecord) -> dict[str, Any]:
-    return asdict(record)
+    # a shallow copy (not dataclasses.asdict, which deep-copies every value): the row is
+    # only sent to the database
+    return {name: getattr(record, name) for name in _COLUMNS}
 
 
 async def save_cases(
@@ -98,7 +106,9 @@ async def save_cases(
     fresh = set(new)
     inserted = [_row(r) for r in records if r.case_key in fresh]
     updated = [_row(r) for r in records if r.case_key not in fresh]
-    if updated:
+    if updated and is_postgres(conn):  # one statement for the whole batch
+        await update_arrays(conn, cases, "case_key", column_arrays(updated))
+    elif updated:
         changed: dict[str, Any] = {
             name: bindparam(f"v_{name}") for name in _COLUMNS if name not in _KEYED
         }
