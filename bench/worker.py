@@ -43,6 +43,7 @@ from sqlalchemy import text
 from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.bus.headers import event_headers, record_key
+from wa_bridge.cli._common import tune_gc
 from wa_bridge.connectors.base import CrmResult
 from wa_bridge.connectors.sql import SqlCrmConnector
 from wa_bridge.log import configure_logging
@@ -375,6 +376,8 @@ async def main_async(args: argparse.Namespace) -> None:
         f"in {time.perf_counter() - t0:.1f} s; partitions={args.partitions} "
         f"batch={args.batch} in_flight={args.in_flight} log_level={args.log_level}"
     )
+    if not args.default_gc:
+        tune_gc()  # as `wa-bridge worker` does at start-up (freezes the records built above)
     broker = EmbeddedBroker()
     await broker.astart()
     try:
@@ -411,6 +414,9 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=2, help="worker_batches_in_flight")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--skip-plain", action="store_true")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="keep Python's GC thresholds (no tune_gc)"
+    )
     parser.add_argument("--skip-steps", action="store_true")
     parser.add_argument("--url", default=os.environ.get("WA_BRIDGE_TEST_DATABASE_URL", DEFAULT_URL))
     args = parser.parse_args()
