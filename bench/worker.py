@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/worker.py [--events 100000] [--contacts 5000] [--statuses 0.3]
                                      [--partitions 12] [--batch 2000] [--in-flight 2]
-                                     [--log-level INFO] [--url URL]
-                                     [--skip-plain] [--skip-steps]
+                                     [--log-level INFO] [--url URL | --url sqlite]
+                                     [--skip-plain] [--skip-steps] [--default-gc]
 
 Starts its own Tansu broker, builds the events with ``normalize_webhook`` from real webhook
 shapes (text messages; a share of them followed by a status about an earlier message of
