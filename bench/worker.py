@@ -2,15 +2,18 @@
 
     .venv/bin/python bench/worker.py [--events 100000] [--contacts 5000] [--statuses 0.3]
                                      [--partitions 12] [--batch 2000] [--in-flight 2]
-                                     [--log-level INFO] [--url URL]
-                                     [--skip-plain] [--skip-steps]
+                                     [--log-level INFO] [--url URL | --url sqlite]
+                                     [--skip-plain] [--skip-steps] [--default-gc]
 
 Starts its own Tansu broker, builds the events with ``normalize_webhook`` from real webhook
 shapes (text messages; a share of them followed by a status about an earlier message of
 the same contact), produces them to a fresh topic, then runs ``Worker.run_until_idle()``
 with ``mappings/sql.yaml`` into the built-in SQL CRM tables, on a fresh PostgreSQL schema
-dropped at the end. The URL comes from ``--url``, ``WA_BRIDGE_TEST_DATABASE_URL`` or the
-local default.
+dropped at the end (``--url sqlite``: a fresh SQLite file instead). The URL comes from
+``--url``, ``WA_BRIDGE_TEST_DATABASE_URL`` or the local default. Every run is checked
+after it (exit 1 on a failure): each event in the ledger once and applied, one trace each,
+one CRM note per message, each message's status its last one (CRM and store), one contact
+per person with its phone and BSUID linked to it and no one else's.
 
 Two runs, each on its own schema, topic and group:
 1. plain: the worker as shipped; prints events/s (timed from the group join to idle).
@@ -26,11 +29,13 @@ import argparse
 import asyncio
 import os
 import sys
+import tempfile
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,7 @@ from sqlalchemy import text
 from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.bus.headers import event_headers, record_key
+from wa_bridge.cli._common import tune_gc
 from wa_bridge.connectors.base import CrmResult
 from wa_bridge.connectors.sql import SqlCrmConnector
 from wa_bridge.log import configure_logging
@@ -55,8 +61,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "samples" / "meta"
 MAPPING = ROOT / "mappings" / "sql.yaml"
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-STEPS = ("claim", "identity", "resolve", "statuses", "cases", "crm", "outcomes", "commit")
+STEPS = ("claim", "identity", "resolve", "statuses", "cases", "crm", "traces", "outcomes", "commit")
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+@dataclass
+class Expected:
+    """What the CRM and the store must hold after the run (the checks)."""
+
+    events: int = 0
+    contacts: int = 0
+    final_status: dict[str, str | None] = field(default_factory=dict)  # message → last status
 
 
 # --- events --------------------------------------------------------------------------
@@ -67,7 +82,9 @@ def _load(name: str) -> dict[str, Any]:
     return body
 
 
-def build_records(events: int, contacts: int, status_share: float) -> tuple[list[Record], int]:
+def build_records(
+    events: int, contacts: int, status_share: float
+) -> tuple[list[Record], int, Expected]:
     """``events`` records, all ids distinct: text messages, and every ``1/status_share``-th
     event a status (sent, then delivered, then read) about an earlier message of the same
     contact."""
@@ -87,6 +104,7 @@ def build_records(events: int, contacts: int, status_share: float) -> tuple[list
     pending: dict[int, list[tuple[str, int]]] = defaultdict(list)  # contact → (msg, step)
     cycle = ("sent", "delivered", "read")
     statuses = 0
+    expected = Expected(contacts=min(events, contacts))
     for n in range(events):
         who = n % contacts
         wa_id = f"52155{who:08d}"
@@ -98,6 +116,7 @@ def build_records(events: int, contacts: int, status_share: float) -> tuple[list
             status.update(id=msg_id, status=cycle[step], timestamp=str(1781200000 + n))
             status["recipient_id"] = wa_id
             batch = normalize_webhook(status_body, received_at=received)
+            expected.final_status[msg_id] = cycle[step]
             statuses += 1
         else:
             msg_id = f"wamid.B{who:06d}N{n:08d}"
@@ -107,8 +126,10 @@ def build_records(events: int, contacts: int, status_share: float) -> tuple[list
             message["from_user_id"] = f"MX.{who:019d}"
             batch = normalize_webhook(text_body, received_at=received)
             pending[who].append((msg_id, 0))
+            expected.final_status[msg_id] = None
         records += [(record_key(e), e.to_json(), event_headers(e)) for e in batch]
-    return records, statuses
+    expected.events = len(records)
+    return records, statuses, expected
 
 
 async def preload(bootstrap: str, topic: str, records: Sequence[Record]) -> None:
@@ -161,13 +182,25 @@ class TimedTx(SqlStoreTx):
         with self.steps.timed("identity"):
             return await super().apply_identity_changes(changes)
 
-    async def open_cases(self, items: Sequence[Any]) -> list[str]:
+    async def load_cases(self, contact_ids: Sequence[str], conversation_ids: Any = ()) -> Any:
         with self.steps.timed("cases"):
-            return await super().open_cases(items)
+            return await super().load_cases(contact_ids, conversation_ids)
+
+    async def save_cases(self, records: Sequence[Any], new: Sequence[str]) -> None:
+        with self.steps.timed("cases"):
+            await super().save_cases(records, new)
+
+    async def seen_messages(self, message_ids: Sequence[str]) -> set[str]:
+        with self.steps.timed("statuses"):
+            return await super().seen_messages(message_ids)
 
     async def advance_statuses(self, items: Sequence[Any]) -> list[bool]:
         with self.steps.timed("statuses"):
             return await super().advance_statuses(items)
+
+    async def record_traces(self, traces: Sequence[Any], signals: Sequence[Any] = ()) -> None:
+        with self.steps.timed("traces"):
+            await super().record_traces(traces, signals)
 
 
 class TimedStore(SqlStore):
@@ -196,6 +229,11 @@ class TimedConnector(SqlCrmConnector):
 
 @asynccontextmanager
 async def fresh_schema(url: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema (dropped after), or for ``sqlite…`` a fresh file."""
+    if url.startswith("sqlite"):
+        with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
+            yield f"sqlite+aiosqlite:///{tmp}/state.db"
+        return
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(url)
     async with admin.begin() as conn:
@@ -209,9 +247,15 @@ async def fresh_schema(url: str) -> AsyncIterator[str]:
 
 
 async def one_run(
-    args: argparse.Namespace, broker: EmbeddedBroker, records: list[Record], *, timed: bool
+    args: argparse.Namespace,
+    broker: EmbeddedBroker,
+    records: list[Record],
+    expected: Expected,
+    *,
+    timed: bool,
 ) -> tuple[float, float, float, Steps | None, Any]:
-    """Returns (events/s, seconds, the worker process's CPU seconds, steps, stats)."""
+    """Returns (events/s, seconds, the worker process's CPU seconds, steps, stats); exits
+    with status 1 when a check failed."""
     async with fresh_schema(args.url) as url:
         settings = Settings(
             kafka_bootstrap=broker.bootstrap,
@@ -249,7 +293,67 @@ async def one_run(
         finally:
             await connector.aclose()
             await store.aclose()
+        problems = await verify(url, expected)
+        if problems:
+            print("CHECKS FAILED: " + "; ".join(problems))
+            raise SystemExit(1)
+        print("   checks: every event applied once, statuses monotonic, identity exact: ok")
         return len(records) / seconds, seconds, cpu_s, steps, stats
+
+
+async def verify(url: str, expected: Expected) -> list[str]:
+    """The checks: every event applied once, statuses monotonic, identity exact."""
+    problems: list[str] = []
+
+    def want(what: str, got: object, wanted: object) -> None:
+        if got != wanted:
+            problems.append(f"{what}: {got} (expected {wanted})")
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+
+            async def one(sql: str) -> Any:
+                return (await conn.execute(text(sql))).scalar_one()
+
+            want("ledger rows", await one("SELECT count(*) FROM processed_events"), expected.events)
+            want(
+                "ledger rows not applied",
+                await one(
+                    "SELECT count(*) FROM processed_events "
+                    "WHERE outcome IS NULL OR outcome <> 'applied'"
+                ),
+                0,
+            )
+            want("traces", await one("SELECT count(*) FROM event_traces"), expected.events)
+            notes = dict((await conn.execute(text("SELECT note_key, status FROM crm_notes"))).all())
+            want("CRM notes", len(notes), len(expected.final_status))
+            statuses = dict(
+                (await conn.execute(text("SELECT message_id, status FROM message_statuses"))).all()
+            )
+            wrong = [
+                m
+                for m, last in expected.final_status.items()
+                if last is not None and (notes.get(m) != last or statuses.get(m) != last)
+            ]
+            want("messages whose status is not their last one", len(wrong), 0)
+            want("contacts", await one("SELECT count(*) FROM contacts"), expected.contacts)
+            want("CRM contacts", await one("SELECT count(*) FROM crm_contacts"), expected.contacts)
+            pairs = (
+                await conn.execute(
+                    text(
+                        "SELECT DISTINCT p.value, b.value FROM identities p JOIN identities b "
+                        "ON b.contact_id = p.contact_id AND b.kind = 'bsuid' AND b.is_current "
+                        "WHERE p.kind = 'phone' AND p.is_current"
+                    )
+                )
+            ).all()
+            want("contacts with their phone and BSUID", len(pairs), expected.contacts)
+            mixed = [1 for phone, bsuid in pairs if int(phone[-8:]) != int(bsuid.split(".")[1])]
+            want("phones linked to another contact's BSUID", len(mixed), 0)
+    finally:
+        await engine.dispose()
+    return problems
 
 
 async def _joined(worker: Any) -> None:
@@ -276,23 +380,29 @@ def _report_steps(steps: Steps, seconds: float, events: int) -> None:
 async def main_async(args: argparse.Namespace) -> None:
     configure_logging(level=args.log_level)
     t0 = time.perf_counter()
-    records, statuses = build_records(args.events, args.contacts, args.statuses)
+    records, statuses, expected = build_records(args.events, args.contacts, args.statuses)
     print(
         f"built {len(records)} events ({statuses} statuses) over {args.contacts} contacts "
         f"in {time.perf_counter() - t0:.1f} s; partitions={args.partitions} "
         f"batch={args.batch} in_flight={args.in_flight} log_level={args.log_level}"
     )
+    if not args.default_gc:
+        tune_gc()  # as `wa-bridge worker` does at start-up (freezes the records built above)
     broker = EmbeddedBroker()
     await broker.astart()
     try:
         if not args.skip_plain:
-            rate, seconds, cpu_s, _, stats = await one_run(args, broker, records, timed=False)
+            rate, seconds, cpu_s, _, stats = await one_run(
+                args, broker, records, expected, timed=False
+            )
             print(
                 f"1. plain: {rate:,.0f} events/s ({seconds:.2f} s), "
                 f"{len(records) / cpu_s:,.0f} events per worker CPU-second; {stats}"
             )
         if not args.skip_steps:
-            rate, seconds, cpu_s, steps, stats = await one_run(args, broker, records, timed=True)
+            rate, seconds, cpu_s, steps, stats = await one_run(
+                args, broker, records, expected, timed=True
+            )
             print(
                 f"2. steps timed: {rate:,.0f} events/s ({seconds:.2f} s), "
                 f"{len(records) / cpu_s:,.0f} events per worker CPU-second"
@@ -314,6 +424,9 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=2, help="worker_batches_in_flight")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--skip-plain", action="store_true")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="keep Python's GC thresholds (no tune_gc)"
+    )
     parser.add_argument("--skip-steps", action="store_true")
     parser.add_argument("--url", default=os.environ.get("WA_BRIDGE_TEST_DATABASE_URL", DEFAULT_URL))
     args = parser.parse_args()

@@ -106,6 +106,23 @@ async def test_recycled_number_moves_to_the_bsuids_contact(
     assert all(MX not in (r["detail"] or "") for r in rows)  # no raw numbers in the audit
 
 
+async def test_a_repeated_contact_in_a_batch_follows_the_moves_between(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    # a batch answers a repeated contact from memory only while no link changed: here the
+    # number moves to MX.new and back, and each repeat sees where it is at its turn
+    store = await store_factory(store_url)
+    old, new = bsuid("MX.o2", MX), bsuid("MX.n2", MX)
+    out = await resolve(store, (WABA, old), (WABA, old), (WABA, new), (WABA, new), (WABA, old))
+    assert out[0] != out[2]
+    assert out == [out[0], out[0], out[2], out[2], out[0]]
+    links = await current_links(store)
+    assert links[("", "phone", MX)] == out[0]
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(identity_events))).mappings().all()
+    assert [r["decision"] for r in rows].count("moved") == 2
+
+
 async def test_phone_seen_with_a_new_bsuid_is_someone_else(
     store_url: str, store_factory: StoreFactory
 ) -> None:

@@ -168,11 +168,12 @@ _NATURAL_KEY_FIELDS: Final = frozenset({"message_id"})
 
 def _row(spec: _Spec, op: CrmOperation, now: datetime) -> tuple[str, Row, Modes]:
     key = spec.key(op)
-    row: Row = {name: None for name in spec.fields}
+    columns, json_fields = spec.fields, spec.json_fields
+    row: Row = dict.fromkeys(columns)
     attributes: dict[str, Any] = {}
     for name, value in op.fields.items():
-        if name in spec.fields:
-            row[name] = json_value(value) if name in spec.json_fields else value
+        if name in columns:
+            row[name] = json_value(value) if name in json_fields else value
         elif name not in _NATURAL_KEY_FIELDS or spec.key_column != "note_key":
             attributes[name] = json_value(value)
     row[spec.key_column] = key
@@ -181,11 +182,13 @@ def _row(spec: _Spec, op: CrmOperation, now: datetime) -> tuple[str, Row, Modes]
     for stamp in spec.stamped:
         row[stamp] = now
     row["attributes"] = attributes or None
+    if not op.write_modes:  # the usual case: every field written "always"
+        return key, row, {}
     # (a mapping's field names are identifiers: they go into the SQL as literals)
     modes: Modes = {
         name: mode
         for name, mode in op.write_modes.items()
-        if mode != "always" and name.isidentifier() and (name in spec.fields or name in attributes)
+        if mode != "always" and name.isidentifier() and (name in columns or name in attributes)
     }
     return key, row, modes
 

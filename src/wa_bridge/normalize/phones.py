@@ -41,6 +41,11 @@ def to_e164(raw: str) -> str | None:
     """The E.164 form (``+<digits>``) of a wa_id or phone string, or None if it is not one."""
     if not isinstance(raw, str) or len(raw) > _MAX_INPUT_CHARS:
         return None
+    return _to_e164(raw)
+
+
+@lru_cache(maxsize=65536)  # the mapping checks each event's phone: few distinct numbers
+def _to_e164(raw: str) -> str | None:
     digits = "".join(ch for ch in raw if ch in _KEEP)
     if len(digits) == 13 and digits.startswith("521"):
         digits = "52" + digits[3:]  # MX: drop the pre-2019 mobile '1'

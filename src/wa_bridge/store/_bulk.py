@@ -42,7 +42,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from wa_bridge.store._chunks import chunks
 
-__all__ = ["column_arrays", "insert_arrays", "is_postgres", "members"]
+__all__ = ["column_arrays", "insert_arrays", "is_postgres", "members", "update_arrays"]
 
 
 def _quote(name: str) -> str:
@@ -166,6 +166,39 @@ async def insert_arrays(
         params[f"a{i}"] = values[0] if is_shared else values
         shared.append(is_shared)
     return await conn.execute(_insert_sql(table, columns, tuple(shared), suffix), params)
+
+
+@lru_cache(maxsize=64)
+def _update_sql(table: Table, key: str, columns: tuple[str, ...]) -> TextClause:
+    """``UPDATE table SET col = u.c<i> … FROM unnest(…) WHERE table.key = u.c0``."""
+    names = (key, *columns)
+    params = ", ".join(
+        f"CAST(:a{i} AS {_array_type(table.c[name])}[])" for i, name in enumerate(names)
+    )
+    sets = []
+    for i, name in enumerate(columns, start=1):
+        is_json = isinstance(_base_type(table.c[name]), JSON)
+        sets.append(f"{_quote(name)} = " + (f"CAST(u.c{i} AS jsonb)" if is_json else f"u.c{i}"))
+    aliases = ", ".join(f"c{i}" for i in range(len(names)))
+    t = _quote(table.name)
+    return text(
+        f"UPDATE {t} SET {', '.join(sets)} FROM unnest({params}) AS u({aliases}) "
+        f"WHERE {t}.{_quote(key)} = u.c0"
+    )
+
+
+async def update_arrays(
+    conn: AsyncConnection, table: Table, key: str, arrays: Mapping[str, Sequence[Any]]
+) -> None:
+    """PostgreSQL only: one UPDATE of every row whose ``key`` is in ``arrays[key]``, each
+    column of ``arrays`` (NULLs included) set to that row's value. Keys are distinct."""
+    columns = tuple(name for name in arrays if name != key)
+    params: dict[str, Any] = {"a0": list(arrays[key])}
+    for i, name in enumerate(columns, start=1):
+        convert = _converter(table.c[name])
+        values = arrays[name]
+        params[f"a{i}"] = list(values) if convert is None else [convert(v) for v in values]
+    await conn.execute(_update_sql(table, key, columns), params)
 
 
 def column_arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, Final, cast
 
 from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres, members
+from wa_bridge.store._bulk import (
+    insert_arrays,
+    is_postgres,
+    members,
+    update_arrays,
+)
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store.api import CaseRecord, CaseSet, FirstTouch
 from wa_bridge.store.tables import cases, contacts, message_statuses
@@ -49,11 +55,17 @@ def case_key_for(contact_id: str, business_number: str, opened_before: int) -> s
     return "k_" + digest.hexdigest()[:32]
 
 
+_OUTCOME_VALUE: Final = _COLUMNS.index("outcome_value")
+if tuple(c.name for c in cases.columns) != _COLUMNS:  # rows are read and written by position
+    raise RuntimeError("the cases table and CaseRecord must list the same fields in one order")
+_values_of: Final = attrgetter(*_COLUMNS)
+
+
 def _record(row: Row[Any]) -> CaseRecord:
-    values = {name: getattr(row, name) for name in _COLUMNS}
-    value = values["outcome_value"]
-    values["outcome_value"] = None if value is None else Decimal(value)
-    return CaseRecord(**values)
+    values = list(row[: len(_COLUMNS)])  # select(cases, …): the table's columns come first
+    value = values[_OUTCOME_VALUE]
+    values[_OUTCOME_VALUE] = None if value is None else Decimal(value)
+    return CaseRecord(*values)
 
 
 async def load_cases(
@@ -86,7 +98,15 @@ async def load_cases(
 
 
 def _row(record: CaseRecord) -> dict[str, Any]:
-    return asdict(record)
+    # a shallow copy (not dataclasses.asdict, which deep-copies every value): the row is
+    # only sent to the database
+    return dict(zip(_COLUMNS, _values_of(record), strict=True))
+
+
+def _arrays(records: Sequence[CaseRecord]) -> dict[str, list[Any]]:
+    """Column name → one value per record, for the array statements."""
+    columns = zip(*map(_values_of, records), strict=True)
+    return {name: list(values) for name, values in zip(_COLUMNS, columns, strict=True)}
 
 
 async def save_cases(
@@ -96,6 +116,15 @@ async def save_cases(
     a key or open slot another transaction took fails this one, whose batch is then
     retried)."""
     fresh = set(new)
+    if is_postgres(conn):  # one statement each for the whole batch
+        kept = [r for r in records if r.case_key not in fresh]
+        if kept:
+            await update_arrays(conn, cases, "case_key", _arrays(kept))
+        # after the updates: a case closed in this batch frees its pair for the new one
+        opened = [r for r in records if r.case_key in fresh]
+        if opened:
+            await insert_arrays(conn, cases, _arrays(opened))
+        return
     inserted = [_row(r) for r in records if r.case_key in fresh]
     updated = [_row(r) for r in records if r.case_key not in fresh]
     if updated:
@@ -110,9 +139,7 @@ async def save_cases(
         for part in chunks(params, 1000):
             await conn.execute(stmt, list(part))
     # after the updates: a case closed in this batch frees its pair for the new one
-    if inserted and is_postgres(conn):
-        await insert_arrays(conn, cases, column_arrays(inserted))
-    elif inserted:
+    if inserted:
         await conn.execute(insert(cases), inserted)
 
 

@@ -115,6 +115,7 @@ class IdentityGraph:
         self._new_contacts: list[str] = []
         self._ever: dict[IdKey, set[str]] = {}  # contacts ever linked, current or history
         self._audit: list[dict[str, Any]] = []
+        self._version = 0  # bumped by every change of a link (resolve_all's memo)
 
     async def load(self, keys: Iterable[IdKey]) -> None:
         """Read the links of ``keys`` (current, and the last holder of those nobody holds)
@@ -157,6 +158,22 @@ class IdentityGraph:
                 key = (business, kind, value)  # known now: a notice may retire it
                 self._db_current.setdefault(key, contact_id)
                 self._current.setdefault(key, contact_id)
+
+    def resolve_all(self, items: Sequence[tuple[str, Contact]]) -> list[str | None]:
+        """``resolve`` each item, in order. An item equal to an earlier one, with no link
+        changed since that one, names the same contact and changes nothing: it is answered
+        from memory (a batch holds many events of few contacts)."""
+        memo: dict[tuple[str, Contact], tuple[int, str | None]] = {}
+        out: list[str | None] = []
+        for item in items:
+            known = memo.get(item)
+            if known is not None and known[0] == self._version:
+                out.append(known[1])
+                continue
+            cid = self.resolve(*item)
+            memo[item] = (self._version, cid)
+            out.append(cid)
+        return out
 
     def resolve(self, business: str, contact: Contact) -> str | None:
         keys = identifiers(business, contact)
@@ -328,11 +345,12 @@ class IdentityGraph:
         strong = self._strong.get(cid, {})
         if strong.get((business, kind)) == value:
             del strong[(business, kind)]
-        self._keep_as_history(key, cid, at)
+        self._keep_as_history(key, cid, at)  # (a change: bumps the version)
         return True
 
     def _keep_as_history(self, key: IdKey, cid: str, at: datetime) -> None:
         """Make ``key`` ``cid``'s history (not current), let go at ``at``."""
+        self._version += 1
         self._current[key] = None
         self._last_holder[key] = cid
         self._retired_at[key] = at
@@ -354,6 +372,7 @@ class IdentityGraph:
         ever = self._ever.setdefault(seed, set())
         cid = contact_id_for(seed, len(ever))
         ever.add(cid)  # a second contact on this seed in the same batch is another one
+        self._version += 1
         self._new_contacts.append(cid)
         self._decide(cid, "created", keys, None)
         return cid
@@ -362,6 +381,7 @@ class IdentityGraph:
         old = self._current.get(key)
         if old == cid:
             return
+        self._version += 1
         business, kind, value = key
         if old is None and announce:
             self._decide(cid, "linked", [key], f"id={hash_key(value)}")

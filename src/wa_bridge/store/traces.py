@@ -43,35 +43,48 @@ _PG_SUFFIX = (
 )
 
 
-def _row(trace: EventTrace, now: datetime) -> dict[str, Any]:
+_COLUMNS: tuple[str, ...] = ("event_id", "event_type", "message_id", "contact_id")
+_COLUMNS += ("contact_hash", "topic", "partition", "offset", "attempt", "event_time")
+_COLUMNS += ("received_at", "outcome", "outcome_at", "crm_ids")
+
+
+def _values(trace: EventTrace, now: datetime) -> tuple[Any, ...]:
+    """The row of ``trace``, in the order of ``_COLUMNS`` (crm_ids as pairs: the JSON
+    serializer writes a tuple as an array)."""
     origin = trace.origin
-    return {
-        "event_id": trace.event_id,
-        "event_type": trace.event_type,
-        "message_id": trace.message_id,
-        "contact_id": trace.contact_id,
-        "contact_hash": trace.contact_hash,
-        "topic": origin.topic if origin else None,
-        "partition": origin.partition if origin else None,
-        "offset": origin.offset if origin else None,
-        "attempt": origin.attempt if origin else None,
-        "event_time": trace.event_time,
-        "received_at": trace.received_at,
-        "outcome": trace.outcome,
-        "outcome_at": trace.at or now,
-        "crm_ids": [list(pair) for pair in trace.crm_ids] if trace.crm_ids else None,
-    }
+    return (
+        trace.event_id,
+        trace.event_type,
+        trace.message_id,
+        trace.contact_id,
+        trace.contact_hash,
+        *(
+            (origin.topic, origin.partition, origin.offset, origin.attempt)
+            if origin
+            else _NO_ORIGIN
+        ),
+        trace.event_time,
+        trace.received_at,
+        trace.outcome,
+        trace.at or now,
+        trace.crm_ids or None,
+    )
+
+
+_NO_ORIGIN: tuple[None, ...] = (None, None, None, None)
 
 
 async def record_traces(conn: AsyncConnection, traces: Sequence[EventTrace], now: datetime) -> None:
     """Upsert one row per event (the last trace given for an event id wins); a trace
     without a time gets ``now``."""
-    rows = list({t.event_id: _row(t, now) for t in traces}.values())
-    if not rows:
+    last = {t.event_id: t for t in traces}
+    if not last:
         return
+    rows = [_values(t, now) for t in last.values()]
     if is_postgres(conn):
+        columns = zip(*rows, strict=True)
         await insert_arrays(
-            conn, event_traces, {name: [r[name] for r in rows] for name in rows[0]}, _PG_SUFFIX
+            conn, event_traces, dict(zip(_COLUMNS, columns, strict=True)), _PG_SUFFIX
         )
         return
     stmt = insert_for(conn, event_traces)
@@ -82,7 +95,7 @@ async def record_traces(conn: AsyncConnection, traces: Sequence[EventTrace], now
             **{c: _coalesce(stmt.excluded[c], _t[c]) for c in _KEPT},
         },
     )
-    for part in chunks(rows, 50):
+    for part in chunks([dict(zip(_COLUMNS, row, strict=True)) for row in rows], 50):
         await conn.execute(upsert, part)
 
 

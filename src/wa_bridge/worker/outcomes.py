@@ -4,6 +4,7 @@ dead-lettered)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Final, Literal
@@ -97,13 +98,17 @@ def count_delivered(
     duration_ms = round(elapsed_s * 1000, 2)
     seen: set[str] = set()
     counts: dict[Outcome, int] = {"applied": 0, "noop": 0, "stale": 0}
+    bound = log.bind()  # once: the logger proxy binds on every attribute access
+    per_event = bound.is_enabled_for(logging.DEBUG)  # else no line: skip building them
     for item in items:
         outcome = _delivered_outcome(result.outcomes.get(item.event_id, "applied"))
         if item.event_id in seen:
             outcome = "noop"  # the same event twice in one batch
         seen.add(item.event_id)
         counts[outcome] += 1
-        log.debug(
+        if not per_event:
+            continue
+        bound.debug(
             "event_delivered",
             event_id=item.event_id,
             event_type=item.event_type,

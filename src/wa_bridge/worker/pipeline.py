@@ -263,13 +263,7 @@ class Pipeline:
                 refused[event.id] = exc
                 continue
             for op in event_ops:
-                ops.append(
-                    dataclasses.replace(
-                        op,
-                        contact_key=contact_id or op.contact_key,
-                        case_key=op.case_key or case_key,
-                    )
-                )
+                ops.append(_keyed(op, contact_id or op.contact_key, op.case_key or case_key))
             if not event_ops and event.id not in triggers:
                 result.outcomes[event.id] = "noop"
         ops += self._case_updates(tracked.derived, refused)
@@ -428,6 +422,28 @@ class Pipeline:
             raise _Refused(refused, book)
         await tx.save_records(book)
         return ops, [r for r in results if isinstance(r, CrmResult)]
+
+
+_OP_FIELDS: Final = ("kind", "fields", "event_id", "index", "contact_key", "case_key", "source")
+if tuple(f.name for f in dataclasses.fields(CrmOperation)) != (*_OP_FIELDS, "write_modes"):
+    raise RuntimeError("CrmOperation changed: update pipeline._keyed, which copies its fields")
+
+
+def _keyed(op: CrmOperation, contact_key: str | None, case_key: str | None) -> CrmOperation:
+    """``op`` with these keys (itself when it has them already; a new operation built
+    directly, not through ``dataclasses.replace``: this runs once per operation)."""
+    if op.contact_key == contact_key and op.case_key == case_key:
+        return op
+    return CrmOperation(
+        kind=op.kind,
+        fields=op.fields,
+        event_id=op.event_id,
+        index=op.index,
+        contact_key=contact_key,
+        case_key=case_key,
+        source=op.source,
+        write_modes=op.write_modes,
+    )
 
 
 def _check_keys(

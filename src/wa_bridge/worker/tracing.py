@@ -48,7 +48,7 @@ def _time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text)  # Python ≥ 3.11 reads a trailing "Z"
     except ValueError:
         return None
 
@@ -70,6 +70,9 @@ def _quality(*words: Any) -> str | None:
         if isinstance(word, str) and word.upper() in _QUALITY_WORDS:
             return _QUALITY_WORDS[word.upper()]
     return None
+
+
+_SIGNAL_TYPES: Final = frozenset({"whatsapp.template.quality", "whatsapp.phone_number.quality"})
 
 
 def signal_of(event: CanonicalEvent, at: datetime) -> AccountSignal | None:
@@ -156,11 +159,15 @@ def batch_facts(
     # per message per batch) became the same CRM record: the note of its message.
     by_message = _crm_ids_by_message(ops, crm_ids)
     contact_ids = {op.event_id: op.contact_key for op in ops if op.contact_key}
+    hashes: dict[str, str] = {}  # a contact's events share one hash (one HMAC per contact)
     traces: list[EventTrace] = []
     signals: list[AccountSignal] = []
     for event in events:
         message_id = _str(event.data.get("message_id"))
         event_time = _time(event.time)
+        subject = event.subject
+        if subject and subject not in hashes:
+            hashes[subject] = hash_key(subject)
         traces.append(
             EventTrace(
                 event_id=event.id,
@@ -168,17 +175,18 @@ def batch_facts(
                 outcome=outcomes.get(event.id, "applied"),
                 message_id=message_id[:200] if message_id else None,
                 contact_id=contact_ids.get(event.id),
-                contact_hash=hash_key(event.subject) if event.subject else None,
+                contact_hash=hashes[subject] if subject else None,
                 event_time=event_time,
                 received_at=_time(event.recvtime),
                 origin=origins.get(event.id) if origins else None,
                 crm_ids=tuple(crm_ids.get(event.id) or by_message.get(message_id or "") or ()),
             )
         )
-        signal_time = event_time or _time(event.recvtime)
-        signal = signal_of(event, signal_time) if signal_time is not None else None
-        if signal is not None:
-            signals.append(signal)
+        if event.type in _SIGNAL_TYPES:
+            signal_time = event_time or _time(event.recvtime)
+            signal = signal_of(event, signal_time) if signal_time is not None else None
+            if signal is not None:
+                signals.append(signal)
     return traces, signals
 
 
