@@ -17,7 +17,7 @@ import secrets
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ __all__ = [
     "Tally",
     "WorkerProc",
     "message_id",
+    "poll",
     "receiver_process",
     "tally",
     "wait_applied",
@@ -249,6 +250,13 @@ async def tally(database_url: str, numbers: range, contacts: int) -> Tally:
         unexpected=len(notes - expected),
         dead_letters=int(dead),
     )
+
+
+async def poll(condition: Callable[[], Awaitable[bool]], *, timeout_s: float) -> None:
+    """Check ``condition`` every 50 ms until it holds (TimeoutError after ``timeout_s``)."""
+    async with asyncio.timeout(timeout_s):
+        while not await condition():  # noqa: ASYNC110 - another process's state
+            await asyncio.sleep(0.05)
 
 
 async def applied_count(engine: AsyncEngine) -> int:
