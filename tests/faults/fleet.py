@@ -245,7 +245,7 @@ async def tally(database_url: str, numbers: range, contacts: int) -> Tally:
     return Tally(
         sent=len(expected),
         applied=len(notes & expected),
-        duplicated=sum(int(c) - 1 for _, c in writes),
+        duplicated=sum(int(c) - 1 for key, c in writes if key in expected),
         lost=len(expected - notes),
         unexpected=len(notes - expected),
         dead_letters=int(dead),
