@@ -3,6 +3,7 @@ fault table (the same shape as ``pytest tests/faults``).
 
     .venv/bin/python -m bench.soak                     # 10 minutes, 40 webhooks/s
     .venv/bin/python -m bench.soak --minutes 2 --rate 20 --fault-every 20 --seed 7
+    .venv/bin/python -m bench.soak --minutes 3 --faults "broker down and back,disk full"
 
 What runs: one Tansu broker, a throwaway PostgreSQL cluster (the machine's initdb on a
 free port, so it can be crashed; never the shared server), 2 ``wa-bridge receiver`` and 3
@@ -357,7 +358,7 @@ async def run(args: argparse.Namespace) -> int:
         end = time.monotonic() + args.minutes * 60
         while time.monotonic() + args.fault_every < end:
             await asyncio.sleep(args.fault_every)
-            fault = soak.rng.choice(FAULTS)
+            fault = soak.rng.choice(args.faults)
             windows.append((fault, soak.stream.next_n))
             print(f"{time.strftime('%H:%M:%S')} {fault} (from message {soak.stream.next_n})")
             await soak.action(fault)()
@@ -401,7 +402,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fault-every", type=float, default=30.0, help="seconds")
     parser.add_argument("--drain-s", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=None)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--faults",
+        default=",".join(FAULTS),
+        help=f"comma-separated subset to draw from (default: all of {', '.join(FAULTS)})",
+    )
+    args = parser.parse_args(argv)
+    args.faults = [f.strip() for f in args.faults.split(",") if f.strip()]
+    unknown = set(args.faults) - set(FAULTS)
+    if unknown or not args.faults:
+        parser.error(f"unknown fault(s): {', '.join(sorted(unknown)) or '(none given)'}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
