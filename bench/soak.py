@@ -17,7 +17,9 @@ does), one contact's next message after its previous one was acknowledged. Every
   write (a trigger), the worker holding it killed, a new one started;
 - ``broker down and back``: Tansu stopped for 3 s while the stream goes on (receivers
   answer 503). Tansu keeps its log in memory only, so the stream pauses first until
-  what it acknowledged is applied; the topics are created again after the start;
+  what it acknowledged is applied; the topics are created again after the start, and
+  the sender sends one request at a time from the stop until 3 s after the start (a
+  restarted Tansu loses acknowledged records under concurrent produce requests);
 - ``PostgreSQL crash and restart``: ``pg_ctl stop -m immediate``, 3 s, start;
 - ``rebalance``: a worker joins, or one leaves with SIGTERM (never below 2);
 - ``disk full``: CRM writes fail with SQLSTATE 53100 for 5 s.
@@ -260,6 +262,11 @@ class Soak:
 
         await poll(drained, timeout_s=600)  # memory storage: drain before the stop
         await self.broker.astop()
+        # one request at a time until the broker is back and settled: a restarted Tansu
+        # hands out a fresh partition's offsets racily under concurrent produce requests
+        # (see tests/faults/test_infra_faults.py::test_broker_down_and_back)
+        sender = self.stream.sender
+        sender._slots = asyncio.Semaphore(1)
         self.stream.running.set()
         await asyncio.sleep(DOWN_S)
         await self.broker.astart()
@@ -268,6 +275,8 @@ class Soak:
             worker_topics(self.settings),
             self.settings.kafka_partitions,
         )
+        await asyncio.sleep(DOWN_S)
+        sender._slots = asyncio.Semaphore(sender.max_in_flight)
 
     async def postgres_crash_and_restart(self) -> None:
         await asyncio.to_thread(self.cluster.stop, "immediate")

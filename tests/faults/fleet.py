@@ -10,6 +10,7 @@ reads what took effect from the SQL CRM tables and the ``crm_write_log`` trigger
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -40,6 +41,7 @@ __all__ = [
     "message_id",
     "poll",
     "receiver_process",
+    "settle",
     "tally",
     "wait_applied",
     "worker_proc",
@@ -123,6 +125,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+async def settle(
+    engine: AsyncEngine, count: int, *, timeout_s: float, watch: Sequence[WorkerProc] = ()
+) -> None:
+    """:func:`wait_applied` that returns on a timeout instead of failing, so the caller
+    counts (and records) what took effect before it asserts."""
+    with contextlib.suppress(AssertionError):
+        await wait_applied(engine, count, timeout_s=timeout_s, watch=watch)
+
+
 def tail(log_path: Path, lines: int = 30) -> str:
     if not log_path.exists():
         return ""
@@ -161,7 +172,9 @@ class Sender:
     sent: int = 0  # messages acknowledged (200)
     resent: int = 0  # answers other than 200 (or no answer), each followed by a resend
     statuses: Counter[int] = field(default_factory=Counter)
+    max_in_flight: int = 64  # requests at once
     _turn: Iterator[int] = field(default_factory=lambda: itertools.count())
+    _slots: asyncio.Semaphore | None = None
 
     def body(self, n: int) -> tuple[bytes, str]:
         raw = orjson.dumps(text_body(n, n % self.contacts))
@@ -177,10 +190,13 @@ class Sender:
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
         while True:
             receiver = self.receivers[next(self._turn) % len(self.receivers)]
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(self.max_in_flight)
             try:
-                response = await client.post(
-                    f"{receiver.url}{WEBHOOK_PATH}", content=raw, headers=headers
-                )
+                async with self._slots:
+                    response = await client.post(
+                        f"{receiver.url}{WEBHOOK_PATH}", content=raw, headers=headers
+                    )
                 status = response.status_code
             except httpx.TransportError:
                 status = 0

@@ -18,11 +18,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.settings import Settings
 from wa_bridge.store import create_engine, open_store
-from wa_bridge.worker.runner import worker_topics
 from worker.conftest import WRITE_LOG_DDL, sql_crm_url, sql_settings_factory  # noqa: F401
 from worker.sqlcrm import note_order, order_breaks, publish, sql_settings, text_events
 
@@ -34,6 +32,7 @@ from .fleet import (
     poll,
     ready,
     receiver_process,
+    settle,
     tail,
     tally,
     wait_applied,
@@ -141,7 +140,7 @@ async def test_worker_sigkill_between_crm_write_and_commit(
             first.kill()
         assert first.proc.returncode == -signal.SIGKILL
         with worker_proc(settings, tmp_path / "w2.log") as second:
-            await wait_applied(crm_engine, EVENTS, timeout_s=90, watch=[second])
+            await settle(crm_engine, EVENTS, timeout_s=90, watch=[second])
         assert await _committed(crm_engine, paused)
     finally:
         await _execute(crm_engine, *DROP_PAUSE)
@@ -210,7 +209,7 @@ async def test_disk_full_errors_wait_and_lose_nothing(
             await asyncio.sleep(FULL_S)
             assert worker.proc.poll() is None, tail(worker.log_path)
             await _execute(crm_engine, _disk_full_function(is_full=False))  # space is back
-            await wait_applied(crm_engine, EVENTS, timeout_s=90, watch=[worker])
+            await settle(crm_engine, EVENTS, timeout_s=90, watch=[worker])
         assert "store_unavailable_waiting" in worker.log_path.read_text()
     finally:
         await _execute(crm_engine, *DROP_DISK_FULL)
@@ -234,7 +233,7 @@ async def test_rebalance_worker_joins_then_another_leaves(
             await wait_applied(crm_engine, 600, timeout_s=60, watch=[first, second])
             first.proc.send_signal(signal.SIGTERM)  # leaves the group after its drain
             assert await asyncio.to_thread(first.proc.wait, 30) == 0, tail(first.log_path)
-            await wait_applied(crm_engine, EVENTS, timeout_s=90, watch=[second])
+            await settle(crm_engine, EVENTS, timeout_s=90, watch=[second])
     assert "batch_delivered" in (tmp_path / "w2.log").read_text()
     await _record_and_check("consumer-group rebalance (join, then leave)", sql_crm_url, crm_engine)
 
@@ -272,7 +271,7 @@ async def test_postgres_crash_and_restart(
         await asyncio.sleep(2.0)  # the worker meets a dead server for a while
         assert worker.proc.poll() is None, tail(worker.log_path)
         await asyncio.to_thread(cluster.start)
-        await wait_applied(engine, EVENTS, timeout_s=90, watch=[worker])
+        await settle(engine, EVENTS, timeout_s=90, watch=[worker])
     assert "store_unavailable_waiting" in worker.log_path.read_text(), "it met the crash"
     await _record_and_check("PostgreSQL crash and restart", url, engine)
 
@@ -287,7 +286,13 @@ async def test_broker_down_and_back(
 ) -> None:
     """Tansu keeps records in memory: the broker is stopped once what it acknowledged is
     applied (a real cluster keeps its log; here the log would go with the process), then
-    the stream goes on while it is down: the receiver answers 503, the sender resends."""
+    the stream goes on while it is down: the receiver answers 503, the sender resends.
+
+    One request at a time: a restarted Tansu (0.6, memory storage) hands out offsets of a
+    fresh partition racily when concurrent produce requests meet it (its log shows
+    ``AlreadyExists`` on ``…/records/0…0.batch``), and then misses records it had
+    acknowledged: seen here with the sender's 40 requests in flight, 3-5 of 1,200 lost,
+    none of them in the topic afterwards. That is the test broker's, not wa-bridge's."""
     broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
     await broker.astart()
     half = EVENTS // 2
@@ -299,19 +304,15 @@ async def test_broker_down_and_back(
             worker_proc(settings, tmp_path / "w.log") as worker,
         ):
             await ready([receiver])
-            sender = Sender([receiver], secret, contacts=CONTACTS, rate=100.0)
+            sender = Sender([receiver], secret, contacts=CONTACTS, rate=60.0, max_in_flight=1)
             await sender.send(range(half))
             await wait_applied(crm_engine, half, timeout_s=60, watch=[worker])
             await broker.astop()
             stream = asyncio.create_task(sender.send(range(half, EVENTS)))
             await asyncio.sleep(3.0)  # down for a while, the stream going on
-            await broker.astart()
-            # memory storage: the topics come back empty, as a real cluster's would stay
-            await ensure_topics(
-                settings.kafka_bootstrap, worker_topics(settings), settings.kafka_partitions
-            )
+            await broker.astart()  # memory storage: empty; the receiver creates the topic
             await stream
-            await wait_applied(crm_engine, EVENTS, timeout_s=90, watch=[worker])
+            await settle(crm_engine, EVENTS, timeout_s=90, watch=[worker])
         assert sender.resent > 0, "the stream must meet the broker down"
         assert sender.sent == EVENTS
     finally:
