@@ -31,7 +31,12 @@ from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.store import create_engine
 from worker.sqlcrm import crm_state, note_order, order_breaks, sql_settings
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.timeout(300),  # several processes on a shared 2-core machine
+]
 
 MESSAGES = 1200
 CONTACTS = 48

@@ -41,7 +41,12 @@ from .fleet import (
 from .pg_cluster import pg_bindir, throwaway_cluster
 from .table import record
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.timeout(300),  # several processes on a shared 2-core machine
+]
 
 EVENTS = 1200
 CONTACTS = 40
