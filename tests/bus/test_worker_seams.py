@@ -88,3 +88,49 @@ async def test_an_unreachable_broker_is_bus_unavailable() -> None:
     with pytest.raises(BusUnavailable):
         await consumer.start(["nowhere"], _Assignments())
     await consumer.stop()
+
+
+async def test_a_committed_offset_past_the_log_end_reads_the_log_from_its_beginning(
+    broker: EmbeddedBroker, topic_factory: Callable[[str], str]
+) -> None:
+    """A broker that lost its log (an in-memory one restarted) may hold the group's
+    offsets of the old log; Tansu does not answer OffsetOutOfRange for them, so the
+    consumer itself must not wait past the end of the new log."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka import TopicPartition as KafkaTopicPartition
+
+    topic = topic_factory("lost")
+    settings = Settings(
+        kafka_bootstrap=broker.bootstrap,
+        kafka_enable_idempotence=False,
+        consumer_group=f"g-{topic}",
+    )
+    await ensure_topics(broker.bootstrap, [topic], 1)
+    producer = build_producer(settings)
+    await producer.start()
+    try:
+        for n in range(3):
+            await producer.send_and_wait(topic, b"%d" % n, key=b"k", partition=None, headers=[])
+    finally:
+        await producer.stop()
+    stale = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap, group_id=settings.consumer_group
+    )  # a member-less commit of an offset from the lost log
+    await stale.start()
+    try:
+        stale.assign([KafkaTopicPartition(topic, 0)])
+        await stale.commit({KafkaTopicPartition(topic, 0): 500})
+    finally:
+        await stale.stop()
+
+    consumer = build_consumer(settings, **FAST_GROUP)
+    await consumer.start([topic], _Assignments())
+    try:
+        offsets: list[int] = []
+        async with asyncio.timeout(30):
+            while len(offsets) < 3:
+                fetched = await consumer.getmany(timeout_ms=200, max_records=10)
+                offsets += [d.offset for ds in fetched.values() for d in ds]
+        assert offsets == [0, 1, 2]
+    finally:
+        await consumer.stop()

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.errors import KafkaError
 
 from wa_bridge.bus._errors import kafka_errors
 from wa_bridge.bus.security import kafka_client_options
@@ -27,6 +28,7 @@ from wa_bridge.bus.topics import (
     HEADER_RETRY_ATTEMPT,
     HEADER_RETRY_DUE_MS,
 )
+from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "build_consumer",
     "retry_headers",
 ]
+
+log = get_logger("bus.consumer")
 
 _OWN_HEADERS = frozenset({HEADER_RETRY_ATTEMPT, HEADER_RETRY_DUE_MS})
 
@@ -172,14 +176,43 @@ def _theirs(tp: TopicPartition) -> Any:
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    def __init__(self, listener: RebalanceListener) -> None:
+    def __init__(self, listener: RebalanceListener, assigned: set[Any]) -> None:
         self.listener = listener
+        self.assigned = assigned  # for the consumer to check before its next fetch
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self.listener.on_revoked([_ours(tp) for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.assigned.update(assigned)
         await self.listener.on_assigned([_ours(tp) for tp in assigned])
+
+
+async def _rewind_past_log_end(consumer: AIOKafkaConsumer, assigned: list[Any]) -> None:
+    """Start from the log's beginning where the position lies past the log's end.
+
+    That happens when a broker lost its log and its group kept (or was sent, by a member
+    that held positions from before) offsets of the old log: ``wa-bridge dev``'s
+    in-memory broker restarted. Kafka answers OffsetOutOfRange there and the consumer
+    resets to the earliest record; Tansu answers nothing, and the consumer would wait at
+    that offset, skipping every record below it. Re-reading from the beginning is safe:
+    the ledger skips what took effect. Errors here are left to the fetch that follows.
+    """
+    try:
+        ends = await consumer.end_offsets(assigned)
+        for tp in assigned:
+            position = await consumer.position(tp)
+            if position > ends.get(tp, position):
+                log.warning(
+                    "position_past_log_end",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    position=position,
+                    log_end=ends[tp],
+                )
+                await consumer.seek_to_beginning(tp)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        log.warning("log_end_check_failed", error=type(exc).__name__)
 
 
 class KafkaRecordConsumer:
@@ -187,9 +220,10 @@ class KafkaRecordConsumer:
 
     def __init__(self, consumer: AIOKafkaConsumer) -> None:
         self._consumer = consumer
+        self._assigned: set[Any] = set()  # newly assigned, not yet checked
 
     async def start(self, topics: Sequence[str], listener: RebalanceListener) -> None:
-        self._consumer.subscribe(list(topics), listener=_Listener(listener))
+        self._consumer.subscribe(list(topics), listener=_Listener(listener, self._assigned))
         with kafka_errors("start"):
             await self._consumer.start()
 
@@ -202,6 +236,12 @@ class KafkaRecordConsumer:
     async def getmany(
         self, *, timeout_ms: int, max_records: int
     ) -> dict[TopicPartition, list[Delivery]]:
+        if self._assigned:
+            current = self._consumer.assignment()
+            check = [tp for tp in self._assigned if tp in current]
+            self._assigned.clear()
+            if check:
+                await _rewind_past_log_end(self._consumer, check)
         with kafka_errors("fetch"):
             fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         return {_ours(tp): [Delivery.of(r) for r in records] for tp, records in fetched.items()}

@@ -34,7 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from wa_bridge.connectors._records import json_value, note_key, require_key
 from wa_bridge.connectors.base import CrmResult, OpResult, Vendor, Wiring
 from wa_bridge.connectors.sql_merge import SQL_MERGER
-from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable
+from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable, StoreUnavailable
 from wa_bridge.operations import CrmOperation, OperationKind, WriteMode
 from wa_bridge.store.book import RecordBook
 from wa_bridge.store.bulk import chunks, column_arrays, insert_arrays, insert_for, is_postgres
@@ -296,7 +296,7 @@ class SqlCrmConnector:
                 return list(await self.apply_in(conn, ops))
         except exc.SQLAlchemyError as err:
             raise _translate(err, "transaction") from (getattr(err, "orig", None) or err)
-        except OSError as err:
+        except (OSError, StoreUnavailable) as err:
             raise CrmUnavailable(f"sql CRM database unreachable ({type(err).__name__})") from err
 
     async def apply_in(
@@ -338,8 +338,16 @@ class SqlCrmConnector:
                     else:
                         existing |= await _upsert_rows(conn, spec, rows, dict(write_modes))
         except exc.SQLAlchemyError as err:
+            cause = getattr(err, "orig", None) or err
+            if is_connection_error(err):
+                # the caller's transaction is the state store's: our own database is
+                # down (or full), which the worker waits out; it is not the CRM's answer
+                raise StoreUnavailable(
+                    f"state database unavailable during sql CRM writes ({type(err).__name__}); "
+                    "retry later"
+                ) from cause
             raise _translate(err, f"{len(ops)} {kind} op(s) from event {ops[0].event_id}") from (
-                getattr(err, "orig", None) or err
+                cause
             )
         seen: set[str] = set()
         out = []

@@ -116,11 +116,23 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+# SQLSTATE classes of a server that cannot work now, whatever the statement: connection
+# exception (08), insufficient resources (53: disk full, out of memory, too many
+# connections), operator intervention at shutdown or start-up (57P01-57P03), system error
+# (58: I/O error). asyncpg's errors for these reach SQLAlchemy as a plain DBAPIError.
+OUTAGE_SQLSTATES: Final = ("08", "53", "57P01", "57P02", "57P03", "58")
+
+
 def is_connection_error(err: BaseException) -> bool:
-    """True when ``err`` means the database is unreachable or the connection was lost."""
+    """True when ``err`` means the database is unreachable, the connection was lost, or
+    the server cannot work now (disk full, shutting down): an outage to wait out, not a
+    fault of the statement."""
     if isinstance(err, OSError | TimeoutError):
         return True
     if isinstance(err, exc.DBAPIError) and err.connection_invalidated:
+        return True
+    sqlstate = getattr(getattr(err, "orig", None), "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(OUTAGE_SQLSTATES):
         return True
     return isinstance(err, exc.OperationalError | exc.InterfaceError | exc.DisconnectionError)
 
