@@ -230,19 +230,35 @@ class KafkaPublisher:
             await self.probe()
             await asyncio.sleep(self.probe_interval_s)
 
+    # what the client raises when the broker cannot be reached (the subclass's client)
+    _client_errors: tuple[type[Exception], ...] = (KafkaError,)
+
+    async def _topic_listed(self, timeout_s: float) -> bool | None:
+        """Whether the broker's metadata lists our topic; None before :meth:`start`."""
+        if self._producer is None:
+            return None
+        cluster = await self._producer.client.fetch_all_metadata()
+        return cluster.partitions_for_topic(self.topic) is not None
+
     async def probe(self) -> bool:
         """Ask the broker for its metadata; recreate the topic if it is gone. True if healthy."""
-        producer = self._producer
-        if producer is None:
-            return False
         was_healthy = self._healthy
+        timeout_s = max(self.probe_interval_s, 1.0)
+        unreachable: tuple[type[Exception], ...] = (
+            *self._client_errors,
+            OSError,
+            TimeoutError,
+            BusUnavailable,
+        )
         try:
-            async with asyncio.timeout(max(self.probe_interval_s, 1.0)):
-                cluster = await producer.client.fetch_all_metadata()
-                if cluster.partitions_for_topic(self.topic) is None:
+            async with asyncio.timeout(timeout_s):
+                listed = await self._topic_listed(timeout_s)
+                if listed is None:
+                    return False
+                if not listed:
                     log.warning("bus_topic_missing", topic=self.topic)
                     await self._ensure_topic()
-        except (KafkaError, OSError, TimeoutError, BusUnavailable) as exc:
+        except unreachable as exc:
             if was_healthy:
                 log.warning("bus_unhealthy", error=type(exc).__name__)
             self._healthy = False

@@ -239,26 +239,12 @@ class RdKafkaPublisher(KafkaPublisher):
             self._mark_ok()
             log.info("bus_connected", topic=self.topic, client="confluent")
 
-    async def probe(self) -> bool:
-        """Ask the broker for its metadata; recreate the topic if it is gone. True if healthy."""
-        producer = self._rd
-        if producer is None:
-            return False
-        was_healthy = self._healthy
-        try:
-            topics = await self._metadata(producer, max(self.probe_interval_s, 1.0))
-            if self.topic not in topics:
-                log.warning("bus_topic_missing", topic=self.topic)
-                await self._ensure_topic()
-        except (KafkaException, OSError, TimeoutError, BusUnavailable) as exc:
-            if was_healthy:
-                log.warning("bus_unhealthy", error=type(exc).__name__)
-            self._healthy = False
-            return False
-        if not was_healthy:
-            log.info("bus_recovered", topic=self.topic)
-        self._mark_ok()
-        return True
+    _client_errors = (KafkaException,)
+
+    async def _topic_listed(self, timeout_s: float) -> bool | None:
+        if self._rd is None:
+            return None
+        return self.topic in await self._metadata(self._rd, timeout_s)
 
     async def publish_many(self, events: Sequence[CanonicalEvent]) -> None:
         producer, poller = self._rd, self._poller
