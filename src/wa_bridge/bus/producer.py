@@ -25,7 +25,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, Self
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -152,19 +152,24 @@ class KafkaPublisher:
         self._ack_deadlines = AckDeadlines(self.publish_timeout_s)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KafkaPublisher:
-        return cls(
-            bootstrap=settings.kafka_bootstrap,
-            topic=settings.kafka_topic,
-            partitions=settings.kafka_partitions,
-            replication_factor=settings.kafka_replication_factor,
-            min_insync_replicas=settings.kafka_min_insync_replicas,
-            durability_check=settings.kafka_durability_check,
-            client_options=kafka_client_options(settings),
-            enable_idempotence=settings.kafka_enable_idempotence,
-            linger_ms=settings.kafka_linger_ms,
-            publish_timeout_s=settings.publish_timeout_s,
-        )
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(**cls._options_from(settings))
+
+    @classmethod
+    def _options_from(cls, settings: Settings) -> dict[str, Any]:
+        """The constructor's arguments from settings (a client adds its own)."""
+        return {
+            "bootstrap": settings.kafka_bootstrap,
+            "topic": settings.kafka_topic,
+            "partitions": settings.kafka_partitions,
+            "replication_factor": settings.kafka_replication_factor,
+            "min_insync_replicas": settings.kafka_min_insync_replicas,
+            "durability_check": settings.kafka_durability_check,
+            "client_options": kafka_client_options(settings),
+            "enable_idempotence": settings.kafka_enable_idempotence,
+            "linger_ms": settings.kafka_linger_ms,
+            "publish_timeout_s": settings.publish_timeout_s,
+        }
 
     @property
     def is_ready(self) -> bool:

@@ -37,7 +37,6 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from wa_bridge.bus.headers import event_headers, record_key
 from wa_bridge.bus.producer import RETRY_AFTER_S, KafkaPublisher
 from wa_bridge.bus.rdkafka_config import rdkafka_security_config
-from wa_bridge.bus.security import kafka_client_options
 from wa_bridge.errors import BusUnavailable, ConfigError
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
@@ -181,20 +180,11 @@ class RdKafkaPublisher(KafkaPublisher):
     _poller: _PollThread | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RdKafkaPublisher:
-        return cls(
-            bootstrap=settings.kafka_bootstrap,
-            topic=settings.kafka_topic,
-            partitions=settings.kafka_partitions,
-            replication_factor=settings.kafka_replication_factor,
-            min_insync_replicas=settings.kafka_min_insync_replicas,
-            durability_check=settings.kafka_durability_check,
-            client_options=kafka_client_options(settings),
-            rdkafka_security=rdkafka_security_config(settings),
-            enable_idempotence=settings.kafka_enable_idempotence,
-            linger_ms=settings.kafka_linger_ms,
-            publish_timeout_s=settings.publish_timeout_s,
-        )
+    def _options_from(cls, settings: Settings) -> dict[str, Any]:
+        return {
+            **super()._options_from(settings),
+            "rdkafka_security": rdkafka_security_config(settings),
+        }
 
     def _connected(self) -> bool:
         return self._rd is not None
