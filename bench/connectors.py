@@ -447,6 +447,7 @@ class Row:
     untraced: int = 0  # traceable events with no CRM write after their accept
     untraced_kinds: Counter[str] = field(default_factory=Counter)
     dead_letters: int = 0
+    dead_letter_causes: list[tuple[str, int]] = field(default_factory=list)
     violations: int = 0
     rate_limited: int = 0
 
@@ -517,12 +518,14 @@ async def probe(client: httpx.AsyncClient, server: StandIn, secret: str, timeout
         await asyncio.sleep(0.2)
 
 
-async def dead_letter_count(url: str) -> int:
+async def dead_letter_count(url: str) -> tuple[int, list[tuple[str, int]]]:
+    """How many dead letters the row left, and their most common causes."""
     from bench.e2e import NoteReader
 
     reader = NoteReader(url)
     try:
-        return await reader.dead_letters()
+        count = await reader.dead_letters()
+        return count, (await reader.dead_letter_causes() if count else [])
     finally:
         await reader.aclose()
 
@@ -559,7 +562,7 @@ async def run_row(args: argparse.Namespace, vendor: Vendor, rate: float, bootstr
                     sent = await send_load(client, plan, secret, inbox_token)
                     await wait_quiet(server, traces(sent), timeout_s=args.drain_timeout)
                 requests = (await server.arefresh())[before:]
-            row.dead_letters = await dead_letter_count(db_url)
+            row.dead_letters, row.dead_letter_causes = await dead_letter_count(db_url)
     measure(row, sent, requests)
     with open(workdir / "sent.jsonl", "wb") as out:  # noqa: ASYNC230 - the load is over
         for item in sent:
@@ -610,6 +613,26 @@ def measure(row: Row, sent: list[Sent], requests: list[Seen]) -> None:
 # --- report --------------------------------------------------------------------------------
 
 
+def print_flags(r: Row) -> None:
+    """What went wrong in a row, if anything: it is not a figure of the code then."""
+    notes = []
+    if r.accepted != r.events:
+        notes.append(f"{r.events - r.accepted} not accepted")
+    if r.untraced:
+        kinds = ", ".join(f"{k} {n}" for k, n in r.untraced_kinds.most_common())
+        notes.append(f"{r.untraced} events never reached the CRM ({kinds})")
+    if r.dead_letters:
+        notes.append(f"{r.dead_letters} dead letters")
+    if r.violations:
+        notes.append(f"{r.violations} requests broke the contract")
+    if r.rate_limited:
+        notes.append(f"{r.rate_limited} answered 429")
+    if notes:
+        print(f"  FLAGGED {r.connector} {r.rate:g}/s: " + ", ".join(notes))
+    for cause, n in r.dead_letter_causes:
+        print(f"    {n} dead-lettered with {cause}")
+
+
 def print_table(rows: list[Row], *, by_endpoint: bool) -> None:
     head = (
         "| connector | rate (ev/s) | events | CRM requests | requests / 1,000 events "
@@ -624,20 +647,7 @@ def print_table(rows: list[Row], *, by_endpoint: bool) -> None:
             f"{r.verdict()} |"
         )
     for r in rows:
-        notes = []
-        if r.accepted != r.events:
-            notes.append(f"{r.events - r.accepted} not accepted")
-        if r.untraced:
-            kinds = ", ".join(f"{k} {n}" for k, n in r.untraced_kinds.most_common())
-            notes.append(f"{r.untraced} events never reached the CRM ({kinds})")
-        if r.dead_letters:
-            notes.append(f"{r.dead_letters} dead letters")
-        if r.violations:
-            notes.append(f"{r.violations} requests broke the contract")
-        if r.rate_limited:
-            notes.append(f"{r.rate_limited} answered 429")
-        if notes:
-            print(f"  FLAGGED {r.connector} {r.rate:g}/s: " + ", ".join(notes))
+        print_flags(r)
     if by_endpoint:
         for r in rows:
             print(f"\n{r.connector} at {r.rate:g}/s, requests by endpoint (per 1,000 events):")

@@ -317,6 +317,17 @@ class NoteReader:
                 (await conn.execute(select(func.count()).select_from(dead_letters))).scalar_one()
             )
 
+    async def dead_letter_causes(self, most: int = 3) -> list[tuple[str, int]]:
+        """The most common dead-letter messages (class: message), with their counts."""
+        from sqlalchemy import func, select
+
+        from wa_bridge.store.tables import dead_letters
+
+        cause = dead_letters.c.error_class + ": " + func.left(dead_letters.c.error_message, 300)
+        q = select(cause, func.count()).group_by(cause).order_by(func.count().desc()).limit(most)
+        async with self._engine.connect() as conn:
+            return [(str(text), int(n)) for text, n in await conn.execute(q)]
+
     async def aclose(self) -> None:
         await self._engine.dispose()
 

@@ -20,12 +20,17 @@ once, group after group (contacts, then cases, then notes):
    operations, and for those of records linked to it; a record the CRM lost (deleted by a
    user) is written again in full under our key, once, not refused;
 5. the book learns the ids, the filled fields and the hashes of what was written.
+
+A vendor that takes several upserts in one request (:attr:`RecordConnector.
+upserts_per_request`, Salesforce's Composite) gets steps 1–3 for every group first, then
+all the upserts by key together, then step 4 group after group (:meth:`RecordConnector.
+_write_together`); a record sent before its link was refused is refused with it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Generic, Literal, TypeVar
 
@@ -75,6 +80,9 @@ Opts = TypeVar("Opts")  # a vendor's options
 
 _OWN_BOOK_MAX: Final = 50_000  # records a connector remembers when no book is given
 Retry = Literal["create", "links"]
+T = TypeVar("T")
+_Chunk = Sequence[tuple[Record[V], Mapping[str, V]]]  # records to write, with their values
+_Retry = tuple[Record[V], Mapping[str, V], Retry]  # one to write again, and why
 
 
 class RecordConnector(ABC, Generic[G, V, Opts]):
@@ -97,6 +105,9 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
     # groups whose records new to the book are created with their links inline
     # (:meth:`_create`); the others are always upserted by key
     creates_linked: frozenset[str] = frozenset()
+    # upsert chunks (of any groups) one request may carry: above 1, the groups' upserts
+    # by key go together (:meth:`_write_together`, :meth:`_upsert_together`)
+    upserts_per_request: int = 1
 
     def __init__(
         self,
@@ -138,8 +149,11 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 plan.add(index, self._translate(op))
             except PermanentError as exc:
                 call.op_errors[index] = exc
-        for group in self.groups:
-            await self._write_group(call, group)
+        if self.upserts_per_request > 1:
+            await self._write_together(call)
+        else:
+            for group in self.groups:
+                await self._write_group(call, group)
         await self._after(call)
         call.settle()
         where = {group: f"upsert {self._object_type(group)}" for group in self.groups}
@@ -147,6 +161,64 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
 
     # --- one group --------------------------------------------------------------------
     async def _write_group(self, call: WriteCall[G, V], group: G) -> None:
+        keyed, retries = await self._send_direct(call, group, await self._prepare(call, group))
+        for chunk in _chunks(keyed, self.max_batch):
+            answer = await self._upsert(group, [r for r, _ in chunk], [v for _, v in chunk])
+            retries += self._settle_chunk(call, group, chunk, answer)
+        if retries:
+            await self._recover(call, group, retries)
+
+    async def _write_together(self, call: WriteCall[G, V]) -> None:
+        """Every group's upserts by key in as few requests as the vendor takes
+        (:attr:`upserts_per_request` chunks each, in group order), then each group settled
+        in turn. A record is sent before the outcome of the records it links to is known:
+        one the CRM refused for a link it refused is refused as in :meth:`_write_group`;
+        one written although its link was made anew gets its links again
+        (:meth:`_relink`)."""
+        staged: list[tuple[G, list[_Chunk[V]], list[_Retry[V]]]] = []
+        for group in self.groups:
+            keyed, retries = await self._send_direct(call, group, await self._prepare(call, group))
+            staged.append((group, list(_chunks(keyed, self.max_batch)), retries))
+        parts = [(group, chunk) for group, chunks, _ in staged for chunk in chunks]
+        answers: list[Upserted[V]] = []
+        for start in range(0, len(parts), self.upserts_per_request):
+            together = parts[start : start + self.upserts_per_request]
+            answers += await self._upsert_together(
+                [(g, [r for r, _ in c], [v for _, v in c]) for g, c in together]
+            )
+        answer_of = iter(answers)
+        for group, chunks, retries in staged:
+            for chunk in chunks:
+                retries += self._settle_chunk(call, group, chunk, next(answer_of))
+            if retries:
+                await self._recover(call, group, retries)
+            await self._relink(call, group, [r for chunk in chunks for r, _ in chunk])
+
+    async def _relink(self, call: WriteCall[G, V], group: G, sent: Sequence[Record[V]]) -> None:
+        """Write again, by key, the links (and all else) of the records of ``sent`` that
+        were written while a record they link to was made anew (a user deleted it)."""
+        again: list[tuple[Record[V], Mapping[str, V]]] = []
+        for record in sent:
+            slot = (group, record.key)
+            if slot not in call.learned or slot in call.rewritten:
+                continue
+            if any(link in call.forgotten for link in self._links(group, record)):
+                target = replace(Target.of(call.learned[slot]), written={})
+                values = self._outgoing(record, target)
+                if values is not None:
+                    call.targets[slot] = target
+                    again.append((record, values))
+        for chunk in _chunks(again, self.max_batch):
+            answer = await self._upsert(group, [r for r, _ in chunk], [v for _, v in chunk])
+            retries = self._settle_chunk(call, group, chunk, answer)
+            if retries:
+                await self._recover(call, group, retries)
+
+    async def _prepare(
+        self, call: WriteCall[G, V], group: G
+    ) -> list[tuple[Record[V], Mapping[str, V]]]:
+        """``group``'s records to write, with their values: none blocked by a refused
+        link, none holding what we would send (those are settled as unchanged)."""
         records = []
         for record in call.plan.records(group):
             blocked = self._blocked_by(call, group, record)
@@ -155,7 +227,7 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
             else:
                 call.refuse(group, record.key, blocked)
         if not records:
-            return
+            return []
         await self._discover(call, group, records)
         pending: list[tuple[Record[V], Mapping[str, V]]] = []
         for record in records:
@@ -168,9 +240,7 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 call.unchanged(group, record, target)
             else:
                 pending.append((record, values))
-        retries = await self._send(call, group, pending)
-        if retries:
-            await self._recover(call, group, retries)
+        return pending
 
     def _blocked_by(self, call: WriteCall[G, V], group: G, record: Record[V]) -> Refusal | None:
         """The refusal of a record ``record`` links to, which it cannot be written without."""
@@ -251,14 +321,16 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
             out |= {n: record.values[n] for n in record.together if n in record.values}
         return out if out or target.by_id else None
 
-    async def _send(
+    async def _send_direct(
         self,
         call: WriteCall[G, V],
         group: G,
         pending: Sequence[tuple[Record[V], Mapping[str, V]]],
-    ) -> list[tuple[Record[V], Mapping[str, V], Retry]]:
-        """Write ``pending``: adopted records by id, the others by key; the ones to retry."""
-        retries: list[tuple[Record[V], Mapping[str, V], Retry]] = []
+    ) -> tuple[list[tuple[Record[V], Mapping[str, V]]], list[_Retry[V]]]:
+        """Write what of ``pending`` is not upserted by key: adopted records by id, new
+        ones with their links (:attr:`creates_linked`). The rest, to upsert by key, and
+        the ones to retry."""
+        retries: list[_Retry[V]] = []
         adopted = [(r, v) for r, v in pending if call.targets[(group, r.key)].by_id]
         keyed = [(r, v) for r, v in pending if not call.targets[(group, r.key)].by_id]
         for start in range(0, len(adopted), self.max_batch):
@@ -275,11 +347,7 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 done = [(r, v) for r, v in chunk if r.key in made.ids]
                 retries += self._settle_chunk(call, group, done, Upserted(ids=made.ids))
                 keyed += [(r, v) for r, v in chunk if r.key not in made.ids]
-        for start in range(0, len(keyed), self.max_batch):
-            chunk = keyed[start : start + self.max_batch]
-            answer = await self._upsert(group, [r for r, _ in chunk], [v for _, v in chunk])
-            retries += self._settle_chunk(call, group, chunk, answer)
-        return retries
+        return keyed, retries
 
     def _settle_chunk(
         self,
@@ -287,14 +355,18 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
         group: G,
         chunk: Sequence[tuple[Record[V], Mapping[str, V]]],
         answer: Upserted[V],
-    ) -> list[tuple[Record[V], Mapping[str, V], Retry]]:
+    ) -> list[_Retry[V]]:
         refused = {id(record): body for record, body in answer.refused}
-        retries: list[tuple[Record[V], Mapping[str, V], Retry]] = []
+        retries: list[_Retry[V]] = []
         missing = 0
         for record, values in chunk:
             target = call.targets[(group, record.key)]
             if id(record) in refused:
                 body = refused[id(record)]
+                blocked = self._blocked_by(call, group, record)
+                if blocked is not None:  # sent with a link the CRM refused (together)
+                    call.refuse(group, record.key, blocked)
+                    continue
                 existed = target.crm_id is not None
                 if target.by_id or (existed and self._wants_create(body)):
                     retries.append((record, values, "create"))  # gone from the CRM
@@ -320,7 +392,7 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
         self,
         call: WriteCall[G, V],
         group: G,
-        retries: Sequence[tuple[Record[V], Mapping[str, V], Retry]],
+        retries: Sequence[_Retry[V]],
     ) -> None:
         """Write again, once: records the CRM lost in full (as new, by key); records whose
         linked records were lost after those are written again."""
@@ -431,8 +503,21 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
         """True when a refusal says a record this one links to does not exist."""
         return False
 
+    async def _upsert_together(
+        self, parts: Sequence[tuple[G, Sequence[Record[V]], Sequence[Mapping[str, V]]]]
+    ) -> list[Upserted[V]]:
+        """Upsert several chunks (of one group or several, at most
+        :attr:`upserts_per_request`) in one request, in order; one answer per chunk. Only
+        for vendors whose :attr:`upserts_per_request` is above 1."""
+        raise NotImplementedError(f"{self.name} sends one upsert per request")
+
     async def _after(self, call: WriteCall[G, V]) -> None:
         """Run after every group is written (e.g. link records); nothing by default."""
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _ifis_empty(records: Sequence[Record[Any]]) -> list[str]:

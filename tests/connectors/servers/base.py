@@ -14,7 +14,9 @@ violations found in it, keeps the CRM's records in memory, and plays scripted fa
 Faults are played in order, one per request, after the request was checked,
 authenticated and let through the vendor's own limits, and before it is applied (a
 delayed request is still applied: a timeout does not mean nothing happened). A fault
-without ``match`` applies to API requests only, never to a token endpoint.
+without ``match`` applies to API requests only, never to a token endpoint. A ``match``
+found in the path of one of a composite call's subrequests (Salesforce's ``POST
+/composite``) plays on the whole call.
 
 More faults for the fault tests (``tests/faults``); none of them weakens a check::
 
@@ -97,7 +99,7 @@ class Fault:
     def matches(self, request: RecordedRequest) -> bool:
         if self.match is None:
             return not request.auth_endpoint
-        return self.match in request.path
+        return request.mentions(self.match)  # a composite call: any of its subrequests
 
 
 @dataclass
@@ -120,10 +122,16 @@ class RecordedRequest:
     early_s: float = 0.0  # > 0: it came this long before a Retry-After ran out
     auth_endpoint: bool = False  # a token endpoint (no Bearer needed, not an API call)
     caller: str = ""  # who authenticated: the vendor's kind of credential
+    # the subrequests a composite call carries (Salesforce's POST /composite), in order
+    parts: list[RecordedRequest] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.violations
+
+    def mentions(self, text: str) -> bool:
+        """True when ``text`` is in the path of the request or of one of its parts."""
+        return text in self.path or any(text in part.path for part in self.parts)
 
 
 @dataclass

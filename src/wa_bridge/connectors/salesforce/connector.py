@@ -23,6 +23,12 @@ so an update never overwrites the real last name. A Case or Task refused because
 Contact (or Case) it names by external id is gone (a user deleted it) has that record
 written again in full, then is retried once.
 
+A batch's upserts of several sObjects (Contact, Case, Opportunity, Task collections) go
+as the subrequests of one ``POST /composite`` (one API call; at most 5 sObject Collections
+in one), in that order, so the Case finds the Contact written just before it; an sObject
+alone is its own collection call. A subrequest's own failure (a field missing: 400
+``INVALID_FIELD``) fails the batch like that call alone would.
+
 Salesforce answers 200 even when records failed: each item's ``success`` is checked and a
 failed record's operations are refused with Salesforce's message. Custom fields are
 ``WA_<Name>__c`` (:mod:`.fields`); they must exist in the org as the setup guide lists.
@@ -39,7 +45,7 @@ from typing import Any, Final
 import httpx
 
 from wa_bridge.connectors import _records as shared
-from wa_bridge.connectors.http import send
+from wa_bridge.connectors.http import classify, send
 from wa_bridge.connectors.salesforce import lookup
 from wa_bridge.connectors.salesforce.dialect import SALESFORCE_ERRORS
 from wa_bridge.connectors.salesforce.fields import (
@@ -114,6 +120,30 @@ def _by_external_id(sobject: SObject, key: str | None) -> dict[str, Any]:
     return {"attributes": {"type": sobject}, EXTERNAL_IDS[sobject]: key}
 
 
+def _keyed(
+    group: SObject, chunk: Sequence[_Record], values: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The records of an upsert by ``group``'s external id."""
+    external_id = EXTERNAL_IDS[group]
+    return [
+        {"attributes": {"type": group}, external_id: r.key, **v}
+        for r, v in zip(chunk, values, strict=True)
+    ]
+
+
+def _results(action: str, chunk: Sequence[_Record], items: Any) -> shared.Upserted[Any]:
+    """An sObject Collections answer (one result per record, in order): ids and refusals."""
+    if not isinstance(items, list) or len(items) != len(chunk):
+        raise CrmUnavailable(f"salesforce: {action} answered an unexpected body")
+    answer: shared.Upserted[Any] = shared.Upserted()
+    for record, item in zip(chunk, items, strict=True):
+        if item.get("success"):
+            answer.ids[record.key] = (str(item["id"]), bool(item.get("created")))
+        else:
+            answer.refused.append((record, item.get("errors")))
+    return answer
+
+
 def _codes(body: Any) -> list[tuple[str, str]]:
     """(code, message) of each error of a refused record."""
     items = body if isinstance(body, list) else []
@@ -134,6 +164,9 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
     case_group = "Case"
     errors = SALESFORCE_ERRORS
     default_options = SalesforceOptions
+    # a batch's Contact, Case, Opportunity and Task upserts go in one POST /composite:
+    # one API call, at most 5 sObject Collections subrequests in it
+    upserts_per_request = 5
 
     def _configure(self) -> None:
         self.base = f"/services/data/{self.options.api_version}"
@@ -257,18 +290,58 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
         chunk: Sequence[_Record],
         values: Sequence[Mapping[str, Any]],
     ) -> shared.Upserted[Any]:
-        external_id = EXTERNAL_IDS[group]
-        records = [
-            {"attributes": {"type": group}, external_id: r.key, **v}
-            for r, v in zip(chunk, values, strict=True)
-        ]
         return await self._collection(
             "PATCH",
-            f"{self.base}/composite/sobjects/{group}/{external_id}",
+            self._upsert_url(group),
             f"upsert {group}",
             chunk,
-            records,
+            _keyed(group, chunk, values),
         )
+
+    def _upsert_url(self, group: SObject) -> str:
+        return f"{self.base}/composite/sobjects/{group}/{EXTERNAL_IDS[group]}"
+
+    async def _upsert_together(
+        self, parts: Sequence[tuple[SObject, Sequence[_Record], Sequence[Mapping[str, Any]]]]
+    ) -> list[shared.Upserted[Any]]:
+        """The upserts of ``parts`` as the subrequests of one ``POST /composite`` (one API
+        call), run in order; a subrequest's own failure is raised as that upsert's
+        failure would be (the ones before it are written: upserts by key, so the retry
+        writes them again without a duplicate)."""
+        if len(parts) == 1:
+            return [await self._upsert(*parts[0])]
+        subrequests = [
+            {
+                "method": "PATCH",
+                "url": self._upsert_url(group),
+                "referenceId": f"{group}{index}",
+                "body": {"allOrNone": False, "records": _keyed(group, chunk, values)},
+            }
+            for index, (group, chunk, values) in enumerate(parts)
+        ]
+        action = "upsert " + "+".join(dict.fromkeys(group for group, _, _ in parts))
+        response = await send(
+            self._client,
+            "POST",
+            f"{self.base}/composite",
+            dialect=SALESFORCE_ERRORS,
+            action=action,
+            json={"allOrNone": False, "compositeRequest": subrequests},
+        )
+        body = response.json() if response.content else None
+        answers = body.get("compositeResponse") if isinstance(body, dict) else None
+        if not isinstance(answers, list) or len(answers) != len(parts):
+            raise CrmUnavailable(f"salesforce: {action} answered an unexpected body")
+        out: list[shared.Upserted[Any]] = []
+        for (group, chunk, _), answer in zip(parts, answers, strict=True):
+            part = answer if isinstance(answer, dict) else {}
+            status = part.get("httpStatusCode")
+            if status != 200:
+                where = f"salesforce: upsert {group} got HTTP {status} inside {action}"
+                status = status if isinstance(status, int) else 500
+                raise classify(SALESFORCE_ERRORS, status, part.get("body"), where=where)
+            out.append(_results(f"upsert {group}", chunk, part.get("body")))
+        return out
 
     async def _update(
         self, group: SObject, items: Sequence[tuple[_Record, str, Mapping[str, Any]]]
@@ -301,16 +374,7 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
             action=action,
             json={"allOrNone": False, "records": records},
         )
-        items = response.json()
-        if not isinstance(items, list) or len(items) != len(chunk):
-            raise CrmUnavailable(f"salesforce: {action} answered an unexpected body")
-        answer: shared.Upserted[Any] = shared.Upserted()
-        for record, item in zip(chunk, items, strict=True):
-            if item.get("success"):
-                answer.ids[record.key] = (str(item["id"]), bool(item.get("created")))
-            else:
-                answer.refused.append((record, item.get("errors")))
-        return answer
+        return _results(action, chunk, response.json())
 
     async def _lookup(
         self, group: SObject, keys: Sequence[str], names: Sequence[str]

@@ -4,6 +4,7 @@ Base ``/services/data/vXX.X``: sObject rows (``POST /sobjects/{T}``, ``GET|PATCH
 /sobjects/{T}/{Id}``, upsert ``PATCH /sobjects/{T}/{ExtField}/{value}``, ``GET
 /sobjects/{T}/describe``), sObject Collections (``PATCH /composite/sobjects/{T}/{ExtField}``
 upsert, ``POST|PATCH|DELETE /composite/sobjects``, ``GET /composite/sobjects/{T}``),
+Composite (``POST /composite``: up to 25 subrequests in one API call, see ``subrequests.py``),
 SOQL ``GET /query`` (see ``soql.py``), SOSL ``GET /search`` (see ``sosl.py``), ``GET
 /limits``, and the Tooling API (``POST /tooling/sobjects/CustomField``, ``GET
 /tooling/query``). Token endpoint: ``POST /services/oauth2/token`` (see ``oauth.py``).
@@ -38,7 +39,7 @@ from .._limits import DailyBudget
 from .._people import COMPANY_CRM
 from .._routing import Route
 from ..base import ContractServer, Fault, RecordedRequest, Reply, path_key
-from . import composite, queries, rows, soql, sosl, tooling
+from . import composite, queries, rows, soql, sosl, subrequests, tooling
 from .errors import sf_error
 from .oauth import SalesforceOAuth
 from .records import Record, Records
@@ -52,6 +53,7 @@ ROUTES = (
     Route("GET", _B + "/search/?", "search"),
     Route("GET", _B + "/tooling/query/?", "tooling/query"),
     Route("POST", _B + "/tooling/sobjects/CustomField/?", "tooling/sobjects/CustomField"),
+    Route("POST", _B + "/composite/?", "composite/subrequests"),
     Route("PATCH", _B + r"/composite/sobjects/(?P<type>\w+)/(?P<field>\w+)", "composite/{type}"),
     Route("GET", _B + r"/composite/sobjects/(?P<type>\w+)", "composite/{type}"),
     Route("POST", _B + "/composite/sobjects/?", "composite"),
@@ -320,13 +322,9 @@ class SalesforceServer(ContractServer):
         if request.auth_endpoint:
             return [] if request.form else ["the token request is not form-encoded"]
         if request.method in ("GET", "DELETE"):
-            if request.body is not None:
-                return [f"a {request.method} has no body"]
-            if name in ("query", "tooling/query"):
-                return self._check_query(request, sosl_search=False)
-            if name == "search":
-                return self._check_query(request, sosl_search=True)
-            return []
+            return self._check_read(request)
+        if name == "composite/subrequests":
+            return subrequests.check(self, request)
         validator = {
             "composite/{type}": _UPSERT,
             "composite": _CREATE if request.method == "POST" else _UPDATE,
@@ -346,6 +344,15 @@ class SalesforceServer(ContractServer):
                 return [f"the body repeats Id or {field}: the value is in the path"]
         if name == "sobjects/{type}/:id" and "Id" in request.body:
             return ["the body repeats Id: it is in the path"]
+        return []
+
+    def _check_read(self, request: RecordedRequest) -> list[str]:
+        if request.body is not None:
+            return [f"a {request.method} has no body"]
+        if request.route_name in ("query", "tooling/query"):
+            return self._check_query(request, sosl_search=False)
+        if request.route_name == "search":
+            return self._check_query(request, sosl_search=True)
         return []
 
     def _check_upsert(self, request: RecordedRequest) -> list[str]:
@@ -445,6 +452,7 @@ _HANDLERS: dict[tuple[str, str], Callable[[SalesforceServer, RecordedRequest], R
     ("GET", "search"): queries.sosl_search,
     ("GET", "tooling/query"): queries.tooling_query,
     ("POST", "tooling/sobjects/CustomField"): tooling.create_custom_field,
+    ("POST", "composite/subrequests"): subrequests.run,
     ("PATCH", "composite/{type}"): composite.upsert_many,
     ("GET", "composite/{type}"): composite.read_many,
     ("POST", "composite"): composite.create_many,
