@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
@@ -66,3 +66,67 @@ async def test_postgres_plans_each_batch_for_its_own_arrays(
     store = await store_factory(pg_url)
     async with store.engine.connect() as conn:
         assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
+
+
+@pytest.mark.postgres
+async def test_postgres_bulk_rows_keep_every_value_as_its_column_takes_it(
+    pg_url: str, store_factory: StoreFactory
+) -> None:
+    # insert_arrays / update_arrays send the rows as one JSON parameter: each value must
+    # come back as its column's type, in order, NULLs as NULL, and a too-long text must
+    # still fail as PostgreSQL's assignment cast says (22001), not be cut.
+    from decimal import Decimal
+
+    from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, Numeric, String, Table
+    from sqlalchemy.exc import DBAPIError
+
+    from wa_bridge.store._bulk import insert_arrays, update_arrays
+    from wa_bridge.store.tables import UtcDateTime
+
+    probe = Table(
+        "bulk_probe",
+        MetaData(),
+        Column("k", String(8), primary_key=True),
+        Column("at", UtcDateTime()),
+        Column("n", Integer),
+        Column("amount", Numeric(12, 2)),
+        Column("ok", Boolean),
+        Column("doc", JSON),
+    )
+    store = await store_factory(pg_url)
+    naive = datetime(2026, 12, 6, 10, 30, 0, 123456)
+    aware = datetime(2026, 12, 6, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    async with store.engine.begin() as conn:
+        await conn.run_sync(probe.create)
+        try:
+            result = await insert_arrays(
+                conn,
+                probe,
+                {
+                    "k": ["b", "a", "c"],
+                    "at": [naive, aware, None],
+                    "n": [1, None, -(2**31)],
+                    "amount": [Decimal("10.05"), None, Decimal("0.10")],
+                    "ok": [True, False, None],
+                    "doc": [{"x": [1, "ü"]}, None, "text"],
+                },
+                "RETURNING k",
+            )
+            assert [row[0] for row in result] == ["b", "a", "c"]
+            await update_arrays(conn, probe, "k", {"k": ["a", "c"], "n": [7, None]})
+            rows = {r.k: r for r in await conn.execute(probe.select())}
+            assert rows["b"].at == naive.replace(tzinfo=UTC)
+            assert rows["a"].at == aware and rows["c"].at is None
+            assert (rows["a"].n, rows["b"].n, rows["c"].n) == (7, 1, None)
+            assert rows["b"].amount == Decimal("10.05") and rows["a"].amount is None
+            assert (rows["b"].ok, rows["a"].ok, rows["c"].ok) == (True, False, None)
+            assert rows["b"].doc == {"x": [1, "ü"]} and rows["a"].doc is None
+            assert rows["c"].doc == "text"
+            nulls = text("SELECT k FROM bulk_probe WHERE doc IS NULL")
+            assert (await conn.execute(nulls)).scalars().all() == ["a"]  # SQL NULL, not 'null'
+            with pytest.raises(DBAPIError) as too_long:
+                async with conn.begin_nested():
+                    await insert_arrays(conn, probe, {"k": ["123456789"]})
+            assert getattr(too_long.value.orig, "sqlstate", None) == "22001"
+        finally:
+            await conn.run_sync(probe.drop)

@@ -1,22 +1,23 @@
 """Set-based statements for a whole batch: arrays on PostgreSQL, portable Core on SQLite.
 
-On PostgreSQL asyncpg sends a Python list as ONE array parameter, so a 2,000-row insert is
-``INSERT … SELECT … FROM unnest($1, $2, …)`` with one parameter per column, and a lookup is
-``col = ANY($1)``, instead of 2,000 bound rows (executemany) or an IN list of thousands of
-rendered parameters (SQLAlchemy renders those on every call; that was most of a batch's
-time). SQLite has no arrays: callers keep the Core statements there (``is_postgres``).
+On PostgreSQL a 2,000-row insert or update is one statement with ONE parameter: the rows
+as a JSON array of arrays (orjson, in C), read back with ``jsonb_array_elements`` and a
+cast per column, instead of 2,000 bound rows (executemany) or one array parameter per
+column (asyncpg inspects every element of an array parameter in Python-level checks: that
+was ~8 % of the worker's CPU). A lookup is ``col IN (SELECT unnest($1))``. SQLite has no
+arrays: callers keep the Core statements there (``is_postgres``).
 
-Values go in as they are; only ``UtcDateTime`` (naive → UTC) and JSON (serialized with
-orjson, like the engines' ``json_serializer``) are converted here, as the column types would.
-Assignment casts still check each value (an over-long string fails with SQLSTATE 22001).
+Values go in as the column types would take them: a naive datetime as UTC, a Decimal as
+its exact text, a JSON column's value as JSON (None is SQL NULL). Assignment casts still
+check each value (an over-long string fails with SQLSTATE 22001).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from sqlalchemy import (
@@ -80,7 +81,7 @@ def _base_type(column: Column[Any]) -> Any:
 
 
 def _array_type(column: Column[Any]) -> str:
-    """The element type the array parameter is sent as (assignment casts do the rest)."""
+    """The type a value is read as (assignment casts do the rest)."""
     kind = _base_type(column)
     if isinstance(kind, Boolean):
         return "boolean"
@@ -93,50 +94,33 @@ def _array_type(column: Column[Any]) -> str:
     return "text"  # strings, and JSON sent as its text
 
 
+def _pick(table: Table, name: str, index: int) -> str:
+    """Row element ``index`` (of the JSON row ``r``) as column ``name``'s type."""
+    if isinstance(_base_type(table.c[name]), JSON):
+        return f"NULLIF(r->{index}, 'null'::jsonb)"  # None is SQL NULL, as the column makes it
+    return f"CAST(r->>{index} AS {_array_type(table.c[name])})"
+
+
+_ROWS: Final = "FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r"
+
+
 @lru_cache(maxsize=128)
-def _insert_sql(
-    table: Table, columns: tuple[str, ...], shared: tuple[bool, ...], suffix: str
-) -> TextClause:
-    """Parameter ``a<i>`` is column i's array, or its one value when ``shared[i]``."""
-    arrays = [(i, name) for i, name in enumerate(columns) if not shared[i]]
-    params = ", ".join(f"CAST(:a{i} AS {_array_type(table.c[name])}[])" for i, name in arrays)
-    aliases = ", ".join(f"c{i}" for i, _ in arrays)
-    picked = []
-    for i, name in enumerate(columns):
-        value = f"CAST(:a{i} AS {_array_type(table.c[name])})" if shared[i] else f"u.c{i}"
-        is_json = isinstance(_base_type(table.c[name]), JSON)
-        picked.append(f"CAST({value} AS jsonb)" if is_json else value)
+def _insert_sql(table: Table, columns: tuple[str, ...], suffix: str) -> TextClause:
+    picked = ", ".join(_pick(table, name, i) for i, name in enumerate(columns))
     names = ", ".join(_quote(name) for name in columns)
-    return text(
-        f"INSERT INTO {_quote(table.name)} ({names}) SELECT {', '.join(picked)} "
-        f"FROM unnest({params}) AS u({aliases}) {suffix}"
-    )
+    return text(f"INSERT INTO {_quote(table.name)} ({names}) SELECT {picked} {_ROWS} {suffix}")
 
 
-def _is_shared(values: list[Any]) -> bool:
-    """True when every row holds the same value, of the same type (e.g. the batch's time)."""
-    first = values[0]
-    kind = type(first)
-    return values.count(first) == len(values) and all(type(v) is kind for v in values)
+def _decimal_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)  # exact; PostgreSQL's numeric cast reads it as written
+    raise TypeError(f"{type(value).__name__} cannot go into a bulk statement")
 
 
-def _json_text(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _converter(column: Column[Any]) -> Any:
-    kind = _base_type(column)
-    if isinstance(kind, JSON):
-        return _json_text
-    if isinstance(kind, DateTime):
-        return _utc
-    return None
+def _rows_json(columns: Sequence[Sequence[Any]]) -> str:
+    """Column values → the rows parameter: a JSON array of one array per row."""
+    rows = list(zip(*columns, strict=True))
+    return orjson.dumps(rows, default=_decimal_text, option=orjson.OPT_NAIVE_UTC).decode()
 
 
 async def insert_arrays(
@@ -145,46 +129,28 @@ async def insert_arrays(
     arrays: Mapping[str, Sequence[Any]],
     suffix: str = "",
 ) -> CursorResult[*tuple[Any, ...]]:
-    """PostgreSQL only: ``INSERT INTO table (cols) SELECT … FROM unnest(arrays) {suffix}``.
+    """PostgreSQL only: ``INSERT INTO table (cols) SELECT … {suffix}``, the rows of
+    ``arrays`` in one JSON parameter.
 
     ``arrays`` maps column name → one value per row (all the same length, at least one
     column not all NULL); rows are inserted in that order. ``suffix`` is raw SQL
     (``ON CONFLICT …``, ``RETURNING …``): constants only, never data.
     """
     # A column that is NULL in every row is left out: the insert makes it NULL anyway and
-    # EXCLUDED still has it (NULL) for ON CONFLICT. asyncpg inspects every array element,
-    # so this saves ~1 ms of CPU per column per 2,000 rows (many CRM fields are unset).
-    # A value shared by every row (the batch's time, a constant outcome) goes once, as a
-    # scalar; the first column always goes as an array, which sets the row count.
+    # EXCLUDED still has it (NULL) for ON CONFLICT.
     columns = tuple(name for name, values in arrays.items() if any(v is not None for v in values))
-    params: dict[str, Any] = {}
-    shared: list[bool] = []
-    for i, name in enumerate(columns):
-        convert = _converter(table.c[name])
-        values = list(arrays[name]) if convert is None else [convert(v) for v in arrays[name]]
-        is_shared = i > 0 and _is_shared(values)
-        params[f"a{i}"] = values[0] if is_shared else values
-        shared.append(is_shared)
-    return await conn.execute(_insert_sql(table, columns, tuple(shared), suffix), params)
+    rows = _rows_json([arrays[name] for name in columns])
+    return await conn.execute(_insert_sql(table, columns, suffix), {"rows": rows})
 
 
 @lru_cache(maxsize=64)
 def _update_sql(table: Table, key: str, columns: tuple[str, ...]) -> TextClause:
-    """``UPDATE table SET col = u.c<i> … FROM unnest(…) WHERE table.key = u.c0``."""
-    names = (key, *columns)
-    params = ", ".join(
-        f"CAST(:a{i} AS {_array_type(table.c[name])}[])" for i, name in enumerate(names)
+    """``UPDATE table SET col = r<i> … FROM (the JSON rows) WHERE table.key = r<0>``."""
+    sets = ", ".join(
+        f"{_quote(name)} = {_pick(table, name, i)}" for i, name in enumerate(columns, start=1)
     )
-    sets = []
-    for i, name in enumerate(columns, start=1):
-        is_json = isinstance(_base_type(table.c[name]), JSON)
-        sets.append(f"{_quote(name)} = " + (f"CAST(u.c{i} AS jsonb)" if is_json else f"u.c{i}"))
-    aliases = ", ".join(f"c{i}" for i in range(len(names)))
     t = _quote(table.name)
-    return text(
-        f"UPDATE {t} SET {', '.join(sets)} FROM unnest({params}) AS u({aliases}) "
-        f"WHERE {t}.{_quote(key)} = u.c0"
-    )
+    return text(f"UPDATE {t} SET {sets} {_ROWS} WHERE {t}.{_quote(key)} = {_pick(table, key, 0)}")
 
 
 async def update_arrays(
@@ -193,12 +159,8 @@ async def update_arrays(
     """PostgreSQL only: one UPDATE of every row whose ``key`` is in ``arrays[key]``, each
     column of ``arrays`` (NULLs included) set to that row's value. Keys are distinct."""
     columns = tuple(name for name in arrays if name != key)
-    params: dict[str, Any] = {"a0": list(arrays[key])}
-    for i, name in enumerate(columns, start=1):
-        convert = _converter(table.c[name])
-        values = arrays[name]
-        params[f"a{i}"] = list(values) if convert is None else [convert(v) for v in values]
-    await conn.execute(_update_sql(table, key, columns), params)
+    rows = _rows_json([arrays[key], *(arrays[name] for name in columns)])
+    await conn.execute(_update_sql(table, key, columns), {"rows": rows})
 
 
 def column_arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
