@@ -13,24 +13,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Generic, Literal, TypeVar
 
-from wa_bridge.connectors.base import note_key
 from wa_bridge.errors import MappingOutputInvalid, UnkeyedOperation
 from wa_bridge.operations import CrmOperation, FieldValue, WriteMode
 
-__all__ = [
-    "MatchFacts",
-    "Record",
-    "RecordPlan",
-    "Write",
-    "case_status",
-    "is_status_only",
-    "json_value",
-    "modes_of",
-    "note_key",
-    "require_key",
-]
+# No __all__: the vendors read these names from :mod:`._records`, whose list is the one.
 
 G = TypeVar("G", bound=str)  # a vendor's record groups, in write order (a Literal)
 V = TypeVar("V")  # a vendor's field value type
@@ -51,6 +40,13 @@ def is_status_only(fields: Mapping[str, FieldValue]) -> bool:
     """A note operation carrying only a message's delivery status: it must keep what the
     message wrote (body, time)."""
     return "status" in fields and "body" not in fields and "direction" not in fields
+
+
+def case_statuses(open: str, pending: str, resolved: str, closed: str) -> Mapping[str, str]:
+    """A CRM's value for each case status a mapping writes (all four, by name)."""
+    return MappingProxyType(
+        {"open": open, "pending": pending, "resolved": resolved, "closed": closed}
+    )
 
 
 def case_status(op: CrmOperation, statuses: Mapping[str, str], crm_word: str) -> str:

@@ -46,13 +46,13 @@ from wa_bridge.connectors._plan import (
     V,
     Write,
     case_status,
+    case_statuses,
     is_status_only,
     json_value,
     modes_of,
-    note_key,
     require_key,
 )
-from wa_bridge.connectors.base import OpResult
+from wa_bridge.connectors.base import OpResult, note_key
 from wa_bridge.connectors.http import ErrorDialect
 from wa_bridge.errors import CrmUnavailable, PermanentError
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, MatchRule
@@ -69,6 +69,7 @@ __all__ = [
     "Write",
     "WriteCall",
     "case_status",
+    "case_statuses",
     "is_status_only",
     "json_value",
     "modes_of",

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final, Literal
 
+from wa_bridge.connectors._plan import case_statuses
 from wa_bridge.operations import FieldValue, Scalar
 
 if TYPE_CHECKING:
@@ -72,15 +73,17 @@ _OUTCOME_NAMES: Final[Mapping[str, str]] = {
 }
 
 
+# The pipeline stage of each case status in HubSpot's default support pipeline ("0").
+DEFAULT_TICKET_STAGES: Final = case_statuses(open="1", pending="2", resolved="4", closed="4")
+
+
 @dataclass(frozen=True, slots=True)
 class HubSpotOptions:
     """Portal-specific names; the defaults fit a portal set up from wa-bridge's docs."""
 
     api_style: ApiStyle = "v3"
     note_object: NoteObject = "communications"
-    ticket_stages: Mapping[str, str] = field(  # the pipeline stage of each case status
-        default_factory=lambda: {"open": "1", "pending": "2", "resolved": "4", "closed": "4"}
-    )
+    ticket_stages: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TICKET_STAGES))
     contact_id_property: str = "wa_contact_key"  # the unique properties records are keyed by
     case_id_property: str = "wa_case_key"
     note_id_property: str = "wa_note_key"

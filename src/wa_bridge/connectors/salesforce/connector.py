@@ -75,17 +75,17 @@ DEFAULT_DEAL_STAGES: Final[Mapping[str, str]] = {
 }
 
 
+# A case's status (the mapping's open | pending | resolved | closed): the Case Status
+# values of a new org.
+DEFAULT_CASE_STATUSES: Final = shared.case_statuses(
+    open="New", pending="Working", resolved="Closed", closed="Closed"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SalesforceOptions:
     api_version: str = "v61.0"
-    case_statuses: Mapping[str, str] = field(
-        default_factory=lambda: {
-            "open": "New",
-            "pending": "Working",
-            "resolved": "Closed",
-            "closed": "Closed",
-        }
-    )
+    case_statuses: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CASE_STATUSES))
     default_last_name: str = "WhatsApp contact"
     deal_stages: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_DEAL_STAGES))
     default_deal_name: str = "WhatsApp sale"
