@@ -45,6 +45,16 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def _kept_days(default: int, description: str, *, at_least: int = 0) -> Any:
+    """A retention period in days: how long the worker's purge keeps a kind of row."""
+    return Field(default=default, ge=at_least, description=description)
+
+
+def _every_s(default: float, description: str) -> Any:
+    """How often a worker's periodic task runs, in seconds; 0 turns the task off."""
+    return Field(default=default, ge=0, description=description)
+
+
 KeywordKind = Literal["stop", "start"]
 # STOP-style keywords by language (a message that is exactly one changes consent).
 _CONSENT_KEYWORDS: Final[dict[str, dict[KeywordKind, list[str]]]] = {
@@ -284,33 +294,26 @@ class Settings(BaseSettings):
         description="Kafka group session timeout; a group join waits about this long on Tansu.",
     )
     dedup_retention_days: int = Field(default=14, ge=8)
-    dead_letter_retention_days: int = Field(
-        default=90, ge=1, description="Replayed/discarded dead letters are kept this long."
+    dead_letter_retention_days: int = _kept_days(
+        90, "Replayed/discarded dead letters are kept this long.", at_least=1
     )
-    retention_interval_s: float = Field(
-        default=3600.0, ge=0, description="How often the worker purges; 0 turns it off."
+    retention_interval_s: float = _every_s(3600.0, "How often the worker purges; 0 turns it off.")
+    open_dead_letter_retention_days: int = _kept_days(
+        0, "Open dead letters older than this are deleted; 0 keeps them."
     )
-    open_dead_letter_retention_days: int = Field(
-        default=0, ge=0, description="Open dead letters older than this are deleted; 0 keeps them."
-    )
-    note_body_retention_days: int = Field(
-        default=0,
-        ge=0,
-        description="Built-in SQL CRM: note bodies (message text) older than this are blanked "
+    note_body_retention_days: int = _kept_days(
+        0,
+        "Built-in SQL CRM: note bodies (message text) older than this are blanked "
         "(the note stays); 0 keeps them.",
     )
-    status_history_retention_days: int = Field(
-        default=0, ge=0, description="Message delivery states older than this are forgotten."
+    status_history_retention_days: int = _kept_days(
+        0, "Message delivery states older than this are forgotten."
     )
-    identity_event_retention_days: int = Field(
-        default=0, ge=0, description="Identity decisions (identity_events) kept this long."
+    identity_event_retention_days: int = _kept_days(
+        0, "Identity decisions (identity_events) kept this long."
     )
-    audit_retention_days: int = Field(
-        default=0, ge=0, description="Audit log rows kept this long; 0 keeps them."
-    )
-    trace_retention_days: int = Field(
-        default=30, ge=0, description="Per-event traces (wa-bridge trace) kept this long."
-    )
+    audit_retention_days: int = _kept_days(0, "Audit log rows kept this long; 0 keeps them.")
+    trace_retention_days: int = _kept_days(30, "Per-event traces (wa-bridge trace) kept this long.")
     replay_max_failures: int = Field(
         default=3,
         ge=1,
@@ -325,10 +328,9 @@ class Settings(BaseSettings):
         description="A case lapses (closes) this long after the customer's last message, "
         "and their next message opens a new one; 24 h is WhatsApp's customer-service window.",
     )
-    conversation_sweep_interval_s: float = Field(
-        default=300.0,
-        ge=0,
-        description="How often a worker looks for open cases whose window has lapsed and "
+    conversation_sweep_interval_s: float = _every_s(
+        300.0,
+        "How often a worker looks for open cases whose window has lapsed and "
         "closes them (through the bus, in order with the contact's events); 0 turns it off.",
     )
 
@@ -342,10 +344,9 @@ class Settings(BaseSettings):
     )
 
     # --- monitoring and alerts (the worker's monitor task) ------------------------------
-    monitor_interval_s: float = Field(
-        default=15.0,
-        ge=0,
-        description="How often a worker samples lag, dead letters and account signals, "
+    monitor_interval_s: float = _every_s(
+        15.0,
+        "How often a worker samples lag, dead letters and account signals, "
         "writes its heartbeat and evaluates the built-in alerts; 0 turns it off.",
     )
     alert_rules_path: str | None = Field(
