@@ -67,6 +67,7 @@ def _to_incident(row: Any) -> Incident:
 
 async def open_incident(
     conn: AsyncConnection,
+    now: datetime,
     *,
     key: str,
     rule: str,
@@ -74,7 +75,6 @@ async def open_incident(
     summary: str,
     severity: str,
     owner: str,
-    now: datetime,
 ) -> bool:
     """Claim a firing incident for ``key``; True when this call opened it (notify then)."""
     # what the claim writes, whether the row is new or a resolved one opens again
@@ -102,11 +102,11 @@ async def open_incident(
 
 async def refresh_incident(
     conn: AsyncConnection,
+    now: datetime,
     *,
     key: str,
     summary: str,
     owner: str,
-    now: datetime,
     stale_before: datetime,
 ) -> bool:
     """The owner (or anyone, once the owner went stale) keeps a firing incident fresh;
@@ -115,7 +115,7 @@ async def refresh_incident(
 
 
 async def resolve_incident(
-    conn: AsyncConnection, *, key: str, owner: str, now: datetime, stale_before: datetime
+    conn: AsyncConnection, now: datetime, *, key: str, owner: str, stale_before: datetime
 ) -> bool:
     """Resolve a firing incident owned by ``owner`` (or stale); True when this call did."""
     return await _update_firing(

@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wa_bridge.store import alerts, audit, dead_letters, heartbeats, replay_runs, traces
-from wa_bridge.store.api import AccountSignal, DeadLetter, EventTrace
 from wa_bridge.store.db import store_errors
 
 __all__ = ["OpsStore"]
@@ -23,6 +22,52 @@ __all__ = ["OpsStore"]
 P = ParamSpec("P")
 T = TypeVar("T")
 Query = Callable[Concatenate[AsyncConnection, P], Awaitable[T]]  # a store module's function
+
+
+class _On(Generic[P, T]):
+    """An :class:`OpsStore` method: ``run(ops, conn, ...)`` on a connection of its own (a
+    transaction when ``write``); errors name the method. Made by :func:`_query` and
+    :func:`_stamped`."""
+
+    def __init__(
+        self, run: Callable[Concatenate[OpsStore, AsyncConnection, P], Awaitable[T]], *, write: bool
+    ) -> None:
+        self._run = run
+        self._write = write
+        self._what = run.__name__
+
+    def __set_name__(self, owner: type[OpsStore], name: str) -> None:
+        self._what = name
+
+    def __get__(self, ops: OpsStore, owner: type[OpsStore]) -> Callable[P, Awaitable[T]]:
+        run, what, write = self._run, self._what, self._write
+
+        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            async with ops._connection(what, write=write) as conn:
+                return await run(ops, conn, *args, **kwargs)
+
+        return call
+
+
+def _query(query: Query[P, T], *, write: bool = False) -> _On[P, T]:
+    """A method that takes the arguments of the store module's function ``query``."""
+
+    async def run(ops: OpsStore, conn: AsyncConnection, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await query(conn, *args, **kwargs)
+
+    return _On(run, write=write)
+
+
+def _stamped(
+    change: Callable[Concatenate[AsyncConnection, datetime, P], Awaitable[T]],
+) -> _On[P, T]:
+    """A write whose store function takes the time after the connection: the OpsStore's
+    clock gives it; the method takes the rest of ``change``'s arguments."""
+
+    async def run(ops: OpsStore, conn: AsyncConnection, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await change(conn, ops._now(), *args, **kwargs)
+
+    return _On(run, write=True)
 
 
 class OpsStore:
@@ -50,49 +95,15 @@ class OpsStore:
 
     # --- traces -------------------------------------------------------------------------
 
-    async def find_traces(
-        self,
-        *,
-        ids: Sequence[str] = (),
-        contact_ids: Sequence[str] = (),
-        contact_hashes: Sequence[str] = (),
-        limit: int = 200,
-    ) -> list[EventTrace]:
-        return await self._read(
-            "find_traces",
-            traces.find_traces,
-            ids=ids,
-            contact_ids=contact_ids,
-            contact_hashes=contact_hashes,
-            limit=limit,
-        )
-
-    async def dead_letters_about(
-        self, *, ids: Sequence[str] = (), contact_keys: Sequence[str] = (), limit: int = 200
-    ) -> list[DeadLetter]:
-        return await self._read(
-            "dead_letters_about",
-            dead_letters.dead_letters_about,
-            ids=ids,
-            contact_keys=contact_keys,
-            limit=limit,
-        )
-
-    async def ledger_entries(self, event_ids: Sequence[str]) -> list[traces.LedgerEntry]:
-        return await self._read("ledger_entries", traces.ledger_entries, event_ids)
-
-    async def contacts_of_identifier(self, kind: str, value: str) -> list[str]:
-        return await self._read(
-            "contacts_of_identifier", traces.contacts_of_identifier, kind, value
-        )
+    find_traces = _query(traces.find_traces)
+    dead_letters_about = _query(dead_letters.dead_letters_about)
+    ledger_entries = _query(traces.ledger_entries)
+    contacts_of_identifier = _query(traces.contacts_of_identifier)
 
     # --- figures --------------------------------------------------------------------------
 
-    async def count_open_dead_letters(self) -> int:
-        return await self._read("count_open_dead_letters", dead_letters.count_open)
-
-    async def latest_signals(self) -> list[AccountSignal]:
-        return await self._read("latest_signals", traces.latest_signals)
+    count_open_dead_letters = _query(dead_letters.count_open)
+    latest_signals = _query(traces.latest_signals)
 
     async def events_per_minute(self, minutes: int) -> list[tuple[int, int]]:
         now = self._now()
@@ -122,125 +133,38 @@ class OpsStore:
             forget_before=now - timedelta(seconds=forget_after_s),
         )
 
-    async def list_heartbeats(self) -> list[heartbeats.Heartbeat]:
-        return await self._read("list_heartbeats", heartbeats.list_heartbeats)
+    list_heartbeats = _query(heartbeats.list_heartbeats)
 
     # --- audit --------------------------------------------------------------------------
 
-    async def list_audit(self, flt: audit.AuditFilter) -> list[audit.AuditEntry]:
-        return await self._read("list_audit", audit.list_audit, flt)
+    list_audit = _query(audit.list_audit)
 
     async def failed_replays(self, dead_letter_ids: Sequence[int]) -> dict[int, int]:
         """Per dead letter: replays that failed (the loop guard's count, from the audit)."""
         targets = [f"dead_letter:{i}" for i in dead_letter_ids]
-        with store_errors("failed_replays"):
-            async with self.engine.connect() as conn:
-                counts = await audit.count_by_target(
-                    conn, action="dlq.replay", targets=targets, detail_prefix="failed"
-                )
+        async with self._connection("failed_replays", write=False) as conn:
+            counts = await audit.count_by_target(
+                conn, action="dlq.replay", targets=targets, detail_prefix="failed"
+            )
         return {int(t.split(":", 1)[1]): n for t, n in counts.items()}
 
     # --- alert incidents ------------------------------------------------------------------
 
-    async def open_incident(
-        self,
-        *,
-        key: str,
-        rule: str,
-        labels: Mapping[str, str],
-        summary: str,
-        severity: str,
-        owner: str,
-    ) -> bool:
-        return await self._write(
-            "open_incident",
-            alerts.open_incident,
-            key=key,
-            rule=rule,
-            labels=labels,
-            summary=summary,
-            severity=severity,
-            owner=owner,
-            now=self._now(),
-        )
-
-    async def refresh_incident(
-        self, *, key: str, summary: str, owner: str, stale_before: datetime
-    ) -> bool:
-        return await self._write(
-            "refresh_incident",
-            alerts.refresh_incident,
-            key=key,
-            summary=summary,
-            owner=owner,
-            now=self._now(),
-            stale_before=stale_before,
-        )
-
-    async def resolve_incident(self, *, key: str, owner: str, stale_before: datetime) -> bool:
-        return await self._write(
-            "resolve_incident",
-            alerts.resolve_incident,
-            key=key,
-            owner=owner,
-            now=self._now(),
-            stale_before=stale_before,
-        )
-
-    async def mark_notified(self, *, key: str, state: alerts.IncidentState) -> None:
-        await self._write("mark_notified", alerts.mark_notified, key=key, state=state)
-
-    async def list_incidents(
-        self,
-        *,
-        owner: str | None = None,
-        unnotified: bool = False,
-        since: datetime | None = None,
-        limit: int = 50,
-    ) -> list[alerts.Incident]:
-        return await self._read(
-            "list_incidents",
-            alerts.list_incidents,
-            owner=owner,
-            unnotified=unnotified,
-            since=since,
-            limit=limit,
-        )
+    open_incident = _stamped(alerts.open_incident)
+    refresh_incident = _stamped(alerts.refresh_incident)
+    resolve_incident = _stamped(alerts.resolve_incident)
+    mark_notified = _query(alerts.mark_notified, write=True)
+    list_incidents = _query(alerts.list_incidents)
 
     # --- bulk replay runs -------------------------------------------------------------------
 
-    async def start_replay_run(
-        self, *, actor: str, selection: Mapping[str, Any]
-    ) -> replay_runs.ReplayRun:
-        return await self._write(
-            "start_replay_run",
-            replay_runs.start_run,
-            actor=actor,
-            selection=selection,
-            now=self._now(),
-        )
-
-    async def advance_replay_run(
-        self, run_id: int, *, cursor: int, replayed: int, failed: int, held: int
-    ) -> None:
-        await self._write(
-            "advance_replay_run",
-            replay_runs.advance_run,
-            run_id,
-            cursor=cursor,
-            replayed=replayed,
-            failed=failed,
-            held=held,
-            now=self._now(),
-        )
-
-    async def finish_replay_run(self, run_id: int) -> None:
-        await self._write("finish_replay_run", replay_runs.finish_run, run_id, now=self._now())
+    start_replay_run = _stamped(replay_runs.start_run)
+    advance_replay_run = _stamped(replay_runs.advance_run)
+    finish_replay_run = _stamped(replay_runs.finish_run)
 
     async def replay_run(self, run_id: int | None = None) -> replay_runs.ReplayRun | None:
         """Run ``run_id``, or the last one that did not finish."""
-        with store_errors("replay_run"):
-            async with self.engine.connect() as conn:
-                if run_id is None:
-                    return await replay_runs.last_open_run(conn)
-                return await replay_runs.get_run(conn, run_id)
+        async with self._connection("replay_run", write=False) as conn:
+            if run_id is None:
+                return await replay_runs.last_open_run(conn)
+            return await replay_runs.get_run(conn, run_id)

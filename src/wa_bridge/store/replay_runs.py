@@ -56,7 +56,7 @@ def _to_run(row: Any) -> ReplayRun:
 
 
 async def start_run(
-    conn: AsyncConnection, *, actor: str, selection: Mapping[str, Any], now: datetime
+    conn: AsyncConnection, now: datetime, *, actor: str, selection: Mapping[str, Any]
 ) -> ReplayRun:
     result = await conn.execute(
         insert(replay_runs).returning(replay_runs),
@@ -77,13 +77,13 @@ async def start_run(
 
 async def advance_run(
     conn: AsyncConnection,
+    now: datetime,
     run_id: int,
     *,
     cursor: int,
     replayed: int,
     failed: int,
     held: int,
-    now: datetime,
 ) -> None:
     """Move the cursor past ``cursor`` and add the counts of what was handled."""
     await conn.execute(
@@ -99,7 +99,7 @@ async def advance_run(
     )
 
 
-async def finish_run(conn: AsyncConnection, run_id: int, *, now: datetime) -> None:
+async def finish_run(conn: AsyncConnection, now: datetime, run_id: int) -> None:
     await conn.execute(
         update(replay_runs).where(_r.id == run_id).values(status="done", updated_at=now)
     )
