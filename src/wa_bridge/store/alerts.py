@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_bridge.store._rows import record_of
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.tables import alert_incidents
 
@@ -50,19 +51,7 @@ class Incident:
 
 
 def _to_incident(row: Any) -> Incident:
-    return Incident(
-        key=row.key,
-        rule=row.rule,
-        labels=dict(row.labels or {}),
-        state=row.state,
-        summary=row.summary,
-        severity=row.severity,
-        owner=row.owner,
-        notified=row.notified,
-        opened_at=row.opened_at,
-        seen_at=row.seen_at,
-        resolved_at=row.resolved_at,
-    )
+    return record_of(Incident, row, labels=dict(row.labels or {}))
 
 
 async def open_incident(

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_bridge.store._rows import record_of
 from wa_bridge.store.tables import replay_runs
 
 __all__ = [
@@ -41,17 +42,15 @@ class ReplayRun:
 
 
 def _to_run(row: Any) -> ReplayRun:
-    return ReplayRun(
+    return record_of(
+        ReplayRun,
+        row,
         id=int(row.id),
-        actor=row.actor,
         selection=dict(row.selection or {}),
-        status=row.status,
         cursor=int(row.cursor),
         replayed=int(row.replayed),
         failed=int(row.failed),
         held=int(row.held),
-        started_at=row.started_at,
-        updated_at=row.updated_at,
     )
 
 
