@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+from dataclasses import Field, fields
+from typing import Any, ClassVar, Protocol, TypeVar
 
 __all__ = ["record_of"]
 
-R = TypeVar("R", bound="DataclassInstance")
+
+class _Dataclass(Protocol):
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+
+R = TypeVar("R", bound=_Dataclass)
 
 
 def record_of(cls: type[R], row: Any, **given: Any) -> R:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from wa_bridge.clock import SYSTEM_CLOCK, Clock
+from wa_bridge.clock import SYSTEM_CLOCK, Clock, sleep_unless_stopped
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
@@ -65,16 +65,4 @@ async def run_retention(
         else:
             if purged.total:
                 log.info("retention_purged", **{k: v for k, v in purged.counts.items() if v})
-        await _sleep_unless_stopped(clock, interval_s, stop)
-
-
-async def _sleep_unless_stopped(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
-    """Sleep ``seconds`` on ``clock``; return early when ``stop`` is set."""
-    nap = asyncio.ensure_future(clock.sleep(seconds))
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({nap, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in (nap, stopped):
-            waiter.cancel()
-        await asyncio.gather(nap, stopped, return_exceptions=True)
+        await sleep_unless_stopped(clock, interval_s, stop)
