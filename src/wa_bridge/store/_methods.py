@@ -1,7 +1,7 @@
 """Store methods that are a store module's function run on a connection of their own.
 
-``OpsStore`` and ``SqlStore`` declare such a method as ``name = _query(module.function)``
-(or ``_stamped``, for a write that takes the time): it takes the function's arguments after
+``OpsStore`` and ``SqlStore`` declare such a method as ``name = query(module.function)``
+(or ``stamped``, for a write that takes the time): it takes the function's arguments after
 the connection, opens a connection (a transaction for a write) and names itself in
 ``StoreUnavailable`` errors.
 """
