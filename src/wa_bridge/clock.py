@@ -22,7 +22,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock", "epoch_ms", "parse_iso_time"]
+__all__ = [
+    "SYSTEM_CLOCK",
+    "Clock",
+    "ManualClock",
+    "SystemClock",
+    "epoch_ms",
+    "parse_iso_time",
+    "sleep_unless_stopped",
+]
 
 
 class Clock(Protocol):
@@ -44,6 +52,18 @@ class Clock(Protocol):
 def epoch_ms(clock: Clock) -> int:
     """``clock.now()`` in milliseconds since the Unix epoch (Kafka's unit for times)."""
     return int(clock.now().timestamp() * 1000)
+
+
+async def sleep_unless_stopped(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
+    """Sleep ``seconds`` on ``clock``; return early when ``stop`` is set."""
+    nap = asyncio.ensure_future(clock.sleep(seconds))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({nap, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (nap, stopped):
+            waiter.cancel()
+        await asyncio.gather(nap, stopped, return_exceptions=True)
 
 
 def parse_iso_time(text: str | None) -> datetime | None:

@@ -45,6 +45,21 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def _kept_days(default: int, description: str, *, at_least: int = 0) -> Any:
+    """A retention period in days: how long the worker's purge keeps a kind of row."""
+    return Field(default=default, ge=at_least, description=description)
+
+
+def _unset(description: str) -> Any:
+    """A setting that is None unless given: what unset means is in ``description``."""
+    return Field(default=None, description=description)
+
+
+def _every_s(default: float, description: str) -> Any:
+    """How often a worker's periodic task runs, in seconds; 0 turns the task off."""
+    return Field(default=default, ge=0, description=description)
+
+
 KeywordKind = Literal["stop", "start"]
 # STOP-style keywords by language (a message that is exactly one changes consent).
 _CONSENT_KEYWORDS: Final[dict[str, dict[KeywordKind, list[str]]]] = {
@@ -126,23 +141,19 @@ class Settings(BaseSettings):
         "acks=all may mean one copy; 'warn' logs it instead.",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_ssl_ca_file: Path | None = Field(
-        default=None, description="PEM CA bundle for the brokers' certificates; unset: system CAs."
+    kafka_ssl_ca_file: Path | None = _unset(
+        "PEM CA bundle for the brokers' certificates; unset: system CAs."
     )
-    kafka_ssl_cert_file: Path | None = Field(
-        default=None, description="PEM client certificate (mutual TLS)."
-    )
-    kafka_ssl_key_file: Path | None = Field(
-        default=None, description="PEM private key of the client certificate."
-    )
+    kafka_ssl_cert_file: Path | None = _unset("PEM client certificate (mutual TLS).")
+    kafka_ssl_key_file: Path | None = _unset("PEM private key of the client certificate.")
     kafka_ssl_key_password: SecretStr | None = None
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = (
         "PLAIN"
     )
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_oauth_token_url: str | None = Field(
-        default=None, description="OAUTHBEARER: OAuth 2 token endpoint (client credentials)."
+    kafka_oauth_token_url: str | None = _unset(
+        "OAUTHBEARER: OAuth 2 token endpoint (client credentials)."
     )
     kafka_oauth_client_id: str | None = None
     kafka_oauth_client_secret: SecretStr | None = None
@@ -152,9 +163,8 @@ class Settings(BaseSettings):
         description="OAUTHBEARER SASL extensions as key=value, comma-separated (Confluent "
         "Cloud: logicalCluster=lkc-...,identityPoolId=pool-...).",
     )
-    kafka_oauth_token_file: Path | None = Field(
-        default=None,
-        description="OAUTHBEARER: a file holding a token that something else keeps fresh.",
+    kafka_oauth_token_file: Path | None = _unset(
+        "OAUTHBEARER: a file holding a token that something else keeps fresh."
     )
 
     # --- state and CRM --------------------------------------------------------------
@@ -171,11 +181,10 @@ class Settings(BaseSettings):
     mappings_path: str = "mappings/sql.yaml"
 
     # --- sales (deals / opportunities; the mapping's upsert_deal) ----------------------
-    crm_deals: bool | None = Field(
-        default=None,
-        description="Write the mapping's deals (a converted case with a value, an order): "
+    crm_deals: bool | None = _unset(
+        "Write the mapping's deals (a converted case with a value, an order): "
         "HubSpot deals, Salesforce Opportunities, the SQL CRM's crm_deals. Unset: on for "
-        "the SQL CRM only; the REST contract has no deals.",
+        "the SQL CRM only; the REST contract has no deals."
     )
     crm_deal_pipeline: str = Field(
         default="default",
@@ -196,26 +205,21 @@ class Settings(BaseSettings):
         "refresh token (HubSpot apps); client credentials or a JWT bearer assertion "
         "(Salesforce connected apps).",
     )
-    crm_login_url: str | None = Field(
-        default=None,
-        description="OAuth token endpoint's site: Salesforce's login URL "
+    crm_login_url: str | None = _unset(
+        "OAuth token endpoint's site: Salesforce's login URL "
         "(https://login.salesforce.com, https://test.salesforce.com or My Domain); "
-        "HubSpot: CRM_BASE_URL when unset.",
+        "HubSpot: CRM_BASE_URL when unset."
     )
-    crm_client_id: str | None = Field(
-        default=None, description="OAuth client id (Salesforce: the consumer key)."
-    )
+    crm_client_id: str | None = _unset("OAuth client id (Salesforce: the consumer key).")
     crm_client_secret: SecretStr | None = None
     crm_refresh_token: SecretStr | None = None
-    crm_jwt_private_key: SecretStr | None = Field(
-        default=None,
-        description="PEM private key that signs JWT bearer assertions (RS256); usually "
-        "WA_BRIDGE_CRM_JWT_PRIVATE_KEY_FILE.",
+    crm_jwt_private_key: SecretStr | None = _unset(
+        "PEM private key that signs JWT bearer assertions (RS256); usually "
+        "WA_BRIDGE_CRM_JWT_PRIVATE_KEY_FILE."
     )
-    crm_username: str | None = Field(
-        default=None,
-        description="The CRM user wa-bridge acts as: the JWT bearer subject; Salesforce "
-        "setup assigns its permission set to this user.",
+    crm_username: str | None = _unset(
+        "The CRM user wa-bridge acts as: the JWT bearer subject; Salesforce "
+        "setup assigns its permission set to this user."
     )
 
     # --- CRM quota (see wa_bridge.connectors.gate) -----------------------------------
@@ -224,10 +228,9 @@ class Settings(BaseSettings):
         description="Time zone whose midnight resets the CRM's daily API budget (HubSpot: "
         "the account's time zone).",
     )
-    crm_quota_key: str | None = Field(
-        default=None,
-        description="Names the CRM instance whose quota workers share in the state "
-        "database; unset: the connector and the CRM's host (and OAuth client or user).",
+    crm_quota_key: str | None = _unset(
+        "Names the CRM instance whose quota workers share in the state "
+        "database; unset: the connector and the CRM's host (and OAuth client or user)."
     )
     crm_quota_refresh_s: float = Field(
         default=0.0,
@@ -284,33 +287,26 @@ class Settings(BaseSettings):
         description="Kafka group session timeout; a group join waits about this long on Tansu.",
     )
     dedup_retention_days: int = Field(default=14, ge=8)
-    dead_letter_retention_days: int = Field(
-        default=90, ge=1, description="Replayed/discarded dead letters are kept this long."
+    dead_letter_retention_days: int = _kept_days(
+        90, "Replayed/discarded dead letters are kept this long.", at_least=1
     )
-    retention_interval_s: float = Field(
-        default=3600.0, ge=0, description="How often the worker purges; 0 turns it off."
+    retention_interval_s: float = _every_s(3600.0, "How often the worker purges; 0 turns it off.")
+    open_dead_letter_retention_days: int = _kept_days(
+        0, "Open dead letters older than this are deleted; 0 keeps them."
     )
-    open_dead_letter_retention_days: int = Field(
-        default=0, ge=0, description="Open dead letters older than this are deleted; 0 keeps them."
-    )
-    note_body_retention_days: int = Field(
-        default=0,
-        ge=0,
-        description="Built-in SQL CRM: note bodies (message text) older than this are blanked "
+    note_body_retention_days: int = _kept_days(
+        0,
+        "Built-in SQL CRM: note bodies (message text) older than this are blanked "
         "(the note stays); 0 keeps them.",
     )
-    status_history_retention_days: int = Field(
-        default=0, ge=0, description="Message delivery states older than this are forgotten."
+    status_history_retention_days: int = _kept_days(
+        0, "Message delivery states older than this are forgotten."
     )
-    identity_event_retention_days: int = Field(
-        default=0, ge=0, description="Identity decisions (identity_events) kept this long."
+    identity_event_retention_days: int = _kept_days(
+        0, "Identity decisions (identity_events) kept this long."
     )
-    audit_retention_days: int = Field(
-        default=0, ge=0, description="Audit log rows kept this long; 0 keeps them."
-    )
-    trace_retention_days: int = Field(
-        default=30, ge=0, description="Per-event traces (wa-bridge trace) kept this long."
-    )
+    audit_retention_days: int = _kept_days(0, "Audit log rows kept this long; 0 keeps them.")
+    trace_retention_days: int = _kept_days(30, "Per-event traces (wa-bridge trace) kept this long.")
     replay_max_failures: int = Field(
         default=3,
         ge=1,
@@ -325,10 +321,9 @@ class Settings(BaseSettings):
         description="A case lapses (closes) this long after the customer's last message, "
         "and their next message opens a new one; 24 h is WhatsApp's customer-service window.",
     )
-    conversation_sweep_interval_s: float = Field(
-        default=300.0,
-        ge=0,
-        description="How often a worker looks for open cases whose window has lapsed and "
+    conversation_sweep_interval_s: float = _every_s(
+        300.0,
+        "How often a worker looks for open cases whose window has lapsed and "
         "closes them (through the bus, in order with the contact's events); 0 turns it off.",
     )
 
@@ -342,19 +337,15 @@ class Settings(BaseSettings):
     )
 
     # --- monitoring and alerts (the worker's monitor task) ------------------------------
-    monitor_interval_s: float = Field(
-        default=15.0,
-        ge=0,
-        description="How often a worker samples lag, dead letters and account signals, "
+    monitor_interval_s: float = _every_s(
+        15.0,
+        "How often a worker samples lag, dead letters and account signals, "
         "writes its heartbeat and evaluates the built-in alerts; 0 turns it off.",
     )
-    alert_rules_path: str | None = Field(
-        default=None, description="Built-in alert rules (YAML); unset: the shipped rules."
-    )
-    alert_webhook_url: SecretStr | None = Field(
-        default=None,
-        description="Where the worker posts built-in alerts (a Slack-compatible incoming "
-        "webhook); unset: alerts are only logged and shown in the console.",
+    alert_rules_path: str | None = _unset("Built-in alert rules (YAML); unset: the shipped rules.")
+    alert_webhook_url: SecretStr | None = _unset(
+        "Where the worker posts built-in alerts (a Slack-compatible incoming "
+        "webhook); unset: alerts are only logged and shown in the console."
     )
 
     # --- ops ------------------------------------------------------------------------
@@ -371,10 +362,9 @@ class Settings(BaseSettings):
         "(several so one can rotate), any of which may sign POST /inbox/events with "
         "X-Inbox-Signature-256: sha256=<hex HMAC-SHA256 of the body>.",
     )
-    console_session_secret: SecretStr | None = Field(
-        default=None,
-        description="Key that signs console sign-in cookies; unset: a random key per "
-        "process (sign-ins end at restart; set it when several receivers serve /admin).",
+    console_session_secret: SecretStr | None = _unset(
+        "Key that signs console sign-in cookies; unset: a random key per "
+        "process (sign-ins end at restart; set it when several receivers serve /admin)."
     )
     console_session_ttl_s: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
     console_secure_cookie: Literal["auto", "always", "never"] = Field(

@@ -183,36 +183,42 @@ class KafkaPublisher:
     async def start(self) -> None:
         """Connect once; raise BusUnavailable when the broker cannot be reached."""
         async with self._connect_lock:
-            if self._producer is not None:
-                return
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
-                acks="all",
-                enable_idempotence=self.enable_idempotence,
-                linger_ms=self.linger_ms,
-                max_batch_size=self.max_batch_bytes,
-                partitioner=_KeyPartitioner(),
-                compression_type=None,
-                request_timeout_ms=max(1000, int(self.publish_timeout_s * 1000)),
-                **self.client_options,
-            )
-            try:
-                async with asyncio.timeout(self.publish_timeout_s):
-                    await producer.start()
-                await self._ensure_topic()
-                await self._check_durability()
-            except (KafkaError, OSError, TimeoutError, BusUnavailable) as exc:
-                await producer.stop()
-                raise BusUnavailable(
-                    f"cannot connect to Kafka at {self.bootstrap}: {type(exc).__name__}: {exc}",
-                    retry_after_s=RETRY_AFTER_S,
-                ) from exc
-            except ConfigError:
-                await producer.stop()
-                raise
-            self._producer = producer
-            self._mark_ok()
-            log.info("bus_connected", topic=self.topic)
+            if not self._connected():
+                await self._connect()
+
+    async def _connect(self) -> None:
+        """Start this client's producer and check the topic (under the connect lock)."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=self.enable_idempotence,
+            linger_ms=self.linger_ms,
+            max_batch_size=self.max_batch_bytes,
+            partitioner=_KeyPartitioner(),
+            compression_type=None,
+            request_timeout_ms=max(1000, int(self.publish_timeout_s * 1000)),
+            **self.client_options,
+        )
+        try:
+            async with asyncio.timeout(self.publish_timeout_s):
+                await producer.start()
+            await self._ensure_topic()
+            await self._check_durability()
+        except (KafkaError, OSError, TimeoutError, BusUnavailable) as exc:
+            await producer.stop()
+            raise self._unreachable(exc) from exc
+        except ConfigError:
+            await producer.stop()
+            raise
+        self._producer = producer
+        self._mark_ok()
+        log.info("bus_connected", topic=self.topic)
+
+    def _unreachable(self, exc: Exception) -> BusUnavailable:
+        return BusUnavailable(
+            f"cannot connect to Kafka at {self.bootstrap}: {type(exc).__name__}: {exc}",
+            retry_after_s=RETRY_AFTER_S,
+        )
 
     async def keep_connected(self) -> None:
         backoff_s = self.probe_interval_s

@@ -189,45 +189,40 @@ class RdKafkaPublisher(KafkaPublisher):
     def _connected(self) -> bool:
         return self._rd is not None
 
-    async def start(self) -> None:
-        """Connect once; raise BusUnavailable when the broker cannot be reached."""
-        async with self._connect_lock:
-            if self._rd is not None:
-                return
-            config = producer_config(
-                bootstrap=self.bootstrap,
-                enable_idempotence=self.enable_idempotence,
-                linger_ms=self.linger_ms,
-                max_batch_bytes=self.max_batch_bytes,
-                publish_timeout_s=self.publish_timeout_s,
-                security=self.rdkafka_security,
-            )
-            config["error_cb"] = self._on_error
-            # librdkafka's own lines (connection failures, say) through stdlib logging,
-            # served by the poll thread, instead of raw lines on stderr
-            config["logger"] = _LIBRDKAFKA_LOG
-            try:
-                producer = Producer(config)
-            except KafkaException as exc:
-                raise ConfigError(f"Kafka producer configuration: {exc}") from exc
-            poller = _PollThread(producer, asyncio.get_running_loop())
-            poller.start()
-            try:
-                await self._metadata(producer, self.publish_timeout_s)
-                await self._ensure_topic()
-                await self._check_durability()
-            except (KafkaException, OSError, TimeoutError, BusUnavailable) as exc:
-                await self._close(producer, poller, flush=False)
-                raise BusUnavailable(
-                    f"cannot connect to Kafka at {self.bootstrap}: {type(exc).__name__}: {exc}",
-                    retry_after_s=RETRY_AFTER_S,
-                ) from exc
-            except ConfigError:
-                await self._close(producer, poller, flush=False)
-                raise
-            self._rd, self._poller = producer, poller
-            self._mark_ok()
-            log.info("bus_connected", topic=self.topic, client="confluent")
+    async def _connect(self) -> None:
+        """Start the librdkafka producer and its poll thread, check the topic (under the
+        connect lock)."""
+        config = producer_config(
+            bootstrap=self.bootstrap,
+            enable_idempotence=self.enable_idempotence,
+            linger_ms=self.linger_ms,
+            max_batch_bytes=self.max_batch_bytes,
+            publish_timeout_s=self.publish_timeout_s,
+            security=self.rdkafka_security,
+        )
+        config["error_cb"] = self._on_error
+        # librdkafka's own lines (connection failures, say) through stdlib logging,
+        # served by the poll thread, instead of raw lines on stderr
+        config["logger"] = _LIBRDKAFKA_LOG
+        try:
+            producer = Producer(config)
+        except KafkaException as exc:
+            raise ConfigError(f"Kafka producer configuration: {exc}") from exc
+        poller = _PollThread(producer, asyncio.get_running_loop())
+        poller.start()
+        try:
+            await self._metadata(producer, self.publish_timeout_s)
+            await self._ensure_topic()
+            await self._check_durability()
+        except (KafkaException, OSError, TimeoutError, BusUnavailable) as exc:
+            await self._close(producer, poller, flush=False)
+            raise self._unreachable(exc) from exc
+        except ConfigError:
+            await self._close(producer, poller, flush=False)
+            raise
+        self._rd, self._poller = producer, poller
+        self._mark_ok()
+        log.info("bus_connected", topic=self.topic, client="confluent")
 
     _client_errors = (KafkaException,)
 

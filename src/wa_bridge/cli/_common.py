@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 import typer
 
 from wa_bridge.errors import ConfigError
@@ -15,7 +17,7 @@ from wa_bridge.settings import Settings, load_settings
 if TYPE_CHECKING:
     from wa_bridge.store.api import Store
 
-__all__ = ["exit_with", "settings_or_exit", "tune_gc", "with_store"]
+__all__ = ["echo_rows", "exit_with", "json_fields", "settings_or_exit", "tune_gc", "with_store"]
 
 T = TypeVar("T")
 
@@ -43,6 +45,27 @@ def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
             return await work(store)
 
     return asyncio.run(run())
+
+
+def json_fields(item: object, *names: str) -> dict[str, Any]:
+    """``item``'s attributes ``names`` for ``--json``, in that order; times in ISO 8601."""
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(item, name)
+        out[name] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+def echo_rows(
+    rows: Iterable[T],
+    *,
+    as_json: bool,
+    data: Callable[[T], dict[str, Any]],
+    line: Callable[[T], str],
+) -> None:
+    """Print each row: its ``data`` as one JSON object a line (``--json``), else its ``line``."""
+    for row in rows:
+        typer.echo(orjson.dumps(data(row)).decode() if as_json else line(row))
 
 
 # Young-generation collections every 100k net allocations instead of 700 (Python's default).

@@ -11,10 +11,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import orjson
 import typer
 
-from wa_bridge.cli._common import exit_with, settings_or_exit, with_store
+from wa_bridge.cli._common import echo_rows, exit_with, settings_or_exit, with_store
 from wa_bridge.cli.gaps import parse_since
 from wa_bridge.errors import WaBridgeError
 from wa_bridge.store.api import AccountEvent
@@ -69,8 +68,7 @@ def events_cmd(
         )
     except WaBridgeError as exc:
         raise exit_with(f"wa-bridge: {exc}", 1) from exc
-    for event in found:
-        typer.echo(orjson.dumps(_row(event)).decode() if as_json else _line(event))
+    echo_rows(found, as_json=as_json, data=_row, line=_line)
     if not found and not as_json:
         typer.echo("no account events")
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit, with_store
-from wa_bridge.store.audit import AuditFilter
+from wa_bridge.cli._common import echo_rows, json_fields, settings_or_exit, with_store
+from wa_bridge.store.audit import AuditEntry, AuditFilter
 
 __all__ = ["register"]
 
@@ -37,23 +36,21 @@ def list_(
         targets=[target] if target else [],
         limit=limit,
     )
-    for row in with_store(settings, lambda store: store.ops.list_audit(flt)):
-        if as_json:
-            data = {
-                "id": row.id,
-                "at": row.at.isoformat(),
-                "actor": row.actor,
-                "role": row.role,
-                "action": row.action,
-                "target": row.target,
-                "detail": row.detail,
-            }
-            typer.echo(orjson.dumps(data).decode())
-        else:
-            typer.echo(
-                f"{row.at:%Y-%m-%d %H:%M:%S}  {row.actor:<22} {row.role:<9} {row.action:<20} "
-                f"{row.target:<22} {row.detail}".rstrip()
-            )
+    echo_rows(
+        with_store(settings, lambda store: store.ops.list_audit(flt)),
+        as_json=as_json,
+        data=lambda row: json_fields(
+            row, "id", "at", "actor", "role", "action", "target", "detail"
+        ),
+        line=_line,
+    )
+
+
+def _line(row: AuditEntry) -> str:
+    return (
+        f"{row.at:%Y-%m-%d %H:%M:%S}  {row.actor:<22} {row.role:<9} {row.action:<20} "
+        f"{row.target:<22} {row.detail}".rstrip()
+    )
 
 
 def register(app: typer.Typer) -> None:

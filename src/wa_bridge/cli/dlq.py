@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import orjson
 import typer
 
-from wa_bridge.cli._common import exit_with, settings_or_exit, with_store
+from wa_bridge.cli._common import echo_rows, exit_with, json_fields, settings_or_exit, with_store
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, Store
 
@@ -64,18 +64,26 @@ def _filter(
 
 
 def _summary(d: DeadLetter) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "contact_key": d.contact_key,
-        "error_class": d.error_class,
-        "error_message": d.error_message,
-        "attempts": d.attempts,
-        "status": d.status,
-        "first_failed_at": d.first_failed_at.isoformat(),
-        "last_failed_at": d.last_failed_at.isoformat(),
-    }
+    return json_fields(
+        d,
+        "id",
+        "event_id",
+        "event_type",
+        "contact_key",
+        "error_class",
+        "error_message",
+        "attempts",
+        "status",
+        "first_failed_at",
+        "last_failed_at",
+    )
+
+
+def _line(d: DeadLetter) -> str:
+    return (
+        f"{d.id:>6}  {d.status:<9} {d.error_class:<22} {d.event_type:<30} "
+        f"attempts={d.attempts} last={d.last_failed_at:%Y-%m-%dT%H:%M:%S}  {d.event_id}"
+    )
 
 
 @dlq_app.command("list")
@@ -98,15 +106,7 @@ def list_(
         return await store.list_dead_letters(flt), await store.count_dead_letters(flt)
 
     letters, total = with_store(settings, page)
-    if as_json:
-        for d in letters:
-            typer.echo(orjson.dumps(_summary(d)).decode())
-    else:
-        for d in letters:
-            typer.echo(
-                f"{d.id:>6}  {d.status:<9} {d.error_class:<22} {d.event_type:<30} "
-                f"attempts={d.attempts} last={d.last_failed_at:%Y-%m-%dT%H:%M:%S}  {d.event_id}"
-            )
+    echo_rows(letters, as_json=as_json, data=_summary, line=_line)
     typer.echo(_count_line(len(letters), total), err=True)
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
-from wa_bridge.cli._common import exit_with, settings_or_exit, with_store
+from wa_bridge.cli._common import echo_rows, exit_with, json_fields, settings_or_exit, with_store
 from wa_bridge.errors import BusUnavailable
+
+if TYPE_CHECKING:
+    from wa_bridge.ops.gaps import Gap
 
 __all__ = ["parse_since", "register"]
 
@@ -46,29 +48,26 @@ def gaps(
         )
     except BusUnavailable as exc:
         raise exit_with(f"wa-bridge gaps: {exc}", 2) from exc
-    for gap in found:
-        e = gap.event
-        if as_json:
-            row = {
-                "event_id": e.event_id,
-                "event_type": e.event_type,
-                "partition": e.partition,
-                "offset": e.offset,
-                "reason": gap.reason,
-                "detail": gap.detail,
-            }
-            typer.echo(orjson.dumps(row).decode())
-        else:
-            typer.echo(
-                f"{e.partition:>3}@{e.offset:<8} {e.event_type:<30} {gap.reason:<17} "
-                f"{e.event_id}  {gap.detail}"
-            )
+    echo_rows(found, as_json=as_json, data=_data, line=_line)
     typer.echo(
         f"{received} event(s) received since {start:%Y-%m-%dT%H:%M:%SZ}; {len(found)} not applied",
         err=True,
     )
     if found:
         raise typer.Exit(code=1)
+
+
+def _data(gap: Gap) -> dict[str, Any]:
+    event = json_fields(gap.event, "event_id", "event_type", "partition", "offset")
+    return {**event, **json_fields(gap, "reason", "detail")}
+
+
+def _line(gap: Gap) -> str:
+    e = gap.event
+    return (
+        f"{e.partition:>3}@{e.offset:<8} {e.event_type:<30} {gap.reason:<17} "
+        f"{e.event_id}  {gap.detail}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit, with_store
+from wa_bridge.cli._common import echo_rows, json_fields, settings_or_exit, with_store
 from wa_bridge.errors import CrmRejected, WaBridgeError
 
 if TYPE_CHECKING:
@@ -180,31 +180,34 @@ def merges_cmd(
 
     settings = settings_or_exit()
     rows = _run(settings, lambda store: merges(store, limit=limit))
-    for row in rows:
-        if as_json:
-            typer.echo(orjson.dumps(_row_data(row)).decode())
-        else:
-            undone = f" (undone by {row.unmerged_by})" if row.status == "unmerged" else ""
-            typer.echo(
-                f"{row.id:>5}  {row.merged_at:%Y-%m-%dT%H:%M:%S}  {row.other_id} into "
-                f"{row.keep_id}  by {row.actor}  {row.status}{undone}"
-            )
+    echo_rows(rows, as_json=as_json, data=_row_data, line=_merge_line)
+
+
+def _merge_line(row: MergeRow) -> str:
+    undone = f" (undone by {row.unmerged_by})" if row.status == "unmerged" else ""
+    return (
+        f"{row.id:>5}  {row.merged_at:%Y-%m-%dT%H:%M:%S}  {row.other_id} into "
+        f"{row.keep_id}  by {row.actor}  {row.status}{undone}"
+    )
 
 
 def _row_data(row: MergeRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "keep_id": row.keep_id,
-        "other_id": row.other_id,
-        "status": row.status,
-        "crm": row.crm,
-        "crm_result": row.crm_result.splitlines(),
-        "crm_reversible": row.crm_reversible,
-        "actor": row.actor,
-        "merged_at": row.merged_at.isoformat(),
-        "unmerged_by": row.unmerged_by,
-        "unmerged_at": row.unmerged_at.isoformat() if row.unmerged_at else None,
-    }
+    data = json_fields(
+        row,
+        "id",
+        "keep_id",
+        "other_id",
+        "status",
+        "crm",
+        "crm_result",
+        "crm_reversible",
+        "actor",
+        "merged_at",
+        "unmerged_by",
+        "unmerged_at",
+    )
+    data["crm_result"] = row.crm_result.splitlines()  # one line of the CRM's answer each
+    return data
 
 
 def register(app: typer.Typer) -> None:

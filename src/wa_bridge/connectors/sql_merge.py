@@ -31,12 +31,10 @@ from wa_bridge.store.tables import crm_cases, crm_consents, crm_contacts, crm_no
 
 __all__ = ["SQL_MERGER", "merge_contacts", "unmerge_contacts"]
 
-# table → its key column: the rows that name a contact.
-MOVED: Final[tuple[tuple[Table, str], ...]] = (
-    (crm_cases, "case_key"),
-    (crm_notes, "note_key"),
-    (crm_outcomes, "outcome_key"),
-    (crm_consents, "consent_key"),
+# The tables whose rows name a contact (``contact_key``), each with its key column.
+MOVED: Final[tuple[tuple[Table, str], ...]] = tuple(
+    (table, table.primary_key.columns.values()[0].name)
+    for table in (crm_cases, crm_notes, crm_outcomes, crm_consents)
 )
 FILLABLE: Final = (
     "phone_e164",

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_bridge.store._rows import record_of
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.api import AccountEvent, AccountEventScope
 from wa_bridge.store.tables import account_events
@@ -50,19 +50,5 @@ async def list_account_events(
     if subject is not None:
         stmt = stmt.where(_a.subject == subject)
     rows = await conn.execute(stmt.order_by(_a.at.desc(), _a.id.desc()).limit(limit))
-    out = [
-        AccountEvent(
-            event_id=r.event_id,
-            event_type=r.event_type,
-            scope=cast(AccountEventScope, r.scope),
-            at=r.at,
-            subject=r.subject,
-            label=r.label,
-            change=r.change,
-            previous=r.previous,
-            current=r.current,
-            detail=r.detail,
-        )
-        for r in rows
-    ]
+    out = [record_of(AccountEvent, r) for r in rows]
     return out[::-1]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_bridge.store._rows import record_of
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.tables import alert_incidents
 
@@ -50,23 +51,12 @@ class Incident:
 
 
 def _to_incident(row: Any) -> Incident:
-    return Incident(
-        key=row.key,
-        rule=row.rule,
-        labels=dict(row.labels or {}),
-        state=row.state,
-        summary=row.summary,
-        severity=row.severity,
-        owner=row.owner,
-        notified=row.notified,
-        opened_at=row.opened_at,
-        seen_at=row.seen_at,
-        resolved_at=row.resolved_at,
-    )
+    return record_of(Incident, row, labels=dict(row.labels or {}))
 
 
 async def open_incident(
     conn: AsyncConnection,
+    now: datetime,
     *,
     key: str,
     rule: str,
@@ -74,7 +64,6 @@ async def open_incident(
     summary: str,
     severity: str,
     owner: str,
-    now: datetime,
 ) -> bool:
     """Claim a firing incident for ``key``; True when this call opened it (notify then)."""
     # what the claim writes, whether the row is new or a resolved one opens again
@@ -102,11 +91,11 @@ async def open_incident(
 
 async def refresh_incident(
     conn: AsyncConnection,
+    now: datetime,
     *,
     key: str,
     summary: str,
     owner: str,
-    now: datetime,
     stale_before: datetime,
 ) -> bool:
     """The owner (or anyone, once the owner went stale) keeps a firing incident fresh;
@@ -115,7 +104,7 @@ async def refresh_incident(
 
 
 async def resolve_incident(
-    conn: AsyncConnection, *, key: str, owner: str, now: datetime, stale_before: datetime
+    conn: AsyncConnection, now: datetime, *, key: str, owner: str, stale_before: datetime
 ) -> bool:
     """Resolve a firing incident owned by ``owner`` (or stale); True when this call did."""
     return await _update_firing(

@@ -49,8 +49,8 @@ class AuditFilter:
 
 async def record_audit(
     conn: AsyncConnection,
-    *,
     at: datetime,
+    *,
     actor: str,
     role: str,
     action: str,

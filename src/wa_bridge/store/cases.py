@@ -143,7 +143,7 @@ async def save_cases(
         await conn.execute(insert(cases), inserted)
 
 
-async def lapsed_cases(conn: AsyncConnection, at: datetime, limit: int) -> list[CaseRecord]:
+async def lapsed_cases(conn: AsyncConnection, at: datetime, limit: int = 1000) -> list[CaseRecord]:
     """Open cases whose window ended before ``at``, the longest lapsed first."""
     c = cases.c
     rows = await conn.execute(

@@ -11,7 +11,7 @@ change.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -64,7 +64,8 @@ async def record_consents(conn: AsyncConnection, records: Sequence[ConsentRecord
     if not records:
         return []
     stmt = insert_for(conn, consents).on_conflict_do_nothing(index_elements=["event_id"])
-    await conn.execute(stmt, [_row(r) for r in records])
+    # a record's fields are the ledger row's columns
+    await conn.execute(stmt, [asdict(r) for r in records])
     out: list[bool] = []
     for r in records:
         later = await conn.execute(
@@ -82,23 +83,6 @@ async def record_consents(conn: AsyncConnection, records: Sequence[ConsentRecord
         )
         out.append(later.first() is None)
     return out
-
-
-def _row(r: ConsentRecord) -> dict[str, Any]:
-    return {
-        "event_id": r.event_id,
-        "contact_id": r.contact_id,
-        "channel": r.channel,
-        "purpose": r.purpose,
-        "status": r.status,
-        "evidence": r.evidence,
-        "at": r.at,
-        "captured_via": r.captured_via,
-        "text_shown": r.text_shown,
-        "source": r.source,
-        "recorded_by": r.recorded_by,
-        "recorded_at": r.recorded_at,
-    }
 
 
 async def consent_history(conn: AsyncConnection, contact_id: str) -> list[dict[str, Any]]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from sqlalchemy import Row, Select, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_bridge.store._rows import record_of
 from wa_bridge.store.api import (
     DeadLetter,
     DeadLetterFilter,
@@ -107,23 +108,13 @@ def _to_letter(row: Row[Any]) -> DeadLetter:
     origin = None
     if row.topic is not None:
         origin = EventOrigin(row.topic, int(row.partition or 0), int(row.offset or 0))
-    return DeadLetter(
+    return record_of(
+        DeadLetter,
+        row,
         id=int(row.id),
-        event_id=row.event_id,
-        event_type=row.event_type,
-        contact_key=row.contact_key,
         payload=bytes(row.payload),
-        error_class=row.error_class,
-        error_message=row.error_message,
-        crm_error=row.crm_error,
-        attempts=row.attempts,
-        first_failed_at=row.first_failed_at,
-        last_failed_at=row.last_failed_at,
-        status=cast(DeadLetterStatus, row.status),
         errors=tuple(row.errors or ()),
-        message_id=row.message_id,
         origin=origin,
-        note=row.note,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_bridge.store._rows import record_of
 from wa_bridge.store.tables import replay_runs
 
 __all__ = [
@@ -41,22 +42,20 @@ class ReplayRun:
 
 
 def _to_run(row: Any) -> ReplayRun:
-    return ReplayRun(
+    return record_of(
+        ReplayRun,
+        row,
         id=int(row.id),
-        actor=row.actor,
         selection=dict(row.selection or {}),
-        status=row.status,
         cursor=int(row.cursor),
         replayed=int(row.replayed),
         failed=int(row.failed),
         held=int(row.held),
-        started_at=row.started_at,
-        updated_at=row.updated_at,
     )
 
 
 async def start_run(
-    conn: AsyncConnection, *, actor: str, selection: Mapping[str, Any], now: datetime
+    conn: AsyncConnection, now: datetime, *, actor: str, selection: Mapping[str, Any]
 ) -> ReplayRun:
     result = await conn.execute(
         insert(replay_runs).returning(replay_runs),
@@ -77,13 +76,13 @@ async def start_run(
 
 async def advance_run(
     conn: AsyncConnection,
+    now: datetime,
     run_id: int,
     *,
     cursor: int,
     replayed: int,
     failed: int,
     held: int,
-    now: datetime,
 ) -> None:
     """Move the cursor past ``cursor`` and add the counts of what was handled."""
     await conn.execute(
@@ -99,7 +98,7 @@ async def advance_run(
     )
 
 
-async def finish_run(conn: AsyncConnection, run_id: int, *, now: datetime) -> None:
+async def finish_run(conn: AsyncConnection, now: datetime, run_id: int) -> None:
     await conn.execute(
         update(replay_runs).where(_r.id == run_id).values(status="done", updated_at=now)
     )

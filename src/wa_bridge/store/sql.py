@@ -24,14 +24,12 @@ from wa_bridge.store import (
     statuses,
     traces,
 )
+from wa_bridge.store._methods import query, stamped
 from wa_bridge.store.api import (
     AccountEvent,
-    AccountEventScope,
     AccountSignal,
     CaseRecord,
     CaseSet,
-    DeadLetter,
-    DeadLetterFilter,
     DeadLetterStatus,
     EventTrace,
     FirstTouch,
@@ -178,31 +176,20 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine, *, clock: Clock = utc_now) -> None:
         self.engine = engine
-        self._clock = clock
+        self._now = clock
         self.ops = OpsStore(engine, now=clock)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlStoreTx]:
         with store_errors("transaction"):
             async with self.engine.begin() as conn:
-                tx = SqlStoreTx(conn, self._clock)
+                tx = SqlStoreTx(conn, self._now)
                 yield tx
                 await tx.finish()
 
-    async def list_dead_letters(self, flt: DeadLetterFilter) -> list[DeadLetter]:
-        with store_errors("list_dead_letters"):
-            async with self.engine.connect() as conn:
-                return await dead_letters.list_dead_letters(conn, flt)
-
-    async def count_dead_letters(self, flt: DeadLetterFilter) -> int:
-        with store_errors("count_dead_letters"):
-            async with self.engine.connect() as conn:
-                return await dead_letters.count_dead_letters(conn, flt)
-
-    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None:
-        with store_errors("get_dead_letter"):
-            async with self.engine.connect() as conn:
-                return await dead_letters.get_dead_letter(conn, dead_letter_id)
+    list_dead_letters = query(dead_letters.list_dead_letters)
+    count_dead_letters = query(dead_letters.count_dead_letters)
+    get_dead_letter = query(dead_letters.get_dead_letter)
 
     async def set_dead_letter_status(
         self, dead_letter_id: int, status: DeadLetterStatus, *, note: str | None = None
@@ -211,51 +198,11 @@ class SqlStore:
             async with self.engine.begin() as conn:
                 await dead_letters.set_dead_letter_status(conn, dead_letter_id, status, note)
 
-    async def record_audit(
-        self, *, actor: str, role: str, action: str, target: str, detail: str
-    ) -> None:
-        with store_errors("record_audit"):
-            async with self.engine.begin() as conn:
-                await audit.record_audit(
-                    conn,
-                    at=self._clock(),
-                    actor=actor,
-                    role=role,
-                    action=action,
-                    target=target,
-                    detail=detail,
-                )
-
-    async def account_events(
-        self,
-        *,
-        since: datetime | None = None,
-        scope: AccountEventScope | None = None,
-        subject: str | None = None,
-        limit: int = 100,
-    ) -> list[AccountEvent]:
-        with store_errors("account_events"):
-            async with self.engine.connect() as conn:
-                return await account_events.list_account_events(
-                    conn, since=since, scope=scope, subject=subject, limit=limit
-                )
-
-    async def lapsed_cases(self, at: datetime, limit: int = 1000) -> list[CaseRecord]:
-        with store_errors("lapsed_cases"):
-            async with self.engine.connect() as conn:
-                return await cases.lapsed_cases(conn, at, limit)
-
-    async def purge_ledger(self, older_than: datetime) -> int:
-        """Delete ledger ids first seen before ``older_than`` (the retention job)."""
-        with store_errors("purge_ledger"):
-            async with self.engine.begin() as conn:
-                return await ledger.purge_ledger(conn, older_than)
-
-    async def purge_dead_letters(self, older_than: datetime) -> int:
-        """Delete closed (replayed / discarded) dead letters last failed before ``older_than``."""
-        with store_errors("purge_dead_letters"):
-            async with self.engine.begin() as conn:
-                return await dead_letters.purge_dead_letters(conn, older_than)
+    record_audit = stamped(audit.record_audit)
+    account_events = query(account_events.list_account_events)
+    lapsed_cases = query(cases.lapsed_cases)
+    purge_ledger = query(ledger.purge_ledger, write=True)  # the retention job
+    purge_dead_letters = query(dead_letters.purge_dead_letters, write=True)
 
     async def purge(self, target: PurgeTarget, older_than: datetime) -> int:
         """Retention: remove ``target``'s rows older than ``older_than``; return how many."""

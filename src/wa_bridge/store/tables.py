@@ -32,6 +32,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.schema import SchemaItem
 
 __all__ = [
     "JsonType",
@@ -104,6 +105,75 @@ def _serial_id() -> Column[int]:
     return Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
 
 
+def _numbered(name: str, *columns: SchemaItem) -> Table:
+    """A table whose rows the database numbers: ``id`` (``_serial_id``), then ``columns``."""
+    return Table(name, metadata, _serial_id(), *columns)
+
+
+def _unique_where(name: str, *columns: str, where: str) -> Index:
+    """A partial unique index, with the same condition on PostgreSQL and SQLite."""
+    return Index(
+        name, *columns, unique=True, postgresql_where=text(where), sqlite_where=text(where)
+    )
+
+
+def _kafka_position() -> tuple[Column[Any], ...]:
+    """Where an event was consumed: its topic, partition and offset."""
+    return (
+        Column("topic", String(255)),
+        Column("partition", Integer),
+        Column("offset", BigInteger),
+    )
+
+
+def _consent_terms(*, required: bool) -> tuple[Column[Any], ...]:
+    """What a consent row says: the channel and purpose, opt_in | opt_out, the evidence."""
+    return (
+        Column("channel", String(SHORT), nullable=not required),
+        Column("purpose", String(SHORT), nullable=not required),
+        Column("status", String(16), nullable=not required),  # opt_in | opt_out
+        Column("evidence", Text),
+    )
+
+
+def _case_outcome() -> tuple[Column[Any], ...]:
+    """How a case ended for the business: the outcome, its value and currency, the CSAT."""
+    return (
+        Column("outcome", String(100)),
+        Column("outcome_value", Numeric(18, 4)),
+        Column("outcome_currency", String(8)),
+        Column("csat", Integer),
+    )
+
+
+def _crm_table(
+    name: str,
+    key: Column[Any],
+    *columns: Column[Any],
+    refs: tuple[str, ...] = (),
+    occurred: bool = False,
+    stamps: tuple[str, ...] = ("created_at", "updated_at"),
+    index: tuple[str, ...] = (),
+) -> Table:
+    """A record of the built-in SQL CRM.
+
+    ``key`` (its own key), the keys it refers to (``refs``), the shared field vocabulary
+    (``columns``), then what every record ends with: ``occurred_at`` (when ``occurred``), the
+    other fields (``attributes``) and the write times (``stamps``).
+    """
+    return Table(
+        name,
+        metadata,
+        key,
+        *(Column(ref, String(KEY)) for ref in refs),
+        *columns,
+        *((Column("occurred_at", UtcDateTime),) if occurred else ()),
+        Column("attributes", JsonType),
+        *(Column(stamp, UtcDateTime, nullable=False) for stamp in stamps),
+        *((Index(None, *index),) if index else ()),
+    )
+
+
 # --- worker state -------------------------------------------------------------------
 
 processed_events = Table(
@@ -140,21 +210,11 @@ identities = Table(
     PrimaryKeyConstraint("business", "kind", "value", "contact_id"),
     Index(None, "contact_id"),
     Index(None, "value"),
-    Index(
-        "uq_identities_current",
-        "business",
-        "kind",
-        "value",
-        unique=True,
-        postgresql_where=text("is_current"),
-        sqlite_where=text("is_current"),
-    ),
+    _unique_where("uq_identities_current", "business", "kind", "value", where="is_current"),
 )
 
-identity_events = Table(
+identity_events = _numbered(
     "identity_events",
-    metadata,
-    _serial_id(),
     Column("contact_id", String(KEY), nullable=False),
     Column("decision", String(SHORT), nullable=False),
     Column("kinds", String(100), nullable=False),
@@ -166,10 +226,8 @@ identity_events = Table(
 # Merges of two contacts (wa-bridge identity merge): ``other_id`` was merged into
 # ``keep_id``; ``undo`` (JSON) is what ``identity unmerge`` needs to give the links, cases
 # and consent rows back; ``crm_result`` says what the CRM did (its merge may be final).
-identity_merges = Table(
+identity_merges = _numbered(
     "identity_merges",
-    metadata,
-    _serial_id(),
     Column("keep_id", String(KEY), nullable=False),
     Column("other_id", String(KEY), nullable=False),
     Column("status", String(16), nullable=False),  # merged | unmerged
@@ -210,20 +268,10 @@ cases = Table(
     Column("handling_s", Integer),
     Column("fcr", Boolean),
     Column("is_repeat", Boolean),  # opened within the window after the previous case closed
-    Column("outcome", String(100)),
-    Column("outcome_value", Numeric(18, 4)),
-    Column("outcome_currency", String(8)),
-    Column("csat", Integer),
+    *_case_outcome(),
     Index(None, "contact_id"),
     Index(None, "status", "lapses_at"),
-    Index(
-        "uq_cases_open",
-        "contact_id",
-        "business_number",
-        unique=True,
-        postgresql_where=text("status = 'open'"),
-        sqlite_where=text("status = 'open'"),
-    ),
+    _unique_where("uq_cases_open", "contact_id", "business_number", where="status = 'open'"),
 )
 
 message_statuses = Table(
@@ -236,10 +284,8 @@ message_statuses = Table(
     Column("error", Text),
 )
 
-dead_letters = Table(
+dead_letters = _numbered(
     "dead_letters",
-    metadata,
-    _serial_id(),
     Column("event_id", String(200), nullable=False, unique=True),
     Column("event_type", String(100), nullable=False),
     Column("contact_key", String(200)),
@@ -253,18 +299,14 @@ dead_letters = Table(
     Column("last_failed_at", UtcDateTime, nullable=False),
     Column("status", String(16), nullable=False),  # open | replayed | discarded
     Column("note", Text),
-    Column("topic", String(255)),
-    Column("partition", Integer),
-    Column("offset", BigInteger),
+    *_kafka_position(),
     Column("message_id", String(200)),  # the wamid it is about (0005), for wa-bridge trace
     Index(None, "status", "last_failed_at"),
     Index(None, "message_id"),
 )
 
-audit_log = Table(
+audit_log = _numbered(
     "audit_log",
-    metadata,
-    _serial_id(),
     Column("at", UtcDateTime, nullable=False),
     Column("actor", String(200), nullable=False),
     Column("role", String(SHORT), nullable=False),
@@ -285,9 +327,7 @@ event_traces = Table(
     Column("message_id", String(200)),
     Column("contact_id", String(KEY)),
     Column("contact_hash", String(SHORT)),
-    Column("topic", String(255)),
-    Column("partition", Integer),
-    Column("offset", BigInteger),
+    *_kafka_position(),
     Column("attempt", Integer),
     Column("event_time", UtcDateTime),
     Column("received_at", UtcDateTime),
@@ -317,10 +357,8 @@ account_signals = Table(
 # Every account notice Meta sent (0007), oldest first: template status / quality /
 # category, phone-number quality and messaging limit, account updates (wa-bridge account
 # events). ``account_signals`` keeps only the latest quality per subject, for the gauges.
-account_events = Table(
+account_events = _numbered(
     "account_events",
-    metadata,
-    _serial_id(),
     Column("event_id", String(200), nullable=False, unique=True),
     Column("event_type", String(100), nullable=False),
     Column("scope", String(16), nullable=False),  # template | phone_number | account
@@ -366,10 +404,8 @@ worker_heartbeats = Table(
 )
 
 # Bulk replays (wa-bridge dlq replay --all|--filter): resumable from ``cursor``.
-replay_runs = Table(
+replay_runs = _numbered(
     "replay_runs",
-    metadata,
-    _serial_id(),
     Column("actor", String(200), nullable=False),
     Column("selection", JsonType, nullable=False),
     Column("status", String(16), nullable=False),  # running | done
@@ -381,15 +417,10 @@ replay_runs = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
-consents = Table(
+consents = _numbered(
     "consents",
-    metadata,
-    _serial_id(),
     Column("contact_id", String(KEY), nullable=False),
-    Column("channel", String(SHORT), nullable=False),
-    Column("purpose", String(SHORT), nullable=False),
-    Column("status", String(16), nullable=False),  # opt_in | opt_out
-    Column("evidence", Text),
+    *_consent_terms(required=True),
     Column("event_id", String(200), nullable=False, unique=True),
     Column("at", UtcDateTime, nullable=False),
     # 0008: where the consent was captured (whatsapp_preferences, whatsapp_keyword,
@@ -436,9 +467,8 @@ crm_quota = Table(
 
 # --- the built-in SQL CRM -------------------------------------------------------------
 
-crm_contacts = Table(
+crm_contacts = _crm_table(
     "crm_contacts",
-    metadata,
     Column("contact_key", String(KEY), primary_key=True),
     Column("phone_e164", String(SHORT)),
     Column("wa_id", String(SHORT)),
@@ -448,16 +478,11 @@ crm_contacts = Table(
     Column("name", String(200)),
     Column("country", String(8)),
     Column("email", String(320)),
-    Column("attributes", JsonType),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
 )
 
-crm_cases = Table(
+crm_cases = _crm_table(
     "crm_cases",
-    metadata,
     Column("case_key", String(KEY), primary_key=True),
-    Column("contact_key", String(KEY)),
     Column("status", String(16)),
     Column("channel", String(SHORT)),
     Column("subject", String(500)),
@@ -476,10 +501,7 @@ crm_cases = Table(
     Column("conversation_id", String(200)),
     Column("closed_at", UtcDateTime),
     Column("close_reason", String(16)),
-    Column("outcome", String(100)),
-    Column("outcome_value", Numeric(18, 4)),
-    Column("outcome_currency", String(8)),
-    Column("csat", Integer),
+    *_case_outcome(),
     Column("csat_at", UtcDateTime),
     Column("first_response_at", UtcDateTime),
     Column("frt_s", Integer),
@@ -488,73 +510,57 @@ crm_cases = Table(
     Column("handoff_at", UtcDateTime),
     Column("intents", JsonType),
     Column("captured", Text),
-    Column("attributes", JsonType),
-    Column("updated_at", UtcDateTime, nullable=False),
-    Index(None, "contact_key"),
+    refs=("contact_key",),
+    stamps=("updated_at",),
+    index=("contact_key",),
 )
 
-crm_notes = Table(
+crm_notes = _crm_table(
     "crm_notes",
-    metadata,
     Column("note_key", String(200), primary_key=True),
-    Column("case_key", String(KEY)),
-    Column("contact_key", String(KEY)),
     Column("direction", String(16)),
     Column("message_type", String(SHORT)),
     Column("body", Text),
     Column("media_id", String(200)),
     Column("status", String(16)),
     Column("status_error", Text),
-    Column("occurred_at", UtcDateTime),
-    Column("attributes", JsonType),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
-    Index(None, "contact_key", "occurred_at"),
+    refs=("case_key", "contact_key"),
+    occurred=True,
+    index=("contact_key", "occurred_at"),
 )
 
-crm_outcomes = Table(
+crm_outcomes = _crm_table(
     "crm_outcomes",
-    metadata,
     Column("outcome_key", String(200), primary_key=True),
-    Column("case_key", String(KEY)),
-    Column("contact_key", String(KEY)),
     Column("outcome", String(100)),
     Column("value", Numeric(18, 4)),
     Column("reason", String(500)),
     Column("csat", Integer),
-    Column("occurred_at", UtcDateTime),
-    Column("attributes", JsonType),
+    refs=("case_key", "contact_key"),
+    occurred=True,
+    stamps=(),
 )
 
-crm_consents = Table(
+crm_consents = _crm_table(
     "crm_consents",
-    metadata,
     Column("consent_key", String(200), primary_key=True),
-    Column("contact_key", String(KEY)),
-    Column("channel", String(SHORT)),
-    Column("purpose", String(SHORT)),
-    Column("status", String(16)),
-    Column("evidence", Text),
-    Column("occurred_at", UtcDateTime),
-    Column("attributes", JsonType),
+    *_consent_terms(required=False),
+    refs=("contact_key",),
+    occurred=True,
+    stamps=(),
 )
 
 # A sale of a case (the mapping's upsert_deal): one per case, keyed by its case key.
-crm_deals = Table(
+crm_deals = _crm_table(
     "crm_deals",
-    metadata,
     Column("deal_key", String(KEY), primary_key=True),
-    Column("contact_key", String(KEY)),
-    Column("case_key", String(KEY)),
     Column("name", String(500)),
     Column("stage", String(16)),  # open | won | lost
     Column("amount", Numeric(18, 4)),
     Column("currency", String(8)),
     Column("source", String(SHORT)),  # conversion | order
     Column("closed_at", UtcDateTime),
-    Column("occurred_at", UtcDateTime),
-    Column("attributes", JsonType),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
-    Index(None, "contact_key"),
+    refs=("contact_key", "case_key"),
+    occurred=True,
+    index=("contact_key",),
 )

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Row, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_bridge.store._bulk import insert_arrays, is_postgres
 from wa_bridge.store._chunks import chunks
+from wa_bridge.store._rows import record_of
 from wa_bridge.store._upsert import insert_for
-from wa_bridge.store.api import AccountSignal, EventOrigin, EventTrace, LedgerOutcome
+from wa_bridge.store.api import AccountSignal, EventOrigin, EventTrace
 from wa_bridge.store.tables import account_signals, event_traces, identities, processed_events
 
 __all__ = [
@@ -109,16 +110,10 @@ def _to_trace(row: Row[Any]) -> EventTrace:
         origin = EventOrigin(
             row.topic, int(row.partition or 0), int(row.offset or 0), int(row.attempt or 0)
         )
-    return EventTrace(
-        event_id=row.event_id,
-        event_type=row.event_type,
-        outcome=cast(LedgerOutcome, row.outcome),
+    return record_of(
+        EventTrace,
+        row,
         at=row.outcome_at,
-        message_id=row.message_id,
-        contact_id=row.contact_id,
-        contact_hash=row.contact_hash,
-        event_time=row.event_time,
-        received_at=row.received_at,
         origin=origin,
         crm_ids=tuple((str(k), str(v)) for k, v in (row.crm_ids or ())),
     )

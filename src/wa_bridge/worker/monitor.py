@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from wa_bridge.bus.consumer import TopicPartition
-from wa_bridge.clock import SYSTEM_CLOCK, Clock
+from wa_bridge.clock import SYSTEM_CLOCK, Clock, sleep_unless_stopped
 from wa_bridge.errors import BusUnavailable, StoreUnavailable
 from wa_bridge.log import get_logger
 from wa_bridge.metrics import (
@@ -36,7 +36,6 @@ from wa_bridge.settings import Settings
 from wa_bridge.store.ops import OpsStore
 from wa_bridge.worker.alerts import Alerter, Evaluator, Notifier, WebhookNotifier, load_rules
 from wa_bridge.worker.loop import Worker
-from wa_bridge.worker.retention import _sleep_unless_stopped
 
 __all__ = ["Monitor", "run_monitor", "worker_identity"]
 
@@ -184,7 +183,7 @@ async def run_monitor(
             except (StoreUnavailable, BusUnavailable, TimeoutError) as exc:
                 WORKER_READY.set(0)
                 log.warning("monitor_tick_failed", error_class=type(exc).__name__)
-            await _sleep_unless_stopped(clock, interval_s, stop)
+            await sleep_unless_stopped(clock, interval_s, stop)
     finally:
         WORKER_READY.set(0)
         if notifier is not None:

@@ -24,7 +24,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from wa_bridge.clock import SYSTEM_CLOCK, Clock
+from wa_bridge.clock import SYSTEM_CLOCK, Clock, sleep_unless_stopped
 from wa_bridge.errors import CrmQuotaExhausted
 from wa_bridge.log import get_logger
 from wa_bridge.metrics import WORKER_PAUSED_UNTIL
@@ -78,14 +78,7 @@ class QuotaPause:
             )
             self._tell(True)
         wait_s = (resume_at - self._clock.now()).total_seconds()
-        sleeping = asyncio.ensure_future(self._clock.sleep(max(0.0, wait_s)))
-        giving_up = asyncio.ensure_future(self._given_up.wait())
-        try:
-            await asyncio.wait({sleeping, giving_up}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (sleeping, giving_up):
-                waiter.cancel()
-            await asyncio.gather(sleeping, giving_up, return_exceptions=True)
+        await sleep_unless_stopped(self._clock, max(0.0, wait_s), self._given_up)
         if self._given_up.is_set():
             raise error
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from wa_bridge.clock import SYSTEM_CLOCK, Clock
+from wa_bridge.clock import SYSTEM_CLOCK, Clock, sleep_unless_stopped
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import Store
@@ -26,18 +26,12 @@ class RetentionOptions:
     """What the retention job reads from the settings."""
 
     interval_s: float  # between purges; 0 turns the job off
-    ledger_days: int  # ledger ids older than this are forgotten
-    dead_letter_days: int  # replayed/discarded dead letters older than this are deleted
-    windows: RetentionWindows = field(default_factory=RetentionWindows)  # store.retention
+    # days to keep, per target (store.retention): the ledger, dead letters, notes…
+    windows: RetentionWindows = field(default_factory=RetentionWindows)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionOptions:
-        return cls(
-            interval_s=settings.retention_interval_s,
-            ledger_days=settings.dedup_retention_days,
-            dead_letter_days=settings.dead_letter_retention_days,
-            windows=RetentionWindows.from_settings(settings),
-        )
+        return cls(settings.retention_interval_s, RetentionWindows.from_settings(settings))
 
 
 async def run_retention(
@@ -53,28 +47,10 @@ async def run_retention(
         return
     while not stop.is_set():
         try:
-            purged = await purge_expired(
-                store,
-                now=clock.now(),
-                windows=options.windows,
-                ledger_days=options.ledger_days,
-                dead_letter_days=options.dead_letter_days,
-            )
+            purged = await purge_expired(store, now=clock.now(), windows=options.windows)
         except Exception as exc:  # next round tries again; processing goes on
             log.warning("retention_failed", error_class=type(exc).__name__)
         else:
             if purged.total:
                 log.info("retention_purged", **{k: v for k, v in purged.counts.items() if v})
-        await _sleep_unless_stopped(clock, interval_s, stop)
-
-
-async def _sleep_unless_stopped(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
-    """Sleep ``seconds`` on ``clock``; return early when ``stop`` is set."""
-    nap = asyncio.ensure_future(clock.sleep(seconds))
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({nap, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in (nap, stopped):
-            waiter.cancel()
-        await asyncio.gather(nap, stopped, return_exceptions=True)
+        await sleep_unless_stopped(clock, interval_s, stop)

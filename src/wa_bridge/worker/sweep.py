@@ -23,14 +23,13 @@ from typing import Final
 
 from wa_bridge.bus.headers import event_headers, record_key
 from wa_bridge.bus.record_producer import RecordProducer
-from wa_bridge.clock import SYSTEM_CLOCK, Clock
+from wa_bridge.clock import SYSTEM_CLOCK, Clock, sleep_unless_stopped
 from wa_bridge.errors import BusUnavailable, StoreUnavailable
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import CaseRecord, Store
 from wa_bridge.worker.conversations import CASE_SOURCE, rfc3339
-from wa_bridge.worker.retention import _sleep_unless_stopped
 
 __all__ = ["SweepOptions", "check_event", "run_sweep", "sweep_once"]
 
@@ -114,4 +113,4 @@ async def run_sweep(
         else:
             if published:
                 log.info("window_checks_published", cases=published)
-        await _sleep_unless_stopped(clock, options.interval_s, stop)
+        await sleep_unless_stopped(clock, options.interval_s, stop)
