@@ -37,7 +37,7 @@ class AckDeadlines:
         pending = self._pending
         while pending and pending[0][1].done():  # amortized cleanup of finished waits
             pending.popleft()
-        loop = asyncio.get_running_loop()
+        loop = fut.get_loop()  # asyncio.get_running_loop() costs a getpid() system call
         deadline = loop.time() + self._timeout_s
         pending.append((deadline, fut))
         if self._timer is None:

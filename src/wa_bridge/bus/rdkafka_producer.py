@@ -30,7 +30,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -238,10 +238,10 @@ class RdKafkaPublisher(KafkaPublisher):
         if not events:
             return
         future: asyncio.Future[None] = poller.loop.create_future()
-        request = _Request(future, len(events), poller.finished)
-        delivered = request.delivered
-        produce, topic = producer.produce, self.topic
-        sent = 0
+        delivered = _Request(future, len(events), poller.finished).delivered
+        # Any: confluent-kafka types its headers narrower than our list of (str, bytes)
+        produce: Any = producer.produce
+        topic = self.topic
         try:
             for event in events:
                 produce(
@@ -249,9 +249,8 @@ class RdKafkaPublisher(KafkaPublisher):
                     event.to_json(),
                     record_key(event),
                     on_delivery=delivered,
-                    headers=cast(Any, event_headers(event)),
+                    headers=event_headers(event),
                 )
-                sent += 1
         except (BufferError, KafkaException) as exc:
             # Records already handed over are still counted down by their callbacks; this
             # request is answered now. Its future may still be resolved later: harmless.

@@ -70,10 +70,54 @@ class WebhookEndpoint:
         self._outcomes = outcomes or Outcomes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method = scope["method"]
-        if method == "POST":
-            await self._post(scope, receive, send)
-        elif method in ("GET", "HEAD"):
+        """POST: read, verify, parse, normalize, publish; 200 once Kafka acknowledged all.
+
+        The whole POST is this one coroutine (the hot path): every nested coroutine costs
+        a frame to create, and one more to resume when the acknowledgement arrives.
+        """
+        if scope["method"] != "POST":
+            await self._not_post(scope, send)
+            return
+        try:
+            signature, declared = _signature_and_length(scope)
+            cap = self._max_body_bytes
+            if declared is not None:
+                _check_declared(declared, cap)
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                # The common case: the whole body arrived in one message; no copy.
+                body: bytes = message.get("body", b"")
+                if len(body) > cap:
+                    raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+            else:
+                body = await _read_rest(receive, message, cap)
+            payload = self._verified_payload(body, signature)
+            try:
+                events = self._normalize(payload, received_at=datetime.now(UTC))
+            except InvalidEvent as exc:
+                count_webhook_changes(payload, "not_a_webhook")
+                raise Reject(400, "not_a_webhook", str(exc)) from exc
+            try:
+                await self._publisher.publish_many(events)
+            except BusUnavailable as exc:
+                count_webhook_changes(payload, "bus_unavailable")
+                raise Reject(503, "bus_unavailable", str(exc)) from exc
+        except Reject as reject:
+            self._outcomes.record(reject.status, reject.error)
+            extra = [(b"retry-after", b"%d" % RETRY_AFTER_S)] if reject.status == 503 else []
+            await _send_json(
+                send, reject.status, {"error": reject.error, "detail": reject.detail}, extra=extra
+            )
+            return
+        count_webhook_changes(payload, "published")
+        count = len(events)
+        self._outcomes.published(count)
+        headers, answer = _published_answer(count)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    async def _not_post(self, scope: Scope, send: Send) -> None:
+        if scope["method"] in ("GET", "HEAD"):
             await self._handshake(scope, send)
         else:
             await _send_json(
@@ -110,25 +154,8 @@ class WebhookEndpoint:
             {"error": "forbidden", "detail": "hub.mode must be subscribe and the token must match"},
         )
 
-    async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            count = await self._accept(scope, receive)
-        except Reject as reject:
-            self._outcomes.record(reject.status, reject.error)
-            extra = [(b"retry-after", b"%d" % RETRY_AFTER_S)] if reject.status == 503 else []
-            await _send_json(
-                send, reject.status, {"error": reject.error, "detail": reject.detail}, extra=extra
-            )
-            return
-        self._outcomes.published(count)
-        headers, body = _published_answer(count)
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _accept(self, scope: Scope, receive: Receive) -> int:
-        """Read, verify, parse, normalize, publish; return the number of events acknowledged."""
-        signature, declared = _signature_and_length(scope)
-        body = await self._read_body(receive, declared)
+    def _verified_payload(self, body: bytes, signature: bytes | None) -> Any:
+        """The parsed body once its signature matched (a plain call, no coroutine)."""
         if not self._verify_signature(body, signature):
             raise Reject(
                 401, "bad_signature", "X-Hub-Signature-256 is missing or does not match the body"
@@ -144,18 +171,7 @@ class WebhookEndpoint:
         # two C-level scans of the body, no walk.
         if body.count(b"{") + body.count(b"[") > limit and _deeper_than(payload, limit):
             raise self._too_deep()
-        try:
-            events = self._normalize(payload, received_at=datetime.now(UTC))
-        except InvalidEvent as exc:
-            count_webhook_changes(payload, "not_a_webhook")
-            raise Reject(400, "not_a_webhook", str(exc)) from exc
-        try:
-            await self._publisher.publish_many(events)
-        except BusUnavailable as exc:
-            count_webhook_changes(payload, "bus_unavailable")
-            raise Reject(503, "bus_unavailable", str(exc)) from exc
-        count_webhook_changes(payload, "published")
-        return len(events)
+        return payload
 
     def _too_deep(self) -> Reject:
         return Reject(
@@ -164,33 +180,30 @@ class WebhookEndpoint:
             f"JSON nesting deeper than {self._max_json_depth} levels is refused",
         )
 
-    async def _read_body(self, receive: Receive, declared: bytes | None) -> bytes:
-        cap = self._max_body_bytes
-        if declared is not None:
-            if not declared.strip().isdigit():
-                raise Reject(400, "bad_content_length", "Content-Length is not a number")
-            if int(declared) > cap:
-                raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+
+def _check_declared(declared: bytes, cap: int) -> None:
+    """Refuse a Content-Length that is not a number or is over ``cap`` before reading."""
+    if not declared.strip().isdigit():
+        raise Reject(400, "bad_content_length", "Content-Length is not a number")
+    if int(declared) > cap:
+        raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+
+
+async def _read_rest(receive: Receive, message: Message, cap: int) -> bytes:
+    """The body of a request that arrives in several messages (``message``: the first)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if message["type"] == "http.disconnect":
+            raise Reject(400, "client_disconnected", "the client went away mid-body")
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > cap:
+            raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
         message = await receive()
-        if message["type"] == "http.request" and not message.get("more_body", False):
-            # The common case: the whole body arrived in one message; no copy.
-            body: bytes = message.get("body", b"")
-            if len(body) > cap:
-                raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
-            return body
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            if message["type"] == "http.disconnect":
-                raise Reject(400, "client_disconnected", "the client went away mid-body")
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > cap:
-                raise Reject(413, "body_too_large", f"the body exceeds {cap} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-            message = await receive()
 
 
 def _deeper_than(value: object, limit: int) -> bool:
