@@ -209,9 +209,10 @@ class TimedStore(SqlStore):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlStoreTx]:  # type: ignore[override]
         async with super().transaction() as tx:
-            timed = TimedTx(tx.connection, self._clock)
+            timed = TimedTx(tx.connection, self._now)
             timed.steps = self.steps
             yield timed
+            await timed.finish()  # the claims were made on timed, not on tx
             started = time.perf_counter()
         self.steps.seconds["commit"] += time.perf_counter() - started
 
