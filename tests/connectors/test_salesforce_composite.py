@@ -214,3 +214,26 @@ async def test_a_fault_on_a_subrequest_path_plays_on_the_composite_call(
     assert all(isinstance(r, CrmResult) for r in results)
     assert len(salesforce_server.collection("Contact")) == 1
     assert len(salesforce_server.collection("Case")) == 1
+
+
+async def test_a_subrequest_that_fails_inside_a_composite_call_is_tried_again_whole(
+    salesforce_server: SalesforceServer,
+) -> None:
+    # The Contact subrequest is written, the Case one answers 500 inside the call's 200:
+    # the batch fails as a 500 would, and the retry writes every record once.
+    salesforce_server.script(status=500, match="composite/sobjects/Case", part=True)
+    connector = connector_for(salesforce_server)
+    try:
+        with pytest.raises(CrmUnavailable, match="upsert Case got HTTP 500 inside"):
+            await connector.apply([contact_op(), case_op(), message_op()])
+        assert salesforce_server.pending_faults == 0
+        assert len(salesforce_server.collection("Contact")) == 1  # written before the 500
+        assert salesforce_server.collection("Case") == {}
+        results = await connector.apply([contact_op(), case_op(), message_op()])
+    finally:
+        await connector.aclose()
+    assert all(isinstance(r, CrmResult) for r in results), results
+    for sobject in ("Contact", "Case", "Task"):
+        assert len(salesforce_server.collection(sobject)) == 1, sobject
+    [call] = [r for r in salesforce_server.requests if r.method == "POST"][:1]
+    assert call.status == 200  # the call itself succeeded; only its part failed

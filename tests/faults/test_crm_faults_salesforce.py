@@ -1,4 +1,5 @@
-"""Salesforce's own faults, through the whole pipeline: its daily budget (issue 10).
+"""Salesforce's own faults, through the whole pipeline: its daily budget, and a failure
+inside a composite call (issue 10).
 
 The faults every CRM meets are in ``test_crm_faults.py``.
 """
@@ -33,3 +34,20 @@ async def test_a_drain_while_paused_dead_letters_instead_of_losing(
 ) -> None:
     async with pipeline(crm_quota_probe_s=1.0) as run:
         await scenarios.drain_while_paused(run)
+
+
+async def test_a_500_inside_the_composite_call_on_each_subrequest(
+    pipeline: Callable[..., Any],
+) -> None:
+    """A batch's upserts go in one ``POST /composite``; one subrequest answers 500 inside
+    the call's 200 (the ones before it written): the batch is tried again whole and ends
+    with exactly its records."""
+    async with pipeline() as run:
+        await scenarios.baseline(run)
+        for sobject in ("Contact", "Case", "Task"):
+            batch = scenarios.fresh_batch()
+            run.server.script(status=500, match=f"composite/sobjects/{sobject}", part=True)
+            await run.send(batch)
+            assert run.server.pending_faults == 0, f"no {sobject} subrequest"
+            label = f"salesforce: 500 inside the composite call, on its {sobject} upsert"
+            await scenarios.judge(run, batch, label)

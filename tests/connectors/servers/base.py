@@ -16,7 +16,9 @@ authenticated and let through the vendor's own limits, and before it is applied 
 delayed request is still applied: a timeout does not mean nothing happened). A fault
 without ``match`` applies to API requests only, never to a token endpoint. A ``match``
 found in the path of one of a composite call's subrequests (Salesforce's ``POST
-/composite``) plays on the whole call.
+/composite``) plays on the whole call; with ``part=True`` an answer fault (``status``,
+``body``) is that subrequest's answer instead, the call and its other subrequests going
+on as the CRM would (``server.script(status=500, match="sobjects/Case", part=True)``).
 
 More faults for the fault tests (``tests/faults``); none of them weakens a check::
 
@@ -95,8 +97,11 @@ class Fault:
     countdown: int = 0  # matching requests to let by before this one plays (``at`` - 1)
     accept_then_hang_s: float = 0.0  # apply the request, then answer this much later
     action: FaultAction | None = None  # done to the vendor's state on arrival
+    part: bool = False  # the answer of one subrequest of a composite call, not the call's
 
     def matches(self, request: RecordedRequest) -> bool:
+        if self.part:
+            return False  # see ContractServer.take_part_fault
         if self.match is None:
             return not request.auth_endpoint
         return request.mentions(self.match)  # a composite call: any of its subrequests
@@ -182,6 +187,7 @@ class ContractServer:
         at: int = 1,
         accept_then_hang_s: float = 0.0,
         action: FaultAction | None = None,
+        part: bool = False,
     ) -> None:
         """Queue ``times`` faulty answers for the next requests (whose path holds
         ``match``), the first on the ``at``-th such request from now (module doc)."""
@@ -200,6 +206,7 @@ class ContractServer:
                         countdown=at - 1,
                         accept_then_hang_s=accept_then_hang_s,
                         action=action,
+                        part=part,
                     )
                 )
 
@@ -367,6 +374,20 @@ class ContractServer:
         if raw and "application/json" not in content_type:
             request.violations.append("Content-Type is not application/json")
         return request
+
+    def take_part_fault(self, part: RecordedRequest) -> Fault | None:
+        """The ``part=True`` answer fault due on one subrequest of a composite call (its
+        path holds the fault's ``match``); the others that match count it."""
+        due = None
+        for fault in list(self._faults):
+            if not fault.part or fault.status is None or (fault.match or "") not in part.path:
+                continue
+            if fault.countdown > 0:
+                fault.countdown -= 1
+            elif due is None:
+                due = fault
+                self._faults.remove(fault)
+        return due
 
     def _take_fault(self, request: RecordedRequest) -> Fault | None:
         """The first answer fault due on ``request``; the others that match count it."""

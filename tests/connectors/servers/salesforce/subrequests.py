@@ -113,7 +113,8 @@ def run(server: SalesforceServer, request: RecordedRequest) -> Reply:
     """Apply each subrequest in order with its own handler; every answer, in order."""
     answers = []
     for item, part in zip(request.body["compositeRequest"], request.parts, strict=True):
-        reply = handler(part)(server, part)
+        fault = server.take_part_fault(part)
+        reply = server.fault_reply(fault) if fault is not None else handler(part)(server, part)
         headers = {k: v for k, v in reply.headers.items() if k.lower() != "content-length"}
         answers.append(
             {
