@@ -163,11 +163,19 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
     # --- one group --------------------------------------------------------------------
     async def _write_group(self, call: WriteCall[G, V], group: G) -> None:
         keyed, retries = await self._send_direct(call, group, await self._prepare(call, group))
-        for chunk in _chunks(keyed, self.max_batch):
-            answer = await self._upsert(group, [r for r, _ in chunk], [v for _, v in chunk])
-            retries += self._settle_chunk(call, group, chunk, answer)
+        retries += await self._upsert_by_key(call, group, keyed)
         if retries:
             await self._recover(call, group, retries)
+
+    async def _upsert_by_key(
+        self, call: WriteCall[G, V], group: G, items: _Chunk[V]
+    ) -> list[_Retry[V]]:
+        """Upsert ``items`` by our key, ``max_batch`` a request; the ones to retry."""
+        retries: list[_Retry[V]] = []
+        for chunk in _chunks(items, self.max_batch):
+            answer = await self._upsert(group, [r for r, _ in chunk], [v for _, v in chunk])
+            retries += self._settle_chunk(call, group, chunk, answer)
+        return retries
 
     async def _write_together(self, call: WriteCall[G, V]) -> None:
         """Every group's upserts by key in as few requests as the vendor takes
@@ -209,11 +217,9 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 if values is not None:
                     call.targets[slot] = target
                     again.append((record, values))
-        for chunk in _chunks(again, self.max_batch):
-            answer = await self._upsert(group, [r for r, _ in chunk], [v for _, v in chunk])
-            retries = self._settle_chunk(call, group, chunk, answer)
-            if retries:
-                await self._recover(call, group, retries)
+        retries = await self._upsert_by_key(call, group, again)
+        if retries:
+            await self._recover(call, group, retries)
 
     async def _prepare(
         self, call: WriteCall[G, V], group: G

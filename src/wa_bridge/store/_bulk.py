@@ -80,7 +80,7 @@ def _base_type(column: Column[Any]) -> Any:
     return kind.impl if isinstance(kind, TypeDecorator) else kind
 
 
-def _array_type(column: Column[Any]) -> str:
+def _sql_type(column: Column[Any]) -> str:
     """The type a value is read as (assignment casts do the rest)."""
     kind = _base_type(column)
     if isinstance(kind, Boolean):
@@ -98,7 +98,7 @@ def _pick(table: Table, name: str, index: int) -> str:
     """Row element ``index`` (of the JSON row ``r``) as column ``name``'s type."""
     if isinstance(_base_type(table.c[name]), JSON):
         return f"NULLIF(r->{index}, 'null'::jsonb)"  # None is SQL NULL, as the column makes it
-    return f"CAST(r->>{index} AS {_array_type(table.c[name])})"
+    return f"CAST(r->>{index} AS {_sql_type(table.c[name])})"
 
 
 _ROWS: Final = "FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r"

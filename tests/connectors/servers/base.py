@@ -378,35 +378,33 @@ class ContractServer:
     def take_part_fault(self, part: RecordedRequest) -> Fault | None:
         """The ``part=True`` answer fault due on one subrequest of a composite call (its
         path holds the fault's ``match``); the others that match count it."""
-        due = None
-        for fault in list(self._faults):
-            if not fault.part or fault.status is None or (fault.match or "") not in part.path:
-                continue
-            if fault.countdown > 0:
-                fault.countdown -= 1
-            elif due is None:
-                due = fault
-                self._faults.remove(fault)
-        return due
+        due = self._due(
+            lambda f: f.part and f.status is not None and (f.match or "") in part.path,
+            first_only=True,
+        )
+        return due[0] if due else None
 
     def _take_fault(self, request: RecordedRequest) -> Fault | None:
         """The first answer fault due on ``request``; the others that match count it."""
-        due = self._due(request, actions=False, first_only=True)
+        due = self._due(lambda f: f.action is None and f.matches(request), first_only=True)
         return due[0] if due else None
 
     def _arrive(self, request: RecordedRequest) -> None:
         """Play the actions due on ``request`` (before it is authenticated)."""
-        for fault in self._due(request, actions=True, first_only=False):
+        for fault in self._due(
+            lambda f: f.action is not None and f.matches(request), first_only=False
+        ):
             if fault.action == "expire_credentials":
                 self.expire_credentials()
             elif fault.action == "spend_daily_budget":
                 self.spend_daily_budget()
 
-    def _due(self, request: RecordedRequest, *, actions: bool, first_only: bool) -> list[Fault]:
-        """Take the faults (of one kind) due on ``request``; count it for the others."""
+    def _due(self, wanted: Callable[[Fault], bool], *, first_only: bool) -> list[Fault]:
+        """Take the ``wanted`` faults due now (the first only, with ``first_only``); each
+        other ``wanted`` one counts this request down."""
         due: list[Fault] = []
         for fault in list(self._faults):
-            if (fault.action is not None) != actions or not fault.matches(request):
+            if not wanted(fault):
                 continue
             if fault.countdown > 0:
                 fault.countdown -= 1
