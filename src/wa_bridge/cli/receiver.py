@@ -13,6 +13,7 @@ from wa_bridge.errors import BusUnavailable, ConfigError
 from wa_bridge.log import configure_logging, get_logger
 from wa_bridge.receiver import ReceiverApp, create_app
 from wa_bridge.receiver.health import Readiness
+from wa_bridge.receiver.protocol import OneWriteProtocol
 from wa_bridge.settings import Settings
 
 __all__ = ["build_receiver", "check_bus", "register", "uvicorn_config"]
@@ -21,13 +22,14 @@ log = get_logger("cli.receiver")
 
 
 def uvicorn_config(app: ReceiverApp, *, host: str, port: int, log_level: str) -> uvicorn.Config:
-    """The uvicorn settings of the receiver: uvloop, httptools, one worker, no access log."""
+    """The uvicorn settings of the receiver: uvloop, httptools writing each answer at once
+    (:class:`OneWriteProtocol`), one worker, no access log."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=OneWriteProtocol,
         workers=1,
         access_log=False,
         lifespan="on",
