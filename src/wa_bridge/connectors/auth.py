@@ -89,23 +89,26 @@ class Token:
 TokenFetch = Callable[[], Awaitable[Token]]
 
 
-def _oauth_message(body: Any) -> str | None:
-    """RFC 6749's ``{"error", "error_description"}``, or a ``{"status", "message"}`` body."""
-    if not isinstance(body, dict):
+class _SignInDialect(ErrorDialect):
+    """How a token endpoint words a refused sign-in."""
+
+    def message(self, body: Any) -> str | None:
+        """RFC 6749's ``{"error", "error_description"}``, or a ``{"status", "message"}``
+        body."""
+        if not isinstance(body, dict):
+            return None
+        error = body.get("error") or body.get("status")
+        text = body.get("error_description") or body.get("message")
+        parts = [str(p) for p in (error, text) if p]
+        return ": ".join(parts) or None
+
+    def hint(self, status: int, body: Any) -> str | None:
+        if 400 <= status < 500 and status not in (408, 425, 429):
+            return (
+                "sign-in refused: check WA_BRIDGE_CRM_CLIENT_ID, the secret, refresh token or "
+                "key, WA_BRIDGE_CRM_USERNAME and WA_BRIDGE_CRM_LOGIN_URL"
+            )
         return None
-    error = body.get("error") or body.get("status")
-    text = body.get("error_description") or body.get("message")
-    parts = [str(p) for p in (error, text) if p]
-    return ": ".join(parts) or None
-
-
-def _oauth_hint(status: int, body: Any) -> str | None:
-    if 400 <= status < 500 and status not in (408, 425, 429):
-        return (
-            "sign-in refused: check WA_BRIDGE_CRM_CLIENT_ID, the secret, refresh token or "
-            "key, WA_BRIDGE_CRM_USERNAME and WA_BRIDGE_CRM_LOGIN_URL"
-        )
-    return None
 
 
 async def _token_request(
@@ -117,7 +120,7 @@ async def _token_request(
     clock: Clock,
 ) -> Token:
     """POST ``form`` to ``token_url``; the token of its answer."""
-    dialect = ErrorDialect(vendor, message=_oauth_message, hint=_oauth_hint)
+    dialect = _SignInDialect(vendor)
     timeout = httpx.Timeout(timeout_s)
     async with httpx.AsyncClient(timeout=timeout, headers={"Accept": "application/json"}) as c:
         response = await send(c, "POST", token_url, dialect=dialect, action="sign in", form=form)

@@ -33,9 +33,8 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import httpx
 import orjson
@@ -72,7 +71,6 @@ __all__ = [
     "crm_error",
     "item_error",
     "parse_retry_after",
-    "rate_limit_429",
     "retry_after_header",
     "send",
 ]
@@ -115,43 +113,45 @@ def retry_after_header(headers: httpx.Headers) -> float | None:
     return parse_retry_after(headers.get("Retry-After"))
 
 
-def rate_limit_429(status: int, body: Any) -> str | None:
-    """The standard rate limit: HTTP 429."""
-    return "(rate limited)" if status == 429 else None
-
-
-def _no_message(body: Any) -> str | None:
-    return None
-
-
-def _no_hint(status: int, body: Any) -> str | None:
-    return None
-
-
-@dataclass(frozen=True, slots=True)
 class ErrorDialect:
-    """How one CRM words its failures; :func:`classify` asks it and never names a vendor.
+    """How one CRM words its failures and its quota: :func:`classify` and the CRM's gate
+    ask it and never name a vendor.
 
-    - ``message(body)``: the CRM's own message from a parsed error body, a whole answer's
-      or one batch item's (every field treated as optional); None when there is none.
-    - ``rate_limit(status, body)``: why the answer is a rate limit, for the error message
-      (``"(rate limited)"``), or None when it is not one.
-    - ``wait_s(headers)``: seconds the CRM asks us to wait after a rate limit, or None.
-    - ``hint(status, body)``: what the operator should do about a refusal, when the CRM's
-      answer tells (``"run `wa-bridge crm setup`"`` for a field it lacks); else None.
-    - ``quota(status, headers, body)``: what an answer says about the CRM's quota, for the
-      gate (``body`` is the parsed error body of a status ≥ 400, else None).
-    - ``daily_reset``: how a spent daily budget comes back (``midnight`` in the account's
-      time zone, or ``rolling``).
+    The methods here answer for the generic REST CRM, by HTTP's own signals. A vendor
+    subclasses and overrides what its CRM says otherwise (``super()`` for the rest);
+    ``vendor`` names the CRM in error messages and metrics.
     """
 
-    vendor: str
-    message: Callable[[Any], str | None] = _no_message
-    rate_limit: Callable[[int, Any], str | None] = rate_limit_429
-    wait_s: Callable[[httpx.Headers], float | None] = retry_after_header
-    hint: Callable[[int, Any], str | None] = _no_hint
-    quota: Callable[[int, httpx.Headers, Any], QuotaReading] = standard_reading
-    daily_reset: DailyReset = "rolling"
+    daily_reset: ClassVar[DailyReset] = "rolling"
+    """How a spent daily budget comes back: ``midnight`` in the account's time zone, or
+    ``rolling``."""
+
+    def __init__(self, vendor: str) -> None:
+        self.vendor: Final = vendor
+
+    def message(self, body: Any) -> str | None:
+        """The CRM's own message from a parsed error body, a whole answer's or one batch
+        item's (every field treated as optional); None when there is none."""
+        return None
+
+    def rate_limit(self, status: int, body: Any) -> str | None:
+        """Why the answer is a rate limit, for the error message (``"(rate limited)"``),
+        or None when it is not one: HTTP 429."""
+        return "(rate limited)" if status == 429 else None
+
+    def wait_s(self, headers: httpx.Headers) -> float | None:
+        """Seconds the CRM asks us to wait after a rate limit, or None: ``Retry-After``."""
+        return retry_after_header(headers)
+
+    def hint(self, status: int, body: Any) -> str | None:
+        """What the operator should do about a refusal, when the CRM's answer tells
+        (``"run `wa-bridge crm setup`"`` for a field it lacks); else None."""
+        return None
+
+    def quota(self, status: int, headers: httpx.Headers, body: Any) -> QuotaReading:
+        """What an answer says about the CRM's quota, for the gate (``body`` is the parsed
+        error body of a status ≥ 400, else None): a 429's or 503's ``Retry-After``."""
+        return standard_reading(status, headers, body)
 
 
 def client_for(

@@ -40,14 +40,17 @@ def _error_text(error: Mapping[str, Any]) -> str:
     return f"{text} (field {error['field']})" if error.get("field") else text
 
 
-def _message(body: Any) -> str | None:
-    """``{"error": {…}}``: a whole error answer, or one item of a ``/batch`` answer."""
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return _error_text(body["error"])
-    return None
+class _RestDialect(ErrorDialect):
+    """The contract's error body; every other answer is HTTP's own (the defaults)."""
+
+    def message(self, body: Any) -> str | None:
+        """``{"error": {…}}``: a whole error answer, or one item of a ``/batch`` answer."""
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            return _error_text(body["error"])
+        return None
 
 
-REST_ERRORS: Final = ErrorDialect("rest", message=_message)
+REST_ERRORS: Final = _RestDialect("rest")
 
 
 def contract_text() -> str:

@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_bridge.store._chunks import chunks
+from wa_bridge.store._rows import record_of
 from wa_bridge.store.tables import audit_log
 
 __all__ = [
@@ -84,10 +85,7 @@ async def list_audit(conn: AsyncConnection, flt: AuditFilter) -> list[AuditEntry
     if flt.targets:
         stmt = stmt.where(_a.target.in_(list(flt.targets)))
     stmt = stmt.order_by(_a.at.desc(), _a.id.desc()).limit(flt.limit)
-    return [
-        AuditEntry(int(r.id), r.at, r.actor, r.role, r.action, r.target, r.detail)
-        for r in await conn.execute(stmt)
-    ]
+    return [record_of(AuditEntry, r, id=int(r.id)) for r in await conn.execute(stmt)]
 
 
 async def count_by_target(

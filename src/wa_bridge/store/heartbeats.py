@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_bridge.store._rows import record_of
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.tables import processed_events, worker_heartbeats
 
@@ -51,7 +52,7 @@ async def record_heartbeat(
 
 async def list_heartbeats(conn: AsyncConnection) -> list[Heartbeat]:
     rows = await conn.execute(select(worker_heartbeats).order_by(_h.worker_id))
-    return [Heartbeat(r.worker_id, r.started_at, r.seen_at, dict(r.figures or {})) for r in rows]
+    return [record_of(Heartbeat, r, figures=dict(r.figures or {})) for r in rows]
 
 
 async def events_per_minute(

@@ -163,7 +163,7 @@ async def ledger_entries(conn: AsyncConnection, event_ids: Sequence[str]) -> lis
     out: list[LedgerEntry] = []
     for part in chunks(list(dict.fromkeys(event_ids))):
         rows = await conn.execute(select(processed_events).where(p.event_id.in_(part)))
-        out += [LedgerEntry(r.event_id, r.outcome, r.first_seen_at, r.updated_at) for r in rows]
+        out += [record_of(LedgerEntry, r) for r in rows]
     return out
 
 

@@ -19,8 +19,8 @@ from typing import Any, Final
 
 import httpx
 
-from wa_bridge.connectors.http import ErrorDialect, retry_after_header
-from wa_bridge.connectors.quota import QuotaReading, QuotaWindow, standard_reading
+from wa_bridge.connectors.http import ErrorDialect
+from wa_bridge.connectors.quota import QuotaReading, QuotaWindow
 
 __all__ = ["HUBSPOT_ERRORS", "error_text"]
 
@@ -51,22 +51,6 @@ def error_text(error: Mapping[str, Any]) -> str:
     return f"{category}: {text}" if category else text
 
 
-def _message(body: Any) -> str | None:
-    return error_text(body) if isinstance(body, dict) else None
-
-
-def _wait_s(headers: httpx.Headers) -> float | None:
-    """``Retry-After``, else the rate-limit window HubSpot reports."""
-    retry_after_s = retry_after_header(headers)
-    if retry_after_s is not None:
-        return retry_after_s
-    raw = headers.get(_INTERVAL_HEADER)
-    try:
-        return max(0.0, float(raw) / 1000.0) if raw is not None else None
-    except ValueError:
-        return None
-
-
 def _codes(body: Any) -> set[str]:
     if not isinstance(body, dict):
         return set()
@@ -77,19 +61,6 @@ def _codes(body: Any) -> set[str]:
     return found
 
 
-def _hint(status: int, body: Any) -> str | None:
-    if status != 400:
-        return None
-    message = str(body.get("message", "")) if isinstance(body, dict) else ""
-    if "PROPERTY_DOESNT_EXIST" in _codes(body) or "PROPERTY_DOESNT_EXIST" in message:
-        return _SETUP_HINT
-    # CRM search names no code for a filter on a property the portal lacks, only
-    # "There was a problem with the request: <name> does not exist".
-    if "does not exist" in message:
-        return _SETUP_HINT
-    return None
-
-
 def _number(headers: httpx.Headers, name: str) -> int | None:
     raw = headers.get(_PREFIX + name)
     try:
@@ -98,39 +69,63 @@ def _number(headers: httpx.Headers, name: str) -> int | None:
         return None
 
 
-def _quota(status: int, headers: httpx.Headers, body: Any) -> QuotaReading:
-    remaining: dict[QuotaWindow, int] = {}
-    for window, name in _WINDOWS:
-        value = _number(headers, name)
-        if value is not None:
-            remaining[window] = value
-    policy = body.get("policyName") if isinstance(body, dict) else None
-    spent = status == 429 and policy == "DAILY"
-    if status == 429:
-        wait_s = None if spent else _wait_s(headers)
-    else:  # a 503's Retry-After binds like a 429's (HTTP's own signal)
-        wait_s = standard_reading(status, headers, body).wait_s
-    window_wait_s = None
-    if status < 400:  # a refusal's own wait (Retry-After) is the better word
-        if remaining.get("interval", 1) <= 0:
-            window_wait_s = (_number(headers, "Interval-Milliseconds") or 10_000) / 1000
-        if remaining.get("secondly", 1) <= 0:
-            window_wait_s = max(window_wait_s or 0.0, 1.0)
-    return QuotaReading(
-        wait_s=wait_s,
-        window_wait_s=window_wait_s,
-        daily_remaining=remaining.get("daily"),
-        daily_limit=_number(headers, "Daily"),
-        daily_spent=spent,
-        remaining=remaining,
-    )
+class _HubSpotDialect(ErrorDialect):
+    """HubSpot's errors, hints and quota headers, as the module docstring tells."""
+
+    daily_reset = "midnight"
+
+    def message(self, body: Any) -> str | None:
+        return error_text(body) if isinstance(body, dict) else None
+
+    def wait_s(self, headers: httpx.Headers) -> float | None:
+        """``Retry-After``, else the rate-limit window HubSpot reports."""
+        retry_after_s = super().wait_s(headers)
+        if retry_after_s is not None:
+            return retry_after_s
+        raw = headers.get(_INTERVAL_HEADER)
+        try:
+            return max(0.0, float(raw) / 1000.0) if raw is not None else None
+        except ValueError:
+            return None
+
+    def hint(self, status: int, body: Any) -> str | None:
+        if status != 400:
+            return None
+        message = str(body.get("message", "")) if isinstance(body, dict) else ""
+        if "PROPERTY_DOESNT_EXIST" in _codes(body) or "PROPERTY_DOESNT_EXIST" in message:
+            return _SETUP_HINT
+        # CRM search names no code for a filter on a property the portal lacks, only
+        # "There was a problem with the request: <name> does not exist".
+        if "does not exist" in message:
+            return _SETUP_HINT
+        return None
+
+    def quota(self, status: int, headers: httpx.Headers, body: Any) -> QuotaReading:
+        remaining: dict[QuotaWindow, int] = {}
+        for window, name in _WINDOWS:
+            value = _number(headers, name)
+            if value is not None:
+                remaining[window] = value
+        policy = body.get("policyName") if isinstance(body, dict) else None
+        spent = status == 429 and policy == "DAILY"
+        if status == 429:
+            wait_s = None if spent else self.wait_s(headers)
+        else:  # a 503's Retry-After binds like a 429's (HTTP's own signal)
+            wait_s = super().quota(status, headers, body).wait_s
+        window_wait_s = None
+        if status < 400:  # a refusal's own wait (Retry-After) is the better word
+            if remaining.get("interval", 1) <= 0:
+                window_wait_s = (_number(headers, "Interval-Milliseconds") or 10_000) / 1000
+            if remaining.get("secondly", 1) <= 0:
+                window_wait_s = max(window_wait_s or 0.0, 1.0)
+        return QuotaReading(
+            wait_s=wait_s,
+            window_wait_s=window_wait_s,
+            daily_remaining=remaining.get("daily"),
+            daily_limit=_number(headers, "Daily"),
+            daily_spent=spent,
+            remaining=remaining,
+        )
 
 
-HUBSPOT_ERRORS: Final = ErrorDialect(
-    "hubspot",
-    message=_message,
-    wait_s=_wait_s,
-    hint=_hint,
-    quota=_quota,
-    daily_reset="midnight",
-)
+HUBSPOT_ERRORS: Final = _HubSpotDialect("hubspot")

@@ -20,8 +20,8 @@ from typing import Any, Final
 
 import httpx
 
-from wa_bridge.connectors.http import ErrorDialect, rate_limit_429
-from wa_bridge.connectors.quota import QuotaReading, standard_reading
+from wa_bridge.connectors.http import ErrorDialect
+from wa_bridge.connectors.quota import QuotaReading
 
 __all__ = ["SALESFORCE_ERRORS"]
 
@@ -42,57 +42,52 @@ def _items(body: Any) -> list[dict[str, Any]]:
     return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
 
 
-def _message(body: Any) -> str | None:
-    parts = []
-    for item in _items(body):
-        fields = item.get("fields") or []
-        suffix = f" [{', '.join(map(str, fields))}]" if fields else ""
-        parts.append(f"{_code(item) or 'ERROR'}: {item.get('message', '')}{suffix}")
-    return "; ".join(parts) or None
-
-
 def _limit_exceeded(status: int, body: Any) -> bool:
     first = _items(body)[:1]
     return status == 403 and bool(first) and _code(first[0]) == "REQUEST_LIMIT_EXCEEDED"
 
 
-def _rate_limit(status: int, body: Any) -> str | None:
-    if _limit_exceeded(status, body):
-        return "REQUEST_LIMIT_EXCEEDED (API allocation used up)"
-    return rate_limit_429(status, body)
+class _SalesforceDialect(ErrorDialect):
+    """Salesforce's errors, hints and allocation header, as the module docstring tells."""
+
+    daily_reset = "rolling"
+
+    def message(self, body: Any) -> str | None:
+        parts = []
+        for item in _items(body):
+            fields = item.get("fields") or []
+            suffix = f" [{', '.join(map(str, fields))}]" if fields else ""
+            parts.append(f"{_code(item) or 'ERROR'}: {item.get('message', '')}{suffix}")
+        return "; ".join(parts) or None
+
+    def rate_limit(self, status: int, body: Any) -> str | None:
+        if _limit_exceeded(status, body):
+            return "REQUEST_LIMIT_EXCEEDED (API allocation used up)"
+        return super().rate_limit(status, body)
+
+    def hint(self, status: int, body: Any) -> str | None:
+        if any(_code(item) in _SETUP_CODES for item in _items(body)):
+            return _SETUP_HINT
+        return None
+
+    def quota(self, status: int, headers: httpx.Headers, body: Any) -> QuotaReading:
+        standard = super().quota(status, headers, body)
+        match = _USAGE.search(headers.get("Sforce-Limit-Info", ""))
+        if match is None:
+            spent = _limit_exceeded(status, body)
+            return QuotaReading(wait_s=standard.wait_s, daily_spent=spent)
+        used, limit = int(match.group(1)), int(match.group(2))
+        remaining = max(0, limit - used)
+        # the usage header is the allocation's own word: a refusal while some is left is
+        # the limit on concurrent long requests
+        spent = _limit_exceeded(status, body) and remaining == 0
+        return QuotaReading(
+            wait_s=standard.wait_s,
+            daily_remaining=0 if spent else remaining,
+            daily_limit=limit,
+            daily_spent=spent,
+            remaining={"daily": remaining},
+        )
 
 
-def _hint(status: int, body: Any) -> str | None:
-    if any(_code(item) in _SETUP_CODES for item in _items(body)):
-        return _SETUP_HINT
-    return None
-
-
-def _quota(status: int, headers: httpx.Headers, body: Any) -> QuotaReading:
-    standard = standard_reading(status, headers, body)
-    match = _USAGE.search(headers.get("Sforce-Limit-Info", ""))
-    if match is None:
-        spent = _limit_exceeded(status, body)
-        return QuotaReading(wait_s=standard.wait_s, daily_spent=spent)
-    used, limit = int(match.group(1)), int(match.group(2))
-    remaining = max(0, limit - used)
-    # the usage header is the allocation's own word: a refusal while some is left is the
-    # limit on concurrent long requests
-    spent = _limit_exceeded(status, body) and remaining == 0
-    return QuotaReading(
-        wait_s=standard.wait_s,
-        daily_remaining=0 if spent else remaining,
-        daily_limit=limit,
-        daily_spent=spent,
-        remaining={"daily": remaining},
-    )
-
-
-SALESFORCE_ERRORS: Final = ErrorDialect(
-    "salesforce",
-    message=_message,
-    rate_limit=_rate_limit,
-    hint=_hint,
-    quota=_quota,
-    daily_reset="rolling",
-)
+SALESFORCE_ERRORS: Final = _SalesforceDialect("salesforce")
