@@ -1,0 +1,100 @@
+"""What a CRM admin sees, through the whole pipeline (signed webhook → receiver → Tansu →
+worker → the vendor's strict stand-in), for what ``test_crm_adoption`` does not cover:
+
+- customers the company typed in other forms of their number (``00`` prefix, the national
+  format with its trunk prefix, a second phone field): adopted, not duplicated;
+- an adopted customer's other numbers: the company's, left as they were;
+- identity changes (Meta's 2026-08 shapes) on HubSpot and Salesforce, not just the SQL CRM:
+  one contact, carrying the new identity, every note on it, no orphan.
+
+Judged on the stand-in's records and associations, never on our own tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from connectors.conftest import (  # noqa: F401 - fixtures
+    checked,
+    hubspot_session,
+    salesforce_session,
+)
+from connectors.servers import HubSpotServer, SalesforceServer
+from e2e.test_crm_adoption import Vendor, pipeline, settings_for, text_webhook, wamid
+from receiver._harness import running_receiver
+from wa_bridge.bus.embedded import EmbeddedBroker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+@pytest.fixture(params=["hubspot", "salesforce"])
+def crm(request: pytest.FixtureRequest) -> Iterator[Vendor]:
+    """The vendor's stand-in, emptied; the test fails if the contract was broken."""
+    if request.param == "hubspot":
+        hubspot: HubSpotServer = request.getfixturevalue("hubspot_session")
+        for server in checked(hubspot):
+            yield Vendor(server, "hubspot.yaml", "firstname", ("POST objects/contacts/search",))
+    else:
+        salesforce: SalesforceServer = request.getfixturevalue("salesforce_session")
+        for sf in checked(salesforce):
+            yield Vendor(sf, "salesforce.yaml", "LastName", ("GET query", "GET search"))
+
+
+def seed_contact(vendor: Vendor, first: str, last: str, **phones: str) -> str:
+    """A contact the company holds; ``phones``: ``phone``, ``mobile``, ``other`` as typed
+    (``other``: Salesforce's OtherPhone; HubSpot has no third phone field)."""
+    if isinstance(vendor.server, HubSpotServer):
+        props = {"firstname": first, "lastname": last}
+        props |= {{"phone": "phone", "mobile": "mobilephone"}[k]: v for k, v in phones.items()}
+        return vendor.server.seed("contacts", props)
+    names = {"phone": "Phone", "mobile": "MobilePhone", "other": "OtherPhone"}
+    fields = {"FirstName": first, "LastName": last}
+    fields |= {names[k]: v for k, v in phones.items()}
+    return vendor.server.seed("Contact", **fields)
+
+
+def by_id(vendor: Vendor) -> dict[str, dict[str, Any]]:
+    return {c["id"]: c for c in vendor.contacts()}
+
+
+# (WhatsApp id, the number as the company typed it, which field)
+TYPED_FORMS = {
+    "00 prefix": ("5491123456789", {"phone": "0054 9 11 2345 6789"}),
+    "AR national, trunk 0 and 15": ("5491160000001", {"phone": "011 15-6000-0001"}),
+    "AR national, trunk 0, no 9": ("5491160000002", {"phone": "011 6000-0002"}),
+    "UK national, trunk 0": ("447911123456", {"phone": "07911 123456"}),
+    "MX without the 1, second field": ("5215512345678", {"mobile": "+52 55 1234 5678"}),
+}
+
+
+async def test_numbers_typed_in_other_forms_are_adopted(
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    vendor = crm
+    ids = {
+        label: seed_contact(vendor, "Cliente", label, **phones)
+        for label, (_, phones) in TYPED_FORMS.items()
+    }
+    topic = topic_factory("forms")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        await run.post(
+            *(text_webhook(wa_id, "🙂", n) for n, (wa_id, _) in enumerate(TYPED_FORMS.values()))
+        )
+    contacts = by_id(vendor)
+    duplicated = [
+        label
+        for n, (label, (wa_id, _)) in enumerate(TYPED_FORMS.items())
+        if vendor.contact_of_note(wamid(wa_id, n)) != ids[label]
+    ]
+    assert duplicated == []  # each one's note on the record the company holds
+    assert len(contacts) == len(TYPED_FORMS)  # no contact created
