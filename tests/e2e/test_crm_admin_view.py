@@ -23,7 +23,14 @@ from connectors.conftest import (  # noqa: F401 - fixtures
     salesforce_session,
 )
 from connectors.servers import HubSpotServer, SalesforceServer
-from e2e.test_crm_adoption import Vendor, pipeline, settings_for, text_webhook, wamid
+from e2e.test_crm_adoption import (
+    Vendor,
+    pipeline,
+    settings_for,
+    status_webhook,
+    text_webhook,
+    wamid,
+)
 from receiver._harness import running_receiver
 from wa_bridge.bus.embedded import EmbeddedBroker
 
@@ -98,3 +105,29 @@ async def test_numbers_typed_in_other_forms_are_adopted(
     ]
     assert duplicated == []  # each one's note on the record the company holds
     assert len(contacts) == len(TYPED_FORMS)  # no contact created
+
+
+async def test_an_agent_names_a_contact_the_next_message_keeps_the_name(
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """The business writes first (a template: its statuses carry no profile name), so the
+    contact is created without a name; an agent types the customer's name in the CRM; the
+    customer's answer comes with a WhatsApp profile name. The agent's name stays."""
+    vendor, person = crm, "573005550188"
+    topic = topic_factory("named")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        await run.post(status_webhook(person, 1))
+        [contact] = vendor.contacts()
+        vendor.edit_name(contact["id"], "Mariana Restrepo")
+        await run.post(text_webhook(person, "🌸 Mari", 2))
+        [after] = vendor.contacts()
+    assert after["id"] == contact["id"]
+    assert vendor.contact_of_note(wamid(person, 2)) == contact["id"]
+    assert after[vendor.name_field] == "Mariana Restrepo"
