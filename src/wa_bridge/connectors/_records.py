@@ -278,6 +278,8 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 unknown.append(record)
             else:
                 call.targets[(group, record.key)] = Target.of(known)
+        new = {id(r) for r in unknown}
+        await self._read_unsure(call, group, [r for r in records if id(r) not in new])
         if group == self.contact_group and unknown:
             await self._match(call, group, unknown)
             return
@@ -290,6 +292,22 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
             call.targets[(group, record.key)] = (
                 NEW if candidate is None else Target(candidate.crm_id, "key", _filled(candidate))
             )
+
+    async def _read_unsure(
+        self, call: WriteCall[G, V], group: G, records: Sequence[Record[V]]
+    ) -> None:
+        """Known records about to get an ``if_empty`` value we never wrote nor saw filled:
+        one read of those fields, as someone may have filled them in the CRM since (an
+        agent who named a contact that a template's statuses created without a name)."""
+        unsure = [r for r in records if _unsure(r, call.targets[(group, r.key)])]
+        if not unsure:
+            return
+        found = await self._lookup(group, [r.key for r in unsure], _ifis_empty(unsure))
+        for record in unsure:
+            slot = (group, record.key)
+            target, candidate = call.targets[slot], found.get(record.key)
+            if candidate is not None and candidate.crm_id == target.crm_id:
+                call.targets[slot] = replace(target, filled=target.filled | _filled(candidate))
 
     async def _match(self, call: WriteCall[G, V], group: G, records: list[Record[V]]) -> None:
         """One lookup for the batch's unknown contacts; each adopts its best candidate."""
@@ -530,6 +548,17 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 def _ifis_empty(records: Sequence[Record[Any]]) -> list[str]:
     """The ``if_empty`` fields of ``records``: a lookup reads their current values."""
     return sorted({name for r in records for name, mode in r.modes.items() if mode == "if_empty"})
+
+
+def _unsure(record: Record[Any], target: Target) -> bool:
+    """True when ``record`` sends an ``if_empty`` value the existing ``target`` may hold."""
+    return target.crm_id is not None and any(
+        mode == "if_empty"
+        and name in record.values
+        and name not in target.filled
+        and name not in target.written
+        for name, mode in record.modes.items()
+    )
 
 
 def _filled(candidate: Candidate) -> frozenset[str]:
