@@ -31,8 +31,10 @@ from e2e.test_crm_adoption import (
     text_webhook,
     wamid,
 )
+from e2e.test_identity_scenarios import SCENARIOS, Scenario, message_ids
 from receiver._harness import running_receiver
 from wa_bridge.bus.embedded import EmbeddedBroker
+from worker.sqlcrm import SAMPLES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -131,3 +133,80 @@ async def test_an_agent_names_a_contact_the_next_message_keeps_the_name(
     assert after["id"] == contact["id"]
     assert vendor.contact_of_note(wamid(person, 2)) == contact["id"]
     assert after[vendor.name_field] == "Mariana Restrepo"
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS.values()), ids=list(SCENARIOS))
+async def test_identity_scenario_in_the_vendor_crm(
+    scenario: Scenario,
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """``test_identity_scenarios``' people, judged in HubSpot and Salesforce: as many
+    contacts as people, each message's note on its person's contact, none shared."""
+    vendor = crm
+    topic = topic_factory("identity")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        for step in scenario.steps:
+            await run.post(*((SAMPLES / f"{name}.json").read_bytes() for name in step))
+    assert len(vendor.contacts()) == scenario.contacts
+    posted = {m for step in scenario.steps for name in step for m in message_ids(name)}
+    landed = {m: vendor.contact_of_note(m) for m in posted}
+    assert [m for m, c in landed.items() if c is None] == []  # no note lost or orphaned
+    owners = []
+    for person in scenario.people:
+        ids = {landed[m] for name in person for m in message_ids(name)}
+        assert len(ids) == 1, (person, ids)
+        owners += ids
+    assert len(set(owners)) == len(owners)  # no two people share a contact
+
+
+def identity_of(vendor: Vendor, contact: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(phone, reply address, BSUID) as the CRM shows them."""
+    if isinstance(vendor.server, HubSpotServer):
+        return contact.get("phone"), contact.get("wa_id"), contact.get("wa_bsuid")
+    return contact.get("MobilePhone"), contact.get("WA_Wa_Id__c"), contact.get("WA_Bsuid__c")
+
+
+@pytest.mark.parametrize(
+    ("names", "identity"),
+    [
+        (  # Meta's 2026-08 shape: the notice names the new phone and the new BSUID
+            ("identity_ar_change_1_before", "identity_ar_change_2_notice"),
+            ("+5491160001002", "5491160001002", "AR.9100000000000000002"),
+        ),
+        (  # the new phone and BSUID first seen on the message after the notice
+            (
+                "identity_ar_change_1_before",
+                "identity_ar_change_2_notice",
+                "identity_ar_change_3_after",
+            ),
+            ("+5491160001002", "5491160001002", "AR.9100000000000000002"),
+        ),
+    ],
+    ids=["notice", "notice then message"],
+)
+async def test_number_change_leaves_the_vendor_contact_on_the_new_identity(
+    names: tuple[str, ...],
+    identity: tuple[str, str, str],
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    vendor = crm
+    topic = topic_factory("change")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        for name in names:
+            await run.post((SAMPLES / f"{name}.json").read_bytes())
+    [contact] = vendor.contacts()
+    assert identity_of(vendor, contact) == identity
