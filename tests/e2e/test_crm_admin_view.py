@@ -210,3 +210,38 @@ async def test_number_change_leaves_the_vendor_contact_on_the_new_identity(
             await run.post((SAMPLES / f"{name}.json").read_bytes())
     [contact] = vendor.contacts()
     assert identity_of(vendor, contact) == identity
+
+
+async def test_an_adopted_customer_keeps_the_other_number_the_company_holds(
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """The customer's WhatsApp number is in one phone field; the field wa-bridge writes
+    its phone to holds another number of theirs (an office line). Adopting the record
+    must not replace the company's number with a copy of the one it holds already."""
+    vendor = crm
+    if isinstance(vendor.server, HubSpotServer):
+        # WhatsApp number in mobilephone; phone (where wa-bridge writes) holds the office
+        crm_id = seed_contact(
+            vendor, "Luis", "Ortega", mobile="+52 1 55 1234 5678", phone="+52 55 5555 0000"
+        )
+        other = ("phone", "+52 55 5555 0000")
+    else:
+        # WhatsApp number in Phone; MobilePhone (where wa-bridge writes) holds another
+        crm_id = seed_contact(
+            vendor, "Luis", "Ortega", phone="+52 1 55 1234 5678", mobile="+52 55 5555 0000"
+        )
+        other = ("MobilePhone", "+52 55 5555 0000")
+    topic = topic_factory("other")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        await run.post(text_webhook("5215512345678", "Luis O", 1))
+    [contact] = vendor.contacts()
+    assert contact["id"] == crm_id
+    assert vendor.contact_of_note(wamid("5215512345678", 1)) == crm_id
+    assert contact[other[0]] == other[1]
