@@ -109,6 +109,9 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
     # upsert chunks (of any groups) one request may carry: above 1, the groups' upserts
     # by key go together (:meth:`_write_together`, :meth:`_upsert_together`)
     upserts_per_request: int = 1
+    # contact fields of the CRM's own (its phone, e-mail) that wa-bridge fills: on a
+    # record it adopted they are the company's, written only where empty
+    company_fields: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -278,6 +281,7 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 unknown.append(record)
             else:
                 call.targets[(group, record.key)] = Target.of(known)
+                self._adopted_modes(group, record, call.targets[(group, record.key)])
         new = {id(r) for r in unknown}
         await self._read_unsure(call, group, [r for r in records if id(r) not in new])
         if group == self.contact_group and unknown:
@@ -311,7 +315,8 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
 
     async def _match(self, call: WriteCall[G, V], group: G, records: list[Record[V]]) -> None:
         """One lookup for the batch's unknown contacts; each adopts its best candidate."""
-        candidates = await self._find_contacts(records, _ifis_empty(records))
+        names = sorted({*_ifis_empty(records), *self.company_fields})
+        candidates = await self._find_contacts(records, names)
         taken: set[str] = set()
         for record in records:
             choice = choose(record.key, record.facts, candidates, self.match_order, taken)
@@ -325,7 +330,18 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 continue
             taken.add(found.crm_id)
             call.targets[slot] = Target(found.crm_id, choice.rule, _filled(found), by_id=True)
+            self._adopted_modes(group, record, call.targets[slot])
             call.matches.append((group, record.key, choice.rule, choice.candidates))
+
+    def _adopted_modes(self, group: G, record: Record[V], target: Target) -> None:
+        """On a contact the company had before wa-bridge (adopted by phone or e-mail), its
+        own phone and e-mail fields are written ``if_empty``: the number the record was
+        found by is there already, and another one there (an office line) is theirs."""
+        if group != self.contact_group or target.match not in ("phone", "email"):
+            return
+        for name in self.company_fields & record.values.keys():
+            if record.mode(name) == "always":
+                record.modes[name] = "if_empty"
 
     @staticmethod
     def _outgoing(record: Record[V], target: Target) -> dict[str, V] | None:

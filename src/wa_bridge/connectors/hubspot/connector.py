@@ -88,6 +88,7 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
     errors = HUBSPOT_ERRORS
     default_options = HubSpotOptions
     creates_linked = frozenset({"tickets", "notes"})
+    company_fields = frozenset({contact_property("phone_e164"), contact_property("email")})
 
     def _configure(self) -> None:
         o = self.options
