@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
+import orjson
 import pytest
+from fastapi import FastAPI
 
 from connectors.conftest import (  # noqa: F401 - fixtures
     checked,
@@ -23,6 +26,7 @@ from connectors.conftest import (  # noqa: F401 - fixtures
     salesforce_session,
 )
 from connectors.servers import HubSpotServer, SalesforceServer
+from connectors.servers.hubspot.errors import property_values_error
 from e2e.test_crm_adoption import (
     Vendor,
     pipeline,
@@ -32,8 +36,12 @@ from e2e.test_crm_adoption import (
     wamid,
 )
 from e2e.test_identity_scenarios import SCENARIOS, Scenario, message_ids
+from ops.test_admin_api import OPERATOR, VIEWER
 from receiver._harness import running_receiver
 from wa_bridge.bus.embedded import EmbeddedBroker
+from wa_bridge.ops.backend import admin_api
+from wa_bridge.settings import Settings
+from wa_bridge.worker.runner import open_worker
 from worker.sqlcrm import SAMPLES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -245,3 +253,89 @@ async def test_an_adopted_customer_keeps_the_other_number_the_company_holds(
     assert contact["id"] == crm_id
     assert vendor.contact_of_note(wamid("5215512345678", 1)) == crm_id
     assert contact[other[0]] == other[1]
+
+
+async def test_a_refusal_shows_the_crm_message_to_operators_and_no_personal_data_to_viewers(
+    request: pytest.FixtureRequest,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """The portal's validation rule refuses the contact, quoting the values (HubSpot
+    enforces admin rules on API writes since 2026-09, and its messages quote them). The
+    dead letter keeps the CRM's own words; a viewer (console and admin API) reads them
+    with the person's name and number masked, as the event is."""
+    person, name = "5491123456789", "Paola Gutiérrez"
+    rule = (
+        f'Validation rule "AR phones need an area code" refused the contact {name} '
+        f"(phone +{person}, whatsapp {person})"
+    )
+    refusal = property_values_error(
+        [{"isValid": False, "message": rule, "error": "INVALID_VALUE", "name": "phone"}]
+    )
+    # ids that do not spell the number (text_webhook's do), so what leaks is the message's
+    body = orjson.loads(text_webhook(person, name, 1))
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["user_id"] = value["messages"][0]["from_user_id"] = "AR.ZZ0000000001"
+    value["messages"][0]["id"] = "wamid.REFUSEDBYARULE0001"
+    hubspot: HubSpotServer = request.getfixturevalue("hubspot_session")
+    for server in checked(hubspot):
+        vendor = Vendor(server, "hubspot.yaml", "firstname", ())
+        topic = topic_factory("refused")
+        settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+        server.script(status=400, body=refusal, match="contacts/batch/upsert")
+        async with (
+            running_receiver(broker.bootstrap, topic) as receiver,
+            open_worker(settings) as worker,
+        ):
+            response = await receiver.post(orjson.dumps(body))
+            assert response.status_code == 200
+            await worker.run_until_idle()
+            assert worker.stats.dead_lettered == 1
+        assert server.objects("contacts") == []
+
+    viewing = Settings(
+        database_url=pg_url,
+        admin_tokens=[f"operator:{OPERATOR}", f"viewer:{VIEWER}"],
+        connector="hubspot",
+        crm_base_url=hubspot.url,
+        crm_token=hubspot.token,
+        mappings_path=settings.mappings_path,
+    )
+    routers, closers = admin_api(viewing)
+    app = FastAPI()
+    for router in routers:
+        app.include_router(router)
+    personal = (name, "Gutiérrez", person, person[-10:], "2345", "6789")
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://console"
+        ) as client:
+            [letter] = (await client.get("/admin/dead-letters", headers=bearer(OPERATOR))).json()
+            assert "AR phones need an area code" in letter["crm_error"]  # the CRM's words
+            assert name in letter["crm_error"]  # operators see the data as stored
+
+            listed = await client.get("/admin/dead-letters", headers=bearer(VIEWER))
+            shown = await client.get(f"/admin/dead-letters/{letter['id']}", headers=bearer(VIEWER))
+            assert "AR phones need an area code" in shown.json()["crm_error"]
+            signed = await client.post("/admin/sign-in", data={"token": VIEWER})
+            assert signed.status_code == 303
+            page = await client.get(f"/admin/letters/{letter['id']}")
+            assert "AR phones need an area code" in page.text
+            seen = {
+                "admin API list": listed.text,
+                "admin API letter": shown.text,
+                "console letter": page.text,
+            }
+            leaks = {
+                where: [p for p in personal if p in text or p in text.replace("\\u00e9", "é")]
+                for where, text in seen.items()
+            }
+            assert leaks == {where: [] for where in seen}
+    finally:
+        for close in closers:
+            await close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
