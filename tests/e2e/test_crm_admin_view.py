@@ -41,6 +41,8 @@ from receiver._harness import running_receiver
 from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.ops.backend import admin_api
 from wa_bridge.settings import Settings
+from wa_bridge.store.api import DeadLetterFilter
+from wa_bridge.worker.assembly import DeadLetterReplayer, state_store
 from wa_bridge.worker.runner import open_worker
 from worker.sqlcrm import SAMPLES
 
@@ -339,3 +341,61 @@ async def test_a_refusal_shows_the_crm_message_to_operators_and_no_personal_data
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+def cases_of(vendor: Vendor, contact_id: str) -> list[str]:
+    if isinstance(vendor.server, HubSpotServer):
+        return sorted(vendor.server.associations_of("contacts", contact_id, "tickets"))
+    return sorted(
+        str(c["Id"]) for c in vendor.server.objects("Case") if c.get("ContactId") == contact_id
+    )
+
+
+def case_of_note(vendor: Vendor, message_id: str) -> str | None:
+    if isinstance(vendor.server, HubSpotServer):
+        note = vendor.server.find("communications", "wa_note_key", message_id)
+        assert note is not None, message_id
+        linked = vendor.server.associations_of("communications", note["id"], "tickets")
+        assert len(linked) <= 1
+        return linked[0] if linked else None
+    task = vendor.server.find("Task", "WA_Note_Key__c", message_id)
+    assert task is not None, message_id
+    return str(task.get("WhatId") or "") or None
+
+
+async def test_a_dead_letter_replayed_after_the_admin_fixed_the_cause(
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """The CRM refuses a new customer's first message (a validation rule); the admin fixes
+    the rule; the customer writes again (applied); ``dlq replay``; the worker restarts and
+    Meta delivers the first webhook once more. One contact, one case, both notes on them."""
+    vendor, person = crm, "5215560009001"
+    path = "contacts/batch/upsert" if isinstance(vendor.server, HubSpotServer) else "composite"
+    topic = topic_factory("replay")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    first = text_webhook(person, "Ana", 1)
+    async with running_receiver(broker.bootstrap, topic) as receiver:
+        async with open_worker(settings) as worker:
+            vendor.server.script(status=400, match=path, times=50)
+            assert (await receiver.post(first)).status_code == 200
+            await worker.run_until_idle()
+            assert worker.stats.dead_lettered >= 1
+            vendor.server.reset_faults()  # the admin fixed the rule
+            assert (await receiver.post(text_webhook(person, "Ana", 2))).status_code == 200
+            await worker.run_until_idle()
+        async with (
+            state_store(settings) as store,
+            DeadLetterReplayer(settings, store) as replayer,
+        ):
+            results = await replayer.replay(flt=DeadLetterFilter(limit=100), actor="admin")
+        assert results and {r.status for r in results} == {"replayed"}, results
+        async with pipeline(settings, receiver) as run:  # a restart; Meta's redelivery
+            await run.post(first)
+    [contact] = vendor.contacts()
+    notes = {m: vendor.contact_of_note(wamid(person, m)) for m in (1, 2)}
+    assert notes == {1: contact["id"], 2: contact["id"]}
+    [case] = cases_of(vendor, contact["id"])
+    assert {case_of_note(vendor, wamid(person, m)) for m in (1, 2)} == {case}
