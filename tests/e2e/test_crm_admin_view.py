@@ -399,3 +399,54 @@ async def test_a_dead_letter_replayed_after_the_admin_fixed_the_cause(
     assert notes == {1: contact["id"], 2: contact["id"]}
     [case] = cases_of(vendor, contact["id"])
     assert {case_of_note(vendor, wamid(person, m)) for m in (1, 2)} == {case}
+
+
+def answer_status(wa_id: str, n: int, status: str) -> bytes:
+    """The status of the business's message ``n`` to ``wa_id``, from the number the
+    customer writes to (``text_webhook``'s)."""
+    body = orjson.loads(status_webhook(wa_id, n, status))
+    text = orjson.loads(text_webhook(wa_id, "x", 0))
+    body["entry"][0]["id"] = text["entry"][0]["id"]
+    metadata = text["entry"][0]["changes"][0]["value"]["metadata"]
+    body["entry"][0]["changes"][0]["value"]["metadata"] = metadata
+    return orjson.dumps(body)
+
+
+def ticket_state(vendor: Vendor) -> list[tuple[str, str | None]]:
+    """Each case's (id, status as the CRM's own field shows it)."""
+    if isinstance(vendor.server, HubSpotServer):
+        return [
+            (t["id"], t["properties"].get("hs_pipeline_stage"))
+            for t in vendor.server.objects("tickets")
+        ]
+    return [(str(c["Id"]), c.get("Status")) for c in vendor.server.objects("Case")]
+
+
+async def test_an_agent_closes_the_ticket_and_later_messages_do_not_reopen_it(
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """An agent closes the ticket in the CRM; within the conversation's window the
+    business's answer is delivered and the customer thanks them: the agent's status
+    stays (the notes land on the ticket all the same)."""
+    vendor, person = crm, "5215560009002"
+    topic = topic_factory("closed")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        await run.post(text_webhook(person, "Ana", 1))
+        [(ticket, _)] = ticket_state(vendor)
+        if isinstance(vendor.server, HubSpotServer):
+            vendor.server.agent_edit("tickets", ticket, hs_pipeline_stage="4")
+            closed = "4"
+        else:
+            vendor.server.agent_edit("Case", ticket, Status="Closed")
+            closed = "Closed"
+        await run.post(answer_status(person, 2, "sent"), answer_status(person, 2, "read"))
+        await run.post(text_webhook(person, "Ana", 3))
+    assert ticket_state(vendor) == [(ticket, closed)]
+    assert {case_of_note(vendor, wamid(person, m)) for m in (1, 2, 3)} == {ticket}
