@@ -450,3 +450,33 @@ async def test_an_agent_closes_the_ticket_and_later_messages_do_not_reopen_it(
         await run.post(text_webhook(person, "Ana", 3))
     assert ticket_state(vendor) == [(ticket, closed)]
     assert {case_of_note(vendor, wamid(person, m)) for m in (1, 2, 3)} == {ticket}
+
+
+async def test_an_adopted_customer_who_changes_number_shows_the_new_one(
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """The company typed the customer's WhatsApp number in the field wa-bridge writes;
+    the customer changes number (Meta's notice): that field shows the new number, with
+    the new reply address and BSUID, on the same record."""
+    vendor = crm
+    where = "phone" if isinstance(vendor.server, HubSpotServer) else "mobile"
+    crm_id = seed_contact(vendor, "Lucía", "Paz", **{where: "+54 9 11 6000-1001"})
+    topic = topic_factory("moved")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        for name in ("identity_ar_change_1_before", "identity_ar_change_2_notice"):
+            await run.post((SAMPLES / f"{name}.json").read_bytes())
+        await run.post((SAMPLES / "identity_ar_change_3_after.json").read_bytes())
+    [contact] = vendor.contacts()
+    assert contact["id"] == crm_id
+    assert identity_of(vendor, contact) == (
+        "+5491160001002",
+        "5491160001002",
+        "AR.9100000000000000002",
+    )
