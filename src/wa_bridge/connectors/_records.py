@@ -55,6 +55,7 @@ from wa_bridge.connectors._plan import (
 from wa_bridge.connectors.base import OpResult, note_key
 from wa_bridge.connectors.http import ErrorDialect
 from wa_bridge.errors import CrmUnavailable, PermanentError
+from wa_bridge.normalize.phone_forms import same_number
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, MatchRule
 from wa_bridge.store.book import RecordBook, value_hash
 
@@ -109,9 +110,10 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
     # upsert chunks (of any groups) one request may carry: above 1, the groups' upserts
     # by key go together (:meth:`_write_together`, :meth:`_upsert_together`)
     upserts_per_request: int = 1
-    # contact fields of the CRM's own (its phone, e-mail) that wa-bridge fills: on a
-    # record it adopted they are the company's, written only where empty
-    company_fields: frozenset[str] = frozenset()
+    # contact fields of the CRM's own that wa-bridge fills, and what they hold (a phone,
+    # an e-mail): on a record it adopted, one that held something else is the company's
+    # (written only where empty; :meth:`_adopted_modes`)
+    company_fields: tuple[tuple[str, Literal["phone", "email"]], ...] = ()
 
     def __init__(
         self,
@@ -315,7 +317,7 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
 
     async def _match(self, call: WriteCall[G, V], group: G, records: list[Record[V]]) -> None:
         """One lookup for the batch's unknown contacts; each adopts its best candidate."""
-        names = sorted({*_ifis_empty(records), *self.company_fields})
+        names = sorted({*_ifis_empty(records), *(name for name, _ in self.company_fields)})
         candidates = await self._find_contacts(records, names)
         taken: set[str] = set()
         for record in records:
@@ -330,18 +332,26 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 continue
             taken.add(found.crm_id)
             call.targets[slot] = Target(found.crm_id, choice.rule, _filled(found), by_id=True)
-            self._adopted_modes(group, record, call.targets[slot])
+            self._adopted_modes(group, record, call.targets[slot], found.values)
             call.matches.append((group, record.key, choice.rule, choice.candidates))
 
-    def _adopted_modes(self, group: G, record: Record[V], target: Target) -> None:
-        """On a contact the company had before wa-bridge (adopted by phone or e-mail), its
-        own phone and e-mail fields are written ``if_empty``: the number the record was
-        found by is there already, and another one there (an office line) is theirs."""
+    def _adopted_modes(
+        self, group: G, record: Record[V], target: Target, held: Mapping[str, Any] | None = None
+    ) -> None:
+        """On a contact the company had before wa-bridge (adopted by phone or e-mail), a
+        field of :attr:`company_fields` is ours when it holds the person's number or
+        e-mail (``held``: at adoption) or we wrote it since: kept up to date (a number
+        change). Another value there (an office line) is the company's: the field is
+        written ``if_empty``, so it stays."""
         if group != self.contact_group or target.match not in ("phone", "email"):
             return
-        for name in self.company_fields & record.values.keys():
-            if record.mode(name) == "always":
-                record.modes[name] = "if_empty"
+        for name, kind in self.company_fields:
+            value = record.values.get(name)
+            if value is None or record.mode(name) != "always" or name in target.written:
+                continue
+            if held is not None and _same(kind, held.get(name), value):
+                continue
+            record.modes[name] = "if_empty"
 
     @staticmethod
     def _outgoing(record: Record[V], target: Target) -> dict[str, V] | None:
@@ -564,6 +574,15 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 def _ifis_empty(records: Sequence[Record[Any]]) -> list[str]:
     """The ``if_empty`` fields of ``records``: a lookup reads their current values."""
     return sorted({name for r in records for name, mode in r.modes.items() if mode == "if_empty"})
+
+
+def _same(kind: Literal["phone", "email"], stored: Any, value: Any) -> bool:
+    """True when a CRM field's ``stored`` text is ``value`` (our E.164 or e-mail)."""
+    if not isinstance(stored, str) or not isinstance(value, str) or not stored.strip():
+        return False
+    if kind == "phone":
+        return same_number(stored, value)
+    return stored.strip().lower() == value.strip().lower()
 
 
 def _unsure(record: Record[Any], target: Target) -> bool:
