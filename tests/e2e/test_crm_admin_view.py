@@ -480,3 +480,36 @@ async def test_an_adopted_customer_who_changes_number_shows_the_new_one(
         "5491160001002",
         "AR.9100000000000000002",
     )
+
+
+def note_status(vendor: Vendor, message_id: str) -> str | None:
+    if isinstance(vendor.server, HubSpotServer):
+        note = vendor.server.find("communications", "wa_note_key", message_id)
+        assert note is not None, message_id
+        return note["properties"].get("wa_status") or None
+    task = vendor.server.find("Task", "WA_Note_Key__c", message_id)
+    assert task is not None, message_id
+    return task.get("WA_Message_Status__c")
+
+
+async def test_late_statuses_never_move_the_note_back(
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """Meta sends ``read`` first; ``delivered`` and ``sent`` come late, each in a batch of
+    its own, one of them after a worker restart: the note says ``read``."""
+    vendor, person = crm, "5215560009003"
+    topic = topic_factory("late")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with running_receiver(broker.bootstrap, topic) as receiver:
+        async with pipeline(settings, receiver) as run:
+            await run.post(text_webhook(person, "Ana", 1))
+            await run.post(answer_status(person, 2, "read"))
+            await run.post(answer_status(person, 2, "delivered"))
+        async with pipeline(settings, receiver) as run:
+            await run.post(answer_status(person, 2, "sent"))
+    assert note_status(vendor, wamid(person, 2)) == "read"
+    [contact] = vendor.contacts()
+    assert vendor.contact_of_note(wamid(person, 2)) == contact["id"]
