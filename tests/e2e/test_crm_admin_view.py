@@ -513,3 +513,45 @@ async def test_late_statuses_never_move_the_note_back(
     assert note_status(vendor, wamid(person, 2)) == "read"
     [contact] = vendor.contacts()
     assert vendor.contact_of_note(wamid(person, 2)) == contact["id"]
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        (
+            "identity_ar_change_1_before",
+            "identity_ar_change_2_notice",
+            "identity_ar_change_3_after",
+        ),
+        (
+            "identity_cl_rotation_1_before",
+            "identity_cl_rotation_2_notice",
+            "identity_cl_rotation_3_after",
+        ),
+    ],
+    ids=["number change", "BSUID rotation without a phone"],
+)
+async def test_an_identity_change_keeps_the_conversation_on_one_ticket(
+    names: tuple[str, ...],
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """The person changes number (or BSUID) mid-conversation: one contact, one case, every
+    message's note on both."""
+    vendor = crm
+    topic = topic_factory("onecase")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        for name in names:
+            await run.post((SAMPLES / f"{name}.json").read_bytes())
+    [contact] = vendor.contacts()
+    [case] = cases_of(vendor, contact["id"])
+    assert len(ticket_state(vendor)) == 1
+    ids = [m for name in names for m in message_ids(name)]
+    assert {vendor.contact_of_note(m) for m in ids} == {contact["id"]}
+    assert {case_of_note(vendor, m) for m in ids} == {case}
