@@ -35,12 +35,15 @@ from e2e.test_crm_adoption import (
     text_webhook,
     wamid,
 )
+from e2e.test_identity_merge import lookalikes, renamed
 from e2e.test_identity_scenarios import SCENARIOS, Scenario, message_ids
 from ops.test_admin_api import OPERATOR, VIEWER
 from receiver._harness import running_receiver
 from wa_bridge.bus.embedded import EmbeddedBroker
+from wa_bridge.ops import identity as identity_ops
 from wa_bridge.ops.backend import admin_api
 from wa_bridge.settings import Settings
+from wa_bridge.store import open_store
 from wa_bridge.store.api import DeadLetterFilter
 from wa_bridge.worker.assembly import DeadLetterReplayer, state_store
 from wa_bridge.worker.runner import open_worker
@@ -555,3 +558,39 @@ async def test_an_identity_change_keeps_the_conversation_on_one_ticket(
     ids = [m for name in names for m in message_ids(name)]
     assert {vendor.contact_of_note(m) for m in ids} == {contact["id"]}
     assert {case_of_note(vendor, m) for m in ids} == {case}
+
+
+async def test_a_reported_pair_merged_in_the_vendor_crm(
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """The new identity wrote before Meta's notice: two contacts (README "Identity");
+    ``identity merge`` joins them in the CRM: one contact holds every note (and its
+    case), and the new identity's next message lands there, creating nothing."""
+    vendor = crm
+    topic = topic_factory("merge")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    names = [f"identity_ar_late_{n}" for n in ("1_before", "2_new_first", "3_notice", "4_after")]
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        for name in names:
+            await run.post((SAMPLES / f"{name}.json").read_bytes())
+        assert len(vendor.contacts()) == 2
+        [pair] = await lookalikes(pg_url)
+        store = await open_store(pg_url)
+        try:
+            outcome = await identity_ops.merge(
+                settings, store, pair.keep.contact_id, pair.other.contact_id, actor="e2e"
+            )
+        finally:
+            await store.aclose()
+        assert outcome.merge_id is not None, outcome
+        await run.post(renamed("identity_ar_late_2_new_first", 1))
+    [contact] = vendor.contacts()
+    ids = [m for name in names for m in message_ids(name)]
+    ids.append(message_ids("identity_ar_late_2_new_first")[0] + ".again1")
+    assert {m: vendor.contact_of_note(m) for m in ids} == {m: contact["id"] for m in ids}
