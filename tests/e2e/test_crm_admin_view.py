@@ -594,3 +594,24 @@ async def test_a_reported_pair_merged_in_the_vendor_crm(
     ids = [m for name in names for m in message_ids(name)]
     ids.append(message_ids("identity_ar_late_2_new_first")[0] + ".again1")
     assert {m: vendor.contact_of_note(m) for m in ids} == {m: contact["id"] for m in ids}
+
+
+async def test_a_contact_a_template_created_gets_the_name_of_the_first_message(
+    crm: Vendor,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """The business writes first (no profile name in its statuses): the contact is created
+    with the CRM's placeholder, if it needs one; the customer's answer names it."""
+    vendor, person = crm, "573005550189"
+    topic = topic_factory("placeholder")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        await run.post(status_webhook(person, 1))
+        await run.post(text_webhook(person, "Mariana", 2))
+    [contact] = vendor.contacts()
+    assert contact[vendor.name_field] == "Mariana"
