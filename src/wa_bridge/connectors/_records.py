@@ -302,9 +302,11 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
     async def _read_unsure(
         self, call: WriteCall[G, V], group: G, records: Sequence[Record[V]]
     ) -> None:
-        """Known records about to get an ``if_empty`` value we never wrote nor saw filled:
+        """Known records about to get an ``if_empty`` value we never wrote nor saw filled,
+        or where we wrote only the CRM's placeholder (a Contact's default ``LastName``):
         one read of those fields, as someone may have filled them in the CRM since (an
-        agent who named a contact that a template's statuses created without a name)."""
+        agent who named a contact that a template's statuses created without a name). A
+        field still empty, or still holding our placeholder, takes the value."""
         unsure = [r for r in records if _unsure(r, call.targets[(group, r.key)])]
         if not unsure:
             return
@@ -312,8 +314,17 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
         for record in unsure:
             slot = (group, record.key)
             target, candidate = call.targets[slot], found.get(record.key)
-            if candidate is not None and candidate.crm_id == target.crm_id:
-                call.targets[slot] = replace(target, filled=target.filled | _filled(candidate))
+            if candidate is None or candidate.crm_id != target.crm_id:
+                continue
+            filled, written = set(target.filled), dict(target.written)
+            for name, current in candidate.values.items():
+                placeholder = name in record.defaults and current == record.defaults[name]
+                if is_empty(current) or placeholder:
+                    filled.discard(name)
+                    written.pop(name, None)
+                else:
+                    filled.add(name)
+            call.targets[slot] = replace(target, filled=frozenset(filled), written=written)
 
     async def _match(self, call: WriteCall[G, V], group: G, records: list[Record[V]]) -> None:
         """One lookup for the batch's unknown contacts; each adopts its best candidate."""
@@ -586,12 +597,19 @@ def _same(kind: Literal["phone", "email"], stored: Any, value: Any) -> bool:
 
 
 def _unsure(record: Record[Any], target: Target) -> bool:
-    """True when ``record`` sends an ``if_empty`` value the existing ``target`` may hold."""
+    """True when ``record`` sends an ``if_empty`` value the existing ``target`` may hold:
+    one we never wrote nor saw filled, or one where we wrote only the placeholder."""
+
+    def placeholder(name: str) -> bool:
+        return name in record.defaults and target.written.get(name) == value_hash(
+            record.defaults[name]
+        )
+
     return target.crm_id is not None and any(
         mode == "if_empty"
         and name in record.values
         and name not in target.filled
-        and name not in target.written
+        and (name not in target.written or placeholder(name))
         for name, mode in record.modes.items()
     )
 
