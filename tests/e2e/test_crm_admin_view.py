@@ -615,3 +615,37 @@ async def test_a_contact_a_template_created_gets_the_name_of_the_first_message(
         await run.post(text_webhook(person, "Mariana", 2))
     [contact] = vendor.contacts()
     assert contact[vendor.name_field] == "Mariana"
+
+
+async def test_a_salesforce_validation_rule_refusal_keeps_its_words(
+    request: pytest.FixtureRequest,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """A validation rule refuses the Contact inside the composite call: the dead letter
+    (``dlq show``) has Salesforce's own message and code, and nothing was half-written."""
+    salesforce: SalesforceServer = request.getfixturevalue("salesforce_session")
+    words = "Los contactos de WhatsApp necesitan una cuenta"
+    refusal = [{"message": words, "errorCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "fields": []}]
+    for server in checked(salesforce):
+        vendor = Vendor(server, "salesforce.yaml", "LastName", ())
+        topic = topic_factory("sfrule")
+        settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+        server.script(status=400, body=refusal, match="sobjects/Contact", part=True, times=20)
+        async with (
+            running_receiver(broker.bootstrap, topic) as receiver,
+            open_worker(settings) as worker,
+        ):
+            assert (await receiver.post(text_webhook("5215560009004", "Ana", 1))).status_code == 200
+            await worker.run_until_idle()
+            assert worker.stats.dead_lettered == 1
+        server.reset_faults()
+        assert server.objects("Contact") == server.objects("Case") == server.objects("Task") == []
+    store = await open_store(pg_url)
+    try:
+        [letter] = await store.list_dead_letters(DeadLetterFilter())
+    finally:
+        await store.aclose()
+    assert letter.crm_error is not None
+    assert words in letter.crm_error and "FIELD_CUSTOM_VALIDATION_EXCEPTION" in letter.crm_error
