@@ -649,3 +649,27 @@ async def test_a_salesforce_validation_rule_refusal_keeps_its_words(
         await store.aclose()
     assert letter.crm_error is not None
     assert words in letter.crm_error and "FIELD_CUSTOM_VALIDATION_EXCEPTION" in letter.crm_error
+
+
+async def test_a_number_only_in_salesforce_other_phone_is_adopted(
+    request: pytest.FixtureRequest,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """Salesforce has four phone fields; the number is only in OtherPhone, typed in the
+    national format: adopted (SOSL searches every phone field), OtherPhone untouched."""
+    salesforce: SalesforceServer = request.getfixturevalue("salesforce_session")
+    for server in checked(salesforce):
+        vendor = Vendor(server, "salesforce.yaml", "LastName", ())
+        crm_id = seed_contact(vendor, "Bruno", "Lima", other="(11) 98888-7777")
+        topic = topic_factory("other")
+        settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+        async with (
+            running_receiver(broker.bootstrap, topic) as receiver,
+            pipeline(settings, receiver) as run,
+        ):
+            await run.post(text_webhook("5511988887777", "Bruno", 1))
+        [contact] = vendor.contacts()
+        assert contact["id"] == crm_id and contact["OtherPhone"] == "(11) 98888-7777"
+        assert vendor.contact_of_note(wamid("5511988887777", 1)) == crm_id
