@@ -487,9 +487,10 @@ def test_connectors_import_no_other_package_private_module() -> None:
 
 
 async def test_hubspot_search_splits_only_past_its_limits(hubspot_server: HubSpotServer) -> None:
-    # 120 unknown contacts with US numbers: 120 keys (2 IN filters of <= 100), 240 phone
-    # digit strings for each of the two calculated phone properties (3 filters each): 8
-    # filter groups, 5 per search (HubSpot's limit) -> 2 searches, not 120.
+    # 120 unknown contacts with US numbers: 120 keys (2 IN filters of <= 100), 360 phone
+    # digit strings (international, national, 00-dialled) for each of the two calculated
+    # phone properties (4 filters each): 10 filter groups, 5 per search (HubSpot's limit)
+    # -> 2 searches, not 120.
     hubspot_server.set_limits(search_per_second=10)
     people = [
         CrmOperation(
@@ -507,7 +508,7 @@ async def test_hubspot_search_splits_only_past_its_limits(hubspot_server: HubSpo
         await connector.aclose()
     assert all(isinstance(r, CrmResult) and r.created for r in results)
     searches = [r.body for r in hubspot_server.requests if r.path.endswith("/search")]
-    assert [len(s["filterGroups"]) for s in searches] == [5, 3]
+    assert [len(s["filterGroups"]) for s in searches] == [5, 5]
     for search in searches:
         filters = [f for g in search["filterGroups"] for f in g["filters"]]
         assert len(filters) <= 25 and all(len(f["values"]) <= 100 for f in filters)

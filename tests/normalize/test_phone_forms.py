@@ -28,18 +28,31 @@ def test_variants(e164: str, expected: tuple[str, ...]) -> None:
 
 def test_search_digits_hold_international_and_national_forms() -> None:
     assert search_digits("+5491123456789") == (
+        "00541123456789",  # dialled with 00
+        "005491123456789",
+        "0111523456789",  # the national format: trunk 0, area, 15
+        "01123456789",  # the 9-less variant's: trunk 0, area
+        "111523456789",  # without the trunk 0
         "1123456789",
         "541123456789",
         "5491123456789",
         "91123456789",
     )
     assert search_digits("+525512345678") == (
+        "005215512345678",
+        "00525512345678",
         "15512345678",
         "5215512345678",
         "525512345678",
         "5512345678",
     )
-    assert search_digits("+15132271572") == ("15132271572", "5132271572")
+    assert search_digits("+15132271572") == ("0015132271572", "15132271572", "5132271572")
+    assert search_digits("+447911123456") == (
+        "00447911123456",
+        "07911123456",
+        "447911123456",
+        "7911123456",
+    )
 
 
 STORED = [
@@ -56,6 +69,12 @@ STORED = [
     ("+52 55 1234 5678", "+525512345678", True),
     ("55 1234 5678", "+525512345678", True),  # MX national
     ("0052 55 1234 5678", "+525512345678", True),  # 00 international prefix
+    ("0054 9 11 2345 6789", "+5491123456789", True),
+    ("011 15-2345-6789", "+5491123456789", True),  # AR national format: trunk 0 and 15
+    ("11 15 2345-6789", "+5491123456789", True),  # the same without the trunk 0
+    ("011 2345-6789", "+5491123456789", True),  # trunk 0, no 9
+    ("07911 123456", "+447911123456", True),  # UK national format: trunk 0
+    ("011 15-2345-6780", "+5491123456789", False),  # one digit apart
     ("+55 11 99999-0001", "+5511999990001", True),
     ("+5511999990001", "+5511999990001", True),
     ("+55 11 9999-0001", "+5511999990001", False),  # BR 12 digits: maybe someone else

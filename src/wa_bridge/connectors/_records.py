@@ -55,6 +55,7 @@ from wa_bridge.connectors._plan import (
 from wa_bridge.connectors.base import OpResult, note_key
 from wa_bridge.connectors.http import ErrorDialect
 from wa_bridge.errors import CrmUnavailable, PermanentError
+from wa_bridge.normalize.phone_forms import same_number
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, MatchRule
 from wa_bridge.store.book import RecordBook, value_hash
 
@@ -109,6 +110,10 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
     # upsert chunks (of any groups) one request may carry: above 1, the groups' upserts
     # by key go together (:meth:`_write_together`, :meth:`_upsert_together`)
     upserts_per_request: int = 1
+    # contact fields of the CRM's own that wa-bridge fills, and what they hold (a phone,
+    # an e-mail): on a record it adopted, one that held something else is the company's
+    # (written only where empty; :meth:`_adopted_modes`)
+    company_fields: tuple[tuple[str, Literal["phone", "email"]], ...] = ()
 
     def __init__(
         self,
@@ -278,6 +283,9 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 unknown.append(record)
             else:
                 call.targets[(group, record.key)] = Target.of(known)
+                self._adopted_modes(group, record, call.targets[(group, record.key)])
+        new = {id(r) for r in unknown}
+        await self._read_unsure(call, group, [r for r in records if id(r) not in new])
         if group == self.contact_group and unknown:
             await self._match(call, group, unknown)
             return
@@ -291,9 +299,37 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 NEW if candidate is None else Target(candidate.crm_id, "key", _filled(candidate))
             )
 
+    async def _read_unsure(
+        self, call: WriteCall[G, V], group: G, records: Sequence[Record[V]]
+    ) -> None:
+        """Known records about to get an ``if_empty`` value we never wrote nor saw filled,
+        or where we wrote only the CRM's placeholder (a Contact's default ``LastName``):
+        one read of those fields, as someone may have filled them in the CRM since (an
+        agent who named a contact that a template's statuses created without a name). A
+        field still empty, or still holding our placeholder, takes the value."""
+        unsure = [r for r in records if _unsure(r, call.targets[(group, r.key)])]
+        if not unsure:
+            return
+        found = await self._lookup(group, [r.key for r in unsure], _ifis_empty(unsure))
+        for record in unsure:
+            slot = (group, record.key)
+            target, candidate = call.targets[slot], found.get(record.key)
+            if candidate is None or candidate.crm_id != target.crm_id:
+                continue
+            filled, written = set(target.filled), dict(target.written)
+            for name, current in candidate.values.items():
+                placeholder = name in record.defaults and current == record.defaults[name]
+                if is_empty(current) or placeholder:
+                    filled.discard(name)
+                    written.pop(name, None)
+                else:
+                    filled.add(name)
+            call.targets[slot] = replace(target, filled=frozenset(filled), written=written)
+
     async def _match(self, call: WriteCall[G, V], group: G, records: list[Record[V]]) -> None:
         """One lookup for the batch's unknown contacts; each adopts its best candidate."""
-        candidates = await self._find_contacts(records, _ifis_empty(records))
+        names = sorted({*_ifis_empty(records), *(name for name, _ in self.company_fields)})
+        candidates = await self._find_contacts(records, names)
         taken: set[str] = set()
         for record in records:
             choice = choose(record.key, record.facts, candidates, self.match_order, taken)
@@ -307,7 +343,26 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
                 continue
             taken.add(found.crm_id)
             call.targets[slot] = Target(found.crm_id, choice.rule, _filled(found), by_id=True)
+            self._adopted_modes(group, record, call.targets[slot], found.values)
             call.matches.append((group, record.key, choice.rule, choice.candidates))
+
+    def _adopted_modes(
+        self, group: G, record: Record[V], target: Target, held: Mapping[str, Any] | None = None
+    ) -> None:
+        """On a contact the company had before wa-bridge (adopted by phone or e-mail), a
+        field of :attr:`company_fields` is ours when it holds the person's number or
+        e-mail (``held``: at adoption) or we wrote it since: kept up to date (a number
+        change). Another value there (an office line) is the company's: the field is
+        written ``if_empty``, so it stays."""
+        if group != self.contact_group or target.match not in ("phone", "email"):
+            return
+        for name, kind in self.company_fields:
+            value = record.values.get(name)
+            if value is None or record.mode(name) != "always" or name in target.written:
+                continue
+            if held is not None and _same(kind, held.get(name), value):
+                continue
+            record.modes[name] = "if_empty"
 
     @staticmethod
     def _outgoing(record: Record[V], target: Target) -> dict[str, V] | None:
@@ -530,6 +585,33 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 def _ifis_empty(records: Sequence[Record[Any]]) -> list[str]:
     """The ``if_empty`` fields of ``records``: a lookup reads their current values."""
     return sorted({name for r in records for name, mode in r.modes.items() if mode == "if_empty"})
+
+
+def _same(kind: Literal["phone", "email"], stored: Any, value: Any) -> bool:
+    """True when a CRM field's ``stored`` text is ``value`` (our E.164 or e-mail)."""
+    if not isinstance(stored, str) or not isinstance(value, str) or not stored.strip():
+        return False
+    if kind == "phone":
+        return same_number(stored, value)
+    return stored.strip().lower() == value.strip().lower()
+
+
+def _unsure(record: Record[Any], target: Target) -> bool:
+    """True when ``record`` sends an ``if_empty`` value the existing ``target`` may hold:
+    one we never wrote nor saw filled, or one where we wrote only the placeholder."""
+
+    def placeholder(name: str) -> bool:
+        return name in record.defaults and target.written.get(name) == value_hash(
+            record.defaults[name]
+        )
+
+    return target.crm_id is not None and any(
+        mode == "if_empty"
+        and name in record.values
+        and name not in target.filled
+        and (name not in target.written or placeholder(name))
+        for name, mode in record.modes.items()
+    )
 
 
 def _filled(candidate: Candidate) -> frozenset[str]:

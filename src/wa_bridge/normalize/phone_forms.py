@@ -11,7 +11,11 @@ compares what the CRM answers digit by digit (:func:`same_number`):
   a 13-digit number may be two people (see :mod:`wa_bridge.normalize.phones`);
 - each variant as international digits (``5491123456789``, a number typed with the
   country code but no ``+``) and as national digits (``91123456789``, a number typed
-  without the country code; HubSpot's ``hs_searchable_calculated_*`` numbers).
+  without the country code; HubSpot's ``hs_searchable_calculated_*`` numbers);
+- each variant as dialled at home (:func:`_dialled`): the national format with its trunk
+  prefix, with and without it (AR ``011 15-2345-6789`` and ``11 15 2345-6789``, UK
+  ``07911 123456``), and with the ``00`` international prefix (``0054 9 11 2345 6789``):
+  a CRM that keeps numbers as typed holds these digits, so a search must ask for them.
 
 Pure and cached; never raises.
 """
@@ -53,11 +57,27 @@ def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
+def _dialled(number: phonenumbers.PhoneNumber, international: str) -> set[str]:
+    """The digits of ``number`` as dialled: its national format (trunk prefix, AR's ``15``)
+    with and without the trunk prefix, and ``00`` + its international digits."""
+    out = {"00" + international}
+    local = _digits(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+    region = phonenumbers.region_code_for_number(number)
+    trunk = phonenumbers.ndd_prefix_for_region(region, True) if region else None
+    if local:
+        out.add(local)
+        if trunk and local.startswith(trunk) and len(local) > len(trunk):
+            out.add(local[len(trunk) :])
+    return out
+
+
 @lru_cache(maxsize=16384)
-def _forms(e164: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(international digits, national digits) of ``e164`` and its variants."""
+def _forms(e164: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(international digits, national digits, dialled digits) of ``e164`` and its
+    variants."""
     international: set[str] = set()
     national: set[str] = set()
+    dialled: set[str] = set()
     for form in variants(e164):
         digits = _digits(form)
         if not digits:
@@ -70,14 +90,15 @@ def _forms(e164: str) -> tuple[frozenset[str], frozenset[str]]:
         significant = phonenumbers.national_significant_number(number)
         if significant:
             national.add(significant)
-    return frozenset(international), frozenset(national)
+        dialled |= _dialled(number, digits)
+    return frozenset(international), frozenset(national), frozenset(dialled - international)
 
 
 def search_digits(e164: str) -> tuple[str, ...]:
     """Every digit string a CRM may hold ``e164`` (or a variant of it) as, sorted: the
-    international and the national digits of each variant."""
-    international, national = _forms(e164)
-    return tuple(sorted(international | national))
+    international, the national and the dialled digits of each variant."""
+    international, national, dialled = _forms(e164)
+    return tuple(sorted(international | national | dialled))
 
 
 def same_number(stored: str, e164: str) -> bool:
@@ -89,15 +110,16 @@ def same_number(stored: str, e164: str) -> bool:
     ``5512345678``). A value typed without is compared with the international digits (a
     country code without ``+``) and with the national digits of each variant (``(513)
     227-1572`` is ``+15132271572``): a national number names no country, so that is the
-    best a CRM that holds one allows.
+    best a CRM that holds one allows. A national number typed with its trunk prefix (``011
+    15-2345-6789``, ``07911 123456``) is the same as without.
     """
     text = stored.strip()
     digits = _digits(text)
     if not digits:
         return False
-    international, national = _forms(e164)
+    international, national, dialled = _forms(e164)
     if text.startswith("+"):
         return digits in international
     if text.startswith("00"):
         return digits[2:] in international
-    return digits in international or digits in national
+    return digits in international or digits in national or digits in dialled

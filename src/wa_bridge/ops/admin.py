@@ -10,14 +10,16 @@ via the :class:`Replayer` seam, so a fixed mapping or a CRM that is back applies
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
 from wa_bridge.auth import Principal, Role, TokenBook
 from wa_bridge.ops.dead_letters import discard
+from wa_bridge.ops.masking import mask_event, mask_text
 from wa_bridge.receiver.guard import bearer_guard
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, Store
 
@@ -59,8 +61,20 @@ class DeadLetterDetail(DeadLetterSummary):
     event: str  # the canonical event JSON as consumed
 
 
-def _summary(letter: DeadLetter) -> DeadLetterSummary:
-    return DeadLetterSummary.model_validate(letter, from_attributes=True)
+def _event(letter: DeadLetter) -> Any:
+    try:
+        return orjson.loads(letter.payload)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _summary(letter: DeadLetter, who: Principal | None = None) -> DeadLetterSummary:
+    """``letter`` as ``who`` may see it: a viewer reads the CRM's message masked (it may
+    quote the person's name or number), operators as stored."""
+    summary = DeadLetterSummary.model_validate(letter, from_attributes=True)
+    if who is not None and not who.may("operator") and summary.crm_error:
+        summary.crm_error = mask_text(summary.crm_error, _event(letter))
+    return summary
 
 
 _BEARER = HTTPBearer(auto_error=False, description="role:token from WA_BRIDGE_ADMIN_TOKENS")
@@ -117,7 +131,7 @@ def build_admin_router(
         )
         letters = await (await get_store()).list_dead_letters(flt)
         await audit(who, "dlq.list", "dead_letters", f"{len(letters)} listed")
-        return [_summary(letter) for letter in letters]
+        return [_summary(letter, who) for letter in letters]
 
     @router.get(
         "/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail, responses=_NOT_FOUND
@@ -127,10 +141,11 @@ def build_admin_router(
         if letter is None:
             raise HTTPException(status_code=404, detail=f"no dead letter {dead_letter_id}")
         await audit(who, "dlq.show", f"dead_letter:{dead_letter_id}")
+        event = letter.payload.decode("utf-8", errors="replace")
+        if not who.may("operator"):  # a viewer reads the event masked, as in the console
+            event = orjson.dumps(mask_event(_event(letter))).decode()
         return DeadLetterDetail(
-            **_summary(letter).model_dump(),
-            errors=list(letter.errors),
-            event=letter.payload.decode("utf-8", errors="replace"),
+            **_summary(letter, who).model_dump(), errors=list(letter.errors), event=event
         )
 
     @router.post(

@@ -88,6 +88,10 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
     errors = HUBSPOT_ERRORS
     default_options = HubSpotOptions
     creates_linked = frozenset({"tickets", "notes"})
+    company_fields = (
+        (contact_property("phone_e164"), "phone"),
+        (contact_property("email"), "email"),
+    )
 
     def _configure(self) -> None:
         o = self.options

@@ -167,6 +167,7 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
     # a batch's Contact, Case, Opportunity and Task upserts go in one POST /composite:
     # one API call, at most 5 sObject Collections subrequests in it
     upserts_per_request = 5
+    company_fields = ((contact_field("phone_e164"), "phone"), (contact_field("email"), "email"))
 
     def _configure(self) -> None:
         self.base = f"/services/data/{self.options.api_version}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol, cast
@@ -26,7 +27,7 @@ from wa_bridge.clock import parse_iso_time
 from wa_bridge.errors import ConfigError
 from wa_bridge.ops.console.session import COOKIE, Session, SessionSigner, csrf_ok
 from wa_bridge.ops.dead_letters import Preview, discard, preview
-from wa_bridge.ops.masking import mask_event, mask_phone
+from wa_bridge.ops.masking import mask_event, mask_phone, mask_text
 from wa_bridge.ops.trace import trace
 from wa_bridge.store.api import DeadLetterFilter, DeadLetterStatus, Store
 from wa_bridge.store.audit import AuditFilter
@@ -221,6 +222,8 @@ class _Console:
         except orjson.JSONDecodeError:
             event = {"unreadable": True}
         shown = event if session.may_act else mask_event(event)
+        if not session.may_act and found.crm_error:  # it may quote the person's data
+            found = replace(found, crm_error=mask_text(found.crm_error, event))
         try:
             would = preview(found, self.backend.mapper())
         except ConfigError as exc:
