@@ -19,6 +19,8 @@ from typing import Any, Final, Literal, cast, get_args
 
 import orjson
 
+from wa_bridge.slot_init import slot_init
+
 __all__ = [
     "EVENT_TYPES",
     "SPECVERSION",
@@ -69,6 +71,7 @@ _KNOWN_TYPES: Final = frozenset(EVENT_TYPES)  # one hash per decoded event, not 
 JsonObject = dict[str, Any]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Contact:
     """Who an event is about, as far as the webhook tells.
@@ -127,6 +130,7 @@ class Contact:
         )
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CanonicalEvent:
     """One CloudEvents 1.0 event. ``id`` is deterministic: the idempotency key downstream."""

@@ -30,6 +30,7 @@ from wa_bridge.bus.topics import (
 )
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
+from wa_bridge.slot_init import slot_init
 
 __all__ = [
     "Delivery",
@@ -53,6 +54,7 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One consumed record: where it sits, its bytes, and its retry state (0 = first try)."""

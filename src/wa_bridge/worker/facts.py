@@ -14,6 +14,7 @@ from typing import Any, Final, Literal, cast, get_args
 from wa_bridge.clock import parse_iso_time
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent, Contact
+from wa_bridge.slot_init import slot_init
 from wa_bridge.store.api import Identifier, IdentifierKind, IdentityChange
 
 __all__ = [
@@ -49,6 +50,7 @@ InboxKind = Literal["assigned", "tagged", "resolved", "converted", "csat", "hand
 INBOX_KINDS: Final = frozenset(get_args(InboxKind))
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class StatusFact:
     message_id: str
