@@ -437,15 +437,15 @@ def _keyed(op: CrmOperation, contact_key: str | None, case_key: str | None) -> C
     directly, not through ``dataclasses.replace``: this runs once per operation)."""
     if op.contact_key == contact_key and op.case_key == case_key:
         return op
-    return CrmOperation(
-        kind=op.kind,
-        fields=op.fields,
-        event_id=op.event_id,
-        index=op.index,
-        contact_key=contact_key,
-        case_key=case_key,
-        source=op.source,
-        write_modes=op.write_modes,
+    return CrmOperation(  # positional, in _OP_FIELDS' order (checked at import)
+        op.kind,
+        op.fields,
+        op.event_id,
+        op.index,
+        contact_key,
+        case_key,
+        op.source,
+        op.write_modes,
     )
 
 
