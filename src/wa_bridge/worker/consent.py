@@ -52,8 +52,11 @@ _MAX_KEYWORD_CHARS: Final = 40  # a longer message is a sentence, never a keywor
 
 def keyword_key(text: str) -> str:
     """A text as keywords are compared: no accents, case-folded, no edge punctuation."""
-    plain = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    if text.isascii():  # NFKD leaves ASCII as it is, and it has no combining marks
+        plain = text
+    else:
+        plain = unicodedata.normalize("NFKD", text)
+        plain = "".join(c for c in plain if not unicodedata.combining(c))
     return _EDGES.sub("", plain.casefold())
 
 
