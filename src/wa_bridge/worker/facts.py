@@ -186,6 +186,8 @@ def _legacy_identity_change(event: CanonicalEvent) -> IdentityChange | None:
     """Events normalized before ``data.identity_change`` existed (still in a retry topic or
     a dead letter): the number and BSUID changes they could express."""
     data = event.data
+    if "system" not in data and event.type != "whatsapp.user.id_update":
+        return None  # most events: neither shape below (the checks cost ~1 µs an event)
     contact = _dict(data.get("contact"))
     system = _dict(data.get("system"))
     if event.type == "whatsapp.user.id_update":
