@@ -19,6 +19,8 @@ from typing import Any, Final, Literal, cast, get_args
 
 import orjson
 
+from wa_bridge.slot_init import slot_init
+
 __all__ = [
     "EVENT_TYPES",
     "SPECVERSION",
@@ -63,11 +65,13 @@ EventType = Literal[
     "consent.changed",
 ]
 EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
+_KNOWN_TYPES: Final = frozenset(EVENT_TYPES)  # one hash per decoded event, not a scan
 
 # JSON data as it travels inside an event; the schemas in schemas/ give it its shape.
 JsonObject = dict[str, Any]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Contact:
     """Who an event is about, as far as the webhook tells.
@@ -126,6 +130,7 @@ class Contact:
         )
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CanonicalEvent:
     """One CloudEvents 1.0 event. ``id`` is deterministic: the idempotency key downstream."""
@@ -171,22 +176,23 @@ class CanonicalEvent:
     def from_dict(cls, raw: Mapping[str, Any]) -> CanonicalEvent:
         """Build an event from its structured-JSON form; raises KeyError/TypeError if bad."""
         event_type = raw["type"]
-        if event_type not in EVENT_TYPES:
+        if not isinstance(event_type, str) or event_type not in _KNOWN_TYPES:
             raise ValueError(f"unknown event type {event_type!r}")
         data = raw.get("data")
         if not isinstance(data, dict):
             raise TypeError("event data must be a JSON object")
+        get = raw.get
         return cls(
-            id=str(raw["id"]),
-            type=cast(EventType, event_type),
-            source=str(raw["source"]),
-            time=str(raw["time"]),
-            data=data,
-            subject=raw.get("subject"),
-            recvtime=raw.get("recvtime"),
-            wabaid=raw.get("wabaid"),
-            specversion=str(raw.get("specversion", SPECVERSION)),
-            datacontenttype=str(raw.get("datacontenttype", "application/json")),
+            _text(raw["id"]),
+            cast(EventType, event_type),
+            _text(raw["source"]),
+            _text(raw["time"]),
+            data,
+            get("subject"),
+            get("recvtime"),
+            get("wabaid"),
+            _text(get("specversion", SPECVERSION)),
+            _text(get("datacontenttype", "application/json")),
         )
 
     @classmethod
@@ -195,3 +201,8 @@ class CanonicalEvent:
         if not isinstance(raw, dict):
             raise TypeError("a canonical event is a JSON object")
         return cls.from_dict(raw)
+
+
+def _text(value: Any) -> str:
+    """``str(value)``, without the call when it is text already (most of the time)."""
+    return value if type(value) is str else str(value)

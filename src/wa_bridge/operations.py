@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final, Literal, get_args
 
+from wa_bridge.slot_init import slot_init
+
 __all__ = [
     "DEFAULT_MATCH_ORDER",
     "MATCH_RULES",
@@ -54,6 +56,7 @@ Scalar = str | int | Decimal | bool | datetime | None
 FieldValue = Scalar | tuple[Scalar, ...]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CrmOperation:
     """One write the CRM must take.

@@ -30,6 +30,7 @@ from wa_bridge.bus.topics import (
 )
 from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
+from wa_bridge.slot_init import slot_init
 
 __all__ = [
     "Delivery",
@@ -53,6 +54,7 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One consumed record: where it sits, its bytes, and its retry state (0 = first try)."""
@@ -69,30 +71,45 @@ class Delivery:
     @classmethod
     def of(cls, record: Any) -> Delivery:
         """From an aiokafka ConsumerRecord."""
-        headers = tuple((str(k), bytes(v or b"")) for k, v in (record.headers or ()))
-        found = dict(headers)
-        key = record.key
+        raw = record.headers
+        headers = tuple(_header(k, v) for k, v in raw) if raw else ()
+        attempt = due_ms = 0
+        for name, value in headers:  # a first try carries neither: no dict per record
+            if name in _OWN_HEADERS:
+                if name == HEADER_RETRY_ATTEMPT:
+                    attempt = _int(value)
+                else:
+                    due_ms = _int(value)
+        key, value = record.key, record.value
         return cls(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=key.decode("utf-8", "replace") if isinstance(key, bytes) else None,
-            value=record.value if isinstance(record.value, bytes) else b"",
-            headers=headers,
-            attempt=_int(found.get(HEADER_RETRY_ATTEMPT)),
-            due_ms=_int(found.get(HEADER_RETRY_DUE_MS)),
+            record.topic,
+            record.partition,
+            record.offset,
+            key.decode("utf-8", "replace") if isinstance(key, bytes) else None,
+            value if isinstance(value, bytes) else b"",
+            headers,
+            attempt,
+            due_ms,
         )
 
     def origin(self) -> tuple[str, int, int]:
         """Topic, partition, offset where the event was first consumed."""
+        if not any(name == HEADER_ORIGINAL_TOPIC for name, _ in self.headers):
+            return self.topic, self.partition, self.offset  # first consumed here
         found = dict(self.headers)
-        if HEADER_ORIGINAL_TOPIC in found:
-            return (
-                found[HEADER_ORIGINAL_TOPIC].decode(),
-                _int(found.get(HEADER_ORIGINAL_PARTITION)),
-                _int(found.get(HEADER_ORIGINAL_OFFSET)),
-            )
-        return self.topic, self.partition, self.offset
+        return (
+            found[HEADER_ORIGINAL_TOPIC].decode(),
+            _int(found.get(HEADER_ORIGINAL_PARTITION)),
+            _int(found.get(HEADER_ORIGINAL_OFFSET)),
+        )
+
+
+def _header(name: Any, value: Any) -> tuple[str, bytes]:
+    """One record header as ``(str, bytes)`` (aiokafka gives them so already)."""
+    return (
+        name if type(name) is str else str(name),
+        value if type(value) is bytes else bytes(value or b""),
+    )
 
 
 def _int(raw: bytes | None) -> int:

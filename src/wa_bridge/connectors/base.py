@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import PermanentError
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, CrmOperation, MatchRule
+from wa_bridge.slot_init import slot_init
 from wa_bridge.store.book import RecordBook
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CrmResult:
     """What the CRM answered for one operation: its own record id, and whether it is new."""

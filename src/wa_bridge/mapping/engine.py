@@ -55,6 +55,7 @@ __all__ = ["CompiledMapping", "compile_spec", "load_mapping", "mask"]
 _MAX_SHOWN: Final = 40
 _DIGIT_RUN = re.compile(r"\d[\d\s().-]{5,}\d")
 _LENGTH_TYPES: Final = frozenset({"string", "email", "enum", "phone"})
+_CONTAINERS: Final = (dict, list)  # a tuple: ``dict | list`` builds a union at every call
 # A field's keys by what they decide; a problem names where its group was last set.
 _VALUE_KEYS: Final = (*SOURCE_KEYS, *OPTION_KEYS, "when", "required", "default")
 _CHECK_KEYS: Final = ("type", "max_length", "min_length", "values", "list")
@@ -211,15 +212,18 @@ class CompiledMapping:
             except _Problem:
                 problems.extend(_all_problems(rule, root))
             if rule.kind is not None:
+                # positional (kind, fields, event_id, index, contact_key, case_key, source,
+                # write_modes): once or twice per event, keywords cost more than the rest
                 ops.append(
                     CrmOperation(
-                        kind=rule.kind,
-                        fields=fields,
-                        event_id=event.id,
-                        index=len(ops),
-                        contact_key=event.subject,
-                        source=rule.source,
-                        write_modes=_modes_of(rule.write_modes, fields),
+                        rule.kind,
+                        fields,
+                        event.id,
+                        len(ops),
+                        event.subject,
+                        None,
+                        rule.source,
+                        _modes_of(rule.write_modes, fields),
                     )
                 )
         if problems:
@@ -234,7 +238,7 @@ def _modes_of(
 ) -> Mapping[str, WriteMode]:
     """The rule's write modes of the fields this operation carries (usually all of them:
     the rule's own mapping is then shared, not copied)."""
-    if modes.keys() <= fields.keys():
+    if not modes or modes.keys() <= fields.keys():
         return modes
     return {name: mode for name, mode in modes.items() if name in fields}
 
@@ -295,7 +299,7 @@ def _check(f: _Field, kind: str, raw: Any) -> FieldValue:
             raise _Problem(f, kind, reason, f.catalog_location)
         if value is None:
             return None
-    if isinstance(value, dict | list):
+    if isinstance(value, _CONTAINERS):
         raise _Problem(f, kind, f"expected a single value, got {mask(value)}", f.check_location)
     try:
         return f.check(value)

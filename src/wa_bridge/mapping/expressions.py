@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 import jmespath
@@ -58,6 +58,7 @@ _SIMPLE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 _INDEXED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[-?\d+\])*$")
 _STEP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\[-?\d+\]")
 _EPOCH = re.compile(r"^\d{9,11}(\.\d+)?$")
+_NUMBERS: Final = (int, float)  # a tuple: ``int | float`` builds a union at every call
 
 
 class ExpressionFailed(Exception):
@@ -74,22 +75,30 @@ class _Ctx:
 
 def parse_time(value: Any) -> datetime | None:
     """RFC 3339 text or epoch seconds (number or digit text) → aware UTC-or-offset datetime."""
+    if isinstance(value, str):  # the usual case first: one check, not four
+        if _EPOCH.match(value):
+            return _from_epoch(value)
+        if 10 <= len(value) <= 40:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo is not None else None
+        return None
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else None
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float) or (isinstance(value, str) and _EPOCH.match(value)):
-        try:
-            return datetime.fromtimestamp(float(value), tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if isinstance(value, str) and 10 <= len(value) <= 40:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo is not None else None
+    if isinstance(value, _NUMBERS):
+        return _from_epoch(value)
     return None
+
+
+def _from_epoch(value: str | int | float) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def truthy(value: Any) -> bool:

@@ -52,8 +52,11 @@ _MAX_KEYWORD_CHARS: Final = 40  # a longer message is a sentence, never a keywor
 
 def keyword_key(text: str) -> str:
     """A text as keywords are compared: no accents, case-folded, no edge punctuation."""
-    plain = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    if text.isascii():  # NFKD leaves ASCII as it is, and it has no combining marks
+        plain = text
+    else:
+        plain = unicodedata.normalize("NFKD", text)
+        plain = "".join(c for c in plain if not unicodedata.combining(c))
     return _EDGES.sub("", plain.casefold())
 
 
@@ -111,8 +114,9 @@ def consents_of(
 def _record(
     event: CanonicalEvent, contact_id: str, options: ConsentOptions, now: datetime
 ) -> ConsentRecord | None:
+    # (each event's time is read only for a consent event: the conversations step before
+    # this one has read every contact's event's time already, and refused a bad one)
     data = event.data
-    at = facts.event_time(event)
     if event.type == "whatsapp.user.preferences":
         status = _PREFERENCES.get(str(data.get("value")))
         if data.get("category") != "marketing_messages" or status is None:
@@ -121,7 +125,7 @@ def _record(
             event.id,
             contact_id,
             "opt_out" if status == "opt_out" else "opt_in",
-            at,
+            facts.event_time(event),
             evidence=f"whatsapp user_preferences {data.get('value')}",
             captured_via="whatsapp_preferences",
             source="meta",
@@ -129,13 +133,13 @@ def _record(
             recorded_at=now,
         )
     if event.type == facts.CUSTOMER_MESSAGE:
-        return _keyword(event, contact_id, options, at, now)
+        return _keyword(event, contact_id, options, now)
     if event.type == "consent.recorded":
         return ConsentRecord(
             event.id,
             contact_id,
             "opt_out" if data.get("status") == "opt_out" else "opt_in",
-            at,
+            facts.event_time(event),
             channel=str(data.get("channel") or "whatsapp"),
             purpose=str(data.get("purpose") or "marketing"),
             evidence=f"{data.get('captured_via')} {data.get('source') or ''}".strip(),
@@ -152,7 +156,6 @@ def _keyword(
     event: CanonicalEvent,
     contact_id: str,
     options: ConsentOptions,
-    at: datetime,
     now: datetime,
 ) -> ConsentRecord | None:
     data = event.data
@@ -171,7 +174,7 @@ def _keyword(
         event.id,
         contact_id,
         status,
-        at,
+        facts.event_time(event),
         evidence=f"keyword {key!r} ({language})",
         captured_via="whatsapp_keyword",
         text_shown=None,

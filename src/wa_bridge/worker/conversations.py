@@ -403,9 +403,11 @@ async def track(
     contact_ids: Mapping[str, str],
     seen: set[str],
     options: ConversationOptions,
+    statuses: Mapping[str, facts.StatusFact] | None = None,
 ) -> Tracked:
     """Apply the conversation rules to ``events`` (in order; ``contact_ids``: event id →
-    resolved contact id; ``seen``: message ids with a status recorded before this batch)
+    resolved contact id; ``seen``: message ids with a status recorded before this batch;
+    ``statuses``: each status event's fact when the caller has them, else read here)
     and save what changed in ``tx``. Raises what the store raises."""
     checks = {e.id: c for e in events if (c := facts.window_check_of(e)) is not None}
     wanted = [e for e in events if e.id in contact_ids or e.id in checks]
@@ -424,7 +426,7 @@ async def track(
     book = _Book(loaded, options.window, has_touch)
     out = Tracked()
     for event in wanted:
-        key = _apply(book, event, contact_ids.get(event.id), checks.get(event.id), seen)
+        key = _apply(book, event, contact_ids.get(event.id), checks.get(event.id), seen, statuses)
         if key is not None:
             out.case_keys[event.id] = key
     if book.touched:
@@ -442,6 +444,7 @@ def _apply(
     contact_id: str | None,
     check: facts.WindowCheck | None,
     seen: set[str],
+    statuses: Mapping[str, facts.StatusFact] | None,
 ) -> str | None:
     """One event through the book; its case key, if it has one."""
     at = facts.event_time(event)
@@ -458,7 +461,7 @@ def _apply(
         return book.business_message(
             pair, event, at, message_id if isinstance(message_id, str) else None
         )
-    status = facts.status_of(event)
+    status = statuses.get(event.id) if statuses is not None else facts.status_of(event)
     if status is not None:
         return book.status(pair, event, status, seen)
     inbox = facts.inbox_fact_of(event)

@@ -14,6 +14,7 @@ from typing import Any, Final, Literal, cast, get_args
 from wa_bridge.clock import parse_iso_time
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent, Contact
+from wa_bridge.slot_init import slot_init
 from wa_bridge.store.api import Identifier, IdentifierKind, IdentityChange
 
 __all__ = [
@@ -49,6 +50,7 @@ InboxKind = Literal["assigned", "tagged", "resolved", "converted", "csat", "hand
 INBOX_KINDS: Final = frozenset(get_args(InboxKind))
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class StatusFact:
     message_id: str
@@ -184,6 +186,8 @@ def _legacy_identity_change(event: CanonicalEvent) -> IdentityChange | None:
     """Events normalized before ``data.identity_change`` existed (still in a retry topic or
     a dead letter): the number and BSUID changes they could express."""
     data = event.data
+    if "system" not in data and event.type != "whatsapp.user.id_update":
+        return None  # most events: neither shape below (the checks cost ~1 µs an event)
     contact = _dict(data.get("contact"))
     system = _dict(data.get("system"))
     if event.type == "whatsapp.user.id_update":

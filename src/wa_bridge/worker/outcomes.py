@@ -13,6 +13,7 @@ from wa_bridge.bus.consumer import Delivery
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
 from wa_bridge.metrics import EVENT_OUTCOMES, WORKER_BATCH_SECONDS, count_event
+from wa_bridge.slot_init import slot_init
 from wa_bridge.store.api import EventOrigin, LedgerOutcome
 from wa_bridge.worker.pipeline import BatchResult
 from wa_bridge.worker.retry import ErrorClass
@@ -56,6 +57,7 @@ class Tally:
 TALLY_FIELDS: Final = tuple(f.name for f in fields(Tally))
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class BatchItem:
     """One record of a batch, parsed; ``error`` when it cannot be applied at all."""

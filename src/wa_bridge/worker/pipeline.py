@@ -239,9 +239,11 @@ class Pipeline:
         if changes:
             await tx.apply_identity_changes([c for _, c in changes])
         contact_ids = await self._resolve(tx, events)
-        seen = await self._seen(tx, events)  # before this batch's statuses are recorded
-        stale, superseded = await self._statuses(tx, events)
-        tracked = await track(tx, events, contact_ids, seen, self.conversations)
+        # each status event's fact, read once for the three steps that need it
+        statuses = {e.id: s for e in events if (s := facts.status_of(e)) is not None}
+        seen = await self._seen(tx, statuses)  # before this batch's statuses are recorded
+        stale, superseded = await self._statuses(tx, statuses)
+        tracked = await track(tx, events, contact_ids, seen, self.conversations, statuses)
         figures.merge(tracked.figures)
         consents = await self._consents(tx, events, contact_ids)
         case_keys = tracked.case_keys
@@ -366,7 +368,7 @@ class Pipeline:
         return {eid: cid for eid, cid in zip(owners, resolved, strict=True) if cid is not None}
 
     async def _statuses(
-        self, tx: StoreTx, events: list[CanonicalEvent]
+        self, tx: StoreTx, facts_by_event: Mapping[str, facts.StatusFact]
     ) -> tuple[set[str], set[str]]:
         """Advance message statuses in order; return the status events that are stale (did
         not move their message forward) and those superseded in this batch (moved it, but
@@ -375,8 +377,9 @@ class Pipeline:
         Coalescing: of several statuses of one message in a batch only the latest is
         written to the CRM (one write instead of sent + delivered + read); each event
         still gets its own ledger outcome (``applied`` or ``stale``).
+        ``facts_by_event``: the batch's status events (event id → fact), in order.
         """
-        statuses = [(e.id, s) for e in events if (s := facts.status_of(e)) is not None]
+        statuses = list(facts_by_event.items())
         if not statuses:
             return set(), set()
         moved = await tx.advance_statuses([(s.message_id, s.status, s.at) for _, s in statuses])
@@ -391,9 +394,9 @@ class Pipeline:
         superseded = {eid for eid, _ in statuses if eid not in stale and eid not in kept}
         return stale, superseded
 
-    async def _seen(self, tx: StoreTx, events: list[CanonicalEvent]) -> set[str]:
+    async def _seen(self, tx: StoreTx, facts_by_event: Mapping[str, facts.StatusFact]) -> set[str]:
         """The message ids of the batch's statuses that had a status before it."""
-        ids = [s.message_id for e in events if (s := facts.status_of(e)) is not None]
+        ids = [s.message_id for s in facts_by_event.values()]
         return await tx.seen_messages(ids) if ids else set()
 
     async def _write(
@@ -434,15 +437,15 @@ def _keyed(op: CrmOperation, contact_key: str | None, case_key: str | None) -> C
     directly, not through ``dataclasses.replace``: this runs once per operation)."""
     if op.contact_key == contact_key and op.case_key == case_key:
         return op
-    return CrmOperation(
-        kind=op.kind,
-        fields=op.fields,
-        event_id=op.event_id,
-        index=op.index,
-        contact_key=contact_key,
-        case_key=case_key,
-        source=op.source,
-        write_modes=op.write_modes,
+    return CrmOperation(  # positional, in _OP_FIELDS' order (checked at import)
+        op.kind,
+        op.fields,
+        op.event_id,
+        op.index,
+        contact_key,
+        case_key,
+        op.source,
+        op.write_modes,
     )
 
 

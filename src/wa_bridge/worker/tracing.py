@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from wa_bridge.connectors.base import CrmResult
@@ -38,6 +39,11 @@ _QUALITY_WORDS: Final = {
     "UNFLAGGED": "GREEN",
     "UNKNOWN": "UNKNOWN",
 }
+
+
+# A contact's events share one hash: one HMAC per contact while it stays among the ~16k
+# most recent ones (the salt is fixed at start-up), not one per event or per batch.
+_contact_hash: Final = lru_cache(maxsize=1 << 14)(hash_key)
 
 
 def _str(value: Any) -> str | None:
@@ -159,15 +165,12 @@ def batch_facts(
     # per message per batch) became the same CRM record: the note of its message.
     by_message = _crm_ids_by_message(ops, crm_ids)
     contact_ids = {op.event_id: op.contact_key for op in ops if op.contact_key}
-    hashes: dict[str, str] = {}  # a contact's events share one hash (one HMAC per contact)
     traces: list[EventTrace] = []
     signals: list[AccountSignal] = []
     for event in events:
         message_id = _str(event.data.get("message_id"))
         event_time = _time(event.time)
         subject = event.subject
-        if subject and subject not in hashes:
-            hashes[subject] = hash_key(subject)
         traces.append(
             EventTrace(
                 event_id=event.id,
@@ -175,7 +178,7 @@ def batch_facts(
                 outcome=outcomes.get(event.id, "applied"),
                 message_id=message_id[:200] if message_id else None,
                 contact_id=contact_ids.get(event.id),
-                contact_hash=hashes[subject] if subject else None,
+                contact_hash=_contact_hash(subject) if subject else None,
                 event_time=event_time,
                 received_at=_time(event.recvtime),
                 origin=origins.get(event.id) if origins else None,
