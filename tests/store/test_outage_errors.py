@@ -81,10 +81,9 @@ async def test_a_connection_back_in_the_pool_just_now_is_not_pinged(
     engine, killer = create_engine(pg_url, pool_size=1), create_engine(pg_url)
     try:
         dead = await _kill_pooled_backend(engine, killer)
-        with pytest.raises(StoreUnavailable):
-            with store_errors("a test"):
-                async with engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+        with pytest.raises(StoreUnavailable), store_errors("a test"):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
         async with engine.connect() as conn:
             pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         assert pid != dead
