@@ -42,7 +42,8 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.embedded import EmbeddedBroker
@@ -54,7 +55,7 @@ from wa_bridge.log import configure_logging
 from wa_bridge.normalize import normalize_webhook
 from wa_bridge.operations import CrmOperation
 from wa_bridge.settings import Settings
-from wa_bridge.store import SqlStore, SqlStoreTx, create_engine, open_store
+from wa_bridge.store import SqlStore, SqlStoreTx, create_engine
 from wa_bridge.worker.runner import open_worker, worker_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +146,61 @@ async def preload(bootstrap: str, topic: str, records: Sequence[Record]) -> None
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+# --- PostgreSQL's CPU (the backends of the worker's connections) ---------------------
+
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
+
+
+class DbCost:
+    """What one engine's work cost the database: the statements sent (SQLAlchemy
+    executions; BEGIN and COMMIT apart) and the CPU time of the PostgreSQL backends serving
+    its connections (Linux /proc): each new connection's backend pid is recorded; their CPU
+    between :meth:`start` and :meth:`seconds` is the database's cost of that work, apart
+    from other sessions on a shared server. Needs the server on this machine; otherwise
+    None. A backend that exited meanwhile is not counted."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.pids: list[int] = []
+        self.statements = 0
+        self._base: dict[int, float] = {}
+        self.enabled = engine.dialect.name == "postgresql"
+        event.listen(engine.sync_engine, "before_cursor_execute", self._on_execute)
+        if self.enabled:
+            event.listen(engine.sync_engine, "connect", self._on_connect)
+
+    def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        self.pids.append(int(dbapi_connection.driver_connection.get_server_pid()))
+
+    def _on_execute(self, *_args: Any) -> None:
+        self.statements += 1
+
+    def start(self) -> None:
+        """From now on (backends connected later count from zero)."""
+        self.statements = 0
+        self._base = {pid: cpu for pid in self.pids if (cpu := _cpu_s(pid)) is not None}
+
+    def seconds(self) -> float | None:
+        """CPU seconds of the recorded backends since :meth:`start`, or None if unreadable."""
+        if not self.enabled or not self.pids:
+            return None
+        total, seen = 0.0, False
+        for pid in self.pids:
+            cpu = _cpu_s(pid)
+            if cpu is not None:
+                total += cpu - self._base.get(pid, 0.0)
+                seen = True
+        return total if seen else None
 
 
 # --- step timing (subclasses of the real store and connector) ------------------------
@@ -274,23 +330,27 @@ async def one_run(
         await ensure_topics(broker.bootstrap, worker_topics(settings), args.partitions)
         await preload(broker.bootstrap, settings.kafka_topic, records)
         steps: Steps | None = None
+        store: SqlStore = TimedStore(create_engine(url)) if timed else SqlStore(create_engine(url))
+        backends = DbCost(store.engine)  # before the first connection
+        await store.create_all()
         if timed:
             steps = Steps()
-            store: SqlStore = TimedStore(create_engine(url))
-            await store.create_all()
             store.steps = steps  # type: ignore[attr-defined]
-            connector = TimedConnector(store)
-            connector.steps = steps
+            timed_connector = TimedConnector(store)
+            timed_connector.steps = steps
+            connector: SqlCrmConnector = timed_connector
         else:
-            store = await open_store(url, create=True)
             connector = SqlCrmConnector(store)
         try:
             async with open_worker(settings, store=store, connector=connector) as worker:
                 await _joined(worker)
                 started, cpu = time.perf_counter(), time.process_time()
+                backends.start()
                 stats = await worker.run_until_idle(timeout_s=3600)
                 seconds = time.perf_counter() - started
                 cpu_s = time.process_time() - cpu
+                pg_cpu_s = backends.seconds()
+                statements = backends.statements
         finally:
             await connector.aclose()
             await store.aclose()
@@ -299,6 +359,15 @@ async def one_run(
             print("CHECKS FAILED: " + "; ".join(problems))
             raise SystemExit(1)
         print("   checks: every event applied once, statuses monotonic, identity exact: ok")
+        print(
+            f"   statements: {statements:,} ({statements / max(stats.batches, 1):.1f} per batch; "
+            "BEGIN and COMMIT apart)"
+        )
+        if pg_cpu_s is not None:
+            print(
+                f"   PostgreSQL backends (the worker's connections): {pg_cpu_s:.2f} CPU-s, "
+                f"{pg_cpu_s / len(records) * 1e6:.1f} µs per event"
+            )
         return len(records) / seconds, seconds, cpu_s, steps, stats
 
 

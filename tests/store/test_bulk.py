@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -129,4 +130,70 @@ async def test_postgres_bulk_rows_keep_every_value_as_its_column_takes_it(
                     await insert_arrays(conn, probe, {"k": ["123456789"]})
             assert getattr(too_long.value.orig, "sqlstate", None) == "22001"
         finally:
+            await conn.run_sync(probe.drop)
+
+
+@pytest.mark.postgres
+async def test_postgres_bulk_columns_of_one_value_are_sent_once(
+    pg_url: str, store_factory: StoreFactory
+) -> None:
+    # A column named in ``once`` whose rows all hold one value goes in as a parameter of
+    # its own (not in the JSON rows); with two values it stays in the rows. Either way
+    # every row gets its own value, as its column takes it (a naive time as UTC).
+    from decimal import Decimal
+
+    from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, Numeric, String, Table
+    from sqlalchemy import event as sa_event
+
+    from wa_bridge.store._bulk import insert_arrays
+    from wa_bridge.store.tables import UtcDateTime
+
+    probe = Table(
+        "bulk_once",
+        MetaData(),
+        Column("k", String(8), primary_key=True),
+        Column("at", UtcDateTime()),
+        Column("n", Integer),
+        Column("amount", Numeric(12, 2)),
+        Column("ok", Boolean),
+        Column("doc", JSON),
+        Column("tag", String(8)),
+    )
+    store = await store_factory(pg_url)
+    naive = datetime(2026, 12, 6, 10, 30, 0, 123456)
+    sent: list[tuple[str, list[object]]] = []
+
+    def keep(_c: object, _cur: object, statement: str, params: Any, *_a: object) -> None:
+        sent.append((statement, list(params.values() if isinstance(params, dict) else params)))
+
+    once = ("at", "n", "amount", "ok", "doc", "tag")
+    async with store.engine.begin() as conn:
+        await conn.run_sync(probe.create)
+        sa_event.listen(store.engine.sync_engine, "before_cursor_execute", keep)
+        try:
+            arrays: dict[str, list[object]] = {
+                "k": ["a", "b", "c"],
+                "at": [naive] * 3,
+                "n": [5, 5, 5],
+                "amount": [Decimal("1.50")] * 3,
+                "ok": [False] * 3,
+                "doc": [{"x": 1}] * 3,  # JSON: always in the rows
+                "tag": ["t1", "t2", "t1"],  # two values: in the rows
+            }
+            await insert_arrays(conn, probe, arrays, once=once)
+            statement, params = sent[-1]
+            rows_json = next(p for p in params if isinstance(p, str) and p.startswith("[["))
+            assert "1.50" not in rows_json and "10:30" not in rows_json
+            assert '"t2"' in rows_json and '"x"' in rows_json
+            assert len(params) == 5 and "CAST(r->>4" not in statement  # 4 once + the rows
+            await insert_arrays(conn, probe, {"k": ["d"], "tag": ["t3"]}, once=("k", "tag"))
+            got = {r.k: r for r in await conn.execute(probe.select())}
+            for key in "abc":
+                row = got[key]
+                assert row.at == naive.replace(tzinfo=UTC) and row.n == 5
+                assert row.amount == Decimal("1.50") and row.ok is False
+                assert row.doc == {"x": 1}
+            assert [got[k].tag for k in "abcd"] == ["t1", "t2", "t1", "t3"]
+        finally:
+            sa_event.remove(store.engine.sync_engine, "before_cursor_execute", keep)
             await conn.run_sync(probe.drop)

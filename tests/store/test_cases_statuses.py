@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
 from wa_bridge.events import Contact
@@ -197,3 +197,40 @@ async def test_case_keys_survive_a_rollback_and_differ_per_conversation(
 async def tx_seen(store: SqlStore, ids: list[str]) -> set[str]:
     async with store.transaction() as tx:
         return await tx.seen_messages(ids)
+
+
+async def test_statuses_after_seen_messages_use_its_ranks_in_one_statement(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    """The pipeline asks which messages had a status, then advances them: the ranks read
+    by the first call serve the second (its upsert is its only statement); the outcomes
+    are those of a fresh read, also for messages the first call did not ask about."""
+    store = await store_factory(store_url)
+    async with store.transaction() as tx:
+        await tx.advance_statuses([("m1", "delivered", T0), ("m2", "failed", T0)])
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with store.transaction() as tx:
+            assert await tx.seen_messages(["m1", "m2", "m3"]) == {"m1", "m2"}
+            before = len(sent)
+            got = await tx.advance_statuses(
+                [("m1", "sent", T0), ("m1", "read", T0), ("m2", "read", T0), ("m3", "sent", T0)]
+            )
+            assert got == [False, True, False, True]
+            assert len(sent) - before == 1  # the upsert; no SELECT
+            # not asked by seen_messages (and its ranks are used once): read again
+            got = await tx.advance_statuses([("m1", "delivered", T0), ("m4", "sent", T0)])
+            assert got == [False, True]
+            assert len(sent) - before == 3
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    async with store.transaction() as tx:
+        assert await tx.advance_statuses([("m1", "read", T0), ("m3", "delivered", T0)]) == [
+            False,
+            True,
+        ]

@@ -60,6 +60,35 @@ async def fresh_pg_url(pg_session: tuple[str, Any]) -> AsyncIterator[str]:
         await admin.dispose()
 
 
+async def _index_defs(url: str) -> dict[str, str]:
+    """Each index of the tables of metadata in the URL's schema → its definition, the
+    schema name taken out (other tests may add tables of their own to the session's)."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT indexname, indexdef, schemaname FROM pg_indexes "
+                    "WHERE schemaname = current_schema() AND tablename = ANY(:tables)"
+                ),
+                {"tables": sorted(EXPECTED)},
+            )
+            return {name: d.replace(f"{schema}.", "") for name, d, schema in rows}
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_migrated_indexes_are_those_of_metadata_method_and_all(
+    fresh_pg_url: str, pg_session: tuple[str, Any]
+) -> None:
+    await asyncio.to_thread(upgrade, fresh_pg_url)
+    migrated = await _index_defs(fresh_pg_url)
+    session_url, _ = pg_session  # tables made by metadata.create_all
+    assert "ix_event_traces_outcome_at" in migrated  # it did read the indexes
+    assert migrated == await _index_defs(session_url)
+
+
 @pytest.mark.postgres
 async def test_upgrade_head_on_fresh_postgres_schema_matches_metadata(
     fresh_pg_url: str, pg_session: tuple[str, Any]

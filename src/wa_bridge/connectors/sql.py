@@ -437,7 +437,7 @@ async def _upsert_arrays(
 ) -> set[str]:
     """PostgreSQL: one INSERT … ON CONFLICT from arrays; return the keys that existed."""
     suffix = _pg_conflict_sql(spec, tuple(_update_columns(spec, rows[0])), modes)
-    result = await insert_arrays(conn, spec.table, column_arrays(rows), suffix)
+    result = await insert_arrays(conn, spec.table, column_arrays(rows), suffix, once=spec.stamped)
     inserted = {str(key) for key, is_new in result if is_new}
     return {row[spec.key_column] for row in rows} - inserted
 

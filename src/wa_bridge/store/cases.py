@@ -28,7 +28,7 @@ from wa_bridge.store._bulk import (
 )
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store.api import CaseRecord, CaseSet, FirstTouch
-from wa_bridge.store.tables import cases, contacts, message_statuses
+from wa_bridge.store.tables import cases, contacts
 
 __all__ = [
     "case_key_for",
@@ -36,7 +36,6 @@ __all__ = [
     "lapsed_cases",
     "load_cases",
     "save_cases",
-    "seen_messages",
     "set_first_touches",
 ]
 
@@ -153,15 +152,6 @@ async def lapsed_cases(conn: AsyncConnection, at: datetime, limit: int = 1000) -
         .limit(limit)
     )
     return [_record(row) for row in rows]
-
-
-async def seen_messages(conn: AsyncConnection, message_ids: Sequence[str]) -> set[str]:
-    """Message ids with a recorded status."""
-    m = message_statuses.c
-    out: set[str] = set()
-    for clause in members(conn, m.message_id, sorted(set(message_ids))):
-        out.update((await conn.execute(select(m.message_id).where(clause))).scalars())
-    return out
 
 
 async def first_touches(conn: AsyncConnection, contact_ids: Sequence[str]) -> set[str]:

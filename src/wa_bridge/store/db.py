@@ -8,6 +8,7 @@ own through a plain URL.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,7 +56,8 @@ def _split_search_path(url: URL) -> tuple[URL, str | None]:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``url`` with reconnects (pool_pre_ping) and sane SQLite pragmas.
+    """An async engine for ``url`` with reconnects (a liveness ping on checkout: always on
+    SQLite, after an idle spell on PostgreSQL) and sane SQLite pragmas.
 
     Raises ConfigError for a URL that is not an async PostgreSQL or SQLite URL.
     """
@@ -75,13 +77,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         if search_path:
             server_settings["search_path"] = search_path
         connect_args: dict[str, Any] = {"timeout": 10, "server_settings": server_settings}
-        return create_async_engine(
-            parsed,
-            pool_pre_ping=True,
-            json_serializer=_json_dumps,
-            connect_args=connect_args,
-            **kwargs,
+        engine = create_async_engine(
+            parsed, json_serializer=_json_dumps, connect_args=connect_args, **kwargs
         )
+        _ping_when_idle(engine)
+        return engine
     if backend == "sqlite":
         # SQLite has one writer: with a pool of several connections, concurrent partition
         # transactions queued inside SQLite's busy-wait loop (bench/e2e.py saw p99 > 3 s).
@@ -97,6 +97,38 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         f"WA_BRIDGE_DATABASE_URL: unsupported database {backend!r}; "
         "use postgresql+asyncpg://… or sqlite+aiosqlite:///…"
     )
+
+
+# A pooled connection checked in less than this long ago is handed out without a liveness
+# ping. SQLAlchemy's pool_pre_ping pings on every checkout, and with asyncpg a ping is three
+# round trips (BEGIN, an empty query, ROLLBACK): 3 of a worker batch's ~18. A connection in
+# steady use that died all the same fails its statement like a server dying mid-batch
+# (StoreUnavailable; the pool then replaces every connection as old, the batch is retried).
+PING_IDLE_S: Final = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """pool_pre_ping for connections that sat idle in the pool (see PING_IDLE_S)."""
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info["pooled_at"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["pooled_at"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        pooled_at = record.info.get("pooled_at")
+        if pooled_at is not None and time.monotonic() - pooled_at < PING_IDLE_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as err:  # the pool discards it and checks out another
+            raise exc.DisconnectionError("stale pooled connection") from err
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

@@ -56,6 +56,7 @@ async def claim_events(
                 "updated_at": [now] * len(unique),
             },
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            once=("outcome", "first_seen_at", "updated_at"),
         )
         return set(result.scalars())
     stmt = (

@@ -66,6 +66,9 @@ class SqlStoreTx:
         self._clock = clock
         # claimed here, ledger row still holding PROVISIONAL_OUTCOME unconfirmed
         self._provisional: set[str] = set()
+        # status ranks read by seen_messages, for the advance_statuses that follows it
+        self._asked: frozenset[str] = frozenset()
+        self._ranks: dict[str, int] = {}
 
     async def claim_events(self, event_ids: Sequence[str]) -> set[str]:
         with store_errors("claim_events"):
@@ -127,8 +130,12 @@ class SqlStoreTx:
             await cases.save_cases(self.connection, records, new)
 
     async def seen_messages(self, message_ids: Sequence[str]) -> set[str]:
+        """Also keeps the ranks read, so the batch's advance_statuses of these messages
+        needs no SELECT of its own (one round trip less)."""
         with store_errors("seen_messages"):
-            return await cases.seen_messages(self.connection, message_ids)
+            self._ranks = await statuses.status_ranks(self.connection, message_ids)
+        self._asked = frozenset(message_ids)
+        return set(self._ranks)
 
     async def first_touches(self, contact_ids: Sequence[str]) -> set[str]:
         with store_errors("first_touches"):
@@ -143,8 +150,12 @@ class SqlStoreTx:
             await account_events.record_account_events(self.connection, events)
 
     async def advance_statuses(self, items: Sequence[tuple[str, str, datetime]]) -> list[bool]:
+        recorded: dict[str, int] | None = None
+        if self._asked and all(mid in self._asked for mid, _, _ in items):
+            recorded = self._ranks  # read by seen_messages; nothing wrote them since
+        self._asked, self._ranks = frozenset(), {}  # used once: this call writes them
         with store_errors("advance_statuses"):
-            return await statuses.advance_statuses(self.connection, items)
+            return await statuses.advance_statuses(self.connection, items, recorded)
 
     async def add_dead_letters(self, letters: Sequence[NewDeadLetter]) -> list[int]:
         with store_errors("add_dead_letters"):

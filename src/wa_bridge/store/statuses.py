@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -14,25 +14,37 @@ from wa_bridge.store._chunks import chunks
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.tables import message_statuses
 
-__all__ = ["STATUS_RANKS", "advance_statuses"]
+__all__ = ["STATUS_RANKS", "advance_statuses", "status_ranks"]
 
 STATUS_RANKS: Final = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 5}
 TERMINAL_RANK: Final = STATUS_RANKS["failed"]
 
 
+async def status_ranks(conn: AsyncConnection, message_ids: Sequence[str]) -> dict[str, int]:
+    """The recorded rank of each message of ``message_ids`` that has a status (one SELECT)."""
+    m = message_statuses.c
+    ranks: dict[str, int] = {}
+    for clause in members(conn, m.message_id, sorted(set(message_ids))):
+        rows = await conn.execute(select(m.message_id, m.rank).where(clause))
+        ranks.update({mid: rank for mid, rank in rows})
+    return ranks
+
+
 async def advance_statuses(
-    conn: AsyncConnection, items: Sequence[tuple[str, str, datetime]]
+    conn: AsyncConnection,
+    items: Sequence[tuple[str, str, datetime]],
+    recorded: Mapping[str, int] | None = None,
 ) -> list[bool]:
     """True for each (message id, status, time) that moves its message forward.
 
-    An unknown status never moves anything (rank 0). One SELECT, one multi-row upsert.
+    An unknown status never moves anything (rank 0). ``recorded``: the ranks of the items'
+    messages as :func:`status_ranks` read them earlier in this transaction (a message not
+    in it has none); without it, one SELECT. Then one multi-row upsert, which never moves a
+    status back whatever another transaction wrote meanwhile.
     """
-    m = message_statuses.c
-    ids = sorted({mid for mid, _, _ in items})
-    ranks: dict[str, int] = {}
-    for clause in members(conn, m.message_id, ids):
-        rows = await conn.execute(select(m.message_id, m.rank).where(clause))
-        ranks.update({mid: rank for mid, rank in rows})
+    if recorded is None:
+        recorded = await status_ranks(conn, [mid for mid, _, _ in items])
+    ranks = dict(recorded)
     changed: dict[str, dict[str, object]] = {}
     out: list[bool] = []
     for message_id, status, at in items:

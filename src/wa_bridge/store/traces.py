@@ -73,6 +73,8 @@ def _values(trace: EventTrace, now: datetime) -> tuple[Any, ...]:
 
 
 _NO_ORIGIN: tuple[None, ...] = (None, None, None, None)
+# usually one value in a batch: sent once when so (store._bulk)
+_ONCE = ("topic", "attempt", "outcome", "outcome_at")
 
 
 async def record_traces(conn: AsyncConnection, traces: Sequence[EventTrace], now: datetime) -> None:
@@ -85,7 +87,7 @@ async def record_traces(conn: AsyncConnection, traces: Sequence[EventTrace], now
     if is_postgres(conn):
         columns = zip(*rows, strict=True)
         await insert_arrays(
-            conn, event_traces, dict(zip(_COLUMNS, columns, strict=True)), _PG_SUFFIX
+            conn, event_traces, dict(zip(_COLUMNS, columns, strict=True)), _PG_SUFFIX, once=_ONCE
         )
         return
     stmt = insert_for(conn, event_traces)
