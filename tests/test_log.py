@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import structlog
 
@@ -9,6 +11,18 @@ from wa_bridge.log import configure_logging, get_logger, hash_key, redact
 
 PHONE = "+5215512345678"
 TEXT = "mi pedido no llegó"
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """Put back the configuration the tests after these run under. ``reset_defaults``
+    alone leaves structlog on its own default (rich tracebacks with frame locals) for
+    every later test whose loggers were made at import: slow, and not our output."""
+    configured, saved = structlog.is_configured(), structlog.get_config()
+    yield
+    structlog.reset_defaults()
+    if configured:
+        structlog.configure(**saved)
 
 
 def test_redact_drops_denied_keys_at_any_depth() -> None:
