@@ -456,6 +456,13 @@ class Pipeline:
     worker: Worker
 
     async def send(self, kind: str, body: dict[str, Any]) -> None:
+        """POST ``body``, then apply it: nothing dead-lettered."""
+        await self.post(kind, body)
+        await self.worker.run_until_idle()
+        assert self.worker.stats.dead_lettered == 0
+
+    async def post(self, kind: str, body: dict[str, Any]) -> None:
+        """POST ``body`` as a signed webhook, consent evidence or a signed inbox call."""
         content = orjson.dumps(body)
         if kind == "webhook":
             headers = {"x-hub-signature-256": sign(content, SECRET)}
@@ -469,8 +476,6 @@ class Pipeline:
         headers["content-type"] = "application/json"
         response = await self.client.post(path, content=content, headers=headers)
         assert response.status_code in (200, 202), response.text
-        await self.worker.run_until_idle()
-        assert self.worker.stats.dead_lettered == 0
 
 
 @asynccontextmanager

@@ -12,7 +12,8 @@ Judged on the stand-in's records and associations, never on our own tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from connectors.conftest import (  # noqa: F401 - fixtures
 from connectors.servers import HubSpotServer, SalesforceServer
 from connectors.servers.hubspot.errors import property_values_error
 from e2e.test_crm_adoption import (
+    Pipeline,
     Vendor,
     pipeline,
     settings_for,
@@ -92,6 +94,19 @@ TYPED_FORMS = {
 }
 
 
+@asynccontextmanager
+async def synced(
+    vendor: Vendor, broker: EmbeddedBroker, topic: str, pg_url: str
+) -> AsyncIterator[Pipeline]:
+    """The receiver and a worker writing to ``vendor``, on ``topic``."""
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
+    async with (
+        running_receiver(broker.bootstrap, topic) as receiver,
+        pipeline(settings, receiver) as run,
+    ):
+        yield run
+
+
 async def test_numbers_typed_in_other_forms_are_adopted(
     crm: Vendor,
     broker: EmbeddedBroker,
@@ -103,12 +118,7 @@ async def test_numbers_typed_in_other_forms_are_adopted(
         label: seed_contact(vendor, "Cliente", label, **phones)
         for label, (_, phones) in TYPED_FORMS.items()
     }
-    topic = topic_factory("forms")
-    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
-    async with (
-        running_receiver(broker.bootstrap, topic) as receiver,
-        pipeline(settings, receiver) as run,
-    ):
+    async with synced(vendor, broker, topic_factory("forms"), pg_url) as run:
         await run.post(
             *(text_webhook(wa_id, "🙂", n) for n, (wa_id, _) in enumerate(TYPED_FORMS.values()))
         )
@@ -132,12 +142,7 @@ async def test_an_agent_names_a_contact_the_next_message_keeps_the_name(
     contact is created without a name; an agent types the customer's name in the CRM; the
     customer's answer comes with a WhatsApp profile name. The agent's name stays."""
     vendor, person = crm, "573005550188"
-    topic = topic_factory("named")
-    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
-    async with (
-        running_receiver(broker.bootstrap, topic) as receiver,
-        pipeline(settings, receiver) as run,
-    ):
+    async with synced(vendor, broker, topic_factory("named"), pg_url) as run:
         await run.post(status_webhook(person, 1))
         [contact] = vendor.contacts()
         vendor.edit_name(contact["id"], "Mariana Restrepo")
@@ -159,12 +164,7 @@ async def test_identity_scenario_in_the_vendor_crm(
     """``test_identity_scenarios``' people, judged in HubSpot and Salesforce: as many
     contacts as people, each message's note on its person's contact, none shared."""
     vendor = crm
-    topic = topic_factory("identity")
-    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
-    async with (
-        running_receiver(broker.bootstrap, topic) as receiver,
-        pipeline(settings, receiver) as run,
-    ):
+    async with synced(vendor, broker, topic_factory("identity"), pg_url) as run:
         for step in scenario.steps:
             await run.post(*((SAMPLES / f"{name}.json").read_bytes() for name in step))
     assert len(vendor.contacts()) == scenario.contacts
@@ -213,12 +213,7 @@ async def test_number_change_leaves_the_vendor_contact_on_the_new_identity(
     pg_url: str,
 ) -> None:
     vendor = crm
-    topic = topic_factory("change")
-    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
-    async with (
-        running_receiver(broker.bootstrap, topic) as receiver,
-        pipeline(settings, receiver) as run,
-    ):
+    async with synced(vendor, broker, topic_factory("change"), pg_url) as run:
         for name in names:
             await run.post((SAMPLES / f"{name}.json").read_bytes())
     [contact] = vendor.contacts()
@@ -247,12 +242,7 @@ async def test_an_adopted_customer_keeps_the_other_number_the_company_holds(
             vendor, "Luis", "Ortega", phone="+52 1 55 1234 5678", mobile="+52 55 5555 0000"
         )
         other = ("MobilePhone", "+52 55 5555 0000")
-    topic = topic_factory("other")
-    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
-    async with (
-        running_receiver(broker.bootstrap, topic) as receiver,
-        pipeline(settings, receiver) as run,
-    ):
+    async with synced(vendor, broker, topic_factory("other"), pg_url) as run:
         await run.post(text_webhook("5215512345678", "Luis O", 1))
     [contact] = vendor.contacts()
     assert contact["id"] == crm_id
@@ -435,12 +425,7 @@ async def test_an_agent_closes_the_ticket_and_later_messages_do_not_reopen_it(
     business's answer is delivered and the customer thanks them: the agent's status
     stays (the notes land on the ticket all the same)."""
     vendor, person = crm, "5215560009002"
-    topic = topic_factory("closed")
-    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
-    async with (
-        running_receiver(broker.bootstrap, topic) as receiver,
-        pipeline(settings, receiver) as run,
-    ):
+    async with synced(vendor, broker, topic_factory("closed"), pg_url) as run:
         await run.post(text_webhook(person, "Ana", 1))
         [(ticket, _)] = ticket_state(vendor)
         if isinstance(vendor.server, HubSpotServer):
@@ -467,12 +452,7 @@ async def test_an_adopted_customer_who_changes_number_shows_the_new_one(
     vendor = crm
     where = "phone" if isinstance(vendor.server, HubSpotServer) else "mobile"
     crm_id = seed_contact(vendor, "Lucía", "Paz", **{where: "+54 9 11 6000-1001"})
-    topic = topic_factory("moved")
-    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
-    async with (
-        running_receiver(broker.bootstrap, topic) as receiver,
-        pipeline(settings, receiver) as run,
-    ):
+    async with synced(vendor, broker, topic_factory("moved"), pg_url) as run:
         for name in ("identity_ar_change_1_before", "identity_ar_change_2_notice"):
             await run.post((SAMPLES / f"{name}.json").read_bytes())
         await run.post((SAMPLES / "identity_ar_change_3_after.json").read_bytes())
@@ -544,12 +524,7 @@ async def test_an_identity_change_keeps_the_conversation_on_one_ticket(
     """The person changes number (or BSUID) mid-conversation: one contact, one case, every
     message's note on both."""
     vendor = crm
-    topic = topic_factory("onecase")
-    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
-    async with (
-        running_receiver(broker.bootstrap, topic) as receiver,
-        pipeline(settings, receiver) as run,
-    ):
+    async with synced(vendor, broker, topic_factory("onecase"), pg_url) as run:
         for name in names:
             await run.post((SAMPLES / f"{name}.json").read_bytes())
     [contact] = vendor.contacts()
@@ -570,13 +545,10 @@ async def test_a_reported_pair_merged_in_the_vendor_crm(
     ``identity merge`` joins them in the CRM: one contact holds every note (and its
     case), and the new identity's next message lands there, creating nothing."""
     vendor = crm
-    topic = topic_factory("merge")
-    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
     names = [f"identity_ar_late_{n}" for n in ("1_before", "2_new_first", "3_notice", "4_after")]
-    async with (
-        running_receiver(broker.bootstrap, topic) as receiver,
-        pipeline(settings, receiver) as run,
-    ):
+    topic = topic_factory("merge")
+    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)  # as synced's worker
+    async with synced(vendor, broker, topic, pg_url) as run:
         for name in names:
             await run.post((SAMPLES / f"{name}.json").read_bytes())
         assert len(vendor.contacts()) == 2
@@ -605,12 +577,7 @@ async def test_a_contact_a_template_created_gets_the_name_of_the_first_message(
     """The business writes first (no profile name in its statuses): the contact is created
     with the CRM's placeholder, if it needs one; the customer's answer names it."""
     vendor, person = crm, "573005550189"
-    topic = topic_factory("placeholder")
-    settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
-    async with (
-        running_receiver(broker.bootstrap, topic) as receiver,
-        pipeline(settings, receiver) as run,
-    ):
+    async with synced(vendor, broker, topic_factory("placeholder"), pg_url) as run:
         await run.post(status_webhook(person, 1))
         await run.post(text_webhook(person, "Mariana", 2))
     [contact] = vendor.contacts()
@@ -663,12 +630,7 @@ async def test_a_number_only_in_salesforce_other_phone_is_adopted(
     for server in checked(salesforce):
         vendor = Vendor(server, "salesforce.yaml", "LastName", ())
         crm_id = seed_contact(vendor, "Bruno", "Lima", other="(11) 98888-7777")
-        topic = topic_factory("other")
-        settings = settings_for(vendor, broker.bootstrap, topic, pg_url)
-        async with (
-            running_receiver(broker.bootstrap, topic) as receiver,
-            pipeline(settings, receiver) as run,
-        ):
+        async with synced(vendor, broker, topic_factory("other"), pg_url) as run:
             await run.post(text_webhook("5511988887777", "Bruno", 1))
         [contact] = vendor.contacts()
         assert contact["id"] == crm_id and contact["OtherPhone"] == "(11) 98888-7777"

@@ -16,28 +16,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
-import orjson
 import pytest
 
 from connectors.conftest import checked
 from connectors.servers import HubSpotServer, SalesforceServer
 from connectors.servers.base import ContractServer
 from e2e.test_conversations_to_crm import (
-    INBOX_SECRET,
     CrmView,
     HubSpotView,
+    Pipeline,
     SalesforceView,
     pipeline,
 )
 from faults.crm_pipeline import pipeline_settings
 from faults.scenarios import HANG_S, RETRY_AFTER_S
 from faults.table import record
-from receiver._harness import SECRET
 from wa_bridge.bus.embedded import EmbeddedBroker
-from wa_bridge.receiver import WEBHOOK_PATH, sign
-from wa_bridge.receiver.inbox import INBOX_PATH, INBOX_SIGNATURE_HEADER
-from wa_bridge.worker.loop import Worker
 from worker.conversation_events import at, business_status, customer_text, inbox_post, wamid
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -59,22 +53,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[ContractServer]:
 
 
 @dataclass
-class Run:
-    client: httpx.AsyncClient  # the receiver (webhooks and the inbox)
-    worker: Worker
+class Run(Pipeline):
     server: ContractServer
-
-    async def post(self, kind: str, body: dict[str, Any]) -> None:
-        content = orjson.dumps(body)
-        if kind == "webhook":
-            headers = {"x-hub-signature-256": sign(content, SECRET)}
-            path = WEBHOOK_PATH
-        else:
-            headers = {INBOX_SIGNATURE_HEADER: sign(content, INBOX_SECRET)}
-            path = INBOX_PATH
-        headers["content-type"] = "application/json"
-        response = await self.client.post(path, content=content, headers=headers)
-        assert response.status_code in (200, 202), response.text
 
     async def apply(self, *items: tuple[str, dict[str, Any]]) -> None:
         for kind, body in items:

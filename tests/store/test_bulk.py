@@ -69,6 +69,25 @@ async def test_postgres_plans_each_batch_for_its_own_arrays(
         assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
 
 
+def _probe(name: str, *extra: Any) -> Any:
+    """A scratch table with a column of each type the bulk helpers must carry."""
+    from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, Numeric, String, Table
+
+    from wa_bridge.store.tables import UtcDateTime
+
+    return Table(
+        name,
+        MetaData(),
+        Column("k", String(8), primary_key=True),
+        Column("at", UtcDateTime()),
+        Column("n", Integer),
+        Column("amount", Numeric(12, 2)),
+        Column("ok", Boolean),
+        Column("doc", JSON),
+        *extra,
+    )
+
+
 @pytest.mark.postgres
 async def test_postgres_bulk_rows_keep_every_value_as_its_column_takes_it(
     pg_url: str, store_factory: StoreFactory
@@ -78,22 +97,11 @@ async def test_postgres_bulk_rows_keep_every_value_as_its_column_takes_it(
     # still fail as PostgreSQL's assignment cast says (22001), not be cut.
     from decimal import Decimal
 
-    from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, Numeric, String, Table
     from sqlalchemy.exc import DBAPIError
 
     from wa_bridge.store._bulk import insert_arrays, update_arrays
-    from wa_bridge.store.tables import UtcDateTime
 
-    probe = Table(
-        "bulk_probe",
-        MetaData(),
-        Column("k", String(8), primary_key=True),
-        Column("at", UtcDateTime()),
-        Column("n", Integer),
-        Column("amount", Numeric(12, 2)),
-        Column("ok", Boolean),
-        Column("doc", JSON),
-    )
+    probe = _probe("bulk_probe")
     store = await store_factory(pg_url)
     naive = datetime(2026, 12, 6, 10, 30, 0, 123456)
     aware = datetime(2026, 12, 6, 12, 0, tzinfo=timezone(timedelta(hours=2)))
@@ -142,23 +150,12 @@ async def test_postgres_bulk_columns_of_one_value_are_sent_once(
     # every row gets its own value, as its column takes it (a naive time as UTC).
     from decimal import Decimal
 
-    from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, Numeric, String, Table
+    from sqlalchemy import Column, String
     from sqlalchemy import event as sa_event
 
     from wa_bridge.store._bulk import insert_arrays
-    from wa_bridge.store.tables import UtcDateTime
 
-    probe = Table(
-        "bulk_once",
-        MetaData(),
-        Column("k", String(8), primary_key=True),
-        Column("at", UtcDateTime()),
-        Column("n", Integer),
-        Column("amount", Numeric(12, 2)),
-        Column("ok", Boolean),
-        Column("doc", JSON),
-        Column("tag", String(8)),
-    )
+    probe = _probe("bulk_once", Column("tag", String(8)))
     store = await store_factory(pg_url)
     naive = datetime(2026, 12, 6, 10, 30, 0, 123456)
     sent: list[tuple[str, list[object]]] = []
