@@ -11,7 +11,6 @@ from wa_bridge.connectors.hubspot.connector import HubSpotConnector
 from wa_bridge.connectors.hubspot.merge import HUBSPOT_MERGER
 from wa_bridge.connectors.hubspot.properties import (
     HubSpotOptions,
-    consent_property_prefix,
     custom_property,
     outcome_property,
     property_value,
@@ -25,7 +24,6 @@ __all__ = [
     "VENDOR",
     "HubSpotConnector",
     "HubSpotOptions",
-    "consent_property_prefix",
     "custom_property",
     "outcome_property",
     "property_value",

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from wa_bridge.connectors import _records as shared
+from wa_bridge.connectors._naming import one_name
 from wa_bridge.connectors.http import send
 from wa_bridge.connectors.hubspot import links, search
 from wa_bridge.connectors.hubspot.dialect import HUBSPOT_ERRORS
@@ -71,10 +72,6 @@ _DEAL_STAGE = frozenset({"dealstage", "pipeline"})
 def _values(fields: Mapping[str, FieldValue], name: Callable[[str], str] = str) -> dict[str, str]:
     """``fields`` as property strings, under the property ``name`` gives each field."""
     return {name(k): property_value(v) for k, v in fields.items()}
-
-
-def _one(name: Callable[[str], str]) -> Callable[[str], Iterable[str]]:
-    return lambda field: (name(field),)
 
 
 class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
@@ -118,7 +115,7 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
                 "contacts",
                 contact_key,
                 _values(op.fields, contact_property),
-                modes=shared.modes_of(op, _one(contact_property)),
+                modes=shared.modes_of(op, one_name(contact_property)),
                 facts=shared.MatchFacts.of(op),
             )
         if op.kind == "set_consent":
@@ -143,14 +140,14 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
                 shared.require_key(op, "case_key"),
                 props,
                 defaults,
-                shared.modes_of(op, _one(deal_property)),
+                shared.modes_of(op, one_name(deal_property)),
                 contact_key=contact_key,
                 case_key=op.case_key,
                 together=_DEAL_STAGE,  # a stage belongs to its pipeline
             )
         if op.kind == "record_outcome":
             props = _values(op.fields, outcome_property)
-            modes = shared.modes_of(op, _one(outcome_property))
+            modes = shared.modes_of(op, one_name(outcome_property))
             if op.case_key:
                 return shared.Write(
                     "tickets", op.case_key, props, modes=modes, contact_key=contact_key
@@ -165,7 +162,9 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
             defaults,
             shared.modes_of(
                 op,
-                _one(lambda f: note_property(f, is_status_only=status_only, options=self.options)),
+                one_name(
+                    lambda f: note_property(f, is_status_only=status_only, options=self.options)
+                ),
             ),
             contact_key=contact_key,
             case_key=op.case_key,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final, Literal
 
+from wa_bridge.connectors._naming import FieldNames, consent_names
 from wa_bridge.connectors._plan import case_statuses
 from wa_bridge.operations import FieldValue, Scalar
 
@@ -22,14 +23,11 @@ if TYPE_CHECKING:
 __all__ = [
     "CASE_KEY_REF",
     "CONTACT_KEY_REF",
-    "CONTACT_PROPERTIES",
-    "DEAL_PROPERTIES",
     "DEFAULT_DEAL_STAGES",
     "ApiStyle",
     "HubSpotOptions",
     "NoteObject",
     "consent_properties",
-    "consent_property_prefix",
     "contact_property",
     "custom_property",
     "deal_property",
@@ -42,12 +40,6 @@ __all__ = [
 ApiStyle = Literal["v3", "2026-03"]
 NoteObject = Literal["communications", "notes"]
 
-CONTACT_PROPERTIES: Final[Mapping[str, str]] = {
-    "phone_e164": "phone",
-    "email": "email",
-    "name": "firstname",
-    "country": "country",
-}
 # Tickets and notes carry their contact's (and a note its case's) key, for reports.
 CONTACT_KEY_REF: Final = "wa_contact_key"
 CASE_KEY_REF: Final = "wa_case_key_ref"
@@ -56,20 +48,6 @@ DEFAULT_DEAL_STAGES: Final[Mapping[str, str]] = {
     "open": "appointmentscheduled",
     "won": "closedwon",
     "lost": "closedlost",
-}
-# upsert_deal fields HubSpot has a property of its own for (``stage`` is translated).
-DEAL_PROPERTIES: Final[Mapping[str, str]] = {
-    "name": "dealname",
-    "stage": "dealstage",
-    "amount": "amount",
-    "currency": "deal_currency_code",
-    "closed_at": "closedate",
-}
-_OUTCOME_NAMES: Final[Mapping[str, str]] = {
-    "value": "outcome_value",
-    "currency": "outcome_currency",
-    "reason": "outcome_reason",
-    "occurred_at": "outcome_at",
 }
 
 
@@ -135,17 +113,35 @@ def custom_property(name: str) -> str:
     return name if name.startswith("wa_") else f"wa_{name}"
 
 
-def contact_property(name: str) -> str:
-    """The contact property an ``upsert_contact`` field is written to."""
-    return CONTACT_PROPERTIES.get(name, custom_property(name))
-
-
-def ticket_property(name: str) -> str:
-    """The ticket property an ``upsert_case`` field is written to (``status`` also moves
-    the ticket's pipeline stage)."""
-    if name == "subject":
-        return "subject"
-    return "wa_status" if name == "status" else custom_property(name)
+# The property each field of an operation is written to: HubSpot's own where it has one
+# for the field, else the field's custom property.
+contact_property: Final = FieldNames(
+    custom_property,
+    {"phone_e164": "phone", "email": "email", "name": "firstname", "country": "country"},
+)
+# an upsert_case's ``status`` (``wa_status``) also moves the ticket's pipeline stage
+ticket_property: Final = FieldNames(custom_property, {"subject": "subject"})
+# ``stage`` is translated to the deal pipeline's stage
+deal_property: Final = FieldNames(
+    custom_property,
+    {
+        "name": "dealname",
+        "stage": "dealstage",
+        "amount": "amount",
+        "currency": "deal_currency_code",
+        "closed_at": "closedate",
+    },
+)
+# a record_outcome's fields, on the ticket or the contact
+outcome_property: Final = FieldNames(
+    custom_property,
+    {
+        "value": "wa_outcome_value",
+        "currency": "wa_outcome_currency",
+        "reason": "wa_outcome_reason",
+        "occurred_at": "wa_outcome_at",
+    },
+)
 
 
 def note_property(name: str, *, is_status_only: bool, options: HubSpotOptions) -> str:
@@ -162,30 +158,11 @@ def note_property(name: str, *, is_status_only: bool, options: HubSpotOptions) -
     return custom_property(name)
 
 
-def deal_property(name: str) -> str:
-    """The deal property an ``upsert_deal`` field is written to."""
-    return DEAL_PROPERTIES.get(name, custom_property(name))
-
-
-def outcome_property(name: str) -> str:
-    """The property a ``record_outcome`` field is written to."""
-    return custom_property(_OUTCOME_NAMES.get(name, name))
-
-
-def consent_property_prefix(channel: FieldValue, purpose: FieldValue) -> str:
-    """``wa_{channel}_{purpose}_consent`` (defaults: whatsapp, marketing)."""
-    return f"wa_{channel or 'whatsapp'}_{purpose or 'marketing'}_consent"
-
-
 def consent_properties(fields: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
-    """A ``set_consent``'s fields by property: the status, its time and its evidence.
+    """A ``set_consent``'s fields by property: the status, its time and its evidence, in
+    ``wa_{channel}_{purpose}_consent`` (defaults: whatsapp, marketing), ``..._at`` and
+    ``..._evidence``.
 
     HubSpot's consent API is e-mail only, so consent is kept as contact properties.
     """
-    prefix = consent_property_prefix(fields.get("channel"), fields.get("purpose"))
-    out = {prefix: fields.get("status")}
-    if "occurred_at" in fields:
-        out[f"{prefix}_at"] = fields["occurred_at"]
-    if "evidence" in fields:
-        out[f"{prefix}_evidence"] = fields["evidence"]
-    return out
+    return consent_names(fields, lambda name: f"wa_{name}")

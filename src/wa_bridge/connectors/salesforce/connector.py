@@ -36,7 +36,7 @@ failed record's operations are refused with Salesforce's message. Custom fields 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -45,6 +45,7 @@ from typing import Any, Final
 import httpx
 
 from wa_bridge.connectors import _records as shared
+from wa_bridge.connectors._naming import one_name
 from wa_bridge.connectors.http import classify, send
 from wa_bridge.connectors.salesforce import lookup
 from wa_bridge.connectors.salesforce.dialect import SALESFORCE_ERRORS
@@ -109,10 +110,6 @@ def _date(value: datetime) -> str:
 def _values(fields: Mapping[str, FieldValue], name: Callable[[str], str] = str) -> dict[str, Any]:
     """``fields`` as Salesforce values, under the field ``name`` gives each."""
     return {name(k): _value(v) for k, v in fields.items()}
-
-
-def _one(name: Callable[[str], str]) -> Callable[[str], Iterable[str]]:
-    return lambda f: (name(f),)
 
 
 def _by_external_id(sobject: SObject, key: str | None) -> dict[str, Any]:
@@ -186,7 +183,7 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
                 contact_key,
                 _values(fields, contact_field),
                 {"LastName": self.options.default_last_name},
-                shared.modes_of(op, _one(contact_field)),
+                shared.modes_of(op, one_name(contact_field)),
                 facts=shared.MatchFacts.of(op),
             )
         if op.kind == "set_consent":
@@ -196,7 +193,7 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
                 "Case",
                 shared.require_key(op, "case_key"),
                 self._case_fields(op),
-                modes=shared.modes_of(op, _one(case_field)),
+                modes=shared.modes_of(op, one_name(case_field)),
                 contact_key=contact_key,
             )
         if op.kind == "upsert_deal":
@@ -205,13 +202,13 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
                 shared.require_key(op, "case_key"),
                 self._opportunity_fields(op, contact_key),
                 self._opportunity_defaults(op),
-                shared.modes_of(op, _one(deal_field)),
+                shared.modes_of(op, one_name(deal_field)),
                 contact_key=contact_key,
                 case_key=op.case_key,
             )
         if op.kind == "record_outcome":
             out = _values(fields, outcome_field)
-            modes = shared.modes_of(op, _one(outcome_field))
+            modes = shared.modes_of(op, one_name(outcome_field))
             if op.case_key:
                 return shared.Write("Case", op.case_key, out, modes=modes, contact_key=contact_key)
             return shared.Write("Contact", contact_key, out, modes=modes)
@@ -220,7 +217,9 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
             "Task",
             shared.note_key(op),
             self._task_fields(op, contact_key),
-            modes=shared.modes_of(op, _one(lambda f: task_field(f, is_status_only=status_only))),
+            modes=shared.modes_of(
+                op, one_name(lambda f: task_field(f, is_status_only=status_only))
+            ),
             contact_key=contact_key,
             case_key=op.case_key,
         )
