@@ -14,7 +14,7 @@ Every event's data carries ``contact`` (see :class:`Contact`) when the item name
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal, cast, get_args
 
 import orjson
@@ -98,16 +98,7 @@ class Contact:
     linked_phones: tuple[str, ...] = ()
 
     def to_dict(self) -> JsonObject:
-        out: JsonObject = {
-            "key": self.key,
-            "phone_e164": self.phone_e164,
-            "wa_id": self.wa_id,
-            "user_id": self.user_id,
-            "parent_user_id": self.parent_user_id,
-            "username": self.username,
-            "profile_name": self.profile_name,
-            "country": self.country,
-        }
+        out: JsonObject = {name: getattr(self, name) for name in _CONTACT_IDS}
         if self.linked_phones:
             out["linked_phones"] = list(self.linked_phones)
         return out
@@ -116,18 +107,16 @@ class Contact:
     def from_dict(cls, raw: Mapping[str, Any]) -> Contact:
         linked = raw.get("linked_phones")
         return cls(
-            key=raw.get("key"),
-            phone_e164=raw.get("phone_e164"),
-            wa_id=raw.get("wa_id"),
-            user_id=raw.get("user_id"),
-            parent_user_id=raw.get("parent_user_id"),
-            username=raw.get("username"),
-            profile_name=raw.get("profile_name"),
-            country=raw.get("country"),
+            **{name: raw.get(name) for name in _CONTACT_IDS},
             linked_phones=tuple(p for p in linked if isinstance(p, str) and p)
             if isinstance(linked, list)
             else (),
         )
+
+
+# A contact's fields as its JSON names them, in order: all but ``linked_phones`` (a list,
+# and left out when empty).
+_CONTACT_IDS: Final = tuple(f.name for f in fields(Contact) if f.name != "linked_phones")
 
 
 @slot_init
