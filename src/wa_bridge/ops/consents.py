@@ -15,7 +15,7 @@ latest consent, the CRM gets the new state.
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -24,13 +24,14 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
 from wa_bridge.auth import Principal, TokenBook
-from wa_bridge.bus.producer import RETRY_AFTER_S, EventPublisher
+from wa_bridge.bus.producer import EventPublisher
 from wa_bridge.errors import BusUnavailable, InvalidEvent
 from wa_bridge.log import get_logger
 from wa_bridge.metrics import EVENTS_PUBLISHED
 from wa_bridge.normalize.consent import ConsentIn, normalize_consent
 from wa_bridge.receiver.guard import bearer_guard
 from wa_bridge.receiver.inbox import json_body_doc
+from wa_bridge.receiver.problems import Problem, problem_answer, problem_responses
 
 __all__ = ["CONSENTS_PATH", "ConsentAccepted", "build_consents_router"]
 
@@ -47,11 +48,8 @@ class ConsentAccepted(BaseModel):
     id: str
 
 
-class ConsentProblem(BaseModel):
+class ConsentProblem(Problem):
     """Why the record was not accepted; nothing was published."""
-
-    error: str
-    detail: str
 
 
 _BEARER = HTTPBearer(
@@ -59,11 +57,6 @@ _BEARER = HTTPBearer(
     scheme_name="ConsentBearer",
     description="operator:token from WA_BRIDGE_ADMIN_TOKENS",
 )
-
-
-def _problem(status: int, error: str, detail: str) -> JSONResponse:
-    headers = {"Retry-After": str(int(RETRY_AFTER_S))} if status == 503 else None
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
 def build_consents_router(
@@ -76,29 +69,19 @@ def build_consents_router(
         tokens, "operator", _BEARER, refused="recording consent needs the operator role"
     )
     operator = Annotated[Principal, Depends(guard)]
-    problem: dict[str, Any] = {"model": ConsentProblem}
 
     @router.post(
         CONSENTS_PATH,
         status_code=202,
         response_model=ConsentAccepted,
         summary="Record consent evidence (opt-in from a web form, POS, SMS…)",
-        responses={
-            400: {**problem, "description": "Malformed JSON or an invalid record"},
-            401: {"description": "No bearer token, or an unknown one"},
-            403: {"description": "The token's role is not operator"},
-            413: {**problem, "description": "The body is over 64 KiB"},
-            503: {
-                **problem,
-                "description": "Kafka is unavailable: retry after the given seconds",
-                "headers": {
-                    "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {"type": "integer"},
-                    }
-                },
-            },
-        },
+        responses=problem_responses(
+            ConsentProblem,
+            bad_request="Malformed JSON or an invalid record",
+            unauthorized="No bearer token, or an unknown one",
+            forbidden="The token's role is not operator",
+            too_large="The body is over 64 KiB",
+        ),
         openapi_extra=json_body_doc(ConsentIn.model_json_schema()),
     )
     async def post_consent(request: Request, who: operator) -> Response:
@@ -111,20 +94,22 @@ def build_consents_router(
         """
         body = await request.body()
         if len(body) > _MAX_BODY_BYTES:
-            return _problem(413, "body_too_large", f"the body exceeds {_MAX_BODY_BYTES} bytes")
+            return problem_answer(
+                413, "body_too_large", f"the body exceeds {_MAX_BODY_BYTES} bytes"
+            )
         try:
             raw = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return _problem(400, "malformed_json", str(exc))
+            return problem_answer(400, "malformed_json", str(exc))
         try:
             event = normalize_consent(raw, received_at=datetime.now(UTC), recorded_by=who.actor)
         except InvalidEvent as exc:
-            return _problem(400, "invalid_consent", str(exc))
+            return problem_answer(400, "invalid_consent", str(exc))
         try:
             await publisher.publish_many([event])
         except BusUnavailable as exc:
             log.warning("consent_rejected", status=503, error="bus_unavailable")
-            return _problem(503, "bus_unavailable", str(exc))
+            return problem_answer(503, "bus_unavailable", str(exc))
         EVENTS_PUBLISHED.inc()
         data = event.data
         detail = f"{data['status']} {data['purpose']} via {data['captured_via']}"

@@ -31,7 +31,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import BaseModel, SecretStr, TypeAdapter
 
 from wa_bridge.auth import Principal, TokenBook
-from wa_bridge.bus.producer import RETRY_AFTER_S, EventPublisher
+from wa_bridge.bus.producer import EventPublisher
 from wa_bridge.errors import BusUnavailable, InvalidEvent
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
@@ -39,6 +39,7 @@ from wa_bridge.metrics import EVENTS_PUBLISHED
 from wa_bridge.normalize.inbox import InboxEventIn, normalize_inbox_event
 from wa_bridge.receiver._reject import Reject
 from wa_bridge.receiver.guard import bearer_guard
+from wa_bridge.receiver.problems import Problem, problem_answer, problem_responses
 from wa_bridge.receiver.signature import verify_signature
 from wa_bridge.settings import Settings
 
@@ -67,11 +68,8 @@ class InboxAccepted(BaseModel):
     ids: list[str]
 
 
-class InboxProblem(BaseModel):
+class InboxProblem(Problem):
     """Why the request was not accepted; nothing of it was published."""
-
-    error: str
-    detail: str
 
 
 _BEARER = HTTPBearer(
@@ -116,10 +114,6 @@ def _require_inbox(tokens: TokenBook, signing: bool) -> Callable[..., Awaitable[
         return await bearer(credentials)
 
     return dependency
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": InboxProblem, "description": description}
 
 
 def _request_body_doc() -> dict[str, Any]:
@@ -169,21 +163,13 @@ def build_inbox_router(
         status_code=202,
         response_model=InboxAccepted,
         summary="Post agents' inbox events (one, or a list)",
-        responses={
-            400: _problem("Malformed JSON or an invalid event; detail names each one"),
-            401: {"description": "No bearer token or signature, or a wrong one"},
-            403: {"description": "The token's role is not inbox"},
-            413: _problem("The body or the number of events is over the limit"),
-            503: {
-                **_problem("Kafka is unavailable: retry after the given seconds"),
-                "headers": {
-                    "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {"type": "integer"},
-                    }
-                },
-            },
-        },
+        responses=problem_responses(
+            InboxProblem,
+            bad_request="Malformed JSON or an invalid event; detail names each one",
+            unauthorized="No bearer token or signature, or a wrong one",
+            forbidden="The token's role is not inbox",
+            too_large="The body or the number of events is over the limit",
+        ),
         openapi_extra=_request_body_doc(),
     )
     async def post_inbox_events(request: Request, who: inbox) -> Response:
@@ -205,9 +191,7 @@ def build_inbox_router(
             await _publish(publisher, events)
         except Reject as reject:
             log.warning("inbox_rejected", status=reject.status, error=reject.error)
-            headers = {"Retry-After": str(int(RETRY_AFTER_S))} if reject.status == 503 else None
-            content = {"error": reject.error, "detail": reject.detail}
-            return JSONResponse(content, status_code=reject.status, headers=headers)
+            return problem_answer(reject.status, reject.error, reject.detail)
         log.info("inbox_events_published", events=len(events), role=who.role)
         accepted = InboxAccepted(events=len(events), ids=[event.id for event in events])
         return JSONResponse(accepted.model_dump(), status_code=202)
