@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol, runtime_checkable
 
@@ -116,27 +116,20 @@ _CONSENT_INDEX: Final = 2000
 _CASE_KEYED: Final = frozenset({"upsert_case", "upsert_deal"})
 
 
+@dataclass(eq=False, repr=False)
 class Pipeline:
     """Applies batches of events; stateless between calls, so safe to share."""
 
-    def __init__(
-        self,
-        store: Store,
-        mapper: EventMapper,
-        connector: CrmConnector | TxConnector,
-        *,
-        conversations: ConversationOptions | None = None,
-        deals: bool = False,
-        consent: ConsentOptions | None = None,
-    ) -> None:
-        self.store = store
-        self.mapper = mapper
-        self.connector = connector
-        self.conversations = conversations or ConversationOptions()
-        # the mapping's upsert_deal operations reach the CRM only when deals are on
-        # (wa_bridge.connectors.deals_enabled); else they are left out
-        self.deals = deals
-        self.consent = consent or ConsentOptions()  # keywords: none unless configured
+    store: Store
+    mapper: EventMapper
+    connector: CrmConnector | TxConnector
+    _: KW_ONLY
+    conversations: ConversationOptions = field(default_factory=ConversationOptions)
+    # the mapping's upsert_deal operations reach the CRM only when deals are on
+    # (wa_bridge.connectors.deals_enabled); else they are left out
+    deals: bool = False
+    # consent keywords: none unless configured
+    consent: ConsentOptions = field(default_factory=ConsentOptions)
 
     async def apply(
         self,
