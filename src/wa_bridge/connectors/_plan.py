@@ -61,6 +61,20 @@ def case_status(op: CrmOperation, statuses: Mapping[str, str], crm_word: str) ->
     return value
 
 
+def deal_stage(op: CrmOperation, stages: Mapping[str, str], crm_word: str) -> str:
+    """The CRM's value for an ``upsert_deal``'s ``stage`` (``crm_word`` names it)."""
+    value = op.fields.get("stage")
+    stage = stages.get(str(value))
+    if stage is None:
+        raise MappingOutputInvalid(
+            f"upsert_deal of event {op.event_id}: no {crm_word} for "
+            f"{value!r} (WA_BRIDGE_CRM_DEAL_STAGES)",
+            location=op.source,
+            field="stage",
+        )
+    return stage
+
+
 def json_value(value: FieldValue) -> Any:
     """A field value as JSON: datetimes ISO 8601, decimals as strings (no float rounding)."""
     if isinstance(value, tuple):

@@ -56,7 +56,7 @@ from wa_bridge.connectors.hubspot.properties import (
     property_value,
     ticket_property,
 )
-from wa_bridge.errors import MappingOutputInvalid, PermanentError
+from wa_bridge.errors import PermanentError
 from wa_bridge.operations import CrmOperation, FieldValue
 
 __all__ = ["HubSpotConnector"]
@@ -205,14 +205,7 @@ class HubSpotConnector(shared.RecordConnector[Group, str, HubSpotOptions]):
         props: dict[str, str] = {}
         for name, value in op.fields.items():
             if name == "stage":
-                stage = o.deal_stages.get(str(value))
-                if stage is None:
-                    raise MappingOutputInvalid(
-                        f"upsert_deal of event {op.event_id}: no HubSpot deal stage for "
-                        f"{value!r} (WA_BRIDGE_CRM_DEAL_STAGES)",
-                        location=op.source,
-                        field="stage",
-                    )
+                stage = shared.deal_stage(op, o.deal_stages, "HubSpot deal stage")
                 props["dealstage"], props["pipeline"] = stage, o.deal_pipeline
             else:
                 props[deal_property(name)] = property_value(value)

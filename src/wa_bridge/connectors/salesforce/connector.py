@@ -60,7 +60,7 @@ from wa_bridge.connectors.salesforce.fields import (
     outcome_field,
     task_field,
 )
-from wa_bridge.errors import CrmUnavailable, MappingOutputInvalid
+from wa_bridge.errors import CrmUnavailable
 from wa_bridge.operations import CrmOperation, FieldValue
 
 __all__ = ["DEFAULT_DEAL_STAGES", "SalesforceConnector", "SalesforceOptions"]
@@ -246,15 +246,9 @@ class SalesforceConnector(shared.RecordConnector[SObject, Any, SalesforceOptions
         }
         for name, value in op.fields.items():
             if name == "stage":
-                stage = self.options.deal_stages.get(str(value))
-                if stage is None:
-                    raise MappingOutputInvalid(
-                        f"upsert_deal of event {op.event_id}: no Salesforce StageName for "
-                        f"{value!r} (WA_BRIDGE_CRM_DEAL_STAGES)",
-                        location=op.source,
-                        field="stage",
-                    )
-                out["StageName"] = stage
+                out["StageName"] = shared.deal_stage(
+                    op, self.options.deal_stages, "Salesforce StageName"
+                )
             elif name == "closed_at" and isinstance(value, datetime):
                 out["CloseDate"] = _date(value)
             else:
