@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from wa_bridge.connectors._records import deal_stage
@@ -11,19 +13,27 @@ from wa_bridge.errors import MappingOutputInvalid
 from wa_bridge.operations import CrmOperation
 
 
-def test_standard_names_win_and_other_fields_get_the_custom_name() -> None:
-    assert hubspot.contact_property("phone_e164") == "phone"
-    assert hubspot.contact_property("bsuid") == "wa_bsuid"
-    assert hubspot.ticket_property("subject") == "subject"
-    assert hubspot.ticket_property("status") == "wa_status"
-    assert hubspot.deal_property("closed_at") == "closedate"
-    assert hubspot.outcome_property("occurred_at") == "wa_outcome_at"
-    assert hubspot.outcome_property("outcome") == "wa_outcome"
-    assert salesforce.contact_field("name") == "LastName"
-    assert salesforce.contact_field("ctwa_clid") == "WA_Ctwa_Clid__c"
-    assert salesforce.case_field("status") == "Status"
-    assert salesforce.deal_field("stage") == "StageName"
-    assert salesforce.deal_field("currency") == "WA_Currency__c"
+@pytest.mark.parametrize(
+    ("name", "field", "expected"),
+    [
+        (hubspot.contact_property, "phone_e164", "phone"),
+        (hubspot.contact_property, "bsuid", "wa_bsuid"),
+        (hubspot.ticket_property, "subject", "subject"),
+        (hubspot.ticket_property, "status", "wa_status"),
+        (hubspot.deal_property, "closed_at", "closedate"),
+        (hubspot.outcome_property, "occurred_at", "wa_outcome_at"),
+        (hubspot.outcome_property, "outcome", "wa_outcome"),
+        (salesforce.contact_field, "name", "LastName"),
+        (salesforce.contact_field, "ctwa_clid", "WA_Ctwa_Clid__c"),
+        (salesforce.case_field, "status", "Status"),
+        (salesforce.deal_field, "stage", "StageName"),
+        (salesforce.deal_field, "currency", "WA_Currency__c"),
+    ],
+)
+def test_standard_names_win_and_other_fields_get_the_custom_name(
+    name: Callable[[str], str], field: str, expected: str
+) -> None:
+    assert name(field) == expected
 
 
 def test_consent_names_per_vendor() -> None:
