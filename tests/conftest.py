@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from faults.table import ROWS, FaultRow, format_table
 from wa_bridge.bus.embedded import EmbeddedBroker
 
 if TYPE_CHECKING:
@@ -23,6 +25,39 @@ SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 
 # Tests run with asyncio debug mode, so a callback that blocks the loop > 100 ms is logged.
 os.environ.setdefault("PYTHONASYNCIODEBUG", "1")
+
+# The suite runs in pytest-xdist workers (scripts/test); each worker has its own broker and
+# schema. A fault test's row lands in its worker's ROWS: it travels to the controller on the
+# test's report and is printed there, after the run.
+_XDIST_WORKER = "PYTEST_XDIST_WORKER" in os.environ
+_FAULT_ROW = "wa_bridge_fault_row"
+_rows_sent = 0
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    global _rows_sent
+    report = yield
+    if _XDIST_WORKER:
+        for row in ROWS[_rows_sent:]:
+            report.user_properties.append((_FAULT_ROW, dataclasses.astuple(row)))
+        _rows_sent = len(ROWS)
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if not _XDIST_WORKER:
+        ROWS.extend(
+            FaultRow(*value) for name, value in report.user_properties if name == _FAULT_ROW
+        )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if ROWS:
+        terminalreporter.write_sep("=", "fault table")
+        terminalreporter.write_line(format_table(ROWS))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""Fault tests: the CRM stand-in and pipeline per vendor; the fault table (``table.py``)
-printed at the end of the session."""
+"""Fault tests: the CRM stand-in and pipeline per vendor. The fault table (``table.py``) is
+printed at the end of the session by ``tests/conftest.py``, which also gathers the rows
+from pytest-xdist's workers."""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from connectors.servers.base import ContractServer
 from faults.crm_pipeline import crm_pipeline
 from faults.vendors import VENDORS, Vendor
 from wa_bridge.bus.embedded import EmbeddedBroker
-
-from .table import ROWS, format_table
 
 
 @pytest.fixture
@@ -48,9 +47,3 @@ def pipeline(
         return crm_pipeline(server, broker.bootstrap, topic, pg_url, **overrides)
 
     return make
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if ROWS:
-        terminalreporter.write_sep("=", "fault table")
-        terminalreporter.write_line(format_table(ROWS))
