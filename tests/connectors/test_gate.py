@@ -345,6 +345,7 @@ def _process(server: HubSpotServer, url: str) -> tuple[CrmConnector, AsyncEngine
     return build_connector(settings, engine=engine), engine
 
 
+@pytest.mark.serial  # timings under load: alone, after the parallel part (scripts/test)
 async def test_retry_after_binds_every_process_sharing_the_database(
     hubspot_server: HubSpotServer,
     engine: AsyncEngine,
@@ -353,10 +354,11 @@ async def test_retry_after_binds_every_process_sharing_the_database(
 ) -> None:
     hubspot_server.enforce_retry_after = True
     # A request another process had already sent when the 429 was answered cannot be
-    # called back; the stand-in gives such a request 10 ms to land. Here both "processes"
-    # and the stand-in share one interpreter (and its GIL) under asyncio debug mode, where
-    # a request that passed its gate takes up to ~15 ms to land, so allow 50 ms.
-    monkeypatch.setattr(hubspot_server, "retry_after_grace_s", 0.05)
+    # called back; the stand-in excuses one such request per connection (any later one
+    # counts) if it lands within the grace. Here both "processes" and the stand-in share
+    # one interpreter (and its GIL) under asyncio debug mode, where such a request has
+    # taken 75 ms to land on a loaded machine: allow it 250 ms.
+    monkeypatch.setattr(hubspot_server, "retry_after_grace_s", 0.25)
     # Processes share a wait through the database as a wall-clock instant (they share no
     # monotonic clock), as a CRM judges it by its own wall clock: so does the stand-in
     # here, or a step of the system clock between the 429 and the next request (seen once

@@ -60,6 +60,7 @@ async def test_accept_then_timeout_on_each_create(
 
 
 @vendors("hubspot", "salesforce")
+@pytest.mark.serial  # timings under load: alone, after the parallel part (scripts/test)
 async def test_retry_after_binds_every_worker_of_the_group(
     pipeline: Callable[..., Any], server: ContractServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

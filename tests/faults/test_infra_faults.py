@@ -45,6 +45,7 @@ pytestmark = [
     pytest.mark.kafka,
     pytest.mark.postgres,
     pytest.mark.slow,
+    pytest.mark.serial,  # several processes and timings: alone, not beside xdist's other worker
     pytest.mark.timeout(300),  # several processes on a shared 2-core machine
 ]
 

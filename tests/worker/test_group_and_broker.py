@@ -90,6 +90,7 @@ async def _assert_once_in_order(settings: Settings, engine: AsyncEngine, total: 
     assert order_breaks(await note_order(engine)) == []
 
 
+@pytest.mark.serial  # timings under load: alone, after the parallel part (scripts/test)
 async def test_rebalance_mid_stream_applies_once_in_contact_order(
     sql_settings_factory: Callable[..., Any], ledger_engine: AsyncEngine
 ) -> None:
@@ -116,6 +117,7 @@ async def test_rebalance_mid_stream_applies_once_in_contact_order(
     await _assert_once_in_order(settings, ledger_engine, 3000)
 
 
+@pytest.mark.serial  # timings under load: alone, after the parallel part (scripts/test)
 async def test_broker_restart_then_meta_retries_apply_once(
     sql_crm_url: str, ledger_engine: AsyncEngine, tmp_path: Path
 ) -> None:
