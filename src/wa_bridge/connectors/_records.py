@@ -352,8 +352,9 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
         """On a contact the company had before wa-bridge (adopted by phone or e-mail), a
         field of :attr:`company_fields` is ours when it holds the person's number or
         e-mail (``held``: at adoption) or we wrote it since: kept up to date (a number
-        change). Another value there (an office line) is the company's: the field is
-        written ``if_empty``, so it stays."""
+        change). Another value there (an office line), or the number with more than the
+        number (an extension, a remark), is the company's: the field is written
+        ``if_empty``, so it stays."""
         if group != self.contact_group or target.match not in ("phone", "email"):
             return
         for name, kind in self.company_fields:
@@ -588,7 +589,8 @@ def _ifis_empty(records: Sequence[Record[Any]]) -> list[str]:
 
 
 def _same(kind: Literal["phone", "email"], stored: Any, value: Any) -> bool:
-    """True when a CRM field's ``stored`` text is ``value`` (our E.164 or e-mail)."""
+    """True when a CRM field's ``stored`` text is ``value`` (our E.164 or e-mail) and
+    nothing more (:func:`~wa_bridge.normalize.phone_forms.same_number`)."""
     if not isinstance(stored, str) or not isinstance(value, str) or not stored.strip():
         return False
     if kind == "phone":

@@ -1,0 +1,151 @@
+"""What a CRM admin sees when the company's record holds the customer's number in a form
+``test_crm_admin_view`` does not cover, through the whole pipeline (signed webhook →
+receiver → Tansu → worker → the vendor's strict stand-in), on HubSpot and Salesforce:
+
+- with an extension (``+44 7911 123456 ext. 12``, ``+1 (415) 555-0100 x7``) or a remark
+  (``07400 123456 (mobile)``): adopted, the field as the company typed it; a number that
+  only shares digits or a prefix with the customer's is not adopted.
+
+Judged on the stand-in's records: one contact per person, the company's record kept as it
+was, the conversation's note on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from connectors.conftest import (  # noqa: F401 - fixtures
+    checked,
+    hubspot_session,
+    salesforce_session,
+)
+from connectors.servers import HubSpotServer
+from e2e.test_crm_admin_view import by_id, crm, seed_contact, synced  # noqa: F401 - fixture
+from e2e.test_crm_adoption import (
+    Vendor,
+    text_webhook,
+    wamid,
+)
+from wa_bridge.bus.embedded import EmbeddedBroker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+Seeded = dict[str, tuple[str, dict[str, str]]]  # label → (WhatsApp id, phones as typed)
+
+
+def field_names(vendor: Vendor) -> dict[str, str]:
+    """``seed_contact``'s phone names → the vendor's field names."""
+    if isinstance(vendor.server, HubSpotServer):
+        return {"phone": "phone", "mobile": "mobilephone"}
+    return {"phone": "Phone", "mobile": "MobilePhone", "other": "OtherPhone"}
+
+
+def owned_phone(vendor: Vendor) -> str:
+    """The phone field wa-bridge keeps up to date when it holds the person's number."""
+    return "phone" if isinstance(vendor.server, HubSpotServer) else "MobilePhone"
+
+
+async def send_each(
+    vendor: Vendor, seeded: Seeded, broker: EmbeddedBroker, topic: str, pg_url: str
+) -> dict[str, str]:
+    """Seed one contact per label, send one message from each WhatsApp id; label → id."""
+    ids = {
+        label: seed_contact(vendor, "Cliente", label, **phones)
+        for label, (_, phones) in seeded.items()
+    }
+    async with synced(vendor, broker, topic, pg_url) as run:
+        await run.post(
+            *(text_webhook(wa_id, "🙂", n) for n, (wa_id, _) in enumerate(seeded.values()))
+        )
+    return ids
+
+
+def changed_fields(
+    vendor: Vendor,
+    contact: dict[str, Any],
+    label: str,
+    phones: dict[str, str],
+    *,
+    e164: str | None = None,
+) -> dict[str, Any]:
+    """What ``send_each``'s record ``label`` no longer holds as seeded: its name, its phones
+    as typed (``e164``, the person's number, is allowed in the field wa-bridge owns)."""
+    names = field_names(vendor)
+    out = {
+        names[k]: contact.get(names[k])
+        for k, typed in phones.items()
+        if contact.get(names[k]) != typed
+        and not (names[k] == owned_phone(vendor) and contact.get(names[k]) == e164)
+    }
+    last = "lastname" if isinstance(vendor.server, HubSpotServer) else "LastName"
+    if contact.get(last) != label:
+        out[last] = contact.get(last)
+    return out
+
+
+# (WhatsApp id, the number as the company typed it, which field)
+EXTENDED: Seeded = {
+    "UK mobile, ext.": ("447911123456", {"phone": "+44 7911 123456 ext. 12"}),
+    "US, x, second field": ("14155550100", {"mobile": "+1 (415) 555-0100 x7"}),
+    "UK national, a remark": ("447400123456", {"phone": "07400 123456 (mobile)"}),
+}
+
+
+async def test_a_number_with_an_extension_or_a_remark_is_adopted_as_typed(
+    crm: Vendor,  # noqa: F811 - the fixture
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """The search finds these records; the match used to compare every digit of the field
+    (the extension's too), refused them and created a second contact for each."""
+    vendor = crm
+    ids = await send_each(vendor, EXTENDED, broker, topic_factory("ext"), pg_url)
+    contacts = by_id(vendor)
+    notes = {
+        label: vendor.contact_of_note(wamid(wa_id, n))
+        for n, (label, (wa_id, _)) in enumerate(EXTENDED.items())
+    }
+    assert notes == ids  # each conversation on the record the company holds
+    assert len(contacts) == len(EXTENDED)  # no contact created
+    changed = {
+        label: changed_fields(vendor, contacts[ids[label]], label, phones)
+        for label, (_, phones) in EXTENDED.items()
+    }
+    assert changed == {label: {} for label in EXTENDED}  # the extension, the remark kept
+
+
+# Records holding digits the customer's number shares, that are not the customer's number.
+NOT_THEIRS: Seeded = {
+    # every digit of +447911123456, but the number before the extension is shorter
+    "digits shared, extension apart": ("447911123456", {"phone": "+44 7911 12345 ext. 6"}),
+    # +14155550100 followed by one more digit, no extension marker: another number
+    "a longer number": ("14155550100", {"phone": "+1 (415) 555-01007"}),
+}
+
+
+async def test_a_number_sharing_digits_or_a_prefix_is_not_adopted(
+    crm: Vendor,  # noqa: F811 - the fixture
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    vendor = crm
+    ids = await send_each(vendor, NOT_THEIRS, broker, topic_factory("prefix"), pg_url)
+    contacts = by_id(vendor)
+    notes = {
+        label: vendor.contact_of_note(wamid(wa_id, n))
+        for n, (label, (wa_id, _)) in enumerate(NOT_THEIRS.items())
+    }
+    assert {label: note in ids.values() for label, note in notes.items()} == {
+        label: False for label in NOT_THEIRS
+    }  # a contact of its own
+    assert None not in notes.values()
+    assert len(contacts) == 2 * len(NOT_THEIRS)
+    untouched = {label: contacts[ids[label]].get(vendor.key_field) for label in NOT_THEIRS}
+    assert untouched == {label: None for label in NOT_THEIRS}  # our key on none of them
+    for label, (_, phones) in NOT_THEIRS.items():
+        assert changed_fields(vendor, contacts[ids[label]], label, phones) == {}
