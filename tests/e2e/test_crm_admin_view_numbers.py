@@ -4,7 +4,9 @@ receiver → Tansu → worker → the vendor's strict stand-in), on HubSpot and 
 
 - with an extension (``+44 7911 123456 ext. 12``, ``+1 (415) 555-0100 x7``) or a remark
   (``07400 123456 (mobile)``): adopted, the field as the company typed it; a number that
-  only shares digits or a prefix with the customer's is not adopted.
+  only shares digits or a prefix with the customer's is not adopted;
+- as Mexico dialled it before August 2019 (``01``, ``044``, ``045`` before the national
+  number): adopted.
 
 Judged on the stand-in's records: one contact per person, the company's record kept as it
 was, the conversation's note on it.
@@ -20,16 +22,22 @@ import pytest
 from connectors.conftest import (  # noqa: F401 - fixtures
     checked,
     hubspot_session,
+    rest_crm_session,
     salesforce_session,
 )
-from connectors.servers import HubSpotServer
+from connectors.servers import HubSpotServer, RestCrmServer
 from e2e.test_crm_admin_view import by_id, crm, seed_contact, synced  # noqa: F401 - fixture
 from e2e.test_crm_adoption import (
+    PARTITIONS,
+    ROOT,
     Vendor,
+    pipeline,
     text_webhook,
     wamid,
 )
+from receiver._harness import running_receiver
 from wa_bridge.bus.embedded import EmbeddedBroker
+from worker.sqlcrm import sql_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -149,3 +157,88 @@ async def test_a_number_sharing_digits_or_a_prefix_is_not_adopted(
     assert untouched == {label: None for label in NOT_THEIRS}  # our key on none of them
     for label, (_, phones) in NOT_THEIRS.items():
         assert changed_fields(vendor, contacts[ids[label]], label, phones) == {}
+
+
+# Mexico before August 2019: 01 before a long-distance number, 044 (local) or 045 (long
+# distance) before a mobile's; WhatsApp ids keep the mobile 1 (521…).
+MX_DIALLED: Seeded = {
+    "01, long distance": ("5215523456789", {"phone": "01 55 2345 6789"}),
+    "044, a mobile, local": ("5213312345678", {"mobile": "044 33 1234 5678"}),
+    "045, a mobile, long distance": ("5218112345678", {"mobile": "045 (81) 1234-5678"}),
+}
+
+
+async def test_mexican_numbers_typed_before_2019_are_adopted(
+    crm: Vendor,  # noqa: F811 - the fixture
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    vendor = crm
+    ids = await send_each(vendor, MX_DIALLED, broker, topic_factory("mx"), pg_url)
+    contacts = by_id(vendor)
+    notes = {
+        label: vendor.contact_of_note(wamid(wa_id, n))
+        for n, (label, (wa_id, _)) in enumerate(MX_DIALLED.items())
+    }
+    assert notes == ids
+    assert len(contacts) == len(MX_DIALLED)
+    changed = {
+        label: changed_fields(vendor, contacts[ids[label]], label, phones, e164=f"+52{wa_id[3:]}")
+        for label, (wa_id, phones) in MX_DIALLED.items()
+    }
+    assert changed == {label: {} for label in MX_DIALLED}
+
+
+async def test_the_rest_crm_adopts_mexican_forms_and_not_a_number_sharing_digits(
+    request: pytest.FixtureRequest,
+    broker: EmbeddedBroker,
+    topic_factory: Callable[[str], str],
+    pg_url: str,
+) -> None:
+    """The REST CRM's search (the contract's ``searchContacts``) compares whole digits, so
+    an extension is not found there; the forms it can find go through the same match."""
+    session: RestCrmServer = request.getfixturevalue("rest_crm_session")
+    people = {**MX_DIALLED, **NOT_THEIRS}
+    for rest in checked(session):
+        ids = {
+            label: rest.seed_contact(name=label, **{f"{k}_phone": v for k, v in phones.items()})
+            for label, (_, phones) in people.items()
+        }
+        topic = topic_factory("restforms")
+        settings = sql_settings(
+            broker.bootstrap,
+            topic,
+            pg_url,
+            kafka_partitions=PARTITIONS,
+            consumer_fetch_max_wait_ms=50,
+            connector="rest",
+            crm_base_url=rest.url,
+            crm_token=rest.token,
+            crm_timeout_s=5,
+            mappings_path=str(ROOT / "mappings" / "rest.yaml"),
+        )
+        async with (
+            running_receiver(broker.bootstrap, topic) as receiver,
+            pipeline(settings, receiver) as run,
+        ):
+            await run.post(
+                *(text_webhook(wa_id, "🙂", n) for n, (wa_id, _) in enumerate(people.values()))
+            )
+        contacts = rest.collection("contacts")
+        notes = rest.collection("notes")
+        on = {
+            label: contacts[notes[wamid(wa_id, n)]["contact_key"]]["id"]
+            for n, (label, (wa_id, _)) in enumerate(people.items())
+        }
+        assert {label: on[label] == ids[label] for label in people} == {
+            label: label in MX_DIALLED for label in people
+        }
+        assert len(contacts) == len(MX_DIALLED) + 2 * len(NOT_THEIRS)
+        seeded = {r["id"]: r["fields"] for r in contacts.values() if r["id"] in ids.values()}
+        for label in NOT_THEIRS:
+            _, phones = people[label]
+            assert seeded[ids[label]] == {
+                "name": label,
+                **{f"{k}_phone": v for k, v in phones.items()},
+            }  # untouched

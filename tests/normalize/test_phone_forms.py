@@ -47,6 +47,9 @@ def test_search_digits_hold_international_and_national_forms() -> None:
     assert search_digits("+525512345678") == (
         "005215512345678",
         "00525512345678",
+        "015512345678",  # dialled before August 2019: 01 (long distance),
+        "0445512345678",  # 044 (a mobile, local), 045 (a mobile, long distance)
+        "0455512345678",
         "15512345678",
         "5215512345678",
         "525512345678",
@@ -75,6 +78,12 @@ STORED = [
     ("+52 55 1234 5678", "+525512345678", True),
     ("55 1234 5678", "+525512345678", True),  # MX national
     ("0052 55 1234 5678", "+525512345678", True),  # 00 international prefix
+    ("01 55 1234 5678", "+525512345678", True),  # MX before 2019: long distance
+    ("044 55 1234 5678", "+5215512345678", True),  # a mobile, local
+    ("045 (33) 1234-5678", "+523312345678", True),  # a mobile, long distance
+    ("044 1 55 1234 5678", "+525512345678", False),  # never with the mobile 1 as well
+    ("01 55 1234 5679", "+525512345678", False),  # one digit apart
+    ("044 11 2345 6789", "+5491123456789", False),  # only Mexico dialled these
     ("0054 9 11 2345 6789", "+5491123456789", True),
     ("011 15-2345-6789", "+5491123456789", True),  # AR national format: trunk 0 and 15
     ("11 15 2345-6789", "+5491123456789", True),  # the same without the trunk 0

@@ -14,7 +14,9 @@ compares what the CRM answers digit by digit (:func:`same_number`):
   without the country code; HubSpot's ``hs_searchable_calculated_*`` numbers);
 - each variant as dialled at home (:func:`_dialled`): the national format with its trunk
   prefix, with and without it (AR ``011 15-2345-6789`` and ``11 15 2345-6789``, UK
-  ``07911 123456``), and with the ``00`` international prefix (``0054 9 11 2345 6789``):
+  ``07911 123456``), with the ``00`` international prefix (``0054 9 11 2345 6789``), and
+  for Mexico after the prefixes dialled before August 2019 (``01 55 1234 5678`` for a
+  long-distance call, ``044`` / ``045`` before a mobile's number, local / long distance):
   a CRM that keeps numbers as typed holds these digits, so a search must ask for them.
 
 A CRM's phone text may hold more than the number: an extension (``+44 7911 123456 ext.
@@ -38,6 +40,11 @@ __all__ = ["holds_number", "same_number", "search_digits", "split_extension", "v
 
 _AR_MOBILE = "+549"  # + 10 digits
 _MX = "+52"
+# Mexico dialled these before the national number until August 2019, when its numbering
+# plan dropped them: 01 for a long-distance call, 044 (local) and 045 (long distance) for a
+# mobile. phonenumbers' metadata dropped them too, but CRMs keep numbers typed back then.
+_FORMER_PREFIXES: dict[str, tuple[str, ...]] = {"MX": ("01", "044", "045")}
+_MX_NATIONAL_LEN = 10
 # An extension after the number: a marker (ext, ext., extn, extension, x, #, anexo, ramal,
 # RFC 3966's ;ext=), then its digits, then at most a remark without digits.
 _EXTENSION = re.compile(
@@ -80,7 +87,8 @@ def _digits(text: str) -> str:
 
 def _dialled(number: phonenumbers.PhoneNumber, international: str) -> set[str]:
     """The digits of ``number`` as dialled: its national format (trunk prefix, AR's ``15``)
-    with and without the trunk prefix, and ``00`` + its international digits."""
+    with and without the trunk prefix, ``00`` + its international digits, and the national
+    number after the prefixes its country dialled before (MX ``01``, ``044``, ``045``)."""
     out = {"00" + international}
     local = _digits(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
     region = phonenumbers.region_code_for_number(number)
@@ -89,6 +97,9 @@ def _dialled(number: phonenumbers.PhoneNumber, international: str) -> set[str]:
         out.add(local)
         if trunk and local.startswith(trunk) and len(local) > len(trunk):
             out.add(local[len(trunk) :])
+    significant = phonenumbers.national_significant_number(number)
+    if region == "MX" and len(significant) == _MX_NATIONAL_LEN:  # not the "1" + 10 form
+        out.update(prefix + significant for prefix in _FORMER_PREFIXES[region])
     return out
 
 
@@ -164,7 +175,8 @@ def same_number(stored: str, e164: str) -> bool:
     country code without ``+``) and with the national digits of each variant (``(513)
     227-1572`` is ``+15132271572``): a national number names no country, so that is the
     best a CRM that holds one allows. A national number typed with its trunk prefix (``011
-    15-2345-6789``, ``07911 123456``) is the same as without. A value with more than the
+    15-2345-6789``, ``07911 123456``) or a prefix its country dialled before (Mexico's
+    ``044 55 1234 5678``) is the same as without. A value with more than the
     number (an extension, a remark: :func:`holds_number`) is not: it holds what the
     company added.
     """
