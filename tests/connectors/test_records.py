@@ -111,7 +111,7 @@ def test_phone_in_any_stored_form_then_the_most_recently_modified() -> None:
     stranger = _candidate("3", phones=("+1 911 234 5678",), modified=3.0)
     choice = choose("c1", AR, [older, newer, stranger], ORDER)
     assert choice is not None and (choice.candidate.crm_id, choice.rule) == ("2", "phone")
-    assert choice.candidates == 2
+    assert choice.candidates == 2 and choice.others == ("1",)  # the one left unused
 
 
 def test_a_record_of_another_contact_or_adopted_already_is_not_taken() -> None:

@@ -46,11 +46,13 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """The record a contact adopts, by which rule, among how many candidates."""
+    """The record a contact adopts, by which rule, among how many candidates; ``others``:
+    the CRM ids of the candidates it did not adopt, most recently modified first."""
 
     candidate: Candidate
     rule: MatchRule
     candidates: int
+    others: tuple[str, ...] = ()
 
 
 def modified_at(text: Any) -> float:
@@ -100,6 +102,7 @@ def choose(
     for rule in rules:
         hits = [c for c in _hits(rule, key, facts, candidates) if c.crm_id not in taken]
         if hits:
-            best = max(hits, key=lambda c: (c.modified, c.crm_id))
-            return Choice(best, rule, len(hits))
+            ranked = sorted(hits, key=lambda c: (c.modified, c.crm_id), reverse=True)
+            others = tuple(c.crm_id for c in ranked[1:])
+            return Choice(ranked[0], rule, len(hits), others)
     return None

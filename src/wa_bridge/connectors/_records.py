@@ -344,7 +344,7 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
             taken.add(found.crm_id)
             call.targets[slot] = Target(found.crm_id, choice.rule, _filled(found), by_id=True)
             self._adopted_modes(group, record, call.targets[slot], found.values)
-            call.matches.append((group, record.key, choice.rule, choice.candidates))
+            call.matches.append((group, record.key, choice))
 
     def _adopted_modes(
         self, group: G, record: Record[V], target: Target, held: Mapping[str, Any] | None = None
