@@ -15,6 +15,7 @@ was, the conversation's note on it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -37,6 +38,7 @@ from e2e.test_crm_adoption import (
 )
 from receiver._harness import running_receiver
 from wa_bridge.bus.embedded import EmbeddedBroker
+from wa_bridge.normalize.phones import user_e164
 from worker.sqlcrm import sql_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -56,10 +58,30 @@ def owned_phone(vendor: Vendor) -> str:
     return "phone" if isinstance(vendor.server, HubSpotServer) else "MobilePhone"
 
 
+@dataclass
+class Sent:
+    """The CRM after ``send_each``: label → the seeded record's id (``ids``), CRM id → each
+    contact (``contacts``), label → the contact its message's note is on (``notes``), and
+    label → what the seeded record no longer holds as seeded (``changed``)."""
+
+    ids: dict[str, str]
+    contacts: dict[str, dict[str, Any]]
+    notes: dict[str, str | None]
+    changed: dict[str, dict[str, Any]]
+
+
 async def send_each(
-    vendor: Vendor, seeded: Seeded, broker: EmbeddedBroker, topic: str, pg_url: str
-) -> dict[str, str]:
-    """Seed one contact per label, send one message from each WhatsApp id; label → id."""
+    vendor: Vendor,
+    seeded: Seeded,
+    broker: EmbeddedBroker,
+    topic: str,
+    pg_url: str,
+    *,
+    rewritten_ok: bool = False,
+) -> Sent:
+    """Seed one contact per label, send one message from each WhatsApp id. With
+    ``rewritten_ok`` the field wa-bridge owns may hold the person's E.164 instead of the
+    number as typed (a plain number of theirs is wa-bridge's to keep up to date)."""
     ids = {
         label: seed_contact(vendor, "Cliente", label, **phones)
         for label, (_, phones) in seeded.items()
@@ -68,7 +90,22 @@ async def send_each(
         await run.post(
             *(text_webhook(wa_id, "🙂", n) for n, (wa_id, _) in enumerate(seeded.values()))
         )
-    return ids
+    contacts = by_id(vendor)
+    notes = {
+        label: vendor.contact_of_note(wamid(wa_id, n))
+        for n, (label, (wa_id, _)) in enumerate(seeded.items())
+    }
+    changed = {
+        label: changed_fields(
+            vendor,
+            contacts[ids[label]],
+            label,
+            phones,
+            e164=user_e164(wa_id) if rewritten_ok else None,
+        )
+        for label, (wa_id, phones) in seeded.items()
+    }
+    return Sent(ids, contacts, notes, changed)
 
 
 def changed_fields(
@@ -94,6 +131,14 @@ def changed_fields(
     return out
 
 
+def assert_adopted(sent: Sent, seeded: Seeded) -> None:
+    """One contact per person: each conversation on the record the company holds, which
+    keeps its name and phones."""
+    assert sent.notes == sent.ids
+    assert len(sent.contacts) == len(seeded)  # no contact created
+    assert sent.changed == {label: {} for label in seeded}
+
+
 # (WhatsApp id, the number as the company typed it, which field)
 EXTENDED: Seeded = {
     "UK mobile, ext.": ("447911123456", {"phone": "+44 7911 123456 ext. 12"}),
@@ -109,21 +154,9 @@ async def test_a_number_with_an_extension_or_a_remark_is_adopted_as_typed(
     pg_url: str,
 ) -> None:
     """The search finds these records; the match used to compare every digit of the field
-    (the extension's too), refused them and created a second contact for each."""
-    vendor = crm
-    ids = await send_each(vendor, EXTENDED, broker, topic_factory("ext"), pg_url)
-    contacts = by_id(vendor)
-    notes = {
-        label: vendor.contact_of_note(wamid(wa_id, n))
-        for n, (label, (wa_id, _)) in enumerate(EXTENDED.items())
-    }
-    assert notes == ids  # each conversation on the record the company holds
-    assert len(contacts) == len(EXTENDED)  # no contact created
-    changed = {
-        label: changed_fields(vendor, contacts[ids[label]], label, phones)
-        for label, (_, phones) in EXTENDED.items()
-    }
-    assert changed == {label: {} for label in EXTENDED}  # the extension, the remark kept
+    (the extension's too), refused them and created a second contact for each. The field
+    keeps the extension, the remark."""
+    assert_adopted(await send_each(crm, EXTENDED, broker, topic_factory("ext"), pg_url), EXTENDED)
 
 
 # Records holding digits the customer's number shares, that are not the customer's number.
@@ -142,21 +175,17 @@ async def test_a_number_sharing_digits_or_a_prefix_is_not_adopted(
     pg_url: str,
 ) -> None:
     vendor = crm
-    ids = await send_each(vendor, NOT_THEIRS, broker, topic_factory("prefix"), pg_url)
-    contacts = by_id(vendor)
-    notes = {
-        label: vendor.contact_of_note(wamid(wa_id, n))
-        for n, (label, (wa_id, _)) in enumerate(NOT_THEIRS.items())
-    }
-    assert {label: note in ids.values() for label, note in notes.items()} == {
+    sent = await send_each(vendor, NOT_THEIRS, broker, topic_factory("prefix"), pg_url)
+    assert {label: note in sent.ids.values() for label, note in sent.notes.items()} == {
         label: False for label in NOT_THEIRS
     }  # a contact of its own
-    assert None not in notes.values()
-    assert len(contacts) == 2 * len(NOT_THEIRS)
-    untouched = {label: contacts[ids[label]].get(vendor.key_field) for label in NOT_THEIRS}
+    assert None not in sent.notes.values()
+    assert len(sent.contacts) == 2 * len(NOT_THEIRS)
+    untouched = {
+        label: sent.contacts[sent.ids[label]].get(vendor.key_field) for label in NOT_THEIRS
+    }
     assert untouched == {label: None for label in NOT_THEIRS}  # our key on none of them
-    for label, (_, phones) in NOT_THEIRS.items():
-        assert changed_fields(vendor, contacts[ids[label]], label, phones) == {}
+    assert sent.changed == {label: {} for label in NOT_THEIRS}
 
 
 # Mexico before August 2019: 01 before a long-distance number, 044 (local) or 045 (long
@@ -174,20 +203,9 @@ async def test_mexican_numbers_typed_before_2019_are_adopted(
     topic_factory: Callable[[str], str],
     pg_url: str,
 ) -> None:
-    vendor = crm
-    ids = await send_each(vendor, MX_DIALLED, broker, topic_factory("mx"), pg_url)
-    contacts = by_id(vendor)
-    notes = {
-        label: vendor.contact_of_note(wamid(wa_id, n))
-        for n, (label, (wa_id, _)) in enumerate(MX_DIALLED.items())
-    }
-    assert notes == ids
-    assert len(contacts) == len(MX_DIALLED)
-    changed = {
-        label: changed_fields(vendor, contacts[ids[label]], label, phones, e164=f"+52{wa_id[3:]}")
-        for label, (wa_id, phones) in MX_DIALLED.items()
-    }
-    assert changed == {label: {} for label in MX_DIALLED}
+    topic = topic_factory("mx")
+    sent = await send_each(crm, MX_DIALLED, broker, topic, pg_url, rewritten_ok=True)
+    assert_adopted(sent, MX_DIALLED)
 
 
 async def test_the_rest_crm_adopts_mexican_forms_and_not_a_number_sharing_digits(

@@ -59,6 +59,23 @@ def _run(settings: Settings, work: Callable[[SqlStore], Awaitable[T]]) -> T:
         raise typer.Exit(code=1) from exc
 
 
+def _listed(
+    find: Callable[..., Awaitable[list[T]]],
+    data: Callable[..., dict[str, Any]],
+    *,
+    reveal: bool,
+    limit: int,
+    actor: str | None,
+) -> list[dict[str, Any]]:
+    """An audited listing (``find``) as the operator ``actor``, each row as ``data``."""
+    settings = settings_or_exit()
+    who = _who(actor)
+    found = _run(
+        settings, lambda store: find(store, actor=who, role=ROLE, reveal=reveal, limit=limit)
+    )
+    return [data(item, reveal=reveal) for item in found]
+
+
 @identity_app.command()
 def report(
     as_json: AsJson = False,
@@ -73,13 +90,7 @@ def report(
     from wa_bridge.ops.identity import lookalike_data
     from wa_bridge.ops.identity import report as find
 
-    settings = settings_or_exit()
-    who = _who(actor)
-    found = _run(
-        settings,
-        lambda store: find(store, actor=who, role=ROLE, reveal=show_identifiers, limit=limit),
-    )
-    items = [lookalike_data(item, reveal=show_identifiers) for item in found]
+    items = _listed(find, lookalike_data, reveal=show_identifiers, limit=limit, actor=actor)
     if as_json:
         for item in items:
             typer.echo(orjson.dumps(item).decode())
@@ -123,13 +134,7 @@ def adoptions(
     from wa_bridge.ops.adoptions import adoption_data
     from wa_bridge.ops.adoptions import adoptions as find
 
-    settings = settings_or_exit()
-    who = _who(actor)
-    found = _run(
-        settings,
-        lambda store: find(store, actor=who, role=ROLE, reveal=show_identifiers, limit=limit),
-    )
-    items = [adoption_data(item, reveal=show_identifiers) for item in found]
+    items = _listed(find, adoption_data, reveal=show_identifiers, limit=limit, actor=actor)
     for item in items:
         typer.echo(orjson.dumps(item).decode() if as_json else _adoption_line(item))
     typer.echo(f"{len(items)} adoption(s) that left other records unused", err=True)

@@ -10,13 +10,10 @@ to ``audit_log`` (``identity.adoptions``, or ``identity.adoptions.reveal``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from wa_bridge.ops.identity import shown
-from wa_bridge.store import audit
+from wa_bridge.ops.identity import Listing, audited_listing, shown
 from wa_bridge.store.adoptions import Adoption, ambiguous_adoptions
-from wa_bridge.store.db import store_errors
 
 if TYPE_CHECKING:
     from wa_bridge.store.sql import SqlStore
@@ -28,21 +25,12 @@ async def adoptions(
     store: SqlStore, *, actor: str, role: str, reveal: bool = False, limit: int = 200
 ) -> list[Adoption]:
     """The adoptions that left other records unused, newest first; audited."""
-    with store_errors("identity adoptions"):
-        async with store.engine.begin() as conn:
-            found = await ambiguous_adoptions(conn, limit=limit)
-            action = "identity.adoptions.reveal" if reveal else "identity.adoptions"
-            detail = f"{len(found)} adoption(s)" + (", phones shown unmasked" if reveal else "")
-            await audit.record_audit(
-                conn,
-                at=datetime.now(UTC),
-                actor=actor,
-                role=role,
-                action=action,
-                target="crm_records",
-                detail=detail,
-            )
-    return found
+    return await audited_listing(
+        store,
+        "identity adoptions",
+        lambda conn: ambiguous_adoptions(conn, limit=limit),
+        Listing(actor, role, "identity.adoptions", "crm_records", "adoption(s)", reveal),
+    )
 
 
 def adoption_data(item: Adoption, *, reveal: bool = False) -> dict[str, Any]:
