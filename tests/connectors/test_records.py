@@ -111,7 +111,7 @@ def test_phone_in_any_stored_form_then_the_most_recently_modified() -> None:
     stranger = _candidate("3", phones=("+1 911 234 5678",), modified=3.0)
     choice = choose("c1", AR, [older, newer, stranger], ORDER)
     assert choice is not None and (choice.candidate.crm_id, choice.rule) == ("2", "phone")
-    assert choice.candidates == 2
+    assert choice.candidates == 2 and choice.others == ("1",)  # the one left unused
 
 
 def test_a_record_of_another_contact_or_adopted_already_is_not_taken() -> None:
@@ -120,6 +120,15 @@ def test_a_record_of_another_contact_or_adopted_already_is_not_taken() -> None:
     choice = choose("c1", AR, [theirs, free], ORDER)
     assert choice is not None and choice.candidate.crm_id == "2"
     assert choose("c1", AR, [theirs, free], ORDER, taken={"2"}) is None
+
+
+def test_a_record_holding_the_bare_number_beats_one_with_an_extension() -> None:
+    extended = _candidate("1", phones=("+54 9 11 2345-6789 x4",))
+    bare = _candidate("2", phones=("011 15-2345-6789",), modified=0.5)
+    choice = choose("c1", AR, [extended, bare], ORDER)
+    assert choice is not None and choice.candidate.crm_id == "2" and choice.candidates == 1
+    alone = choose("c1", AR, [extended], ORDER)  # no bare one: the extension's record
+    assert alone is not None and (alone.candidate.crm_id, alone.rule) == ("1", "phone")
 
 
 def test_email_case_insensitively_and_the_order_decides() -> None:

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wa_bridge.normalize.phone_forms import same_number, search_digits, variants
+from wa_bridge.normalize.phone_forms import (
+    holds_number,
+    same_number,
+    search_digits,
+    split_extension,
+    variants,
+)
 from wa_bridge.normalize.phones import user_e164
 
 VARIANTS = [
@@ -41,6 +47,9 @@ def test_search_digits_hold_international_and_national_forms() -> None:
     assert search_digits("+525512345678") == (
         "005215512345678",
         "00525512345678",
+        "015512345678",  # dialled before August 2019: 01 (long distance),
+        "0445512345678",  # 044 (a mobile, local), 045 (a mobile, long distance)
+        "0455512345678",
         "15512345678",
         "5215512345678",
         "525512345678",
@@ -69,6 +78,12 @@ STORED = [
     ("+52 55 1234 5678", "+525512345678", True),
     ("55 1234 5678", "+525512345678", True),  # MX national
     ("0052 55 1234 5678", "+525512345678", True),  # 00 international prefix
+    ("01 55 1234 5678", "+525512345678", True),  # MX before 2019: long distance
+    ("044 55 1234 5678", "+5215512345678", True),  # a mobile, local
+    ("045 (33) 1234-5678", "+523312345678", True),  # a mobile, long distance
+    ("044 1 55 1234 5678", "+525512345678", False),  # never with the mobile 1 as well
+    ("01 55 1234 5679", "+525512345678", False),  # one digit apart
+    ("044 11 2345 6789", "+5491123456789", False),  # only Mexico dialled these
     ("0054 9 11 2345 6789", "+5491123456789", True),
     ("011 15-2345-6789", "+5491123456789", True),  # AR national format: trunk 0 and 15
     ("11 15 2345-6789", "+5491123456789", True),  # the same without the trunk 0
@@ -83,12 +98,56 @@ STORED = [
     ("2271572", "+15132271572", False),  # a suffix is not the number
     ("", "+15132271572", False),
     ("n/a", "+15132271572", False),
+    # more than the number: the company's (holds_number decides whether it is the person)
+    ("+44 7911 123456 ext. 12", "+447911123456", False),
+    ("07911 123456 (mobile)", "+447911123456", False),
 ]
 
 
 @pytest.mark.parametrize(("stored", "e164", "same"), STORED)
 def test_same_number(stored: str, e164: str, same: bool) -> None:
     assert same_number(stored, e164) is same
+
+
+EXTENSIONS = [
+    ("+44 7911 123456 ext. 12", ("+44 7911 123456", "12")),
+    ("+1 (415) 555-0100 x7", ("+1 (415) 555-0100", "7")),
+    ("+1 415 555 0100;ext=7", ("+1 415 555 0100", "7")),
+    ("+1 415 555 0100 (x7)", ("+1 415 555 0100", "7")),
+    ("+56 2 2345 6789 anexo 201", ("+56 2 2345 6789", "201")),
+    ("+55 11 99999-0001 ramal 3", ("+55 11 99999-0001", "3")),
+    ("07911 123456 (mobile)", ("07911 123456 (mobile)", None)),  # a remark, no extension
+    ("+44 7911 12345612", ("+44 7911 12345612", None)),  # digits without a marker
+    ("Alexander 555 0100", ("Alexander 555 0100", None)),  # an x inside a word
+]
+
+
+@pytest.mark.parametrize(("stored", "parts"), EXTENSIONS)
+def test_split_extension(stored: str, parts: tuple[str, str | None]) -> None:
+    assert split_extension(stored) == parts
+
+
+HELD = [
+    # (as a company typed it, the WhatsApp user's E.164, that person's record?)
+    ("+44 7911 123456 ext. 12", "+447911123456", True),  # a mobile with an extension
+    ("+1 (415) 555-0100 x7", "+14155550100", True),  # US: fixed line or mobile
+    ("07911 123456 ext. 12", "+447911123456", True),  # national format
+    ("+52 1 55 1234 5678 ext 3", "+525512345678", True),  # a variant, then an extension
+    ("07911 123456 (mobile)", "+447911123456", True),  # a remark without digits
+    ("Mobile: +44 7911 123456", "+447911123456", True),
+    ("+54 9 11 2345-6789", "+5491123456789", True),  # the bare number too
+    ("+44 7911 12345 ext. 6", "+447911123456", False),  # every digit shared, number apart
+    ("+44 7911 1234567", "+447911123456", False),  # a prefix of longer digits
+    ("+1 (415) 555-01007", "+14155550100", False),
+    ("07911 123456 (mobile 2)", "+447911123456", False),  # a remark with digits
+    ("+44 7911 123457 ext. 12", "+447911123456", False),  # another number's extension
+    ("+44 20 7946 0018 ext. 3", "+442079460018", False),  # a switchboard's extension
+]
+
+
+@pytest.mark.parametrize(("stored", "e164", "held"), HELD)
+def test_holds_number(stored: str, e164: str, held: bool) -> None:
+    assert holds_number(stored, e164) is held
 
 
 @given(st.from_regex(r"\+(1|52|521|54|549|55|56|57)[0-9]{9,10}", fullmatch=True))

@@ -1,4 +1,5 @@
-"""``wa-bridge identity report | merge | unmerge | merges``: contacts that are one person.
+"""``wa-bridge identity report | adoptions | merge | unmerge | merges``: contacts that
+are one person, and CRM records that hold one person twice.
 
 Phones are masked and BSUIDs hidden (each with the keyed hash ``identity_events`` uses)
 unless ``report --show-identifiers``, which the audit log records. Every command is
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 identity_app = typer.Typer(
-    help="Contacts that look like one person: report, merge, unmerge.", no_args_is_help=True
+    help="Contacts that look like one person: report, adoptions, merge, unmerge.",
+    no_args_is_help=True,
 )
 Actor = Annotated[str | None, typer.Option("--actor", help="who acts (default $USER)")]
 AsJson = Annotated[bool, typer.Option("--json")]
@@ -57,6 +59,23 @@ def _run(settings: Settings, work: Callable[[SqlStore], Awaitable[T]]) -> T:
         raise typer.Exit(code=1) from exc
 
 
+def _listed(
+    find: Callable[..., Awaitable[list[T]]],
+    data: Callable[..., dict[str, Any]],
+    *,
+    reveal: bool,
+    limit: int,
+    actor: str | None,
+) -> list[dict[str, Any]]:
+    """An audited listing (``find``) as the operator ``actor``, each row as ``data``."""
+    settings = settings_or_exit()
+    who = _who(actor)
+    found = _run(
+        settings, lambda store: find(store, actor=who, role=ROLE, reveal=reveal, limit=limit)
+    )
+    return [data(item, reveal=reveal) for item in found]
+
+
 @identity_app.command()
 def report(
     as_json: AsJson = False,
@@ -71,13 +90,7 @@ def report(
     from wa_bridge.ops.identity import lookalike_data
     from wa_bridge.ops.identity import report as find
 
-    settings = settings_or_exit()
-    who = _who(actor)
-    found = _run(
-        settings,
-        lambda store: find(store, actor=who, role=ROLE, reveal=show_identifiers, limit=limit),
-    )
-    items = [lookalike_data(item, reveal=show_identifiers) for item in found]
+    items = _listed(find, lookalike_data, reveal=show_identifiers, limit=limit, actor=actor)
     if as_json:
         for item in items:
             typer.echo(orjson.dumps(item).decode())
@@ -105,6 +118,36 @@ def _print_pair(item: dict[str, Any]) -> None:
             what = f"keep {e['keep_value']}, other {e['other_value']}"
         typer.echo(f"  {e['rule']:<14} {e['kind']:<12} {what}")
     typer.echo(f"  merge: {item['command']}\n")
+
+
+@identity_app.command()
+def adoptions(
+    as_json: AsJson = False,
+    show_identifiers: Annotated[
+        bool, typer.Option("--show-identifiers", help="print phones unmasked (audited)")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
+    actor: Actor = None,
+) -> None:
+    """List adoptions where several CRM records held the person's number or e-mail: the
+    record adopted (the most recently modified) and the ones left unused. Audited."""
+    from wa_bridge.ops.adoptions import adoption_data
+    from wa_bridge.ops.adoptions import adoptions as find
+
+    items = _listed(find, adoption_data, reveal=show_identifiers, limit=limit, actor=actor)
+    for item in items:
+        typer.echo(orjson.dumps(item).decode() if as_json else _adoption_line(item))
+    typer.echo(f"{len(items)} adoption(s) that left other records unused", err=True)
+
+
+def _adoption_line(item: dict[str, Any]) -> str:
+    others = " ".join(item["not_adopted"]) or "?"
+    if not item["complete"]:
+        others += f" (of {item['candidates'] - 1}; the others were not recorded)"
+    return (
+        f"{item['at'][:19]}  {item['contact_id']}  {item['phone'] or '-'}  by {item['rule']}: "
+        f"adopted {item['kind']} {item['adopted']}; not adopted {others}"
+    )
 
 
 @identity_app.command()

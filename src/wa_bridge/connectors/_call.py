@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
+from wa_bridge.connectors._matching import Choice
 from wa_bridge.connectors._plan import Record, RecordPlan
 from wa_bridge.connectors.base import CrmResult, OpRejected, OpResult
 from wa_bridge.connectors.http import ErrorDialect, item_error
 from wa_bridge.errors import CrmUnavailable, PermanentError
-from wa_bridge.operations import CrmOperation, MatchRule
+from wa_bridge.operations import CrmOperation
 from wa_bridge.store.book import KnownRecord, MatchKind, RecordBook, value_hash
 
 __all__ = ["NEW", "Refusal", "Target", "Upserted", "WriteCall", "is_empty"]
@@ -84,7 +85,7 @@ class WriteCall(Generic[G, V]):
         self.rewritten: set[tuple[G, str]] = set()
         # links made inline when a record was created: (group, key, linked group, its key)
         self.linked: set[tuple[G, str, G, str]] = set()
-        self.matches: list[tuple[G, str, MatchRule, int]] = []  # group, key, rule, count
+        self.matches: list[tuple[G, str, Choice]] = []  # group, key, the record adopted
 
     # --- what is known ----------------------------------------------------------------
     def id_of(self, group: G, key: str | None) -> str | None:
@@ -172,9 +173,9 @@ class WriteCall(Generic[G, V]):
                 filled=known.filled,
                 written=known.written,
             )
-        for group, key, rule, count in self.matches:
+        for group, key, choice in self.matches:
             if (group, key) in self.learned:
-                self.book.note_match(group, key, rule, count)
+                self.book.note_match(group, key, choice.rule, choice.candidates, choice.others)
 
     def results(self, errors: ErrorDialect, where: Mapping[G, str]) -> list[OpResult]:
         """One result per operation: its record's, or its refusal with the CRM's message."""

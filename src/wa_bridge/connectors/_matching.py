@@ -7,7 +7,10 @@ record to adopt, trying the mapping's ``match:`` rules in order:
 - ``key``: the record carries our key (an earlier attempt wrote it): it is ours, whatever
   the order;
 - ``phone``: one of the record's phone fields holds the contact's number in any stored
-  form (:func:`wa_bridge.normalize.phone_forms.same_number`);
+  form (:func:`wa_bridge.normalize.phone_forms.same_number`); failing that, with a remark
+  or, for a mobile, an extension after it
+  (:func:`~wa_bridge.normalize.phone_forms.holds_number`): a record that holds the bare
+  number is the better one;
 - ``email``: the record's e-mail is the contact's, case-insensitively.
 
 A record carrying another of our keys belongs to another contact and is never adopted;
@@ -23,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wa_bridge.connectors._plan import MatchFacts
-from wa_bridge.normalize.phone_forms import same_number
+from wa_bridge.normalize.phone_forms import holds_number, same_number
 from wa_bridge.operations import MatchRule
 
 __all__ = ["Candidate", "Choice", "choose", "modified_at"]
@@ -43,11 +46,13 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """The record a contact adopts, by which rule, among how many candidates."""
+    """The record a contact adopts, by which rule, among how many candidates; ``others``:
+    the CRM ids of the candidates it did not adopt, most recently modified first."""
 
     candidate: Candidate
     rule: MatchRule
     candidates: int
+    others: tuple[str, ...] = ()
 
 
 def modified_at(text: Any) -> float:
@@ -72,7 +77,8 @@ def _hits(
     free = [c for c in candidates if not c.key]  # one with another key of ours is taken
     if rule == "phone" and facts.phone_e164:
         phone = facts.phone_e164
-        return [c for c in free if any(same_number(p, phone) for p in c.phones if p)]
+        plain = [c for c in free if any(same_number(p, phone) for p in c.phones if p)]
+        return plain or [c for c in free if any(holds_number(p, phone) for p in c.phones if p)]
     if rule == "email" and facts.email:
         email = facts.email.strip().lower()
         return [c for c in free if c.email and c.email.strip().lower() == email]
@@ -96,6 +102,7 @@ def choose(
     for rule in rules:
         hits = [c for c in _hits(rule, key, facts, candidates) if c.crm_id not in taken]
         if hits:
-            best = max(hits, key=lambda c: (c.modified, c.crm_id))
-            return Choice(best, rule, len(hits))
+            ranked = sorted(hits, key=lambda c: (c.modified, c.crm_id), reverse=True)
+            others = tuple(c.crm_id for c in ranked[1:])
+            return Choice(ranked[0], rule, len(hits), others)
     return None

@@ -346,7 +346,7 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
             taken.add(found.crm_id)
             call.targets[slot] = Target(found.crm_id, choice.rule, _filled(found), by_id=True)
             self._adopted_modes(group, record, call.targets[slot], found.values)
-            call.matches.append((group, record.key, choice.rule, choice.candidates))
+            call.matches.append((group, record.key, choice))
 
     def _adopted_modes(
         self, group: G, record: Record[V], target: Target, held: Mapping[str, Any] | None = None
@@ -354,8 +354,9 @@ class RecordConnector(ABC, Generic[G, V, Opts]):
         """On a contact the company had before wa-bridge (adopted by phone or e-mail), a
         field of :attr:`company_fields` is ours when it holds the person's number or
         e-mail (``held``: at adoption) or we wrote it since: kept up to date (a number
-        change). Another value there (an office line) is the company's: the field is
-        written ``if_empty``, so it stays."""
+        change). Another value there (an office line), or the number with more than the
+        number (an extension, a remark), is the company's: the field is written
+        ``if_empty``, so it stays."""
         if group != self.contact_group or target.match not in ("phone", "email"):
             return
         for name, kind in self.company_fields:
@@ -590,7 +591,8 @@ def _ifis_empty(records: Sequence[Record[Any]]) -> list[str]:
 
 
 def _same(kind: Literal["phone", "email"], stored: Any, value: Any) -> bool:
-    """True when a CRM field's ``stored`` text is ``value`` (our E.164 or e-mail)."""
+    """True when a CRM field's ``stored`` text is ``value`` (our E.164 or e-mail) and
+    nothing more (:func:`~wa_bridge.normalize.phone_forms.same_number`)."""
     if not isinstance(stored, str) or not isinstance(value, str) or not stored.strip():
         return False
     if kind == "phone":

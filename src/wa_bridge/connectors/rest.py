@@ -131,7 +131,7 @@ class RestConnector:
             if not book.knows(CONTACTS, key):
                 book.remember(CONTACTS, key, result.crm_id, match=match)
                 if choice is not None:
-                    book.note_match(CONTACTS, key, choice.rule, choice.candidates)
+                    book.note_match(CONTACTS, key, choice.rule, choice.candidates, choice.others)
         return results
 
     async def _apply(self, ops: Sequence[CrmOperation], adopt: dict[str, str]) -> list[OpResult]:

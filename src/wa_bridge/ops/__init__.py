@@ -5,6 +5,7 @@ Only ``cli/`` imports this package (tests/test_layering.py). Its public modules:
 
 __all__ = [
     "admin",  # the admin API routes (dead letters, replay, discard), audited
+    "adoptions",  # CRM records a shared number left unused when one was adopted, audited
     "backend",  # the admin API wired to the store and the replayer
     "consents",  # POST /consents: opt-in evidence for the consent ledger, audited
     "console",  # the server-rendered console under /admin (sign-in, CSRF, roles)

@@ -18,10 +18,10 @@ Every action is written to ``audit_log`` with the caller's actor and role.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,8 +47,10 @@ if TYPE_CHECKING:
     from wa_bridge.store.sql import SqlStore
 
 __all__ = [
+    "Listing",
     "MergeOutcome",
     "UnmergeOutcome",
+    "audited_listing",
     "lookalike_data",
     "merge",
     "merges",
@@ -58,6 +60,7 @@ __all__ = [
 
 AUDIT_DETAIL_CHARS: Final = 300
 Now = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -93,19 +96,46 @@ async def report(
 ) -> list[Lookalike]:
     """The look-alike pairs; audited (``identity.report``, or ``identity.report.reveal``
     when the caller will show identifiers unmasked)."""
-    with store_errors("identity report"):
+    return await audited_listing(
+        store,
+        "identity report",
+        lambda conn: find_lookalikes(conn, limit=limit),
+        Listing(actor, role, "identity.report", "identities", "pair(s)", reveal),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Who lists what, for the audit row: ``action`` (``.reveal`` added when ``reveal``),
+    ``target``, and ``noun`` for the count in the detail."""
+
+    actor: str
+    role: str
+    action: str
+    target: str
+    noun: str
+    reveal: bool
+
+
+async def audited_listing(
+    store: SqlStore,
+    what: str,
+    read: Callable[[AsyncConnection], Awaitable[list[T]]],
+    listing: Listing,
+) -> list[T]:
+    """``read``'s rows, and the audit row saying who listed them, in one transaction."""
+    with store_errors(what):
         async with store.engine.begin() as conn:
-            found = await find_lookalikes(conn, limit=limit)
-            action = "identity.report.reveal" if reveal else "identity.report"
-            detail = f"{len(found)} pair(s)" + (", identifiers shown unmasked" if reveal else "")
+            found = await read(conn)
+            detail = f"{len(found)} {listing.noun}"
             await audit.record_audit(
                 conn,
                 at=_now(),
-                actor=actor,
-                role=role,
-                action=action,
-                target="identities",
-                detail=detail,
+                actor=listing.actor,
+                role=listing.role,
+                action=f"{listing.action}.reveal" if listing.reveal else listing.action,
+                target=listing.target,
+                detail=detail + (", identifiers shown unmasked" if listing.reveal else ""),
             )
     return found
 

@@ -18,7 +18,7 @@ Pure: no I/O. Never holds raw values, only hashes (:func:`value_hash`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, get_args
 
@@ -54,13 +54,15 @@ class KnownRecord:
 @dataclass(frozen=True, slots=True)
 class MatchDecision:
     """A contact adopted an existing CRM record: by which rule, among how many candidates
-    (the most recently modified won). Saved to ``identity_events`` (ids only)."""
+    (the most recently modified won), and the CRM ids of the ones it did not adopt
+    (``others``). Saved to ``identity_events`` (ids only)."""
 
     kind: str
     key: str
     crm_id: str
     rule: MatchKind
     candidates: int
+    others: tuple[str, ...] = ()
 
 
 Slot = tuple[str, str]  # (kind, key)
@@ -130,12 +132,20 @@ class RecordBook:
             self._forgotten.add(slot)
         self._changed.discard(slot)
 
-    def note_match(self, kind: str, key: str, rule: MatchKind, candidates: int) -> None:
+    def note_match(
+        self,
+        kind: str,
+        key: str,
+        rule: MatchKind,
+        candidates: int,
+        others: Sequence[str] = (),
+    ) -> None:
         """Record that ``key`` adopted its known ``kind`` record by ``rule`` among
-        ``candidates`` (after :meth:`remember`)."""
+        ``candidates``, leaving the records ``others`` (after :meth:`remember`)."""
         known = self._known.get((kind, key))
         if known is not None:
-            self._decisions.append(MatchDecision(kind, key, known.crm_id, rule, candidates))
+            decision = MatchDecision(kind, key, known.crm_id, rule, candidates, tuple(others))
+            self._decisions.append(decision)
 
     def decisions(self) -> list[MatchDecision]:
         """The adoptions noted since load or :meth:`saved`."""

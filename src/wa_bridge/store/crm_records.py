@@ -3,8 +3,9 @@
 One SELECT loads a batch's book (every kind of record of the batch's keys, for one CRM
 instance); one upsert (plus a DELETE per kind of forgotten records, which are rare)
 saves its changes in the batch's transaction, and each adoption of an existing CRM
-record is written to ``identity_events`` as ``crm_matched`` (the rule, the CRM id and
-the number of candidates: no personal data). Arrays on PostgreSQL, portable Core on
+record is written to ``identity_events`` as ``crm_matched`` (the rule, the CRM id, the
+number of candidates and the ids of those not adopted: no personal data;
+:mod:`wa_bridge.store.adoptions`). Arrays on PostgreSQL, portable Core on
 SQLite, like the rest of the store.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_bridge.store._bulk import column_arrays, insert_arrays, is_postgres, members
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store._upsert import insert_for
+from wa_bridge.store.adoptions import adoption_detail
 from wa_bridge.store.book import KnownRecord, MatchKind, RecordBook
 from wa_bridge.store.tables import crm_records, identity_events
 
@@ -71,7 +73,7 @@ async def save_book(conn: AsyncConnection, book: RecordBook, now: datetime) -> N
             "contact_id": d.key,
             "decision": "crm_matched",
             "kinds": d.rule,
-            "detail": f"{d.kind} {d.crm_id}: the most recently modified of {d.candidates}"[:200],
+            "detail": adoption_detail(d.kind, d.crm_id, d.candidates, d.others),
             "at": now,
         }
         for d in book.decisions()
