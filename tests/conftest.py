@@ -31,19 +31,16 @@ os.environ.setdefault("PYTHONASYNCIODEBUG", "1")
 # test's report and is printed there, after the run.
 _XDIST_WORKER = "PYTEST_XDIST_WORKER" in os.environ
 _FAULT_ROW = "wa_bridge_fault_row"
-_rows_sent = 0
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item,
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    global _rows_sent
     report = yield
     if _XDIST_WORKER:
-        for row in ROWS[_rows_sent:]:
-            report.user_properties.append((_FAULT_ROW, dataclasses.astuple(row)))
-        _rows_sent = len(ROWS)
+        report.user_properties += [(_FAULT_ROW, dataclasses.astuple(row)) for row in ROWS]
+        ROWS.clear()  # sent: the controller prints them
     return report
 
 

@@ -47,10 +47,15 @@ async def test_server_conditions_are_outages_statement_faults_are_not(
     assert isinstance(raised, StoreUnavailable) is is_outage, repr(raised)
 
 
+async def _backend_pid(engine: AsyncEngine) -> int:
+    """The PostgreSQL backend of the connection ``engine``'s pool hands out now."""
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
 async def _kill_pooled_backend(engine: AsyncEngine, killer: AsyncEngine) -> int:
     """Terminate the backend of the one connection in ``engine``'s pool; return its pid."""
-    async with engine.connect() as conn:
-        pid = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+    pid = await _backend_pid(engine)
     async with killer.connect() as conn:
         assert (await conn.execute(text(f"SELECT pg_terminate_backend({pid})"))).scalar_one()
     return pid
@@ -64,9 +69,7 @@ async def test_a_connection_idle_in_the_pool_is_pinged_and_replaced_when_dead(
     try:
         dead = await _kill_pooled_backend(engine, killer)
         await asyncio.sleep(0.3)  # idle past PING_IDLE_S: the checkout pings it first
-        async with engine.connect() as conn:
-            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        assert pid != dead
+        assert await _backend_pid(engine) != dead
     finally:
         await engine.dispose()
         await killer.dispose()
@@ -84,9 +87,7 @@ async def test_a_connection_back_in_the_pool_just_now_is_not_pinged(
         with pytest.raises(StoreUnavailable), store_errors("a test"):
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        async with engine.connect() as conn:
-            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        assert pid != dead
+        assert await _backend_pid(engine) != dead
     finally:
         await engine.dispose()
         await killer.dispose()
