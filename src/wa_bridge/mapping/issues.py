@@ -33,12 +33,10 @@ class Loc:
 
 
 @dataclass(frozen=True, slots=True)
-class MappingIssue:
-    """One problem: where it is, which key, and what was expected."""
+class MappingIssue(Loc):
+    """One problem: where it is (the :class:`Loc` it extends), which key, and what was
+    expected."""
 
-    file: str
-    line: int
-    column: int
     key: str
     message: str
 
@@ -47,7 +45,7 @@ class MappingIssue:
         return cls(loc.file, loc.line, loc.column, key, message)
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
+        where = Loc.__str__(self)  # not super(): slots=True rebuilds the class
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
