@@ -385,7 +385,7 @@ class _Book:
                 data["first_touch"] = touch.touch
             event = CanonicalEvent(
                 id=f"{trigger.id}#case:{key}",
-                type="conversation.case.updated",
+                type=facts.CASE_UPDATED,
                 source=CASE_SOURCE,
                 time=trigger.time,
                 data=data,

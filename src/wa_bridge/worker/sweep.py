@@ -30,6 +30,7 @@ from wa_bridge.log import get_logger
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import CaseRecord, Store
 from wa_bridge.worker.conversations import CASE_SOURCE, rfc3339
+from wa_bridge.worker.facts import WINDOW_CHECK
 
 __all__ = ["SweepOptions", "check_event", "run_sweep", "sweep_once"]
 
@@ -54,7 +55,7 @@ def check_event(case: CaseRecord, now: datetime) -> CanonicalEvent:
     at = rfc3339(now) or ""
     return CanonicalEvent(
         id=f"check:{case.case_key}:{lapses_at}",
-        type="conversation.window.check",
+        type=WINDOW_CHECK,
         source=CASE_SOURCE,
         time=at,
         data={
