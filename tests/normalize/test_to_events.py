@@ -308,3 +308,28 @@ def test_item_without_wamid_or_odd_status_is_kept_as_unknown() -> None:
     assert [e.type for e in evs][:2] == ["whatsapp.unknown", "whatsapp.unknown"]
     assert evs[1].data["raw"]["status"] == "teleported"
     assert evs[-1].data["raw"] == "not an object"
+
+
+def test_rfc3339_now_is_the_current_utc_moment_with_microseconds() -> None:
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    from wa_bridge.normalize.meta import rfc3339_now
+
+    before = datetime.now(UTC)
+    texts = [rfc3339_now() for _ in range(2000)]
+    after = datetime.now(UTC)
+    for text in texts:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text), text
+    moments = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in texts]
+    assert before - timedelta(milliseconds=1) <= moments[0]
+    assert moments[-1] <= after + timedelta(milliseconds=1)
+    assert moments == sorted(moments)
+
+
+def test_received_at_as_text_is_the_recvtime() -> None:
+    for name in sample_names():
+        by_moment = normalize_webhook(load(name), received_at=RECEIVED_AT)
+        by_text = normalize_webhook(load(name), received_at=RECVTIME)
+        assert [e.to_dict() for e in by_text] == [e.to_dict() for e in by_moment], name
+        assert {e.recvtime for e in by_text} <= {RECVTIME}, name

@@ -30,6 +30,7 @@ __all__ = [
     "iter_changes",
     "rfc3339",
     "rfc3339_from_epoch",
+    "rfc3339_now",
 ]
 
 OBJECT_WABA: Final = "whatsapp_business_account"
@@ -121,6 +122,24 @@ def rfc3339(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return moment.isoformat()[:-6] + "Z"  # a UTC isoformat ends with "+00:00"
+
+
+# The last whole second rfc3339_now formatted: (epoch second, "YYYY-MM-DDTHH:MM:SS.").
+_second: tuple[int, str] = (-1, "")
+
+
+def rfc3339_now() -> str:
+    """Now as RFC 3339 UTC with microseconds (``2026-06-10T12:00:00.123456Z``): the
+    receiver's ``recvtime``, about half the cost of formatting ``datetime.now(UTC)``.
+
+    The date and time of day are formatted once per second; each call adds only the
+    microseconds.
+    """
+    global _second
+    secs, nanos = divmod(time.time_ns(), 1_000_000_000)
+    if secs != _second[0]:
+        _second = (secs, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(secs)))
+    return f"{_second[1]}{nanos // 1000:06d}Z"
 
 
 def item_hash(field: str, entry_id: str | None, item: object) -> str:

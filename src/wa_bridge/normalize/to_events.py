@@ -171,14 +171,15 @@ _HANDLERS: Final[dict[str, Handler]] = {
 }
 
 
-def normalize_webhook(payload: object, *, received_at: datetime) -> list[CanonicalEvent]:
+def normalize_webhook(payload: object, *, received_at: datetime | str) -> list[CanonicalEvent]:
     """Canonical events of one webhook body (as ``orjson.loads`` gave it), in payload order.
 
     Raises :class:`~wa_bridge.normalize.meta.NotAWebhook` (an ``InvalidEvent``) when the
     envelope is not a WhatsApp Business Account webhook; the message says what is wrong.
-    Pure: no I/O. ``received_at`` becomes every event's ``recvtime``.
+    Pure: no I/O. ``received_at`` becomes every event's ``recvtime`` (a string is taken
+    as that RFC 3339 text already: the receiver's :func:`~wa_bridge.normalize.meta.rfc3339_now`).
     """
-    recvtime = rfc3339(received_at)
+    recvtime = received_at if isinstance(received_at, str) else rfc3339(received_at)
     fast = text_message(payload, recvtime)  # the common one-text webhook, or None
     if fast is not None:
         return [fast]

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from wa_bridge.log import get_logger
-from wa_bridge.metrics import EVENTS_PUBLISHED, WEBHOOK_REQUESTS
+from wa_bridge.metrics import EVENTS_PUBLISHED_TALLY, WEBHOOK_REQUESTS_TALLY
 
 __all__ = ["Outcomes"]
 
 log = get_logger("receiver")
 
 _PUBLISHED: Final = (200, "published")
+_NO_LABELS: Final[tuple[str, ...]] = ()
+_STATUS_200: Final = ("200",)
 
 
 class Outcomes:
@@ -34,24 +36,22 @@ class Outcomes:
         self.totals: dict[tuple[int, str], int] = {}
         self._unlogged: dict[tuple[int, str], int] = {}
         self._last_logged_at: dict[tuple[int, str], float] = {}
-        self._counters: dict[int, Any] = {}
-        self._published_counter: Any = None
 
     def published(self, events: int) -> None:
-        """A POST answered 200 after Kafka acknowledged its ``events`` (the hot path)."""
-        EVENTS_PUBLISHED.inc(events)
+        """A POST answered 200 after Kafka acknowledged its ``events`` (the hot path:
+        plain integer counts, settled into the Prometheus counters when collected)."""
         totals = self.totals
         totals[_PUBLISHED] = totals.get(_PUBLISHED, 0) + 1
-        counter = self._published_counter
-        if counter is None:
-            counter = self._published_counter = self._counter(200)
-        counter.inc()
+        published = EVENTS_PUBLISHED_TALLY.counts
+        published[_NO_LABELS] = published.get(_NO_LABELS, 0) + events
+        requests = WEBHOOK_REQUESTS_TALLY.counts
+        requests[_STATUS_200] = requests.get(_STATUS_200, 0) + 1
 
     def record(self, status: int, outcome: str, *, is_post: bool = True) -> None:
         key = (status, outcome)
         self.totals[key] = self.totals.get(key, 0) + 1
         if is_post:
-            self._counter(status).inc()
+            WEBHOOK_REQUESTS_TALLY.add((str(status),))
         if status < 400:
             return
         self._unlogged[key] = self._unlogged.get(key, 0) + 1
@@ -60,11 +60,3 @@ class Outcomes:
             count = self._unlogged.pop(key)
             self._last_logged_at[key] = now
             log.warning("webhook_rejected", status=status, outcome=outcome, count=count)
-
-    def _counter(self, status: int) -> Any:
-        # The labelled child is looked up once per status: labels() takes a lock and
-        # builds a tuple on every call.
-        counter = self._counters.get(status)
-        if counter is None:
-            counter = self._counters[status] = WEBHOOK_REQUESTS.labels(status=str(status))
-        return counter

@@ -14,7 +14,7 @@ the requests per second of this endpoint. Every answer is a small JSON body
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs
 
@@ -24,6 +24,7 @@ from wa_bridge.bus.producer import RETRY_AFTER_S, EventPublisher
 from wa_bridge.errors import BusUnavailable, InvalidEvent
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.metrics import count_webhook_changes
+from wa_bridge.normalize.meta import rfc3339_now
 from wa_bridge.receiver._outcomes import Outcomes
 from wa_bridge.receiver._reject import Reject
 from wa_bridge.receiver.signature import SIGNATURE_HEADER, SignatureVerifier, verify_token
@@ -42,9 +43,10 @@ DEFAULT_MAX_JSON_DEPTH: Final = 64
 
 
 class Normalizer(Protocol):
-    """``wa_bridge.normalize.normalize_webhook``: raises InvalidEvent for a non-webhook."""
+    """``wa_bridge.normalize.normalize_webhook``: raises InvalidEvent for a non-webhook;
+    ``received_at`` is a moment or its RFC 3339 text."""
 
-    def __call__(self, payload: object, *, received_at: datetime) -> list[CanonicalEvent]: ...
+    def __call__(self, payload: object, *, received_at: datetime | str) -> list[CanonicalEvent]: ...
 
 
 class WebhookEndpoint:
@@ -93,7 +95,7 @@ class WebhookEndpoint:
                 body = await _read_rest(receive, message, cap)
             payload = self._verified_payload(body, signature)
             try:
-                events = self._normalize(payload, received_at=datetime.now(UTC))
+                events = self._normalize(payload, received_at=rfc3339_now())
             except InvalidEvent as exc:
                 count_webhook_changes(payload, "not_a_webhook")
                 raise Reject(400, "not_a_webhook", str(exc)) from exc
