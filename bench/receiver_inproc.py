@@ -88,8 +88,11 @@ async def _rounds(args: argparse.Namespace, bootstrap: str) -> list[tuple[float,
 
     figures = []
     async with app.lifespan():
-        while not app.publisher.is_ready:
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(30):
+            while True:  # polled: readiness has no event to wait on
+                if app.publisher.is_ready:
+                    break
+                await asyncio.sleep(0.05)
         await asyncio.gather(*(worker(50) for _ in range(args.concurrency)))  # warm-up
         for _ in range(args.rounds):
             statuses.clear()
