@@ -1,6 +1,7 @@
 """The receiver's own CPU per webhook, in-process: no HTTP server, no load generator.
 
-    .venv/bin/python -m bench.receiver_inproc [--requests 20000] [--concurrency 64] [--rounds 5]
+    .venv/bin/python -m bench.receiver_inproc [--requests 20000] [--concurrency 64]
+                                              [--rounds 5] [--asyncio]
 
 ``bench.receiver`` compares whole servers under wrk, and on a shared 2-core machine its
 figures move with the neighbours. This one measures only wa-bridge's part of a webhook
@@ -40,6 +41,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=20_000, help="POSTs per round")
     p.add_argument("--concurrency", type=int, default=64, help="POSTs in flight")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--asyncio", action="store_true", help="asyncio's own loop, not uvloop")
     return p.parse_args()
 
 
@@ -117,7 +119,12 @@ def main() -> None:
     broker = EmbeddedBroker()
     broker.start()
     try:
-        figures = asyncio.run(_rounds(args, broker.bootstrap))
+        if args.asyncio:
+            figures = asyncio.run(_rounds(args, broker.bootstrap))
+        else:  # the loop uvicorn runs the receiver on
+            import uvloop
+
+            figures = uvloop.run(_rounds(args, broker.bootstrap))
     finally:
         broker.stop()
     print(f"{'round':>5} {'loop µs/req':>12} {'process µs/req':>15} {'req/s':>8}")
