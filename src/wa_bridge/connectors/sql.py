@@ -12,11 +12,12 @@ attribute absent), so an agent's edit of a name in these tables is kept.
 ``apply_in(tx, ops)`` writes inside the worker's own store transaction (ledger and CRM rows
 commit together: exactly-once for this CRM). Ops are grouped by kind (the tables are
 independent, so order only matters within a table, and is kept there) and each group is one
-multi-row ``INSERT … ON CONFLICT DO UPDATE`` inside a savepoint (one more for rows whose
-fields carry write modes that clash with the others'): a rejected group leaves the
-caller's transaction usable. A record the op would not change is not rewritten (its
-``updated_at`` stays). On PostgreSQL the group is sent as arrays (``unnest``) and
-``RETURNING (xmax = 0)`` says which records are new; SQLite SELECTs the existing keys first.
+multi-row ``INSERT … ON CONFLICT DO UPDATE`` (one more for rows whose fields carry write
+modes that clash with the others'), all inside one savepoint: a rejected group leaves the
+caller's transaction usable, with none of the call's writes in it. A record the op would
+not change is not rewritten (its ``updated_at`` stays). On PostgreSQL the group is sent as
+one JSON parameter and ``RETURNING (xmax = 0)`` says which records are new; SQLite SELECTs
+the existing keys first.
 """
 
 from __future__ import annotations
@@ -309,14 +310,32 @@ class SqlCrmConnector:
         for i, op in enumerate(ops):
             by_kind.setdefault(op.kind, []).append(i)
         results: list[CrmResult | None] = [None] * len(ops)
-        for kind in _ORDER:
-            indexes = by_kind.get(kind)
-            if indexes:
-                group = [ops[i] for i in indexes]
-                for i, result in zip(
-                    indexes, await self._upsert(conn, kind, group, now), strict=True
-                ):
-                    results[i] = result
+        what = "savepoint"  # what a database error was about, for CrmRejected's message
+        try:
+            # one savepoint for all groups (two round trips a batch, not two a group): a
+            # rejected group leaves the caller's transaction usable, with none of these
+            # writes in it
+            async with conn.begin_nested():
+                for kind in _ORDER:
+                    indexes = by_kind.get(kind)
+                    if indexes:
+                        group = [ops[i] for i in indexes]
+                        what = f"{len(group)} {kind} op(s) from event {group[0].event_id}"
+                        for i, result in zip(
+                            indexes, await self._upsert(conn, kind, group, now), strict=True
+                        ):
+                            results[i] = result
+                what = "savepoint"
+        except exc.SQLAlchemyError as err:
+            cause = getattr(err, "orig", None) or err
+            if is_connection_error(err):
+                # the caller's transaction is the state store's: our own database is
+                # down (or full), which the worker waits out; it is not the CRM's answer
+                raise StoreUnavailable(
+                    f"state database unavailable during sql CRM writes ({type(err).__name__}); "
+                    "retry later"
+                ) from cause
+            raise _translate(err, what) from cause
         return [r for r in results if r is not None]
 
     async def _upsert(
@@ -330,25 +349,11 @@ class SqlCrmConnector:
             keys.append(key)
             merged[key] = _merge(*merged[key], row, modes) if key in merged else (row, modes)
         existing: set[str] = set()
-        try:
-            async with conn.begin_nested():
-                for write_modes, rows in _statements(list(merged.values())):
-                    if is_postgres(conn):
-                        existing |= await _upsert_arrays(conn, spec, rows, write_modes)
-                    else:
-                        existing |= await _upsert_rows(conn, spec, rows, dict(write_modes))
-        except exc.SQLAlchemyError as err:
-            cause = getattr(err, "orig", None) or err
-            if is_connection_error(err):
-                # the caller's transaction is the state store's: our own database is
-                # down (or full), which the worker waits out; it is not the CRM's answer
-                raise StoreUnavailable(
-                    f"state database unavailable during sql CRM writes ({type(err).__name__}); "
-                    "retry later"
-                ) from cause
-            raise _translate(err, f"{len(ops)} {kind} op(s) from event {ops[0].event_id}") from (
-                cause
-            )
+        for write_modes, rows in _statements(list(merged.values())):
+            if is_postgres(conn):
+                existing |= await _upsert_arrays(conn, spec, rows, write_modes)
+            else:
+                existing |= await _upsert_rows(conn, spec, rows, dict(write_modes))
         seen: set[str] = set()
         out = []
         for key in keys:

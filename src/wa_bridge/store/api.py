@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from wa_bridge.events import Contact
+from wa_bridge.slot_init import slot_init
 from wa_bridge.store.book import RecordBook
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class DeadLetter:
     note: str | None = None  # why its status last changed (replayed, discarded by ...)
 
 
+@slot_init  # one per event and batch (its trace): the faster __init__
 @dataclass(frozen=True, slots=True)
 class EventOrigin:
     """Where the worker consumed an event: the record's first topic, partition and offset
@@ -123,6 +125,7 @@ class EventOrigin:
     attempt: int = 0
 
 
+@slot_init  # one per event and batch
 @dataclass(frozen=True, slots=True)
 class EventTrace:
     """One event's last step as the worker recorded it (``wa-bridge trace``).
