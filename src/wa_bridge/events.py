@@ -23,10 +23,13 @@ from wa_bridge.slot_init import slot_init
 
 __all__ = [
     "EVENT_TYPES",
+    "INBOX_KINDS",
+    "INBOX_TYPE_PREFIX",
     "SPECVERSION",
     "CanonicalEvent",
     "Contact",
     "EventType",
+    "InboxKind",
     "JsonObject",
 ]
 
@@ -66,6 +69,16 @@ EventType = Literal[
 ]
 EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
 _KNOWN_TYPES: Final = frozenset(EVENT_TYPES)  # one hash per decoded event, not a scan
+
+# The inbox's events: ``inbox.conversation.<kind>``, posted with the short kind or in full
+# (POST /inbox/events) and read back by the worker's case facts.
+INBOX_TYPE_PREFIX: Final = "inbox.conversation."
+InboxKind = Literal["assigned", "tagged", "resolved", "converted", "csat", "handoff"]
+INBOX_KINDS: Final[tuple[InboxKind, ...]] = get_args(InboxKind)
+if {INBOX_TYPE_PREFIX + kind for kind in INBOX_KINDS} != {
+    t for t in EVENT_TYPES if t.startswith(INBOX_TYPE_PREFIX)
+}:  # pragma: no cover - a definition error, caught at import
+    raise AssertionError("InboxKind and EventType's inbox.conversation.* types differ")
 
 # JSON data as it travels inside an event; the schemas in schemas/ give it its shape.
 JsonObject = dict[str, Any]

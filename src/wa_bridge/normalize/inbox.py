@@ -42,7 +42,14 @@ from pydantic import (
 )
 
 from wa_bridge.errors import InvalidEvent
-from wa_bridge.events import CanonicalEvent, Contact, EventType, JsonObject
+from wa_bridge.events import (
+    INBOX_KINDS,
+    INBOX_TYPE_PREFIX,
+    CanonicalEvent,
+    Contact,
+    EventType,
+    JsonObject,
+)
 from wa_bridge.normalize.identity import bsuid_country, contact_key
 from wa_bridge.normalize.meta import rfc3339
 from wa_bridge.normalize.phones import country_of, user_e164
@@ -58,8 +65,7 @@ __all__ = [
     "posted_time",
 ]
 
-INBOX_TYPE_PREFIX: Final = "inbox.conversation."
-SHORT_TYPES: Final = ("assigned", "tagged", "resolved", "converted", "csat", "handoff")
+SHORT_TYPES: Final = INBOX_KINDS
 _MAX_ID_CHARS: Final = 200
 _MAX_TEXT_CHARS: Final = 2000
 _MAX_TAGS: Final = 50

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Literal, cast, get_args
+from typing import Any, Final
 
 from wa_bridge.clock import parse_iso_time
 from wa_bridge.errors import InvalidEvent
-from wa_bridge.events import CanonicalEvent, Contact
+from wa_bridge.events import INBOX_KINDS, INBOX_TYPE_PREFIX, CanonicalEvent, Contact, InboxKind
 from wa_bridge.slot_init import slot_init
 from wa_bridge.store.api import Identifier, IdentifierKind, IdentityChange
 
@@ -21,10 +21,8 @@ __all__ = [
     "CASE_UPDATED",
     "CUSTOMER_MESSAGE",
     "ECHO",
-    "INBOX_KINDS",
     "WINDOW_CHECK",
     "InboxFact",
-    "InboxKind",
     "StatusFact",
     "WindowCheck",
     "attribution_of",
@@ -44,10 +42,6 @@ CUSTOMER_MESSAGE: Final = "whatsapp.message.received"
 ECHO: Final = "whatsapp.message.echo"
 WINDOW_CHECK: Final = "conversation.window.check"
 CASE_UPDATED: Final = "conversation.case.updated"
-_INBOX_PREFIX: Final = "inbox.conversation."
-
-InboxKind = Literal["assigned", "tagged", "resolved", "converted", "csat", "handoff"]
-INBOX_KINDS: Final = frozenset(get_args(InboxKind))
 
 
 @slot_init
@@ -213,13 +207,13 @@ def _legacy_identity_change(event: CanonicalEvent) -> IdentityChange | None:
 
 def inbox_fact_of(event: CanonicalEvent) -> InboxFact | None:
     """The case facts of an inbox event (schemas/inbox.conversation.*.json), else None."""
-    kind = event.type.removeprefix(_INBOX_PREFIX)
+    kind = event.type.removeprefix(INBOX_TYPE_PREFIX)
     if kind == event.type or kind not in INBOX_KINDS:
         return None
     data = event.data
     csat = data.get("csat")
     return InboxFact(
-        kind=cast(InboxKind, kind),
+        kind=kind,
         conversation_id=_str(data.get("conversation_id")),
         outcome=_str(data.get("outcome")),
         value=_decimal(data.get("value")),
