@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from wa_bridge.store import DeadLetterFilter, NewDeadLetter
-from wa_bridge.store.retention import purge_expired
+from wa_bridge.store.retention import RetentionWindows, purge_expired
 from wa_bridge.store.tables import audit_log
 
 from ._helpers import T0, StoreFactory
@@ -105,7 +105,8 @@ async def test_retention_purges_old_ledger_and_closed_dead_letters(
         await tx.claim_events(["new"])
         [recent] = await tx.add_dead_letters([letter("d-recent")])
     await store.set_dead_letter_status(recent, "discarded")
-    purged = await purge_expired(store, now=T0, ledger_days=14, dead_letter_days=14)
+    windows = RetentionWindows(ledger=14, dead_letters=14)
+    purged = await purge_expired(store, now=T0, windows=windows)
     assert (purged.ledger, purged.dead_letters) == (1, 1)
     left = await store.list_dead_letters(DeadLetterFilter(status=None))
     assert sorted(d.event_id for d in left) == ["d-open", "d-recent"]  # open ones are kept

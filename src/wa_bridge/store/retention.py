@@ -59,16 +59,20 @@ RETENTION_ACTOR: Final = "retention"
 
 @dataclass(frozen=True, slots=True)
 class RetentionWindows:
-    """Days to keep, per target; 0 keeps everything."""
+    """Days to keep, per target; 0 keeps everything.
 
-    ledger: int = 14
-    dead_letters: int = 90
+    The policy and its defaults are the settings' (``from_settings``, the table above); a
+    window left out here is 0, so ``RetentionWindows(ledger=14)`` purges the ledger only.
+    """
+
+    ledger: int = 0
+    dead_letters: int = 0
     open_dead_letters: int = 0
     note_bodies: int = 0
     status_history: int = 0
     identity_events: int = 0
     audit_log: int = 0
-    traces: int = 30
+    traces: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionWindows:
@@ -145,23 +149,15 @@ async def purge_expired(
     store: Purgeable,
     *,
     now: datetime,
-    windows: RetentionWindows | None = None,
-    ledger_days: int | None = None,
-    dead_letter_days: int | None = None,
+    windows: RetentionWindows,
 ) -> Purged:
     """Purge every target with a window; audit each purge that removed rows.
 
-    ``ledger_days`` / ``dead_letter_days`` override those two windows. May raise
-    StoreUnavailable (what was purged before stays purged, and audited).
+    May raise StoreUnavailable (what was purged before stays purged, and audited).
     """
-    base = windows or RetentionWindows()
     counts: dict[PurgeTarget, int] = {}
     for target in PURGE_TARGETS:
-        days = base.days(target)
-        if target == "ledger" and ledger_days is not None:
-            days = ledger_days
-        if target == "dead_letters" and dead_letter_days is not None:
-            days = dead_letter_days
+        days = windows.days(target)
         if days <= 0:
             continue
         cutoff = now - timedelta(days=days)

@@ -8,7 +8,7 @@ again next time: retention never stops event processing.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from wa_bridge.clock import SYSTEM_CLOCK, Clock, sleep_unless_stopped
 from wa_bridge.log import get_logger
@@ -27,7 +27,7 @@ class RetentionOptions:
 
     interval_s: float  # between purges; 0 turns the job off
     # days to keep, per target (store.retention): the ledger, dead letters, notes…
-    windows: RetentionWindows = field(default_factory=RetentionWindows)
+    windows: RetentionWindows
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionOptions:
