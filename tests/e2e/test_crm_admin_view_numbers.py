@@ -147,18 +147,6 @@ EXTENDED: Seeded = {
 }
 
 
-async def test_a_number_with_an_extension_or_a_remark_is_adopted_as_typed(
-    crm: Vendor,  # noqa: F811 - the fixture
-    broker: EmbeddedBroker,
-    topic_factory: Callable[[str], str],
-    pg_url: str,
-) -> None:
-    """The search finds these records; the match used to compare every digit of the field
-    (the extension's too), refused them and created a second contact for each. The field
-    keeps the extension, the remark."""
-    assert_adopted(await send_each(crm, EXTENDED, broker, topic_factory("ext"), pg_url), EXTENDED)
-
-
 # Records holding digits the customer's number shares, that are not the customer's number.
 NOT_THEIRS: Seeded = {
     # every digit of +447911123456, but the number before the extension is shorter
@@ -197,15 +185,28 @@ MX_DIALLED: Seeded = {
 }
 
 
-async def test_mexican_numbers_typed_before_2019_are_adopted(
+@pytest.mark.parametrize(
+    ("seeded", "rewritten_ok"),
+    [
+        pytest.param(EXTENDED, False, id="extension or remark"),
+        pytest.param(MX_DIALLED, True, id="Mexico before 2019"),
+    ],
+)
+async def test_a_number_as_the_company_typed_it_is_adopted(
     crm: Vendor,  # noqa: F811 - the fixture
     broker: EmbeddedBroker,
     topic_factory: Callable[[str], str],
     pg_url: str,
+    seeded: Seeded,
+    rewritten_ok: bool,
 ) -> None:
-    topic = topic_factory("mx")
-    sent = await send_each(crm, MX_DIALLED, broker, topic, pg_url, rewritten_ok=True)
-    assert_adopted(sent, MX_DIALLED)
+    """The search finds these records. The match used to compare every digit of the field
+    (an extension's too) and refused them, creating a second contact for each; the field
+    keeps the extension or the remark. A Mexican number dialled the pre-2019 way may be
+    rewritten to the person's E.164 in the field wa-bridge owns."""
+    topic = topic_factory("typed")
+    sent = await send_each(crm, seeded, broker, topic, pg_url, rewritten_ok=rewritten_ok)
+    assert_adopted(sent, seeded)
 
 
 async def test_the_rest_crm_adopts_mexican_forms_and_not_a_number_sharing_digits(
