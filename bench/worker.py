@@ -4,6 +4,7 @@
                                      [--partitions 12] [--batch 2000] [--in-flight 2]
                                      [--log-level INFO] [--url URL | --url sqlite]
                                      [--skip-plain] [--skip-steps] [--default-gc]
+                                     [--pg-statements]
 
 Starts its own Tansu broker, builds the events with ``normalize_webhook`` from real webhook
 shapes (text messages; a share of them followed by a status about an earlier message of
@@ -19,6 +20,9 @@ Two runs, each on its own schema, topic and group:
 1. plain: the worker as shipped; prints events/s (timed from the group join to idle).
 2. steps: the same with the store and connector subclassed to time each step of the
    batch transaction (claim_events and set_outcomes are the ledger's cost).
+``--pg-statements``: after the plain run, PostgreSQL's execution time per event by
+statement and table (``pg_stat_statements``; start a server that loads it with
+``bench/pgstat-server`` and pass its URL with ``--url``).
 Worker logs (one INFO line per event, as in production) go to stderr; pass
 ``--log-level WARNING`` to measure without them, or redirect stderr to /dev/null.
 """
@@ -303,6 +307,15 @@ async def fresh_schema(url: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
+def _pgstat() -> Any:
+    """``bench._pgstat``, also when this file runs as ``python bench/worker.py``."""
+    if __package__ in (None, ""):
+        sys.path.insert(0, str(ROOT))
+    from bench import _pgstat as module
+
+    return module
+
+
 async def one_run(
     args: argparse.Namespace,
     broker: EmbeddedBroker,
@@ -344,6 +357,7 @@ async def one_run(
         try:
             async with open_worker(settings, store=store, connector=connector) as worker:
                 await _joined(worker)
+                profiled = args.pg_statements and not timed and await _pgstat().reset(store.engine)
                 started, cpu = time.perf_counter(), time.process_time()
                 backends.start()
                 stats = await worker.run_until_idle(timeout_s=3600)
@@ -351,6 +365,7 @@ async def one_run(
                 cpu_s = time.process_time() - cpu
                 pg_cpu_s = backends.seconds()
                 statements = backends.statements
+                costs = await _pgstat().statement_costs(store.engine) if profiled else None
         finally:
             await connector.aclose()
             await store.aclose()
@@ -368,6 +383,10 @@ async def one_run(
                 f"   PostgreSQL backends (the worker's connections): {pg_cpu_s:.2f} CPU-s, "
                 f"{pg_cpu_s / len(records) * 1e6:.1f} µs per event"
             )
+        if costs is not None:
+            _pgstat().print_costs(costs, len(records))
+        elif args.pg_statements and not timed:
+            print("   pg_stat_statements is not loaded by this server: see bench/pgstat-server")
         return len(records) / seconds, seconds, cpu_s, steps, stats
 
 
@@ -498,6 +517,11 @@ def main() -> None:
         "--default-gc", action="store_true", help="keep Python's GC thresholds (no tune_gc)"
     )
     parser.add_argument("--skip-steps", action="store_true")
+    parser.add_argument(
+        "--pg-statements",
+        action="store_true",
+        help="print PostgreSQL's time per statement (needs pg_stat_statements loaded)",
+    )
     parser.add_argument("--url", default=os.environ.get("WA_BRIDGE_TEST_DATABASE_URL", DEFAULT_URL))
     args = parser.parse_args()
     asyncio.run(main_async(args))
