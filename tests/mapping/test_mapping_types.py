@@ -68,6 +68,13 @@ def test_valid_values(tmp_path: Path, options: str, value: Any, expected: Any) -
         ("type: int", True, "expected an integer, got a boolean"),
         ("type: decimal", "NaN", "expected a finite decimal number"),
         ("type: decimal", "twelve", "expected a decimal number"),
+        # The decimal rules every reader shares (wa_bridge.normalize.decimals): these were
+        # taken here and refused by the inbox (a boolean's message was "got a boolean").
+        ("type: decimal", "1e999999", "expected at most 40 digits long"),
+        ("type: decimal", 1e300, "expected at most 40 digits long"),
+        ("type: decimal", "1" * 50, "expected at most 40 characters"),
+        ("type: decimal", 10**45, "expected at most 40 characters"),
+        ("type: decimal", True, "expected a decimal number, as a string or a number, not a b"),
         ("type: bool", "maybe", "expected a boolean"),
         ("type: datetime", "2026-06-10T14:04:00", "expected an RFC 3339 time"),
         ("type: datetime", "yesterday", "expected an RFC 3339 time"),

@@ -168,6 +168,17 @@ def test_order_total_and_currency_are_data() -> None:
         ([{"quantity": True, "item_price": 5, "currency": "BRL"}], None, None),
         ([{"quantity": 1, "item_price": "NaN", "currency": "BRL"}], None, None),
         ([{"quantity": 10**9, "item_price": 10**9, "currency": "BRL"}], None, None),  # > 2**53
+        # The decimal rules every reader shares (wa_bridge.normalize.decimals):
+        # 35 characters were refused here (at most 30), and are taken everywhere now;
+        (
+            [{"quantity": 1, "item_price": "0." + "1" * 33, "currency": "BRL"}],
+            0.1111111111111111,
+            "BRL",
+        ),
+        # an exponent bomb made the sum raise decimal.Overflow, and a tiny one summed to 0.
+        ([{"quantity": "1e999999", "item_price": "1e999999", "currency": "BRL"}], None, None),
+        ([{"quantity": "1e-999999", "item_price": "1e-999999", "currency": "BRL"}], None, None),
+        ([{"quantity": 1, "item_price": "1e-50", "currency": "BRL"}], None, None),
         (["not an item"], None, None),
         ([], None, None),
     ],

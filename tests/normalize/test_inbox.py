@@ -255,6 +255,10 @@ def test_value_travels_as_plain_decimal_text() -> None:
         (posted(value="NaN"), "value: must be a finite decimal number"),
         (posted(value=True), "value: must be a decimal number, as a string or a number"),
         (posted(value=1e300), "value: must be at most 40 digits long"),
+        # Counted, not written out: these were a MemoryError and a 100 MB string.
+        (posted(value="0e-999999999999"), "value: must be at most 40 digits long"),
+        (posted(value="1e100000000"), "value: must be at most 40 digits long"),
+        (posted(value=False), "value: must be a decimal number, as a string or a number, not a"),
         (posted(csat_score=4), "csat_score: is not a known field"),
         ([posted()], "an inbox event must be a JSON object, not an array"),
         ("resolved", "an inbox event must be a JSON object, not a string"),

@@ -5,7 +5,9 @@ Each type is a function ``value → FieldValue`` built once per field (with its 
 (never the value: the engine adds a masked, truncated copy of it to the message).
 
 - ``string``: text (numbers are accepted as their text), ``min_length``/``max_length``.
-- ``int``: an integer, or integer text; ``decimal``: a finite number or numeric text.
+- ``int``: an integer, or integer text; ``decimal``: a number or numeric text, by the rules
+  every decimal follows (:mod:`wa_bridge.normalize.decimals`: finite, at most 40 characters
+  as given and as written out).
 - ``bool``: true/false, or the texts true/false/yes/no/1/0.
 - ``datetime``: RFC 3339 text with an offset, or epoch seconds → an aware datetime.
 - ``enum``: one of ``values``.
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
 from wa_bridge.mapping.expressions import parse_time
+from wa_bridge.normalize.decimals import NotADecimal, parse_decimal
 from wa_bridge.normalize.phones import to_e164
 from wa_bridge.operations import FieldValue
 
@@ -60,22 +63,10 @@ def _int(value: Any) -> int:
 
 
 def _decimal(value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise BadValue("expected a decimal number, got a boolean")
     try:
-        if isinstance(value, Decimal):
-            number = value
-        elif isinstance(value, int | float):
-            number = Decimal(str(value))
-        elif isinstance(value, str) and len(value) <= 64:
-            number = Decimal(value.strip())
-        else:
-            raise BadValue("expected a decimal number")
-    except InvalidOperation as exc:
-        raise BadValue("expected a decimal number") from exc
-    if not number.is_finite():
-        raise BadValue("expected a finite decimal number")
-    return number
+        return parse_decimal(value)
+    except NotADecimal as exc:
+        raise BadValue(f"expected {exc.expected}") from None
 
 
 def _bool(value: Any) -> bool:

@@ -2,34 +2,23 @@
 
 Meta sends the items (``product_items[]``: ``product_retailer_id``, ``quantity``,
 ``item_price``, ``currency``) but no total. ``item_price`` is documented as an integer and
-shown as ``7.99``: the sum is done in decimal, so ``4 × 349.5`` is ``1398`` exactly.
+shown as ``7.99``: the sum is done in decimal, so ``4 × 349.5`` is ``1398`` exactly. Each
+quantity and price is read by :mod:`wa_bridge.normalize.decimals` (one rule set for every
+decimal); an item it refuses leaves the total unknown.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Final
 
 from wa_bridge.normalize._context import Json
+from wa_bridge.normalize.decimals import decimal_or_none
 from wa_bridge.normalize.meta import as_str
 
 __all__ = ["order_of", "plain_number"]
 
-_MAX_DIGITS: Final = 30  # a price longer than this is not a price
 _MAX_TOTAL: Final = Decimal(2**53)  # past this a JSON number loses digits: not a total
-
-
-def _decimal(value: object) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    text = str(value).strip()
-    if not text or len(text) > _MAX_DIGITS:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
 
 
 def plain_number(value: Decimal) -> int | float:
@@ -45,7 +34,8 @@ def _total(items: list[object]) -> tuple[Decimal | None, str | None]:
     for item in items:
         if not isinstance(item, dict):
             return None, None
-        quantity, price = _decimal(item.get("quantity")), _decimal(item.get("item_price"))
+        quantity = decimal_or_none(item.get("quantity"))
+        price = decimal_or_none(item.get("item_price"))
         if quantity is None or price is None:
             return None, None
         total += quantity * price

@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Final, cast
 
 from pydantic import (
@@ -50,6 +49,7 @@ from wa_bridge.events import (
     EventType,
     JsonObject,
 )
+from wa_bridge.normalize.decimals import parse_decimal, plain_text
 from wa_bridge.normalize.identity import bsuid_country, contact_key
 from wa_bridge.normalize.meta import rfc3339
 from wa_bridge.normalize.phones import country_of, user_e164
@@ -75,26 +75,11 @@ _RFC3339: Final = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
 
-_MAX_DECIMAL_CHARS: Final = 40
-
 
 def _decimal_text(value: object) -> str:
-    """A decimal posted as a string or JSON number → plain decimal text (``"1249.90"``)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError("must be a decimal number, as a string or a number")
-    text = repr(value) if isinstance(value, float) else str(value).strip()
-    if len(text) > _MAX_DECIMAL_CHARS:
-        raise ValueError(f"must be at most {_MAX_DECIMAL_CHARS} characters")
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise ValueError("must be a decimal number such as 1249.90") from None
-    if not number.is_finite():
-        raise ValueError("must be a finite decimal number")
-    plain = format(number, "f")
-    if len(plain) > _MAX_DECIMAL_CHARS:  # "1e300" is short until written out
-        raise ValueError(f"must be at most {_MAX_DECIMAL_CHARS} digits long")
-    return plain
+    """A decimal posted as a string or JSON number → plain decimal text (``"1249.90"``);
+    raises NotADecimal (a ValueError: pydantic reports its message for the field)."""
+    return plain_text(parse_decimal(value))
 
 
 def _currency(value: object) -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
 from wa_bridge.clock import parse_iso_time
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import INBOX_KINDS, INBOX_TYPE_PREFIX, CanonicalEvent, Contact, InboxKind
+from wa_bridge.normalize.decimals import decimal_or_none
 from wa_bridge.slot_init import slot_init
 from wa_bridge.store.api import Identifier, IdentifierKind, IdentityChange
 
@@ -216,20 +217,10 @@ def inbox_fact_of(event: CanonicalEvent) -> InboxFact | None:
         kind=kind,
         conversation_id=_str(data.get("conversation_id")),
         outcome=_str(data.get("outcome")),
-        value=_decimal(data.get("value")),
+        value=decimal_or_none(data.get("value")),
         currency=_str(data.get("currency")),
         csat=csat if isinstance(csat, int) and not isinstance(csat, bool) else None,
     )
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
 
 
 def attribution_of(event: CanonicalEvent) -> dict[str, Any] | None:
