@@ -10,9 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wa_bridge.normalize.decimals import (
+    MAX_AMOUNT,
     MAX_DECIMAL_CHARS,
     NotADecimal,
+    amount_or_none,
     decimal_or_none,
+    parse_amount,
     parse_decimal,
     plain_text,
 )
@@ -132,3 +135,39 @@ def test_accepted_exactly_when_short_as_given_and_written_out(number: Decimal) -
     assert (decimal_or_none(text) is not None) == fits
     if fits:
         assert plain_text(parse_decimal(text)) == format(number, "f")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["99999999999999.9999", "-99999999999999.9999", 10**14 - 1, "0.00001", "1E+13", 0],
+)
+def test_an_amount_below_ten_to_the_fourteenth_is_taken(value: object) -> None:
+    assert parse_amount(value) == parse_decimal(value)
+    assert amount_or_none(value) == parse_decimal(value)
+
+
+@pytest.mark.parametrize("value", ["100000000000000", "-100000000000000", 1e14, "1E+14", 10**20])
+def test_an_amount_of_ten_to_the_fourteenth_or_more_is_refused(value: object) -> None:
+    with pytest.raises(NotADecimal, match=r"^must be less than 100000000000000 \(10\^14\)"):
+        parse_amount(value)
+    assert amount_or_none(value) is None
+    assert parse_decimal(value) == Decimal(value if not isinstance(value, float) else repr(value))
+
+
+def test_an_amount_is_refused_for_the_decimal_rules_first() -> None:
+    with pytest.raises(NotADecimal, match=r"^must be a finite decimal number$"):
+        parse_amount("NaN")
+    assert amount_or_none(True) is None
+
+
+def test_the_amount_bound_is_what_the_tables_keep() -> None:
+    """MAX_AMOUNT is the first value a NUMERIC(18, 4) column cannot hold."""
+    from sqlalchemy import Numeric
+
+    from wa_bridge.store.tables import cases, crm_cases, crm_outcomes
+
+    for column in (cases.c.outcome_value, crm_cases.c.outcome_value, crm_outcomes.c.value):
+        assert isinstance(column.type, Numeric)
+        precision, scale = column.type.precision, column.type.scale
+        assert precision is not None and scale is not None
+        assert Decimal(10) ** (precision - scale) == MAX_AMOUNT, column

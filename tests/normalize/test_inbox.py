@@ -259,6 +259,9 @@ def test_value_travels_as_plain_decimal_text() -> None:
         (posted(value="0e-999999999999"), "value: must be at most 40 digits long"),
         (posted(value="1e100000000"), "value: must be at most 40 digits long"),
         (posted(value=False), "value: must be a decimal number, as a string or a number, not a"),
+        # cases.outcome_value is NUMERIC(18, 4): PostgreSQL refused this mid-batch
+        (posted(value="100000000000000"), "value: must be less than 100000000000000 (10^14)"),
+        (posted(value=-1e14), "value: must be less than 100000000000000 (10^14) in magnitude"),
         (posted(csat_score=4), "csat_score: is not a known field"),
         ([posted()], "an inbox event must be a JSON object, not an array"),
         ("resolved", "an inbox event must be a JSON object, not a string"),

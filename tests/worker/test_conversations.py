@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
 from wa_bridge.connectors.sql import SqlCrmConnector
+from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.mapping import load_mapping
 from wa_bridge.metrics import sample_values
@@ -404,3 +405,24 @@ async def test_a_case_from_before_windows_were_tracked_lapses_too(
     first, second = await conversation.cases()
     assert (first["status"], first["closed_at"]) == ("closed", at(24 * HOUR))
     assert second["status"] == "open"
+
+
+@pytest.mark.postgres
+async def test_the_largest_amount_the_inbox_takes_is_kept_on_postgresql(pg_url: str) -> None:
+    """cases.outcome_value is NUMERIC(18, 4): an inbox value of 10^14 was taken, then made
+    PostgreSQL fail the worker's batch. The inbox refuses it now, with the reason, and the
+    largest value it takes is kept exactly, in the store and in the SQL CRM."""
+    with pytest.raises(InvalidEvent, match=r"value: must be less than 100000000000000"):
+        inbox("converted", "c0", 10, conversation_id="conv-1", value="100000000000000")
+    store = await open_store(pg_url, create=True)
+    try:
+        conversation = Conversation(store)
+        await conversation.apply(*text(1, 0))
+        largest = "99999999999999.9999"
+        await conversation.apply(
+            inbox("converted", "c1", 10, conversation_id="conv-1", value=largest, currency="MXN")
+        )
+        [case], [crm_case] = await conversation.cases(), await conversation.crm_cases()
+        assert case["outcome_value"] == crm_case["outcome_value"] == Decimal(largest)
+    finally:
+        await store.aclose()

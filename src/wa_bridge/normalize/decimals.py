@@ -16,6 +16,11 @@ The rules:
   :data:`MAX_DECIMAL_CHARS` characters too: ``1e999999`` is short until written out, and
   no CRM field or database column holds it. The length is counted, never written out.
 
+An *amount* (the inbox's ``value``, the outcome value the worker keeps on a case) must
+also be below :data:`MAX_AMOUNT` in magnitude (:func:`parse_amount`): our tables keep it as
+``NUMERIC(18, 4)``, 14 digits before the point, and PostgreSQL refuses a larger one in the
+middle of a batch. Digits past the fourth decimal place are rounded there.
+
 A refusal raises :class:`NotADecimal`, a ``ValueError`` whose message says what was
 expected (``must be a finite decimal number``) and never echoes the value.
 """
@@ -25,9 +30,20 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-__all__ = ["MAX_DECIMAL_CHARS", "NotADecimal", "decimal_or_none", "parse_decimal", "plain_text"]
+__all__ = [
+    "MAX_AMOUNT",
+    "MAX_DECIMAL_CHARS",
+    "NotADecimal",
+    "amount_or_none",
+    "decimal_or_none",
+    "parse_amount",
+    "parse_decimal",
+    "plain_text",
+]
 
 MAX_DECIMAL_CHARS: Final = 40  # also the most digits (and point and sign) written out
+# An amount's bound: store.tables keeps amounts as NUMERIC(18, 4) (tests/store check it).
+MAX_AMOUNT: Final = Decimal(10) ** 14
 _MAX_INT_BITS: Final = 4 * MAX_DECIMAL_CHARS  # more bits than this: more digits than the limit
 
 
@@ -49,6 +65,7 @@ _BAD_SYNTAX: Final = "a decimal number such as 1249.90"
 _NOT_FINITE: Final = "a finite decimal number"
 _TOO_MANY_CHARS: Final = f"at most {MAX_DECIMAL_CHARS} characters"
 _TOO_MANY_DIGITS: Final = f"at most {MAX_DECIMAL_CHARS} digits long"
+_TOO_LARGE: Final = "less than 100000000000000 (10^14) in magnitude"
 
 
 def parse_decimal(value: object) -> Decimal:
@@ -69,6 +86,22 @@ def decimal_or_none(value: object) -> Decimal | None:
     """:func:`parse_decimal`, or None for a value it refuses (for readers that skip it)."""
     try:
         return parse_decimal(value)
+    except NotADecimal:
+        return None
+
+
+def parse_amount(value: object) -> Decimal:
+    """:func:`parse_decimal`, and below :data:`MAX_AMOUNT` in magnitude; raises NotADecimal."""
+    number = parse_decimal(value)
+    if abs(number) >= MAX_AMOUNT:
+        raise NotADecimal(_TOO_LARGE)
+    return number
+
+
+def amount_or_none(value: object) -> Decimal | None:
+    """:func:`parse_amount`, or None for a value it refuses."""
+    try:
+        return parse_amount(value)
     except NotADecimal:
         return None
 

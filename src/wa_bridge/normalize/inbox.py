@@ -14,8 +14,9 @@ Decisions:
 - The contact is keyed like a webhook contact (E.164 phone, else ``bsuid:<user_id>``);
   ``phone`` may be in any international format and an MX ``521…`` gives the same key as
   ``52…``. ``wa_id`` (the reply address) is kept exactly as sent.
-- ``value`` (a decimal as a string or a JSON number) travels as a plain decimal string,
-  so no float rounding reaches the CRM; ``currency`` is an ISO 4217 code, upper case.
+- ``value`` (a decimal as a string or a JSON number, below 10^14 in magnitude: the most
+  a case keeps) travels as a plain decimal string, so no float rounding reaches the CRM;
+  ``currency`` is an ISO 4217 code, upper case.
 - ``conversation_id`` is the inbox's own id of the conversation: the worker binds it to
   the case, and later events naming it land on that case (a late one never reopens it).
 - ``handoff`` (a bot hands the conversation to a person) may carry the bot's ``intents``
@@ -49,7 +50,7 @@ from wa_bridge.events import (
     EventType,
     JsonObject,
 )
-from wa_bridge.normalize.decimals import parse_decimal, plain_text
+from wa_bridge.normalize.decimals import parse_amount, plain_text
 from wa_bridge.normalize.identity import bsuid_country, contact_key
 from wa_bridge.normalize.meta import rfc3339
 from wa_bridge.normalize.phones import country_of, user_e164
@@ -79,7 +80,7 @@ _RFC3339: Final = re.compile(
 def _decimal_text(value: object) -> str:
     """A decimal posted as a string or JSON number → plain decimal text (``"1249.90"``);
     raises NotADecimal (a ValueError: pydantic reports its message for the field)."""
-    return plain_text(parse_decimal(value))
+    return plain_text(parse_amount(value))
 
 
 def _currency(value: object) -> str:
@@ -168,7 +169,10 @@ class InboxEventIn(BaseModel):
     ) = Field(default=None, description="Required (non-empty) for tagged.")
     outcome: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     value: DecimalText | None = Field(
-        default=None, description="A decimal, as a string or a number.", examples=["1249.90"]
+        default=None,
+        description="A decimal, as a string or a number, below 10^14 in magnitude "
+        "(kept to 4 decimal places).",
+        examples=["1249.90"],
     )
     currency: Currency | None = Field(
         default=None, description="ISO 4217 code of value (converted)."

@@ -14,7 +14,7 @@ from typing import Any, Final
 from wa_bridge.clock import parse_iso_time
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import INBOX_KINDS, INBOX_TYPE_PREFIX, CanonicalEvent, Contact, InboxKind
-from wa_bridge.normalize.decimals import decimal_or_none
+from wa_bridge.normalize.decimals import amount_or_none
 from wa_bridge.slot_init import slot_init
 from wa_bridge.store.api import Identifier, IdentifierKind, IdentityChange
 
@@ -217,7 +217,7 @@ def inbox_fact_of(event: CanonicalEvent) -> InboxFact | None:
         kind=kind,
         conversation_id=_str(data.get("conversation_id")),
         outcome=_str(data.get("outcome")),
-        value=decimal_or_none(data.get("value")),
+        value=amount_or_none(data.get("value")),
         currency=_str(data.get("currency")),
         csat=csat if isinstance(csat, int) and not isinstance(csat, bool) else None,
     )
