@@ -57,7 +57,8 @@ def _split_search_path(url: URL) -> tuple[URL, str | None]:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url`` with reconnects (a liveness ping on checkout: always on
-    SQLite, after an idle spell on PostgreSQL) and sane SQLite pragmas.
+    SQLite, after an idle spell on PostgreSQL), sane SQLite pragmas, and errors that never
+    quote a statement's parameters.
 
     Raises ConfigError for a URL that is not an async PostgreSQL or SQLite URL.
     """
@@ -66,6 +67,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     except exc.ArgumentError as err:
         raise ConfigError(f"WA_BRIDGE_DATABASE_URL: not a database URL ({err})") from err
     backend = parsed.get_backend_name()
+    # A failed statement's error text leaves its parameters out: they are rows of contacts,
+    # messages and identities (personal data), and that text reaches logs and dead letters.
+    kwargs = {"hide_parameters": True, **kwargs}
     if backend == "postgresql":
         parsed, search_path = _split_search_path(parsed)
         # Plan each statement for its actual arrays: asyncpg prepares statements, and after
