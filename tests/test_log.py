@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -180,3 +181,23 @@ def test_stdlib_logging_renders_exceptions_safely(capsys: pytest.CaptureFixture[
         root.setLevel(level)
     assert "ERROR some.library failed for [number]" in err
     assert "KeyError: '…'" in err and PHONE[-8:] not in err
+
+
+def test_warnings_go_through_the_masking_log_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.handlers = []
+    logging.captureWarnings(False)  # as in a fresh process
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            configure_logging(fmt="json", level="INFO")
+            message = f"Expected `str` but got `int` with value `{PHONE[1:]}`"
+            warnings.warn(message, UserWarning, stacklevel=1)
+            logging.captureWarnings(False)
+        err = capsys.readouterr().err
+    finally:
+        root.handlers = handlers
+        root.setLevel(level)
+    assert "WARNING py.warnings" in err and "with value `[number]`" in err
+    assert PHONE[-8:] not in err

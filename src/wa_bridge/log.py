@@ -231,6 +231,9 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+    # a warning's text may quote a value (pydantic's serializer warnings do): through
+    # logging, it is masked as every other line is
+    logging.captureWarnings(True)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # httpx logs every request with its full URL at INFO: noise in a CLI, and a URL may
     # carry personal data (a SOQL query's e-mail, a key in a path)
