@@ -201,3 +201,14 @@ def test_warnings_go_through_the_masking_log_handler(capsys: pytest.CaptureFixtu
         root.setLevel(level)
     assert "WARNING py.warnings" in err and "with value `[number]`" in err
     assert PHONE[-8:] not in err
+
+
+def test_a_database_errors_detail_line_is_blanked() -> None:
+    error = RuntimeError(
+        'new row for relation "crm_contacts" violates check constraint "name_length"\n'
+        f"DETAIL:  Failing row contains (7, {NAME}, MX).\n"
+        "[SQL: INSERT INTO crm_contacts VALUES ($1, $2, $3)]"
+    )
+    shown = safe_message(error)
+    assert NAME not in shown
+    assert "DETAIL:  …" in shown and "[SQL: INSERT INTO crm_contacts" in shown

@@ -9,8 +9,9 @@ Exceptions (``exc_info``, in structlog and in stdlib logging) are rendered by
 every frame, but each message made log-safe by :func:`safe_message`. A message is text
 anybody may have put together (a KeyError of a phone number, an f-string of a record, a
 database's "Key (phone)=(...)"), so in the message of an exception that is not ours every
-quoted literal is blanked, and in every message, ours too, a run of digits that may be a
-phone number is replaced. The whole message stays where it is needed: in the dead letter.
+quoted literal and a database's DETAIL line are blanked, and in every message, ours too,
+a run of digits that may be a phone number is replaced. The whole message stays where it
+is needed: in the dead letter.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ _NUMBER: Final = re.compile(r"\+?\(?\d(?:[ ().\-]{0,2}\d){6,}")
 _ISO_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A quoted literal in an exception message: a repr of a value (str, dict, list, a key).
 _QUOTED: Final = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+# PostgreSQL's DETAIL line quotes the row ("Key (phone)=(...)", "Failing row contains
+# (...)"); asyncpg puts it in the message of its errors, which SQLAlchemy's chain to.
+_DB_DETAIL: Final = re.compile(r"^(DETAIL:\s*).+$", re.MULTILINE)
 MAX_MESSAGE_CHARS: Final = 500
 
 
@@ -116,7 +120,8 @@ def safe_message(error: BaseException) -> str:
 
     Our own errors (:class:`WaBridgeError`) carry ids, never personal data, by contract:
     their message stays, digit runs masked. Any other error's message is foreign text:
-    quoted literals become ``'…'`` as well, and it is cut to ``MAX_MESSAGE_CHARS``.
+    quoted literals become ``'…'`` as well, a database's ``DETAIL:`` line (the row) is
+    blanked, and it is cut to ``MAX_MESSAGE_CHARS``.
     A CRM's own words (``CrmRejected.crm_error``) are never part of a message.
     """
     try:
@@ -128,6 +133,7 @@ def safe_message(error: BaseException) -> str:
 
 def _safe_text(text: str, *, ours: bool) -> str:
     if not ours:
+        text = _DB_DETAIL.sub(r"\1…", text)
         text = _QUOTED.sub(lambda m: m.group()[0] + "…" + m.group()[0], text)
         if len(text) > MAX_MESSAGE_CHARS:
             text = text[:MAX_MESSAGE_CHARS] + "…"
