@@ -163,6 +163,7 @@ def test_our_errors_keep_their_message_and_never_show_the_crms_words() -> None:
     assert mask_numbers("+52 1 (55) 1234-5678, 55 1234 5678, HTTP 503") == (
         "[number], [number], HTTP 503"
     )
+    assert mask_numbers("broker 192.168.100.200:9092") == "broker 192.168.100.200:9092"
 
 
 def test_stdlib_logging_renders_exceptions_safely(capsys: pytest.CaptureFixture[str]) -> None:

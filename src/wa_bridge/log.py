@@ -66,9 +66,9 @@ HASHED_KEYS: Final = frozenset({"contact_key", "key"})
 MAX_VALUE_CHARS: Final = 200
 _HASH_SALT: Final = os.environ.get("WA_BRIDGE_LOG_SALT", "wa-bridge").encode()
 # Seven or more digits, alone or spaced as people write numbers ("+52 1 (55) 5000-1234"),
-# may be a phone number; an ISO date ("2026-06-10", eight digits) is let through.
+# may be a phone number; an ISO date ("2026-06-10") or an IPv4 address is let through.
 _NUMBER: Final = re.compile(r"\+?\(?\d(?:[ ().\-]{0,2}\d){6,}")
-_ISO_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NOT_A_PHONE: Final = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,3}(?:\.\d{1,3}){3}")
 # A quoted literal in an exception message: a repr of a value (str, dict, list, a key).
 _QUOTED: Final = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
 # PostgreSQL's DETAIL line quotes the row ("Key (phone)=(...)", "Failing row contains
@@ -110,7 +110,7 @@ def mask_numbers(text: str) -> str:
 
     def masked(match: re.Match[str]) -> str:
         found = match.group()
-        return found if _ISO_DATE.fullmatch(found) else "[number]"
+        return found if _NOT_A_PHONE.fullmatch(found) else "[number]"
 
     return _NUMBER.sub(masked, text)
 
