@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -12,12 +13,21 @@ import orjson
 import typer
 
 from wa_bridge.errors import ConfigError
+from wa_bridge.log import format_exception
 from wa_bridge.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from wa_bridge.store.api import Store
 
-__all__ = ["echo_rows", "exit_with", "json_fields", "settings_or_exit", "tune_gc", "with_store"]
+__all__ = [
+    "echo_rows",
+    "exit_with",
+    "json_fields",
+    "run_cli",
+    "settings_or_exit",
+    "tune_gc",
+    "with_store",
+]
 
 T = TypeVar("T")
 
@@ -26,6 +36,19 @@ def exit_with(message: str, code: int) -> typer.Exit:
     """Print ``message`` on stderr; return the exit with ``code`` for the caller to raise."""
     typer.echo(message, err=True)
     return typer.Exit(code=code)
+
+
+def run_cli(app: typer.Typer, args: list[str] | None = None) -> None:
+    """Run ``app``; a bug that escapes a command prints its traceback, log-safe, and exits 1.
+
+    Typer would print it with every message as raised (a phone number in a KeyError, a
+    record in an f-string) on the process's stderr, which is collected as logs.
+    """
+    try:
+        app(args=args)
+    except Exception as exc:
+        sys.stderr.write(format_exception(exc) + "\n")
+        raise SystemExit(1) from None
 
 
 def settings_or_exit(**overrides: object) -> Settings:

@@ -22,6 +22,7 @@ from wa_bridge.cli import (
     trace,
     worker,
 )
+from wa_bridge.cli._common import run_cli
 
 __all__ = ["app", "main"]
 
@@ -63,4 +64,4 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    run_cli(app)

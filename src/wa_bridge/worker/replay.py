@@ -21,6 +21,7 @@ from typing import Literal
 from wa_bridge.clock import SYSTEM_CLOCK, Clock
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent
+from wa_bridge.log import safe_message
 from wa_bridge.store.api import DeadLetter, Store
 from wa_bridge.worker.dlq import dead_letter_of
 from wa_bridge.worker.pipeline import Pipeline
@@ -71,7 +72,8 @@ async def _replay_one(
     try:
         event = CanonicalEvent.from_json(letter.payload)
     except (ValueError, KeyError, TypeError) as exc:
-        error: BaseException = InvalidEvent(f"stored payload is not an event: {exc}")
+        # our errors carry no personal data: the parser's text may quote the payload
+        error: BaseException = InvalidEvent(f"stored payload is not an event: {safe_message(exc)}")
     else:
         try:
             result = await retry_in_place(
@@ -97,5 +99,7 @@ async def _replay_one(
     )
     async with store.transaction() as tx:
         await tx.add_dead_letters([again])
-    message = str(error) or type(error).__name__
+    # the detail is printed (CLI) and answered (admin API): a log-safe message; the whole
+    # one is in the dead letter's new error
+    message = safe_message(error) or type(error).__name__
     return ReplayResult(letter.id, letter.event_id, "failed", f"{error_class_of(error)}: {message}")
