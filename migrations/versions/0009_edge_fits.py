@@ -3,7 +3,8 @@
 A value the receiver accepted but a column could not hold failed the worker's whole batch
 on PostgreSQL ("value too long"). Widened: the business a BSUID is scoped by and the
 business number of a case (Meta's phone_number_id / WABA id, up to 128 characters at the
-edges, or ``inbox:<phone_number_id>``), and the SQL CRM's contact name, click id and ad
+edges, or ``inbox:<phone_number_id>``), the subject of an account signal (a phone number
+id or a template id, up to 128), and the SQL CRM's contact name, click id and ad
 URL (to the mapping's max_length: 256, 512 and 2048).
 
 SQLite does not enforce VARCHAR lengths: there is nothing to change on it.
@@ -29,6 +30,7 @@ depends_on: str | Sequence[str] | None = None
 _WIDENED = (
     ("identities", "business", 64, 200),
     ("cases", "business_number", 64, 200),
+    ("account_signals", "subject", 100, 200),
     ("crm_contacts", "name", 200, 256),
     ("crm_cases", "ctwa_clid", 200, 512),
     ("crm_cases", "source_url", 2000, 2048),
@@ -49,7 +51,11 @@ def _alter(*, widen: bool) -> None:
         )
 
 
-_REQUIRED = {("identities", "business"), ("cases", "business_number")}
+_REQUIRED = {
+    ("identities", "business"),
+    ("cases", "business_number"),
+    ("account_signals", "subject"),
+}
 
 
 def upgrade() -> None:

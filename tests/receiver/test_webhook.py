@@ -133,6 +133,16 @@ async def test_not_a_webhook_is_400_with_the_reason(receiver: Receiver, payload:
     assert body["detail"]
 
 
+async def test_a_wamid_longer_than_the_store_keeps_is_400_naming_it(receiver: Receiver) -> None:
+    """Published, it failed the worker's batch on PostgreSQL (message ids are VARCHAR(200))."""
+    payload = text_messages("5215599990003", 1, tag="long")
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid." + "A" * 250
+    response = await receiver.post(dumps(payload))
+    assert response.status_code == 400
+    assert response.json()["error"] == "not_a_webhook"
+    assert response.json()["detail"].startswith("a message or status id (wamid) has 256 characters")
+
+
 async def test_413_by_content_length_without_reading(receiver: Receiver) -> None:
     body = b"x" * 5000  # over the 4096-byte cap of this fixture
     response = await receiver.post(body)

@@ -187,10 +187,12 @@ class Worker:
             deals=True,  # the SQL CRM's default (WA_BRIDGE_CRM_DEALS)
         )
 
-    async def apply(self, event: CanonicalEvent) -> None:
+    async def apply(self, event: CanonicalEvent, outcome: str = "applied") -> None:
+        """Apply ``event`` as a batch of its own; it must take effect (``outcome``: noop
+        for an event the mapping sends nothing of)."""
         result = await self.pipeline.apply([event])
         assert not result.rejected, result.rejected
-        assert result.outcomes[event.id] == "applied"
+        assert result.outcomes[event.id] == outcome
 
     async def rows(self, table: Any) -> list[dict[str, Any]]:
         async with self.store.engine.connect() as conn:

@@ -348,7 +348,7 @@ account_signals = Table(
     "account_signals",
     metadata,
     Column("scope", String(16), nullable=False),  # phone_number | template
-    Column("subject", String(100), nullable=False),
+    Column("subject", String(BUSINESS), nullable=False),  # 0009; was 100
     Column("label", String(200)),
     Column("quality", String(16)),
     Column("messaging_limit", BigInteger),
