@@ -274,6 +274,13 @@ def test_value_travels_as_plain_decimal_text() -> None:
             posted("handoff", captured={f"k{i}": "x" * 1000 for i in range(5)}),
             "captured: as name: value lines it must have at most 4096 characters, not 5024",
         ),
+        # no PostgreSQL text or JSON column stores U+0000: it failed the worker's batch
+        (posted("assigned", agent="ana\x00"), "agent: must not contain the NUL character"),
+        (posted(conversation_id="c\x00"), "conversation_id: must not contain the NUL"),
+        (posted("tagged", tags=["ok", "\x00"]), "tags.1: must not contain the NUL character"),
+        (posted("handoff", captured={"k": "\x00"}), "captured.k: must not contain the NUL"),
+        (posted("handoff", captured={"k\x00": 1}), "captured: must not contain the NUL"),
+        (posted(contact={"user_id": "MX.\x00"}), "contact.user_id: must not contain the NUL"),
         # in UTC before year 1 / after 9999: an OverflowError (a 500, not a reason)
         (posted(time="0001-01-01T00:00:00+01:00"), "time: is out of range"),
         (posted(time="9999-12-31T23:00:00-01:00"), "time: is out of range"),

@@ -119,6 +119,7 @@ async def test_only_the_operator_role_may_record(
         (evidence(waba_id="3" * 129), "invalid_consent", "waba_id: must have at most 128"),
         (evidence(phone_number_id="4" * 129), "invalid_consent", "phone_number_id: must have"),
         (evidence(time="0001-01-01T00:00:00+01:00"), "invalid_consent", "time: is out of range"),
+        (evidence(source="web\x00"), "invalid_consent", "source: must not contain the NUL"),
     ],
 )
 async def test_a_bad_record_is_a_400_saying_why(

@@ -143,6 +143,22 @@ async def test_a_wamid_longer_than_the_store_keeps_is_400_naming_it(receiver: Re
     assert response.json()["detail"].startswith("a message or status id (wamid) has 256 characters")
 
 
+async def test_a_nul_in_a_text_is_published_as_a_replacement_mark(receiver: Receiver) -> None:
+    """PostgreSQL stores no U+0000 (in text or JSON): published as sent, it failed the
+    worker's batch. The message is kept, with U+FFFD where the NUL was."""
+    payload = text_messages("5215599990004", 1, tag="nul")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["messages"][0]["text"]["body"] = "hola\x00mundo"
+    value["contacts"][0]["profile"]["name"] = "Ana\x00"
+    response = await receiver.post(dumps(payload))
+    assert response.status_code == 200, response.text
+    [record] = await read_records(receiver.bootstrap, receiver.topic, at_least=1)
+    event = orjson.loads(record.value)
+    assert event["data"]["text"]["body"] == "hola\ufffdmundo"
+    assert event["data"]["contact"]["profile_name"] == "Ana\ufffd"
+    assert b"\\u0000" not in record.value
+
+
 async def test_413_by_content_length_without_reading(receiver: Receiver) -> None:
     body = b"x" * 5000  # over the 4096-byte cap of this fixture
     response = await receiver.post(body)

@@ -19,7 +19,7 @@ import pytest
 
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.normalize import normalize_webhook
-from wa_bridge.normalize.bounds import META_ID_LIMITS, TEXT_LIMITS
+from wa_bridge.normalize.bounds import META_ID_LIMITS, TEXT_LIMITS, without_nul
 from wa_bridge.store import open_store
 from wa_bridge.store.tables import (
     account_events,
@@ -233,5 +233,36 @@ async def test_account_notices_with_ids_at_their_limit_and_overlong_names_are_ke
         notices = {r["scope"]: r for r in await worker.rows(account_events)}
         assert notices["template"]["subject"] == template_id[:100]  # account events' cut
         assert notices["template"]["label"].startswith(longest(LONG)[:100])
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.postgres
+async def test_a_webhook_with_nul_characters_is_kept_with_replacement_marks(
+    pg_url: str,
+) -> None:
+    """No PostgreSQL text or JSON column stores U+0000: the receiver makes each one U+FFFD
+    (``without_nul``) before normalizing, so the customer's message is kept."""
+    body = ad_message(3)
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["profile"]["name"] = "Ana\x00"
+    message = value["messages"][0]
+    message["image"]["caption"] = "hola\x00mundo"
+    message["referral"]["headline"] = "oferta\x00"
+    message["referral"]["source_url"] = "https://shop.example/?utm_source=fb\x00x"
+    store = await open_store(pg_url)
+    try:
+        worker = Worker(store)
+        for event in normalize_webhook(without_nul(body), received_at=T0):
+            await worker.apply(event)
+        assert await worker.rows(dead_letters) == []
+        [contact] = await worker.rows(crm_contacts)
+        assert contact["name"] == "Ana\ufffd"
+        [note] = await worker.rows(crm_notes)
+        assert note["body"] is not None and "hola\ufffdmundo" in note["body"]
+        [crm_case] = await worker.rows(crm_cases)
+        assert crm_case["utm_source"] == "fb\ufffdx"
+        [case] = await worker.rows(cases)
+        assert case["attribution"]["headline"] == "oferta\ufffd"
     finally:
         await store.aclose()

@@ -9,6 +9,9 @@ would fail the worker's whole batch on PostgreSQL, long after Meta got its 200. 
   outcomes, and nothing is published. The limits leave room for what the store builds
   from an id (``wa:status:<wamid>:<status>:p<hash>``, ``bsuid:<user_id>``,
   ``whatsapp:<phone_number_id>``) in its 200-character key columns.
+- a **NUL character** (U+0000, which no PostgreSQL text or JSON column stores) in any
+  text of the body becomes U+FFFD (:func:`without_nul`, called by the receiver when the
+  body holds ``\u0000``): the message is kept, the mark shows where something was.
 - a **free text** is never a reason to refuse a customer's message: a profile name, a
   referral's texts and a status error's title are cut to what the shared mapping takes
   (:data:`TEXT_LIMITS`, :func:`cut`); a referral id too long for it (a cut id would name
@@ -23,7 +26,15 @@ from typing import Any, Final
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.normalize.meta import NotAWebhook
 
-__all__ = ["META_ID_LIMITS", "TEXT_LIMITS", "check_ids", "cut", "fits"]
+__all__ = [
+    "META_ID_LIMITS",
+    "NUL_STAND_IN",
+    "TEXT_LIMITS",
+    "check_ids",
+    "cut",
+    "fits",
+    "without_nul",
+]
 
 META_ID_LIMITS: Final[Mapping[str, int]] = {
     "waba_id": 128,  # identities.business (a BSUID's scope), account_events.subject: 200
@@ -61,6 +72,20 @@ _WHERE: Final[Mapping[str, str]] = {
     "wa_id": "a wa_id",
 }
 _CONTACT_IDS: Final = ("user_id", "parent_user_id", "username", "wa_id")
+
+
+NUL_STAND_IN: Final = "\ufffd"
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` (parsed JSON) with every U+0000 in its texts and names made U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_STAND_IN) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
 
 
 def cut(text: str | None, limit: int) -> str | None:

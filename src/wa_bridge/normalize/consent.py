@@ -29,6 +29,7 @@ from wa_bridge.normalize.inbox import (
     posted_contact,
     posted_reasons,
     posted_time,
+    refuse_nul,
 )
 from wa_bridge.normalize.meta import rfc3339
 
@@ -40,7 +41,10 @@ MetaId = Annotated[str, Field(min_length=1, max_length=MAX_META_ID_CHARS)]
 
 
 class ConsentIn(BaseModel):
-    """Consent evidence: who agreed (or withdrew), to what, where, when, having read what."""
+    """Consent evidence: who agreed (or withdrew), to what, where, when, having read what.
+
+    No text in it may contain the NUL character (U+0000): the database stores none.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -90,6 +94,7 @@ def normalize_consent(raw: object, *, received_at: datetime, recorded_by: str) -
     caller's actor, an admin token's hash). Raises InvalidEvent saying what is wrong."""
     if not isinstance(raw, dict):
         raise InvalidEvent("a consent record must be a JSON object")
+    refuse_nul(raw)
     try:
         posted = ConsentIn.model_validate(raw)
     except ValidationError as exc:

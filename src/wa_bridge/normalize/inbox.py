@@ -9,6 +9,7 @@ Decisions:
 
 - ``id`` is the client's idempotency key: the canonical id is ``inbox:<id>``, so a post
   repeated after a timeout takes effect once in the CRM (the worker's ledger).
+- No text may hold the NUL character (U+0000): PostgreSQL stores none.
 - Every length and range here is one the store holds (``tests/worker/test_edge_fits.py``
   posts each field at its most): ``id`` at most 180 characters (the keys built from it
   fit the store's 200), ``phone_number_id`` and ``waba_id`` at most 128 (Meta's ids),
@@ -73,6 +74,7 @@ __all__ = [
     "posted_contact",
     "posted_reasons",
     "posted_time",
+    "refuse_nul",
 ]
 
 SHORT_TYPES: Final = INBOX_KINDS
@@ -184,7 +186,10 @@ class InboxContactIn(BaseModel):
 
 
 class InboxEventIn(BaseModel):
-    """One event posted by the agents' inbox (``POST /inbox/events`` takes one or a list)."""
+    """One event posted by the agents' inbox (``POST /inbox/events`` takes one or a list).
+
+    No text in it may contain the NUL character (U+0000): the database stores none.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -302,6 +307,7 @@ def _captured_text(captured: Mapping[str, object] | None) -> str | None:
 def _parse(raw: object) -> InboxEventIn:
     if not isinstance(raw, dict):
         raise InvalidEvent(f"an inbox event must be a JSON object, not {_json_kind(raw)}")
+    refuse_nul(raw)
     try:
         return InboxEventIn.model_validate(raw)
     except ValidationError as exc:
@@ -399,6 +405,34 @@ def _utc_time(posted: str) -> str:
     except OverflowError:
         raise InvalidEvent("time: is out of range (in UTC before year 1 or after 9999)") from None
     return rfc3339(utc)
+
+
+def _nul_at(value: object, where: str) -> str | None:
+    """The path of the first text in ``value`` (a name or a string) holding U+0000."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for name, item in value.items():
+            path = f"{where}.{name}" if where else str(name)
+            if isinstance(name, str) and "\x00" in name:
+                return where or "event"
+            found = _nul_at(item, path)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_at(item, f"{where}.{i}")
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_nul(raw: object) -> None:
+    """Raise InvalidEvent naming the first field whose text holds the NUL character: no
+    PostgreSQL text or JSON column can store it (it failed the worker's batch)."""
+    where = _nul_at(raw, "")
+    if where is not None:
+        raise InvalidEvent(f"{where}: must not contain the NUL character (U+0000)")
 
 
 # The posted shapes other endpoints share (POST /consents): the contact, the time, and
