@@ -11,20 +11,26 @@ built-in SQL CRM, ``mappings/sql.yaml``) and read back what was kept.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from wa_bridge.connectors.sql import SqlCrmConnector
+from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.mapping import load_mapping
 from wa_bridge.normalize.consent import ConsentIn, normalize_consent
 from wa_bridge.normalize.inbox import (
     MAX_CAPTURED_TEXT_CHARS,
+    SHORT_TYPES,
     InboxEventIn,
     normalize_inbox_event,
 )
@@ -294,3 +300,97 @@ async def test_the_earliest_and_latest_times_the_inbox_takes_are_kept(
         assert case["opened_at"] == datetime.fromisoformat(time)
     finally:
         await store.aclose()
+
+
+# --- any accepted post is kept: hypothesis -----------------------------------------------
+
+_OUTCOMES = [None, "won", "converted", "lost", "resolved", "no_response", "spam"]
+_NUMBERS = ["5215550001234", "+52 55 5000 1235", "5491123456789", "+57 300 123 4567"]
+
+
+def _texts(max_size: int, min_size: int = 1) -> st.SearchStrategy[str]:
+    """Any text (NUL, surrogates' neighbours, emoji, combining marks) up to ``max_size``."""
+    return st.text(st.characters(exclude_categories=("Cs",)), min_size=min_size, max_size=max_size)
+
+
+def _optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.none() | strategy
+
+
+_CAPTURED_VALUES = (
+    _texts(1000, 0)
+    | st.integers(-(2**64), 2**64)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.booleans()
+    | st.none()
+)
+
+
+@st.composite
+def inbox_posts(draw: st.DrawFn) -> dict[str, Any]:
+    """A body for POST /inbox/events: any values, most within the edge's limits."""
+    moment = draw(
+        st.datetimes(
+            min_value=datetime(1, 1, 2),
+            max_value=datetime(9999, 12, 30),
+            timezones=st.sampled_from(
+                [UTC, timezone(timedelta(hours=-14)), timezone(timedelta(hours=14))]
+            ),
+        )
+    )
+    contact: dict[str, Any] = {"wa_id": draw(st.sampled_from(_NUMBERS))}
+    user_id = draw(_optional(_texts(128)))
+    if user_id is not None:
+        contact["user_id"] = user_id
+    return {
+        "type": draw(st.sampled_from(SHORT_TYPES)),
+        "id": draw(_texts(170)),
+        "time": moment.isoformat(),
+        "phone_number_id": draw(_texts(128)),
+        "waba_id": draw(_optional(_texts(128))),
+        "conversation_id": draw(_optional(_texts(200))),
+        "contact": contact,
+        "agent": draw(_optional(_texts(128))),
+        "queue": draw(_optional(_texts(128))),
+        "tags": draw(_optional(st.lists(_texts(64), min_size=1, max_size=50))),
+        "outcome": draw(st.sampled_from(_OUTCOMES)),
+        "value": draw(
+            _optional(st.decimals(-(10**14) + 1, 10**14 - 1, places=4, allow_nan=False).map(str))
+        ),
+        "currency": draw(_optional(st.sampled_from(["MXN", "brl", "Cop"]))),
+        "intents": draw(_optional(st.lists(_texts(128), max_size=50))),
+        "captured": draw(_optional(st.dictionaries(_texts(64), _CAPTURED_VALUES, max_size=50))),
+        "reason": draw(_optional(_texts(256))),
+        "csat": draw(_optional(st.integers(1, 5))),
+        "note": draw(_optional(_texts(2000))),
+    }
+
+
+@pytest.mark.postgres
+@settings(
+    max_examples=30,  # ~10 s; the fixed-maximum tests above cover each field's limit
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=inbox_posts())
+def test_any_post_the_inbox_accepts_is_applied_on_postgresql(
+    pg_url: str, body: dict[str, Any]
+) -> None:
+    body["id"] = f"{next(_SERIAL)}-{body['id']}"  # (the examples share the database)
+    try:
+        event = normalize_inbox_event(body, received_at=T0)
+    except InvalidEvent:
+        assume(False)  # refused at the edge with a reason: fine
+        return
+
+    async def apply() -> None:
+        store = await open_store(pg_url)
+        try:
+            await Worker(store).apply(event)
+        finally:
+            await store.aclose()
+
+    asyncio.run(apply())
+
+
+_SERIAL = itertools.count()
