@@ -1,4 +1,5 @@
-"""A Meta id longer than the store keeps refuses the webhook, naming it; free texts are cut.
+"""An item with a Meta id longer than the store keeps is set aside as ``whatsapp.unknown``
+saying why (the rest of the webhook is kept); free texts are cut.
 
 The PostgreSQL side (ids at their limit and the cut texts kept by the worker) is
 ``tests/worker/test_edge_fits_meta.py``.
@@ -11,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from wa_bridge.errors import InvalidEvent
 from wa_bridge.normalize import normalize_webhook
 from wa_bridge.normalize._fast import text_message
 from wa_bridge.normalize.bounds import META_ID_LIMITS, TEXT_LIMITS
@@ -66,15 +66,6 @@ def _set_parent(body: dict[str, Any], v: str) -> None:
     _value(body)["messages"][0]["from_parent_user_id"] = v
 
 
-def _set_username(body: dict[str, Any], v: str) -> None:
-    _value(body)["contacts"][0]["profile"]["username"] = v
-
-
-def _set_wa_id(body: dict[str, Any], v: str) -> None:
-    _value(body)["messages"][0]["from"] = v
-    _value(body)["contacts"][0]["wa_id"] = v
-
-
 def _set_media(body: dict[str, Any], v: str) -> None:
     msg = _value(body)["messages"][0]
     msg["type"] = "image"
@@ -88,32 +79,47 @@ SETTERS = {
     "message_id": ("a message or status id (wamid)", _set_wamid),
     "user_id": ("a user_id (BSUID)", _set_user_id),
     "parent_user_id": ("a parent_user_id", _set_parent),
-    "username": ("a username", _set_username),
-    "wa_id": ("a wa_id", _set_wa_id),
     "media_id": ("a media id", _set_media),
 }
 
 
 @pytest.mark.parametrize("name", sorted(SETTERS))
-def test_an_id_at_its_limit_passes_one_longer_is_refused_naming_it(name: str) -> None:
+def test_an_id_at_its_limit_passes_one_longer_sets_its_item_aside_saying_why(name: str) -> None:
     where, setter = SETTERS[name]
     limit = META_ID_LIMITS[name]
     at_limit = copy.deepcopy(text_webhook())
     setter(at_limit, "1" * limit)
-    assert normalize_webhook(at_limit, received_at=RECVTIME)
+    [kept] = normalize_webhook(at_limit, received_at=RECVTIME)
+    assert kept.type == "whatsapp.message.received"
     over = copy.deepcopy(text_webhook())
     setter(over, "1" * (limit + 1))
-    with pytest.raises(InvalidEvent) as caught:
-        normalize_webhook(over, received_at=RECVTIME)
-    assert str(caught.value).startswith(f"{where} has {limit + 1} characters, more than {limit}")
-    assert "1" * 20 not in str(caught.value)  # never shows the id
+    [aside] = normalize_webhook(over, received_at=RECVTIME)
+    assert aside.type == "whatsapp.unknown" and aside.subject is None
+    refused = aside.data["refused"]
+    assert refused.startswith(
+        f"whatsapp.message.received: {where} has {limit + 1} characters, more than the {limit}"
+    )
+    assert "1" * 20 not in refused  # never shows the id
+    assert aside.data["raw"] == _value(over)["messages"][0]  # the item, whole
+    assert len(aside.id) <= 200 and len(aside.source) <= 200
+    assert aside.wabaid is None or len(aside.wabaid) <= limit
+
+
+def test_the_other_items_of_the_webhook_are_kept() -> None:
+    body = text_webhook()
+    second = copy.deepcopy(_value(body)["messages"][0])
+    second["id"] = "wamid." + "A" * 200
+    _value(body)["messages"].append(second)
+    first, aside = normalize_webhook(body, received_at=RECVTIME)
+    assert first.type == "whatsapp.message.received"
+    assert aside.type == "whatsapp.unknown"
 
 
 def test_every_limited_id_is_tested() -> None:
     assert set(SETTERS) == set(META_ID_LIMITS) - {"template_id"}  # (worker/test_edge_fits_meta)
 
 
-def test_a_template_word_that_makes_the_event_id_too_long_is_refused() -> None:
+def test_a_template_word_that_makes_the_event_id_too_long_sets_the_item_aside() -> None:
     value = {
         "event": "APPROVED" * 30,
         "message_template_id": 123,
@@ -130,8 +136,9 @@ def test_a_template_word_that_makes_the_event_id_too_long_is_refused() -> None:
             }
         ],
     }
-    with pytest.raises(InvalidEvent, match=r"whatsapp\.template\.status item is too long"):
-        normalize_webhook(body, received_at=RECVTIME)
+    [aside] = normalize_webhook(body, received_at=RECVTIME)
+    assert aside.type == "whatsapp.unknown"
+    assert aside.data["refused"].startswith("whatsapp.template.status: an id in it is too long")
 
 
 def test_a_long_profile_name_is_cut_alike_on_the_fast_and_the_general_path() -> None:

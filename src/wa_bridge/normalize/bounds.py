@@ -2,37 +2,40 @@
 
 Meta's ids are short in practice (a wamid ~60 characters, phone_number_id, WABA and
 template ids ~16 digits, a BSUID ~25) but no spec bounds them. One longer than its column
-would fail the worker's whole batch on PostgreSQL, long after Meta got its 200. So:
+failed the worker's whole batch on PostgreSQL, long after Meta got its 200. So:
 
-- an **id** longer than :data:`META_ID_LIMITS` refuses the webhook: the receiver answers
-  400 naming the field (:func:`check_ids`), which shows on Meta's side and in our receiver
-  outcomes, and nothing is published. The limits leave room for what the store builds
-  from an id (``wa:status:<wamid>:<status>:p<hash>``, ``bsuid:<user_id>``,
+- an item with an **id** longer than :data:`META_ID_LIMITS` is kept as a
+  ``whatsapp.unknown`` event (:func:`within_bounds`), as the normalizer keeps any item it
+  cannot read: never dropped, never a reason to refuse the rest of the webhook (a 400
+  would make Meta send it all again, the valid items too, and give up on it in the end).
+  Its ``data`` holds the item (``raw``) and ``refused``, the reason; the worker traces it
+  (``event_traces``) and nothing of it reaches the CRM. The limits leave room for what the store
+  builds from an id (``wa:status:<wamid>:<status>:p<hash>``, ``bsuid:<user_id>``,
   ``whatsapp:<phone_number_id>``) in its 200-character key columns.
 - a **NUL character** (U+0000, which no PostgreSQL text or JSON column stores) in any
   text of the body becomes U+FFFD (:func:`without_nul`, called by the receiver when the
-  body holds ``\u0000``): the message is kept, the mark shows where something was.
-- a **free text** is never a reason to refuse a customer's message: a profile name, a
-  referral's texts and a status error's title are cut to what the shared mapping takes
+  body holds ``\\u0000``): the message is kept, the mark shows where something was.
+- a **free text** is never a reason to set an item aside: a profile name, a referral's
+  texts and a status error's title are cut to what the shared mapping takes
   (:data:`TEXT_LIMITS`, :func:`cut`); a referral id too long for it (a cut id would name
   nothing) is left out. The whole item stays in ``data.raw``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+from collections.abc import Mapping
 from typing import Any, Final
 
 from wa_bridge.events import CanonicalEvent
-from wa_bridge.normalize.meta import NotAWebhook
 
 __all__ = [
     "META_ID_LIMITS",
     "NUL_STAND_IN",
     "TEXT_LIMITS",
-    "check_ids",
     "cut",
     "fits",
+    "within_bounds",
     "without_nul",
 ]
 
@@ -44,8 +47,6 @@ META_ID_LIMITS: Final[Mapping[str, int]] = {
     "user_id": 128,  # identities.value: 200; bsuid:<user_id> as a contact key
     "parent_user_id": 128,
     "media_id": 128,  # the shared mapping's media_id (crm_notes.media_id: 200)
-    "username": 64,  # the shared mapping's username (crm_contacts.username: 100)
-    "wa_id": 32,  # the shared mapping's wa_id, crm_contacts.wa_id: 32
 }
 # What the shared mapping (mappings/base.yaml, fragments/contact.yaml) takes of each text.
 TEXT_LIMITS: Final[Mapping[str, int]] = {
@@ -60,6 +61,7 @@ TEXT_LIMITS: Final[Mapping[str, int]] = {
     "utm": 200,
 }
 _MAX_EVENT_ID: Final = 200  # processed_events.event_id and every other event id column
+_MAX_SOURCE: Final = 200
 _WHERE: Final[Mapping[str, str]] = {
     "waba_id": "entry[].id (the WABA id)",
     "phone_number_id": "metadata.phone_number_id",
@@ -68,10 +70,10 @@ _WHERE: Final[Mapping[str, str]] = {
     "user_id": "a user_id (BSUID)",
     "parent_user_id": "a parent_user_id",
     "media_id": "a media id",
-    "username": "a username",
-    "wa_id": "a wa_id",
 }
-_CONTACT_IDS: Final = ("user_id", "parent_user_id", "username", "wa_id")
+# (a contact's wa_id and username land in no column of ours: the shared mapping bounds
+# them, 32 and 64, for the CRM; a group's placeholder ids are longer than a phone number)
+_CONTACT_IDS: Final = ("user_id", "parent_user_id")
 
 
 NUL_STAND_IN: Final = "\ufffd"
@@ -98,39 +100,74 @@ def fits(text: str | None, limit: int) -> str | None:
     return text if text is None or len(text) <= limit else None
 
 
-def check_ids(events: Iterable[CanonicalEvent]) -> None:
-    """Raise NotAWebhook (the receiver's 400) naming the first id longer than the store
-    keeps; the message never shows the id itself."""
-    for event in events:
-        data = event.data
+def within_bounds(events: list[CanonicalEvent]) -> list[CanonicalEvent]:
+    """``events`` with each one holding an id longer than the store keeps made a
+    ``whatsapp.unknown`` event that says why (the list itself when none does: the usual
+    case costs a few dict reads an event)."""
+    reasons = [_overlong(event) for event in events]
+    if not any(reasons):
+        return events
+    return [
+        event if reason is None else _set_aside(event, reason)
+        for event, reason in zip(events, reasons, strict=True)
+    ]
+
+
+def _overlong(event: CanonicalEvent) -> str | None:
+    """Why ``event`` cannot be kept as it is (never showing the id), or None."""
+    data = event.data
+    media = data.get("media")
+    change = data.get("identity_change")
+    found = (
         _check("waba_id", event.wabaid)
-        _check("phone_number_id", data.get("phone_number_id"))
-        _check("message_id", data.get("message_id"))
-        _check("template_id", data.get("template_id"))
-        media = data.get("media")
-        if isinstance(media, dict):
-            _check("media_id", media.get("id"))
-        _check_contact(data.get("contact"))
-        change = data.get("identity_change")
-        if isinstance(change, dict):
-            _check_contact(change.get("previous"))
-            _check_contact(change.get("current"))
-        if len(event.id) > _MAX_EVENT_ID:  # any other id the event's id is built from
-            raise NotAWebhook(
-                f"an id in a {event.type} item is too long: the event id built from it has "
-                f"{len(event.id)} characters, more than {_MAX_EVENT_ID}"
-            )
-
-
-def _check_contact(contact: object) -> None:
-    if isinstance(contact, dict):
-        for name in _CONTACT_IDS:
-            _check(name, contact.get(name))
-
-
-def _check(name: str, value: Any) -> None:
-    if isinstance(value, str) and len(value) > META_ID_LIMITS[name]:
-        raise NotAWebhook(
-            f"{_WHERE[name]} has {len(value)} characters, more than {META_ID_LIMITS[name]}: "
-            "more than the store keeps (Meta's ids are far shorter)"
+        or _check("phone_number_id", data.get("phone_number_id"))
+        or _check("message_id", data.get("message_id"))
+        or _check("template_id", data.get("template_id"))
+        or (_check("media_id", media.get("id")) if isinstance(media, dict) else None)
+        or _check_contact(data.get("contact"))
+        or (_check_contact(change.get("previous")) if isinstance(change, dict) else None)
+        or (_check_contact(change.get("current")) if isinstance(change, dict) else None)
+    )
+    if found is None and len(event.id) > _MAX_EVENT_ID:  # any other id it is built from
+        found = (
+            f"an id in it is too long: the event id built from it has {len(event.id)} "
+            f"characters, more than {_MAX_EVENT_ID}"
         )
+    return found
+
+
+def _set_aside(event: CanonicalEvent, reason: str) -> CanonicalEvent:
+    digest = hashlib.sha256(event.id.encode()).hexdigest()[:32]
+    wabaid = event.wabaid
+    return CanonicalEvent(
+        id=f"wa:unknown:{digest}",
+        type="whatsapp.unknown",
+        source=event.source[:_MAX_SOURCE],
+        time=event.time,
+        data={
+            "field": event.type,
+            "refused": f"{event.type}: {reason}",
+            "raw": event.data.get("raw"),
+        },
+        recvtime=event.recvtime,
+        wabaid=wabaid if wabaid is None or len(wabaid) <= META_ID_LIMITS["waba_id"] else None,
+    )
+
+
+def _check_contact(contact: object) -> str | None:
+    if not isinstance(contact, dict):
+        return None
+    for name in _CONTACT_IDS:
+        found = _check(name, contact.get(name))
+        if found is not None:
+            return found
+    return None
+
+
+def _check(name: str, value: Any) -> str | None:
+    if isinstance(value, str) and len(value) > META_ID_LIMITS[name]:
+        return (
+            f"{_WHERE[name]} has {len(value)} characters, more than the {META_ID_LIMITS[name]} "
+            "the store keeps (Meta's ids are far shorter)"
+        )
+    return None
