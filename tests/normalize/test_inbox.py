@@ -262,6 +262,28 @@ def test_value_travels_as_plain_decimal_text() -> None:
         # cases.outcome_value is NUMERIC(18, 4): PostgreSQL refused this mid-batch
         (posted(value="100000000000000"), "value: must be less than 100000000000000 (10^14)"),
         (posted(value=-1e14), "value: must be less than 100000000000000 (10^14) in magnitude"),
+        # what the store keeps of the ids (worker/test_edge_fits.py): these failed the batch
+        (posted(id="x" * 181), "id: must have at most 180 characters"),
+        (posted(phone_number_id="1" * 129), "phone_number_id: must have at most 128 characters"),
+        (posted(waba_id="1" * 129), "waba_id: must have at most 128 characters"),
+        # an integer past 64 bits made the event unserializable (a 500, not a reason)
+        (posted("handoff", captured={"n": 2**63}), "captured.n: must be an integer within 64 bits"),
+        (posted("handoff", captured={"n": -(2**63) - 1}), "captured.n: must be an integer within"),
+        # the case's captured text (base.yaml: max_length 4096) dead-lettered the event
+        (
+            posted("handoff", captured={f"k{i}": "x" * 1000 for i in range(5)}),
+            "captured: as name: value lines it must have at most 4096 characters, not 5024",
+        ),
+        # no PostgreSQL text or JSON column stores U+0000: it failed the worker's batch
+        (posted("assigned", agent="ana\x00"), "agent: must not contain the NUL character"),
+        (posted(conversation_id="c\x00"), "conversation_id: must not contain the NUL"),
+        (posted("tagged", tags=["ok", "\x00"]), "tags.1: must not contain the NUL character"),
+        (posted("handoff", captured={"k": "\x00"}), "captured.k: must not contain the NUL"),
+        (posted("handoff", captured={"k\x00": 1}), "captured: must not contain the NUL"),
+        (posted(contact={"user_id": "MX.\x00"}), "contact.user_id: must not contain the NUL"),
+        # in UTC before year 1 / after 9999: an OverflowError (a 500, not a reason)
+        (posted(time="0001-01-01T00:00:00+01:00"), "time: is out of range"),
+        (posted(time="9999-12-31T23:00:00-01:00"), "time: is out of range"),
         (posted(csat_score=4), "csat_score: is not a known field"),
         ([posted()], "an inbox event must be a JSON object, not an array"),
         ("resolved", "an inbox event must be a JSON object, not a string"),

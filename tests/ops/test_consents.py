@@ -113,6 +113,13 @@ async def test_only_the_operator_role_may_record(
         (evidence(contact={}), "invalid_consent", "contact: needs at least one of"),
         (evidence(captured_via="Web Form!"), "invalid_consent", "captured_via"),
         (evidence(extra=1), "invalid_consent", "extra: is not a known field"),
+        # the store keeps consent:<id> and the CRM key built from it in 200 characters,
+        # Meta's ids (and the scopes built from them) in 200: these failed the batch
+        (evidence(id="x" * 181), "invalid_consent", "id: must have at most 180 characters"),
+        (evidence(waba_id="3" * 129), "invalid_consent", "waba_id: must have at most 128"),
+        (evidence(phone_number_id="4" * 129), "invalid_consent", "phone_number_id: must have"),
+        (evidence(time="0001-01-01T00:00:00+01:00"), "invalid_consent", "time: is out of range"),
+        (evidence(source="web\x00"), "invalid_consent", "source: must not contain the NUL"),
     ],
 )
 async def test_a_bad_record_is_a_400_saying_why(

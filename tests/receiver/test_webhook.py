@@ -133,6 +133,41 @@ async def test_not_a_webhook_is_400_with_the_reason(receiver: Receiver, payload:
     assert body["detail"]
 
 
+async def test_a_message_with_a_wamid_longer_than_the_store_keeps_is_set_aside(
+    receiver: Receiver,
+) -> None:
+    """Published as it was, it failed the worker's batch on PostgreSQL (message ids are
+    VARCHAR(200)); it is a whatsapp.unknown event saying why, the other message kept."""
+    payload = text_messages("5215599990003", 2, tag="long")
+    payload["entry"][0]["changes"][0]["value"]["messages"][1]["id"] = "wamid." + "A" * 250
+    response = await receiver.post(dumps(payload))
+    assert response.status_code == 200, response.text
+    records = await read_records(receiver.bootstrap, receiver.topic, at_least=2)
+    # (two partition keys: the contact's, and none for the set-aside item)
+    by_type = {e["type"]: e for e in (orjson.loads(r.value) for r in records)}
+    assert set(by_type) == {"whatsapp.message.received", "whatsapp.unknown"}
+    aside = by_type["whatsapp.unknown"]
+    assert aside["data"]["refused"].startswith(
+        "whatsapp.message.received: a message or status id (wamid) has 256 characters"
+    )
+
+
+async def test_a_nul_in_a_text_is_published_as_a_replacement_mark(receiver: Receiver) -> None:
+    """PostgreSQL stores no U+0000 (in text or JSON): published as sent, it failed the
+    worker's batch. The message is kept, with U+FFFD where the NUL was."""
+    payload = text_messages("5215599990004", 1, tag="nul")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["messages"][0]["text"]["body"] = "hola\x00mundo"
+    value["contacts"][0]["profile"]["name"] = "Ana\x00"
+    response = await receiver.post(dumps(payload))
+    assert response.status_code == 200, response.text
+    [record] = await read_records(receiver.bootstrap, receiver.topic, at_least=1)
+    event = orjson.loads(record.value)
+    assert event["data"]["text"]["body"] == "hola\ufffdmundo"
+    assert event["data"]["contact"]["profile_name"] == "Ana\ufffd"
+    assert b"\\u0000" not in record.value
+
+
 async def test_413_by_content_length_without_reading(receiver: Receiver) -> None:
     body = b"x" * 5000  # over the 4096-byte cap of this fixture
     response = await receiver.post(body)

@@ -107,6 +107,71 @@ async def test_upgrade_head_on_fresh_postgres_schema_matches_metadata(
     await asyncio.to_thread(upgrade, fresh_pg_url)  # a second upgrade is a no-op
 
 
+def _lengths(conn: Connection) -> dict[tuple[str, str], int | None]:
+    """(table, column) → its VARCHAR length (None for a column of another type)."""
+    insp = inspect(conn)
+    return {
+        (name, c["name"]): getattr(c["type"], "length", None)
+        for name in EXPECTED
+        for c in insp.get_columns(name)
+    }
+
+
+EXPECTED_LENGTHS = {
+    (t.name, c.name): getattr(c.type, "length", None)
+    for t in metadata.sorted_tables
+    for c in t.columns
+}
+
+
+@pytest.mark.postgres
+async def test_migrated_column_lengths_are_those_of_metadata(fresh_pg_url: str) -> None:
+    """A column widened in tables.py (so the store holds what the edges accept) is widened
+    by a migration too: the tables a deployment has are the migrated ones."""
+    await asyncio.to_thread(upgrade, fresh_pg_url)
+    engine = create_engine(fresh_pg_url)
+    try:
+        async with engine.connect() as conn:
+            migrated = await conn.run_sync(_lengths)
+    finally:
+        await engine.dispose()
+    assert migrated[("identities", "business")] == 200  # it did read the lengths (0009)
+    assert migrated == EXPECTED_LENGTHS
+
+
+def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(MIGRATIONS_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = url
+    command.downgrade(config, revision)
+
+
+@pytest.mark.postgres
+async def test_0009_widens_and_narrows_back(fresh_pg_url: str) -> None:
+    await asyncio.to_thread(upgrade, fresh_pg_url, "0008")
+    engine = create_engine(fresh_pg_url)
+    try:
+        async with engine.connect() as conn:
+            before = await conn.run_sync(_lengths)
+        assert before[("cases", "business_number")] == 64
+        assert before[("crm_cases", "source_url")] == 2000
+        await asyncio.to_thread(upgrade, fresh_pg_url)
+        async with engine.connect() as conn:
+            after = await conn.run_sync(_lengths)
+        assert after[("cases", "business_number")] == 200
+        assert after[("crm_contacts", "name")] == 256
+        assert after[("crm_cases", "ctwa_clid")] == 512
+        assert after[("crm_cases", "source_url")] == 2048
+        await asyncio.to_thread(downgrade, fresh_pg_url, "0008")
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_lengths) == before
+    finally:
+        await engine.dispose()
+
+
 async def test_upgrade_head_on_sqlite(tmp_path: Any) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     await asyncio.to_thread(upgrade, url)

@@ -4,6 +4,9 @@ From a click-to-WhatsApp ``referral`` (Meta's ad or post fields, and the UTM par
 its ``source_url``), else from the first link with UTM parameters in the message's text.
 Pure parsing: which touch counts (first on the contact, last on the case) is the worker's
 call. Cheap on the hot path: a text is searched for links only when it holds ``utm_``.
+Each value is at most what the shared mapping takes (:data:`~wa_bridge.normalize.bounds.
+TEXT_LIMITS`): a text (the URL, the headline, a UTM value) is cut there, an id (the click
+id, the ad's id and type) longer than that is left out; the referral is whole in ``raw``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from wa_bridge.normalize._context import Json
 from wa_bridge.normalize.bodies import AD_KEYS
+from wa_bridge.normalize.bounds import TEXT_LIMITS, cut, fits
 from wa_bridge.normalize.meta import as_str
 
 __all__ = ["UTM_KEYS", "attribution_of", "utms_of"]
@@ -22,6 +26,9 @@ AttributionOrigin = Literal["referral", "text_link"]
 UTM_KEYS: Final = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _LINK: Final = re.compile(r"(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING: Final = ".,;:!?)]}»\"'"
+# how each value is bounded: a text is cut, an id left out when too long
+_CUT: Final = frozenset({"source_url", "headline"})
+_LEFT_OUT: Final = frozenset({"ctwa_clid", "source_id", "source_type"})
 
 
 def utms_of(url: str) -> Json:
@@ -31,7 +38,11 @@ def utms_of(url: str) -> Json:
     except ValueError:  # an invalid IPv6 netloc and the like
         query = ""
     params = parse_qs(query) if "utm_" in query else {}
-    return {key: (params[key][0].strip() or None) if key in params else None for key in UTM_KEYS}
+    limit = TEXT_LIMITS["utm"]
+    return {
+        key: cut(params[key][0].strip() or None, limit) if key in params else None
+        for key in UTM_KEYS
+    }
 
 
 def _has_utm(utms: Json) -> bool:
@@ -58,7 +69,13 @@ def _text(value: object) -> str | None:
 
 def _attribution(origin: AttributionOrigin, fields: Json, utms: Json) -> Json:
     out: Json = {"origin": origin}
-    out.update({key: _text(fields.get(key)) for key in AD_KEYS})
+    for key in AD_KEYS:
+        value = _text(fields.get(key))
+        if key in _CUT:
+            value = cut(value, TEXT_LIMITS[key])
+        elif key in _LEFT_OUT:
+            value = fits(value, TEXT_LIMITS[key])
+        out[key] = value
     out.update(utms)
     return out
 

@@ -30,6 +30,7 @@ from wa_bridge.normalize._context import (
     unknown_event,
 )
 from wa_bridge.normalize.bodies import errors_of
+from wa_bridge.normalize.bounds import TEXT_LIMITS, cut
 from wa_bridge.normalize.identity import build_contact
 from wa_bridge.normalize.meta import as_str, epoch_of
 
@@ -193,7 +194,7 @@ def _contact_book(ctx: ChangeContext, item: object) -> CanonicalEvent:
     data = ctx.base(person.contact)
     data.update(
         action=as_str(item.get("action")),
-        name=full_name or first_name,
+        name=cut(full_name or first_name, TEXT_LIMITS["profile_name"]),
         full_name=full_name,
         first_name=first_name,
         phone_number=phone,

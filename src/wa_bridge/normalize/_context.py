@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from wa_bridge.events import CanonicalEvent, Contact, EventType
+from wa_bridge.normalize.bounds import TEXT_LIMITS, cut
 from wa_bridge.normalize.identity import build_contact
 from wa_bridge.normalize.meta import Change, as_str, epoch_of, item_hash, rfc3339_from_epoch
 
@@ -183,7 +184,7 @@ class ChangeContext:
             user_id=user_id,
             parent_user_id=parent,
             username=as_str(profile.get("username")),
-            profile_name=as_str(profile.get("name")),
+            profile_name=cut(as_str(profile.get("name")), TEXT_LIMITS["profile_name"]),
             linked=linked,
         )
         return Person(contact, extra)

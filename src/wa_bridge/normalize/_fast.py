@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from wa_bridge.events import CanonicalEvent
+from wa_bridge.normalize.bounds import TEXT_LIMITS, cut
 from wa_bridge.normalize.identity import bsuid_country, contact_key
 from wa_bridge.normalize.meta import OBJECT_WABA, epoch_of, rfc3339_from_epoch
 from wa_bridge.normalize.phones import country_of, user_e164
@@ -102,7 +103,7 @@ def text_message(payload: object, recvtime: str) -> CanonicalEvent | None:  # no
         "user_id": user_id,
         "parent_user_id": _str(msg.get("from_parent_user_id")) or _str(card.get("parent_user_id")),
         "username": _str(profile.get("username")),
-        "profile_name": _str(profile.get("name")),
+        "profile_name": cut(_str(profile.get("name")), TEXT_LIMITS["profile_name"]),
         "country": country,
     }
     metadata = value.get("metadata")

@@ -11,6 +11,7 @@ from typing import Any, Final
 import orjson
 
 from wa_bridge.normalize._order import order_of
+from wa_bridge.normalize.bounds import TEXT_LIMITS, cut
 from wa_bridge.normalize.meta import as_str
 from wa_bridge.normalize.phones import user_e164
 
@@ -59,10 +60,14 @@ def errors_of(raw: object) -> list[Json]:
         details = error_data.get("details") if isinstance(error_data, dict) else None
         if details is None:
             details = err.get("details")  # the legacy shape: {code, title, details}
+        code, title = err.get("code"), err.get("title")
         out.append(
             {
-                "code": err.get("code"),
-                "title": err.get("title"),
+                # cut to what a note's status_error ("<code>: <title>") takes
+                "code": cut(code, TEXT_LIMITS["error_code"]) if isinstance(code, str) else code,
+                "title": cut(title, TEXT_LIMITS["error_title"])
+                if isinstance(title, str)
+                else title,
                 "message": err.get("message"),
                 "details": details,
                 "href": err.get("href"),

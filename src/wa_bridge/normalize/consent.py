@@ -23,10 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.events import CanonicalEvent, JsonObject
 from wa_bridge.normalize.inbox import (
+    MAX_KEY_CHARS,
+    MAX_META_ID_CHARS,
     InboxContactIn,
     posted_contact,
     posted_reasons,
     posted_time,
+    refuse_nul,
 )
 from wa_bridge.normalize.meta import rfc3339
 
@@ -34,15 +37,20 @@ __all__ = ["CONSENT_SOURCE_PREFIX", "ConsentIn", "normalize_consent"]
 
 CONSENT_SOURCE_PREFIX: Final = "consents:"
 Word = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+MetaId = Annotated[str, Field(min_length=1, max_length=MAX_META_ID_CHARS)]
 
 
 class ConsentIn(BaseModel):
-    """Consent evidence: who agreed (or withdrew), to what, where, when, having read what."""
+    """Consent evidence: who agreed (or withdrew), to what, where, when, having read what.
+
+    No text in it may contain the NUL character (U+0000): the database stores none.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Annotated[str, Field(min_length=1, max_length=200)] = Field(
-        description="Unique per record: the idempotency key (canonical consent:<id>)."
+    id: Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)] = Field(
+        description="Unique per record: the idempotency key (canonical consent:<id>), at "
+        f"most {MAX_KEY_CHARS} characters (the store keeps the keys built from it)."
     )
     contact: InboxContactIn
     status: Literal["opt_in", "opt_out"] = Field(
@@ -69,11 +77,15 @@ class ConsentIn(BaseModel):
         description="The form, store or system that captured it.",
         examples=["landing/invierno26"],
     )
-    phone_number_id: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
-        default=None, description="The business number (Meta phone_number_id) it is for."
+    phone_number_id: MetaId | None = Field(
+        default=None,
+        description="The business number (Meta phone_number_id) it is for, at most "
+        f"{MAX_META_ID_CHARS} characters.",
     )
-    waba_id: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
-        default=None, description="WhatsApp Business Account id: the scope of a BSUID."
+    waba_id: MetaId | None = Field(
+        default=None,
+        description="WhatsApp Business Account id: the scope of a BSUID, at most "
+        f"{MAX_META_ID_CHARS} characters.",
     )
 
 
@@ -82,6 +94,7 @@ def normalize_consent(raw: object, *, received_at: datetime, recorded_by: str) -
     caller's actor, an admin token's hash). Raises InvalidEvent saying what is wrong."""
     if not isinstance(raw, dict):
         raise InvalidEvent("a consent record must be a JSON object")
+    refuse_nul(raw)
     try:
         posted = ConsentIn.model_validate(raw)
     except ValidationError as exc:

@@ -9,6 +9,12 @@ Decisions:
 
 - ``id`` is the client's idempotency key: the canonical id is ``inbox:<id>``, so a post
   repeated after a timeout takes effect once in the CRM (the worker's ledger).
+- No text may hold the NUL character (U+0000): PostgreSQL stores none.
+- Every length and range here is one the store holds (``tests/worker/test_edge_fits.py``
+  posts each field at its most): ``id`` at most 180 characters (the keys built from it
+  fit the store's 200), ``phone_number_id`` and ``waba_id`` at most 128 (Meta's ids),
+  ``captured`` integers within 64 bits and its text (below) at most 4096 characters (the
+  shared mapping's field). A time in UTC before year 1 or after 9999 is refused.
 - ``type`` may be the full ``inbox.conversation.resolved`` or the short ``resolved``.
 - ``time`` must be RFC 3339 with an offset; it is stored in UTC (``...Z``).
 - The contact is keyed like a webhook contact (E.164 phone, else ``bsuid:<user_id>``);
@@ -28,10 +34,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Final, cast
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -57,6 +64,9 @@ from wa_bridge.normalize.phones import country_of, user_e164
 
 __all__ = [
     "INBOX_TYPE_PREFIX",
+    "MAX_CAPTURED_TEXT_CHARS",
+    "MAX_KEY_CHARS",
+    "MAX_META_ID_CHARS",
     "SHORT_TYPES",
     "InboxContactIn",
     "InboxEventIn",
@@ -64,13 +74,22 @@ __all__ = [
     "posted_contact",
     "posted_reasons",
     "posted_time",
+    "refuse_nul",
 ]
 
 SHORT_TYPES: Final = INBOX_KINDS
-_MAX_ID_CHARS: Final = 200
+# The store keeps event ids and the CRM keys built from them (``inbox:<id>:<n>``,
+# ``consent:<id>:2000``) in 200 characters: an id of at most 180 leaves room for both.
+MAX_KEY_CHARS: Final = 180
+# Meta's ids (phone_number_id, WABA id, BSUID) are about 20 characters; the store keeps
+# them, and the scopes built from them (``inbox:<phone_number_id>``), in 200.
+MAX_META_ID_CHARS: Final = 128
+# What the shared mapping sends as the case's ``captured`` (base.yaml: max_length 4096).
+MAX_CAPTURED_TEXT_CHARS: Final = 4096
 _MAX_TEXT_CHARS: Final = 2000
 _MAX_TAGS: Final = 50
 _MAX_CAPTURED: Final = 50
+_INT64: Final = (-(2**63), 2**63 - 1)
 _CURRENCY: Final = re.compile(r"^[A-Za-z]{3}$")
 _RFC3339: Final = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
@@ -97,6 +116,29 @@ def _captured(value: object) -> object:
     return value
 
 
+def _captured_value(value: object) -> object:
+    # an event is JSON of 64-bit integers (orjson); a larger one would pass as a float, its
+    # digits lost
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not _INT64[0] <= value <= _INT64[1]
+    ):
+        raise ValueError("must be an integer within 64 bits (send a longer number as text)")
+    return value
+
+
+def _captured_fits(value: dict[str, object]) -> dict[str, object]:
+    # the case's text of it (``_captured_text``) must fit the mapping's field
+    size = len(_captured_text(value) or "")
+    if size > MAX_CAPTURED_TEXT_CHARS:
+        raise ValueError(
+            f"as name: value lines it must have at most {MAX_CAPTURED_TEXT_CHARS} characters,"
+            f" not {size}"
+        )
+    return value
+
+
 Text = Annotated[str, Field(min_length=1, max_length=_MAX_TEXT_CHARS)]
 Currency = Annotated[
     str,
@@ -112,10 +154,16 @@ CapturedValue = (
     | None
 )
 Captured = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=64)], CapturedValue],
+    dict[
+        Annotated[str, Field(min_length=1, max_length=64)],
+        Annotated[CapturedValue, BeforeValidator(_captured_value)],
+    ],
     BeforeValidator(_captured),
+    AfterValidator(_captured_fits),
 ]
-Ident = Annotated[str, Field(min_length=1, max_length=_MAX_ID_CHARS)]
+Ident = Annotated[str, Field(min_length=1, max_length=200)]
+Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)]
+MetaId = Annotated[str, Field(min_length=1, max_length=MAX_META_ID_CHARS)]
 DecimalText = Annotated[
     str,
     BeforeValidator(_decimal_text),
@@ -138,7 +186,10 @@ class InboxContactIn(BaseModel):
 
 
 class InboxEventIn(BaseModel):
-    """One event posted by the agents' inbox (``POST /inbox/events`` takes one or a list)."""
+    """One event posted by the agents' inbox (``POST /inbox/events`` takes one or a list).
+
+    No text in it may contain the NUL character (U+0000): the database stores none.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -146,14 +197,22 @@ class InboxEventIn(BaseModel):
         description="inbox.conversation.<x> or the short <x>: " + ", ".join(SHORT_TYPES),
         examples=["inbox.conversation.resolved", "resolved"],
     )
-    id: Ident = Field(description="Unique per event: the idempotency key (canonical inbox:<id>).")
+    id: Key = Field(
+        description="Unique per event: the idempotency key (canonical inbox:<id>), at most "
+        f"{MAX_KEY_CHARS} characters (the store keeps the keys built from it)."
+    )
     time: str = Field(
         description="When it happened in the inbox, RFC 3339 with an offset.",
         examples=["2026-06-10T16:00:00Z"],
     )
-    phone_number_id: Ident = Field(description="The business number (Meta phone_number_id).")
-    waba_id: Ident | None = Field(
-        default=None, description="WhatsApp Business Account id: the scope of a BSUID."
+    phone_number_id: MetaId = Field(
+        description="The business number (Meta phone_number_id), at most "
+        f"{MAX_META_ID_CHARS} characters."
+    )
+    waba_id: MetaId | None = Field(
+        default=None,
+        description="WhatsApp Business Account id: the scope of a BSUID, at most "
+        f"{MAX_META_ID_CHARS} characters.",
     )
     conversation_id: Ident | None = Field(
         default=None,
@@ -183,7 +242,8 @@ class InboxEventIn(BaseModel):
     captured: Captured | None = Field(
         default=None,
         description="handoff: what the bot asked the customer for, name → value "
-        f"(at most {_MAX_CAPTURED}).",
+        f"(at most {_MAX_CAPTURED}; integers within 64 bits). The case keeps it as one "
+        f"`name: value` line each: at most {MAX_CAPTURED_TEXT_CHARS} characters in all.",
     )
     reason: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     csat: Annotated[StrictInt, Field(ge=1, le=5)] | None = Field(
@@ -247,6 +307,7 @@ def _captured_text(captured: Mapping[str, object] | None) -> str | None:
 def _parse(raw: object) -> InboxEventIn:
     if not isinstance(raw, dict):
         raise InvalidEvent(f"an inbox event must be a JSON object, not {_json_kind(raw)}")
+    refuse_nul(raw)
     try:
         return InboxEventIn.model_validate(raw)
     except ValidationError as exc:
@@ -338,9 +399,40 @@ def _utc_time(posted: str) -> str:
         raise InvalidEvent("time: must be RFC 3339 with an offset, e.g. 2026-06-10T16:00:00Z")
     try:
         moment = datetime.fromisoformat(posted.upper())
+        utc = moment.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 is before year 1
     except ValueError:
         raise InvalidEvent("time: is not a real date and time") from None
-    return rfc3339(moment)
+    except OverflowError:
+        raise InvalidEvent("time: is out of range (in UTC before year 1 or after 9999)") from None
+    return rfc3339(utc)
+
+
+def _nul_at(value: object, where: str) -> str | None:
+    """The path of the first text in ``value`` (a name or a string) holding U+0000."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for name, item in value.items():
+            path = f"{where}.{name}" if where else str(name)
+            if isinstance(name, str) and "\x00" in name:
+                return where or "event"
+            found = _nul_at(item, path)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_at(item, f"{where}.{i}")
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_nul(raw: object) -> None:
+    """Raise InvalidEvent naming the first field whose text holds the NUL character: no
+    PostgreSQL text or JSON column can store it (it failed the worker's batch)."""
+    where = _nul_at(raw, "")
+    if where is not None:
+        raise InvalidEvent(f"{where}: must not contain the NUL character (U+0000)")
 
 
 # The posted shapes other endpoints share (POST /consents): the contact, the time, and

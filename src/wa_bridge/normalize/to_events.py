@@ -29,6 +29,7 @@ from wa_bridge.normalize._context import (
 from wa_bridge.normalize._fast import text_message
 from wa_bridge.normalize._notices import system_notice
 from wa_bridge.normalize.bodies import errors_of, request_phones
+from wa_bridge.normalize.bounds import within_bounds
 from wa_bridge.normalize.meta import as_str, epoch_of, iter_changes, rfc3339
 
 __all__ = ["STATUSES", "normalize_webhook"]
@@ -175,15 +176,16 @@ def normalize_webhook(payload: object, *, received_at: datetime | str) -> list[C
     """Canonical events of one webhook body (as ``orjson.loads`` gave it), in payload order.
 
     Raises :class:`~wa_bridge.normalize.meta.NotAWebhook` (an ``InvalidEvent``) when the
-    envelope is not a WhatsApp Business Account webhook; the message says what is wrong.
+    envelope is not a WhatsApp Business Account webhook; the message says what is wrong. An
+    item with an id longer than the store keeps is a ``whatsapp.unknown`` event saying so
+    (:mod:`wa_bridge.normalize.bounds`).
     Pure: no I/O. ``received_at`` becomes every event's ``recvtime`` (a string is taken
     as that RFC 3339 text already: the receiver's :func:`~wa_bridge.normalize.meta.rfc3339_now`).
     """
     recvtime = received_at if isinstance(received_at, str) else rfc3339(received_at)
     fast = text_message(payload, recvtime)  # the common one-text webhook, or None
-    if fast is not None:
-        return [fast]
-    return normalize_changes(payload, recvtime)
+    events = [fast] if fast is not None else normalize_changes(payload, recvtime)
+    return within_bounds(events)
 
 
 def normalize_changes(payload: object, recvtime: str) -> list[CanonicalEvent]:

@@ -24,6 +24,7 @@ from wa_bridge.bus.producer import RETRY_AFTER_S, EventPublisher
 from wa_bridge.errors import BusUnavailable, InvalidEvent
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.metrics import count_webhook_changes
+from wa_bridge.normalize.bounds import without_nul
 from wa_bridge.normalize.meta import rfc3339_now
 from wa_bridge.receiver._outcomes import Outcomes
 from wa_bridge.receiver._reject import Reject
@@ -173,6 +174,8 @@ class WebhookEndpoint:
         # two C-level scans of the body, no walk.
         if body.count(b"{") + body.count(b"[") > limit and _deeper_than(payload, limit):
             raise self._too_deep()
+        if b"\\u0000" in body:  # (one more C-level scan) PostgreSQL stores no NUL
+            payload = without_nul(payload)
         return payload
 
     def _too_deep(self) -> Reject:

@@ -98,6 +98,9 @@ class UtcDateTime(TypeDecorator[datetime]):
 JsonType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 KEY = 64  # ids we mint or Meta's ids (wamid ~ 60 chars)
 SHORT = 32
+# a business: Meta's phone_number_id or WABA id (the edges take at most 128 characters) or
+# a scope built from one (``inbox:<phone_number_id>``); widened from KEY in 0009
+BUSINESS = 200
 
 
 def _serial_id() -> Column[int]:
@@ -200,7 +203,7 @@ contacts = Table(
 identities = Table(
     "identities",
     metadata,
-    Column("business", String(KEY), nullable=False),  # "" for phones (global)
+    Column("business", String(BUSINESS), nullable=False),  # "" for phones (global)
     Column("kind", String(16), nullable=False),  # phone | bsuid | parent_bsuid
     Column("value", String(200), nullable=False),
     Column("contact_id", String(KEY), nullable=False),
@@ -250,7 +253,7 @@ cases = Table(
     metadata,
     Column("case_key", String(KEY), primary_key=True),
     Column("contact_id", String(KEY), nullable=False),
-    Column("business_number", String(KEY), nullable=False),
+    Column("business_number", String(BUSINESS), nullable=False),
     Column("status", String(16), nullable=False),  # open | resolved | closed (lapsed)
     Column("opened_at", UtcDateTime, nullable=False),
     Column("closed_at", UtcDateTime),
@@ -345,7 +348,7 @@ account_signals = Table(
     "account_signals",
     metadata,
     Column("scope", String(16), nullable=False),  # phone_number | template
-    Column("subject", String(100), nullable=False),
+    Column("subject", String(BUSINESS), nullable=False),  # 0009; was 100
     Column("label", String(200)),
     Column("quality", String(16)),
     Column("messaging_limit", BigInteger),
@@ -475,7 +478,7 @@ crm_contacts = _crm_table(
     Column("bsuid", String(200)),
     Column("parent_bsuid", String(200)),
     Column("username", String(100)),
-    Column("name", String(200)),
+    Column("name", String(256)),  # the mapping's max_length (0009; was 200)
     Column("country", String(8)),
     Column("email", String(320)),
 )
@@ -489,8 +492,9 @@ crm_cases = _crm_table(
     Column("agent", String(200)),
     Column("reason", String(500)),
     Column("tags", JsonType),
-    Column("ctwa_clid", String(200)),
-    Column("source_url", String(2000)),
+    # the mapping's max_length (0009; were 200 and 2000)
+    Column("ctwa_clid", String(512)),
+    Column("source_url", String(2048)),
     Column("ad_id", String(100)),
     Column("utm_source", String(200)),
     Column("utm_medium", String(200)),

@@ -126,6 +126,17 @@ def rfc3339(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# The last moment a time column holds: an event may be dated up to it (the inbox takes
+# any RFC 3339 time, a webhook any epoch up to 9999-12-31), and a window from there must
+# not overflow the batch.
+_LAST: Final = datetime.max.replace(tzinfo=UTC)
+
+
+def _later(at: datetime, span: timedelta) -> datetime:
+    """``at + span``, or the last moment there is when that is past it."""
+    return _LAST if at > _LAST - span else at + span
+
+
 def _seconds(later: datetime, earlier: datetime) -> int:
     return max(0, round((later - earlier).total_seconds()))
 
@@ -189,7 +200,7 @@ class _Book:
         if case is None:
             return
         if case.lapses_at is None:  # a case opened before the window was tracked (0007)
-            case.lapses_at = (case.last_inbound_at or case.opened_at) + self.window
+            case.lapses_at = _later(case.last_inbound_at or case.opened_at, self.window)
         if case.lapses_at > at:
             return
         case.status, case.close_reason = "closed", "lapsed"
@@ -220,7 +231,7 @@ class _Book:
             status="open",
             opened_at=at,
             opened_by=by,
-            lapses_at=at + self.window,
+            lapses_at=_later(at, self.window),
             is_repeat=is_repeat,
             contact_ref=event.subject,
         )
@@ -271,7 +282,7 @@ class _Book:
         case.first_inbound_at = case.first_inbound_at or at
         if case.last_inbound_at is None or at > case.last_inbound_at:
             case.last_inbound_at = at
-            case.lapses_at = at + self.window
+            case.lapses_at = _later(at, self.window)
         case.contact_ref = event.subject or case.contact_ref
         attribution = facts.attribution_of(event)
         if attribution is not None:

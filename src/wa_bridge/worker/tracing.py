@@ -79,6 +79,15 @@ def _quality(*words: Any) -> str | None:
 
 
 _SIGNAL_TYPES: Final = frozenset({"whatsapp.template.quality", "whatsapp.phone_number.quality"})
+# Meta's words and names are cut to account_signals' columns, as account events cut theirs
+# (wa_bridge.worker.account): the signal still names its template or number
+_SUBJECT_CHARS: Final = 200
+_LABEL_CHARS: Final = 200
+_EVENT_CHARS: Final = 32
+
+
+def _cut(text: str | None, limit: int) -> str | None:
+    return text if text is None or len(text) <= limit else text[:limit]
 
 
 def signal_of(event: CanonicalEvent, at: datetime) -> AccountSignal | None:
@@ -92,11 +101,11 @@ def signal_of(event: CanonicalEvent, at: datetime) -> AccountSignal | None:
         language = _str(data.get("language"))
         return AccountSignal(
             scope="template",
-            subject=template,
+            subject=template[:_SUBJECT_CHARS],
             at=at,
-            label=f"{name} ({language})" if name and language else name,
+            label=_cut(f"{name} ({language})" if name and language else name, _LABEL_CHARS),
             quality=_quality(data.get("new_quality_score")) or "UNKNOWN",
-            event=_str(data.get("new_quality_score")),
+            event=_cut(_str(data.get("new_quality_score")), _EVENT_CHARS),
         )
     if event.type == "whatsapp.phone_number.quality":
         raw_value = data.get("raw")
@@ -107,7 +116,7 @@ def signal_of(event: CanonicalEvent, at: datetime) -> AccountSignal | None:
         meta_event = _str(data.get("event"))
         return AccountSignal(
             scope="phone_number",
-            subject=number,
+            subject=number[:_SUBJECT_CHARS],
             at=at,
             quality=_quality(
                 raw.get("current_quality_rating"),
@@ -115,7 +124,7 @@ def signal_of(event: CanonicalEvent, at: datetime) -> AccountSignal | None:
                 meta_event if meta_event in ("FLAGGED", "UNFLAGGED") else None,
             ),
             messaging_limit=messaging_limit_of(_str(data.get("current_limit"))),
-            event=meta_event,
+            event=_cut(meta_event, _EVENT_CHARS),
         )
     return None
 
