@@ -27,6 +27,7 @@ expected (``must be a finite decimal number``) and never echoes the value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
@@ -84,10 +85,7 @@ def parse_decimal(value: object) -> Decimal:
 
 def decimal_or_none(value: object) -> Decimal | None:
     """:func:`parse_decimal`, or None for a value it refuses (for readers that skip it)."""
-    try:
-        return parse_decimal(value)
-    except NotADecimal:
-        return None
+    return _or_none(parse_decimal, value)
 
 
 def parse_amount(value: object) -> Decimal:
@@ -100,8 +98,12 @@ def parse_amount(value: object) -> Decimal:
 
 def amount_or_none(value: object) -> Decimal | None:
     """:func:`parse_amount`, or None for a value it refuses."""
+    return _or_none(parse_amount, value)
+
+
+def _or_none(parse: Callable[[object], Decimal], value: object) -> Decimal | None:
     try:
-        return parse_amount(value)
+        return parse(value)
     except NotADecimal:
         return None
 
