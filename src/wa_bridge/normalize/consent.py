@@ -26,6 +26,8 @@ from wa_bridge.normalize.inbox import (
     MAX_KEY_CHARS,
     MAX_META_ID_CHARS,
     InboxContactIn,
+    Key,
+    MetaId,
     posted_contact,
     posted_reasons,
     posted_time,
@@ -37,7 +39,6 @@ __all__ = ["CONSENT_SOURCE_PREFIX", "ConsentIn", "normalize_consent"]
 
 CONSENT_SOURCE_PREFIX: Final = "consents:"
 Word = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
-MetaId = Annotated[str, Field(min_length=1, max_length=MAX_META_ID_CHARS)]
 
 
 class ConsentIn(BaseModel):
@@ -48,7 +49,7 @@ class ConsentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)] = Field(
+    id: Key = Field(
         description="Unique per record: the idempotency key (canonical consent:<id>), at "
         f"most {MAX_KEY_CHARS} characters (the store keeps the keys built from it)."
     )

@@ -57,6 +57,7 @@ from wa_bridge.events import (
     EventType,
     JsonObject,
 )
+from wa_bridge.normalize.bounds import META_ID_LIMITS
 from wa_bridge.normalize.decimals import parse_amount, plain_text
 from wa_bridge.normalize.identity import bsuid_country, contact_key
 from wa_bridge.normalize.meta import rfc3339
@@ -70,6 +71,8 @@ __all__ = [
     "SHORT_TYPES",
     "InboxContactIn",
     "InboxEventIn",
+    "Key",
+    "MetaId",
     "normalize_inbox_event",
     "posted_contact",
     "posted_reasons",
@@ -81,9 +84,8 @@ SHORT_TYPES: Final = INBOX_KINDS
 # The store keeps event ids and the CRM keys built from them (``inbox:<id>:<n>``,
 # ``consent:<id>:2000``) in 200 characters: an id of at most 180 leaves room for both.
 MAX_KEY_CHARS: Final = 180
-# Meta's ids (phone_number_id, WABA id, BSUID) are about 20 characters; the store keeps
-# them, and the scopes built from them (``inbox:<phone_number_id>``), in 200.
-MAX_META_ID_CHARS: Final = 128
+# Meta's ids (phone_number_id, WABA id, BSUID): what a webhook may carry of them too
+MAX_META_ID_CHARS: Final = META_ID_LIMITS["phone_number_id"]
 # What the shared mapping sends as the case's ``captured`` (base.yaml: max_length 4096).
 MAX_CAPTURED_TEXT_CHARS: Final = 4096
 _MAX_TEXT_CHARS: Final = 2000
