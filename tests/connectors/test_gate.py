@@ -154,6 +154,60 @@ async def test_daily_remaining_zero_on_a_success_pauses_the_next_request() -> No
         await gate.admit()
 
 
+def _daily_left(left: int) -> httpx.Headers:
+    return httpx.Headers(
+        {"X-HubSpot-RateLimit-Daily": "100", "X-HubSpot-RateLimit-Daily-Remaining": str(left)}
+    )
+
+
+async def test_the_last_calls_of_a_budget_go_one_at_a_time() -> None:
+    """Two calls left and two in flight: a third waits for an answer, and when that answer
+    says the budget is spent, it is never sent."""
+    clock = ManualClock(T0)
+    gate = _gate(clock)
+    await gate.observe(200, _daily_left(2), None)
+    first, second = await gate.admit(), await gate.admit()
+    third = asyncio.create_task(gate.admit())
+    await asyncio.sleep(0.01)
+    assert not third.done(), "a request the budget may not pay for was let through"
+    await gate.observe(200, _daily_left(1), None)  # the first's answer
+    gate.release(first)
+    await asyncio.sleep(0.01)
+    assert not third.done(), "one call left, one in flight"
+    await gate.observe(200, _daily_left(0), None)  # the second's: that was the last
+    gate.release(second)
+    with pytest.raises(CrmQuotaExhausted):
+        await asyncio.wait_for(third, 1.0)
+
+
+async def test_a_budget_with_room_does_not_hold_concurrent_calls() -> None:
+    clock = ManualClock(T0)
+    gate = _gate(clock)
+    await gate.observe(200, _daily_left(3), None)
+    probes = [await gate.admit() for _ in range(3)]  # three left, three in flight: all go
+    assert probes == [False, False, False]
+    fourth = asyncio.create_task(gate.admit())
+    await asyncio.sleep(0.01)
+    assert not fourth.done()
+    await gate.observe(200, _daily_left(50), None)  # the budget was raised meanwhile
+    gate.release(probes[0])
+    assert await asyncio.wait_for(fourth, 1.0) is False
+    for probe in [*probes[1:], False]:
+        gate.release(probe)
+
+
+async def test_a_budget_back_at_midnight_does_not_hold_calls() -> None:
+    """Spent, then past its reset: the stale zero no longer throttles (the next answer
+    brings the new figure)."""
+    clock = ManualClock(T0)
+    gate = _gate(clock)
+    await gate.observe(200, _daily_left(0), None)
+    with pytest.raises(CrmQuotaExhausted) as refused:
+        await gate.admit()
+    clock.advance((refused.value.resume_at - T0).total_seconds())
+    assert [await gate.admit() for _ in range(3)] == [False, False, False]
+
+
 async def test_the_gauge_shows_what_is_left() -> None:
     gate = _gate(ManualClock(T0))
     headers = httpx.Headers(
@@ -399,6 +453,40 @@ async def test_retry_after_binds_every_process_sharing_the_database(
     assert keys == {"c-first-0", "c-second-0"} | {
         f"c-{n}-{i}" for n in ("a", "b") for i in range(1, 4)
     }
+
+
+async def test_concurrent_batches_never_send_a_call_the_daily_budget_cannot_pay(
+    hubspot_server: HubSpotServer,
+) -> None:
+    """Batches in flight share one connector (one worker): with the budget's last calls
+    left, no more calls go at once than it can pay for, and none after the last."""
+    settings = Settings(
+        connector="hubspot",
+        crm_base_url=hubspot_server.url,
+        crm_token=hubspot_server.token,  # type: ignore[arg-type]
+        crm_timeout_s=5,
+    )
+    connector = build_connector(settings)
+    try:
+        await connector.apply([_contact("c-0", 0)])
+        per_contact = hubspot_server.total()  # the lookup, then the upsert
+        hubspot_server.leave_daily_budget(3 * per_contact)
+        await connector.apply([_contact("c-1", 1)])  # its answers: two contacts' calls left
+        await asyncio.sleep(1.1)  # past the search's own per-second limit
+        before = hubspot_server.total()
+        hubspot_server.script(delay_s=0.2, times=10)  # the batches' calls overlap
+        outcomes = await asyncio.gather(
+            *(connector.apply([_contact(f"c-{i}", i)]) for i in range(2, 5)),
+            return_exceptions=True,
+        )
+    finally:
+        await connector.aclose()
+    refused = [r.endpoint for r in hubspot_server.requests if r.status in (403, 429)]
+    assert refused == [], "sent a call the daily budget could not pay for"
+    assert hubspot_server.total() - before == 2 * per_contact  # the budget, all of it
+    assert all(isinstance(o, list | CrmQuotaExhausted) for o in outcomes), outcomes
+    assert any(isinstance(o, CrmQuotaExhausted) for o in outcomes), outcomes
+    hubspot_server.assert_contract_kept()
 
 
 async def test_a_spent_salesforce_allocation_is_raised_before_sending(

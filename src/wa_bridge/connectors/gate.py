@@ -9,7 +9,10 @@ process through the state database (table ``crm_quota``):
   concurrent requests sharing one read), then the request waits until ``blocked_until``
   (on the injected Clock); after such a wait one request goes first and the others wait
   for its answer, plus ``SETTLE_S`` and a fresh read of the shared row (no burst into a
-  CRM that may still be limiting, whichever process it told so). A spent daily budget,
+  CRM that may still be limiting, whichever process it told so). While the daily budget
+  left is known and no larger than this process's requests in flight, a request waits
+  for one of their answers (the last calls of a budget go one by one, so none is sent
+  that the budget cannot pay for). A spent daily budget,
   or a wait longer than ``max_wait_s``, raises :class:`~wa_bridge.errors.CrmQuotaExhausted`
   instead: nothing is sent, and the worker pauses consumption until ``resume_at`` (see
   that class for the contract).
@@ -152,6 +155,8 @@ class CrmGate:
         self._probe: asyncio.Event | None = None  # set when the probe's answer is in
         self._settle_at: float | None = None  # monotonic: the probe went through; go then
         self._write_again_at: float | None = None  # monotonic: after a failed write
+        self._in_flight = 0  # requests admitted and not yet released
+        self._answered = asyncio.Event()  # set (and replaced) whenever one is released
 
     @property
     def state(self) -> CrmQuota:
@@ -182,21 +187,38 @@ class CrmGate:
             if wait_s > 0:
                 await self._clock.sleep(wait_s)
                 continue
+            if self._budget_taken():
+                await self._answered.wait()  # its answer tells what is left
+                continue
             if not self._recovering:
-                return False
+                return self._admitted(probe=False)
             if self._probe is not None:
                 await self._probe.wait()  # its answer decides
             elif self._settle_at is None:
                 self._probe = asyncio.Event()
-                return True
+                return self._admitted(probe=True)
             elif (settle_s := self._settle_at - self._clock.monotonic()) > 0:
                 await self._clock.sleep(settle_s)  # then read again: did others meet a 429?
             else:
                 self._recovering, self._settle_at = False, None
-                return False
+                return self._admitted(probe=False)
+
+    def _budget_taken(self) -> bool:
+        """Whether the requests in flight may already use up the daily budget left."""
+        left = self._state.daily_remaining
+        if left is None or left <= 0 or self._in_flight == 0:
+            return False  # unknown, or spent and back at its reset (admit raised otherwise)
+        return left <= self._in_flight
+
+    def _admitted(self, *, probe: bool) -> bool:
+        self._in_flight += 1
+        return probe
 
     def release(self, probe: bool) -> None:
         """The request :meth:`admit` let through is done; a probe lets the others go on."""
+        self._in_flight -= 1
+        self._answered.set()
+        self._answered = asyncio.Event()
         if probe and self._probe is not None:
             self._probe.set()
             self._probe = None
