@@ -13,7 +13,9 @@ from wa_bridge.store import create_engine
 
 from .conftest import FlakyCrm, make_event, publish
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+# serial: it terminates every backend of the shared test database, the other test
+# processes' connections too (each has only its own schema in it)
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.serial]
 
 
 async def _terminate_backends(url: str) -> int:
