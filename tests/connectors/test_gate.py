@@ -387,16 +387,19 @@ async def _write(connector: CrmConnector, ops: list[CrmOperation]) -> None:
             continue
 
 
-def _process(server: HubSpotServer, url: str) -> tuple[CrmConnector, AsyncEngine]:
-    """One worker process's connector: its own engine on the shared database."""
-    settings = Settings(
+def _hubspot(server: HubSpotServer) -> Settings:
+    return Settings(
         connector="hubspot",
         crm_base_url=server.url,
         crm_token=server.token,  # type: ignore[arg-type]
         crm_timeout_s=5,
     )
+
+
+def _process(server: HubSpotServer, url: str) -> tuple[CrmConnector, AsyncEngine]:
+    """One worker process's connector: its own engine on the shared database."""
     engine = create_engine(url)
-    return build_connector(settings, engine=engine), engine
+    return build_connector(_hubspot(server), engine=engine), engine
 
 
 @pytest.mark.serial  # timings under load: alone, after the parallel part (scripts/test)
@@ -460,13 +463,7 @@ async def test_concurrent_batches_never_send_a_call_the_daily_budget_cannot_pay(
 ) -> None:
     """Batches in flight share one connector (one worker): with the budget's last calls
     left, no more calls go at once than it can pay for, and none after the last."""
-    settings = Settings(
-        connector="hubspot",
-        crm_base_url=hubspot_server.url,
-        crm_token=hubspot_server.token,  # type: ignore[arg-type]
-        crm_timeout_s=5,
-    )
-    connector = build_connector(settings)
+    connector = build_connector(_hubspot(hubspot_server))
     try:
         await connector.apply([_contact("c-0", 0)])
         per_contact = hubspot_server.total()  # the lookup, then the upsert
