@@ -91,8 +91,10 @@ def test_an_id_at_its_limit_passes_one_longer_sets_its_item_aside_saying_why(nam
     setter(at_limit, "1" * limit)
     [kept] = normalize_webhook(at_limit, received_at=RECVTIME)
     assert kept.type == "whatsapp.message.received"
+    assert name == "media_id" or text_message(at_limit, RECVTIME) == kept  # the fast path
     over = copy.deepcopy(text_webhook())
     setter(over, "1" * (limit + 1))
+    assert text_message(over, RECVTIME) is None  # left to the general path, which sets aside
     [aside] = normalize_webhook(over, received_at=RECVTIME)
     assert aside.type == "whatsapp.unknown" and aside.subject is None
     refused = aside.data["refused"]

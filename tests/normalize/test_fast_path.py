@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from wa_bridge.errors import InvalidEvent
 from wa_bridge.normalize._fast import text_message
+from wa_bridge.normalize.bounds import within_bounds
 from wa_bridge.normalize.to_events import normalize_changes
 
 from ._samples import RECVTIME, load, sample_names
@@ -41,6 +42,7 @@ def same_as_general(payload: Any) -> bool:
     assert len(general) == 1
     assert fast.to_json() == general[0].to_json()
     assert fast == general[0]
+    assert within_bounds([fast]) == [fast]  # normalize_webhook does not check it again
     return True
 
 

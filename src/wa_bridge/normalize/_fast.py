@@ -6,8 +6,10 @@ that shape in one pass over the few keys the event needs and builds the event di
 without the general path's change iterator, context object, card index and per-type
 dispatch. Anything else, and anything unusual inside this shape (another key on the
 value, the card or the message; a card for someone else; a missing or bad timestamp; a
-UTM link to attribute), returns None and the caller takes the general path
-(:func:`wa_bridge.normalize.to_events.normalize_webhook`).
+UTM link to attribute; an id longer than the store keeps), returns None and the caller
+takes the general path (:func:`wa_bridge.normalize.to_events.normalize_webhook`), which
+also sets aside items with over-long ids (:mod:`wa_bridge.normalize.bounds`): an event
+of this path never needs that.
 
 The event is byte for byte the one the general path builds (same keys, same order); the
 tests compare both on every sample and on generated variants of this shape.
@@ -18,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from wa_bridge.events import CanonicalEvent
-from wa_bridge.normalize.bounds import TEXT_LIMITS, cut
+from wa_bridge.normalize.bounds import META_ID_LIMITS, TEXT_LIMITS, cut
 from wa_bridge.normalize.identity import bsuid_country, contact_key
 from wa_bridge.normalize.meta import OBJECT_WABA, epoch_of, rfc3339_from_epoch
 from wa_bridge.normalize.phones import country_of, user_e164
@@ -31,10 +33,20 @@ _PROFILE_KEYS: Final = frozenset({"name", "username"})
 _MESSAGE_KEYS: Final = frozenset(
     {"from", "from_user_id", "from_parent_user_id", "id", "timestamp", "type", "text"}
 )
+# The ids this path reads are each at most this long, or it leaves the body to the
+# general path (the shortest of their limits; the event id built from the wamid fits).
+_ID_LIMIT: Final = min(
+    META_ID_LIMITS[name]
+    for name in ("waba_id", "phone_number_id", "message_id", "user_id", "parent_user_id")
+)
 
 
 def _str(value: object) -> str | None:
     return value if type(value) is str and value else None
+
+
+def _long(value: str | None) -> bool:
+    return value is not None and len(value) > _ID_LIMIT
 
 
 def _one(items: object) -> Any:
@@ -88,6 +100,7 @@ def text_message(payload: object, recvtime: str) -> CanonicalEvent | None:  # no
     elif not _PROFILE_KEYS.issuperset(profile):
         return None
     user_id = _str(msg.get("from_user_id")) or _str(card.get("user_id"))
+    parent = _str(msg.get("from_parent_user_id")) or _str(card.get("parent_user_id"))
     phone = user_e164(wa_id)
     # build_contact's rules for an item with a wa_id and no linked numbers, straight
     # into the dict Contact.to_dict gives (no Contact object on this path)
@@ -101,7 +114,7 @@ def text_message(payload: object, recvtime: str) -> CanonicalEvent | None:  # no
         "phone_e164": phone,
         "wa_id": wa_id,
         "user_id": user_id,
-        "parent_user_id": _str(msg.get("from_parent_user_id")) or _str(card.get("parent_user_id")),
+        "parent_user_id": parent,
         "username": _str(profile.get("username")),
         "profile_name": cut(_str(profile.get("name")), TEXT_LIMITS["profile_name"]),
         "country": country,
@@ -115,6 +128,8 @@ def text_message(payload: object, recvtime: str) -> CanonicalEvent | None:  # no
         entry_id = str(entry_id)
     elif type(entry_id) is not str:
         entry_id = None
+    if _long(wamid) or _long(user_id) or _long(parent) or _long(phone_number_id) or _long(entry_id):
+        return None  # the general path sets the item aside, saying why
     if phone_number_id is not None:
         source = "whatsapp:" + phone_number_id
     else:

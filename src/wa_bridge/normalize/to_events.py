@@ -184,8 +184,9 @@ def normalize_webhook(payload: object, *, received_at: datetime | str) -> list[C
     """
     recvtime = received_at if isinstance(received_at, str) else rfc3339(received_at)
     fast = text_message(payload, recvtime)  # the common one-text webhook, or None
-    events = [fast] if fast is not None else normalize_changes(payload, recvtime)
-    return within_bounds(events)
+    if fast is not None:
+        return [fast]  # its ids are within bounds, or it would have left the body to us
+    return within_bounds(normalize_changes(payload, recvtime))
 
 
 def normalize_changes(payload: object, recvtime: str) -> list[CanonicalEvent]:
