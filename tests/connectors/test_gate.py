@@ -154,9 +154,9 @@ async def test_daily_remaining_zero_on_a_success_pauses_the_next_request() -> No
         await gate.admit()
 
 
-def _daily_left(left: int) -> httpx.Headers:
+def _daily_left(left: int, limit: int = 100) -> httpx.Headers:
     return httpx.Headers(
-        {"X-HubSpot-RateLimit-Daily": "100", "X-HubSpot-RateLimit-Daily-Remaining": str(left)}
+        {"X-HubSpot-RateLimit-Daily": str(limit), "X-HubSpot-RateLimit-Daily-Remaining": str(left)}
     )
 
 
@@ -189,11 +189,33 @@ async def test_a_budget_with_room_does_not_hold_concurrent_calls() -> None:
     fourth = asyncio.create_task(gate.admit())
     await asyncio.sleep(0.01)
     assert not fourth.done()
-    await gate.observe(200, _daily_left(50), None)  # the budget was raised meanwhile
+    await gate.observe(200, _daily_left(50, limit=200), None)  # the account bought more
     gate.release(probes[0])
     assert await asyncio.wait_for(fourth, 1.0) is False
     for probe in [*probes[1:], False]:
         gate.release(probe)
+
+
+async def test_an_answer_observed_late_does_not_raise_the_days_figure() -> None:
+    """Two answers on two connections, observed in the other order: the day's budget only
+    falls, so the lower figure stands; a new day's figure is taken as it is."""
+    clock = ManualClock(T0)
+    gate = _gate(clock)
+    await gate.observe(200, _daily_left(1), None)  # the later answer, observed first
+    await gate.observe(200, _daily_left(2), None)  # the earlier one, observed late
+    assert gate.state.daily_remaining == 1
+    clock.advance(2 * 3600)  # T0 is 22:30 UTC: past midnight, a new day
+    await gate.observe(200, _daily_left(90), None)
+    assert gate.state.daily_remaining == 90
+
+
+async def test_a_late_answer_does_not_lift_a_pause() -> None:
+    clock = ManualClock(T0)
+    gate = _gate(clock)
+    await gate.observe(200, _daily_left(0), None)
+    await gate.observe(200, _daily_left(3), None)  # sent before the last, observed after it
+    with pytest.raises(CrmQuotaExhausted):
+        await gate.admit()
 
 
 async def test_a_budget_back_at_midnight_does_not_hold_calls() -> None:

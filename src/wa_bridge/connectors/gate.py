@@ -12,7 +12,8 @@ process through the state database (table ``crm_quota``):
   CRM that may still be limiting, whichever process it told so). While the daily budget
   left is known and no larger than this process's requests in flight, a request waits
   for one of their answers (the last calls of a budget go one by one, so none is sent
-  that the budget cannot pay for). A spent daily budget,
+  that the budget cannot pay for; a budget that comes back at midnight only falls until
+  then, so an answer observed late never raises the day's figure). A spent daily budget,
   or a wait longer than ``max_wait_s``, raises :class:`~wa_bridge.errors.CrmQuotaExhausted`
   instead: nothing is sent, and the worker pauses consumption until ``resume_at`` (see
   that class for the contract).
@@ -35,6 +36,7 @@ own view, logs, and writes again on the next material change.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
@@ -269,13 +271,33 @@ class CrmGate:
         before = self._state
         spent_now = reading.daily_spent or reading.daily_remaining == 0
         resets_at = self._resets_at(now) if spent_now else None
-        self._state = fold(before, reading, now=now, resets_at=resets_at)
+        self._state = self._never_higher_today(
+            before, fold(before, reading, now=now, resets_at=resets_at), now
+        )
         self._export(reading)
         self._log_change(before, now, reading)
         await self._persist(now, before)
         resume_at = paused_until(self._state, now)
         if reading.daily_spent and status >= 400 and resume_at is not None:
             raise self._exhausted(resume_at, now, "daily")
+
+    def _never_higher_today(self, before: CrmQuota, after: CrmQuota, now: datetime) -> CrmQuota:
+        """A budget that comes back at midnight only falls until then: an answer observed
+        after a later one (two connections) must not raise it, or a call too many could
+        go. A new day, or a new daily limit, is taken as it is."""
+        old, new = before.daily_remaining, after.daily_remaining
+        if (
+            self._daily_reset != "midnight"
+            or old is None
+            or new is None
+            or new <= old
+            or before.updated_at is None
+            or after.daily_limit != before.daily_limit
+            or next_midnight(before.updated_at, self._reset_tz)
+            != next_midnight(now, self._reset_tz)
+        ):
+            return after
+        return dataclasses.replace(after, daily_remaining=old, resets_at=before.resets_at)
 
     def _track_recovery(self, status: int, reading: QuotaReading) -> None:
         """A new wait (re)starts the recovery; the first answer that is no rate limit,
