@@ -211,6 +211,20 @@ async def test_one_contact_flooding_one_partition_is_all_acknowledged_in_order(
         assert [e.id for e in got if e.id in mine] == [e.id for e in events[start : start + 4]]
 
 
+def _all_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (``/proc/<pid>/task/*/stat`` state T)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return all((t / "stat").read_text().rsplit(") ", 1)[1][0] in "tT" for t in tasks)
+
+
+async def _stopped(pid: int, timeout_s: float = 5.0) -> None:
+    """Wait until ``pid`` is stopped: SIGSTOP takes effect asynchronously, and on a loaded
+    box the broker was seen answering a request a few ms after it."""
+    async with asyncio.timeout(timeout_s):
+        while not _all_stopped(pid):  # noqa: ASYNC110 - a process state has no event
+            await asyncio.sleep(0.005)
+
+
 async def test_a_broker_that_stops_answering_is_bus_unavailable_within_the_timeout(
     publisher_cls: type[KafkaPublisher], tmp_path: Path, topic_factory: Callable[[str], str]
 ) -> None:
@@ -228,6 +242,7 @@ async def test_a_broker_that_stops_answering_is_bus_unavailable_within_the_timeo
         pid = own._proc.pid  # type: ignore[union-attr]  # the broker this test started
         os.kill(pid, signal.SIGSTOP)
         try:
+            await _stopped(pid)
             with pytest.raises(BusUnavailable, match="timed out"):
                 await publisher.publish_many(make_events(3))
             assert not publisher.is_ready
