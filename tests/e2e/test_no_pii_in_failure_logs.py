@@ -34,6 +34,7 @@ from wa_bridge.settings import Settings
 from wa_bridge.store import open_store
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter
 from wa_bridge.worker.assembly import DeadLetterReplayer
+from wa_bridge.worker.loop import WorkerStats
 from wa_bridge.worker.runner import open_worker
 from worker.sqlcrm import ROOT, SAMPLES, sql_settings
 
@@ -89,9 +90,13 @@ def rest_crm(rest_crm_session: RestCrmServer) -> Iterator[RestCrmServer]:  # noq
     yield from checked(rest_crm_session)
 
 
-def _crm_settings(
+async def _sample_posted(
     broker: EmbeddedBroker, topic: str, pg_url: str, server: HubSpotServer | RestCrmServer
 ) -> Settings:
+    """The worker's settings for ``server``, once the receiver took the text sample."""
+    body = (SAMPLES / "text_mx.json").read_bytes()
+    async with running_receiver(broker.bootstrap, topic) as receiver:
+        assert (await receiver.post(body)).status_code == 200
     return sql_settings(
         broker.bootstrap,
         topic,
@@ -105,18 +110,19 @@ def _crm_settings(
     )
 
 
-async def _post_sample(broker: EmbeddedBroker, topic: str) -> None:
-    body = (SAMPLES / "text_mx.json").read_bytes()
-    async with running_receiver(broker.bootstrap, topic) as receiver:
-        assert (await receiver.post(body)).status_code == 200
-
-
-async def _dead_letters(settings: Settings) -> list[DeadLetter]:
+async def _dead_lettered(
+    settings: Settings, connector: CrmConnector | None = None
+) -> tuple[WorkerStats, DeadLetter]:
+    """Run a worker until idle; it must dead-letter the posted sample, and only it."""
+    async with open_worker(settings, connector=connector) as worker:
+        stats = await worker.run_until_idle()
+    assert stats.dead_lettered == 1
     store = await open_store(settings.database_url)
     try:
-        return list(await store.list_dead_letters(DeadLetterFilter()))
+        [letter] = await store.list_dead_letters(DeadLetterFilter())
     finally:
         await store.aclose()
+    return stats, letter
 
 
 async def _replay(settings: Settings, **parts: Any) -> Sequence[Any]:
@@ -138,13 +144,9 @@ async def test_a_crm_refusal_echoing_the_values_is_kept_in_the_dead_letter_not_l
     logs: Callable[[], str],
 ) -> None:
     topic = topic_factory("pii-refused")
-    settings = _crm_settings(broker, topic, pg_url, hubspot)
-    await _post_sample(broker, topic)
+    settings = await _sample_posted(broker, topic, pg_url, hubspot)
     hubspot.script(status=400, body=_echo_body(), times=50)
-    async with open_worker(settings) as worker:
-        stats = await worker.run_until_idle()
-    assert stats.dead_lettered == 1
-    [letter] = await _dead_letters(settings)
+    _, letter = await _dead_lettered(settings)
     assert letter.error_class == "CrmRejected"
     assert WA_ID in (letter.crm_error or "")  # the CRM's message is kept, echo and all
     [result] = await _replay(settings)  # the CRM still refuses it
@@ -163,15 +165,12 @@ async def test_a_crm_failing_with_5xx_and_timeouts_logs_no_personal_data(
     logs: Callable[[], str],
 ) -> None:
     topic = topic_factory("pii-down")
-    settings = _crm_settings(broker, topic, pg_url, rest_crm)
-    await _post_sample(broker, topic)
+    settings = await _sample_posted(broker, topic, pg_url, rest_crm)
     echo = {"error": {"code": "error", "message": f"backend failed on +{WA_ID} Renata Olvera"}}
     rest_crm.script(status=503, body=echo, times=4)
     rest_crm.script(delay_s=1.0, times=100)  # then every answer comes too late
-    async with open_worker(settings) as worker:
-        stats = await worker.run_until_idle()
-    assert stats.retried >= 1 and stats.dead_lettered == 1
-    [letter] = await _dead_letters(settings)
+    stats, letter = await _dead_lettered(settings)
+    assert stats.retried >= 1
     assert letter.error_class == "CrmUnavailable"
     rest_crm.reset_faults()
     logged = logs()
@@ -205,13 +204,9 @@ async def test_a_bug_whose_exception_carries_the_record_logs_its_traceback_not_t
     logs: Callable[[], str],
 ) -> None:
     topic = topic_factory("pii-bug")
-    settings = _crm_settings(broker, topic, pg_url, rest_crm)
-    await _post_sample(broker, topic)
+    settings = await _sample_posted(broker, topic, pg_url, rest_crm)
     crm: CrmConnector = BrokenCrm()
-    async with open_worker(settings, connector=crm) as worker:
-        stats = await worker.run_until_idle()
-    assert stats.dead_lettered == 1
-    [letter] = await _dead_letters(settings)
+    _, letter = await _dead_lettered(settings, connector=crm)
     assert letter.error_class == "UnexpectedError"
     [result] = await _replay(settings, connector=BrokenCrm())
     assert result.status == "failed"
