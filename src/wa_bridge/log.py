@@ -167,22 +167,25 @@ def format_exception(error: BaseException) -> str:
     return "".join(node.format()).rstrip("\n")
 
 
-def _exception_of(exc_info: Any) -> BaseException | None:
+def _traceback_of(exc_info: Any) -> str | None:
+    """:func:`format_exception` of what a log call's ``exc_info`` names (an exception, an
+    ``exc_info`` tuple, or true for the one being handled), or None when it names none."""
     if isinstance(exc_info, BaseException):
-        return exc_info
-    if isinstance(exc_info, tuple):
-        return exc_info[1] if len(exc_info) > 1 else None
-    return sys.exc_info()[1] if exc_info else None
+        error: BaseException | None = exc_info
+    elif isinstance(exc_info, tuple):
+        error = exc_info[1] if len(exc_info) > 1 else None
+    else:
+        error = sys.exc_info()[1] if exc_info else None
+    return format_exception(error) if error is not None else None
 
 
 def _format_exc_info(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog's ``format_exc_info``, rendering with :func:`format_exception`."""
-    exc_info = event_dict.pop("exc_info", None)
-    error = _exception_of(exc_info)
-    if error is not None:
-        event_dict["exception"] = format_exception(error)
+    rendered = _traceback_of(event_dict.pop("exc_info", None))
+    if rendered is not None:
+        event_dict["exception"] = rendered
     return event_dict
 
 
@@ -191,8 +194,7 @@ class _SafeFormatter(logging.Formatter):
     and digit runs masked in the line (a library may log a value it was given)."""
 
     def formatException(self, ei: Any) -> str:
-        error = _exception_of(ei)
-        return format_exception(error) if error is not None else ""
+        return _traceback_of(ei) or ""
 
     def format(self, record: logging.LogRecord) -> str:
         return mask_numbers(super().format(record))
