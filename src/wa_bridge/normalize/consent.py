@@ -28,6 +28,7 @@ from wa_bridge.normalize.inbox import (
     InboxContactIn,
     Key,
     MetaId,
+    WabaId,
     posted_contact,
     posted_reasons,
     posted_time,
@@ -83,11 +84,7 @@ class ConsentIn(BaseModel):
         description="The business number (Meta phone_number_id) it is for, at most "
         f"{MAX_META_ID_CHARS} characters.",
     )
-    waba_id: MetaId | None = Field(
-        default=None,
-        description="WhatsApp Business Account id: the scope of a BSUID, at most "
-        f"{MAX_META_ID_CHARS} characters.",
-    )
+    waba_id: WabaId = None
 
 
 def normalize_consent(raw: object, *, received_at: datetime, recorded_by: str) -> CanonicalEvent:

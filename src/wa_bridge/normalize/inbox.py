@@ -73,6 +73,7 @@ __all__ = [
     "InboxEventIn",
     "Key",
     "MetaId",
+    "WabaId",
     "normalize_inbox_event",
     "posted_contact",
     "posted_reasons",
@@ -166,6 +167,14 @@ Captured = Annotated[
 Ident = Annotated[str, Field(min_length=1, max_length=200)]
 Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)]
 MetaId = Annotated[str, Field(min_length=1, max_length=MAX_META_ID_CHARS)]
+# The posted ``waba_id`` of an inbox event or a consent record (optional; its one wording).
+WabaId = Annotated[
+    MetaId | None,
+    Field(
+        description="WhatsApp Business Account id: the scope of a BSUID, at most "
+        f"{MAX_META_ID_CHARS} characters."
+    ),
+]
 DecimalText = Annotated[
     str,
     BeforeValidator(_decimal_text),
@@ -211,11 +220,7 @@ class InboxEventIn(BaseModel):
         description="The business number (Meta phone_number_id), at most "
         f"{MAX_META_ID_CHARS} characters."
     )
-    waba_id: MetaId | None = Field(
-        default=None,
-        description="WhatsApp Business Account id: the scope of a BSUID, at most "
-        f"{MAX_META_ID_CHARS} characters.",
-    )
+    waba_id: WabaId = None
     conversation_id: Ident | None = Field(
         default=None,
         description="The inbox's own id of the conversation: later events naming it land "
