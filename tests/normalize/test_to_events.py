@@ -282,6 +282,10 @@ def test_received_at_in_another_zone_is_converted_to_utc() -> None:
         ({"object": "whatsapp_business_account", "entry": [1]}, "entry[0]"),
         ({"object": "whatsapp_business_account", "entry": [{}]}, "entry[0].changes"),
         (
+            {"object": "whatsapp_business_account", "entry": [{"changes": [7]}]},
+            "entry[0].changes[0] must be an object",
+        ),
+        (
             {"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {}}]}]},
             "changes[0].field",
         ),

@@ -53,6 +53,19 @@ def _short(value: object) -> str:
     return text if len(text) <= _REPR_CHARS else text[:_REPR_CHARS] + "…"
 
 
+def _objects(
+    items: object, path: str, *, name: str | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each item of ``items`` (found at ``path``) with its index; NotAWebhook unless it is
+    a list of objects."""
+    if not isinstance(items, list):
+        raise NotAWebhook(f"{name or path} must be a list of objects")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise NotAWebhook(f"{path}[{i}] must be an object")
+        yield i, item
+
+
 def iter_changes(payload: object) -> Iterator[Change]:
     """Yield the changes in payload order; raise NotAWebhook on a malformed envelope."""
     if not isinstance(payload, dict):
@@ -60,23 +73,14 @@ def iter_changes(payload: object) -> Iterator[Change]:
     obj = payload.get("object")
     if obj != OBJECT_WABA:
         raise NotAWebhook(f"'object' must be {OBJECT_WABA!r}, got {_short(obj)}")
-    entries = payload.get("entry")
-    if not isinstance(entries, list):
-        raise NotAWebhook("'entry' must be a list of objects")
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise NotAWebhook(f"entry[{i}] must be an object")
+    for i, entry in _objects(payload.get("entry"), "entry", name="'entry'"):
         changes = entry.get("changes")
-        if not isinstance(changes, list):
-            raise NotAWebhook(f"entry[{i}].changes must be a list of objects")
         raw_id = entry.get("id")
         entry_id = raw_id if isinstance(raw_id, str) else None
         if isinstance(raw_id, int) and not isinstance(raw_id, bool):
             entry_id = str(raw_id)
         entry_time = epoch_of(entry.get("time"))
-        for j, change in enumerate(changes):
-            if not isinstance(change, dict):
-                raise NotAWebhook(f"entry[{i}].changes[{j}] must be an object")
+        for j, change in _objects(changes, f"entry[{i}].changes"):
             field = change.get("field")
             if not isinstance(field, str):
                 raise NotAWebhook(f"entry[{i}].changes[{j}].field must be a string")
