@@ -6,6 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import structlog
+from sqlalchemy import text
+
 from wa_bridge.clock import ManualClock
 from wa_bridge.settings import Settings
 from wa_bridge.store import open_store
@@ -55,3 +58,29 @@ async def test_interval_zero_turns_it_off(tmp_path: Path) -> None:
         )
     finally:
         await store.aclose()
+
+
+async def test_a_failed_round_is_logged_with_its_traceback_and_the_next_one_runs(
+    tmp_path: Path,
+) -> None:
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 's.db'}", create=True)
+    try:
+        async with store.engine.begin() as conn:  # every purge now fails: no ledger
+            await conn.execute(text("DROP TABLE processed_events"))
+        options = RetentionOptions.from_settings(Settings(retention_interval_s=60))
+        stop = asyncio.Event()
+        clock = ManualClock(NOW)
+        with structlog.testing.capture_logs() as logs:
+            job = asyncio.create_task(run_retention(store, options, stop, clock=clock))
+            async with asyncio.timeout(5):
+                await clock.sleeping()  # the first round failed, the job waits for the next
+                clock.advance(60)
+                await clock.sleeping()  # the second round ran (and failed) too
+            stop.set()
+            await asyncio.wait_for(job, timeout=2)
+    finally:
+        await store.aclose()
+    failures = [e for e in logs if e["event"] == "retention_failed"]
+    assert len(failures) == 2
+    assert all(isinstance(e["exc_info"], Exception) for e in failures)
+    assert failures[0]["error_class"] == type(failures[0]["exc_info"]).__name__

@@ -49,7 +49,9 @@ async def run_retention(
         try:
             purged = await purge_expired(store, now=clock.now(), windows=options.windows)
         except Exception as exc:  # next round tries again; processing goes on
-            log.warning("retention_failed", error_class=type(exc).__name__)
+            # the traceback says where (its messages made safe by the log's renderer): a
+            # bug here would otherwise repeat every round with nothing but a class name
+            log.warning("retention_failed", error_class=type(exc).__name__, exc_info=exc)
         else:
             if purged.total:
                 log.info("retention_purged", **{k: v for k, v in purged.counts.items() if v})
