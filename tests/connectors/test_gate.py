@@ -288,6 +288,24 @@ async def test_the_store_merges_under_a_lock_and_keeps_the_later_block(
         await store.aclose()
 
 
+async def test_a_block_is_shared_in_one_write_that_only_moves_it_later(
+    engine: AsyncEngine,
+) -> None:
+    store = quota_store_for(engine)
+    assert store is not None
+    try:
+        await store.extend_block(CRM, T0 + timedelta(seconds=5), now=T0)  # no row yet
+        assert await store.load(CRM) == CrmQuota(blocked_until=T0 + timedelta(seconds=5))
+        daily = CrmQuota(daily_remaining=10, daily_limit=100, updated_at=T0)
+        await store.merge(CRM, daily, combine, now=T0)
+        await store.extend_block(CRM, T0 + timedelta(seconds=2), now=T0)  # earlier: kept
+        await store.extend_block(CRM, T0 + timedelta(seconds=9), now=T0 + timedelta(seconds=1))
+        # the later block, and the daily figures (and when they were seen) untouched
+        assert await store.load(CRM) == CrmQuota(T0 + timedelta(seconds=9), 10, 100, None, T0)
+    finally:
+        await store.aclose()
+
+
 async def test_two_gates_share_a_block_through_the_database(engine: AsyncEngine) -> None:
     clock = ManualClock(T0)
     stores = [quota_store_for(engine), quota_store_for(engine)]
@@ -346,6 +364,7 @@ async def test_writes_happen_only_when_the_quota_changes_materially(
     store = quota_store_for(engine)
     assert store is not None
     writes: list[CrmQuota] = []
+    blocks: list[datetime] = []
 
     class Recording:
         async def load(self, crm: str) -> CrmQuota | None:
@@ -364,6 +383,11 @@ async def test_writes_happen_only_when_the_quota_changes_materially(
             writes.append(change)
             return await store.merge(crm, change, combine, now=now)
 
+        async def extend_block(self, crm: str, until: datetime, *, now: datetime) -> None:
+            assert store is not None
+            blocks.append(until)
+            await store.extend_block(crm, until, now=now)
+
         async def aclose(self) -> None:
             assert store is not None
             await store.aclose()
@@ -380,9 +404,10 @@ async def test_writes_happen_only_when_the_quota_changes_materially(
             )
             await gate.observe(200, headers, None)
             clock.advance(0.1)
-        assert len(writes) == 1
+        assert len(writes) == 1 and not blocks
         await gate.observe(*_rate_limited(2))
         assert len(writes) == 2 and writes[-1].blocked_until is not None
+        assert blocks == [writes[-1].blocked_until]  # shared at once, then merged
     finally:
         await gate.aclose()
 

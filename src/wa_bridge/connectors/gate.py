@@ -111,6 +111,8 @@ class QuotaStore(Protocol):
         now: datetime,
     ) -> CrmQuota: ...
 
+    async def extend_block(self, crm: str, until: datetime, *, now: datetime) -> None: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -274,6 +276,7 @@ class CrmGate:
         self._state = self._never_higher_today(
             before, fold(before, reading, now=now, resets_at=resets_at), now
         )
+        await self._share_block(before, now)
         self._export(reading)
         self._log_change(before, now, reading)
         await self._persist(now, before)
@@ -339,6 +342,19 @@ class CrmGate:
             self._store_failing, self._write_again_at = False, None
             self._stored = merged
             self._state = combine(merged, self._state)
+
+    async def _share_block(self, before: CrmQuota, now: datetime) -> None:
+        """A later ``blocked_until`` (a Retry-After, a spent window) goes to the shared row
+        at once, in one statement, before anything else of this answer: every round trip
+        of :meth:`_persist`'s locked merge is time in which another worker may read the
+        row, see no block and send. The merge then follows as for any change."""
+        until, was = self._state.blocked_until, before.blocked_until
+        if self._store is None or until is None or (was is not None and until <= was):
+            return
+        try:
+            await self._store.extend_block(self.crm, until, now=now)
+        except StoreUnavailable as exc:
+            self._store_failed(exc)  # _persist tries again: a new block is urgent
 
     # --- reporting --------------------------------------------------------------------
     def _export(self, reading: QuotaReading) -> None:

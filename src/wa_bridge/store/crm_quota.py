@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import event, exc, select, update
+from sqlalchemy import case, event, exc, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from wa_bridge.errors import ConfigError, StoreUnavailable
@@ -97,6 +97,28 @@ class SqlQuotaStore:
                 }
                 await conn.execute(update(crm_quota).where(crm_quota.c.crm == crm).values(values))
         return merged
+
+    async def extend_block(self, crm: str, until: datetime, *, now: datetime) -> None:
+        """Make the row's ``blocked_until`` at least ``until`` in one statement (no lock,
+        no read, a missing row created; autocommitted on PostgreSQL): a Retry-After
+        reaches the other workers as soon as one write can take it there, where
+        :meth:`merge` needs five round trips. The daily figures are left as they are.
+        Raises StoreUnavailable."""
+        with _errors("writing the CRM quota"):
+            async with self._engine.connect() as conn:
+                if conn.dialect.name == "postgresql":  # no BEGIN and COMMIT round trips
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                insert = insert_for(conn, crm_quota).values(
+                    crm=crm, blocked_until=until, updated_at=now
+                )
+                stored, new = crm_quota.c.blocked_until, insert.excluded.blocked_until
+                later = case((stored.is_(None) | (stored < new), new), else_=stored)
+                await conn.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=["crm"], set_={"blocked_until": later}
+                    )
+                )
+                await conn.commit()  # SQLite's own BEGIN (store.db); nothing on PostgreSQL
 
     async def aclose(self) -> None:
         if self._owns_engine:
