@@ -67,6 +67,17 @@ async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
+@pytest.fixture
+async def shared_row(engine: AsyncEngine) -> AsyncIterator[SqlQuotaStore]:
+    """The quota store a gate would use on ``engine`` (closed afterwards)."""
+    store = quota_store_for(engine)
+    assert store is not None
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
 # --- one process ------------------------------------------------------------------------
 async def test_a_request_waits_out_retry_after() -> None:
     clock = ManualClock(T0)
@@ -266,44 +277,36 @@ def test_quota_key_names_the_instance_without_credentials() -> None:
 
 # --- the shared row ---------------------------------------------------------------------
 async def test_the_store_merges_under_a_lock_and_keeps_the_later_block(
-    engine: AsyncEngine,
+    shared_row: SqlQuotaStore,
 ) -> None:
-    store = quota_store_for(engine)
-    assert store is not None
-    try:
-        assert await store.load(CRM) is None
-        first = CrmQuota(blocked_until=T0 + timedelta(seconds=9))
-        await store.merge(CRM, first, combine, now=T0)
-        daily = CrmQuota(
-            blocked_until=T0 + timedelta(seconds=1),
-            daily_remaining=10,
-            daily_limit=100,
-            updated_at=T0,
-        )
-        merged = await store.merge(CRM, daily, combine, now=T0)
-        assert merged.blocked_until == T0 + timedelta(seconds=9)
-        loaded = await store.load(CRM)
-        assert loaded == CrmQuota(T0 + timedelta(seconds=9), 10, 100, None, T0)
-    finally:
-        await store.aclose()
+    store = shared_row
+    assert await store.load(CRM) is None
+    first = CrmQuota(blocked_until=T0 + timedelta(seconds=9))
+    await store.merge(CRM, first, combine, now=T0)
+    daily = CrmQuota(
+        blocked_until=T0 + timedelta(seconds=1),
+        daily_remaining=10,
+        daily_limit=100,
+        updated_at=T0,
+    )
+    merged = await store.merge(CRM, daily, combine, now=T0)
+    assert merged.blocked_until == T0 + timedelta(seconds=9)
+    loaded = await store.load(CRM)
+    assert loaded == CrmQuota(T0 + timedelta(seconds=9), 10, 100, None, T0)
 
 
 async def test_a_block_is_shared_in_one_write_that_only_moves_it_later(
-    engine: AsyncEngine,
+    shared_row: SqlQuotaStore,
 ) -> None:
-    store = quota_store_for(engine)
-    assert store is not None
-    try:
-        await store.extend_block(CRM, T0 + timedelta(seconds=5), now=T0)  # no row yet
-        assert await store.load(CRM) == CrmQuota(blocked_until=T0 + timedelta(seconds=5))
-        daily = CrmQuota(daily_remaining=10, daily_limit=100, updated_at=T0)
-        await store.merge(CRM, daily, combine, now=T0)
-        await store.extend_block(CRM, T0 + timedelta(seconds=2), now=T0)  # earlier: kept
-        await store.extend_block(CRM, T0 + timedelta(seconds=9), now=T0 + timedelta(seconds=1))
-        # the later block, and the daily figures (and when they were seen) untouched
-        assert await store.load(CRM) == CrmQuota(T0 + timedelta(seconds=9), 10, 100, None, T0)
-    finally:
-        await store.aclose()
+    store = shared_row
+    await store.extend_block(CRM, T0 + timedelta(seconds=5), now=T0)  # no row yet
+    assert await store.load(CRM) == CrmQuota(blocked_until=T0 + timedelta(seconds=5))
+    daily = CrmQuota(daily_remaining=10, daily_limit=100, updated_at=T0)
+    await store.merge(CRM, daily, combine, now=T0)
+    await store.extend_block(CRM, T0 + timedelta(seconds=2), now=T0)  # earlier: kept
+    await store.extend_block(CRM, T0 + timedelta(seconds=9), now=T0 + timedelta(seconds=1))
+    # the later block, and the daily figures (and when they were seen) untouched
+    assert await store.load(CRM) == CrmQuota(T0 + timedelta(seconds=9), 10, 100, None, T0)
 
 
 async def test_two_gates_share_a_block_through_the_database(engine: AsyncEngine) -> None:
