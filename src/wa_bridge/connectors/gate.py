@@ -347,7 +347,9 @@ class CrmGate:
         """A later ``blocked_until`` (a Retry-After, a spent window) goes to the shared row
         at once, in one statement, before anything else of this answer: every round trip
         of :meth:`_persist`'s locked merge is time in which another worker may read the
-        row, see no block and send. The merge then follows as for any change."""
+        row, see no block and send. The merge follows only for what else changed (the
+        block is then no longer news to the database); if this write failed, the merge
+        writes the block too."""
         until, was = self._state.blocked_until, before.blocked_until
         if self._store is None or until is None or (was is not None and until <= was):
             return
@@ -355,6 +357,10 @@ class CrmGate:
             await self._store.extend_block(self.crm, until, now=now)
         except StoreUnavailable as exc:
             self._store_failed(exc)  # _persist tries again: a new block is urgent
+            return
+        stored = self._stored.blocked_until
+        if stored is None or stored < until:
+            self._stored = dataclasses.replace(self._stored, blocked_until=until)
 
     # --- reporting --------------------------------------------------------------------
     def _export(self, reading: QuotaReading) -> None:
