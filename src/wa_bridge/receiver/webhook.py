@@ -174,7 +174,9 @@ class WebhookEndpoint:
         # two C-level scans of the body, no walk.
         if body.count(b"{") + body.count(b"[") > limit and _deeper_than(payload, limit):
             raise self._too_deep()
-        if b"\\u0000" in body:  # (one more C-level scan) PostgreSQL stores no NUL
+        # PostgreSQL stores no NUL. A body without a backslash has no escape at all: one
+        # byte search (memchr) answers for most bodies, before the slower substring one.
+        if b"\\" in body and b"\\u0000" in body:
             payload = without_nul(payload)
         return payload
 
