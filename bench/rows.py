@@ -15,11 +15,16 @@ shapes alternate from round to round:
 - ``late``: no claim row. The start only looks the ids up (``SELECT``), the end inserts
   the trace with ``ON CONFLICT DO NOTHING RETURNING``. Illustration only: with an HTTP CRM
   two workers could then both call the CRM for one event before either commits.
+- ``batch``: today's claim, then the batch's traces as **one row** (``trace_batches``: the
+  entries as one jsonb array, and the ids a trace is looked up by, event id, message id,
+  contact id and contact hash, in a ``text[]`` with a GIN index; outcome time B-tree).
+- ``blob``: the same row without the GIN index (a lookup would then read every batch).
 
 Prints PostgreSQL wall time per event of the start and end statements (one connection,
 statements back to back, so this is the server's time plus a local round trip).
 
     .venv/bin/python -m bench.rows [--rounds 4] [--batches 40] [--batch 2000] [--warm 100000]
+                                   [--shapes today,merged,late,batch,blob]
                                    [--url postgresql://postgres@127.0.0.1:5432/test]
 """
 
@@ -68,6 +73,16 @@ CREATE INDEX ON m (first_seen_at);
 """,
     "late": _TRACE_DDL,
 }
+_BATCH_DDL = """
+CREATE TABLE led (event_id varchar(200) PRIMARY KEY, outcome varchar(64),
+  first_seen_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);
+CREATE INDEX ON led (first_seen_at);
+CREATE TABLE tb (id bigserial PRIMARY KEY, outcome_at timestamptz NOT NULL,
+  keys text[] NOT NULL, entries jsonb NOT NULL);
+CREATE INDEX ON tb (outcome_at);
+"""
+DDL["batch"] = _BATCH_DDL + "CREATE INDEX ON tb USING gin (keys);"
+DDL["blob"] = _BATCH_DDL
 
 _CLAIM = """INSERT INTO led (event_id, outcome, first_seen_at, updated_at)
 SELECT e, 'applied', $2, $2 FROM jsonb_array_elements_text($1::jsonb) e
@@ -93,6 +108,7 @@ _LATE_LOOKUP = (
     "SELECT event_id FROM tr WHERE event_id IN (SELECT jsonb_array_elements_text($1::jsonb))"
 )
 _LATE_INSERT = _TRACE_INSERT + " ON CONFLICT DO NOTHING RETURNING event_id"
+_BATCH_INSERT = "INSERT INTO tb (outcome_at, keys, entries) VALUES ($2, $3::text[], $1::jsonb)"
 
 Row = tuple[str, str, str, str, str, str, int, int, str, dict[str, str]]
 
@@ -124,7 +140,7 @@ def _json(value: Any) -> str:
 
 
 async def _start(conn: asyncpg.Connection, shape: str, rows: list[Row], now: datetime) -> None:
-    if shape == "today":
+    if shape in ("today", "batch", "blob"):
         claimed = await conn.fetch(_CLAIM, _json([r[0] for r in rows]), now)
     elif shape == "merged":
         known = _json([[r[0], r[1], r[2], r[4]] for r in rows])
@@ -139,6 +155,9 @@ async def _start(conn: asyncpg.Connection, shape: str, rows: list[Row], now: dat
 async def _finish(conn: asyncpg.Connection, shape: str, rows: list[Row], now: datetime) -> None:
     if shape == "today":
         await conn.execute(_TRACE_UPSERT, _json(rows), now)
+    elif shape in ("batch", "blob"):
+        keys = sorted({key for r in rows for key in (r[0], r[2], r[3], r[4])})
+        await conn.execute(_BATCH_INSERT, _json(rows), now, keys)
     elif shape == "merged":
         payload = _json([[r[0], r[3], r[5], r[6], r[7], r[8], r[9]] for r in rows])
         await conn.execute(_MERGED_FINISH, payload, now)
@@ -193,6 +212,12 @@ async def _one(conn: asyncpg.Connection, shape: str, args: argparse.Namespace) -
             if counts is not None and counts["n_tup_upd"]:
                 hot = f"  (HOT updates {counts['n_tup_hot_upd'] / counts['n_tup_upd']:.0%})"
         total = start + finish
+        if shape in ("batch", "blob"):
+            size = await conn.fetchval("SELECT pg_total_relation_size('tb')")
+            hot = f"  (traces {size / t.events:.0f} bytes/event on disk)"
+        elif shape in ("today", "late"):
+            size = await conn.fetchval("SELECT pg_total_relation_size('tr')")
+            hot = f"  (traces {size / t.events:.0f} bytes/event on disk)"
         return f"{shape:7s} start {start:5.1f}  end {finish:5.1f}  total {total:5.1f} µs/event{hot}"
     finally:
         await conn.execute(f"SET search_path = public; DROP SCHEMA {schema} CASCADE")
@@ -201,9 +226,10 @@ async def _one(conn: asyncpg.Connection, shape: str, args: argparse.Namespace) -
 async def _main(args: argparse.Namespace) -> None:
     conn = await asyncpg.connect(args.url)
     try:
-        shapes = ["today", "merged", "late"]
+        shapes = args.shapes.split(",")
         for n in range(args.rounds):
-            for shape in shapes[n % 3 :] + shapes[: n % 3]:
+            k = n % len(shapes)
+            for shape in shapes[k:] + shapes[:k]:
                 print(f"round {n + 1}  {await _one(conn, shape, args)}", flush=True)
     finally:
         await conn.close()
@@ -212,6 +238,7 @@ async def _main(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shapes", default="today,merged,late,batch,blob", help="which, in order")
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--warm", type=int, default=100_000)
