@@ -14,9 +14,13 @@ transaction on a schema made by the real ``create_all``, writes:
 - each event's trace (``event_traces``, all five indexes),
 
 then commits the Kafka offsets. ``--in-flight`` batches overlap, each on its own
-connection. It leaves out what the worker also does: the mapping, identity resolution,
-contacts, cases and consent (about a sixth of PostgreSQL's time and most of the
-worker's Python; see bench/README "Why 20,000 events per second per process is not
+connection. With ``--mapping``, each record also becomes a ``CanonicalEvent`` and goes
+through the shipped SQL mapping (``mappings/sql.yaml``, the worker's compiled mapper),
+whose operations are counted: what the mapping engine as it is adds to the floor.
+
+It leaves out what the worker also does: the mapping (unless ``--mapping``), identity
+resolution, contacts, cases and consent (about a sixth of PostgreSQL's time and most of
+the worker's Python; see bench/README "Why 20,000 events per second per process is not
 reached"). So its figure is an upper bound for a fused worker, not a worker.
 
 Prints events/s, the process's CPU per event, and the CPU of PostgreSQL's backends per
@@ -39,13 +43,16 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.worker import DEFAULT_URL, _cpu_s, build_records, preload
+from bench.worker import DEFAULT_URL, MAPPING, _cpu_s, build_records, preload
 from wa_bridge.bus.admin import ensure_topics
 from wa_bridge.bus.embedded import EmbeddedBroker
 from wa_bridge.cli._common import tune_gc
+from wa_bridge.events import CanonicalEvent
+from wa_bridge.mapping import load_mapping
 from wa_bridge.store import SqlStore, create_engine
 
 _RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+_MAPPED = [0]  # operations the mapping gave (with --mapping)
 
 _CLAIM = """INSERT INTO processed_events (event_id, outcome, first_seen_at, updated_at)
 SELECT e, NULL, $2, $2 FROM jsonb_array_elements_text($1::jsonb) e
@@ -71,7 +78,7 @@ ON CONFLICT (event_id) DO UPDATE SET outcome = excluded.outcome,
 
 
 def _rows(
-    records: Sequence[Any],
+    records: Sequence[Any], mapper: Any
 ) -> tuple[list[str], list[list[Any]], list[list[Any]], list[list[Any]]]:
     """Event ids, note rows, status rows (the last per message) and trace rows."""
     ids: list[str] = []
@@ -79,7 +86,12 @@ def _rows(
     statuses: dict[str, list[Any]] = {}
     traces: list[list[Any]] = []
     for record in records:
-        event = orjson.loads(record.value)
+        if mapper is not None:
+            canonical = CanonicalEvent.from_json(record.value)
+            _MAPPED[0] += len(mapper.apply(canonical))
+            event = canonical.to_dict()
+        else:
+            event = orjson.loads(record.value)
         data = event["data"]
         event_id = event["id"]
         message_id = data.get("message_id")
@@ -116,8 +128,8 @@ def _first(row: list[Any]) -> str:
     return key
 
 
-async def _apply(conn: asyncpg.Connection, records: Sequence[Any], topic: str) -> None:
-    ids, notes, statuses, traces = _rows(records)
+async def _apply(conn: asyncpg.Connection, records: Sequence[Any], topic: str, mapper: Any) -> None:
+    ids, notes, statuses, traces = _rows(records, mapper)
     now = datetime.now(UTC)
     async with conn.transaction():
         claimed = await conn.fetch(_CLAIM, orjson.dumps(ids).decode(), now)
@@ -130,6 +142,7 @@ async def _apply(conn: asyncpg.Connection, records: Sequence[Any], topic: str) -
 
 
 async def _consume(args: argparse.Namespace, bootstrap: str, topic: str, dsn: str) -> float:
+    mapper = load_mapping(MAPPING) if args.mapping else None
     conns = [await asyncpg.connect(dsn) for _ in range(args.in_flight)]
     pids = [conn.get_server_pid() for conn in conns]
     consumer = AIOKafkaConsumer(
@@ -151,7 +164,7 @@ async def _consume(args: argparse.Namespace, bootstrap: str, topic: str, dsn: st
         async def run(batch: list[Any], offsets: dict[TopicPartition, int]) -> None:
             conn = free.pop()
             try:
-                await _apply(conn, batch, topic)
+                await _apply(conn, batch, topic, mapper)
                 await consumer.commit(offsets)
             finally:
                 free.append(conn)
@@ -180,8 +193,9 @@ async def _consume(args: argparse.Namespace, bootstrap: str, topic: str, dsn: st
                 f"rows (ledger, traces, notes, statuses) {counts}: expected "
                 f"{[n, n, args.messages, args.statused]}"
             )
+        mapped = f" (+ mapping: {_MAPPED[0]:,} operations)" if mapper is not None else ""
         print(
-            f"floor: {n / seconds:,.0f} events/s ({seconds:.2f} s); this process "
+            f"floor{mapped}: {n / seconds:,.0f} events/s ({seconds:.2f} s); this process "
             f"{cpu / n * 1e6:.1f} µs CPU per event ({n / cpu:,.0f} per CPU-second); "
             f"PostgreSQL backends {pg / n * 1e6:.1f} µs per event"
         )
@@ -228,6 +242,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--in-flight", type=int, default=2)
+    parser.add_argument("--mapping", action="store_true", help="also map each event")
     parser.add_argument("--url", default=os.environ.get("WA_BRIDGE_TEST_DATABASE_URL", DEFAULT_URL))
     asyncio.run(_main(parser.parse_args()))
 
