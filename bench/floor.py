@@ -52,7 +52,6 @@ from wa_bridge.mapping import load_mapping
 from wa_bridge.store import SqlStore, create_engine
 
 _RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
-_MAPPED = [0]  # operations the mapping gave (with --mapping)
 
 _CLAIM = """INSERT INTO processed_events (event_id, outcome, first_seen_at, updated_at)
 SELECT e, NULL, $2, $2 FROM jsonb_array_elements_text($1::jsonb) e
@@ -78,9 +77,10 @@ ON CONFLICT (event_id) DO UPDATE SET outcome = excluded.outcome,
 
 
 def _rows(
-    records: Sequence[Any], mapper: Any
+    records: Sequence[Any], mapper: Any, mapped: list[int]
 ) -> tuple[list[str], list[list[Any]], list[list[Any]], list[list[Any]]]:
-    """Event ids, note rows, status rows (the last per message) and trace rows."""
+    """Event ids, note rows, status rows (the last per message) and trace rows; with a
+    ``mapper``, each event's operation count is appended to ``mapped``."""
     ids: list[str] = []
     notes: dict[str, list[Any]] = {}
     statuses: dict[str, list[Any]] = {}
@@ -88,7 +88,7 @@ def _rows(
     for record in records:
         if mapper is not None:
             canonical = CanonicalEvent.from_json(record.value)
-            _MAPPED[0] += len(mapper.apply(canonical))
+            mapped.append(len(mapper.apply(canonical)))
             event = canonical.to_dict()
         else:
             event = orjson.loads(record.value)
@@ -128,8 +128,10 @@ def _first(row: list[Any]) -> str:
     return key
 
 
-async def _apply(conn: asyncpg.Connection, records: Sequence[Any], topic: str, mapper: Any) -> None:
-    ids, notes, statuses, traces = _rows(records, mapper)
+async def _apply(
+    conn: asyncpg.Connection, records: Sequence[Any], topic: str, mapper: Any, mapped: list[int]
+) -> None:
+    ids, notes, statuses, traces = _rows(records, mapper, mapped)
     now = datetime.now(UTC)
     async with conn.transaction():
         claimed = await conn.fetch(_CLAIM, orjson.dumps(ids).decode(), now)
@@ -143,6 +145,7 @@ async def _apply(conn: asyncpg.Connection, records: Sequence[Any], topic: str, m
 
 async def _consume(args: argparse.Namespace, bootstrap: str, topic: str, dsn: str) -> float:
     mapper = load_mapping(MAPPING) if args.mapping else None
+    mapped: list[int] = []  # operations per mapped event
     conns = [await asyncpg.connect(dsn) for _ in range(args.in_flight)]
     pids = [conn.get_server_pid() for conn in conns]
     consumer = AIOKafkaConsumer(
@@ -164,7 +167,7 @@ async def _consume(args: argparse.Namespace, bootstrap: str, topic: str, dsn: st
         async def run(batch: list[Any], offsets: dict[TopicPartition, int]) -> None:
             conn = free.pop()
             try:
-                await _apply(conn, batch, topic, mapper)
+                await _apply(conn, batch, topic, mapper, mapped)
                 await consumer.commit(offsets)
             finally:
                 free.append(conn)
@@ -193,9 +196,9 @@ async def _consume(args: argparse.Namespace, bootstrap: str, topic: str, dsn: st
                 f"rows (ledger, traces, notes, statuses) {counts}: expected "
                 f"{[n, n, args.messages, args.statused]}"
             )
-        mapped = f" (+ mapping: {_MAPPED[0]:,} operations)" if mapper is not None else ""
+        ops = f" (+ mapping: {sum(mapped):,} operations)" if mapper is not None else ""
         print(
-            f"floor{mapped}: {n / seconds:,.0f} events/s ({seconds:.2f} s); this process "
+            f"floor{ops}: {n / seconds:,.0f} events/s ({seconds:.2f} s); this process "
             f"{cpu / n * 1e6:.1f} µs CPU per event ({n / cpu:,.0f} per CPU-second); "
             f"PostgreSQL backends {pg / n * 1e6:.1f} µs per event"
         )

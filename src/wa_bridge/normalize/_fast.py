@@ -92,7 +92,7 @@ def text_message(payload: object, recvtime: str) -> CanonicalEvent | None:  # no
     text, wamid, wa_id = msg.get("text"), msg.get("id"), msg.get("from")
     if type(text) is not dict or type(wamid) is not str or type(wa_id) is not str:
         return None
-    if not wamid or not wa_id or card.get("wa_id") != wa_id or len(wamid) > _ID_LIMIT:
+    if not wamid or not wa_id or card.get("wa_id") != wa_id:
         return None
     body = text.get("body")
     if type(body) is str and "utm_" in body:
@@ -111,10 +111,6 @@ def text_message(payload: object, recvtime: str) -> CanonicalEvent | None:  # no
         return None
     user_id = _str(msg.get("from_user_id")) or _str(card.get("user_id"))
     parent = _str(msg.get("from_parent_user_id")) or _str(card.get("parent_user_id"))
-    if (user_id is not None and len(user_id) > _ID_LIMIT) or (
-        parent is not None and len(parent) > _ID_LIMIT
-    ):
-        return None  # the general path sets the item aside, saying why
     metadata = value.get("metadata")
     if type(metadata) is not dict:
         metadata = {}
@@ -124,7 +120,7 @@ def text_message(payload: object, recvtime: str) -> CanonicalEvent | None:  # no
         entry_id = str(entry_id)
     elif type(entry_id) is not str:
         entry_id = None
-    if _long(phone_number_id) or _long(entry_id):
+    if _long(wamid) or _long(user_id) or _long(parent) or _long(phone_number_id) or _long(entry_id):
         return None  # the general path sets the item aside, saying why
     phone = user_e164(wa_id)
     # build_contact's rules for an item with a wa_id and no linked numbers, straight
