@@ -10,6 +10,7 @@ state database goes to a temporary directory. A README that drifts from the code
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -99,6 +100,27 @@ def running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
             proc.wait()
 
 
+@contextmanager
+def dev_running(argv: list[str], env: dict[str, str], data_dir: Path, log: Path) -> Iterator[str]:
+    """``wa-bridge dev`` on a free port, ready; yields its base URL. A port found free can
+    be taken by another process before dev binds it (the suite runs in parallel): then dev
+    exits saying so, and it is started again on another port (at most 3 tries)."""
+    for _ in range(3):
+        port = free_port()
+        command = [*argv, "--port", str(port), "--data-dir", str(data_dir)]
+        with running(command, env, log) as proc:
+            base = f"http://127.0.0.1:{port}"
+            try:
+                _poll("wa-bridge dev", proc, log, functools.partial(_ready, base))
+            except AssertionError:
+                if proc.poll() is not None and "address already in use" in log.read_text():
+                    continue
+                raise
+            yield base
+            return
+    raise AssertionError(f"wa-bridge dev found no free port in 3 tries: {log.read_text()[-3000:]}")
+
+
 def _poll(what: str, proc: subprocess.Popen[bytes], log: Path, ready: Callable[[], bool]) -> None:
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:  # polled: a subprocess has no event to wait on
@@ -139,7 +161,7 @@ def test_a_readme_recipe_reaches_a_synced_contact(
 ) -> None:
     if not WA_BRIDGE.exists():
         pytest.skip("the wa-bridge console script is not installed in this venv")
-    crm_port, dev_port = free_port(), free_port()
+    crm_port = free_port()
     recipe = read_recipe(name, crm_port)
     assert [c[1:3] for c in recipe.commands] == [["crm", "setup"], ["dev"]]
     env = _env(recipe, tmp_path)
@@ -155,10 +177,7 @@ def test_a_readme_recipe_reaches_a_synced_contact(
         assert " created" in output and "HTTP Request" not in output
 
         data_dir = tmp_path / "dev"
-        dev = [*recipe.commands[1], "--port", str(dev_port), "--data-dir", str(data_dir)]
-        with running(dev, env, tmp_path / "dev.log") as proc:
-            base = f"http://127.0.0.1:{dev_port}"
-            _poll("wa-bridge dev", proc, tmp_path / "dev.log", lambda: _ready(base))
+        with dev_running(recipe.commands[1], env, data_dir, tmp_path / "dev.log") as base:
             secret = load_dev_secrets(data_dir)["WA_BRIDGE_APP_SECRETS"].encode()
             body = WEBHOOK.read_bytes()
             sent = httpx.post(
