@@ -145,7 +145,8 @@ def settings_factory(
             "connector": "rest",
             "crm_base_url": crm.url,
             "crm_token": crm.token,
-            "crm_timeout_s": 0.3,
+            # long enough for a loaded CI machine; a test of timeouts sets its own
+            "crm_timeout_s": 2.0,
             "retry_delays_s": [0.2, 0.5],
             "retry_in_place_attempts": 2,
             "shutdown_grace_s": 5,

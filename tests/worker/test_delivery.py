@@ -45,7 +45,7 @@ async def test_batch_applies_each_event_once_despite_five_deliveries(
 async def test_crm_429_500_and_timeouts_are_retried_in_place(
     settings_factory: Callable[..., Any], worker_factory: Callable[..., Any], crm: FlakyCrm
 ) -> None:
-    settings = settings_factory(retry_in_place_attempts=4)
+    settings = settings_factory(retry_in_place_attempts=4, crm_timeout_s=0.3)
     crm.script(status=429, retry_after_s=0.05)
     crm.script(status=500)
     crm.script(delay_s=0.6)  # longer than crm_timeout_s

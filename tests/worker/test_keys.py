@@ -42,7 +42,7 @@ async def test_a_retried_batch_writes_the_keys_its_first_try_used(
     settings_factory: Callable[..., Settings], crm: FlakyCrm, fault: str
 ) -> None:
     settings = settings_factory(
-        kafka_partitions=1, mappings_path=str(ROOT / "mappings" / "rest.yaml")
+        kafka_partitions=1, mappings_path=str(ROOT / "mappings" / "rest.yaml"), crm_timeout_s=0.3
     )
     events = text_events(PEOPLE, contacts=PEOPLE)
     if fault == "second_call_503":
