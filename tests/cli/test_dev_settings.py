@@ -25,6 +25,7 @@ def test_dev_defaults_suit_one_process_on_tansu_and_sqlite(tmp_path: Path) -> No
     assert settings.kafka_enable_idempotence is False
     assert settings.kafka_partitions == 1
     assert settings.consumer_fetch_max_wait_ms == 50
+    assert settings.consumer_session_timeout_ms == 3000
     assert settings.database_url == f"sqlite+aiosqlite:///{(tmp_path / 'wa-bridge.db').resolve()}"
     assert settings.app_secrets and settings.verify_token.get_secret_value()
     again = dev_settings(Settings(), bootstrap="127.0.0.1:1", data_dir=tmp_path)
@@ -36,8 +37,10 @@ def test_environment_wins_over_dev_defaults(
 ) -> None:
     monkeypatch.setenv("WA_BRIDGE_KAFKA_PARTITIONS", "6")
     monkeypatch.setenv("WA_BRIDGE_CONSUMER_FETCH_MAX_WAIT_MS", "200")
+    monkeypatch.setenv("WA_BRIDGE_CONSUMER_SESSION_TIMEOUT_MS", "10000")
     monkeypatch.setenv("WA_BRIDGE_DATABASE_URL", "postgresql+asyncpg://u@h/db")
     settings = dev_settings(Settings(), bootstrap="127.0.0.1:1", data_dir=tmp_path)
     assert settings.kafka_partitions == 6
     assert settings.consumer_fetch_max_wait_ms == 200
+    assert settings.consumer_session_timeout_ms == 10000
     assert settings.database_url == "postgresql+asyncpg://u@h/db"
