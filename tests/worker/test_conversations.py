@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from wa_bridge.operations import CrmOperation
 from wa_bridge.store import SqlStore, open_store
 from wa_bridge.store.cases import case_key_for
 from wa_bridge.store.tables import cases, contacts, crm_cases, crm_contacts, crm_notes
-from wa_bridge.worker.conversations import ConversationOptions
+from wa_bridge.worker.conversations import ConversationOptions, rfc3339
 from wa_bridge.worker.pipeline import BatchResult, EventsRefused, Pipeline
 from wa_bridge.worker.sweep import check_event
 
@@ -426,3 +426,13 @@ async def test_the_largest_amount_the_inbox_takes_is_kept_on_postgresql(pg_url: 
         assert case["outcome_value"] == crm_case["outcome_value"] == Decimal(largest)
     finally:
         await store.aclose()
+
+
+def test_case_times_are_written_in_utc_whatever_zone_they_came_in() -> None:
+    # rfc3339 is cached: equal moments in other zones share an entry, and must still
+    # come out as the one UTC text
+    utc = datetime(2026, 6, 11, 17, 46, 40, 123000, tzinfo=UTC)
+    cdmx = utc.astimezone(timezone(timedelta(hours=-6)))
+    assert rfc3339(cdmx) == rfc3339(utc) == "2026-06-11T17:46:40.123000Z"
+    assert rfc3339(utc.replace(microsecond=0)) == "2026-06-11T17:46:40Z"
+    assert rfc3339(None) is None
