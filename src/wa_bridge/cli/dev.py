@@ -88,10 +88,10 @@ def dev_settings(base: Settings, *, bootstrap: str, data_dir: Path) -> Settings:
         # 500 ms of it dominated receipt → CRM latency (bench/e2e.py)
         overrides["consumer_fetch_max_wait_ms"] = 50
     if ENV_PREFIX + "CONSUMER_SESSION_TIMEOUT_MS" not in os.environ:
-        # Tansu makes a group join wait about half the session timeout: at the default
+        # Tansu makes a group join wait in step with the session timeout: at the default
         # 10 s the worker took its partition 5 s after the banner, and a `crm show` run
-        # right after the README's curl found nothing. The group has this one member, and
-        # a missed heartbeat only makes it rejoin (nothing is lost): 3 s, a join in ~1.5 s.
+        # right after the README's curl found nothing; at 3 s, 2 s after. The group has
+        # this one member, and a missed heartbeat only makes it rejoin (nothing is lost).
         overrides["consumer_session_timeout_ms"] = 3000
     if not base.app_secrets or not base.verify_token.get_secret_value():
         stored = load_dev_secrets(data_dir)
