@@ -108,3 +108,15 @@ def test_default_database_url_resolution(tmp_path: Path) -> None:
     assert (
         resolve_database_url("postgresql+asyncpg://h/db", tmp_path) == "postgresql+asyncpg://h/db"
     )
+
+
+def test_crm_show_outside_dev_s_directory_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WA_BRIDGE_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["crm", "show"])
+    assert result.exit_code == 1
+    assert "no SQL CRM database at .wa-bridge/wa-bridge.db" in result.output
+    assert "WA_BRIDGE_DATABASE_URL" in result.output
+    assert not (tmp_path / ".wa-bridge").exists()  # nothing created where nothing was

@@ -23,6 +23,7 @@ from wa_bridge.errors import CrmRejected, WaBridgeError
 from wa_bridge.log import configure_logging
 from wa_bridge.settings import Settings
 from wa_bridge.store import open_store, resolve_database_url
+from wa_bridge.store.db import DEFAULT_SQLITE_NAME
 from wa_bridge.store.tables import crm_cases, crm_consents, crm_contacts, crm_deals, crm_notes
 
 __all__ = ["load_crm_view", "register", "run_setup"]
@@ -165,7 +166,18 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print contacts with their cases and last notes from the SQL CRM."""
-    url = _state_url(settings_or_exit())
+    settings = settings_or_exit()
+    dev_file = DATA_DIR / DEFAULT_SQLITE_NAME
+    if settings.database_url is None and not dev_file.exists():
+        # run from another directory than `wa-bridge dev`: say so, rather than create an
+        # empty database here and print "no contacts"
+        raise exit_with(
+            f"wa-bridge: no SQL CRM database at {dev_file}: run this in the directory where "
+            "`wa-bridge dev` runs (it keeps its database there), or set "
+            "WA_BRIDGE_DATABASE_URL",
+            1,
+        )
+    url = _state_url(settings)
     try:
         contacts = asyncio.run(load_crm_view(url, contact_key=contact, limit=limit))
     except WaBridgeError as exc:
