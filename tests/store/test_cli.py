@@ -11,6 +11,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from wa_bridge.bus.embedded import free_port
 from wa_bridge.cli.main import app
 from wa_bridge.connectors.sql import SqlCrmConnector
 from wa_bridge.operations import CrmOperation
@@ -110,13 +111,37 @@ def test_default_database_url_resolution(tmp_path: Path) -> None:
     )
 
 
-def test_crm_show_outside_dev_s_directory_says_where_it_looked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["crm", "show"],
+        ["dlq", "list"],
+        ["dlq", "replay", "1"],
+        ["trace", "wamid.X"],
+        ["consent", "show", "+5215512345678"],
+        ["export", "conversions", "--since", "2026-12-01"],
+    ],
+    ids=" ".join,
+)
+def test_a_state_command_outside_dev_s_directory_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
     monkeypatch.delenv("WA_BRIDGE_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["crm", "show"])
-    assert result.exit_code == 1
-    assert "no SQL CRM database at .wa-bridge/wa-bridge.db" in result.output
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1, result.output
+    assert "no state database at .wa-bridge/wa-bridge.db" in result.output
     assert "WA_BRIDGE_DATABASE_URL" in result.output
+    assert "Traceback" not in result.output
     assert not (tmp_path / ".wa-bridge").exists()  # nothing created where nothing was
+
+
+def test_a_state_database_that_does_not_answer_is_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("WA_BRIDGE_DATABASE_URL", f"postgresql+asyncpg://u@127.0.0.1:{port}/db")
+    result = CliRunner().invoke(app, ["dlq", "list"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("wa-bridge: state database unreachable")
+    assert len(result.output.strip().splitlines()) == 1

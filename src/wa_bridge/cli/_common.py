@@ -59,15 +59,39 @@ def settings_or_exit(**overrides: object) -> Settings:
         raise exit_with(f"wa-bridge: configuration error: {exc}", 2) from exc
 
 
+def require_state_database(settings: Settings) -> None:
+    """Exit 1, saying where it looked, when ``WA_BRIDGE_DATABASE_URL`` is unset and this
+    directory has no ``wa-bridge dev`` database: a command that reads the state must not
+    create an empty one wherever it is run, then report nothing (or fail to create it)."""
+    from wa_bridge.store.db import DEFAULT_SQLITE_NAME
+    from wa_bridge.worker.assembly import DEV_DATA_DIR
+
+    dev_file = DEV_DATA_DIR / DEFAULT_SQLITE_NAME
+    if settings.database_url is None and not dev_file.exists():
+        raise exit_with(
+            f"wa-bridge: no state database at {dev_file}: run this in the directory where "
+            "`wa-bridge dev` runs (it keeps its database there), or set "
+            "WA_BRIDGE_DATABASE_URL",
+            1,
+        )
+
+
 def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the state store, run ``work`` on it, close it; ``work``'s answer."""
+    """Open the state store, run ``work`` on it, close it; ``work``'s answer. A database
+    that is missing or cannot be reached ends the command with one line, exit 1."""
+    from wa_bridge.errors import StoreUnavailable
     from wa_bridge.worker.assembly import state_store  # the worker's imports on use
+
+    require_state_database(settings)
 
     async def run() -> T:
         async with state_store(settings) as store:
             return await work(store)
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except StoreUnavailable as exc:
+        raise exit_with(f"wa-bridge: {exc}", 1) from exc
 
 
 def json_fields(item: object, *names: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import require_state_database, settings_or_exit
 from wa_bridge.errors import WaBridgeError
 
 __all__ = ["current_states", "register"]
@@ -63,6 +63,7 @@ def show_cmd(
     from wa_bridge.worker.assembly import state_store
 
     settings = settings_or_exit()
+    require_state_database(settings)
 
     async def run() -> tuple[str | None, list[dict[str, Any]]]:
         async with state_store(settings) as store:

@@ -17,13 +17,12 @@ import orjson
 import typer
 from sqlalchemy import select
 
-from wa_bridge.cli._common import exit_with, settings_or_exit
+from wa_bridge.cli._common import exit_with, require_state_database, settings_or_exit
 from wa_bridge.connectors import SetupResult, set_up_crm
 from wa_bridge.errors import CrmRejected, WaBridgeError
 from wa_bridge.log import configure_logging
 from wa_bridge.settings import Settings
 from wa_bridge.store import open_store, resolve_database_url
-from wa_bridge.store.db import DEFAULT_SQLITE_NAME
 from wa_bridge.store.tables import crm_cases, crm_consents, crm_contacts, crm_deals, crm_notes
 
 __all__ = ["load_crm_view", "register", "run_setup"]
@@ -167,16 +166,7 @@ def show_cmd(
 ) -> None:
     """Print contacts with their cases and last notes from the SQL CRM."""
     settings = settings_or_exit()
-    dev_file = DATA_DIR / DEFAULT_SQLITE_NAME
-    if settings.database_url is None and not dev_file.exists():
-        # run from another directory than `wa-bridge dev`: say so, rather than create an
-        # empty database here and print "no contacts"
-        raise exit_with(
-            f"wa-bridge: no SQL CRM database at {dev_file}: run this in the directory where "
-            "`wa-bridge dev` runs (it keeps its database there), or set "
-            "WA_BRIDGE_DATABASE_URL",
-            1,
-        )
+    require_state_database(settings)  # not an empty database here, and "no contacts"
     url = _state_url(settings)
     try:
         contacts = asyncio.run(load_crm_view(url, contact_key=contact, limit=limit))

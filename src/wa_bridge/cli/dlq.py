@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import orjson
 import typer
 
-from wa_bridge.cli._common import echo_rows, exit_with, json_fields, settings_or_exit, with_store
+from wa_bridge.cli._common import (
+    echo_rows,
+    exit_with,
+    json_fields,
+    require_state_database,
+    settings_or_exit,
+    with_store,
+)
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, DeadLetterStatus, Store
 
@@ -165,6 +172,7 @@ def replay(
     if not ids and not (replay_all or use_filter or resume):
         raise typer.BadParameter("give dead letter ids, --all, --filter or --resume")
     settings = settings_or_exit()
+    require_state_database(settings)
     who = actor or os.environ.get("USER") or getpass.getuser()
     flt = _filter(error_class, event_type, contact, since, until, "open", limit)
     if ids or dry_run:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import orjson
 import typer
 
-from wa_bridge.cli._common import settings_or_exit
+from wa_bridge.cli._common import require_state_database, settings_or_exit
 from wa_bridge.errors import WaBridgeError
 
 __all__ = ["register", "to_csv", "to_json"]
@@ -78,6 +78,7 @@ def conversions_cmd(
     from wa_bridge.worker.assembly import state_store
 
     settings = settings_or_exit()
+    require_state_database(settings)
     start = _since(since)
 
     async def run() -> list[Any]:
