@@ -145,3 +145,17 @@ def test_a_state_database_that_does_not_answer_is_one_line(
     assert result.exit_code == 1, result.output
     assert result.output.startswith("wa-bridge: state database unreachable")
     assert len(result.output.strip().splitlines()) == 1
+
+
+async def test_a_worker_without_a_database_url_makes_the_embedded_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `wa-bridge worker` with no WA_BRIDGE_DATABASE_URL used to stop at once with "state
+    # database unavailable during create_all; retry later" when .wa-bridge/ was absent
+    from wa_bridge.settings import Settings
+    from wa_bridge.worker.assembly import open_state_store
+
+    monkeypatch.chdir(tmp_path)
+    store = await open_state_store(Settings(database_url=None))
+    await store.aclose()
+    assert (tmp_path / ".wa-bridge" / "wa-bridge.db").is_file()

@@ -14,6 +14,7 @@ builds them here from :class:`Settings`, so "where is X opened" has one answer:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -57,6 +58,8 @@ async def open_state_store(settings: Settings) -> Store:
     """
     from wa_bridge.store import open_store, resolve_database_url
 
+    if settings.database_url is None:  # the embedded default: make its directory, as dev does
+        await asyncio.to_thread(DEV_DATA_DIR.mkdir, exist_ok=True)
     url = resolve_database_url(settings.database_url, DEV_DATA_DIR)
     return await open_store(url, create=url.startswith("sqlite"))
 
