@@ -63,8 +63,7 @@ def require_state_database(settings: Settings) -> None:
     """Exit 1, saying where it looked, when ``WA_BRIDGE_DATABASE_URL`` is unset and this
     directory has no ``wa-bridge dev`` database: a command that reads the state must not
     create an empty one wherever it is run, then report nothing (or fail to create it)."""
-    from wa_bridge.store.db import DEFAULT_SQLITE_NAME
-    from wa_bridge.worker.assembly import DEV_DATA_DIR
+    from wa_bridge.store.db import DEFAULT_SQLITE_NAME, DEV_DATA_DIR
 
     dev_file = DEV_DATA_DIR / DEFAULT_SQLITE_NAME
     if settings.database_url is None and not dev_file.exists():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,11 +22,11 @@ from wa_bridge.errors import CrmRejected, WaBridgeError
 from wa_bridge.log import configure_logging
 from wa_bridge.settings import Settings
 from wa_bridge.store import open_store, resolve_database_url
+from wa_bridge.store.db import DEV_DATA_DIR
 from wa_bridge.store.tables import crm_cases, crm_consents, crm_contacts, crm_deals, crm_notes
 
 __all__ = ["load_crm_view", "register", "run_setup"]
 
-DATA_DIR = Path(".wa-bridge")
 crm_app = typer.Typer(help="The CRM: the built-in SQL CRM, and setup.", no_args_is_help=True)
 
 
@@ -185,8 +184,8 @@ def show_cmd(
 def _state_url(settings: Settings) -> str:
     """The state database's URL (the dev SQLite file under .wa-bridge when unset)."""
     if settings.database_url is None:
-        DATA_DIR.mkdir(exist_ok=True)
-    return resolve_database_url(settings.database_url, DATA_DIR)
+        DEV_DATA_DIR.mkdir(exist_ok=True)
+    return resolve_database_url(settings.database_url, DEV_DATA_DIR)
 
 
 async def run_setup(settings: Settings, url: str, *, dry_run: bool) -> SetupResult:

@@ -42,6 +42,7 @@ from wa_bridge.log import configure_logging, get_logger
 from wa_bridge.receiver import WEBHOOK_PATH
 from wa_bridge.receiver.health import Readiness
 from wa_bridge.settings import ENV_PREFIX, Settings
+from wa_bridge.store.db import DEV_DATA_DIR
 
 __all__ = ["dev_settings", "load_dev_secrets", "register", "sample_webhook"]
 
@@ -248,7 +249,7 @@ def dev(
     port: Annotated[int, typer.Option(help="TCP port of the receiver.")] = 8080,
     data_dir: Annotated[
         Path, typer.Option(help="Where the dev secrets and the SQLite database live.")
-    ] = Path(".wa-bridge"),
+    ] = DEV_DATA_DIR,
     worker: Annotated[bool, typer.Option(help="Run the worker beside the receiver.")] = True,
 ) -> None:
     """Run receiver + worker + an embedded Kafka broker locally (SQLite state)."""

@@ -23,6 +23,7 @@ from wa_bridge.errors import ConfigError, StoreUnavailable
 
 __all__ = [
     "DEFAULT_SQLITE_NAME",
+    "DEV_DATA_DIR",
     "create_engine",
     "default_database_url",
     "resolve_database_url",
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 DEFAULT_SQLITE_NAME: Final = "wa-bridge.db"
+# Where the SQLite state lives when WA_BRIDGE_DATABASE_URL is unset (relative: the
+# directory a command runs in, as `wa-bridge dev` makes it).
+DEV_DATA_DIR: Final = Path(".wa-bridge")
 
 
 def default_database_url(data_dir: Path) -> str:

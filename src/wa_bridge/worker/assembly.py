@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Final
 
@@ -28,6 +27,7 @@ from wa_bridge.connectors.base import CrmConnector
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, MatchRule
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, Store
+from wa_bridge.store.db import DEV_DATA_DIR
 from wa_bridge.worker.consent import ConsentOptions
 from wa_bridge.worker.conversations import ConversationOptions
 from wa_bridge.worker.pipeline import EventMapper, Pipeline
@@ -45,9 +45,6 @@ __all__ = [
 ]
 
 AUDIT_DETAIL_CHARS: Final = 300
-
-# Where the SQLite state lives when WA_BRIDGE_DATABASE_URL is unset.
-DEV_DATA_DIR = Path(".wa-bridge")
 
 
 async def open_state_store(settings: Settings) -> Store:
