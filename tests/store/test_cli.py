@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from wa_bridge.bus.embedded import free_port
+from wa_bridge.cli._common import run_cli
 from wa_bridge.cli.main import app
 from wa_bridge.connectors.sql import SqlCrmConnector
 from wa_bridge.operations import CrmOperation
@@ -136,15 +137,22 @@ def test_a_state_command_outside_dev_s_directory_says_where_it_looked(
     assert not (tmp_path / ".wa-bridge").exists()  # nothing created where nothing was
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["dlq", "list"], ["dlq", "replay", "1"], ["consent", "show", "+5215512345678"]],
+    ids=" ".join,
+)
 def test_a_state_database_that_does_not_answer_is_one_line(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     port = free_port()  # nothing listens there
     monkeypatch.setenv("WA_BRIDGE_DATABASE_URL", f"postgresql+asyncpg://u@127.0.0.1:{port}/db")
-    result = CliRunner().invoke(app, ["dlq", "list"])
-    assert result.exit_code == 1, result.output
-    assert result.output.startswith("wa-bridge: state database unreachable")
-    assert len(result.output.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(app, command)  # the console script's entry point
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("wa-bridge: state database unreachable during"), err
+    assert len(err.strip().splitlines()) == 1
 
 
 async def test_a_worker_without_a_database_url_makes_the_embedded_default(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 import typer
 
-from wa_bridge.errors import ConfigError
+from wa_bridge.errors import ConfigError, StoreUnavailable
 from wa_bridge.log import format_exception
 from wa_bridge.settings import Settings, load_settings
 
@@ -46,6 +46,9 @@ def run_cli(app: typer.Typer, args: list[str] | None = None) -> None:
     """
     try:
         app(args=args)
+    except StoreUnavailable as exc:  # not a bug: the state database is missing or down
+        sys.stderr.write(f"wa-bridge: {exc}\n")
+        raise SystemExit(1) from None
     except Exception as exc:
         sys.stderr.write(format_exception(exc) + "\n")
         raise SystemExit(1) from None
@@ -76,9 +79,8 @@ def require_state_database(settings: Settings) -> None:
 
 
 def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the state store, run ``work`` on it, close it; ``work``'s answer. A database
-    that is missing or cannot be reached ends the command with one line, exit 1."""
-    from wa_bridge.errors import StoreUnavailable
+    """Open the state store, run ``work`` on it, close it; ``work``'s answer. (A database
+    that cannot be reached ends the command in :func:`run_cli`, with one line.)"""
     from wa_bridge.worker.assembly import state_store  # the worker's imports on use
 
     require_state_database(settings)
@@ -87,10 +89,7 @@ def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
         async with state_store(settings) as store:
             return await work(store)
 
-    try:
-        return asyncio.run(run())
-    except StoreUnavailable as exc:
-        raise exit_with(f"wa-bridge: {exc}", 1) from exc
+    return asyncio.run(run())
 
 
 def json_fields(item: object, *names: str) -> dict[str, Any]:

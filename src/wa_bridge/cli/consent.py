@@ -59,6 +59,7 @@ def show_cmd(
 ) -> None:
     """Print a contact's consent history (oldest first) and its current state."""
     from wa_bridge.store.consent import consent_history, contact_by_reference
+    from wa_bridge.store.db import store_errors
     from wa_bridge.store.sql import SqlStore
     from wa_bridge.worker.assembly import state_store
 
@@ -68,11 +69,12 @@ def show_cmd(
     async def run() -> tuple[str | None, list[dict[str, Any]]]:
         async with state_store(settings) as store:
             assert isinstance(store, SqlStore)
-            async with store.engine.connect() as conn:
-                contact_id = await contact_by_reference(conn, contact)
-                if contact_id is None:
-                    return None, []
-                return contact_id, await consent_history(conn, contact_id)
+            with store_errors("consent show"):
+                async with store.engine.connect() as conn:
+                    contact_id = await contact_by_reference(conn, contact)
+                    if contact_id is None:
+                        return None, []
+                    return contact_id, await consent_history(conn, contact_id)
 
     try:
         contact_id, history = asyncio.run(run())

@@ -74,6 +74,7 @@ def conversions_cmd(
 ) -> None:
     """Print converted cases: click id, source, consent, outcome value and currency, times."""
     from wa_bridge.store.conversions import conversions_since
+    from wa_bridge.store.db import store_errors
     from wa_bridge.store.sql import SqlStore
     from wa_bridge.worker.assembly import state_store
 
@@ -84,8 +85,9 @@ def conversions_cmd(
     async def run() -> list[Any]:
         async with state_store(settings) as store:
             assert isinstance(store, SqlStore)
-            async with store.engine.connect() as conn:
-                return list(await conversions_since(conn, start))
+            with store_errors("export conversions"):
+                async with store.engine.connect() as conn:
+                    return list(await conversions_since(conn, start))
 
     try:
         found = asyncio.run(run())
