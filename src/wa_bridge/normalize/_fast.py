@@ -17,6 +17,7 @@ tests compare both on every sample and on generated variants of this shape.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Final
 
 from wa_bridge.events import CanonicalEvent
@@ -49,8 +50,22 @@ def _str(value: object) -> str | None:
     return value if type(value) is str and value else None
 
 
-def _long(value: str | None) -> bool:
-    return value is not None and len(value) > _ID_LIMIT
+@lru_cache(maxsize=4096)
+def _stamp_time(stamp: str) -> str | None:
+    """The RFC 3339 time of Meta's epoch text, or None when it is not one: a webhook's
+    stamps fall on the last few seconds, so one cache lookup replaces the digit checks,
+    ``int`` and the formatting."""
+    if stamp.isascii() and stamp.isdigit() and len(stamp) <= _EPOCH_DIGITS:
+        return rfc3339_from_epoch(int(stamp))  # the digit count keeps it in range
+    epoch = epoch_of(stamp)
+    return None if epoch is None else rfc3339_from_epoch(epoch)
+
+
+@lru_cache(maxsize=65536)
+def _sender(wa_id: str) -> tuple[str, str | None] | None:
+    """(E.164, country) of a sender's wa_id, or None when it is not a number."""
+    phone = user_e164(wa_id)
+    return None if phone is None else (phone, country_of(phone))
 
 
 def _change_value(payload: object) -> tuple[Any, Any] | None:
@@ -98,12 +113,13 @@ def text_message(payload: object, recvtime: str) -> CanonicalEvent | None:  # no
     if type(body) is str and "utm_" in body:
         return None  # attribution: the general path
     stamp = msg.get("timestamp")
-    if type(stamp) is str and stamp.isascii() and stamp.isdigit() and len(stamp) <= _EPOCH_DIGITS:
-        epoch: int | None = int(stamp)  # Meta's usual form; the digit count keeps it in range
+    if type(stamp) is str:
+        when = _stamp_time(stamp)  # Meta's usual form
     else:
         epoch = epoch_of(stamp)
+        when = None if epoch is None else rfc3339_from_epoch(epoch)
     profile = card.get("profile")
-    if epoch is None or not (profile is None or type(profile) is dict):
+    if when is None or not (profile is None or type(profile) is dict):
         return None
     if profile is None:
         profile = {}
@@ -120,16 +136,25 @@ def text_message(payload: object, recvtime: str) -> CanonicalEvent | None:  # no
         entry_id = str(entry_id)
     elif type(entry_id) is not str:
         entry_id = None
-    if _long(wamid) or _long(user_id) or _long(parent) or _long(phone_number_id) or _long(entry_id):
+    limit = _ID_LIMIT
+    if (
+        len(wamid) > limit
+        or (user_id is not None and len(user_id) > limit)
+        or (parent is not None and len(parent) > limit)
+        or (phone_number_id is not None and len(phone_number_id) > limit)
+        or (entry_id is not None and len(entry_id) > limit)
+    ):
         return None  # the general path sets the item aside, saying why
-    phone = user_e164(wa_id)
     # build_contact's rules for an item with a wa_id and no linked numbers, straight
     # into the dict Contact.to_dict gives (no Contact object on this path)
-    if phone is not None:
-        country = country_of(phone)
+    sender = _sender(wa_id)
+    if sender is not None:
+        phone, country = sender
+        key: str | None = phone
     else:
+        phone = None
         country = bsuid_country(user_id) if user_id else None
-    key = contact_key(phone, user_id)
+        key = contact_key(None, user_id)
     name = profile.get("name")
     username = profile.get("username")
     contact = {
@@ -146,7 +171,6 @@ def text_message(payload: object, recvtime: str) -> CanonicalEvent | None:  # no
         source = "whatsapp:" + phone_number_id
     else:
         source = "whatsapp:waba:" + (entry_id or "unknown")
-    when = rfc3339_from_epoch(epoch)
     display = metadata.get("display_phone_number")
     data = {
         "phone_number_id": phone_number_id,
