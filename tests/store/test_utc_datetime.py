@@ -68,3 +68,21 @@ async def test_stored_times_read_back_as_aware_utc_and_compare_in_order(tmp_path
     assert back == [m if m.tzinfo else m.replace(tzinfo=UTC) for m in MOMENTS]
     assert all(b.tzinfo is UTC for b in back)
     assert later == [0, 1, 2, 5]  # 10:30, 10:30, 10:00:00.000005 UTC, 9999
+
+
+def test_the_cached_text_follows_the_instant_not_the_wall_clock() -> None:
+    """The writer caches its text: one instant in two zones gives one UTC text, and one
+    wall-clock time in two zones gives two."""
+    dialect = sqlite.dialect()
+    process = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    plus_two = datetime(2031, 5, 4, 12, 0, 0, 250000, tzinfo=timezone(timedelta(hours=2)))
+    same_instant = plus_two.astimezone(UTC)
+    same_wall_clock = plus_two.replace(tzinfo=timezone(timedelta(hours=-3)))
+    naive_wall_clock = plus_two.replace(tzinfo=None)
+    assert process(plus_two) == "2031-05-04 10:00:00.250000"
+    assert process(same_instant) == "2031-05-04 10:00:00.250000"
+    assert process(same_wall_clock) == "2031-05-04 15:00:00.250000"
+    assert process(naive_wall_clock) == "2031-05-04 12:00:00.250000"  # naive: taken as UTC
+    for moment in (plus_two, same_instant, same_wall_clock, naive_wall_clock):
+        assert process(moment) == _sqlalchemy_text(moment)

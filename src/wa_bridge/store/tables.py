@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -103,9 +104,17 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+@lru_cache(maxsize=8192)
 def _sqlite_text(value: datetime | None) -> str | None:
     """``value`` as naive UTC in SQLite DATETIME's storage format (``YYYY-MM-DD
-    HH:MM:SS.ffffff``, always six digits); a naive value is taken as UTC."""
+    HH:MM:SS.ffffff``, always six digits); a naive value is taken as UTC.
+
+    Cached: a batch binds the same few moments over and over (its ``now``, each event's
+    time on several rows: ~15 binds and ~1.4 distinct moments an event in
+    ``bench/worker.py --url sqlite``), and a hit costs 0.08 µs against 1.1 µs to format.
+    Equal keys are equal instants (a naive value never equals an aware one), which give
+    the same text.
+    """
     if value is None:
         return None
     if value.tzinfo is not None and value.tzinfo is not UTC:
