@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, select, text
@@ -86,3 +87,17 @@ def test_the_cached_text_follows_the_instant_not_the_wall_clock() -> None:
     assert process(naive_wall_clock) == "2031-05-04 12:00:00.250000"  # naive: taken as UTC
     for moment in (plus_two, same_instant, same_wall_clock, naive_wall_clock):
         assert process(moment) == _sqlalchemy_text(moment)
+
+
+def test_a_clock_set_back_gives_two_texts_for_its_repeated_hour() -> None:
+    """1:30 on the night New York's clocks go back happens twice; the two compare and
+    hash equal (only ``fold`` differs), so a cache keyed on them would give one text."""
+    new_york = ZoneInfo("America/New_York")
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=new_york)
+    second = first.replace(fold=1)
+    assert first == second and hash(first) == hash(second)  # what makes it a trap
+    dialect = sqlite.dialect()
+    process = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    assert process(first) == "2026-11-01 05:30:00.000000"
+    assert process(second) == "2026-11-01 06:30:00.000000"

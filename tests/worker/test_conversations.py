@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -436,3 +437,8 @@ def test_case_times_are_written_in_utc_whatever_zone_they_came_in() -> None:
     assert rfc3339(cdmx) == rfc3339(utc) == "2026-06-11T17:46:40.123000Z"
     assert rfc3339(utc.replace(microsecond=0)) == "2026-06-11T17:46:40Z"
     assert rfc3339(None) is None
+    # 1:30 twice the night New York's clocks go back: equal and alike in hash (only fold
+    # differs), an hour apart
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    assert rfc3339(first) == "2026-11-01T05:30:00Z"
+    assert rfc3339(first.replace(fold=1)) == "2026-11-01T06:30:00Z"
