@@ -21,8 +21,8 @@ from wa_bridge.connectors import SetupResult, set_up_crm
 from wa_bridge.errors import CrmRejected, WaBridgeError
 from wa_bridge.log import configure_logging
 from wa_bridge.settings import Settings
-from wa_bridge.store import open_store, resolve_database_url
-from wa_bridge.store.db import DEV_DATA_DIR
+from wa_bridge.store import open_store
+from wa_bridge.store.db import state_database_url
 from wa_bridge.store.tables import crm_cases, crm_consents, crm_contacts, crm_deals, crm_notes
 
 __all__ = ["load_crm_view", "register", "run_setup"]
@@ -166,7 +166,7 @@ def show_cmd(
     """Print contacts with their cases and last notes from the SQL CRM."""
     settings = settings_or_exit()
     require_state_database(settings)  # not an empty database here, and "no contacts"
-    url = _state_url(settings)
+    url = state_database_url(settings.database_url)
     try:
         contacts = asyncio.run(load_crm_view(url, contact_key=contact, limit=limit))
     except WaBridgeError as exc:
@@ -179,13 +179,6 @@ def show_cmd(
         )
     else:
         typer.echo(_text(contacts))
-
-
-def _state_url(settings: Settings) -> str:
-    """The state database's URL (the dev SQLite file under .wa-bridge when unset)."""
-    if settings.database_url is None:
-        DEV_DATA_DIR.mkdir(exist_ok=True)
-    return resolve_database_url(settings.database_url, DEV_DATA_DIR)
 
 
 async def run_setup(settings: Settings, url: str, *, dry_run: bool) -> SetupResult:
@@ -206,7 +199,9 @@ def setup_cmd(
     settings = settings_or_exit()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     try:
-        result = asyncio.run(run_setup(settings, _state_url(settings), dry_run=dry_run))
+        result = asyncio.run(
+            run_setup(settings, state_database_url(settings.database_url), dry_run=dry_run)
+        )
     except WaBridgeError as exc:
         typer.echo(f"wa-bridge: {exc}", err=True)
         if isinstance(exc, CrmRejected):

@@ -27,6 +27,7 @@ __all__ = [
     "create_engine",
     "default_database_url",
     "resolve_database_url",
+    "state_database_url",
     "store_errors",
 ]
 
@@ -44,6 +45,14 @@ def default_database_url(data_dir: Path) -> str:
 def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
     """``settings.database_url`` when set, else the embedded SQLite file under ``data_dir``."""
     return database_url or default_database_url(data_dir)
+
+
+def state_database_url(database_url: str | None) -> str:
+    """The state database's URL: ``database_url`` when set, else the embedded SQLite file
+    under :data:`DEV_DATA_DIR`, whose directory this makes (as ``wa-bridge dev`` does)."""
+    if database_url is None:
+        DEV_DATA_DIR.mkdir(exist_ok=True)
+    return resolve_database_url(database_url, DEV_DATA_DIR)
 
 
 def _json_dumps(value: Any) -> str:

@@ -27,14 +27,13 @@ from wa_bridge.connectors.base import CrmConnector
 from wa_bridge.operations import DEFAULT_MATCH_ORDER, MatchRule
 from wa_bridge.settings import Settings
 from wa_bridge.store.api import DeadLetter, DeadLetterFilter, Store
-from wa_bridge.store.db import DEV_DATA_DIR
+from wa_bridge.store.db import state_database_url
 from wa_bridge.worker.consent import ConsentOptions
 from wa_bridge.worker.conversations import ConversationOptions
 from wa_bridge.worker.pipeline import EventMapper, Pipeline
 from wa_bridge.worker.replay import ReplayResult, replay_dead_letters
 
 __all__ = [
-    "DEV_DATA_DIR",
     "DeadLetterReplayer",
     "build_crm_connector",
     "load_event_mapper",
@@ -53,11 +52,9 @@ async def open_state_store(settings: Settings) -> Store:
     Raises ConfigError for an unsupported URL and StoreUnavailable when a SQLite file
     cannot be created.
     """
-    from wa_bridge.store import open_store, resolve_database_url
+    from wa_bridge.store import open_store
 
-    if settings.database_url is None:  # the embedded default: make its directory, as dev does
-        await asyncio.to_thread(DEV_DATA_DIR.mkdir, exist_ok=True)
-    url = resolve_database_url(settings.database_url, DEV_DATA_DIR)
+    url = await asyncio.to_thread(state_database_url, settings.database_url)  # may mkdir
     return await open_store(url, create=url.startswith("sqlite"))
 
 

@@ -125,15 +125,13 @@ def rfc3339(moment: datetime | None) -> str | None:
     """``moment`` as RFC 3339 UTC text (a naive one is taken as local time)."""
     if moment is None:
         return None
-    if moment.tzinfo is UTC:
-        return _utc_rfc3339(moment)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return _utc_rfc3339(moment if moment.tzinfo is UTC else moment.astimezone(UTC))
 
 
 # A case's times are formatted for its snapshot before and after each batch (~2 per
 # event, 1.2 µs each): the same few moments again and again, so they are cached. Only
-# UTC moments: two moments in one zone with a fold (a clock set back) compare and hash
-# equal when only ``fold`` tells them apart, yet are an hour apart.
+# UTC moments come here: two moments in another zone with a fold (a clock set back)
+# compare and hash equal when only ``fold`` tells them apart, yet are an hour apart.
 @lru_cache(maxsize=1 << 14)
 def _utc_rfc3339(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
