@@ -197,3 +197,25 @@ def test_the_same_bad_settings_are_refused_as_for_aiokafka(tls_files: TlsFiles) 
         rdkafka_security_config(
             settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="wa-bridge")
         )
+
+
+def test_a_fractional_linger_from_the_environment_reaches_librdkafka(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WA_BRIDGE_KAFKA_LINGER_MS", "0.25")
+    linger = Settings(_env_file=None).kafka_linger_ms
+    assert linger == 0.25
+    config = producer_config(
+        bootstrap="127.0.0.1:1",
+        enable_idempotence=True,
+        linger_ms=linger,
+        max_batch_bytes=1024,
+        publish_timeout_s=1.0,
+        security={"security.protocol": "PLAINTEXT"},
+    )
+    assert config["linger.ms"] == 0.25
+    built(config)  # librdkafka takes the fraction (it raises for a bad property)
+
+
+def test_the_default_linger_is_half_a_millisecond() -> None:
+    assert Settings(_env_file=None).kafka_linger_ms == 0.5

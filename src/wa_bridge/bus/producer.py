@@ -138,7 +138,7 @@ class KafkaPublisher:
     durability_check: Literal["enforce", "warn"] = "enforce"
     client_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     enable_idempotence: bool = True
-    linger_ms: int = 1
+    linger_ms: float = 0.5
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
     publish_timeout_s: float = 5.0
     probe_interval_s: float = 1.0

@@ -67,7 +67,7 @@ def producer_config(
     *,
     bootstrap: str,
     enable_idempotence: bool,
-    linger_ms: int,
+    linger_ms: float,
     max_batch_bytes: int,
     publish_timeout_s: float,
     security: Mapping[str, Any],
