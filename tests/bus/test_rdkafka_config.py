@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from wa_bridge.bus.oauth import FileTokenProvider
 from wa_bridge.bus.rdkafka_config import OAUTH_REFRESH_S, OAuthCallback, rdkafka_security_config
-from wa_bridge.bus.rdkafka_producer import producer_config
+from wa_bridge.bus.rdkafka_producer import RdKafkaPublisher, producer_config
 from wa_bridge.errors import ConfigError
 from wa_bridge.settings import Settings
 
@@ -217,5 +217,7 @@ def test_a_fractional_linger_from_the_environment_reaches_librdkafka(
     built(config)  # librdkafka takes the fraction (it raises for a bad property)
 
 
-def test_the_default_linger_is_half_a_millisecond() -> None:
+def test_the_default_linger_is_half_a_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WA_BRIDGE_KAFKA_LINGER_MS", raising=False)
     assert Settings(_env_file=None).kafka_linger_ms == 0.5
+    assert RdKafkaPublisher(bootstrap="b:9092", topic="t").linger_ms == 0.5
