@@ -29,12 +29,20 @@ from pydantic_settings import (
 
 from wa_bridge.errors import ConfigError
 
-__all__ = ["SECRETS_DIR_VAR", "Settings", "load_settings", "secret_field_names"]
+__all__ = [
+    "DEFAULT_KAFKA_LINGER_MS",
+    "SECRETS_DIR_VAR",
+    "Settings",
+    "load_settings",
+    "secret_field_names",
+]
 
 ENV_PREFIX = "WA_BRIDGE_"
 # The directory of secret files (a Docker or Kubernetes secret mount); unset: none.
 SECRETS_DIR_VAR: Final = ENV_PREFIX + "SECRETS_DIR"
 _FILE_SUFFIX: Final = "_FILE"
+# The producers' linger (ms): the setting's default and the publishers' own.
+DEFAULT_KAFKA_LINGER_MS: Final = 0.5
 # Not SecretStr (the store parses it), but it usually carries a password.
 _ALSO_SECRET: Final = frozenset({"database_url"})
 
@@ -109,7 +117,7 @@ class Settings(BaseSettings):
     )
     kafka_enable_idempotence: bool = True
     kafka_linger_ms: float = Field(
-        default=0.5,
+        default=DEFAULT_KAFKA_LINGER_MS,
         ge=0,
         description="How long a producer waits for more records before sending a batch "
         "(milliseconds; fractions allowed). The receiver answers Meta only after the "

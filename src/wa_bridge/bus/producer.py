@@ -38,7 +38,7 @@ from wa_bridge.bus.security import kafka_client_options
 from wa_bridge.errors import BusUnavailable, ConfigError
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.log import get_logger
-from wa_bridge.settings import Settings
+from wa_bridge.settings import DEFAULT_KAFKA_LINGER_MS, Settings
 
 __all__ = ["DEFAULT_MAX_BATCH_BYTES", "RETRY_AFTER_S", "EventPublisher", "KafkaPublisher"]
 
@@ -138,7 +138,7 @@ class KafkaPublisher:
     durability_check: Literal["enforce", "warn"] = "enforce"
     client_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     enable_idempotence: bool = True
-    linger_ms: float = 0.5
+    linger_ms: float = DEFAULT_KAFKA_LINGER_MS
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
     publish_timeout_s: float = 5.0
     probe_interval_s: float = 1.0
