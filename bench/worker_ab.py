@@ -1,7 +1,7 @@
 """A/B of the worker: ``bench/worker.py`` for two versions of the code, alternating.
 
     .venv/bin/python -m bench.worker_ab [--base REV] [--variant REV] [--pairs 4]
-                                        [-- ARGS FOR bench/worker.py]
+                                        [--b-args "ARGS"] [-- ARGS FOR bench/worker.py]
 
 Whole runs of ``bench/worker.py`` move by ±10–15 % on these VMs, more than most single
 changes to the worker are worth, so one run of each side says little. This runs both sides
@@ -18,8 +18,9 @@ its own ``mappings/``. Both sides use this checkout's ``.venv``.
 The figures compared are the plain run's: events/s (wall clock, the target of #14), events
 per worker CPU-second (the less noisy one: it leaves out the time the worker waited), and
 PostgreSQL's CPU µs per event. ``bench/worker.py``'s default arguments here are
-``--skip-steps --log-level WARNING``; pass others after ``--``. A run whose checks fail
-stops the series (exit 1).
+``--skip-steps --log-level WARNING``; pass others after ``--``. ``--b-args`` adds arguments
+to side B only: ``--base HEAD --b-args "--in-flight 3"`` compares a setting on one version
+of the code. A run whose checks fail stops the series (exit 1).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -143,16 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="HEAD", help="side A: a git revision")
     parser.add_argument("--variant", default=None, help="side B: a revision (default: the tree)")
     parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--b-args", default="", help="extra bench/worker.py arguments for B")
     args = parser.parse_args(ours)
+    extra = {"A": [], "B": shlex.split(args.b_args)}
     with tempfile.TemporaryDirectory(prefix="worker-ab-") as tmp:
         sides = {"A": Side(args.base, export(args.base, Path(tmp)))}
         if args.variant is None:
             sides["B"] = Side("the working tree", ROOT)
+        if args.b_args:
+            sides["B"] = Side(f"{sides['B'].label} with {args.b_args}", sides["B"].root)
         else:
             sides["B"] = Side(args.variant, export(args.variant, Path(tmp)))
         runs: list[Run] = []
         for i, name in enumerate(abba(args.pairs), 1):
-            out = run_side(sides[name], worker_args)
+            out = run_side(sides[name], [*worker_args, *extra[name]])
             run = parse_output(name, out)
             runs.append(run)
             print(f"run {i}: {name} {run.events_per_s:,.0f} events/s", flush=True)
