@@ -152,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         sides = {"A": Side(args.base, export(args.base, Path(tmp)))}
         if args.variant is None:
             sides["B"] = Side("the working tree", ROOT)
-        if args.b_args:
-            sides["B"] = Side(f"{sides['B'].label} with {args.b_args}", sides["B"].root)
         else:
             sides["B"] = Side(args.variant, export(args.variant, Path(tmp)))
+        if args.b_args:
+            sides["B"] = Side(f"{sides['B'].label} with {args.b_args}", sides["B"].root)
         runs: list[Run] = []
         for i, name in enumerate(abba(args.pairs), 1):
             out = run_side(sides[name], [*worker_args, *extra[name]])
