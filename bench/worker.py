@@ -4,7 +4,7 @@
                                      [--partitions 12] [--batch 2000] [--in-flight 2]
                                      [--log-level INFO] [--url URL | --url sqlite]
                                      [--skip-plain] [--skip-steps] [--default-gc]
-                                     [--pg-statements]
+                                     [--pg-statements] [--idle-probe]
 
 Starts its own Tansu broker, builds the events with ``normalize_webhook`` from real webhook
 shapes (text messages; a share of them followed by a status about an earlier message of
@@ -20,6 +20,8 @@ Two runs, each on its own schema, topic and group:
 1. plain: the worker as shipped; prints events/s (timed from the group join to idle).
 2. steps: the same with the store and connector subclassed to time each step of the
    batch transaction (claim_events and set_outcomes are the ledger's cost).
+``--idle-probe``: during the plain run, what the batches in flight wait on while the event
+loop is idle (``bench/_idle.py``).
 ``--pg-statements``: after the plain run, PostgreSQL's execution time per event by
 statement and table (``pg_stat_statements``; start a server that loads it with
 ``bench/pgstat-server`` and pass its URL with ``--url``).
@@ -60,6 +62,8 @@ from wa_bridge.normalize import normalize_webhook
 from wa_bridge.operations import CrmOperation
 from wa_bridge.settings import Settings
 from wa_bridge.store import SqlStore, SqlStoreTx, create_engine
+from wa_bridge.worker.loop import WorkerStats
+from wa_bridge.worker.outcomes import Tally
 from wa_bridge.worker.runner import open_worker, worker_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -316,6 +320,33 @@ def _pgstat() -> Any:
     return module
 
 
+def _idle_probe(worker: Any) -> Any:
+    """``bench._idle.IdleProbe`` on ``worker``'s batches in flight, started."""
+    if __package__ in (None, ""):
+        sys.path.insert(0, str(ROOT))
+    from bench._idle import IdleProbe
+
+    probe = IdleProbe(worker._in_flight)
+    probe.start()
+    return probe
+
+
+class _TimedStats(WorkerStats):
+    """The worker's stats, noting when the last of ``total`` events took effect (its batch
+    committed): the rest of a run is the end of burst mode (the last fetch poll, the
+    caught-up check), which a worker that keeps running never has."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total = total
+        self.done_at: float | None = None
+
+    def add(self, tally: Tally) -> None:
+        super().add(tally)
+        if self.done_at is None and self.finished >= self.total:
+            self.done_at = time.perf_counter()
+
+
 async def one_run(
     args: argparse.Namespace,
     broker: EmbeddedBroker,
@@ -360,9 +391,15 @@ async def one_run(
                 profiled = args.pg_statements and not timed and await _pgstat().reset(store.engine)
                 started, cpu = time.perf_counter(), time.process_time()
                 backends.start()
+                probe = _idle_probe(worker) if args.idle_probe and not timed else None
+                worker.stats = _TimedStats(len(records))
                 stats = await worker.run_until_idle(timeout_s=3600)
                 seconds = time.perf_counter() - started
+                done_at = worker.stats.done_at
+                applied_s = seconds if done_at is None else done_at - started
                 cpu_s = time.process_time() - cpu
+                if probe is not None:
+                    await probe.stop()
                 pg_cpu_s = backends.seconds()
                 statements = backends.statements
                 costs = await _pgstat().statement_costs(store.engine) if profiled else None
@@ -383,10 +420,16 @@ async def one_run(
                 f"   PostgreSQL backends (the worker's connections): {pg_cpu_s:.2f} CPU-s, "
                 f"{pg_cpu_s / len(records) * 1e6:.1f} µs per event"
             )
+        if probe is not None:
+            probe.report()
         if costs is not None:
             _pgstat().print_costs(costs, len(records))
         elif args.pg_statements and not timed:
             print("   pg_stat_statements is not loaded by this server: see bench/pgstat-server")
+        print(
+            f"   to the last event applied: {len(records) / applied_s:,.0f} events/s "
+            f"({applied_s:.2f} s; then {seconds - applied_s:.2f} s to the end of burst mode)"
+        )
         return len(records) / seconds, seconds, cpu_s, steps, stats
 
 
@@ -521,6 +564,11 @@ def main() -> None:
         "--pg-statements",
         action="store_true",
         help="print PostgreSQL's time per statement (needs pg_stat_statements loaded)",
+    )
+    parser.add_argument(
+        "--idle-probe",
+        action="store_true",
+        help="plain run: what the batches wait on while the event loop is idle (bench/_idle.py)",
     )
     parser.add_argument("--url", default=os.environ.get("WA_BRIDGE_TEST_DATABASE_URL", DEFAULT_URL))
     args = parser.parse_args()

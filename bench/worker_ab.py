@@ -15,8 +15,9 @@ archive`` into a temporary folder and run from there whole: its ``src`` first on
 ``PYTHONPATH`` (the editable install would otherwise win), its own ``bench/worker.py`` and
 its own ``mappings/``. Both sides use this checkout's ``.venv``.
 
-The figures compared are the plain run's: events/s (wall clock, the target of #14), events
-per worker CPU-second (the less noisy one: it leaves out the time the worker waited), and
+The figures compared are the plain run's: events/s (wall clock, the target of #14), the
+same to the last event applied (without the end of burst mode), events per worker
+CPU-second (the less noisy one: it leaves out the time the worker waited), and
 PostgreSQL's CPU µs per event. ``bench/worker.py``'s default arguments here are
 ``--skip-steps --log-level WARNING``; pass others after ``--``. ``--b-args`` adds arguments
 to side B only: ``--base HEAD --b-args "--in-flight 3"`` compares a setting on one version
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARGS = ("--skip-steps", "--log-level", "WARNING")
 _PLAIN = re.compile(r"1\. plain: ([\d,]+) events/s .*?, ([\d,]+) events per worker CPU-second")
 _PG = re.compile(r"PostgreSQL backends .*?: [\d.]+ CPU-s, ([\d.]+) µs per event")
+_APPLIED = re.compile(r"to the last event applied: ([\d,]+) events/s")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Run:
     events_per_s: float
     per_cpu_s: float
     pg_us: float | None
+    applied_per_s: float | None = None  # to the last event applied (newer bench/worker.py)
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,13 @@ def parse_output(side: str, out: str) -> Run:
     if plain is None:
         raise ValueError("no '1. plain:' line in the output")
     pg = _PG.search(out)
+    applied = _APPLIED.search(out)
     return Run(
         side,
         _number(plain.group(1)),
         _number(plain.group(2)),
         float(pg.group(1)) if pg else None,
+        _number(applied.group(1)) if applied else None,
     )
 
 
@@ -115,16 +121,26 @@ def run_side(side: Side, worker_args: list[str]) -> str:
 
 
 def report(runs: list[Run], sides: dict[str, Side]) -> None:
-    print(f"{'#':>3} {'side':<5} {'events/s':>10} {'per CPU-s':>10} {'PG µs/event':>12}")
+    print(
+        f"{'#':>3} {'side':<5} {'events/s':>10} {'to applied':>10} {'per CPU-s':>10} "
+        f"{'PG µs/event':>12}"
+    )
     for i, run in enumerate(runs, 1):
         pg = f"{run.pg_us:.1f}" if run.pg_us is not None else "-"
-        print(f"{i:>3} {run.side:<5} {run.events_per_s:>10,.0f} {run.per_cpu_s:>10,.0f} {pg:>12}")
+        applied = f"{run.applied_per_s:,.0f}" if run.applied_per_s is not None else "-"
+        print(
+            f"{i:>3} {run.side:<5} {run.events_per_s:>10,.0f} {applied:>10} "
+            f"{run.per_cpu_s:>10,.0f} {pg:>12}"
+        )
     a = [r for r in runs if r.side == "A"]
     b = [r for r in runs if r.side == "B"]
-    for name, get in (
+    figures: list[tuple[str, Callable[[Run], float]]] = [
         ("events/s", lambda r: r.events_per_s),
         ("events per worker CPU-second", lambda r: r.per_cpu_s),
-    ):
+    ]
+    if all(r.applied_per_s is not None for r in runs):
+        figures.insert(1, ("events/s to the last event applied", lambda r: r.applied_per_s or 0.0))
+    for name, get in figures:
         ma, mb = statistics.median([get(r) for r in a]), statistics.median([get(r) for r in b])
         wins = sum(get(rb) > get(ra) for ra, rb in zip(a, b, strict=True))
         print(
