@@ -2,9 +2,11 @@
 
 A sampler task wakes every ``period_s``. When it wakes on time (less than ``slack_s``
 late), the loop had nothing to run at that moment: the sample is idle, and each batch in
-flight is charged to the innermost ``wa_bridge`` coroutine it is suspended in (the step
-that awaits PostgreSQL, the CRM, or the next records). A late wake-up means the loop was
-busy running Python: a busy sample. The sampler costs about 1,000 wake-ups a second.
+flight is charged to the two innermost ``wa_bridge`` coroutines it is suspended in (the
+step, and the helper through which it awaits PostgreSQL or the CRM). A late wake-up means
+the loop was busy running Python: a busy sample. Samples are counts, not times (a busy one
+spans the whole busy stretch). The report also says when, by tenth of the run, the loop
+was idle with no batch in flight. The sampler costs about 1,000 wake-ups a second.
 """
 
 from __future__ import annotations
