@@ -437,6 +437,7 @@ def test_case_times_are_written_in_utc_whatever_zone_they_came_in() -> None:
     assert rfc3339(cdmx) == rfc3339(utc) == "2026-06-11T17:46:40.123000Z"
     assert rfc3339(utc.replace(microsecond=0)) == "2026-06-11T17:46:40Z"
     assert rfc3339(None) is None
+    assert rfc3339(utc.replace(tzinfo=None)) == "2026-06-11T17:46:40.123000Z"  # naive: UTC
     # 1:30 twice the night New York's clocks go back: equal and alike in hash (only fold
     # differs), an hour apart
     first = datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York"))

@@ -46,6 +46,7 @@ from wa_bridge.metrics import (
     CONVERSATIONS_CLOSED,
     CONVERSATIONS_OPENED,
 )
+from wa_bridge.normalize.meta import rfc3339 as utc_rfc3339
 from wa_bridge.store.api import (
     CaseRecord,
     CaseSet,
@@ -121,20 +122,20 @@ class Tracked:
     figures: Figures = field(default_factory=Figures)
 
 
+# A case's times are formatted for its snapshot before and after each batch (~2 per
+# event, 1.2 µs each): the same few moments again and again, so UTC ones (all that the
+# store gives back) are cached. Only UTC ones: two moments in another zone with a fold (a
+# clock set back) compare and hash equal when only ``fold`` tells them apart, yet are an
+# hour apart.
+_cached_utc_rfc3339: Final = lru_cache(maxsize=1 << 14)(utc_rfc3339)
+
+
 def rfc3339(moment: datetime | None) -> str | None:
-    """``moment`` as RFC 3339 UTC text (a naive one is taken as local time)."""
+    """``moment`` as RFC 3339 UTC text (``normalize.meta.rfc3339``: a naive one is taken as
+    UTC), or None."""
     if moment is None:
         return None
-    return _utc_rfc3339(moment if moment.tzinfo is UTC else moment.astimezone(UTC))
-
-
-# A case's times are formatted for its snapshot before and after each batch (~2 per
-# event, 1.2 µs each): the same few moments again and again, so they are cached. Only
-# UTC moments come here: two moments in another zone with a fold (a clock set back)
-# compare and hash equal when only ``fold`` tells them apart, yet are an hour apart.
-@lru_cache(maxsize=1 << 14)
-def _utc_rfc3339(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    return _cached_utc_rfc3339(moment) if moment.tzinfo is UTC else utc_rfc3339(moment)
 
 
 # The last moment a time column holds: an event may be dated up to it (the inbox takes
