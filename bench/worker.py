@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 import tempfile
@@ -311,22 +312,20 @@ async def fresh_schema(url: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
-def _pgstat() -> Any:
-    """``bench._pgstat``, also when this file runs as ``python bench/worker.py``."""
-    if __package__ in (None, ""):
+def _bench_module(name: str) -> Any:
+    """``bench.<name>``, also when this file runs as ``python bench/worker.py``."""
+    if __package__ in (None, "") and str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from bench import _pgstat as module
+    return importlib.import_module(f"bench.{name}")
 
-    return module
+
+def _pgstat() -> Any:
+    return _bench_module("_pgstat")
 
 
 def _idle_probe(worker: Any) -> Any:
     """``bench._idle.IdleProbe`` on ``worker``'s batches in flight, started."""
-    if __package__ in (None, ""):
-        sys.path.insert(0, str(ROOT))
-    from bench._idle import IdleProbe
-
-    probe = IdleProbe(worker._in_flight)
+    probe = _bench_module("_idle").IdleProbe(worker._in_flight)
     probe.start()
     return probe
 
