@@ -1,7 +1,7 @@
 """What the ledger claim and the trace cost PostgreSQL per event, and what other row
 shapes would cost instead (#14: "fewer rows per event").
 
-Three shapes, each on a throwaway schema with the columns and indexes of today's tables,
+Shapes, each on a throwaway schema with the columns and indexes of today's tables,
 ``--warm`` events written first, then ``--batches`` × ``--batch`` events measured; the
 shapes alternate from round to round:
 
@@ -15,6 +15,9 @@ shapes alternate from round to round:
 - ``late``: no claim row. The start only looks the ids up (``SELECT``), the end inserts
   the trace with ``ON CONFLICT DO NOTHING RETURNING``. Illustration only: with an HTTP CRM
   two workers could then both call the CRM for one event before either commits.
+- ``plain``: today's two rows, each by a plain ``INSERT`` (no ``ON CONFLICT``) inside a
+  savepoint, as ``store._bulk.insert_new`` sends a large batch's claim and traces (a row
+  that exists already would roll the savepoint back and take today's statement; none here).
 - ``batch``: today's claim, then the batch's traces as **one row** (``trace_batches``: the
   entries as one jsonb array, and the ids a trace is looked up by, event id, message id,
   contact id and contact hash, in a ``text[]`` with a GIN index; outcome time B-tree).
@@ -24,7 +27,7 @@ Prints PostgreSQL wall time per event of the start and end statements (one conne
 statements back to back, so this is the server's time plus a local round trip).
 
     .venv/bin/python -m bench.rows [--rounds 4] [--batches 40] [--batch 2000] [--warm 100000]
-                                   [--shapes today,merged,late,batch,blob]
+                                   [--shapes today,plain,merged,late,batch,blob]
                                    [--url postgresql://postgres@127.0.0.1:5432/test]
 """
 
@@ -73,6 +76,7 @@ CREATE INDEX ON m (first_seen_at);
 """,
     "late": _TRACE_DDL,
 }
+DDL["plain"] = DDL["today"]
 _BATCH_DDL = """
 CREATE TABLE led (event_id varchar(200) PRIMARY KEY, outcome varchar(64),
   first_seen_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);
@@ -97,6 +101,8 @@ _TRACE_UPSERT = (
   outcome_at = excluded.outcome_at, crm_ids = excluded.crm_ids,
   contact_id = excluded.contact_id"""
 )
+_PLAIN_CLAIM = """INSERT INTO led (event_id, outcome, first_seen_at, updated_at)
+SELECT e, 'applied', $2, $2 FROM jsonb_array_elements_text($1::jsonb) e"""
 _MERGED_CLAIM = """INSERT INTO m (event_id, event_type, message_id, contact_hash, first_seen_at)
 SELECT r->>0, r->>1, r->>2, r->>3, $2 FROM jsonb_array_elements($1::jsonb) r
 ON CONFLICT DO NOTHING RETURNING event_id"""
@@ -142,6 +148,10 @@ def _json(value: Any) -> str:
 async def _start(conn: asyncpg.Connection, shape: str, rows: list[Row], now: datetime) -> None:
     if shape in ("today", "batch", "blob"):
         claimed = await conn.fetch(_CLAIM, _json([r[0] for r in rows]), now)
+    elif shape == "plain":
+        async with conn.transaction():  # a savepoint: a duplicate would fall back to today's
+            await conn.execute(_PLAIN_CLAIM, _json([r[0] for r in rows]), now)
+        claimed = rows
     elif shape == "merged":
         known = _json([[r[0], r[1], r[2], r[4]] for r in rows])
         claimed = await conn.fetch(_MERGED_CLAIM, known, now)
@@ -155,6 +165,9 @@ async def _start(conn: asyncpg.Connection, shape: str, rows: list[Row], now: dat
 async def _finish(conn: asyncpg.Connection, shape: str, rows: list[Row], now: datetime) -> None:
     if shape == "today":
         await conn.execute(_TRACE_UPSERT, _json(rows), now)
+    elif shape == "plain":
+        async with conn.transaction():  # a savepoint, as the claim's
+            await conn.execute(_TRACE_INSERT, _json(rows), now)
     elif shape in ("batch", "blob"):
         keys = sorted({key for r in rows for key in (r[0], r[2], r[3], r[4])})
         await conn.execute(_BATCH_INSERT, _json(rows), now, keys)
@@ -215,7 +228,7 @@ async def _one(conn: asyncpg.Connection, shape: str, args: argparse.Namespace) -
         if shape in ("batch", "blob"):
             size = await conn.fetchval("SELECT pg_total_relation_size('tb')")
             hot = f"  (traces {size / t.events:.0f} bytes/event on disk)"
-        elif shape in ("today", "late"):
+        elif shape in ("today", "late", "plain"):
             size = await conn.fetchval("SELECT pg_total_relation_size('tr')")
             hot = f"  (traces {size / t.events:.0f} bytes/event on disk)"
         return f"{shape:7s} start {start:5.1f}  end {finish:5.1f}  total {total:5.1f} µs/event{hot}"
@@ -238,7 +251,7 @@ async def _main(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--shapes", default="today,merged,late,batch,blob", help="which, in order")
+    parser.add_argument("--shapes", default="today,plain,merged,late,batch,blob", help="which, in order")
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--warm", type=int, default=100_000)

@@ -10,7 +10,7 @@ from typing import Final
 from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_bridge.store._bulk import insert_arrays, is_postgres
+from wa_bridge.store._bulk import insert_new, is_postgres
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store._upsert import insert_for
 from wa_bridge.store.api import LedgerOutcome
@@ -46,7 +46,7 @@ async def claim_events(
     if not unique:
         return set()
     if is_postgres(conn):
-        result = await insert_arrays(
+        result = await insert_new(  # a batch's events are new in the usual case
             conn,
             processed_events,
             {
@@ -58,7 +58,7 @@ async def claim_events(
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
             once=("outcome", "first_seen_at", "updated_at"),
         )
-        return set(result.scalars())
+        return set(unique) if result is None else set(result.scalars())
     stmt = (
         insert_for(conn, processed_events)
         .on_conflict_do_nothing(index_elements=["event_id"])

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Row, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_bridge.store._bulk import insert_arrays, is_postgres
+from wa_bridge.store._bulk import insert_new, is_postgres
 from wa_bridge.store._chunks import chunks
 from wa_bridge.store._rows import record_of
 from wa_bridge.store._upsert import insert_for
@@ -86,7 +86,9 @@ async def record_traces(conn: AsyncConnection, traces: Sequence[EventTrace], now
     rows = [_values(t, now) for t in last.values()]
     if is_postgres(conn):
         columns = zip(*rows, strict=True)
-        await insert_arrays(
+        # a trace exists already only for an event applied before (a replay, a ledger row
+        # pruned before its trace): the plain insert first, the upsert when one does
+        await insert_new(
             conn, event_traces, dict(zip(_COLUMNS, columns, strict=True)), _PG_SUFFIX, once=_ONCE
         )
         return
