@@ -251,7 +251,9 @@ async def _main(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--shapes", default="today,plain,merged,late,batch,blob", help="which, in order")
+    parser.add_argument(
+        "--shapes", default="today,plain,merged,late,batch,blob", help="which, in order"
+    )
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--warm", type=int, default=100_000)
