@@ -19,7 +19,7 @@ import orjson
 
 from wa_bridge.normalize import _fast, normalize_webhook
 from wa_bridge.normalize.meta import rfc3339_now
-from wa_bridge.normalize.phones import country_of, to_e164
+from wa_bridge.normalize.phones import _placed, _to_e164, country_of, to_e164, user_e164
 
 BODY = Path(__file__).resolve().parent / "data" / "text_webhook.json"
 
@@ -47,8 +47,8 @@ def main() -> None:
         normalize_webhook(orjson.loads(raw), received_at=now)
 
     def cold() -> None:
-        to_e164.cache_clear()
-        country_of.cache_clear()
+        for cached in (to_e164, _to_e164, _placed, user_e164, country_of):
+            cached.cache_clear()
         _fast._sender.cache_clear()  # the fast path's own cache of the same lookups
         normalize_webhook(payload, received_at=now)
 

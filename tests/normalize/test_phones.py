@@ -149,3 +149,30 @@ def test_ar_9_less_and_549_forms_are_one_key(national: int) -> None:
 def test_br_12_and_13_digit_ids_never_fold(ddd: int, number: int) -> None:
     legacy, ninth = user_e164(f"55{ddd}{number}"), user_e164(f"55{ddd}9{number}")
     assert legacy is None or ninth is None or legacy != ninth
+
+
+def test_a_number_already_in_its_e164_form_is_parsed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a sender seen for the first time costs one phonenumbers parse, not three: the
+    # fixed-point check and the country read the parse that made the key
+    import phonenumbers
+
+    from wa_bridge.normalize import phones
+
+    calls: list[str] = []
+    parse = phonenumbers.parse
+
+    def counting(number: str, region: str | None) -> phonenumbers.PhoneNumber:
+        calls.append(number)
+        return parse(number, region)
+
+    monkeypatch.setattr(phonenumbers, "parse", counting)
+    for cached in (phones.to_e164, phones._to_e164, phones.country_of, phones._placed):
+        cached.cache_clear()
+    assert phones.to_e164("573005550199") == "+573005550199"
+    assert phones.country_of("+573005550199") == "CO"
+    assert calls == ["+573005550199"]
+    calls.clear()
+    assert phones._to_e164("+44 (0)20 7946 0958") == "+442079460958"  # trunk 0 dropped
+    assert calls == ["+4402079460958", "+442079460958"]  # so checked again

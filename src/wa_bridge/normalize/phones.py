@@ -52,6 +52,7 @@ def _to_e164(raw: str) -> str | None:
     e164 = _format(digits)
     # A key must be a fixed point: formatting may drop a trunk '0' ("+44 (0)20…"), but a
     # result that does not format to itself again (hypothesis found "+9800000") is no key.
+    # (When formatting kept the digits, as it nearly always does, this is a cache hit.)
     if e164 is None or _format(e164[1:]) != e164:
         return None
     return e164
@@ -71,6 +72,16 @@ def user_e164(raw: str) -> str | None:
 
 
 def _format(digits: str) -> str | None:
+    placed = _placed(digits)
+    return None if placed is None else placed[0]
+
+
+@lru_cache(maxsize=65536)
+def _placed(digits: str) -> tuple[str, str] | None:
+    """(E.164, region) of ``"+" + digits`` when it is a possible number of a known region.
+
+    Cached: :func:`country_of` of a key :func:`to_e164` has just made reads the region of
+    the same parse here instead of parsing again (one parse per new number, not two)."""
     if len(digits) < 7 or len(digits) > 15:
         return None
     try:
@@ -82,7 +93,7 @@ def _format(digits: str) -> str | None:
     region = phonenumbers.region_code_for_number(parsed)
     if region is None or region == "ZZ":
         return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), str(region)
 
 
 @lru_cache(maxsize=65536)
@@ -90,6 +101,9 @@ def country_of(e164: str) -> str | None:
     """ISO 3166-1 alpha-2 region of an E.164 number ("MX"), or None if unknown."""
     if not isinstance(e164, str) or not e164.startswith("+"):
         return None
+    placed = _placed(e164[1:])  # the same parse as below: a hit after to_e164 made it
+    if placed is not None:
+        return placed[1]
     try:
         parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
