@@ -80,8 +80,9 @@ def _format(digits: str) -> str | None:
 def _placed(digits: str) -> tuple[str, str] | None:
     """(E.164, region) of ``"+" + digits`` when it is a possible number of a known region.
 
-    Cached: :func:`country_of` of a key :func:`to_e164` has just made reads the region of
-    the same parse here instead of parsing again (one parse per new number, not two)."""
+    Cached, so a new number is parsed once, not three times: :func:`to_e164`'s fixed-point
+    check of a number whose digits formatting kept, and :func:`country_of` of the key it
+    made, read this parse again."""
     if len(digits) < 7 or len(digits) > 15:
         return None
     try:
