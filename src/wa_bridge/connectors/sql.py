@@ -39,7 +39,7 @@ from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable, StoreUnav
 from wa_bridge.operations import CrmOperation, OperationKind, WriteMode
 from wa_bridge.store.book import RecordBook
 from wa_bridge.store.bulk import chunks, column_arrays, insert_arrays, insert_for, is_postgres
-from wa_bridge.store.db import create_engine, is_connection_error
+from wa_bridge.store.db import create_engine, is_connection_error, sqlstate_of
 from wa_bridge.store.sql import Clock, SqlStore, SqlStoreTx, utc_now
 from wa_bridge.store.tables import (
     crm_cases,
@@ -487,8 +487,7 @@ def _is_data_error(err: exc.SQLAlchemyError) -> bool:
         return True
     if not isinstance(err, exc.DBAPIError):
         return True  # a value our types could not bind: the data's fault
-    sqlstate = str(getattr(err.orig, "sqlstate", None) or "")
-    return sqlstate[:2] in ("22", "23")  # PostgreSQL data exception / integrity violation
+    return sqlstate_of(err)[:2] in ("22", "23")  # PostgreSQL data exception / integrity violation
 
 
 def _translate(err: exc.SQLAlchemyError, what: str) -> Exception:

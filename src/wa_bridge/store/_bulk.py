@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from wa_bridge.store._chunks import chunks
+from wa_bridge.store.db import sqlstate_of
 
 __all__ = [
     "PLAIN_INSERT_FROM",
@@ -221,7 +222,7 @@ async def insert_new(
                 await insert_arrays(conn, table, arrays, once=once)
             return None
         except IntegrityError as err:
-            if getattr(err.orig, "sqlstate", None) != _UNIQUE_VIOLATION:
+            if sqlstate_of(err) != _UNIQUE_VIOLATION:
                 raise
     return await insert_arrays(conn, table, arrays, fallback, once=once)
 

@@ -27,6 +27,7 @@ __all__ = [
     "create_engine",
     "default_database_url",
     "resolve_database_url",
+    "sqlstate_of",
     "state_database_url",
     "store_errors",
 ]
@@ -172,6 +173,12 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 OUTAGE_SQLSTATES: Final = ("08", "53", "57P01", "57P02", "57P03", "58")
 
 
+def sqlstate_of(err: BaseException) -> str:
+    """The SQLSTATE of the driver's error that ``err`` wraps ("" when it carries none)."""
+    sqlstate = getattr(getattr(err, "orig", None), "sqlstate", None)
+    return sqlstate if isinstance(sqlstate, str) else ""
+
+
 def is_connection_error(err: BaseException) -> bool:
     """True when ``err`` means the database is unreachable, the connection was lost, or
     the server cannot work now (disk full, shutting down): an outage to wait out, not a
@@ -180,8 +187,7 @@ def is_connection_error(err: BaseException) -> bool:
         return True
     if isinstance(err, exc.DBAPIError) and err.connection_invalidated:
         return True
-    sqlstate = getattr(getattr(err, "orig", None), "sqlstate", None)
-    if isinstance(sqlstate, str) and sqlstate.startswith(OUTAGE_SQLSTATES):
+    if sqlstate_of(err).startswith(OUTAGE_SQLSTATES):
         return True
     return isinstance(err, exc.OperationalError | exc.InterfaceError | exc.DisconnectionError)
 
