@@ -101,5 +101,6 @@ async def test_sigterm_drains_commits_what_it_applied_and_exits_0(
 
     async with open_worker(sql_settings_factory()) as worker:  # the rest, once
         stats = await worker.run_until_idle()
-    assert (stats.delivered, stats.duplicates) == (EVENTS - applied, 0)
+    # the stopped worker's log, to read on a failure (it goes with the temporary folder)
+    assert (stats.delivered, stats.duplicates) == (EVENTS - applied, 0), log.read_text()[-20000:]
     await _assert_all_once(settings)
