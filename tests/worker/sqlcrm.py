@@ -132,6 +132,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         WA_BRIDGE_CONSUMER_SESSION_TIMEOUT_MS=str(settings.consumer_session_timeout_ms),
         WA_BRIDGE_WORKER_BATCH_MAX=str(settings.worker_batch_max),
         WA_BRIDGE_LOG_LEVEL="INFO",
+        WA_BRIDGE_CONVERSATION_SWEEP_INTERVAL_S=str(settings.conversation_sweep_interval_s),
     )
     return env
 
