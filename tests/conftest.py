@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
 
 from faults.table import ROWS, FaultRow, format_table
 from wa_bridge.bus.embedded import EmbeddedBroker
@@ -25,6 +26,12 @@ SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 
 # Tests run with asyncio debug mode, so a callback that blocks the loop > 100 ms is logged.
 os.environ.setdefault("PYTHONASYNCIODEBUG", "1")
+
+# No property test has a deadline: a test asserts what a function does, never how fast it
+# does it (bench/ measures that). Hypothesis's default 200 ms deadline failed a phone test
+# on a loaded 2-core machine whose first call loaded a region's metadata (346 ms).
+settings.register_profile("wa-bridge", deadline=None)
+settings.load_profile("wa-bridge")
 
 # The suite runs in pytest-xdist workers (scripts/test); each worker has its own broker and
 # schema. A fault test's row lands in its worker's ROWS: it travels to the controller on the
