@@ -362,6 +362,22 @@ async def test_phones_one_payload_pairs_link_and_stay_apart_otherwise(
     assert links[("", "phone", BR12)] == b == links[("", "phone", BR13)]
 
 
+async def test_a_repeat_in_a_batch_is_remembered_by_its_identifiers_only(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    # a batch answers a repeat from memory by the identifiers resolving reads: another
+    # name is the same person, a phone the payload now pairs with the number is linked
+    store = await store_factory(store_url)
+    a, b = await resolve(store, (WABA, phone(BR12)), (WABA, phone(BR13)))
+    named = Contact(key=BR13, phone_e164=BR13, wa_id=BR13[1:], profile_name="Ana")
+    paired = Contact(key=BR13, phone_e164=BR13, linked_phones=(BR12,))
+    out = await resolve(store, (WABA, phone(BR13)), (WABA, named), (WABA, paired))
+    assert out == [b, b, b]
+    links = await current_links(store)
+    assert links[("", "phone", BR12)] == b == links[("", "phone", BR13)]
+    assert a != b
+
+
 # --- any arrival order gives the same grouping ------------------------------------------
 
 # A person is a (phone, bsuid) pair; an event carries the phone, the bsuid, or both.

@@ -67,6 +67,22 @@ def contact_id_for(seed: IdKey, generation: int) -> str:
     return "c_" + digest.hexdigest()[:32]
 
 
+# What resolving a contact depends on: the fields ``identifiers`` reads, and the business.
+IdentityOf = tuple[str, str | None, str | None, str | None, tuple[str, ...]]
+
+
+def identity_of(business: str, contact: Contact) -> IdentityOf:
+    """An item's identity as a plain tuple: hashed and compared in C, where a Contact's own
+    hash and equality are Python code over all its fields (names too), once per event."""
+    return (
+        business,
+        contact.user_id,
+        contact.parent_user_id,
+        contact.phone_e164,
+        contact.linked_phones,
+    )
+
+
 def identifiers(business: str, contact: Contact) -> list[IdKey]:
     """The contact's identifiers, strongest first (BSUID, parent BSUID, phone)."""
     keys: list[IdKey] = []
@@ -160,18 +176,19 @@ class IdentityGraph:
                 self._current.setdefault(key, contact_id)
 
     def resolve_all(self, items: Sequence[tuple[str, Contact]]) -> list[str | None]:
-        """``resolve`` each item, in order. An item equal to an earlier one, with no link
-        changed since that one, names the same contact and changes nothing: it is answered
-        from memory (a batch holds many events of few contacts)."""
-        memo: dict[tuple[str, Contact], tuple[int, str | None]] = {}
+        """``resolve`` each item, in order. An item with the identifiers of an earlier one,
+        with no link changed since that one, names the same contact and changes nothing:
+        it is answered from memory (a batch holds many events of few contacts)."""
+        memo: dict[IdentityOf, tuple[int, str | None]] = {}
         out: list[str | None] = []
-        for item in items:
-            known = memo.get(item)
+        for business, contact in items:
+            identity = identity_of(business, contact)
+            known = memo.get(identity)
             if known is not None and known[0] == self._version:
                 out.append(known[1])
                 continue
-            cid = self.resolve(*item)
-            memo[item] = (self._version, cid)
+            cid = self.resolve(business, contact)
+            memo[identity] = (self._version, cid)
             out.append(cid)
         return out
 
@@ -410,7 +427,9 @@ class IdentityGraph:
 
 
 def all_keys(items: Sequence[tuple[str, Contact]]) -> list[IdKey]:
-    return [key for business, contact in items for key in identifiers(business, contact)]
+    """The identifiers of ``items``, read once per distinct identity (not per event)."""
+    distinct = {identity_of(business, contact): (business, contact) for business, contact in items}
+    return [key for item in distinct.values() for key in identifiers(*item)]
 
 
 def change_keys(changes: Sequence[IdentityChange]) -> list[IdKey]:

@@ -106,7 +106,7 @@ class SqlStoreTx:
     async def resolve_contacts(self, items: Sequence[tuple[str, Contact]]) -> list[str | None]:
         with store_errors("resolve_contacts"):
             graph = IdentityGraph(self.connection, self._clock())
-            await graph.load(all_keys(list(dict.fromkeys(items))))  # each identifier once
+            await graph.load(all_keys(items))
             out = graph.resolve_all(items)
             await graph.flush()
             return out
