@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from wa_bridge.errors import MappingOutputInvalid
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.mapping import CompiledMapping, load_mapping
 
@@ -52,3 +53,24 @@ def errors_of(path: Path, *, allow_base: bool = False) -> list[str]:
     except MappingErrors as exc:
         return [str(e).replace(f"{path.parent}/", "") for e in exc.errors]
     raise AssertionError(f"{path} loaded without errors")
+
+
+def answer_of(apply: Any, ev: CanonicalEvent) -> Any:
+    """Operations with each value's type beside it, or the refusal as the caller sees it."""
+    try:
+        ops = apply(ev)
+    except MappingOutputInvalid as exc:
+        return ("refused", str(exc), exc.location, exc.field)
+    return [
+        (
+            op.kind,
+            [(k, type(v).__name__, v) for k, v in op.fields.items()],
+            op.event_id,
+            op.index,
+            op.contact_key,
+            op.case_key,
+            op.source,
+            dict(op.write_modes),
+        )
+        for op in ops
+    ]

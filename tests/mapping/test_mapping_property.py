@@ -1,4 +1,5 @@
-"""Property: any canonical-ish event maps to operations or a clear MappingOutputInvalid."""
+"""Property: any canonical-ish event maps to operations or a clear MappingOutputInvalid,
+the same through the generated functions as through the rules' closures."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.mapping.helpers import answer_of
 
 from wa_bridge.errors import MappingOutputInvalid
 from wa_bridge.events import EVENT_TYPES, CanonicalEvent
@@ -70,6 +72,8 @@ def test_apply_returns_ops_or_raises_mapping_output_invalid(
         {"id": "e", "type": event_type, "source": "s", "time": time, "data": payload}
     )
     for mapping in MAPPINGS:
+        # the generated per-type function and the rules' closures: the same answer
+        assert answer_of(mapping.apply, event) == answer_of(mapping.apply_by_rules, event)
         try:
             ops = mapping.apply(event)
         except MappingOutputInvalid as exc:

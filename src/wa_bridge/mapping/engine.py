@@ -29,6 +29,7 @@ from wa_bridge.errors import MappingOutputInvalid
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.mapping._node import Node
 from wa_bridge.mapping.catalogs import MISSING, Catalog
+from wa_bridge.mapping.codegen import Applier, FieldPlan, NotInline, RulePlan, generate
 from wa_bridge.mapping.expressions import (
     OPTION_KEYS,
     SOURCE_KEYS,
@@ -100,6 +101,8 @@ class _Field:
     when: Condition | None
     fast_text: tuple[int, int] | None  # (min, max) length when plain text needs no more checks
     write: WriteMode
+    spec: Mapping[str, Any]  # the field's mapping data (for the generated code)
+    constant: bool  # a ``const`` without ``when``: folded at load
 
 
 Runner = Callable[[Mapping[str, Any]], FieldValue]
@@ -109,6 +112,7 @@ Runner = Callable[[Mapping[str, Any]], FieldValue]
 class _Rule:
     kind: OperationKind | None  # None: op "none"
     source: str
+    when_spec: Any
     when: Condition | None
     fields: tuple[_Field, ...]
     runners: tuple[tuple[str, Runner], ...]  # the fields as single closures (the hot path)
@@ -141,9 +145,19 @@ class CompiledMapping:
     connector_loc: Loc | None = None
     match_order: tuple[MatchRule, ...] = DEFAULT_MATCH_ORDER
     _rules: dict[str, tuple[_Rule, ...]] = field(init=False)
+    _appliers: dict[str, Applier] = field(init=False)
 
     def __post_init__(self, rules: Mapping[str, tuple[_Rule, ...]]) -> None:
         self._rules = dict(rules)
+        self._appliers = {
+            event_type: generate(
+                f"{self.path}: {event_type}",
+                [_plan(rule) for rule in type_rules],
+                root_of=_root,
+                modes_of=_modes_of,
+            )
+            for event_type, type_rules in self._rules.items()
+        }
 
     def __repr__(self) -> str:
         return f"CompiledMapping(path={self.path!r}, connector={self.connector!r})"
@@ -179,20 +193,26 @@ class CompiledMapping:
 
         Raises MappingOutputInvalid (and nothing else) when any emitted value is invalid.
         Pure and thread-safe: no I/O, no state.
+
+        The event type's generated function (:mod:`wa_bridge.mapping.codegen`) maps it;
+        where it stops (a value the engine would refuse), the rules' closures map the event
+        again and name every problem.
         """
+        applier = self._appliers.get(event.type)
+        if applier is None:
+            return []
+        try:
+            return applier(event)
+        except (NotInline, _Problem, ExpressionFailed):
+            return self.apply_by_rules(event)
+
+    def apply_by_rules(self, event: CanonicalEvent) -> list[CrmOperation]:
+        """:meth:`apply` through the rules' closures, field by field: the reference the
+        generated functions are checked against, and the path that explains a refusal."""
         rules = self._rules.get(event.type)
         if not rules:
             return []
-        root = {
-            "id": event.id,
-            "type": event.type,
-            "source": event.source,
-            "time": event.time,
-            "subject": event.subject,
-            "recvtime": event.recvtime,
-            "wabaid": event.wabaid,
-            "data": event.data,
-        }
+        root = _root(event)
         ops: list[CrmOperation] = []
         problems: list[_Problem] = []
         for rule in rules:
@@ -233,6 +253,41 @@ class CompiledMapping:
         return ops
 
 
+def _root(event: CanonicalEvent) -> dict[str, Any]:
+    """What a mapping's paths start from: the event's attributes."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "time": event.time,
+        "subject": event.subject,
+        "recvtime": event.recvtime,
+        "wabaid": event.wabaid,
+        "data": event.data,
+    }
+
+
+def _plan(rule: _Rule) -> RulePlan:
+    """A compiled rule as :func:`~wa_bridge.mapping.codegen.generate` takes it."""
+    kind = rule.kind or "none"
+    fields = tuple(
+        FieldPlan(
+            name=f.name,
+            spec=f.spec,
+            getter=f.getter,
+            when=f.when,
+            constant=f.constant,
+            value=run({}) if f.constant else None,  # a folded field ignores its root
+            default=f.default,
+            required=f.required,
+            fast_text=f.fast_text,
+            check=_checker(f, kind),
+        )
+        for f, (_name, run) in zip(rule.fields, rule.runners, strict=True)
+    )
+    return RulePlan(rule.kind, rule.source, rule.when_spec, rule.when, fields, rule.write_modes)
+
+
 def _modes_of(
     modes: Mapping[str, WriteMode], fields: Mapping[str, FieldValue]
 ) -> Mapping[str, WriteMode]:
@@ -256,8 +311,9 @@ def _all_problems(rule: _Rule, root: Mapping[str, Any]) -> list[_Problem]:
 
 def _runner(f: _Field, kind: str) -> Runner:
     """One closure per field: when → source → default/required → checks."""
-    when, getter, default, required, is_list = f.when, f.getter, f.default, f.required, f.is_list
+    when, getter, default, required = f.when, f.getter, f.default, f.required
     lo, hi = f.fast_text if f.fast_text is not None else (0, -1)
+    check = _checker(f, kind)
 
     def run(root: Mapping[str, Any]) -> FieldValue:
         try:
@@ -272,12 +328,22 @@ def _runner(f: _Field, kind: str) -> Runner:
             return default
         if type(raw) is str and lo <= len(raw) <= hi:
             return raw
-        if is_list:
-            items = raw if isinstance(raw, list) else [raw]
-            return tuple(cast(Any, _check(f, kind, item)) for item in items if item is not None)
-        return _check(f, kind, raw)
+        return check(raw)
 
     return run
+
+
+def _checker(f: _Field, kind: str) -> Callable[[Any], FieldValue]:
+    """A field's checks of a present raw value: catalog, type and limits, item by item
+    for a list field (raises ``_Problem``)."""
+    if not f.is_list:
+        return lambda raw: _check(f, kind, raw)
+
+    def check_items(raw: Any) -> FieldValue:
+        items = raw if isinstance(raw, list) else [raw]
+        return tuple(cast(Any, _check(f, kind, item)) for item in items if item is not None)
+
+    return check_items
 
 
 def _folded(f: _Field, kind: str, issues: list[Any], node: Any) -> Runner:
@@ -365,6 +431,8 @@ def _compile_field(
         when=when,
         fast_text=_fast_text(type_name, catalog, data),
         write=cast(WriteMode, data.get("write") or "always"),
+        spec=data,
+        constant="const" in data and when is None,
     )
 
 
@@ -393,15 +461,14 @@ def _compile_rule(spec: RuleSpec, catalogs: Mapping[str, Catalog], issues: list[
         if f is None:
             continue
         fields.append(f)
-        constant = "const" in field_spec.data and f.when is None
         run = (
             _folded(f, kind or "none", issues, field_spec.node)
-            if constant
+            if f.constant
             else _runner(f, kind or "none")
         )
         runners.append((f.name, run))
     modes = MappingProxyType({f.name: f.write for f in fields if f.write != "always"})
-    return _Rule(kind, spec.node.loc().short, when, tuple(fields), tuple(runners), modes)
+    return _Rule(kind, spec.node.loc().short, spec.when, when, tuple(fields), tuple(runners), modes)
 
 
 def compile_spec(spec: MappingSpec) -> CompiledMapping:

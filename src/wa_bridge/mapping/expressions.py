@@ -33,6 +33,7 @@ __all__ = [
     "Root",
     "compile_condition",
     "compile_source",
+    "member",
     "parse_time",
 ]
 
@@ -394,7 +395,7 @@ def _cond_compare(op: str, arg: Any, node: Node, ctx: _Ctx) -> Condition | None:
         return None
     if op == "in":
         allowed = list(arg[1])
-        return lambda root: _member(left(root), allowed)
+        return lambda root: member(left(root), allowed)
     right = compile_expr(arg[1], node.child(1), ctx)
     if right is None:
         return None
@@ -417,7 +418,8 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
 
 
-def _member(value: Any, allowed: list[Any]) -> bool:
+def member(value: Any, allowed: list[Any]) -> bool:
+    """``in``: ``value`` is one of ``allowed`` (a boolean only ever equals a boolean)."""
     return any(_same(value, x) for x in allowed)
 
 
