@@ -2,7 +2,10 @@
 
 Everything that can be decided once is decided at load: paths are compiled, catalogs
 resolved, defaults checked against their type, and each field becomes a (getter, check)
-pair. :meth:`CompiledMapping.apply` only walks those closures.
+pair. Each event type's rules then become one generated function
+(:mod:`wa_bridge.mapping.codegen`), which :meth:`CompiledMapping.apply` calls; the
+closures, walked field by field (:meth:`CompiledMapping.apply_by_rules`), are the
+reference it is tested against and the path that explains a refused event.
 
 Output is validated before it leaves: a value that fails its type, catalog, length or
 ``required`` check makes ``apply`` raise :class:`MappingOutputInvalid` naming the mapping
