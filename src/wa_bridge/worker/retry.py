@@ -242,7 +242,10 @@ class ParkingLot:
 
     def level_ahead(self, partition: int, key: str, event_id: str) -> int:
         """Highest retry level of K's *other* parked events (0: nothing parked ahead)."""
-        events = self._parked.get(partition, {}).get(key, {})
+        keys = self._parked.get(partition)
+        events = keys.get(key) if keys else None
+        if not events:  # the usual answer, asked for every record: no temporary dicts
+            return 0
         return max((lvl for eid, lvl in events.items() if eid != event_id), default=0)
 
     def drop_partition(self, partition: int) -> None:

@@ -58,6 +58,8 @@ class Router:
     async def unparked(self, items: list[BatchItem], tally: Tally) -> list[BatchItem]:
         """Send behind their contact's earlier event in the retry path the items that have
         one at a higher level; return the others, in order."""
+        if not self.parking.contacts():  # nothing in the retry path: nothing to go behind
+            return list(items)
         free: list[BatchItem] = []
         for item in items:
             if self.parked_level(item) > item.level:
