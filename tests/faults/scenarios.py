@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
@@ -142,17 +142,41 @@ def batch_over(partitions: set[int], count: int) -> Batch:
     )
 
 
+# More failing answers than any grouping of a scenario's batch can take in place.
+_UNTIL_HEALED: Final = 1000
+
+
 async def burst_past_the_in_place_budget(run: Pipeline, label: str, **fault: Any) -> None:
-    """The CRM fails every call for a while (``times`` answers): the batch's in-place
-    tries are spent, it is split, its events go to a retry topic and are applied from
-    there; a Retry-After binds every one of those later requests."""
+    """The CRM fails every call until the worker has sent an event to a retry topic: the
+    batch's in-place tries are spent, it is split, its events go to a retry topic and are
+    applied from there; a Retry-After binds every one of those later requests.
+
+    A fixed number of failing answers cannot say that: whether the batch's events arrive
+    in one worker batch or in two (the linger's timing) decides how many answers its
+    in-place tries and halves take before an event moves on. So the CRM heals when the
+    first event has gone to a retry topic."""
     await baseline(run)
     batch = fresh_batch()
-    run.server.script(**fault)
-    await run.send(batch)
-    assert run.server.pending_faults == 0
+    run.server.script(times=_UNTIL_HEALED, **fault)
+    healer = asyncio.create_task(_heal_at_first_retry(run))
+    try:
+        await run.send(batch)
+    finally:
+        healer.cancel()
+    played = await healer if healer.done() and not healer.cancelled() else 0
     assert run.worker.stats.retried > 0, "nothing went through a retry topic"
+    # two tries in place, then both halves (or a single event) failing once more
+    assert played >= 3, f"only {played} failing answer(s) before the retry topic"
     await judge(run, batch, f"{vendor_of(run)}: {label}")
+
+
+async def _heal_at_first_retry(run: Pipeline) -> int:
+    """Drop the CRM's fault once an event went to a retry topic; the failing answers
+    played until then."""
+    await wait_for(lambda: run.worker.stats.retried > 0, timeout_s=60.0)
+    played = _UNTIL_HEALED - run.server.pending_faults
+    run.server.reset_faults()
+    return played
 
 
 async def replay_meets_a_rate_limit(run: Pipeline, note_path: str) -> None:
