@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.mapping.helpers import answer_of, event, mapping_of
+from tests.mapping.helpers import answer_of, event, fields_of, mapping_of
 from tests.mapping.test_mapping_property import MAPPINGS
 
 from wa_bridge.errors import MappingOutputInvalid
@@ -145,3 +145,21 @@ def test_a_refused_event_is_explained_by_the_rules(tmp_path: Path) -> None:
         mapping.apply(event({"kind": "text", "message_id": "m1", "count": "twelve"}))
     assert refused.value.field == "count"
     assert "m.yaml:" in str(refused.value)
+
+
+def test_a_long_coalesce_still_loads_and_answers_as_the_rules_do(tmp_path: Path) -> None:
+    """Past the inline limit (one nested block per item) the closure computes it."""
+    paths = ", ".join(f"{{path: data.p{i}}}" for i in range(120))
+    mapping = mapping_of(
+        tmp_path,
+        f"""
+        events:
+          whatsapp.message.received:
+            - op: add_note
+              fields:
+                body: {{coalesce: [{paths}], type: string}}
+        """,
+    )
+    for payload in ({"p119": "last"}, {"p3": "", "p17": "x"}, {}):
+        _same_answer(mapping, event(payload))
+    assert fields_of(mapping, {"p119": "last"}) == {"body": "last"}

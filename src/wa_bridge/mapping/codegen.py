@@ -44,6 +44,9 @@ ModesOf = Callable[[Mapping[str, WriteMode], Mapping[str, FieldValue]], Mapping[
 _ROOT_KEYS: Final = frozenset(
     {"id", "type", "source", "time", "subject", "recvtime", "wabaid", "data"}
 )
+# A coalesce nests one block per item: longer ones call the engine's closure (Python's
+# parser allows 100 levels of indentation).
+_MAX_INLINE_COALESCE: Final = 16
 _SIMPLE_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -144,7 +147,7 @@ class _Writer:
         items = spec.get("coalesce") if spec.keys() == {"coalesce"} else None
         if (
             type(items) is list
-            and items
+            and 0 < len(items) <= _MAX_INLINE_COALESCE
             and all(_simple_path(i) is not None or not isinstance(i, dict) for i in items)
         ):
             self._coalesce(indent, items, target)

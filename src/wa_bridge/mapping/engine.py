@@ -118,7 +118,7 @@ class _Rule:
     when_spec: Any
     when: Condition | None
     fields: tuple[_Field, ...]
-    runners: tuple[tuple[str, Runner], ...]  # the fields as single closures (the hot path)
+    runners: tuple[tuple[str, Runner], ...]  # the fields as single closures (the reference)
     write_modes: Mapping[str, WriteMode]  # the fields whose mode is not "always"
 
 
