@@ -26,28 +26,39 @@ says which mapping and event type it is, so a traceback through it shows its lin
 from __future__ import annotations
 
 import linecache
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from wa_bridge.events import CanonicalEvent
-from wa_bridge.mapping.expressions import OPTION_KEYS, SOURCE_KEYS, Condition, Getter, member
+from wa_bridge.mapping.expressions import Condition, Getter, dotted_steps, member, source_of
 from wa_bridge.operations import CrmOperation, FieldValue, WriteMode
 
-__all__ = ["Applier", "FieldPlan", "NotInline", "RulePlan", "generate"]
+__all__ = ["Applier", "FieldPlan", "NotInline", "RulePlan", "generate", "root_of"]
 
 Applier = Callable[[CanonicalEvent], list[CrmOperation]]
 ModesOf = Callable[[Mapping[str, WriteMode], Mapping[str, FieldValue]], Mapping[str, WriteMode]]
 
-# The root of a mapping's paths: the event's attributes (``wa_bridge.mapping.engine``).
-_ROOT_KEYS: Final = frozenset(
-    {"id", "type", "source", "time", "subject", "recvtime", "wabaid", "data"}
-)
+
+def root_of(event: CanonicalEvent) -> dict[str, Any]:
+    """What a mapping's paths start from: the event's attributes, by their own names (the
+    generated code reads a path's first step as ``event.<step>`` when it is one of them)."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "time": event.time,
+        "subject": event.subject,
+        "recvtime": event.recvtime,
+        "wabaid": event.wabaid,
+        "data": event.data,
+    }
+
+
+_ROOT_KEYS: Final = frozenset(root_of(CanonicalEvent("", "whatsapp.unknown", "", "", {})))
 # A coalesce nests one block per item: longer ones call the engine's closure (Python's
 # parser allows 100 levels of indentation).
 _MAX_INLINE_COALESCE: Final = 16
-_SIMPLE_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class NotInline(Exception):
@@ -86,9 +97,7 @@ class RulePlan:
 def _simple_path(spec: Any) -> list[str] | None:
     """The steps of ``{path: a.b.c}`` when it is a plain dotted path, else None."""
     if isinstance(spec, dict) and spec.keys() == {"path"}:
-        path = spec["path"]
-        if type(path) is str and _SIMPLE_PATH.match(path):
-            return path.split(".")
+        return dotted_steps(spec["path"])
     return None
 
 
@@ -139,7 +148,7 @@ class _Writer:
 
     def source(self, indent: int, field: FieldPlan, target: str) -> None:
         """``target`` = the field's raw value."""
-        spec = {k: v for k, v in field.spec.items() if k in SOURCE_KEYS or k in OPTION_KEYS}
+        spec = source_of(field.spec)
         steps = _simple_path(spec)
         if steps is not None:
             self.path(indent, steps, target)
@@ -173,8 +182,9 @@ class _Writer:
         """An expression that is the condition's value (after lines computing it)."""
         if isinstance(spec, dict) and len(spec) == 1:
             ((op, arg),) = spec.items()
-            if op in ("exists", "missing") and type(arg) is str and _SIMPLE_PATH.match(arg):
-                self.path(indent, arg.split("."), "c")
+            steps = dotted_steps(arg)
+            if op in ("exists", "missing") and steps is not None:
+                self.path(indent, steps, "c")
                 return "c is not None" if op == "exists" else "c is None"
             if op == "in" and type(arg) is list and len(arg) == 2 and type(arg[1]) is list:
                 steps = _simple_path(arg[0])
@@ -240,13 +250,11 @@ def generate(
     label: str,
     rules: Sequence[RulePlan],
     *,
-    root_of: Callable[[CanonicalEvent], Mapping[str, Any]],
     modes_of: ModesOf,
 ) -> Applier:
     """The function applying ``rules`` (one event type's, in file order) to an event.
 
     ``label`` names the source in tracebacks (the mapping file and event type);
-    ``root_of`` builds the engine's root mapping of an event, for its closures;
     ``modes_of`` is the engine's choice of a rule's write modes for the fields emitted.
     """
     namespace: dict[str, Any] = {

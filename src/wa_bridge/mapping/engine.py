@@ -32,7 +32,7 @@ from wa_bridge.errors import MappingOutputInvalid
 from wa_bridge.events import CanonicalEvent
 from wa_bridge.mapping._node import Node
 from wa_bridge.mapping.catalogs import MISSING, Catalog
-from wa_bridge.mapping.codegen import Applier, FieldPlan, NotInline, RulePlan, generate
+from wa_bridge.mapping.codegen import Applier, FieldPlan, NotInline, RulePlan, generate, root_of
 from wa_bridge.mapping.expressions import (
     OPTION_KEYS,
     SOURCE_KEYS,
@@ -156,7 +156,6 @@ class CompiledMapping:
             event_type: generate(
                 f"{self.path}: {event_type}",
                 [_plan(rule) for rule in type_rules],
-                root_of=_root,
                 modes_of=_modes_of,
             )
             for event_type, type_rules in self._rules.items()
@@ -215,7 +214,7 @@ class CompiledMapping:
         rules = self._rules.get(event.type)
         if not rules:
             return []
-        root = _root(event)
+        root = root_of(event)
         ops: list[CrmOperation] = []
         problems: list[_Problem] = []
         for rule in rules:
@@ -254,20 +253,6 @@ class CompiledMapping:
             message = "; ".join(str(p) for p in problems)
             raise MappingOutputInvalid(message, location=first.location, field=first.field.name)
         return ops
-
-
-def _root(event: CanonicalEvent) -> dict[str, Any]:
-    """What a mapping's paths start from: the event's attributes."""
-    return {
-        "id": event.id,
-        "type": event.type,
-        "source": event.source,
-        "time": event.time,
-        "subject": event.subject,
-        "recvtime": event.recvtime,
-        "wabaid": event.wabaid,
-        "data": event.data,
-    }
 
 
 def _plan(rule: _Rule) -> RulePlan:

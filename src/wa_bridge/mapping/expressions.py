@@ -33,8 +33,10 @@ __all__ = [
     "Root",
     "compile_condition",
     "compile_source",
+    "dotted_steps",
     "member",
     "parse_time",
+    "source_of",
 ]
 
 Root = Mapping[str, Any]
@@ -111,9 +113,22 @@ def truthy(value: Any) -> bool:
     return True
 
 
+def dotted_steps(expr: object) -> list[str] | None:
+    """The steps of a plain dotted path (``data.contact.wa_id``), else None."""
+    if type(expr) is str and _SIMPLE_PATH.match(expr):
+        return expr.split(".")
+    return None
+
+
+def source_of(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A field spec's own source keys (the operator and its options)."""
+    return {k: v for k, v in data.items() if k in SOURCE_KEYS or k in _OPTION_OF}
+
+
 def _path_getter(expr: str) -> Getter:
-    if _SIMPLE_PATH.match(expr):
-        return _dotted_getter(expr.split("."))
+    steps = dotted_steps(expr)
+    if steps is not None:
+        return _dotted_getter(steps)
     compiled = jmespath.compile(expr)  # also checks the syntax of the fast path below
     if _INDEXED_PATH.match(expr):
         return _indexed_getter(expr)
@@ -361,8 +376,7 @@ def compile_source(
     data: dict[str, Any], node: Node, catalogs: Mapping[str, Catalog], issues: list[Any]
 ) -> Getter | None:
     """The getter of a field spec (the field's own source keys; other keys are ignored)."""
-    expr = {k: v for k, v in data.items() if k in SOURCE_KEYS or k in _OPTION_OF}
-    return _operator(expr, node, _Ctx(catalogs, issues))
+    return _operator(source_of(data), node, _Ctx(catalogs, issues))
 
 
 def _cond_path(op: str, expr: str, node: Node, ctx: _Ctx) -> Condition | None:
