@@ -225,6 +225,20 @@ def _merge(old: Row, old_modes: Modes, new: Row, new_modes: Modes) -> tuple[Row,
     return merged, modes
 
 
+def _group_for(
+    groups: list[tuple[dict[str, WriteMode], list[Row]]], present: tuple[str, ...], modes: Modes
+) -> list[Row]:
+    """The members of the first group whose modes fit a row of this shape (widened to
+    it), or of a new group."""
+    wants = {name: modes.get(name, "always") for name in present}
+    for fixed, members in groups:
+        if all(fixed.get(name, mode) == mode for name, mode in wants.items()):
+            fixed.update(wants)
+            return members
+    groups.append((wants, []))
+    return groups[-1][1]
+
+
 def _statements(
     rows: list[tuple[Row, Modes]],
 ) -> list[tuple[tuple[tuple[str, WriteMode], ...], list[Row]]]:
@@ -234,15 +248,18 @@ def _statements(
     if not any(modes for _, modes in rows):
         return [((), [row for row, _ in rows])]
     groups: list[tuple[dict[str, WriteMode], list[Row]]] = []
+    # A row's group depends only on its present fields and their modes: rows of one
+    # shape (most of a batch) go where the first of them went. (The first group that
+    # took a shape stays open to it: groups only gain fields the shape leaves out or
+    # fixes as it does; the groups before it never become open to it.)
+    placed: dict[tuple[tuple[str, ...], tuple[tuple[str, WriteMode], ...]], list[Row]] = {}
     for row, modes in rows:
-        wants = {name: modes.get(name, "always") for name in _present(row)}
-        for fixed, members in groups:
-            if all(fixed.get(name, mode) == mode for name, mode in wants.items()):
-                fixed.update(wants)
-                members.append(row)
-                break
-        else:
-            groups.append((wants, [row]))
+        present = tuple(_present(row))
+        shape = (present, tuple(modes.items()))
+        members = placed.get(shape)
+        if members is None:
+            members = placed[shape] = _group_for(groups, present, modes)
+        members.append(row)
     return [
         (tuple(sorted((n, m) for n, m in fixed.items() if m != "always")), members)
         for fixed, members in groups
