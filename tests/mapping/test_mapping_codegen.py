@@ -122,6 +122,19 @@ def test_edge_values_get_the_rules_answer(
     _same_answer(mapping, event(payload, subject=subject))
 
 
+@pytest.mark.parametrize("data", [[], ["contact"], "text", None])
+def test_data_that_is_not_an_object_finds_nothing_as_the_rules_find(
+    tmp_path: Path, data: Any
+) -> None:
+    # the generated function reads data's keys once, at its top: from anything but a
+    # dict (an event built in code, not parsed) every path finds nothing
+    mapping = mapping_of(tmp_path, EDGES)
+    ev = CanonicalEvent("ev-1", "whatsapp.message.received", "whatsapp:1", "2026-06-10", data)
+    answer = _same_answer(mapping, ev)
+    assert answer[0] == "refused", answer  # message_id is required, and nothing found it
+    assert "message_id" in answer[1] and "required" in answer[1], answer
+
+
 def test_mapping_text_never_becomes_code(tmp_path: Path) -> None:
     """Quotes, backslashes and newlines in values stay data."""
     mapping = mapping_of(tmp_path, EDGES)

@@ -108,6 +108,9 @@ class _Writer:
         self.lines: list[str] = []
         self.namespace = namespace
         self.needs_root = False
+        # data's keys read further (``data.contact.wa_id``): each read once, at the top,
+        # into a local named here (key → name)
+        self.prefixes: dict[str, str] = {}
 
     def emit(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
@@ -131,10 +134,13 @@ class _Writer:
         """``target`` = the value at ``steps`` (None when anything is absent), as the
         engine's dotted getter finds it."""
         first, rest = steps[0], steps[1:]
-        if first == "data" and rest:  # the usual start: from the event's data, read once
-            self.emit(
-                indent, f"{target} = data.get({rest[0]!r}) if isinstance(data, dict) else None"
-            )
+        if first == "data" and len(rest) > 1:  # data.<key>.…: that key read once, at the top
+            name = self.prefixes.setdefault(rest[0], f"d{len(self.prefixes)}")
+            key = repr(rest[1])
+            self.emit(indent, f"{target} = {name}.get({key}) if isinstance({name}, dict) else None")
+            rest = rest[2:]
+        elif first == "data" and rest:  # data.<key>
+            self.emit(indent, f"{target} = data.get({rest[0]!r})")
             rest = rest[1:]
         elif first in _ROOT_KEYS:
             self.emit(indent, f"{target} = event.{first}")
@@ -268,7 +274,12 @@ def generate(
     for rule in rules:
         writer.rule(rule)
     body = writer.lines
+    # the event's data as a dict (a path into anything else finds nothing, as the
+    # engine's getters find), and the keys read further, each once
     head = ["def apply(event):", "    ops = []", "    data = event.data"]
+    head.append("    if not isinstance(data, dict):")
+    head.append("        data = {}")
+    head += [f"    {name} = data.get({key!r})" for key, name in writer.prefixes.items()]
     if writer.needs_root:
         head.append("    root = None")
     source = "\n".join([*head, *body, "    return ops", ""])
