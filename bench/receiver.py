@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from bench._cpu import CpuSnapshot, Shares
+from bench._machine import describe as describe_machine
 from bench._server import ServerProc
 from bench._wrk import WrkResult, require_wrk, run_wrk, write_lua
 
@@ -238,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.duration:g} s (+{args.warmup:g} s warm-up); server CPUs {args.server_cpus}, "
         f"client CPUs {args.client_cpus}; logs in {workdir}"
     )
+    print(describe_machine())
     runners = {
         "a": _targets.bare,
         "b": _targets.wa_bridge,

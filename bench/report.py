@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench._machine import describe as describe_machine
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "REPORT.md"
 TAIL_LINES = 40
@@ -166,6 +168,8 @@ def render(outcomes: list[Outcome], *, quick: bool, started: str) -> str:
         f"({host}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
         f"at the end {load}). Figures are from one run each; on a shared machine they move "
         "by ±10 % or more between runs (see `bench/README.md` for how each is measured).",
+        "",
+        f"This {describe_machine()} (at the end; `bench/_machine.py`).",
         "",
         "| benchmark | command | result |",
         "| --- | --- | --- |",

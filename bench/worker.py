@@ -517,6 +517,7 @@ async def main_async(args: argparse.Namespace) -> None:
         f"in {time.perf_counter() - t0:.1f} s; partitions={args.partitions} "
         f"batch={args.batch} in_flight={args.in_flight} log_level={args.log_level}"
     )
+    print(_bench_module("_machine").describe())
     if not args.default_gc:
         tune_gc()  # as `wa-bridge worker` does at start-up (freezes the records built above)
     broker = EmbeddedBroker()
