@@ -4,6 +4,7 @@ One command, one run on this machine::
 
     .venv/bin/python -m bench.receiver            # 10 s per target, wrk -t1 -c64
     .venv/bin/python -m bench.receiver --duration 5 --targets a,c --profile
+    .venv/bin/python -m bench.receiver --targets a,b --syscalls   # kernel entries a request
 
 Each server runs alone in its own process (one uvicorn worker, uvloop + httptools, access
 log off) pinned to ``--server-cpus``; wrk (and the Tansu broker for (b)) run pinned to
@@ -31,6 +32,7 @@ import httpx
 from bench._cpu import CpuSnapshot, Shares
 from bench._machine import describe as describe_machine
 from bench._server import ServerProc
+from bench._syscalls import count_kernel_entries
 from bench._wrk import WrkResult, require_wrk, run_wrk, write_lua
 
 HERE = Path(__file__).resolve().parent
@@ -83,7 +85,12 @@ class Run:
         server_cpus = self.args.server_cpus or everything
         client_cpus = self.args.client_cpus or everything
         before = CpuSnapshot.take(server_cpus, client_cpus, server.pid)
-        result = self._wrk(server, path, out, self.args.duration)
+        if self.args.syscalls:
+            with count_kernel_entries(server.pid) as kernel:
+                result = self._wrk(server, path, out, self.args.duration)
+            out.checks.append(kernel.describe(result.requests))
+        else:
+            result = self._wrk(server, path, out, self.args.duration)
         after = CpuSnapshot.take(server_cpus, client_cpus, server.pid)
         out.cpu = before.shares_until(after, len(server_cpus), len(client_cpus))
         out.checks.append(out.cpu.describe())
@@ -151,6 +158,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "PYTHONPATH=<an export of another commit>/src)",
     )
     p.add_argument("--profile", action="store_true", help="profile (b) with py-spy afterwards")
+    p.add_argument(
+        "--syscalls",
+        action="store_true",
+        help="count each server's system calls and context switches a request (perf stat)",
+    )
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
     return p.parse_args(argv)
 
