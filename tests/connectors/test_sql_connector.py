@@ -249,3 +249,34 @@ async def test_values_shared_by_every_row_and_unset_fields(
         "wamid.2": ("inbound", T0, None, T0),
         "wamid.3": ("outbound", None, "x", T0),
     }
+
+
+async def test_a_column_one_row_leaves_out_keeps_its_stored_value(
+    store_url: str, store_factory: StoreFactory
+) -> None:
+    # one statement writes the columns any of its rows holds: a record whose op leaves a
+    # column out keeps what it has there, beside one whose op writes it
+    store = await store_factory(store_url)
+    connector = SqlCrmConnector(store, clock=lambda: T0)
+    first = [
+        op("add_note", "e1", message_id="wamid.1", body="hola", media_id="m1", occurred_at=T0),
+        op("add_note", "e2", message_id="wamid.2", body="adios", status="sent"),
+    ]
+    await connector.apply(first)
+    later = T0 + timedelta(minutes=1)
+    await connector.apply(
+        [
+            op("add_note", "e3", message_id="wamid.1", status="read"),  # body, media kept
+            op("add_note", "e4", message_id="wamid.2", body="adios!", occurred_at=later),
+            op("add_note", "e5", message_id="wamid.3", direction="outbound"),  # a new one
+        ]
+    )
+    got = {
+        r["note_key"]: (r["body"], r["media_id"], r["status"], r["occurred_at"], r["direction"])
+        for r in await rows(store, crm_notes)
+    }
+    assert got == {
+        "wamid.1": ("hola", "m1", "read", T0, None),
+        "wamid.2": ("adios!", None, "sent", later, None),
+        "wamid.3": (None, None, None, None, "outbound"),
+    }

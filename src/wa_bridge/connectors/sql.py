@@ -38,7 +38,7 @@ from wa_bridge.connectors.sql_merge import SQL_MERGER
 from wa_bridge.errors import ConfigError, CrmRejected, CrmUnavailable, StoreUnavailable
 from wa_bridge.operations import CrmOperation, OperationKind, WriteMode
 from wa_bridge.store.book import RecordBook
-from wa_bridge.store.bulk import chunks, column_arrays, insert_arrays, insert_for, is_postgres
+from wa_bridge.store.bulk import chunks, insert_arrays, insert_for, is_postgres
 from wa_bridge.store.db import create_engine, is_connection_error, sqlstate_of
 from wa_bridge.store.sql import Clock, SqlStore, SqlStoreTx, utc_now
 from wa_bridge.store.tables import (
@@ -168,9 +168,11 @@ _NATURAL_KEY_FIELDS: Final = frozenset({"message_id"})
 
 
 def _row(spec: _Spec, op: CrmOperation, now: datetime) -> tuple[str, Row, Modes]:
+    """The operation's record as a row: the columns it gives (a column it leaves out is
+    NULL: written by no mode), its keys, time stamps and other fields (``attributes``)."""
     key = spec.key(op)
     columns, json_fields = spec.fields, spec.json_fields
-    row: Row = dict.fromkeys(columns)
+    row: Row = {}
     attributes: dict[str, Any] = {}
     for name, value in op.fields.items():
         if name in columns:
@@ -393,9 +395,16 @@ def _build(settings: Settings, wiring: Wiring) -> SqlCrmConnector:
 VENDOR: Final = Vendor(build=_build, merger=SQL_MERGER)
 
 
-def _update_columns(spec: _Spec, row: Row) -> list[str]:
+def _columns(spec: _Spec, rows: Sequence[Row]) -> list[str]:
+    """The columns any of ``rows`` holds, in the table's order (a statement writes only
+    those: every mode keeps a stored value where the rows have none)."""
+    held: set[str] = set().union(*rows)
+    return [column.name for column in spec.table.columns if column.name in held]
+
+
+def _update_columns(spec: _Spec, columns: Sequence[str]) -> list[str]:
     """Columns an upsert may overwrite (when the new value is not null)."""
-    return [n for n in row if n not in (spec.key_column, "created_at", "attributes")]
+    return [n for n in columns if n not in (spec.key_column, "created_at", "attributes")]
 
 
 def _compared_columns(spec: _Spec, columns: list[str]) -> list[str]:
@@ -458,8 +467,10 @@ async def _upsert_arrays(
     modes: tuple[tuple[str, WriteMode], ...] = (),
 ) -> set[str]:
     """PostgreSQL: one INSERT … ON CONFLICT from arrays; return the keys that existed."""
-    suffix = _pg_conflict_sql(spec, tuple(_update_columns(spec, rows[0])), modes)
-    result = await insert_arrays(conn, spec.table, column_arrays(rows), suffix, once=spec.stamped)
+    columns = _columns(spec, rows)
+    suffix = _pg_conflict_sql(spec, tuple(_update_columns(spec, columns)), modes)
+    arrays = {name: [row.get(name) for row in rows] for name in columns}
+    result = await insert_arrays(conn, spec.table, arrays, suffix, once=spec.stamped)
     inserted = {str(key) for key, is_new in result if is_new}
     return {row[spec.key_column] for row in rows} - inserted
 
@@ -474,7 +485,9 @@ async def _upsert_rows(
     for part in chunks([row[spec.key_column] for row in rows]):
         existing.update((await conn.execute(select(key_col).where(key_col.in_(part)))).scalars())
     stmt = insert_for(conn, table)
-    columns = _update_columns(spec, rows[0])
+    held = _columns(spec, rows)
+    rows = [{name: row.get(name) for name in held} for row in rows]  # one shape for all
+    columns = _update_columns(spec, held)
     modes = modes or {}
     updates: dict[str, Any] = {}
     for name in columns:
