@@ -241,7 +241,7 @@ async def test_503_with_retry_after_is_unavailable(crm: Crm) -> None:
 
 
 async def test_timeout_is_unavailable_and_retry_writes_once(crm: Crm) -> None:
-    crm.server.script(delay_s=1.0)
+    crm.server.script(delay_s=1.5)  # well above FAST_TIMEOUT_S
     with pytest.raises(CrmUnavailable) as caught:
         await apply_one(crm.connector, contact_op())
     assert "Timeout" in str(caught.value)
