@@ -216,6 +216,8 @@ def _overlay(old: Row, new: Row, modes: Modes, new_modes: Modes) -> Row:
 def _merge(old: Row, old_modes: Modes, new: Row, new_modes: Modes) -> tuple[Row, Modes]:
     """Two ops of a batch on one record, as one row: the later op applied after the earlier
     (where their modes cannot both hold, the earlier op's value and mode stay)."""
+    if new == old and new_modes == old_modes:
+        return old, old_modes  # the same record again (a contact's every message): as it is
     modes = dict(old_modes)
     columns = {k: v for k, v in new.items() if k != "attributes"}
     merged = _overlay(old, columns, modes, new_modes)
