@@ -82,6 +82,8 @@ events:
         quoted: {const: "a'b\\\\c\\"", type: string}
         from_root: {path: source, type: string}
         nowhere: {path: nothing.here, type: string}
+        shout: {upper: {path: data.a}, type: string}
+        hush: {lower: {path: data.b.c}}
     - op: upsert_contact
       when: {exists: subject}
       fields:
@@ -110,6 +112,9 @@ EDGE_DATA = [
     {"kind": "text", "message_id": "m1", "count": "twelve"},
     {"kind": "text", "message_id": "m1", "phone": "+525512345678"},
     {"kind": "text", "message_id": "m1", "phone": "not a phone"},
+    {"kind": "text", "message_id": "m1", "a": "mx", "b": {"c": "ÉTÉ"}},
+    {"kind": "text", "message_id": "m1", "a": ["mx"], "b": {"c": 7}},
+    {"kind": "text", "message_id": "m1", "a": True, "b": {"c": ["X"]}},
 ]
 
 

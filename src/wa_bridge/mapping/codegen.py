@@ -5,10 +5,11 @@ default/required → checks) and every path to a getter; applying a rule then co
 per field and per getter, a loop, and the event's attributes copied into a dict for the
 getters. Here the rules of one event type become the source of one function, compiled
 once at load: the rules and fields unrolled in file order, plain dotted paths
-(``data.contact.wa_id``) and the common conditions (``exists``, ``missing``, ``in``) and
-``coalesce`` of such paths written inline, reading the event's attributes directly. What
-is not written inline (JMESPath, ``concat``, ``lookup``, a field's type and catalog
-checks, …) calls the engine's own closures, unchanged.
+(``data.contact.wa_id``), the common conditions (``exists``, ``missing``, ``in``), and
+``coalesce`` of such paths and ``upper`` / ``lower`` of one written inline, reading the
+event's attributes directly. What is not written inline (JMESPath, ``concat``,
+``lookup``, a field's type and catalog checks, …) calls the engine's own closures,
+unchanged.
 
 The generated function covers the path an event takes when every value is valid. Where the
 engine would record a problem (a required field without a value, a value its check refuses,
@@ -158,6 +159,12 @@ class _Writer:
         steps = _simple_path(spec)
         if steps is not None:
             self.path(indent, steps, target)
+            return
+        case = next(iter(spec)) if len(spec) == 1 else None
+        if case in ("upper", "lower") and (steps := _simple_path(spec[case])) is not None:
+            self.path(indent, steps, target)  # text in another case; anything else as it is
+            self.emit(indent, f"if isinstance({target}, str):")
+            self.emit(indent + 1, f"{target} = {target}.{case}()")
             return
         items = spec.get("coalesce") if spec.keys() == {"coalesce"} else None
         if (
