@@ -200,7 +200,10 @@ class IdentityGraph:
         is_new = winner is None
         if winner is None:
             winner = self._create(keys)
+        current = self._current
         for key in keys:
+            if current.get(key) == winner:
+                continue  # linked already (most events of a known contact): nothing changes
             if not self._is_retired_from(key, winner):  # a retired identifier stays history
                 self._link(key, winner, announce=not is_new)
         return winner
