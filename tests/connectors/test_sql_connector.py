@@ -60,6 +60,11 @@ async def rows(store: SqlStore, table: Table) -> list[dict[str, Any]]:
         return [dict(r.items()) for r in result.mappings()]
 
 
+async def notes_by_key(store: SqlStore, *columns: str) -> dict[str, tuple[Any, ...]]:
+    """Each CRM note's ``columns``, by its key."""
+    return {r["note_key"]: tuple(r[c] for c in columns) for r in await rows(store, crm_notes)}
+
+
 async def snapshot(store: SqlStore) -> dict[str, list[dict[str, Any]]]:
     out = {}
     for table in (crm_contacts, crm_cases, crm_notes, crm_outcomes):
@@ -239,10 +244,7 @@ async def test_values_shared_by_every_row_and_unset_fields(
     ]
     notes.append(op("add_note", "e3", message_id="wamid.3", direction="outbound", body="x"))
     await connector.apply(notes)
-    got = {
-        r["note_key"]: (r["direction"], r["occurred_at"], r["body"], r["created_at"])
-        for r in await rows(store, crm_notes)
-    }
+    got = await notes_by_key(store, "direction", "occurred_at", "body", "created_at")
     assert got == {
         "wamid.0": ("inbound", T0, None, T0),
         "wamid.1": ("inbound", T0, None, T0),
@@ -271,10 +273,7 @@ async def test_a_column_one_row_leaves_out_keeps_its_stored_value(
             op("add_note", "e5", message_id="wamid.3", direction="outbound"),  # a new one
         ]
     )
-    got = {
-        r["note_key"]: (r["body"], r["media_id"], r["status"], r["occurred_at"], r["direction"])
-        for r in await rows(store, crm_notes)
-    }
+    got = await notes_by_key(store, "body", "media_id", "status", "occurred_at", "direction")
     assert got == {
         "wamid.1": ("hola", "m1", "read", T0, None),
         "wamid.2": ("adios!", None, "sent", later, None),
