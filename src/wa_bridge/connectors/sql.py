@@ -442,7 +442,9 @@ def _attributes_update(t: str, modes: dict[str, WriteMode]) -> str:
     return f"CASE WHEN EXCLUDED.attributes IS NULL THEN {t}.attributes ELSE {merged} END"
 
 
-@lru_cache(maxsize=64)
+# keyed by the columns a statement's rows hold (which fields a batch's operations gave),
+# so a few shapes per kind and write modes
+@lru_cache(maxsize=256)
 def _pg_conflict_sql(
     spec: _Spec, columns: tuple[str, ...], modes: tuple[tuple[str, WriteMode], ...] = ()
 ) -> str:
