@@ -72,7 +72,7 @@ class Delivery:
     def of(cls, record: Any) -> Delivery:
         """From an aiokafka ConsumerRecord."""
         raw = record.headers
-        headers = tuple(_header(k, v) for k, v in raw) if raw else ()
+        headers = _headers(raw) if raw else ()
         attempt = due_ms = 0
         for name, value in headers:  # a first try carries neither: no dict per record
             if name in _OWN_HEADERS:
@@ -94,7 +94,10 @@ class Delivery:
 
     def origin(self) -> tuple[str, int, int]:
         """Topic, partition, offset where the event was first consumed."""
-        if not any(name == HEADER_ORIGINAL_TOPIC for name, _ in self.headers):
+        for name, _ in self.headers:
+            if name == HEADER_ORIGINAL_TOPIC:
+                break
+        else:
             return self.topic, self.partition, self.offset  # first consumed here
         found = dict(self.headers)
         return (
@@ -102,6 +105,15 @@ class Delivery:
             _int(found.get(HEADER_ORIGINAL_PARTITION)),
             _int(found.get(HEADER_ORIGINAL_OFFSET)),
         )
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    """A record's headers as ``(str, bytes)`` pairs: aiokafka's own when they are so
+    already (every record it reads), else each one converted."""
+    for pair in raw:
+        if type(pair) is not tuple or type(pair[0]) is not str or type(pair[1]) is not bytes:
+            return tuple(_header(k, v) for k, v in raw)
+    return tuple(raw)
 
 
 def _header(name: Any, value: Any) -> tuple[str, bytes]:
